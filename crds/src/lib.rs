@@ -1,0 +1,1 @@
+//! llmesh CRD types.

@@ -1,0 +1,410 @@
+//! The config snapshot: the sidecar's own, versioned wire format for its whole config.
+//!
+//! The operator (or the local runner) compiles `LLMModel`, `VirtualKey` and `Budget`
+//! resources plus their Secrets into one `Snapshot` and hands it to the sidecar. It is
+//! plain serde data with everything resolved (no references left to follow), so the
+//! sidecar never needs Kubernetes types. The data path never sees it directly: it is
+//! validated and converted into [`crate::config::Routes`] at the boundary.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// The snapshot format this sidecar understands. Bumped on incompatible changes.
+pub const FORMAT: u32 = 1;
+
+/// The whole config of one sidecar, as compiled for its namespace.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Snapshot {
+    /// Wire format version; must equal [`FORMAT`].
+    pub format: u32,
+    /// Content version: equal snapshots have equal versions (a hash of the content).
+    pub version: String,
+    /// Logical models clients can name in `model`, sorted by name.
+    #[serde(default)]
+    pub models: Vec<ModelSpec>,
+    /// Virtual keys (hashes only), sorted by name. Enforced by the metering layer.
+    #[serde(default)]
+    pub keys: Vec<KeySpec>,
+    /// Budgets, sorted by name. Enforced by the metering layer.
+    #[serde(default)]
+    pub budgets: Vec<BudgetSpec>,
+}
+
+/// One logical model and how to serve it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ModelSpec {
+    /// The name clients send as `model`.
+    pub name: String,
+    /// How a deployment is chosen for each attempt.
+    #[serde(default)]
+    pub strategy: Strategy,
+    /// Where the model is served; at least one.
+    pub deployments: Vec<DeploymentSpec>,
+    /// Models tried in order once this one's retries are exhausted on 429/5xx/timeout.
+    #[serde(default)]
+    pub fallbacks: Vec<String>,
+    /// Models tried in order when the upstream says the prompt exceeds its context window.
+    #[serde(default)]
+    pub context_window_fallbacks: Vec<String>,
+    /// Models tried in order when the upstream refuses the content on policy grounds.
+    #[serde(default)]
+    pub content_policy_fallbacks: Vec<String>,
+    /// Retries per error class and their backoff.
+    #[serde(default)]
+    pub retry: RetrySpec,
+    /// Request time limits.
+    #[serde(default)]
+    pub timeouts: TimeoutSpec,
+    /// When a failing deployment is rested.
+    #[serde(default)]
+    pub cooldown: CooldownSpec,
+    /// Prices, used by the lowest-cost strategy and by metering.
+    #[serde(default)]
+    pub pricing: Pricing,
+}
+
+/// Deployment selection strategy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// Random choice weighted by each deployment's weight.
+    #[default]
+    WeightedShuffle,
+    /// The deployment with the fewest requests in flight.
+    LeastBusy,
+    /// The deployment with the lowest moving average of upstream latency.
+    LowestLatency,
+    /// The deployment with the most rpm/tpm headroom left this minute.
+    UsageBased,
+    /// The cheapest deployment by price.
+    LowestCost,
+}
+
+impl Strategy {
+    /// The name used in config and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::WeightedShuffle => "weighted-shuffle",
+            Strategy::LeastBusy => "least-busy",
+            Strategy::LowestLatency => "lowest-latency",
+            Strategy::UsageBased => "usage-based",
+            Strategy::LowestCost => "lowest-cost",
+        }
+    }
+}
+
+/// The kinds of upstream provider the sidecar can call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProviderKind {
+    /// OpenAI's API.
+    Openai,
+    /// Azure OpenAI: deployment URLs, `api-version`, `api-key` header.
+    Azure,
+    /// Ollama's OpenAI-compatible API.
+    Ollama,
+    /// vLLM's OpenAI-compatible server.
+    Vllm,
+    /// Groq.
+    Groq,
+    /// Mistral AI.
+    Mistral,
+    /// DeepSeek.
+    Deepseek,
+    /// Together AI.
+    Together,
+    /// Fireworks AI.
+    Fireworks,
+    /// OpenRouter.
+    Openrouter,
+    /// Perplexity.
+    Perplexity,
+    /// Any other server speaking OpenAI's API; needs a base URL.
+    OpenaiCompatible,
+    /// A built-in fake provider answering in-process, for local trials only.
+    Demo,
+}
+
+/// One place a model is served.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeploymentSpec {
+    /// Unique within its model; shown in `x-llmesh-deployment` and metrics.
+    pub name: String,
+    /// Which provider serves it.
+    pub provider: ProviderKind,
+    /// The provider's model id (for Azure, the deployment name).
+    pub model: String,
+    /// Overrides the provider's default base URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// The provider credential, resolved from its Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<SecretString>,
+    /// Azure OpenAI `api-version` query parameter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    /// Relative share of traffic under weighted shuffle; at least 1.
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// Requests per minute this deployment accepts; none means unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpm: Option<u32>,
+    /// Tokens per minute this deployment accepts; none means unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpm: Option<u64>,
+    /// Overrides the model's prices for this deployment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pricing: Option<Pricing>,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+/// Prices in integer micro-dollars per million tokens.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Pricing {
+    /// Prompt tokens.
+    #[serde(default)]
+    pub input_micros_per_million: u64,
+    /// Completion tokens.
+    #[serde(default)]
+    pub output_micros_per_million: u64,
+    /// Prompt tokens served from the provider's cache.
+    #[serde(default)]
+    pub cached_input_micros_per_million: u64,
+}
+
+/// Retry counts per error class, and the backoff between attempts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RetrySpec {
+    /// Retries after a 429.
+    #[serde(default = "two")]
+    pub rate_limited: u32,
+    /// Retries after a 5xx.
+    #[serde(default = "two")]
+    pub server_error: u32,
+    /// Retries after a timeout.
+    #[serde(default = "one")]
+    pub timeout: u32,
+    /// Retries after a connection failure.
+    #[serde(default = "two")]
+    pub connect_error: u32,
+    /// Retries after a 400/401/403/404 and other 4xx (normally none).
+    #[serde(default)]
+    pub client_error: u32,
+    /// First backoff; doubled each retry, with full jitter.
+    #[serde(default = "default_initial_backoff")]
+    pub initial_backoff_ms: u64,
+    /// Cap on one backoff, and on how long a `Retry-After` is honoured.
+    #[serde(default = "default_max_backoff")]
+    pub max_backoff_ms: u64,
+}
+
+fn one() -> u32 {
+    1
+}
+fn two() -> u32 {
+    2
+}
+fn default_initial_backoff() -> u64 {
+    250
+}
+fn default_max_backoff() -> u64 {
+    8_000
+}
+
+impl Default for RetrySpec {
+    fn default() -> Self {
+        RetrySpec {
+            rate_limited: 2,
+            server_error: 2,
+            timeout: 1,
+            connect_error: 2,
+            client_error: 0,
+            initial_backoff_ms: default_initial_backoff(),
+            max_backoff_ms: default_max_backoff(),
+        }
+    }
+}
+
+/// Request time limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TimeoutSpec {
+    /// Whole request, all attempts and fallbacks included, streams to their end.
+    #[serde(default = "default_total")]
+    pub total_ms: u64,
+    /// One attempt: until response headers and, for streams, the first chunk.
+    #[serde(default = "default_ttft")]
+    pub time_to_first_token_ms: u64,
+}
+
+fn default_total() -> u64 {
+    600_000
+}
+fn default_ttft() -> u64 {
+    60_000
+}
+
+impl Default for TimeoutSpec {
+    fn default() -> Self {
+        TimeoutSpec {
+            total_ms: default_total(),
+            time_to_first_token_ms: default_ttft(),
+        }
+    }
+}
+
+/// When a deployment is rested: `allowed_fails` failures within `window_ms` rest it
+/// for `duration_ms`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CooldownSpec {
+    /// Failures tolerated within the window; the next one starts the cooldown.
+    #[serde(default = "default_allowed_fails")]
+    pub allowed_fails: u32,
+    /// The window failures are counted in.
+    #[serde(default = "default_window")]
+    pub window_ms: u64,
+    /// How long the deployment rests.
+    #[serde(default = "default_cooldown")]
+    pub duration_ms: u64,
+}
+
+fn default_allowed_fails() -> u32 {
+    3
+}
+fn default_window() -> u64 {
+    60_000
+}
+fn default_cooldown() -> u64 {
+    30_000
+}
+
+impl Default for CooldownSpec {
+    fn default() -> Self {
+        CooldownSpec {
+            allowed_fails: default_allowed_fails(),
+            window_ms: default_window(),
+            duration_ms: default_cooldown(),
+        }
+    }
+}
+
+/// A virtual key as the sidecar sees it: a hash, never the key itself.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KeySpec {
+    /// The VirtualKey's name.
+    pub name: String,
+    /// Lowercase hex SHA-256 of the key.
+    pub sha256: String,
+    /// The key's first characters, for display.
+    pub display_prefix: String,
+    /// Models the key may call; empty means all.
+    #[serde(default)]
+    pub models: Vec<String>,
+    /// Requests per minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpm: Option<u32>,
+    /// Tokens per minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpm: Option<u64>,
+    /// Requests in flight at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_parallel_requests: Option<u32>,
+    /// Expiry as Unix seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at_unix: Option<i64>,
+    /// Team label for metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    /// User label for metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The Budget this key spends from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<String>,
+}
+
+/// A budget as the sidecar sees it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BudgetSpec {
+    /// The Budget's name.
+    pub name: String,
+    /// Spend limit per period in micro-dollars.
+    pub limit_micros: u64,
+    /// Keys it applies to.
+    #[serde(default)]
+    pub keys: Vec<String>,
+    /// Models it applies to.
+    #[serde(default)]
+    pub models: Vec<String>,
+    /// The model to serve from once exhausted; none means reject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub downgrade_to: Option<String>,
+}
+
+/// A secret value: serialized as-is, never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SecretString(String);
+
+impl SecretString {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        SecretString(value.into())
+    }
+
+    /// The secret itself; callers must not log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretString(<redacted>)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_json_gets_defaults() {
+        let snap: Snapshot = serde_json::from_str(
+            r#"{"format":1,"version":"v","models":[{"name":"m","deployments":[
+                {"name":"d","provider":"openai","model":"gpt-4o-mini"}]}]}"#,
+        )
+        .unwrap();
+        let model = &snap.models[0];
+        assert_eq!(model.strategy, Strategy::WeightedShuffle);
+        assert_eq!(model.deployments[0].weight, 1);
+        assert_eq!(model.retry, RetrySpec::default());
+        assert_eq!(model.cooldown.allowed_fails, 3);
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug_but_kept_on_the_wire() {
+        let key = SecretString::new("sk-live-123");
+        assert!(!format!("{key:?}").contains("sk-live"));
+        assert_eq!(serde_json::to_string(&key).unwrap(), "\"sk-live-123\"");
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let err = serde_json::from_str::<Snapshot>(r#"{"format":1,"version":"v","modles":[]}"#)
+            .unwrap_err();
+        assert!(err.to_string().contains("modles"));
+    }
+}

@@ -1,0 +1,3 @@
+//! The `llmesh-sidecar` binary.
+
+fn main() {}

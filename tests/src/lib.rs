@@ -1,0 +1,1 @@
+//! Test support shared by llmesh's crates: mock upstream providers.

@@ -1,1 +1,5 @@
 //! Test support shared by llmesh's crates: mock upstream providers.
+
+pub mod openai;
+
+pub use openai::{MockConfig, MockOpenAi, Recorded, Reply};

@@ -1,6 +1,9 @@
-//! Config: the snapshot wire format and its conversion into the routing table the data
-//! path reads.
+//! Config: the snapshot wire format, its conversion into the routing table the data
+//! path reads, and the snapshot-file source.
 
+pub mod file;
+pub mod routes;
 pub mod snapshot;
 
+pub use routes::{Routes, RoutesBuilder};
 pub use snapshot::Snapshot;

@@ -1,0 +1,388 @@
+//! The routing table: the validated, ready-to-use form of a [`Snapshot`]. Built once per
+//! config change; requests only read it. Deployment state lives outside the table and is
+//! carried over to the next one, so a reload keeps cooldowns, latency averages and
+//! minute counters.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::snapshot::{
+    CooldownSpec, FORMAT, ModelSpec, Pricing, ProviderKind, RetrySpec, Snapshot, Strategy,
+};
+use crate::provider::Target;
+use crate::provider::demo::DemoTransport;
+use crate::router::state::DeploymentState;
+use crate::upstream::Transport;
+
+/// The validated config requests are served from.
+pub struct Routes {
+    /// The snapshot's version.
+    pub version: String,
+    models: HashMap<String, Arc<Model>>,
+    /// Model names, sorted, for `/v1/models`.
+    names: Vec<String>,
+}
+
+impl std::fmt::Debug for Routes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Routes")
+            .field("version", &self.version)
+            .field("models", &self.names)
+            .finish()
+    }
+}
+
+/// One logical model.
+pub struct Model {
+    /// The name clients send.
+    pub name: String,
+    /// Deployment selection strategy.
+    pub strategy: Strategy,
+    /// Where it is served; never empty.
+    pub deployments: Vec<Deployment>,
+    /// Models tried on 429/5xx/timeout/connect failures, in order.
+    pub fallbacks: Vec<String>,
+    /// Models tried when the prompt exceeds the context window.
+    pub context_window_fallbacks: Vec<String>,
+    /// Models tried when the content is refused on policy grounds.
+    pub content_policy_fallbacks: Vec<String>,
+    /// Retry counts and backoff.
+    pub retry: RetrySpec,
+    /// Whole-request time limit.
+    pub total_timeout: Duration,
+    /// Per-attempt limit until headers and, for streams, the first event.
+    pub ttft_timeout: Duration,
+    /// Cooldown policy.
+    pub cooldown: CooldownSpec,
+}
+
+/// One deployment of a model.
+pub struct Deployment {
+    /// Unique within the model.
+    pub name: String,
+    /// Provider kind.
+    pub provider: ProviderKind,
+    /// Provider label for metrics.
+    pub provider_label: &'static str,
+    /// The upstream model id written into the request body.
+    pub upstream_model: String,
+    /// URLs and credential.
+    pub target: Target,
+    /// Weighted-shuffle weight, at least 1.
+    pub weight: u32,
+    /// Requests-per-minute limit.
+    pub rpm: Option<u32>,
+    /// Tokens-per-minute limit.
+    pub tpm: Option<u64>,
+    /// Effective prices (deployment override or the model's).
+    pub pricing: Pricing,
+    /// Live state shared across requests and reloads.
+    pub state: Arc<DeploymentState>,
+    /// How requests reach it.
+    pub transport: Arc<dyn Transport>,
+}
+
+/// Why a snapshot was refused.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct InvalidConfig {
+    /// Where in the snapshot, e.g. `models[chat].deployments[a].baseUrl`.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl Routes {
+    /// Looks up a model by the name a client sent.
+    pub fn model(&self, name: &str) -> Option<&Arc<Model>> {
+        self.models.get(name)
+    }
+
+    /// Every model name, sorted.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Every model.
+    pub fn models(&self) -> impl Iterator<Item = &Arc<Model>> {
+        self.models.values()
+    }
+}
+
+impl Model {
+    /// The fallback list for a failure kind.
+    pub fn fallbacks_for(&self, kind: crate::router::retry::FallbackKind) -> &[String] {
+        use crate::router::retry::FallbackKind;
+        match kind {
+            FallbackKind::General => &self.fallbacks,
+            FallbackKind::ContextWindow => &self.context_window_fallbacks,
+            FallbackKind::ContentPolicy => &self.content_policy_fallbacks,
+        }
+    }
+}
+
+type StateKey = (String, String, ProviderKind, String);
+
+/// Builds [`Routes`] from snapshots, carrying deployment state from one to the next.
+pub struct RoutesBuilder {
+    http: Arc<dyn Transport>,
+    demo: Arc<dyn Transport>,
+    states: Mutex<HashMap<StateKey, Arc<DeploymentState>>>,
+}
+
+impl RoutesBuilder {
+    /// A builder sending HTTP deployments through `http`.
+    pub fn new(http: Arc<dyn Transport>) -> Self {
+        RoutesBuilder {
+            http,
+            demo: Arc::new(DemoTransport),
+            states: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Replaces the demo provider's transport (tests script upstreams this way).
+    pub fn with_demo_transport(mut self, demo: Arc<dyn Transport>) -> Self {
+        self.demo = demo;
+        self
+    }
+
+    /// Validates a snapshot and builds its routing table.
+    pub fn build(&self, snapshot: &Snapshot) -> Result<Routes, InvalidConfig> {
+        if snapshot.format != FORMAT {
+            return Err(invalid(
+                "format",
+                format!(
+                    "snapshot format {} is not supported (expected {FORMAT})",
+                    snapshot.format
+                ),
+            ));
+        }
+        let names: HashSet<&str> = snapshot.models.iter().map(|m| m.name.as_str()).collect();
+        if names.len() != snapshot.models.len() {
+            return Err(invalid("models", "model names must be unique"));
+        }
+        let mut previous = self
+            .states
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut states = HashMap::new();
+        let mut models = HashMap::with_capacity(snapshot.models.len());
+        for spec in &snapshot.models {
+            let model = self.model(spec, &names, &mut previous, &mut states)?;
+            models.insert(spec.name.clone(), Arc::new(model));
+        }
+        // Only deployments still configured keep their state.
+        *previous = states;
+        let mut sorted: Vec<String> = models.keys().cloned().collect();
+        sorted.sort();
+        Ok(Routes {
+            version: snapshot.version.clone(),
+            models,
+            names: sorted,
+        })
+    }
+
+    fn model(
+        &self,
+        spec: &ModelSpec,
+        names: &HashSet<&str>,
+        previous: &mut HashMap<StateKey, Arc<DeploymentState>>,
+        states: &mut HashMap<StateKey, Arc<DeploymentState>>,
+    ) -> Result<Model, InvalidConfig> {
+        let at = |field: &str| format!("models[{}].{field}", spec.name);
+        if spec.name.is_empty() {
+            return Err(invalid("models[].name", "must not be empty"));
+        }
+        if spec.deployments.is_empty() {
+            return Err(invalid(
+                &at("deployments"),
+                "at least one deployment is required",
+            ));
+        }
+        for (field, list) in [
+            ("fallbacks", &spec.fallbacks),
+            ("contextWindowFallbacks", &spec.context_window_fallbacks),
+            ("contentPolicyFallbacks", &spec.content_policy_fallbacks),
+        ] {
+            for name in list {
+                if name == &spec.name {
+                    return Err(invalid(&at(field), "a model cannot fall back to itself"));
+                }
+                if !names.contains(name.as_str()) {
+                    return Err(invalid(&at(field), format!("unknown model {name:?}")));
+                }
+            }
+        }
+        if spec.timeouts.total_ms == 0 || spec.timeouts.time_to_first_token_ms == 0 {
+            return Err(invalid(&at("timeouts"), "timeouts must be positive"));
+        }
+        let mut seen = HashSet::new();
+        let mut deployments = Vec::with_capacity(spec.deployments.len());
+        for d in &spec.deployments {
+            let dat =
+                |field: &str| format!("models[{}].deployments[{}].{field}", spec.name, d.name);
+            if !seen.insert(d.name.as_str()) {
+                return Err(invalid(&dat("name"), "deployment names must be unique"));
+            }
+            if d.weight == 0 {
+                return Err(invalid(&dat("weight"), "weight must be at least 1"));
+            }
+            let target = Target::for_deployment(d).map_err(|m| invalid(&dat("provider"), m))?;
+            let key = (
+                spec.name.clone(),
+                d.name.clone(),
+                d.provider,
+                target
+                    .uri(crate::provider::Endpoint::ChatCompletions)
+                    .to_string(),
+            );
+            let state = previous.remove(&key).unwrap_or_default();
+            states.insert(key, state.clone());
+            let transport = match d.provider {
+                ProviderKind::Demo => self.demo.clone(),
+                _ => self.http.clone(),
+            };
+            deployments.push(Deployment {
+                name: d.name.clone(),
+                provider: d.provider,
+                provider_label: provider_label(d.provider),
+                upstream_model: d.model.clone(),
+                target,
+                weight: d.weight,
+                rpm: d.rpm,
+                tpm: d.tpm,
+                pricing: d.pricing.unwrap_or(spec.pricing),
+                state,
+                transport,
+            });
+        }
+        Ok(Model {
+            name: spec.name.clone(),
+            strategy: spec.strategy,
+            deployments,
+            fallbacks: spec.fallbacks.clone(),
+            context_window_fallbacks: spec.context_window_fallbacks.clone(),
+            content_policy_fallbacks: spec.content_policy_fallbacks.clone(),
+            retry: spec.retry,
+            total_timeout: Duration::from_millis(spec.timeouts.total_ms),
+            ttft_timeout: Duration::from_millis(spec.timeouts.time_to_first_token_ms),
+            cooldown: spec.cooldown,
+        })
+    }
+}
+
+/// The provider's name as used in config and metrics.
+pub fn provider_label(kind: ProviderKind) -> &'static str {
+    match kind {
+        ProviderKind::Openai => "openai",
+        ProviderKind::Azure => "azure",
+        ProviderKind::Ollama => "ollama",
+        ProviderKind::Vllm => "vllm",
+        ProviderKind::Groq => "groq",
+        ProviderKind::Mistral => "mistral",
+        ProviderKind::Deepseek => "deepseek",
+        ProviderKind::Together => "together",
+        ProviderKind::Fireworks => "fireworks",
+        ProviderKind::Openrouter => "openrouter",
+        ProviderKind::Perplexity => "perplexity",
+        ProviderKind::OpenaiCompatible => "openai-compatible",
+        ProviderKind::Demo => "demo",
+    }
+}
+
+fn invalid(path: &str, message: impl Into<String>) -> InvalidConfig {
+    InvalidConfig {
+        path: path.to_owned(),
+        message: message.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::snapshot::DeploymentSpec;
+
+    pub(crate) fn snapshot(models: Vec<ModelSpec>) -> Snapshot {
+        Snapshot {
+            format: FORMAT,
+            version: "test".into(),
+            models,
+            keys: vec![],
+            budgets: vec![],
+        }
+    }
+
+    fn model(name: &str, deployments: &[&str]) -> ModelSpec {
+        ModelSpec {
+            name: name.into(),
+            strategy: Strategy::default(),
+            deployments: deployments
+                .iter()
+                .map(|d| DeploymentSpec {
+                    name: (*d).into(),
+                    ..crate::provider::spec(ProviderKind::Demo)
+                })
+                .collect(),
+            fallbacks: vec![],
+            context_window_fallbacks: vec![],
+            content_policy_fallbacks: vec![],
+            retry: RetrySpec::default(),
+            timeouts: Default::default(),
+            cooldown: Default::default(),
+            pricing: Default::default(),
+        }
+    }
+
+    fn builder() -> RoutesBuilder {
+        RoutesBuilder::new(Arc::new(DemoTransport))
+    }
+
+    #[test]
+    fn builds_and_sorts_models() {
+        let routes = builder()
+            .build(&snapshot(vec![model("b", &["x"]), model("a", &["y"])]))
+            .unwrap();
+        assert_eq!(routes.names(), ["a", "b"]);
+        assert_eq!(routes.model("a").unwrap().deployments[0].name, "y");
+        assert!(routes.model("c").is_none());
+    }
+
+    #[test]
+    fn refuses_invalid_snapshots_naming_the_field() {
+        let b = builder();
+        let mut bad = model("a", &["x", "x"]);
+        let err = b.build(&snapshot(vec![bad.clone()])).unwrap_err();
+        assert_eq!(err.path, "models[a].deployments[x].name");
+        bad = model("a", &[]);
+        assert!(b.build(&snapshot(vec![bad])).is_err());
+        let mut selfish = model("a", &["x"]);
+        selfish.fallbacks = vec!["a".into()];
+        assert!(b.build(&snapshot(vec![selfish])).is_err());
+        let mut dangling = model("a", &["x"]);
+        dangling.context_window_fallbacks = vec!["zzz".into()];
+        let err = b.build(&snapshot(vec![dangling])).unwrap_err();
+        assert!(err.to_string().contains("zzz"), "{err}");
+        let mut wrong_format = snapshot(vec![]);
+        wrong_format.format = 99;
+        assert!(b.build(&wrong_format).is_err());
+    }
+
+    #[test]
+    fn deployment_state_survives_reloads_but_not_removal() {
+        let b = builder();
+        let first = b.build(&snapshot(vec![model("a", &["x", "y"])])).unwrap();
+        let x1 = first.model("a").unwrap().deployments[0].state.clone();
+        let second = b.build(&snapshot(vec![model("a", &["x"])])).unwrap();
+        assert!(Arc::ptr_eq(
+            &x1,
+            &second.model("a").unwrap().deployments[0].state
+        ));
+        let y1 = first.model("a").unwrap().deployments[1].state.clone();
+        let third = b.build(&snapshot(vec![model("a", &["x", "y"])])).unwrap();
+        assert!(!Arc::ptr_eq(
+            &y1,
+            &third.model("a").unwrap().deployments[1].state
+        ));
+    }
+}

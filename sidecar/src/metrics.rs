@@ -1,0 +1,199 @@
+//! Prometheus metrics of the data plane, in a registry of their own (no globals), served
+//! by the admin server's `/metrics`.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+use crate::config::routes::Routes;
+
+/// Latency buckets from 1 ms to 5 minutes: LLM calls span that whole range.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+];
+
+/// Buckets for the proxy's own overhead, 10 µs to 100 ms.
+const OVERHEAD_BUCKETS: &[f64] = &[
+    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.1,
+];
+
+/// Every data-plane metric.
+pub struct Metrics {
+    registry: Registry,
+    /// Requests answered, by model, deployment, provider and HTTP status.
+    pub requests: IntCounterVec,
+    /// Whole-request duration (to the end of the body), by model and endpoint.
+    pub request_duration: HistogramVec,
+    /// Time to the first streamed event reaching the client, by model.
+    pub time_to_first_token: HistogramVec,
+    /// One attempt's wait for the upstream (headers, or first event for streams).
+    pub upstream_latency: HistogramVec,
+    /// Retries, by model, deployment and failure class.
+    pub retries: IntCounterVec,
+    /// Fallbacks taken, by source model, target model and kind.
+    pub fallbacks: IntCounterVec,
+    /// Times a deployment entered cooldown.
+    pub cooldowns: IntCounterVec,
+    /// 1 while a deployment is cooling down (refreshed on scrape).
+    pub in_cooldown: IntGaugeVec,
+    /// Client requests in flight.
+    pub in_flight: IntGauge,
+    /// Time the proxy itself spent on a request, upstream waits and backoff excluded.
+    pub overhead: HistogramVec,
+    /// 1 for the config version in use.
+    pub config_info: IntGaugeVec,
+    /// Config loads by result (`ok`, `error`).
+    pub config_reloads: IntCounterVec,
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new_custom(Some("llmesh".into()), None)?;
+        let counter =
+            |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, prometheus::Error> {
+                let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+                registry.register(Box::new(c.clone()))?;
+                Ok(c)
+            };
+        let histogram = |name: &str,
+                         help: &str,
+                         labels: &[&str],
+                         buckets: &[f64]|
+         -> Result<HistogramVec, prometheus::Error> {
+            let h = HistogramVec::new(
+                HistogramOpts::new(name, help).buckets(buckets.to_vec()),
+                labels,
+            )?;
+            registry.register(Box::new(h.clone()))?;
+            Ok(h)
+        };
+        let requests = counter(
+            "requests_total",
+            "Requests answered, by model, deployment, provider and status.",
+            &["model", "deployment", "provider", "status"],
+        )?;
+        let request_duration = histogram(
+            "request_duration_seconds",
+            "Whole request duration, to the end of the response body.",
+            &["model", "endpoint"],
+            LATENCY_BUCKETS,
+        )?;
+        let time_to_first_token = histogram(
+            "time_to_first_token_seconds",
+            "Time until the first streamed event was ready for the client.",
+            &["model"],
+            LATENCY_BUCKETS,
+        )?;
+        let upstream_latency = histogram(
+            "upstream_latency_seconds",
+            "One attempt's wait for the upstream: headers, or the first event of a stream.",
+            &["provider", "deployment"],
+            LATENCY_BUCKETS,
+        )?;
+        let retries = counter(
+            "retries_total",
+            "Retries, by model, deployment and failure class.",
+            &["model", "deployment", "reason"],
+        )?;
+        let fallbacks = counter(
+            "fallbacks_total",
+            "Fallbacks to another model, by source, target and kind.",
+            &["from", "to", "kind"],
+        )?;
+        let cooldowns = counter(
+            "cooldowns_total",
+            "Times a deployment entered cooldown.",
+            &["model", "deployment"],
+        )?;
+        let in_cooldown = IntGaugeVec::new(
+            Opts::new(
+                "deployment_in_cooldown",
+                "1 while the deployment is cooling down.",
+            ),
+            &["model", "deployment"],
+        )?;
+        registry.register(Box::new(in_cooldown.clone()))?;
+        let in_flight = IntGauge::new("requests_in_flight", "Client requests in flight.")?;
+        registry.register(Box::new(in_flight.clone()))?;
+        let overhead = histogram(
+            "proxy_overhead_seconds",
+            "Time spent in the proxy itself, upstream waits and backoff excluded.",
+            &["endpoint"],
+            OVERHEAD_BUCKETS,
+        )?;
+        let config_info = IntGaugeVec::new(
+            Opts::new("config_info", "1 for the config version in use."),
+            &["version"],
+        )?;
+        registry.register(Box::new(config_info.clone()))?;
+        let config_reloads = counter(
+            "config_reloads_total",
+            "Config loads by result.",
+            &["result"],
+        )?;
+        Ok(Metrics {
+            registry,
+            requests,
+            request_duration,
+            time_to_first_token,
+            upstream_latency,
+            retries,
+            fallbacks,
+            cooldowns,
+            in_cooldown,
+            in_flight,
+            overhead,
+            config_info,
+            config_reloads,
+        })
+    }
+
+    /// Marks `version` as the config in use.
+    pub fn set_config_version(&self, version: &str) {
+        self.config_info.reset();
+        self.config_info.with_label_values(&[version]).set(1);
+    }
+
+    /// Renders the text exposition, refreshing the cooldown gauges from `routes`.
+    pub fn render(&self, routes: Option<&Routes>) -> Vec<u8> {
+        if let Some(routes) = routes {
+            self.in_cooldown.reset();
+            let now = tokio::time::Instant::now();
+            for model in routes.models() {
+                for d in &model.deployments {
+                    let resting = i64::from(d.state.is_resting(now));
+                    self.in_cooldown
+                        .with_label_values(&[model.name.as_str(), d.name.as_str()])
+                        .set(resting);
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(16 * 1024);
+        // Encoding into a Vec only fails on invalid metric families, which we never build.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prefixed_metrics() {
+        let m = Metrics::new().unwrap();
+        m.requests
+            .with_label_values(&["chat", "a", "openai", "200"])
+            .inc();
+        m.set_config_version("abc");
+        m.set_config_version("def");
+        let text = String::from_utf8(m.render(None)).unwrap();
+        assert!(text.contains(
+            r#"llmesh_requests_total{deployment="a",model="chat",provider="openai",status="200"} 1"#
+        ));
+        assert!(text.contains(r#"llmesh_config_info{version="def"} 1"#));
+        assert!(!text.contains(r#"version="abc""#));
+    }
+}

@@ -1,0 +1,535 @@
+//! The request path's core: for one client call, try the model's deployments with
+//! retries and backoff, rest failing deployments, and fall back to other models, until
+//! one upstream answers or the options (or the total timeout) run out.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+use http_body::Body as _;
+use http_body_util::BodyExt;
+use serde::Serialize;
+use serde::ser::SerializeMap;
+use serde_json::{Map, Value};
+use tokio::time::Instant;
+
+use super::relay::{EarlyEnd, Relay};
+use super::retry::{FailureClass, backoff, classify, retry_after};
+use super::strategy::pick;
+use crate::config::routes::{Deployment, Model, Routes};
+use crate::metrics::Metrics;
+use crate::provider::Endpoint;
+use crate::server::error::ApiError;
+use crate::upstream::{TransportError, UpstreamBody};
+
+/// Largest upstream response body read whole (non-streaming answers, error bodies).
+const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
+/// Largest upstream error body kept to show the client.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// One validated client call.
+pub struct Call {
+    /// Which API operation.
+    pub endpoint: Endpoint,
+    /// The request body; `model` is rewritten per deployment.
+    pub body: Map<String, Value>,
+    /// Whether the client asked for a stream.
+    pub stream: bool,
+    /// Rough token count for rpm/tpm accounting before usage is known.
+    pub estimated_tokens: u64,
+}
+
+/// What the client gets on success.
+pub enum Answer {
+    /// A whole JSON body.
+    Full(Bytes),
+    /// A stream being relayed.
+    Stream(Box<Relay>),
+}
+
+/// A successful upstream answer.
+pub struct Success {
+    /// The model that served it (the requested one or a fallback).
+    pub model: Arc<Model>,
+    /// Index of the deployment that served it.
+    pub deployment: usize,
+    /// Upstream status (2xx).
+    pub status: StatusCode,
+    /// Body.
+    pub answer: Answer,
+}
+
+/// What happened along the way, for headers, metrics and logs.
+#[derive(Debug, Default)]
+pub struct Trace {
+    /// Upstream attempts made.
+    pub attempts: u32,
+    /// Time spent waiting on upstreams.
+    pub upstream: Duration,
+    /// Time spent in backoff or waiting for a deployment to free up.
+    pub waiting: Duration,
+    /// Last deployment tried, as (model, deployment, provider).
+    pub last: Option<(String, String, &'static str)>,
+}
+
+/// Why an attempt (or a model) failed.
+#[derive(Debug)]
+struct Failure {
+    class: FailureClass,
+    status: Option<StatusCode>,
+    message: String,
+    body: Option<Bytes>,
+    retry_after: Option<Duration>,
+}
+
+impl Failure {
+    fn new(class: FailureClass, message: impl Into<String>) -> Self {
+        Failure {
+            class,
+            status: None,
+            message: message.into(),
+            body: None,
+            retry_after: None,
+        }
+    }
+
+    /// The error the client sees once nothing is left to try.
+    fn into_api_error(self) -> ApiError {
+        let retry_secs = self.retry_after.map(|d| {
+            u32::try_from(d.as_secs() + u64::from(d.subsec_nanos() > 0)).unwrap_or(u32::MAX)
+        });
+        let shaped = self.body.filter(|b| ApiError::is_openai_shaped(b));
+        let (status, kind, code) = match self.class {
+            FailureClass::RateLimited => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                "rate_limit_exceeded",
+            ),
+            FailureClass::ServerError => (
+                self.status
+                    .filter(StatusCode::is_server_error)
+                    .unwrap_or(StatusCode::BAD_GATEWAY),
+                "server_error",
+                "upstream_error",
+            ),
+            FailureClass::Timeout => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "server_error",
+                "upstream_timeout",
+            ),
+            FailureClass::Connect => (
+                StatusCode::BAD_GATEWAY,
+                "server_error",
+                "upstream_unreachable",
+            ),
+            FailureClass::ContextWindow => (
+                self.status.unwrap_or(StatusCode::BAD_REQUEST),
+                "invalid_request_error",
+                "context_length_exceeded",
+            ),
+            FailureClass::ContentPolicy => (
+                self.status.unwrap_or(StatusCode::BAD_REQUEST),
+                "invalid_request_error",
+                "content_policy_violation",
+            ),
+            FailureClass::ClientError => (
+                self.status.unwrap_or(StatusCode::BAD_REQUEST),
+                "invalid_request_error",
+                "upstream_rejected",
+            ),
+            FailureClass::NoDeployment => (
+                self.status.unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+                "server_error",
+                "no_healthy_deployment",
+            ),
+        };
+        let mut error = ApiError::new(status, kind, self.message)
+            .with_code(code)
+            .with_retry_after(retry_secs);
+        error.upstream_body = shaped;
+        error
+    }
+}
+
+/// Serializes the client's body with `model` replaced, without copying the map.
+struct WithModel<'a> {
+    model: &'a str,
+    body: &'a Map<String, Value>,
+}
+
+impl Serialize for WithModel<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.body.len()))?;
+        map.serialize_entry("model", self.model)?;
+        for (k, v) in self.body {
+            if k != "model" {
+                map.serialize_entry(k, v)?;
+            }
+        }
+        map.end()
+    }
+}
+
+/// Serves `call` from `primary`, falling back to other models of `routes` as the
+/// primary's fallback lists say.
+pub async fn dispatch(
+    routes: &Routes,
+    primary: &Arc<Model>,
+    call: &Call,
+    metrics: &Metrics,
+    started: Instant,
+    trace: &mut Trace,
+) -> Result<Success, ApiError> {
+    let deadline = started + primary.total_timeout;
+    let failure = match try_model(primary, call, metrics, deadline, trace).await {
+        Ok(success) => return Ok(success),
+        Err(failure) => failure,
+    };
+    let Some(kind) = failure.class.fallback() else {
+        return Err(failure.into_api_error());
+    };
+    let mut last = failure;
+    for name in primary.fallbacks_for(kind) {
+        if Instant::now() >= deadline {
+            break;
+        }
+        let Some(model) = routes.model(name) else {
+            continue;
+        };
+        metrics
+            .fallbacks
+            .with_label_values(&[primary.name.as_str(), name.as_str(), kind.as_str()])
+            .inc();
+        tracing::info!(from = %primary.name, to = %name, kind = kind.as_str(), reason = last.class.as_str(), "falling back");
+        match try_model(model, call, metrics, deadline, trace).await {
+            Ok(success) => return Ok(success),
+            Err(failure) => {
+                let stop = failure.class.fallback().is_none();
+                last = failure;
+                if stop {
+                    break;
+                }
+            }
+        }
+    }
+    Err(last.into_api_error())
+}
+
+/// Tries one model's deployments, with retries per the model's policy.
+async fn try_model(
+    model: &Arc<Model>,
+    call: &Call,
+    metrics: &Metrics,
+    deadline: Instant,
+    trace: &mut Trace,
+) -> Result<Success, Failure> {
+    let mut avoid: Vec<usize> = Vec::new();
+    let mut used = [0u32; 8];
+    let mut retries = 0u32;
+    let mut last: Option<Failure> = None;
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(last.unwrap_or_else(|| {
+                Failure::new(
+                    FailureClass::Timeout,
+                    "The request exceeded the model's total timeout.",
+                )
+            }));
+        }
+        let index = match pick(model, now, &avoid, call.estimated_tokens) {
+            Ok(index) => index,
+            Err(none) => {
+                // Wait for the pool if it frees up within one backoff and the deadline.
+                let max_wait = Duration::from_millis(model.retry.max_backoff_ms);
+                if none.until > now && none.until - now <= max_wait && none.until < deadline {
+                    tokio::time::sleep_until(none.until).await;
+                    trace.waiting += none.until - now;
+                    continue;
+                }
+                if let Some(last) = last {
+                    return Err(last);
+                }
+                let mut failure = Failure::new(
+                    FailureClass::NoDeployment,
+                    if none.all_limited {
+                        format!(
+                            "Every deployment of model `{}` is at its rate limit.",
+                            model.name
+                        )
+                    } else {
+                        format!(
+                            "Every deployment of model `{}` is cooling down after failures.",
+                            model.name
+                        )
+                    },
+                );
+                if none.all_limited {
+                    failure.status = Some(StatusCode::TOO_MANY_REQUESTS);
+                }
+                failure.retry_after = Some(none.until.saturating_duration_since(now));
+                return Err(failure);
+            }
+        };
+        let deployment = &model.deployments[index];
+        trace.attempts += 1;
+        trace.last = Some((
+            model.name.clone(),
+            deployment.name.clone(),
+            deployment.provider_label,
+        ));
+        let failure = match attempt(model, deployment, call, metrics, deadline, trace).await {
+            Ok(answer) => {
+                return Ok(Success {
+                    model: model.clone(),
+                    deployment: index,
+                    status: StatusCode::OK,
+                    answer,
+                });
+            }
+            Err(failure) => failure,
+        };
+        let now = Instant::now();
+        if failure.class.counts_toward_cooldown()
+            && deployment.state.record_failure(now, &model.cooldown)
+        {
+            metrics
+                .cooldowns
+                .with_label_values(&[model.name.as_str(), deployment.name.as_str()])
+                .inc();
+            tracing::warn!(model = %model.name, deployment = %deployment.name, reason = failure.class.as_str(), "deployment cooling down");
+        }
+        if let Some(wait) = failure.retry_after {
+            deployment.state.rest_until(now + wait);
+        }
+        tracing::debug!(model = %model.name, deployment = %deployment.name, reason = failure.class.as_str(), error = %failure.message, "attempt failed");
+        let slot = failure.class as usize;
+        if used[slot] >= failure.class.retries(&model.retry) {
+            return Err(failure);
+        }
+        used[slot] += 1;
+        let wait = backoff(&model.retry, retries);
+        retries += 1;
+        if now + wait >= deadline {
+            return Err(failure);
+        }
+        metrics
+            .retries
+            .with_label_values(&[
+                model.name.as_str(),
+                deployment.name.as_str(),
+                failure.class.as_str(),
+            ])
+            .inc();
+        if !avoid.contains(&index) {
+            avoid.push(index);
+        }
+        last = Some(failure);
+        tokio::time::sleep(wait).await;
+        trace.waiting += wait;
+    }
+}
+
+/// One upstream attempt on one deployment.
+async fn attempt(
+    model: &Model,
+    deployment: &Deployment,
+    call: &Call,
+    metrics: &Metrics,
+    deadline: Instant,
+    trace: &mut Trace,
+) -> Result<Answer, Failure> {
+    let body = serde_json::to_vec(&WithModel {
+        model: &deployment.upstream_model,
+        body: &call.body,
+    })
+    .map_err(|e| {
+        Failure::new(
+            FailureClass::ClientError,
+            format!("request body could not be encoded: {e}"),
+        )
+    })?;
+    let request = deployment.target.request(call.endpoint, Bytes::from(body));
+    let in_flight = deployment.state.start();
+    let sent = Instant::now();
+    // A stream must show its first event within the time-to-first-token limit; a plain
+    // answer arrives whole, so only the total deadline bounds it.
+    let first_deadline = if call.stream {
+        deadline.min(sent + model.ttft_timeout)
+    } else {
+        deadline
+    };
+    let result = tokio::time::timeout_at(first_deadline, deployment.transport.send(request)).await;
+    let observe = |trace: &mut Trace| {
+        let waited = sent.elapsed();
+        trace.upstream += waited;
+        metrics
+            .upstream_latency
+            .with_label_values(&[deployment.provider_label, deployment.name.as_str()])
+            .observe(waited.as_secs_f64());
+        waited
+    };
+    let response = match result {
+        Err(_) => {
+            observe(trace);
+            return Err(Failure::new(
+                FailureClass::Timeout,
+                format!("Deployment `{}` did not answer in time.", deployment.name),
+            ));
+        }
+        Ok(Err(TransportError::Connect(e))) => {
+            observe(trace);
+            return Err(Failure::new(
+                FailureClass::Connect,
+                format!("Deployment `{}` is unreachable: {e}", deployment.name),
+            ));
+        }
+        Ok(Err(TransportError::Io(e))) => {
+            observe(trace);
+            return Err(Failure::new(
+                FailureClass::Connect,
+                format!(
+                    "Deployment `{}` dropped the connection: {e}",
+                    deployment.name
+                ),
+            ));
+        }
+        Ok(Ok(response)) => response,
+    };
+    let (parts, body) = response.into_parts();
+    if !parts.status.is_success() {
+        let bytes = read_body(body, MAX_ERROR_BODY, deadline)
+            .await
+            .unwrap_or_default();
+        observe(trace);
+        let class = classify(parts.status, &bytes);
+        return Err(Failure {
+            class,
+            status: Some(parts.status),
+            message: format!(
+                "Deployment `{}` answered {}.",
+                deployment.name, parts.status
+            ),
+            body: Some(bytes),
+            retry_after: retry_after(&parts.headers, SystemTime::now()),
+        });
+    }
+    if call.stream && is_event_stream(&parts.headers) {
+        let mut relay = Relay::new(
+            body,
+            deadline,
+            in_flight,
+            deployment.state.clone(),
+            model.cooldown,
+        );
+        let first = tokio::time::timeout_at(first_deadline, relay.first_event()).await;
+        let waited = observe(trace);
+        return match first {
+            Ok(Ok(())) => {
+                deployment.state.observe_latency(waited);
+                Ok(Answer::Stream(Box::new(relay)))
+            }
+            Ok(Err(EarlyEnd::Error(e))) => Err(Failure::new(
+                FailureClass::ServerError,
+                format!(
+                    "Deployment `{}` failed before the first token: {e}",
+                    deployment.name
+                ),
+            )),
+            Ok(Err(EarlyEnd::Empty)) => Err(Failure::new(
+                FailureClass::ServerError,
+                format!(
+                    "Deployment `{}` ended the stream without an event.",
+                    deployment.name
+                ),
+            )),
+            Err(_) => Err(Failure::new(
+                FailureClass::Timeout,
+                format!(
+                    "Deployment `{}` sent no token within the time-to-first-token limit.",
+                    deployment.name
+                ),
+            )),
+        };
+    }
+    let bytes = match read_body(body, MAX_UPSTREAM_BODY, deadline).await {
+        Ok(bytes) => bytes,
+        Err(class) => {
+            observe(trace);
+            return Err(Failure::new(
+                class,
+                format!(
+                    "Deployment `{}` failed while sending its answer.",
+                    deployment.name
+                ),
+            ));
+        }
+    };
+    let waited = observe(trace);
+    // A 2xx that is not JSON is an upstream fault: retry it rather than hand it on.
+    let Ok(usage) = serde_json::from_slice::<UsageProbe>(&bytes) else {
+        return Err(Failure::new(
+            FailureClass::ServerError,
+            format!(
+                "Deployment `{}` answered with a malformed body.",
+                deployment.name
+            ),
+        ));
+    };
+    deployment.state.observe_latency(waited);
+    if let Some(total) = usage.usage.and_then(|u| u.total_tokens) {
+        deployment
+            .state
+            .settle_tokens(Instant::now(), call.estimated_tokens, total);
+    }
+    Ok(Answer::Full(bytes))
+}
+
+/// The part of an answer read for accounting; parsing it also proves the body is JSON.
+#[derive(serde::Deserialize)]
+struct UsageProbe {
+    #[serde(default)]
+    usage: Option<UsageCounts>,
+}
+
+#[derive(serde::Deserialize)]
+struct UsageCounts {
+    #[serde(default)]
+    total_tokens: Option<u64>,
+}
+
+fn is_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"))
+}
+
+/// Reads a whole upstream body within the deadline and size limit.
+async fn read_body(
+    mut body: UpstreamBody,
+    limit: usize,
+    deadline: Instant,
+) -> Result<Bytes, FailureClass> {
+    let collect = async {
+        let mut buf = bytes::BytesMut::new();
+        while let Some(frame) = body.frame().await {
+            let Ok(data) = frame.map_err(|_| FailureClass::ServerError)?.into_data() else {
+                continue;
+            };
+            if buf.len() + data.len() > limit {
+                return Err(FailureClass::ServerError);
+            }
+            if buf.is_empty() && body.is_end_stream() {
+                // A body in one frame is handed on without copying.
+                return Ok(data);
+            }
+            buf.extend_from_slice(&data);
+        }
+        Ok(buf.freeze())
+    };
+    tokio::time::timeout_at(deadline, collect)
+        .await
+        .unwrap_or(Err(FailureClass::Timeout))
+}

@@ -1,0 +1,305 @@
+//! Streaming relay: passes an upstream SSE stream to the client event by event as it
+//! arrives. Only whole events are forwarded, so if the upstream fails mid-stream the
+//! client gets a well-formed `data: {"error":...}` event and a clean end, never half an
+//! event. The total deadline keeps running while the stream flows.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use http_body::{Body, Frame};
+use tokio::time::{Instant, Sleep};
+
+use crate::config::snapshot::CooldownSpec;
+use crate::router::state::{DeploymentState, InFlight};
+use crate::server::error::ApiError;
+use crate::upstream::UpstreamBody;
+
+/// How a relayed stream ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// The upstream finished it.
+    Complete,
+    /// The upstream failed or timed out mid-stream; the client got an error event.
+    Failed,
+    /// The client went away first.
+    ClientGone,
+}
+
+/// Called once when the stream ends, for metrics and logs.
+pub type OnEnd = Box<dyn FnOnce(StreamEnd) + Send + Sync>;
+
+/// An upstream SSE stream being relayed to a client.
+pub struct Relay {
+    upstream: UpstreamBody,
+    /// Bytes of an event not yet complete.
+    partial: BytesMut,
+    /// The first event, read before the response started so failures could fall back.
+    first: Option<Bytes>,
+    deadline: Pin<Box<Sleep>>,
+    done: bool,
+    state: Arc<DeploymentState>,
+    cooldown: CooldownSpec,
+    on_end: Option<OnEnd>,
+    _in_flight: InFlight,
+}
+
+/// The stream failed before any event arrived.
+#[derive(Debug)]
+pub enum EarlyEnd {
+    /// The upstream body errored.
+    Error(String),
+    /// The upstream ended without sending an event.
+    Empty,
+}
+
+impl Relay {
+    /// Wraps an upstream body; `deadline` bounds the whole stream.
+    pub fn new(
+        upstream: UpstreamBody,
+        deadline: Instant,
+        in_flight: InFlight,
+        state: Arc<DeploymentState>,
+        cooldown: CooldownSpec,
+    ) -> Self {
+        Relay {
+            upstream,
+            partial: BytesMut::new(),
+            first: None,
+            deadline: Box::pin(tokio::time::sleep_until(deadline)),
+            done: false,
+            state,
+            cooldown,
+            on_end: None,
+            _in_flight: in_flight,
+        }
+    }
+
+    /// Sets the end-of-stream callback.
+    pub fn on_end(&mut self, on_end: OnEnd) {
+        self.on_end = Some(on_end);
+    }
+
+    /// Reads until the first whole event and keeps it for the client. Callers bound this
+    /// with the time-to-first-token timeout.
+    pub async fn first_event(&mut self) -> Result<(), EarlyEnd> {
+        use http_body_util::BodyExt;
+        loop {
+            match self.upstream.frame().await {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data()
+                        && let Some(events) = self.complete_events(data)
+                    {
+                        self.first = Some(events);
+                        return Ok(());
+                    }
+                }
+                Some(Err(err)) => return Err(EarlyEnd::Error(err.to_string())),
+                None if self.partial.is_empty() => return Err(EarlyEnd::Empty),
+                None => {
+                    // An upstream that ends without the blank line still sent an event.
+                    self.first = Some(self.partial.split().freeze());
+                    self.done = true;
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Appends `data` and returns whatever whole events are now complete.
+    fn complete_events(&mut self, data: Bytes) -> Option<Bytes> {
+        // The common case: a chunk holding whole events passes through without copying.
+        if self.partial.is_empty() && ends_event(&data) {
+            return Some(data);
+        }
+        self.partial.extend_from_slice(&data);
+        let end = last_event_end(&self.partial)?;
+        Some(self.partial.split_to(end).freeze())
+    }
+
+    fn finish(&mut self, end: StreamEnd) {
+        self.done = true;
+        if let Some(on_end) = self.on_end.take() {
+            on_end(end);
+        }
+    }
+
+    fn fail(
+        &mut self,
+        error: ApiError,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::convert::Infallible>>> {
+        self.state.record_failure(Instant::now(), &self.cooldown);
+        self.finish(StreamEnd::Failed);
+        Poll::Ready(Some(Ok(Frame::data(error.sse_event()))))
+    }
+}
+
+impl Body for Relay {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        if let Some(first) = this.first.take() {
+            return Poll::Ready(Some(Ok(Frame::data(first))));
+        }
+        if this.done {
+            this.finish(StreamEnd::Complete);
+            return Poll::Ready(None);
+        }
+        loop {
+            match Pin::new(&mut this.upstream).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data()
+                        && let Some(events) = this.complete_events(data)
+                    {
+                        return Poll::Ready(Some(Ok(Frame::data(events))));
+                    }
+                }
+                Poll::Ready(Some(Err(err))) => {
+                    tracing::warn!(error = %err, "upstream stream failed mid-way");
+                    return this.fail(
+                        ApiError::new(
+                            http::StatusCode::BAD_GATEWAY,
+                            "server_error",
+                            "The upstream stream failed before it was complete.",
+                        )
+                        .with_code("upstream_stream_error"),
+                    );
+                }
+                Poll::Ready(None) => {
+                    this.finish(StreamEnd::Complete);
+                    if this.partial.is_empty() {
+                        return Poll::Ready(None);
+                    }
+                    let rest = this.partial.split().freeze();
+                    return Poll::Ready(Some(Ok(Frame::data(rest))));
+                }
+                Poll::Pending => {
+                    if this.deadline.as_mut().poll(cx).is_ready() {
+                        return this.fail(
+                            ApiError::new(
+                                http::StatusCode::GATEWAY_TIMEOUT,
+                                "server_error",
+                                "The stream exceeded the model's total timeout.",
+                            )
+                            .with_code("upstream_timeout"),
+                        );
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.done && self.first.is_none()
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        // Dropped before the end: the client disconnected (or the server shut down).
+        if !self.done {
+            self.finish(StreamEnd::ClientGone);
+        }
+    }
+}
+
+/// Whether `data` ends exactly at an event boundary (a blank line).
+fn ends_event(data: &[u8]) -> bool {
+    data.ends_with(b"\n\n") || data.ends_with(b"\r\n\r\n")
+}
+
+/// The offset just past the last event boundary in `data`, if any.
+fn last_event_end(data: &[u8]) -> Option<usize> {
+    let lf = data.windows(2).rposition(|w| w == b"\n\n").map(|p| p + 2);
+    let crlf = data
+        .windows(4)
+        .rposition(|w| w == b"\r\n\r\n")
+        .map(|p| p + 4);
+    lf.max(crlf)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use http_body_util::{BodyExt, StreamBody};
+
+    use super::*;
+    use crate::upstream::BoxError;
+
+    fn relay(frames: Vec<Result<&'static str, &'static str>>) -> Relay {
+        let stream = futures_util::stream::iter(frames.into_iter().map(|f| {
+            f.map(|s| Frame::data(Bytes::from_static(s.as_bytes())))
+                .map_err(|e| -> BoxError { e.into() })
+        }));
+        let state = Arc::new(DeploymentState::default());
+        Relay::new(
+            StreamBody::new(stream).boxed(),
+            Instant::now() + Duration::from_secs(60),
+            state.start(),
+            state,
+            CooldownSpec::default(),
+        )
+    }
+
+    async fn collect(mut r: Relay) -> String {
+        r.first_event().await.unwrap();
+        let bytes = r.collect().await.unwrap().to_bytes();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn reassembles_events_split_across_frames() {
+        let r = relay(vec![
+            Ok("data: {\"a\""),
+            Ok(":1}\n\ndata: {\"b\":2}\n"),
+            Ok("\ndata: [DONE]\n\n"),
+        ]);
+        assert_eq!(
+            collect(r).await,
+            "data: {\"a\":1}\n\ndata: {\"b\":2}\n\ndata: [DONE]\n\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn mid_stream_failure_drops_the_partial_event_and_sends_an_error_event() {
+        let r = relay(vec![Ok("data: {\"a\":1}\n\ndata: {\"tru"), Err("reset")]);
+        let text = collect(r).await;
+        let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
+        assert_eq!(events[0], "data: {\"a\":1}");
+        let error: serde_json::Value = serde_json::from_str(&events[1][6..]).unwrap();
+        assert_eq!(error["error"]["code"], "upstream_stream_error");
+        assert_eq!(events.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn failure_before_the_first_event_is_reported_to_the_caller() {
+        let mut r = relay(vec![Ok("data: {\"half"), Err("reset")]);
+        assert!(matches!(r.first_event().await, Err(EarlyEnd::Error(_))));
+        let mut empty = relay(vec![]);
+        assert!(matches!(empty.first_event().await, Err(EarlyEnd::Empty)));
+    }
+
+    #[tokio::test]
+    async fn reports_how_the_stream_ended() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut r = relay(vec![Ok("data: 1\n\n"), Ok("data: 2\n\n")]);
+        r.on_end(Box::new(move |end| tx.send(end).unwrap()));
+        r.first_event().await.unwrap();
+        drop(r);
+        assert_eq!(rx.recv().unwrap(), StreamEnd::ClientGone);
+
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut r = relay(vec![Ok("data: 1\n\n")]);
+        r.on_end(Box::new(move |end| tx.send(end).unwrap()));
+        collect(r).await;
+        assert_eq!(rx.recv().unwrap(), StreamEnd::Complete);
+    }
+}

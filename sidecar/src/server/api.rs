@@ -1,0 +1,297 @@
+//! The OpenAI-compatible API: routes requests, runs the dispatcher and shapes every
+//! answer, success or failure, the way OpenAI's SDKs expect.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use serde_json::json;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::body::ProxyBody;
+use super::error::ApiError;
+use super::request::{parse_call, read_limited};
+use crate::config::routes::Routes;
+use crate::metrics::Metrics;
+use crate::provider::Endpoint;
+use crate::router::dispatch::{Answer, Trace, dispatch};
+use crate::router::relay::StreamEnd;
+
+/// Everything the API handler needs; shared by all connections.
+pub struct Proxy {
+    /// The routing table in use; `None` until the first config arrives.
+    pub routes: watch::Receiver<Option<Arc<Routes>>>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Request body limit in bytes.
+    pub max_body_bytes: usize,
+}
+
+/// Handles one API request. Never fails: every error becomes an OpenAI-shaped answer.
+pub async fn handle(proxy: Arc<Proxy>, request: Request<Incoming>) -> Response<ProxyBody> {
+    let started = Instant::now();
+    let path = request.uri().path();
+    // Clients configured with a base URL with or without `/v1` both work.
+    let route = path.strip_prefix("/v1").unwrap_or(path);
+    let endpoint = match route {
+        "/chat/completions" => Some(Endpoint::ChatCompletions),
+        "/completions" => Some(Endpoint::Completions),
+        "/embeddings" => Some(Endpoint::Embeddings),
+        _ => None,
+    };
+    let method = request.method().clone();
+    match (endpoint, &method) {
+        (Some(endpoint), &Method::POST) => {
+            return complete(proxy, endpoint, request, started).await;
+        }
+        (Some(_), _) => return error_response(&ApiError::method_not_allowed(&method, path), None),
+        (None, _) => {}
+    }
+    let routes = proxy.routes.borrow().clone();
+    match (route, &method) {
+        ("/models", &Method::GET) => match routes {
+            Some(routes) => models(&routes),
+            None => error_response(&ApiError::not_ready(), None),
+        },
+        (r, &Method::GET) if r.starts_with("/models/") => {
+            let id = &r["/models/".len()..];
+            match routes {
+                Some(routes) if routes.model(id).is_some() => {
+                    json_response(StatusCode::OK, &model_object(id))
+                }
+                Some(_) => error_response(&ApiError::model_not_found(id), None),
+                None => error_response(&ApiError::not_ready(), None),
+            }
+        }
+        ("/models", _) => error_response(&ApiError::method_not_allowed(&method, path), None),
+        _ => error_response(&ApiError::unknown_route(&method, path), None),
+    }
+}
+
+async fn complete(
+    proxy: Arc<Proxy>,
+    endpoint: Endpoint,
+    request: Request<Incoming>,
+    started: Instant,
+) -> Response<ProxyBody> {
+    let metrics = &proxy.metrics;
+    let Some(routes) = proxy.routes.borrow().clone() else {
+        return error_response(&ApiError::not_ready(), None);
+    };
+    let bytes = match read_limited(request.into_body(), proxy.max_body_bytes).await {
+        Ok(bytes) => bytes,
+        Err(err) => return rejected(metrics, &err),
+    };
+    let (model_name, call) = match parse_call(endpoint, &bytes) {
+        Ok(parsed) => parsed,
+        Err(err) => return rejected(metrics, &err),
+    };
+    drop(bytes);
+    let Some(model) = routes.model(&model_name).cloned() else {
+        return rejected(metrics, &ApiError::model_not_found(&model_name));
+    };
+    metrics.in_flight.inc();
+    let in_flight = InFlightGauge(metrics.clone());
+    let mut trace = Trace::default();
+    let result = dispatch(&routes, &model, &call, metrics, started, &mut trace).await;
+    let overhead = started
+        .elapsed()
+        .saturating_sub(trace.upstream)
+        .saturating_sub(trace.waiting);
+    metrics
+        .overhead
+        .with_label_values(&[endpoint.as_str()])
+        .observe(overhead.as_secs_f64());
+    let success = match result {
+        Ok(success) => success,
+        Err(err) => {
+            let (served, deployment, provider) = trace
+                .last
+                .as_ref()
+                .map_or(("", "", ""), |(m, d, p)| (m.as_str(), d.as_str(), *p));
+            metrics
+                .requests
+                .with_label_values(&[
+                    model.name.as_str(),
+                    deployment,
+                    provider,
+                    err.status.as_str(),
+                ])
+                .inc();
+            metrics
+                .request_duration
+                .with_label_values(&[model.name.as_str(), endpoint.as_str()])
+                .observe(started.elapsed().as_secs_f64());
+            tracing::info!(
+                target: "llmesh::access",
+                endpoint = endpoint.as_str(), model = %model.name, served_by = served,
+                deployment, status = err.status.as_u16(), attempts = trace.attempts,
+                duration_ms = started.elapsed().as_millis() as u64, error = %err.message,
+                "request failed"
+            );
+            drop(in_flight);
+            return error_response(&err, Some((&trace, overhead)));
+        }
+    };
+    let deployment = &success.model.deployments[success.deployment];
+    let labels = [
+        model.name.clone(),
+        deployment.name.clone(),
+        deployment.provider_label.to_owned(),
+    ];
+    let mut response = match success.answer {
+        Answer::Full(body) => {
+            record_success(
+                metrics,
+                &labels,
+                endpoint,
+                started,
+                &success.model.name,
+                trace.attempts,
+                None,
+            );
+            drop(in_flight);
+            let mut response = Response::new(ProxyBody::full(body));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+        Answer::Stream(mut relay) => {
+            metrics
+                .time_to_first_token
+                .with_label_values(&[model.name.as_str()])
+                .observe(started.elapsed().as_secs_f64());
+            let metrics = metrics.clone();
+            let served = success.model.name.clone();
+            let attempts = trace.attempts;
+            relay.on_end(Box::new(move |end| {
+                record_success(
+                    &metrics,
+                    &labels,
+                    endpoint,
+                    started,
+                    &served,
+                    attempts,
+                    Some(end),
+                );
+                drop(in_flight);
+            }));
+            let mut response = Response::new(ProxyBody::Stream(relay));
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            );
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            response
+        }
+    };
+    *response.status_mut() = success.status;
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&deployment.name) {
+        headers.insert("x-llmesh-deployment", value);
+    }
+    if let Ok(value) = HeaderValue::from_str(&success.model.name) {
+        headers.insert("x-llmesh-model", value);
+    }
+    trace_headers(headers, &trace, overhead);
+    response
+}
+
+fn record_success(
+    metrics: &Metrics,
+    labels: &[String; 3],
+    endpoint: Endpoint,
+    started: Instant,
+    served: &str,
+    attempts: u32,
+    end: Option<StreamEnd>,
+) {
+    metrics
+        .requests
+        .with_label_values(&[
+            labels[0].as_str(),
+            labels[1].as_str(),
+            labels[2].as_str(),
+            "200",
+        ])
+        .inc();
+    let elapsed = started.elapsed();
+    metrics
+        .request_duration
+        .with_label_values(&[labels[0].as_str(), endpoint.as_str()])
+        .observe(elapsed.as_secs_f64());
+    tracing::info!(
+        target: "llmesh::access",
+        endpoint = endpoint.as_str(), model = %labels[0], served_by = served,
+        deployment = %labels[1], provider = %labels[2], status = 200u16, attempts,
+        duration_ms = elapsed.as_millis() as u64,
+        stream_end = end.map(|e| match e {
+            StreamEnd::Complete => "complete",
+            StreamEnd::Failed => "failed",
+            StreamEnd::ClientGone => "client_gone",
+        }),
+        "request served"
+    );
+}
+
+/// Keeps the in-flight gauge up while a request (or its stream) lives.
+struct InFlightGauge(Arc<Metrics>);
+
+impl Drop for InFlightGauge {
+    fn drop(&mut self) {
+        self.0.in_flight.dec();
+    }
+}
+
+/// A request refused before routing (bad input, unknown model).
+fn rejected(metrics: &Metrics, err: &ApiError) -> Response<ProxyBody> {
+    metrics
+        .requests
+        .with_label_values(&["", "", "", err.status.as_str()])
+        .inc();
+    error_response(err, None)
+}
+
+fn trace_headers(headers: &mut http::HeaderMap, trace: &Trace, overhead: Duration) {
+    headers.insert("x-llmesh-attempts", HeaderValue::from(trace.attempts));
+    let ms = format!("{:.3}", overhead.as_secs_f64() * 1000.0);
+    if let Ok(value) = HeaderValue::from_str(&ms) {
+        headers.insert("x-llmesh-overhead-ms", value);
+    }
+}
+
+/// An error answer; `trace` adds the attempt headers once routing ran.
+pub fn error_response(err: &ApiError, trace: Option<(&Trace, Duration)>) -> Response<ProxyBody> {
+    let mut response = Response::new(ProxyBody::full(err.body()));
+    *response.status_mut() = err.status;
+    err.apply_headers(response.headers_mut());
+    if let Some((trace, overhead)) = trace {
+        trace_headers(response.headers_mut(), trace, overhead);
+    }
+    response
+}
+
+fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<ProxyBody> {
+    let mut response = Response::new(ProxyBody::full(value.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn model_object(id: &str) -> serde_json::Value {
+    json!({"id": id, "object": "model", "created": 0, "owned_by": "llmesh"})
+}
+
+fn models(routes: &Routes) -> Response<ProxyBody> {
+    let data: Vec<_> = routes.names().iter().map(|n| model_object(n)).collect();
+    json_response(StatusCode::OK, &json!({"object": "list", "data": data}))
+}

@@ -1,0 +1,250 @@
+//! The sidecar's servers: the OpenAI-compatible API and the admin endpoints, each on its
+//! own listener, plus the task that turns incoming config snapshots into routing tables.
+
+pub mod admin;
+pub mod api;
+pub mod body;
+pub mod error;
+pub mod request;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::Snapshot;
+use crate::config::routes::{Routes, RoutesBuilder};
+use crate::metrics::Metrics;
+use crate::upstream::HttpTransport;
+
+/// Listener addresses and limits.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The API listener; loopback by default so only the pod's containers reach it.
+    pub api_addr: SocketAddr,
+    /// The admin listener (metrics and probes).
+    pub admin_addr: SocketAddr,
+    /// Request body limit in bytes.
+    pub max_body_bytes: usize,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            api_addr: SocketAddr::from(([127, 0, 0, 1], 4000)),
+            admin_addr: SocketAddr::from(([0, 0, 0, 0], 4001)),
+            max_body_bytes: 16 * 1024 * 1024,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why the sidecar could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A listener could not bind.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TLS client could not be set up.
+    #[error("cannot set up TLS: {0}")]
+    Tls(#[from] rustls::Error),
+    /// Metrics could not be registered.
+    #[error("cannot register metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+/// A bound, not yet serving, sidecar.
+pub struct Sidecar {
+    api: TcpListener,
+    admin: TcpListener,
+    settings: Settings,
+    builder: RoutesBuilder,
+    metrics: Arc<Metrics>,
+}
+
+impl Sidecar {
+    /// Binds both listeners, with the real upstream HTTP client.
+    pub async fn bind(settings: Settings) -> Result<Sidecar, Error> {
+        let builder = RoutesBuilder::new(Arc::new(HttpTransport::new()?));
+        Self::bind_with(settings, builder).await
+    }
+
+    /// Binds both listeners, routing through `builder` (tests supply transports here).
+    pub async fn bind_with(settings: Settings, builder: RoutesBuilder) -> Result<Sidecar, Error> {
+        let bind = |addr: SocketAddr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| Error::Bind { addr, source })
+        };
+        let api = bind(settings.api_addr).await?;
+        let admin = bind(settings.admin_addr).await?;
+        Ok(Sidecar {
+            api,
+            admin,
+            settings,
+            builder,
+            metrics: Arc::new(Metrics::new()?),
+        })
+    }
+
+    /// The API's bound address.
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api.local_addr().unwrap_or(self.settings.api_addr)
+    }
+
+    /// The admin server's bound address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin.local_addr().unwrap_or(self.settings.admin_addr)
+    }
+
+    /// Serves until `shutdown` resolves, then drains in-flight requests for up to the
+    /// grace period. Config arrives on `snapshots`; the API answers 503 until the first.
+    pub async fn serve(
+        self,
+        snapshots: watch::Receiver<Option<Arc<Snapshot>>>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) {
+        let (routes_tx, routes_rx) = watch::channel(None);
+        let config_task = tokio::spawn(apply_config(
+            snapshots,
+            self.builder,
+            routes_tx,
+            self.metrics.clone(),
+        ));
+        let proxy = Arc::new(api::Proxy {
+            routes: routes_rx.clone(),
+            metrics: self.metrics.clone(),
+            max_body_bytes: self.settings.max_body_bytes,
+        });
+        let admin = Arc::new(admin::Admin {
+            routes: routes_rx,
+            metrics: self.metrics,
+        });
+        tracing::info!(api = %self.api.local_addr().map_or_else(|_| "?".into(), |a| a.to_string()),
+            admin = %self.admin.local_addr().map_or_else(|_| "?".into(), |a| a.to_string()), "llmesh sidecar listening");
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let admin_task = tokio::spawn(accept_loop(self.admin, stop_rx.clone(), move |req| {
+            let admin = admin.clone();
+            async move { Ok::<_, std::convert::Infallible>(admin::handle(&admin, &req)) }
+        }));
+        let api_task = tokio::spawn(accept_loop(self.api, stop_rx, move |req| {
+            let proxy = proxy.clone();
+            async move { Ok::<_, std::convert::Infallible>(api::handle(proxy, req).await) }
+        }));
+        shutdown.await;
+        tracing::info!("shutting down: draining in-flight requests");
+        let _ = stop_tx.send(true);
+        let grace = self.settings.shutdown_grace;
+        let drained = tokio::time::timeout(grace, async {
+            let _ = api_task.await;
+            let _ = admin_task.await;
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                grace_secs = grace.as_secs(),
+                "in-flight requests still running at the end of the grace period"
+            );
+        }
+        config_task.abort();
+    }
+}
+
+/// Accepts connections until told to stop, then waits for open connections to finish.
+async fn accept_loop<F, Fut>(listener: TcpListener, mut stop: watch::Receiver<bool>, handler: F)
+where
+    F: Fn(http::Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<http::Response<body::ProxyBody>, std::convert::Infallible>>
+        + Send
+        + 'static,
+{
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .max_buf_size(256 * 1024);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(256 * 1024);
+    let graceful = GracefulShutdown::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(err) => {
+                        // Out of file descriptors and the like: pause instead of spinning.
+                        tracing::warn!(error = %err, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let handler = handler.clone();
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service_fn(handler));
+                let conn = graceful.watch(conn.into_owned());
+                tokio::spawn(async move {
+                    if let Err(err) = conn.await {
+                        tracing::debug!(error = %err, "connection ended with an error");
+                    }
+                });
+            }
+            () = stopped(&mut stop) => break,
+        }
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// Resolves once the stop flag is set (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Turns each new snapshot into routes; a snapshot that fails validation is logged and
+/// the last good routes stay in use.
+async fn apply_config(
+    mut snapshots: watch::Receiver<Option<Arc<Snapshot>>>,
+    builder: RoutesBuilder,
+    routes: watch::Sender<Option<Arc<Routes>>>,
+    metrics: Arc<Metrics>,
+) {
+    loop {
+        let snapshot = snapshots.borrow_and_update().clone();
+        if let Some(snapshot) = snapshot {
+            match builder.build(&snapshot) {
+                Ok(built) => {
+                    tracing::info!(version = %built.version, models = built.names().len(), "config applied");
+                    metrics.set_config_version(&built.version);
+                    metrics.config_reloads.with_label_values(&["ok"]).inc();
+                    routes.send_replace(Some(Arc::new(built)));
+                }
+                Err(err) => {
+                    tracing::warn!(version = %snapshot.version, error = %err, "config refused; keeping the last good one");
+                    metrics.config_reloads.with_label_values(&["error"]).inc();
+                }
+            }
+        }
+        if snapshots.changed().await.is_err() {
+            // The source is gone; keep serving the last config until shutdown.
+            std::future::pending::<()>().await;
+        }
+    }
+}

@@ -141,12 +141,6 @@ impl RoutesBuilder {
         }
     }
 
-    /// Replaces the demo provider's transport (tests script upstreams this way).
-    pub fn with_demo_transport(mut self, demo: Arc<dyn Transport>) -> Self {
-        self.demo = demo;
-        self
-    }
-
     /// Validates a snapshot and builds its routing table.
     pub fn build(&self, snapshot: &Snapshot) -> Result<Routes, InvalidConfig> {
         if snapshot.format != FORMAT {

@@ -322,9 +322,8 @@ async fn try_model(
                 failure.class.as_str(),
             ])
             .inc();
-        if !avoid.contains(&index) {
-            avoid.push(index);
-        }
+        avoid.retain(|&i| i != index);
+        avoid.push(index);
         last = Some(failure);
         tokio::time::sleep(wait).await;
         trace.waiting += wait;

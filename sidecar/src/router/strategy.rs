@@ -17,7 +17,8 @@ pub struct NoneAvailable {
 }
 
 /// Picks a deployment of `model` for one attempt and reserves capacity on it.
-/// Deployments in `avoid` (those that just failed) come last, after every other.
+/// Deployments in `avoid` (those that failed, most recent last) come after every other,
+/// the longest-ago failure first.
 pub fn pick(
     model: &Model,
     now: Instant,
@@ -28,8 +29,8 @@ pub fn pick(
     let mut order: Vec<usize> = (0..deployments.len()).collect();
     arrange(model.strategy, deployments, &mut order, now);
     if !avoid.is_empty() {
-        // A stable sort keeps the strategy's order within each group.
-        order.sort_by_key(|i| avoid.contains(i));
+        // A stable sort keeps the strategy's order among the deployments not avoided.
+        order.sort_by_key(|i| avoid.iter().position(|a| a == i).map_or(0, |p| p + 1));
     }
     let mut until: Option<Instant> = None;
     let mut all_limited = true;

@@ -1,0 +1,456 @@
+//! Timing logic under paused tokio time, through a scripted in-process transport:
+//! `Retry-After`, exponential backoff, time-to-first-token and total timeouts, cooldown
+//! expiry and latency-based routing. Paused time makes every wait exact and instant.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Response, StatusCode};
+use http_body::Frame;
+use http_body_util::{BodyExt, Full, StreamBody};
+use llmesh_sidecar::config::RoutesBuilder;
+use llmesh_sidecar::config::snapshot::*;
+use llmesh_sidecar::metrics::Metrics;
+use llmesh_sidecar::provider::Endpoint;
+use llmesh_sidecar::router::dispatch::{Answer, Trace, dispatch};
+use llmesh_sidecar::server::request::parse_call;
+use llmesh_sidecar::upstream::{
+    BoxError, ResponseFuture, Transport, TransportError, UpstreamBody, UpstreamRequest,
+};
+use tokio::time::Instant;
+
+/// What a scripted upstream does for one request.
+#[derive(Clone)]
+enum Step {
+    /// Wait, then answer with a status, headers and JSON body.
+    Answer(
+        Duration,
+        u16,
+        Vec<(&'static str, &'static str)>,
+        &'static str,
+    ),
+    /// Wait, then stream these events, each after its own delay.
+    Stream(Duration, Vec<(Duration, &'static str)>),
+    /// Never answer.
+    Hang,
+}
+
+const OK: &str = r#"{"id":"x","object":"chat.completion","choices":[],"usage":{"total_tokens":3}}"#;
+
+/// A transport answering by host from per-host scripts, recording when each came.
+#[derive(Clone, Default)]
+struct Scripted(Arc<Inner>);
+
+#[derive(Default)]
+struct Inner {
+    scripts: Mutex<HashMap<String, VecDeque<Step>>>,
+    defaults: Mutex<HashMap<String, Step>>,
+    calls: Mutex<Vec<(String, Instant)>>,
+}
+
+impl Scripted {
+    fn push(&self, host: &str, step: Step) {
+        self.0
+            .scripts
+            .lock()
+            .unwrap()
+            .entry(host.into())
+            .or_default()
+            .push_back(step);
+    }
+    fn otherwise(&self, host: &str, step: Step) {
+        self.0.defaults.lock().unwrap().insert(host.into(), step);
+    }
+    fn calls(&self) -> Vec<(String, Instant)> {
+        self.0.calls.lock().unwrap().clone()
+    }
+}
+
+impl Transport for Scripted {
+    fn send(&self, request: UpstreamRequest) -> ResponseFuture {
+        let host = request.uri().host().unwrap_or("").to_owned();
+        self.0
+            .calls
+            .lock()
+            .unwrap()
+            .push((host.clone(), Instant::now()));
+        let step = self
+            .0
+            .scripts
+            .lock()
+            .unwrap()
+            .get_mut(&host)
+            .and_then(VecDeque::pop_front)
+            .or_else(|| self.0.defaults.lock().unwrap().get(&host).cloned());
+        Box::pin(async move {
+            match step {
+                None => Err(TransportError::Connect(format!("no script for {host}"))),
+                Some(Step::Hang) => std::future::pending().await,
+                Some(Step::Answer(delay, status, headers, body)) => {
+                    tokio::time::sleep(delay).await;
+                    let mut response = Response::new(
+                        Full::new(Bytes::from_static(body.as_bytes()))
+                            .map_err(|n| match n {})
+                            .boxed(),
+                    );
+                    *response.status_mut() = StatusCode::from_u16(status).unwrap();
+                    for (k, v) in headers {
+                        response.headers_mut().insert(k, v.parse().unwrap());
+                    }
+                    Ok(response)
+                }
+                Some(Step::Stream(delay, events)) => {
+                    tokio::time::sleep(delay).await;
+                    let body =
+                        futures_util::stream::unfold(events.into_iter(), |mut it| async move {
+                            let (wait, data) = it.next()?;
+                            tokio::time::sleep(wait).await;
+                            let frame = Frame::data(Bytes::from(format!("data: {data}\n\n")));
+                            Some((Ok::<_, BoxError>(frame), it))
+                        });
+                    let mut response: Response<UpstreamBody> =
+                        Response::new(StreamBody::new(body).boxed());
+                    response
+                        .headers_mut()
+                        .insert("content-type", "text/event-stream".parse().unwrap());
+                    Ok(response)
+                }
+            }
+        })
+    }
+}
+
+fn deployment(host: &str) -> DeploymentSpec {
+    DeploymentSpec {
+        name: host.into(),
+        provider: ProviderKind::OpenaiCompatible,
+        model: "m".into(),
+        base_url: Some(format!("http://{host}/v1")),
+        api_key: None,
+        api_version: None,
+        weight: 1,
+        rpm: None,
+        tpm: None,
+        pricing: None,
+    }
+}
+
+fn model(hosts: &[&str]) -> ModelSpec {
+    ModelSpec {
+        name: "chat".into(),
+        strategy: Strategy::WeightedShuffle,
+        deployments: hosts.iter().map(|h| deployment(h)).collect(),
+        fallbacks: vec![],
+        context_window_fallbacks: vec![],
+        content_policy_fallbacks: vec![],
+        retry: RetrySpec::default(),
+        timeouts: TimeoutSpec::default(),
+        cooldown: CooldownSpec::default(),
+        pricing: Pricing::default(),
+    }
+}
+
+struct Harness {
+    routes: llmesh_sidecar::config::Routes,
+    metrics: Metrics,
+}
+
+impl Harness {
+    fn new(script: &Scripted, models: Vec<ModelSpec>) -> Harness {
+        let snapshot = Snapshot {
+            format: FORMAT,
+            version: "t".into(),
+            models,
+            ..Default::default()
+        };
+        let routes = RoutesBuilder::new(Arc::new(script.clone()))
+            .build(&snapshot)
+            .unwrap();
+        Harness {
+            routes,
+            metrics: Metrics::new().unwrap(),
+        }
+    }
+
+    async fn call(
+        &self,
+        stream: bool,
+    ) -> (
+        Result<Answer, llmesh_sidecar::server::error::ApiError>,
+        Trace,
+    ) {
+        let body = serde_json::json!({"model": "chat", "stream": stream, "messages": [{"role": "user", "content": "hi"}]});
+        let (name, call) =
+            parse_call(Endpoint::ChatCompletions, body.to_string().as_bytes()).unwrap();
+        let model = self.routes.model(&name).unwrap().clone();
+        let mut trace = Trace::default();
+        let result = dispatch(
+            &self.routes,
+            &model,
+            &call,
+            &self.metrics,
+            Instant::now(),
+            &mut trace,
+        )
+        .await;
+        (result.map(|s| s.answer), trace)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_is_honoured_before_retrying_the_same_deployment() {
+    let script = Scripted::default();
+    script.push(
+        "a",
+        Step::Answer(Duration::ZERO, 429, vec![("retry-after", "3")], "{}"),
+    );
+    script.otherwise("a", Step::Answer(Duration::ZERO, 200, vec![], OK));
+    let mut m = model(&["a"]);
+    m.retry.max_backoff_ms = 10_000;
+    let h = Harness::new(&script, vec![m]);
+    let (result, trace) = h.call(false).await;
+    assert!(result.is_ok());
+    assert_eq!(trace.attempts, 2);
+    let calls = script.calls();
+    assert_eq!(
+        calls[1].1 - calls[0].1,
+        Duration::from_secs(3),
+        "retried exactly when allowed"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_beyond_the_backoff_cap_ends_with_429_and_retry_after() {
+    let script = Scripted::default();
+    script.otherwise(
+        "a",
+        Step::Answer(Duration::ZERO, 429, vec![("retry-after", "30")], "{}"),
+    );
+    let mut m = model(&["a"]);
+    m.retry.max_backoff_ms = 5_000;
+    let h = Harness::new(&script, vec![m]);
+    let started = Instant::now();
+    let (result, trace) = h.call(false).await;
+    let err = result.err().unwrap();
+    assert_eq!(err.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(err.retry_after_secs, Some(30));
+    assert_eq!(
+        trace.attempts, 1,
+        "no point retrying before the upstream allows it"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test(start_paused = true)]
+async fn backoff_grows_exponentially_with_jitter() {
+    let script = Scripted::default();
+    for _ in 0..3 {
+        script.push("a", Step::Answer(Duration::ZERO, 500, vec![], "{}"));
+    }
+    script.otherwise("a", Step::Answer(Duration::ZERO, 200, vec![], OK));
+    let mut m = model(&["a"]);
+    m.retry = RetrySpec {
+        server_error: 3,
+        initial_backoff_ms: 100,
+        max_backoff_ms: 10_000,
+        ..RetrySpec::default()
+    };
+    let h = Harness::new(&script, vec![m]);
+    let (result, trace) = h.call(false).await;
+    assert!(result.is_ok());
+    assert_eq!(trace.attempts, 4);
+    let calls = script.calls();
+    let gaps: Vec<u128> = calls
+        .windows(2)
+        .map(|w| (w[1].1 - w[0].1).as_millis())
+        .collect();
+    assert!((50..=100).contains(&gaps[0]), "{gaps:?}");
+    assert!((100..=200).contains(&gaps[1]), "{gaps:?}");
+    assert!((200..=400).contains(&gaps[2]), "{gaps:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_first_token_times_out_and_the_retry_succeeds() {
+    let script = Scripted::default();
+    script.push(
+        "a",
+        Step::Stream(Duration::from_secs(10), vec![(Duration::ZERO, "{}")]),
+    );
+    script.otherwise(
+        "a",
+        Step::Stream(Duration::ZERO, vec![(Duration::ZERO, r#"{"x":1}"#)]),
+    );
+    let mut m = model(&["a"]);
+    m.timeouts.time_to_first_token_ms = 2_000;
+    let h = Harness::new(&script, vec![m]);
+    let (result, trace) = h.call(true).await;
+    assert!(matches!(result, Ok(Answer::Stream(_))));
+    assert_eq!(trace.attempts, 2);
+    let calls = script.calls();
+    let gap = calls[1].1 - calls[0].1;
+    assert!(
+        gap >= Duration::from_secs(2) && gap <= Duration::from_millis(2_250),
+        "{gap:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn time_to_first_token_counts_until_the_first_event_not_just_headers() {
+    let script = Scripted::default();
+    // Headers at once, first event after 5 s: still too slow for a 1 s limit.
+    script.otherwise(
+        "a",
+        Step::Stream(Duration::ZERO, vec![(Duration::from_secs(5), "{}")]),
+    );
+    let mut m = model(&["a"]);
+    m.timeouts.time_to_first_token_ms = 1_000;
+    m.retry.timeout = 0;
+    let h = Harness::new(&script, vec![m]);
+    let started = Instant::now();
+    let (result, _) = h.call(true).await;
+    assert_eq!(result.err().unwrap().status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(started.elapsed(), Duration::from_secs(1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_total_timeout_bounds_the_whole_request() {
+    let script = Scripted::default();
+    script.otherwise("a", Step::Hang);
+    let mut m = model(&["a"]);
+    m.timeouts = TimeoutSpec {
+        total_ms: 5_000,
+        time_to_first_token_ms: 60_000,
+    };
+    let h = Harness::new(&script, vec![m]);
+    let started = Instant::now();
+    let (result, trace) = h.call(false).await;
+    let err = result.err().unwrap();
+    assert_eq!(err.status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(err.code, Some("upstream_timeout"));
+    assert_eq!(started.elapsed(), Duration::from_secs(5));
+    assert_eq!(trace.attempts, 1, "no retry fits after the deadline");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_total_timeout_ends_a_stream_with_an_error_event() {
+    let script = Scripted::default();
+    script.otherwise(
+        "a",
+        Step::Stream(
+            Duration::ZERO,
+            vec![
+                (Duration::ZERO, r#"{"n":1}"#),
+                (Duration::from_secs(3600), r#"{"n":2}"#),
+            ],
+        ),
+    );
+    let mut m = model(&["a"]);
+    m.timeouts = TimeoutSpec {
+        total_ms: 5_000,
+        time_to_first_token_ms: 1_000,
+    };
+    let h = Harness::new(&script, vec![m]);
+    let started = Instant::now();
+    let (result, _) = h.call(true).await;
+    let Ok(Answer::Stream(relay)) = result else {
+        panic!("expected a stream")
+    };
+    let bytes = relay.collect().await.unwrap().to_bytes();
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    assert!(text.starts_with("data: {\"n\":1}\n\n"), "{text}");
+    assert!(text.contains("\"code\":\"upstream_timeout\""), "{text}");
+    assert_eq!(started.elapsed(), Duration::from_secs(5));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cooled_down_deployment_returns_after_its_cooldown() {
+    let script = Scripted::default();
+    script.push("cheap", Step::Answer(Duration::ZERO, 503, vec![], "{}"));
+    script.otherwise("cheap", Step::Answer(Duration::ZERO, 200, vec![], OK));
+    script.otherwise("dear", Step::Answer(Duration::ZERO, 200, vec![], OK));
+    let mut m = model(&["cheap", "dear"]);
+    m.strategy = Strategy::LowestCost;
+    m.deployments[1].pricing = Some(Pricing {
+        input_micros_per_million: 1,
+        ..Pricing::default()
+    });
+    m.cooldown = CooldownSpec {
+        allowed_fails: 0,
+        window_ms: 60_000,
+        duration_ms: 30_000,
+    };
+    let h = Harness::new(&script, vec![m]);
+    let host_of_last = |s: &Scripted| s.calls().last().unwrap().0.clone();
+    let (result, _) = h.call(false).await;
+    assert!(result.is_ok());
+    assert_eq!(
+        host_of_last(&script),
+        "dear",
+        "retried on the other deployment"
+    );
+    tokio::time::advance(Duration::from_secs(29)).await;
+    h.call(false).await.0.unwrap_or_else(|_| panic!("ok"));
+    assert_eq!(host_of_last(&script), "dear", "still cooling down");
+    tokio::time::advance(Duration::from_secs(2)).await;
+    h.call(false).await.0.unwrap_or_else(|_| panic!("ok"));
+    assert_eq!(host_of_last(&script), "cheap", "back after 30 s");
+}
+
+#[tokio::test(start_paused = true)]
+async fn lowest_latency_moves_traffic_to_the_faster_deployment() {
+    let script = Scripted::default();
+    script.otherwise(
+        "slow",
+        Step::Answer(Duration::from_millis(400), 200, vec![], OK),
+    );
+    script.otherwise(
+        "fast",
+        Step::Answer(Duration::from_millis(40), 200, vec![], OK),
+    );
+    let mut m = model(&["slow", "fast"]);
+    m.strategy = Strategy::LowestLatency;
+    let h = Harness::new(&script, vec![m]);
+    for _ in 0..12 {
+        h.call(false).await.0.unwrap_or_else(|_| panic!("ok"));
+    }
+    let calls = script.calls();
+    assert_eq!(
+        calls.iter().filter(|(h, _)| h == "slow").count(),
+        1,
+        "sampled once, then avoided"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn rpm_limits_spill_over_then_wait_for_the_next_minute() {
+    let script = Scripted::default();
+    script.otherwise("a", Step::Answer(Duration::ZERO, 200, vec![], OK));
+    script.otherwise("b", Step::Answer(Duration::ZERO, 200, vec![], OK));
+    let mut m = model(&["a", "b"]);
+    m.deployments[0].rpm = Some(2);
+    m.deployments[1].rpm = Some(1);
+    let h = Harness::new(&script, vec![m]);
+    for _ in 0..3 {
+        h.call(false).await.0.unwrap_or_else(|_| panic!("ok"));
+    }
+    let hosts: Vec<String> = script.calls().into_iter().map(|c| c.0).collect();
+    assert_eq!(hosts.iter().filter(|h| *h == "a").count(), 2);
+    assert_eq!(hosts.iter().filter(|h| *h == "b").count(), 1);
+    let (result, trace) = h.call(false).await;
+    let err = result.err().unwrap();
+    assert_eq!(
+        err.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the minute is full and too far off to wait"
+    );
+    assert_eq!(trace.attempts, 0);
+    tokio::time::advance(Duration::from_secs(60)).await;
+    assert!(
+        h.call(false).await.0.is_ok(),
+        "a new minute opens the limits again"
+    );
+}

@@ -17,11 +17,20 @@ use support::*;
 const BIN: &str = env!("CARGO_BIN_EXE_llmesh-sidecar");
 
 fn free_port() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
 }
 
 fn write_snapshot(path: &Path, version: &str, base_url: &str, deployment_name: &str) {
-    let snap = snapshot(version, vec![model("chat", vec![deployment(deployment_name, base_url, "gpt-4o-mini")])]);
+    let snap = snapshot(
+        version,
+        vec![model(
+            "chat",
+            vec![deployment(deployment_name, base_url, "gpt-4o-mini")],
+        )],
+    );
     std::fs::write(path, serde_json::to_vec_pretty(&*snap).unwrap()).unwrap();
 }
 
@@ -47,21 +56,36 @@ async fn wait_until<F: AsyncFnMut() -> bool>(mut check: F, what: &str) {
 #[tokio::test]
 async fn serves_reloads_and_shuts_down_as_a_process() {
     let mock = MockOpenAi::start().await;
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("process-{}", std::process::id()));
+    let dir =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("process-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("snapshot.json");
     write_snapshot(&config, "v1", &mock.base_url(), "first");
     let (api, admin) = (free_port(), free_port());
     let mut child = Proc(
         Command::new(BIN)
-            .args(["--config", config.to_str().unwrap(), "--listen", &api.to_string()])
+            .args([
+                "--config",
+                config.to_str().unwrap(),
+                "--listen",
+                &api.to_string(),
+            ])
             .args(["--admin-listen", &admin.to_string(), "--log-format", "json"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap(),
     );
-    wait_until(async || matches!(tokio::time::timeout(Duration::from_millis(200), try_get(admin, "/readyz")).await, Ok(Some(StatusCode::OK))), "readiness").await;
+    wait_until(
+        async || {
+            matches!(
+                tokio::time::timeout(Duration::from_millis(200), try_get(admin, "/readyz")).await,
+                Ok(Some(StatusCode::OK))
+            )
+        },
+        "readiness",
+    )
+    .await;
 
     let (status, headers, body) = post(api, "/v1/chat/completions", chat("chat")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -69,16 +93,29 @@ async fn serves_reloads_and_shuts_down_as_a_process() {
 
     write_snapshot(&config, "v2", &mock.base_url(), "second");
     wait_until(
-        async || header(&post(api, "/v1/chat/completions", chat("chat")).await.1, "x-llmesh-deployment") == "second",
+        async || {
+            header(
+                &post(api, "/v1/chat/completions", chat("chat")).await.1,
+                "x-llmesh-deployment",
+            ) == "second"
+        },
         "the edited file to apply",
     )
     .await;
 
-    std::fs::write(&config, b"{\"format\": 1, \"version\": \"v3\", \"models\": [{\"name\": ").unwrap();
+    std::fs::write(
+        &config,
+        b"{\"format\": 1, \"version\": \"v3\", \"models\": [{\"name\": ",
+    )
+    .unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let (status, headers, _) = post(api, "/v1/chat/completions", chat("chat")).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(header(&headers, "x-llmesh-deployment"), "second", "the last good config stays");
+    assert_eq!(
+        header(&headers, "x-llmesh-deployment"),
+        "second",
+        "the last good config stays"
+    );
 
     let pid = child.0.id().to_string();
     let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
@@ -86,13 +123,23 @@ async fn serves_reloads_and_shuts_down_as_a_process() {
     let exit = child.0.wait().unwrap();
     assert!(exit.success(), "{exit:?}");
     let mut logs = String::new();
-    child.0.stderr.take().unwrap().read_to_string(&mut logs).unwrap();
+    child
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
     assert!(logs.contains("config file refused"), "{logs}");
     assert!(logs.contains("shutting down"), "{logs}");
     for line in logs.lines() {
-        let entry: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+        let entry: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}"));
         assert!(entry["level"].is_string());
-        assert!(!line.contains("sk-upstream"), "a credential was logged: {line}");
+        assert!(
+            !line.contains("sk-upstream"),
+            "a credential was logged: {line}"
+        );
         assert!(!line.contains("hello"), "a prompt was logged: {line}");
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -109,11 +156,17 @@ fn bad_flags_exit_2_with_usage() {
     let out = Command::new(BIN).args(["--bogus", "1"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("unknown flag --bogus") && err.contains("usage:"), "{err}");
+    assert!(
+        err.contains("unknown flag --bogus") && err.contains("usage:"),
+        "{err}"
+    );
     let out = Command::new(BIN).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--config"));
-    let out = Command::new(BIN).args(["--config", "/nonexistent/snapshot.json"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["--config", "/nonexistent/snapshot.json"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/snapshot.json"));
 }

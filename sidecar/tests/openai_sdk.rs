@@ -3,6 +3,8 @@
 //! pytest the test is skipped with a message, unless `LLMESH_REQUIRE_SDK=1` (set by
 //! `scripts/test.sh`, which installs them) makes that a failure.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::path::Path;

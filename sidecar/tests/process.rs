@@ -2,6 +2,8 @@
 //! serves through a mock upstream, applies file edits live, refuses a broken edit while
 //! keeping the last good config, rejects bad flags, and exits cleanly on SIGTERM.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::io::Read;

@@ -1,6 +1,8 @@
 //! The sidecar over real HTTP in front of mock OpenAI-compatible upstreams: pass-through,
 //! streaming, retries, cooldown, fallbacks, error shapes and hot reload.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::time::Duration;

@@ -1,0 +1,532 @@
+//! `LLMModel`: one logical model name that clients send as `model`, and how to serve it.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::shared::{
+    DNS_LABEL_PATTERN, DNS_SUBDOMAIN_PATTERN, HumanDuration, SecretKeyRef, UsdAmount,
+};
+
+/// A logical model: the name clients send as `model`, served by one or more
+/// deployments, with routing, retries, fallbacks, cooldown and prices.
+#[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
+// Printer columns repeat `type_ = "string"`, which clippy mistakes for a duplicated
+// attribute.
+#[allow(clippy::duplicated_attributes)]
+#[kube(
+    group = "llmesh.io",
+    version = "v1alpha1",
+    kind = "LLMModel",
+    root = "LlmModel",
+    plural = "llmmodels",
+    singular = "llmmodel",
+    shortname = "llm",
+    category = "llmesh",
+    namespaced,
+    status = "LlmModelStatus",
+    derive = "PartialEq",
+    doc = "A logical model that clients name in `model`, and the deployments that serve it.",
+    validation = Rule::new(
+        "!has(self.spec.fallbacks) || !(self.metadata.name in self.spec.fallbacks)"
+    ).message("spec.fallbacks must not name the model itself").field_path(".spec.fallbacks"),
+    validation = Rule::new(
+        "!has(self.spec.contextWindowFallbacks) || !(self.metadata.name in self.spec.contextWindowFallbacks)"
+    ).message("spec.contextWindowFallbacks must not name the model itself").field_path(".spec.contextWindowFallbacks"),
+    validation = Rule::new(
+        "!has(self.spec.contentPolicyFallbacks) || !(self.metadata.name in self.spec.contentPolicyFallbacks)"
+    ).message("spec.contentPolicyFallbacks must not name the model itself").field_path(".spec.contentPolicyFallbacks"),
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Strategy", type_ = "string", json_path = ".spec.strategy"),
+    printcolumn(name = "Deployments", type_ = "integer", json_path = ".status.deployments"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    printcolumn(name = "Summary", type_ = "string", json_path = ".status.summary", priority = 1),
+    printcolumn(name = "Message", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].message", priority = 1)
+)]
+#[serde(rename_all = "camelCase")]
+pub struct LlmModelSpec {
+    /// How a deployment is chosen for each attempt. Default: `weighted-shuffle`.
+    #[serde(default)]
+    pub strategy: RoutingStrategy,
+
+    /// Where the model is served: at least one deployment, names unique within the model.
+    #[schemars(length(min = 1, max = 64))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    #[x_kube(validation = Rule::new("size(self) >= 1").message("at least one deployment is required"))]
+    #[x_kube(validation = Rule::new("self.all(d, self.exists_one(e, e.name == d.name))").message("deployment names must be unique within the model"))]
+    pub deployments: Vec<ModelDeployment>,
+
+    /// LLMModels tried in order once this model's retries are exhausted on 429, 5xx or
+    /// a timeout. Must not name this model. Default: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16), inner(length(min = 1, max = 253), regex(pattern = DNS_SUBDOMAIN_PATTERN)))]
+    pub fallbacks: Vec<String>,
+
+    /// LLMModels tried in order when the upstream says the prompt exceeds its context
+    /// window. Must not name this model. Default: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16), inner(length(min = 1, max = 253), regex(pattern = DNS_SUBDOMAIN_PATTERN)))]
+    pub context_window_fallbacks: Vec<String>,
+
+    /// LLMModels tried in order when the upstream refuses the content on policy grounds.
+    /// Must not name this model. Default: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16), inner(length(min = 1, max = 253), regex(pattern = DNS_SUBDOMAIN_PATTERN)))]
+    pub content_policy_fallbacks: Vec<String>,
+
+    /// Retries per error class and the backoff between them. Unset fields take the
+    /// defaults listed on each.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryPolicy>,
+
+    /// Request time limits. Unset fields take the defaults listed on each.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeouts: Option<Timeouts>,
+
+    /// When a failing deployment is rested. Unset fields take the defaults listed on each.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cooldown: Option<Cooldown>,
+
+    /// Prices in USD per million tokens, used for metering, budgets and the
+    /// `lowest-cost` strategy. Default: all zero (usage is counted but costs nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pricing: Option<ModelPricing>,
+
+    /// Response cache settings. Reserved: accepted but not applied yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheSpec>,
+}
+
+/// How a deployment is chosen for each attempt.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RoutingStrategy {
+    // Variant meanings live in the type's doc: per-variant docs would turn the schema's
+    // plain `enum` into a `oneOf`, which structural schemas do not allow.
+    #[default]
+    WeightedShuffle,
+    LeastBusy,
+    LowestLatency,
+    UsageBased,
+    LowestCost,
+}
+
+/// The kind of upstream provider a deployment calls. `demo` is a built-in offline fake
+/// for local trials only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Provider {
+    Openai,
+    Azure,
+    Ollama,
+    Vllm,
+    Groq,
+    Mistral,
+    Deepseek,
+    Together,
+    Fireworks,
+    Openrouter,
+    Perplexity,
+    OpenaiCompatible,
+    Demo,
+}
+
+impl Provider {
+    /// The name used in manifests.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Openai => "openai",
+            Provider::Azure => "azure",
+            Provider::Ollama => "ollama",
+            Provider::Vllm => "vllm",
+            Provider::Groq => "groq",
+            Provider::Mistral => "mistral",
+            Provider::Deepseek => "deepseek",
+            Provider::Together => "together",
+            Provider::Fireworks => "fireworks",
+            Provider::Openrouter => "openrouter",
+            Provider::Perplexity => "perplexity",
+            Provider::OpenaiCompatible => "openai-compatible",
+            Provider::Demo => "demo",
+        }
+    }
+
+    /// Whether calls need no credential: local servers and the built-in fake.
+    pub fn keyless(self) -> bool {
+        matches!(
+            self,
+            Provider::Ollama | Provider::Vllm | Provider::Demo | Provider::OpenaiCompatible
+        )
+    }
+
+    /// Whether the provider has no default endpoint, so `baseUrl` is required.
+    pub fn needs_base_url(self) -> bool {
+        matches!(self, Provider::Azure | Provider::OpenaiCompatible)
+    }
+}
+
+/// One place the model is served.
+#[derive(KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!(self.provider in ['azure', 'openai-compatible']) || has(self.baseUrl)").message("baseUrl is required for the azure and openai-compatible providers").field_path(".baseUrl"))]
+#[x_kube(validation = Rule::new("!has(self.apiVersion) || self.provider == 'azure'").message("apiVersion applies to the azure provider only").field_path(".apiVersion"))]
+#[x_kube(validation = Rule::new("has(self.apiKeySecretRef) || self.provider in ['ollama', 'vllm', 'demo', 'openai-compatible']").message("apiKeySecretRef is required for hosted providers").field_path(".apiKeySecretRef"))]
+pub struct ModelDeployment {
+    /// Unique within the model (a DNS label); shown in the `x-llmesh-deployment`
+    /// response header and in metrics.
+    #[schemars(length(min = 1, max = 63), regex(pattern = DNS_LABEL_PATTERN))]
+    pub name: String,
+
+    /// Which provider serves it.
+    pub provider: Provider,
+
+    /// The provider's model id, e.g. `gpt-4o-mini`; for `azure`, the deployment name.
+    #[schemars(length(min = 1, max = 256))]
+    pub model: String,
+
+    /// Overrides the provider's default endpoint; required for `azure` and
+    /// `openai-compatible`. An `http` or `https` URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 2048))]
+    #[x_kube(validation = Rule::new("isURL(self) && url(self).getScheme() in ['http', 'https']").message("must be an http or https URL"))]
+    pub base_url: Option<String>,
+
+    /// The Secret key holding the provider's API key. Required except for `ollama`,
+    /// `vllm`, `openai-compatible` and `demo`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_secret_ref: Option<SecretKeyRef>,
+
+    /// Azure OpenAI's `api-version` query parameter (azure only). Default: the
+    /// sidecar's pinned version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    pub api_version: Option<String>,
+
+    /// Relative share of traffic under `weighted-shuffle`; at least 1. Default: 1.
+    #[serde(default = "default_weight")]
+    #[schemars(range(min = 1, max = 1_000_000))]
+    pub weight: u32,
+
+    /// Requests per minute this deployment accepts. Default: unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub rpm: Option<u32>,
+
+    /// Tokens per minute this deployment accepts. Default: unlimited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub tpm: Option<u64>,
+
+    /// Overrides the model's prices for this deployment. Fields left unset take the
+    /// model's price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pricing: Option<ModelPricing>,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+impl ModelDeployment {
+    /// A deployment with weight 1 and nothing else set.
+    pub fn new(name: impl Into<String>, provider: Provider, model: impl Into<String>) -> Self {
+        ModelDeployment {
+            name: name.into(),
+            provider,
+            model: model.into(),
+            base_url: None,
+            api_key_secret_ref: None,
+            api_version: None,
+            weight: default_weight(),
+            rpm: None,
+            tpm: None,
+            pricing: None,
+        }
+    }
+}
+
+/// Retries per error class, and the backoff between attempts.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryPolicy {
+    /// Retries after a 429. Default: 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 20))]
+    pub rate_limited: Option<u32>,
+    /// Retries after a 5xx. Default: 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 20))]
+    pub server_error: Option<u32>,
+    /// Retries after a timeout. Default: 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 20))]
+    pub timeout: Option<u32>,
+    /// Retries after a connection failure. Default: 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 20))]
+    pub connect_error: Option<u32>,
+    /// Retries after other 4xx responses. Default: 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 20))]
+    pub client_error: Option<u32>,
+    /// First backoff; doubled on each retry, with full jitter. Default: `250ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_backoff: Option<HumanDuration>,
+    /// Cap on one backoff, and on how long a `Retry-After` is honoured. Default: `8s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_backoff: Option<HumanDuration>,
+}
+
+/// Request time limits.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Timeouts {
+    /// The whole request, all attempts and fallbacks included, streams to their end.
+    /// Default: `10m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<HumanDuration>,
+    /// One attempt, until response headers and, for streams, the first chunk.
+    /// Default: `60s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_to_first_token: Option<HumanDuration>,
+}
+
+/// When a deployment is rested: more than `allowedFails` failures within `window` rest
+/// it for `duration`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Cooldown {
+    /// Failures tolerated within the window; the next one starts the cooldown. Default: 3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(max = 1000))]
+    pub allowed_fails: Option<u32>,
+    /// The window failures are counted in. Default: `60s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<HumanDuration>,
+    /// How long the deployment rests. Default: `30s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<HumanDuration>,
+}
+
+/// Prices in USD per million tokens, as decimal strings with at most 6 decimals
+/// (e.g. `"0.15"`). Unset prices are zero (or, on a deployment, the model's price).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelPricing {
+    /// Prompt tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_per_million: Option<UsdAmount>,
+    /// Completion tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_per_million: Option<UsdAmount>,
+    /// Prompt tokens served from the provider's prompt cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached_input_per_million: Option<UsdAmount>,
+}
+
+/// Response cache settings (reserved).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CacheSpec {
+    /// How long a cached response is served. Default: caching off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<HumanDuration>,
+}
+
+/// What the operator last observed and compiled.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LlmModelStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready` is `True` once the model compiled into the pushed config.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// A short human summary for `kubectl get`, e.g. `2 deployments`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    /// How many deployments the model has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployments: Option<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::CustomResourceExt;
+
+    use super::*;
+    use crate::test_support::{cel_failures, cel_rules, crd_json, printer_columns, round_trip};
+
+    #[test]
+    fn crd_names_and_columns() {
+        let crd = LlmModel::crd();
+        assert_eq!(crd.metadata.name.as_deref(), Some("llmmodels.llmesh.io"));
+        assert_eq!(crd.spec.names.kind, "LLMModel");
+        assert_eq!(crd.spec.names.short_names, Some(vec!["llm".to_owned()]));
+        assert_eq!(crd.spec.scope, "Namespaced");
+        let version = &crd.spec.versions[0];
+        assert_eq!(version.name, "v1alpha1");
+        assert!(version.subresources.as_ref().unwrap().status.is_some());
+        let names: Vec<_> = printer_columns::<LlmModel>()
+            .into_iter()
+            .map(|c| c.0)
+            .collect();
+        assert_eq!(names[..4], ["Ready", "Strategy", "Deployments", "Age"]);
+    }
+
+    #[test]
+    fn schema_carries_the_cel_rules_and_defaults() {
+        let rules = cel_rules::<LlmModel>();
+        for needle in [
+            "self.metadata.name in self.spec.fallbacks",
+            "self.metadata.name in self.spec.contextWindowFallbacks",
+            "self.metadata.name in self.spec.contentPolicyFallbacks",
+            "self.all(d, self.exists_one(e, e.name == d.name))",
+            "has(self.baseUrl)",
+            "duration(self) >= duration('0s')",
+            "self.matches('^[0-9]{1,9}([.][0-9]{1,6})?$')",
+        ] {
+            assert!(
+                rules.iter().any(|r| r.contains(needle)),
+                "missing {needle}: {rules:#?}"
+            );
+        }
+        let spec = &crd_json::<LlmModel>()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]
+            ["spec"];
+        assert_eq!(
+            spec["properties"]["strategy"]["default"],
+            "weighted-shuffle"
+        );
+        let deployments = &spec["properties"]["deployments"];
+        assert_eq!(deployments["minItems"], 1);
+        assert_eq!(deployments["x-kubernetes-list-type"], "map");
+        assert_eq!(deployments["items"]["properties"]["weight"]["default"], 1);
+        assert_eq!(deployments["items"]["properties"]["weight"]["minimum"], 1.0);
+        assert!(
+            spec["properties"]["retry"]["description"]
+                .as_str()
+                .unwrap()
+                .contains("defaults")
+        );
+    }
+
+    fn model() -> LlmModel {
+        LlmModel::test("chat")
+            .with_fallbacks(["backup"])
+            .with_prices("0.15", "0.60")
+    }
+
+    #[test]
+    fn a_valid_model_passes_cel() {
+        let mut model = model();
+        model.spec.deployments.push(
+            ModelDeployment::new("azure", Provider::Azure, "gpt4o")
+                .with_base_url("https://example.openai.azure.com")
+                .with_secret("azure", "apiKey"),
+        );
+        model.spec.retry = Some(RetryPolicy {
+            initial_backoff: Some(HumanDuration::new("1h30m")),
+            ..RetryPolicy::default()
+        });
+        assert_eq!(cel_failures(&model), Vec::<String>::new());
+    }
+
+    #[test]
+    fn cel_refuses_self_fallback_duplicates_and_missing_base_url() {
+        let model = model().with_fallbacks(["chat"]);
+        assert_eq!(
+            cel_failures(&model),
+            ["spec.fallbacks must not name the model itself"]
+        );
+
+        let model = LlmModel::test("chat").with_deployments([
+            ModelDeployment::new("a", Provider::Demo, "echo"),
+            ModelDeployment::new("a", Provider::Demo, "echo"),
+        ]);
+        assert_eq!(
+            cel_failures(&model),
+            ["deployment names must be unique within the model"]
+        );
+
+        let model = LlmModel::test("chat").with_deployments([ModelDeployment::new(
+            "a",
+            Provider::OpenaiCompatible,
+            "m",
+        )]);
+        assert_eq!(
+            cel_failures(&model),
+            ["baseUrl is required for the azure and openai-compatible providers"]
+        );
+
+        let model = LlmModel::test("chat").with_deployments([ModelDeployment::new(
+            "a",
+            Provider::Openai,
+            "gpt-4o-mini",
+        )]);
+        assert_eq!(
+            cel_failures(&model),
+            ["apiKeySecretRef is required for hosted providers"]
+        );
+
+        let model = LlmModel::test("chat").with_deployments([ModelDeployment::new(
+            "a",
+            Provider::Vllm,
+            "m",
+        )
+        .with_base_url("ftp://x")]);
+        assert_eq!(cel_failures(&model), ["must be an http or https URL"]);
+    }
+
+    #[test]
+    fn cel_refuses_bad_durations_and_prices() {
+        let mut model = model();
+        model.spec.cooldown = Some(Cooldown {
+            window: Some(HumanDuration::new("5 minutes")),
+            ..Cooldown::default()
+        });
+        assert_eq!(
+            cel_failures(&model),
+            ["must be a duration like 250ms, 30s, 5m or 1h30m"]
+        );
+
+        let model = LlmModel::test("chat").with_prices("-1", "0.1234567");
+        assert_eq!(cel_failures(&model).len(), 2);
+    }
+
+    #[test]
+    fn round_trips_and_defaults() {
+        let model = model();
+        assert_eq!(round_trip(&model), model);
+
+        let yaml = "
+apiVersion: llmesh.io/v1alpha1
+kind: LLMModel
+metadata: {name: m}
+spec:
+  deployments:
+  - {name: d, provider: openai-compatible, model: x, baseUrl: 'http://h'}
+";
+        let parsed: LlmModel = serde_saphyr::from_str(yaml).unwrap();
+        assert_eq!(parsed.spec.strategy, RoutingStrategy::WeightedShuffle);
+        assert_eq!(parsed.spec.deployments[0].weight, 1);
+        assert_eq!(
+            parsed.spec.deployments[0].provider,
+            Provider::OpenaiCompatible
+        );
+        assert!(parsed.spec.fallbacks.is_empty());
+        assert_eq!(parsed.spec.retry, None);
+    }
+
+    #[test]
+    fn provider_names_match_serde() {
+        for provider in [Provider::Openai, Provider::OpenaiCompatible, Provider::Demo] {
+            assert_eq!(
+                serde_json::to_value(provider).unwrap(),
+                serde_json::Value::from(provider.as_str())
+            );
+        }
+    }
+}

@@ -245,7 +245,7 @@ async fn try_model(
                 let max_wait = Duration::from_millis(model.retry.max_backoff_ms);
                 if none.until > now && none.until - now <= max_wait && none.until < deadline {
                     tokio::time::sleep_until(none.until).await;
-                    trace.waiting += none.until - now;
+                    trace.waiting += now.elapsed();
                     continue;
                 }
                 if let Some(last) = last {
@@ -325,8 +325,10 @@ async fn try_model(
         avoid.retain(|&i| i != index);
         avoid.push(index);
         last = Some(failure);
+        // Timers round up, so count the time actually slept, not the time asked for.
+        let slept = Instant::now();
         tokio::time::sleep(wait).await;
-        trace.waiting += wait;
+        trace.waiting += slept.elapsed();
     }
 }
 

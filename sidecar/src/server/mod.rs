@@ -226,14 +226,17 @@ async fn apply_config(
     routes: watch::Sender<Option<Arc<Routes>>>,
     metrics: Arc<Metrics>,
 ) {
+    let mut applied: Option<String> = None;
     loop {
         let snapshot = snapshots.borrow_and_update().clone();
-        if let Some(snapshot) = snapshot {
+        // Equal versions mean equal content: nothing to rebuild.
+        if let Some(snapshot) = snapshot.filter(|s| applied.as_ref() != Some(&s.version)) {
             match builder.build(&snapshot) {
                 Ok(built) => {
                     tracing::info!(version = %built.version, models = built.names().len(), "config applied");
                     metrics.set_config_version(&built.version);
                     metrics.config_reloads.with_label_values(&["ok"]).inc();
+                    applied = Some(built.version.clone());
                     routes.send_replace(Some(Arc::new(built)));
                 }
                 Err(err) => {

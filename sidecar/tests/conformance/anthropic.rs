@@ -91,3 +91,36 @@ async fn golden_upstream_request() {
         "the client's key never reaches the upstream"
     );
 }
+
+/// Parameters Anthropic cannot honour are refused by name, or dropped and counted when
+/// the model says so.
+#[tokio::test]
+async fn unsupported_parameters_are_refused_or_dropped() {
+    let up = MockAnthropic::start().await;
+    let strict = model("strict", vec![up.deployment(Behaviour::Text)]);
+    let mut lenient = model("lenient", vec![up.deployment(Behaviour::Text)]);
+    lenient.drop_unsupported_params = true;
+    let sidecar = Running::start(Some(snapshot("params", vec![strict, lenient]))).await;
+    let body = |m: &str| json!({"model": m, "messages": [{"role": "user", "content": "hi"}], "seed": 7, "presence_penalty": 0.5});
+    let (status, headers, err) = post(sidecar.api, "/v1/chat/completions", body("strict")).await;
+    assert_eq!(status, http::StatusCode::BAD_REQUEST, "{err}");
+    assert_eq!(err["error"]["code"], "unsupported_parameter");
+    let message = err["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("'presence_penalty'") || message.contains("'seed'"),
+        "{message}"
+    );
+    assert_eq!(crate::support::header(&headers, "x-llmesh-attempts"), "1");
+    assert!(up.requests().is_empty(), "nothing was sent upstream");
+    let (status, _, ok) = post(sidecar.api, "/v1/chat/completions", body("lenient")).await;
+    assert_eq!(status, http::StatusCode::OK, "{ok}");
+    let sent = up.bodies().pop().unwrap();
+    assert!(sent.get("seed").is_none() && sent.get("presence_penalty").is_none());
+    let metrics = sidecar.metrics().await;
+    assert!(
+        metrics.contains(
+            r#"llmesh_dropped_params_total{model="lenient",param="seed",provider="anthropic"} 1"#
+        ),
+        "{metrics}"
+    );
+}

@@ -8,8 +8,8 @@ use serde_json::{Map, Value, json};
 
 use super::eventstream::tests::encode;
 use super::*;
-use crate::provider::StreamError;
 use crate::config::snapshot::{AwsCredentials, ProviderKind, SecretString};
+use crate::provider::StreamError;
 
 fn spec() -> DeploymentSpec {
     let mut spec = crate::provider::spec(ProviderKind::Bedrock);

@@ -10,6 +10,8 @@
 
 pub mod anthropic;
 pub mod azure;
+pub mod bedrock;
+pub mod cohere;
 pub mod demo;
 pub mod openai;
 pub mod openai_compat;
@@ -207,6 +209,8 @@ pub enum Credential {
     None,
     /// A fixed header, e.g. `Authorization: Bearer ...` or `x-api-key`.
     Header(HeaderName, HeaderValue),
+    /// AWS Signature Version 4 over the whole request (Bedrock).
+    SigV4(Arc<bedrock::sigv4::Signer>),
 }
 
 /// Why a credential could not be applied.
@@ -230,6 +234,7 @@ impl Credential {
             Credential::Header(name, value) => {
                 request.headers_mut().insert(name.clone(), value.clone());
             }
+            Credential::SigV4(signer) => signer.sign(request, std::time::SystemTime::now())?,
         }
         Ok(())
     }
@@ -260,10 +265,9 @@ pub fn build(
         ProviderKind::Azure => azure::build(spec),
         ProviderKind::Demo => demo::build(),
         ProviderKind::Anthropic => anthropic::build(spec),
-        ProviderKind::Gemini
-        | ProviderKind::Vertex
-        | ProviderKind::Bedrock
-        | ProviderKind::Cohere => Err(format!(
+        ProviderKind::Bedrock => bedrock::build(spec),
+        ProviderKind::Cohere => cohere::build(spec),
+        ProviderKind::Gemini | ProviderKind::Vertex => Err(format!(
             "provider {:?} is not available in this build",
             spec.provider
         )),

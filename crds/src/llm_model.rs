@@ -143,6 +143,10 @@ pub enum Provider {
     OpenaiCompatible,
     Demo,
     Anthropic,
+    Gemini,
+    Vertex,
+    Bedrock,
+    Cohere,
 }
 
 impl Provider {
@@ -163,15 +167,30 @@ impl Provider {
             Provider::OpenaiCompatible => "openai-compatible",
             Provider::Demo => "demo",
             Provider::Anthropic => "anthropic",
+            Provider::Gemini => "gemini",
+            Provider::Vertex => "vertex",
+            Provider::Bedrock => "bedrock",
+            Provider::Cohere => "cohere",
         }
     }
 
-    /// Whether calls need no credential: local servers and the built-in fake.
+    /// Whether calls need no API key: local servers, the built-in fake, and the clouds
+    /// that authenticate otherwise (checked by [`Provider::cloud_credentials`]).
     pub fn keyless(self) -> bool {
         matches!(
             self,
-            Provider::Ollama | Provider::Vllm | Provider::Demo | Provider::OpenaiCompatible
+            Provider::Ollama
+                | Provider::Vllm
+                | Provider::Demo
+                | Provider::OpenaiCompatible
+                | Provider::Bedrock
+                | Provider::Vertex
         )
+    }
+
+    /// Whether the provider needs `region` (Bedrock's region, Vertex AI's location).
+    pub fn needs_region(self) -> bool {
+        matches!(self, Provider::Bedrock | Provider::Vertex)
     }
 
     /// Whether the provider has no default endpoint, so `baseUrl` is required.
@@ -184,8 +203,9 @@ impl Provider {
 #[derive(KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!(self.provider in ['azure', 'openai-compatible']) || has(self.baseUrl)").message("baseUrl is required for the azure and openai-compatible providers").field_path(".baseUrl"))]
-#[x_kube(validation = Rule::new("!has(self.apiVersion) || self.provider == 'azure'").message("apiVersion applies to the azure provider only").field_path(".apiVersion"))]
-#[x_kube(validation = Rule::new("has(self.apiKeySecretRef) || self.provider in ['ollama', 'vllm', 'demo', 'openai-compatible']").message("apiKeySecretRef is required for hosted providers").field_path(".apiKeySecretRef"))]
+#[x_kube(validation = Rule::new("!has(self.apiVersion) || self.provider in ['azure', 'anthropic']").message("apiVersion applies to the azure and anthropic providers only").field_path(".apiVersion"))]
+#[x_kube(validation = Rule::new("has(self.apiKeySecretRef) || self.provider in ['ollama', 'vllm', 'demo', 'openai-compatible'] || (self.provider == 'bedrock' && has(self.awsCredentialsSecretRef)) || (self.provider == 'vertex' && has(self.serviceAccountSecretRef))").message("apiKeySecretRef is required for hosted providers (bedrock: or awsCredentialsSecretRef; vertex: serviceAccountSecretRef)").field_path(".apiKeySecretRef"))]
+#[x_kube(validation = Rule::new("!(self.provider in ['bedrock', 'vertex']) || has(self.region)").message("region is required for the bedrock and vertex providers").field_path(".region"))]
 pub struct ModelDeployment {
     /// Unique within the model (a DNS label); shown in the `x-llmesh-deployment`
     /// response header and in metrics.
@@ -542,7 +562,9 @@ mod tests {
         )]);
         assert_eq!(
             cel_failures(&model),
-            ["apiKeySecretRef is required for hosted providers"]
+            [
+                "apiKeySecretRef is required for hosted providers (bedrock: or awsCredentialsSecretRef; vertex: serviceAccountSecretRef)"
+            ]
         );
 
         let model = LlmModel::test("chat").with_deployments([ModelDeployment::new(

@@ -662,6 +662,30 @@ fn compile_deployment(
         .service_account_secret_ref
         .as_ref()
         .and_then(|r| secret("serviceAccountSecretRef", &r.name, &r.key));
+    if d.provider.needs_region() && d.region.is_none() {
+        report.error(
+            format!("{at}.region"),
+            Reason::MissingApiKey,
+            format!("provider {} needs a region", d.provider.as_str()),
+        );
+    }
+    match d.provider {
+        Provider::Bedrock
+            if d.aws_credentials_secret_ref.is_none() && d.api_key_secret_ref.is_none() =>
+        {
+            report.error(
+                format!("{at}.awsCredentialsSecretRef"),
+                Reason::MissingApiKey,
+                "bedrock needs awsCredentialsSecretRef (or apiKeySecretRef for a Bedrock API key)",
+            )
+        }
+        Provider::Vertex if d.service_account_secret_ref.is_none() => report.error(
+            format!("{at}.serviceAccountSecretRef"),
+            Reason::MissingApiKey,
+            "vertex needs serviceAccountSecretRef",
+        ),
+        _ => {}
+    }
     DeploymentSpec {
         name: d.name.clone(),
         provider: provider(d.provider),
@@ -984,6 +1008,10 @@ fn provider(value: Provider) -> ProviderKind {
         Provider::OpenaiCompatible => ProviderKind::OpenaiCompatible,
         Provider::Demo => ProviderKind::Demo,
         Provider::Anthropic => ProviderKind::Anthropic,
+        Provider::Gemini => ProviderKind::Gemini,
+        Provider::Vertex => ProviderKind::Vertex,
+        Provider::Bedrock => ProviderKind::Bedrock,
+        Provider::Cohere => ProviderKind::Cohere,
     }
 }
 

@@ -121,7 +121,10 @@ impl Hub {
     pub fn problem_changes(&self) -> impl futures_util::Stream<Item = String> + Send + 'static {
         let (tx, rx) = mpsc::unbounded_channel();
         lock(&self.listeners).push(tx);
-        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|ns| (ns, rx)) })
+        futures_util::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|ns| (ns, rx)) },
+        )
     }
 
     async fn run(self: Arc<Self>, mut dirty: mpsc::UnboundedReceiver<(String, Instant)>) {
@@ -155,21 +158,37 @@ impl Hub {
         let problems_changed;
         {
             let mut namespaces = lock(&self.namespaces);
-            let entry = namespaces.entry(namespace.to_owned()).or_insert_with(|| Namespace {
-                tx: watch::channel(None).0,
-                compiled: None,
-                changed_at: seen,
-            });
-            problems_changed = entry.compiled.as_ref().is_none_or(|c| c.problems != compiled.problems);
-            let version_changed = entry.compiled.as_ref().is_none_or(|c| c.snapshot.version != compiled.snapshot.version);
+            let entry = namespaces
+                .entry(namespace.to_owned())
+                .or_insert_with(|| Namespace {
+                    tx: watch::channel(None).0,
+                    compiled: None,
+                    changed_at: seen,
+                });
+            problems_changed = entry
+                .compiled
+                .as_ref()
+                .is_none_or(|c| c.problems != compiled.problems);
+            let version_changed = entry
+                .compiled
+                .as_ref()
+                .is_none_or(|c| c.snapshot.version != compiled.snapshot.version);
             if version_changed {
                 entry.changed_at = seen;
                 let old = entry.compiled.as_ref().map(|c| c.snapshot.version.clone());
                 if let Some(old) = old {
-                    let _ = self.metrics.snapshot_version.remove_label_values(&[namespace, &old]);
+                    let _ = self
+                        .metrics
+                        .snapshot_version
+                        .remove_label_values(&[namespace, &old]);
                 }
-                self.metrics.snapshot_version.with_label_values(&[namespace, &compiled.snapshot.version]).set(1);
-                entry.tx.send_replace(Some(Arc::new(compiled.snapshot.clone())));
+                self.metrics
+                    .snapshot_version
+                    .with_label_values(&[namespace, &compiled.snapshot.version])
+                    .set(1);
+                entry
+                    .tx
+                    .send_replace(Some(Arc::new(compiled.snapshot.clone())));
                 tracing::info!(namespace, version = %compiled.snapshot.version, models = compiled.snapshot.models.len(), "snapshot published");
             }
             entry.compiled = Some(compiled);
@@ -183,7 +202,13 @@ impl Hub {
 /// Runs a reflector for `K`, reporting each changed object's namespace as dirty.
 fn reflect<K>(api: Api<K>, dirty: mpsc::UnboundedSender<(String, Instant)>) -> Store<K>
 where
-    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
 {
     let (reader, writer) = reflector::store();
     let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
@@ -198,7 +223,9 @@ where
                         let _ = dirty.send((ns, Instant::now()));
                     }
                 }
-                Err(err) => tracing::warn!(kind = %K::kind(&()), error = %err, "watch failed; retrying"),
+                Err(err) => {
+                    tracing::warn!(kind = %K::kind(&()), error = %err, "watch failed; retrying")
+                }
             }
         }
     });

@@ -1,6 +1,8 @@
 //! Prometheus metrics of the control plane.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 
 /// Every operator metric.
 #[derive(Clone)]
@@ -25,9 +27,15 @@ impl Metrics {
     /// Creates and registers the metrics.
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new_custom(Some("llmesh_operator".into()), None)?;
-        let reconciles = IntCounterVec::new(Opts::new("reconciles_total", "Reconciles by controller."), &["controller"])?;
+        let reconciles = IntCounterVec::new(
+            Opts::new("reconciles_total", "Reconciles by controller."),
+            &["controller"],
+        )?;
         let reconcile_errors = IntCounterVec::new(
-            Opts::new("reconcile_errors_total", "Failed reconciles by controller and error."),
+            Opts::new(
+                "reconcile_errors_total",
+                "Failed reconciles by controller and error.",
+            ),
             &["controller", "error"],
         )?;
         let reconcile_duration = HistogramVec::new(
@@ -35,14 +43,21 @@ impl Metrics {
                 .buckets(vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0]),
             &["controller"],
         )?;
-        let connected_sidecars = IntGauge::new("connected_sidecars", "Sidecars connected to this replica.")?;
+        let connected_sidecars =
+            IntGauge::new("connected_sidecars", "Sidecars connected to this replica.")?;
         let snapshot_version = IntGaugeVec::new(
-            Opts::new("snapshot_info", "1 for each namespace's current snapshot version."),
+            Opts::new(
+                "snapshot_info",
+                "1 for each namespace's current snapshot version.",
+            ),
             &["namespace", "version"],
         )?;
         let push_latency = HistogramVec::new(
-            HistogramOpts::new("push_latency_seconds", "From a change being seen to its snapshot being sent.")
-                .buckets(vec![0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+            HistogramOpts::new(
+                "push_latency_seconds",
+                "From a change being seen to its snapshot being sent.",
+            )
+            .buckets(vec![0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
             &["kind"],
         )?;
         for m in [
@@ -55,7 +70,15 @@ impl Metrics {
         ] {
             registry.register(m)?;
         }
-        Ok(Metrics { registry, reconciles, reconcile_errors, reconcile_duration, connected_sidecars, snapshot_version, push_latency })
+        Ok(Metrics {
+            registry,
+            reconciles,
+            reconcile_errors,
+            reconcile_duration,
+            connected_sidecars,
+            snapshot_version,
+            push_latency,
+        })
     }
 
     /// The text exposition.

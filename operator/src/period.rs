@@ -30,7 +30,12 @@ pub enum PeriodError {
 
 /// The period of `period` in `time_zone` that contains `now`; fixed durations are
 /// counted from `anchor`.
-pub fn window(period: Period, time_zone: &str, anchor: Timestamp, now: Timestamp) -> Result<Window, PeriodError> {
+pub fn window(
+    period: Period,
+    time_zone: &str,
+    anchor: Timestamp,
+    now: Timestamp,
+) -> Result<Window, PeriodError> {
     if let Period::Every(ms) = period {
         let len = i128::from(ms) * 1_000_000;
         let since = now.as_nanosecond() - anchor.as_nanosecond();
@@ -58,7 +63,8 @@ pub fn window(period: Period, time_zone: &str, anchor: Timestamp, now: Timestamp
         }
         Period::Every(_) => unreachable_every(),
     };
-    let midnight = |d: Date| -> Result<Zoned, PeriodError> { d.to_zoned(tz.clone()).map_err(range) };
+    let midnight =
+        |d: Date| -> Result<Zoned, PeriodError> { d.to_zoned(tz.clone()).map_err(range) };
     Ok(Window {
         start: midnight(first)?.timestamp(),
         end: midnight(next)?.timestamp(),
@@ -85,11 +91,20 @@ mod tests {
         let now = ts("2026-11-22T15:30:00Z"); // a Sunday
         let anchor = ts("2020-01-01T00:00:00Z");
         let w = window(Period::Daily, "UTC", anchor, now).unwrap();
-        assert_eq!((w.start, w.end), (ts("2026-11-22T00:00:00Z"), ts("2026-11-23T00:00:00Z")));
+        assert_eq!(
+            (w.start, w.end),
+            (ts("2026-11-22T00:00:00Z"), ts("2026-11-23T00:00:00Z"))
+        );
         let w = window(Period::Weekly, "UTC", anchor, now).unwrap();
-        assert_eq!((w.start, w.end), (ts("2026-11-16T00:00:00Z"), ts("2026-11-23T00:00:00Z")));
+        assert_eq!(
+            (w.start, w.end),
+            (ts("2026-11-16T00:00:00Z"), ts("2026-11-23T00:00:00Z"))
+        );
         let w = window(Period::Monthly, "UTC", anchor, now).unwrap();
-        assert_eq!((w.start, w.end), (ts("2026-11-01T00:00:00Z"), ts("2026-12-01T00:00:00Z")));
+        assert_eq!(
+            (w.start, w.end),
+            (ts("2026-11-01T00:00:00Z"), ts("2026-12-01T00:00:00Z"))
+        );
         let w = window(Period::Monthly, "UTC", anchor, ts("2026-12-31T23:59:59Z")).unwrap();
         assert_eq!(w.end, ts("2027-01-01T00:00:00Z"));
     }
@@ -97,12 +112,32 @@ mod tests {
     #[test]
     fn calendar_periods_follow_the_time_zone_and_dst() {
         // 23:30 UTC on 21 Nov is already 22 Nov in Paris (UTC+1).
-        let w = window(Period::Daily, "Europe/Paris", ts("2020-01-01T00:00:00Z"), ts("2026-11-21T23:30:00Z")).unwrap();
+        let w = window(
+            Period::Daily,
+            "Europe/Paris",
+            ts("2020-01-01T00:00:00Z"),
+            ts("2026-11-21T23:30:00Z"),
+        )
+        .unwrap();
         assert_eq!(w.start, ts("2026-11-21T23:00:00Z"));
         // The day DST starts in Paris (29 Mar 2026) lasts 23 hours.
-        let w = window(Period::Daily, "Europe/Paris", ts("2020-01-01T00:00:00Z"), ts("2026-03-29T12:00:00Z")).unwrap();
+        let w = window(
+            Period::Daily,
+            "Europe/Paris",
+            ts("2020-01-01T00:00:00Z"),
+            ts("2026-03-29T12:00:00Z"),
+        )
+        .unwrap();
         assert_eq!(w.end.as_second() - w.start.as_second(), 23 * 3600);
-        assert!(window(Period::Daily, "Mars/Olympus", ts("2020-01-01T00:00:00Z"), ts("2026-03-29T12:00:00Z")).is_err());
+        assert!(
+            window(
+                Period::Daily,
+                "Mars/Olympus",
+                ts("2020-01-01T00:00:00Z"),
+                ts("2026-03-29T12:00:00Z")
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -110,7 +145,10 @@ mod tests {
         let anchor = ts("2026-11-20T06:00:00Z");
         let every_36h = Period::Every(36 * 3600 * 1000);
         let w = window(every_36h, "UTC", anchor, ts("2026-11-22T00:00:00Z")).unwrap();
-        assert_eq!((w.start, w.end), (ts("2026-11-21T18:00:00Z"), ts("2026-11-23T06:00:00Z")));
+        assert_eq!(
+            (w.start, w.end),
+            (ts("2026-11-21T18:00:00Z"), ts("2026-11-23T06:00:00Z"))
+        );
         let w = window(every_36h, "UTC", anchor, anchor).unwrap();
         assert_eq!(w.start, anchor);
     }

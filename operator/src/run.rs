@@ -6,13 +6,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use futures_util::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::ListParams;
 use kube::runtime::controller::Controller;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::watcher;
 use kube::{Api, Client};
 use llmesh_crds::{Budget, LlmModel, VirtualKey};
-use k8s_openapi::api::core::v1::Secret;
 
 use crate::controllers::{self, Context};
 use crate::hub::Hub;
@@ -22,7 +22,9 @@ use crate::metrics::Metrics;
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The CRDs are missing.
-    #[error("the llmesh CRDs are not installed in this cluster (install the chart, or `kubectl apply -f crds/`)")]
+    #[error(
+        "the llmesh CRDs are not installed in this cluster (install the chart, or `kubectl apply -f crds/`)"
+    )]
     CrdsMissing,
     /// The API server could not be reached.
     #[error("cannot reach the Kubernetes API: {0}")]
@@ -45,9 +47,18 @@ pub struct Settings {
 pub async fn check_crds(client: &Client) -> Result<(), StartError> {
     let lp = ListParams::default().limit(1);
     for result in [
-        Api::<LlmModel>::all(client.clone()).list_metadata(&lp).await.map(drop),
-        Api::<VirtualKey>::all(client.clone()).list_metadata(&lp).await.map(drop),
-        Api::<Budget>::all(client.clone()).list_metadata(&lp).await.map(drop),
+        Api::<LlmModel>::all(client.clone())
+            .list_metadata(&lp)
+            .await
+            .map(drop),
+        Api::<VirtualKey>::all(client.clone())
+            .list_metadata(&lp)
+            .await
+            .map(drop),
+        Api::<Budget>::all(client.clone())
+            .list_metadata(&lp)
+            .await
+            .map(drop),
     ] {
         match result {
             Ok(()) => {}
@@ -75,32 +86,63 @@ pub async fn start(
     let hub = Hub::start(client.clone(), metrics.clone());
     let recorder = Recorder::new(
         client.clone(),
-        Reporter { controller: "llmesh-operator".into(), instance: settings.instance.clone() },
+        Reporter {
+            controller: "llmesh-operator".into(),
+            instance: settings.instance.clone(),
+        },
     );
     let ctx = Arc::new(Context::new(client.clone(), hub.clone(), metrics, recorder));
 
-    let models = Controller::new(Api::<LlmModel>::all(client.clone()), watcher::Config::default());
+    let models = Controller::new(
+        Api::<LlmModel>::all(client.clone()),
+        watcher::Config::default(),
+    );
     tokio::spawn(
         models
             .reconcile_all_on(problem_changes(&hub))
             .graceful_shutdown_on(shutdown.clone())
-            .run(controllers::llm_model::reconcile, |o, e, c| controllers::error_policy(controllers::llm_model::NAME, o.as_ref(), e, &c), ctx.clone())
+            .run(
+                controllers::llm_model::reconcile,
+                |o, e, c| {
+                    controllers::error_policy(controllers::llm_model::NAME, o.as_ref(), e, &c)
+                },
+                ctx.clone(),
+            )
             .for_each(|_| async {}),
     );
-    let keys = Controller::new(Api::<VirtualKey>::all(client.clone()), watcher::Config::default())
-        .owns(Api::<Secret>::all(client.clone()), watcher::Config::default().labels("app.kubernetes.io/managed-by=llmesh"));
+    let keys = Controller::new(
+        Api::<VirtualKey>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .owns(
+        Api::<Secret>::all(client.clone()),
+        watcher::Config::default().labels("app.kubernetes.io/managed-by=llmesh"),
+    );
     tokio::spawn(
         keys.reconcile_all_on(problem_changes(&hub))
             .graceful_shutdown_on(shutdown.clone())
-            .run(controllers::virtual_key::reconcile, |o, e, c| controllers::error_policy(controllers::virtual_key::NAME, o.as_ref(), e, &c), ctx.clone())
+            .run(
+                controllers::virtual_key::reconcile,
+                |o, e, c| {
+                    controllers::error_policy(controllers::virtual_key::NAME, o.as_ref(), e, &c)
+                },
+                ctx.clone(),
+            )
             .for_each(|_| async {}),
     );
-    let budgets = Controller::new(Api::<Budget>::all(client.clone()), watcher::Config::default());
+    let budgets = Controller::new(
+        Api::<Budget>::all(client.clone()),
+        watcher::Config::default(),
+    );
     tokio::spawn(
         budgets
             .reconcile_all_on(problem_changes(&hub))
             .graceful_shutdown_on(shutdown)
-            .run(controllers::budget::reconcile, |o, e, c| controllers::error_policy(controllers::budget::NAME, o.as_ref(), e, &c), ctx.clone())
+            .run(
+                controllers::budget::reconcile,
+                |o, e, c| controllers::error_policy(controllers::budget::NAME, o.as_ref(), e, &c),
+                ctx.clone(),
+            )
             .for_each(|_| async {}),
     );
     Ok(Operator { ctx })

@@ -32,7 +32,12 @@ pub const NAME: &str = "budget";
 const HISTORY: usize = 24;
 
 /// The ledger a budget should show at `now`, and the thresholds newly crossed.
-pub fn next_status(budget: &Budget, compiled: &Compiled, name: &str, now: jiff::Timestamp) -> Result<(BudgetStatus, Vec<u32>)> {
+pub fn next_status(
+    budget: &Budget,
+    compiled: &Compiled,
+    name: &str,
+    now: jiff::Timestamp,
+) -> Result<(BudgetStatus, Vec<u32>)> {
     let mut status = budget.status.clone().unwrap_or_default();
     let previous_conditions = status.conditions.clone();
     let problems: Vec<_> = compiled.problems_for(Kind::Budget, name).collect();
@@ -40,11 +45,21 @@ pub fn next_status(budget: &Budget, compiled: &Compiled, name: &str, now: jiff::
         (Ok(p), Ok(l)) => (p, l),
         _ => {
             status.observed_generation = budget.metadata.generation;
-            status.conditions = vec![ready_condition(budget.metadata.generation, &problems, "Tracking", String::new(), &previous_conditions)];
+            status.conditions = vec![ready_condition(
+                budget.metadata.generation,
+                &problems,
+                "Tracking",
+                String::new(),
+                &previous_conditions,
+            )];
             return Ok((status, Vec::new()));
         }
     };
-    let anchor = budget.metadata.creation_timestamp.as_ref().map_or(now, |t| t.0);
+    let anchor = budget
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map_or(now, |t| t.0);
     let current = window(period, &budget.spec.time_zone, anchor, now).map_err(Error::Period)?;
     if status.period_start.as_ref().map(|t| t.0) != Some(current.start) {
         if let Some(start) = status.period_start.take() {
@@ -70,7 +85,8 @@ pub fn next_status(budget: &Budget, compiled: &Compiled, name: &str, now: jiff::
     status.exhausted = status.spent_micros >= limit;
     let mut crossed = Vec::new();
     for &threshold in &budget.spec.alert_thresholds {
-        let reached = i128::from(status.spent_micros) * 100 >= i128::from(limit) * i128::from(threshold);
+        let reached =
+            i128::from(status.spent_micros) * 100 >= i128::from(limit) * i128::from(threshold);
         if reached && !status.alerted_thresholds.contains(&threshold) {
             status.alerted_thresholds.push(threshold);
             crossed.push(threshold);
@@ -79,9 +95,30 @@ pub fn next_status(budget: &Budget, compiled: &Compiled, name: &str, now: jiff::
     status.alerted_thresholds.sort_unstable();
     status.observed_generation = budget.metadata.generation;
     let ready = if status.exhausted {
-        condition("Ready", "True", "Exhausted", format!("spent {} of {}", status.spent.clone().unwrap_or_default(), budget.spec.limit), budget.metadata.generation, &previous_conditions)
+        condition(
+            "Ready",
+            "True",
+            "Exhausted",
+            format!(
+                "spent {} of {}",
+                status.spent.clone().unwrap_or_default(),
+                budget.spec.limit
+            ),
+            budget.metadata.generation,
+            &previous_conditions,
+        )
     } else {
-        ready_condition(budget.metadata.generation, &problems, "Tracking", format!("{} left until {}", status.remaining.clone().unwrap_or_default(), current.end), &previous_conditions)
+        ready_condition(
+            budget.metadata.generation,
+            &problems,
+            "Tracking",
+            format!(
+                "{} left until {}",
+                status.remaining.clone().unwrap_or_default(),
+                current.end
+            ),
+            &previous_conditions,
+        )
     };
     status.conditions = vec![ready];
     Ok((status, crossed))
@@ -98,7 +135,10 @@ pub async fn reconcile(budget: Arc<Budget>, ctx: Arc<Context>) -> Result<Action>
         let api: Api<Budget> = Api::namespaced(ctx.client.clone(), &ns);
         let mut updated = (*budget).clone();
         updated.status = Some(status.clone());
-        let params = PostParams { field_manager: Some(MANAGER.into()), ..PostParams::default() };
+        let params = PostParams {
+            field_manager: Some(MANAGER.into()),
+            ..PostParams::default()
+        };
         match api.replace_status(&name, &params, &updated).await {
             Ok(_) => {}
             // Someone else wrote first (usage intake, the other replica): start over
@@ -134,7 +174,9 @@ pub async fn reconcile(budget: Arc<Budget>, ctx: Arc<Context>) -> Result<Action>
         .and_then(|s| u64::try_from(s).ok())
         .unwrap_or(60);
     // Spend arrives from usage intake as status writes, which requeue us anyway.
-    Ok(Action::requeue(Duration::from_secs(until_reset.clamp(1, 3600))))
+    Ok(Action::requeue(Duration::from_secs(
+        until_reset.clamp(1, 3600),
+    )))
 }
 
 #[cfg(test)]
@@ -159,13 +201,19 @@ mod tests {
     }
 
     fn status_at(b: &Budget, now: &str) -> (BudgetStatus, Vec<u32>) {
-        let compiled = compile(&Inputs { budgets: vec![b.clone()], ..Inputs::default() });
+        let compiled = compile(&Inputs {
+            budgets: vec![b.clone()],
+            ..Inputs::default()
+        });
         next_status(b, &compiled, "team", ts(now)).unwrap()
     }
 
     #[test]
     fn ledger_shows_spent_remaining_and_reset() {
-        let (s, crossed) = status_at(&budget(2_500_000, Some("2026-11-01T00:00:00Z")), "2026-11-22T10:00:00Z");
+        let (s, crossed) = status_at(
+            &budget(2_500_000, Some("2026-11-01T00:00:00Z")),
+            "2026-11-22T10:00:00Z",
+        );
         assert_eq!(s.spent.as_deref(), Some("$2.500000"));
         assert_eq!(s.remaining_micros, 7_500_000);
         assert_eq!(s.remaining.as_deref(), Some("$7.500000"));
@@ -183,7 +231,10 @@ mod tests {
         b.status = Some(s);
         let (s, crossed) = status_at(&b, "2026-11-22T10:00:01Z");
         assert!(crossed.is_empty(), "already announced");
-        b.status = Some(BudgetStatus { spent_micros: 10_000_000, ..s });
+        b.status = Some(BudgetStatus {
+            spent_micros: 10_000_000,
+            ..s
+        });
         let (s, crossed) = status_at(&b, "2026-11-22T10:00:02Z");
         assert_eq!(crossed, vec![100]);
         assert!(s.exhausted);

@@ -40,26 +40,56 @@ pub struct Context {
 impl Context {
     /// A context.
     pub fn new(client: Client, hub: Arc<Hub>, metrics: Metrics, recorder: Recorder) -> Self {
-        Context { client, hub, metrics, recorder, failures: Mutex::new(HashMap::new()) }
+        Context {
+            client,
+            hub,
+            metrics,
+            recorder,
+            failures: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Records a successful reconcile of `controller`.
     pub fn succeeded<K: Resource>(&self, controller: &str, obj: &K, started: std::time::Instant) {
-        self.metrics.reconciles.with_label_values(&[controller]).inc();
-        self.metrics.reconcile_duration.with_label_values(&[controller]).observe(started.elapsed().as_secs_f64());
-        self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&key(obj));
+        self.metrics
+            .reconciles
+            .with_label_values(&[controller])
+            .inc();
+        self.metrics
+            .reconcile_duration
+            .with_label_values(&[controller])
+            .observe(started.elapsed().as_secs_f64());
+        self.failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&key(obj));
     }
 }
 
 fn key<K: Resource>(obj: &K) -> String {
-    format!("{}/{}", obj.meta().namespace.as_deref().unwrap_or(""), obj.meta().name.as_deref().unwrap_or(""))
+    format!(
+        "{}/{}",
+        obj.meta().namespace.as_deref().unwrap_or(""),
+        obj.meta().name.as_deref().unwrap_or("")
+    )
 }
 
 /// Counts the failure and requeues with exponential backoff (1 s doubling to 5 min), so a
 /// broken object never hot-loops.
-pub fn error_policy<K: Resource>(controller: &'static str, obj: &K, err: &Error, ctx: &Context) -> Action {
-    ctx.metrics.reconcile_errors.with_label_values(&[controller, err.metric_label()]).inc();
-    let mut failures = ctx.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+pub fn error_policy<K: Resource>(
+    controller: &'static str,
+    obj: &K,
+    err: &Error,
+    ctx: &Context,
+) -> Action {
+    ctx.metrics
+        .reconcile_errors
+        .with_label_values(&[controller, err.metric_label()])
+        .inc();
+    let mut failures = ctx
+        .failures
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let n = failures.entry(key(obj)).or_insert(0);
     *n = n.saturating_add(1);
     let delay = Duration::from_secs(1u64 << (*n - 1).min(8)).min(Duration::from_secs(300));
@@ -76,22 +106,44 @@ pub fn ready_condition(
     ok_message: String,
     previous: &[Condition],
 ) -> Condition {
-    let errors: Vec<&&Problem> = problems.iter().filter(|p| p.severity == Severity::Error).collect();
-    let warnings: Vec<String> = problems.iter().filter(|p| p.severity == Severity::Warning).map(|p| format!("{}: {}", p.field, p.message)).collect();
+    let errors: Vec<&&Problem> = problems
+        .iter()
+        .filter(|p| p.severity == Severity::Error)
+        .collect();
+    let warnings: Vec<String> = problems
+        .iter()
+        .filter(|p| p.severity == Severity::Warning)
+        .map(|p| format!("{}: {}", p.field, p.message))
+        .collect();
     let (status, reason, message) = match errors.first() {
         Some(first) => (
             "False",
             first.reason.as_str().to_owned(),
-            errors.iter().map(|p| format!("{}: {}", p.field, p.message)).collect::<Vec<_>>().join("; "),
+            errors
+                .iter()
+                .map(|p| format!("{}: {}", p.field, p.message))
+                .collect::<Vec<_>>()
+                .join("; "),
         ),
         None if warnings.is_empty() => ("True", ok_reason.to_owned(), ok_message),
-        None => ("True", ok_reason.to_owned(), format!("{ok_message}; warnings: {}", warnings.join("; "))),
+        None => (
+            "True",
+            ok_reason.to_owned(),
+            format!("{ok_message}; warnings: {}", warnings.join("; ")),
+        ),
     };
     condition("Ready", status, &reason, message, generation, previous)
 }
 
 /// A condition, keeping `lastTransitionTime` if its status is unchanged.
-pub fn condition(kind: &str, status: &str, reason: &str, message: String, generation: Option<i64>, previous: &[Condition]) -> Condition {
+pub fn condition(
+    kind: &str,
+    status: &str,
+    reason: &str,
+    message: String,
+    generation: Option<i64>,
+    previous: &[Condition],
+) -> Condition {
     let last = previous
         .iter()
         .find(|c| c.type_ == kind && c.status == status)

@@ -45,7 +45,10 @@ pub fn generate_key() -> Result<String> {
 
 /// Lowercase hex SHA-256, as the sidecar compares keys.
 pub fn hash(key: &str) -> String {
-    Sha256::digest(key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The key's first characters for display: never more than half of it.
@@ -59,7 +62,10 @@ pub fn needs_new_key(vk: &VirtualKey, secret: Option<&Secret>) -> bool {
     if !owned_by(secret, vk) {
         return false;
     }
-    let has_key = secret.data.as_ref().is_some_and(|d| d.get(SECRET_KEY_FIELD).is_some_and(|v| !v.0.is_empty()));
+    let has_key = secret
+        .data
+        .as_ref()
+        .is_some_and(|d| d.get(SECRET_KEY_FIELD).is_some_and(|v| !v.0.is_empty()));
     let wanted = vk.annotations().get(ROTATE_ANNOTATION);
     let made_for = secret.annotations().get(ROTATED_FOR);
     !has_key || wanted != made_for
@@ -67,7 +73,10 @@ pub fn needs_new_key(vk: &VirtualKey, secret: Option<&Secret>) -> bool {
 
 fn owned_by(secret: &Secret, vk: &VirtualKey) -> bool {
     let uid = vk.uid();
-    secret.owner_references().iter().any(|o| Some(&o.uid) == uid.as_ref())
+    secret
+        .owner_references()
+        .iter()
+        .any(|o| Some(&o.uid) == uid.as_ref())
 }
 
 /// Ensures the key Secret and writes the VirtualKey's status.
@@ -98,7 +107,13 @@ pub async fn reconcile(vk: Arc<VirtualKey>, ctx: Arc<Context>) -> Result<Action>
                 namespace: Some(ns.clone()),
                 owner_references: Some(vec![owner]),
                 annotations: Some(annotations),
-                labels: Some([("app.kubernetes.io/managed-by".to_owned(), "llmesh".to_owned())].into()),
+                labels: Some(
+                    [(
+                        "app.kubernetes.io/managed-by".to_owned(),
+                        "llmesh".to_owned(),
+                    )]
+                    .into(),
+                ),
                 ..Default::default()
             },
             data: Some([(SECRET_KEY_FIELD.to_owned(), ByteString(key.into_bytes()))].into()),
@@ -109,7 +124,11 @@ pub async fn reconcile(vk: Arc<VirtualKey>, ctx: Arc<Context>) -> Result<Action>
         patch["apiVersion"] = json!("v1");
         patch["kind"] = json!("Secret");
         let written = secrets
-            .patch(&secret_name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch))
+            .patch(
+                &secret_name,
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(&patch),
+            )
             .await?;
         tracing::info!(namespace = %ns, key = %name, secret = %secret_name, "virtual key generated");
         secret = Some(written);
@@ -124,11 +143,31 @@ pub async fn reconcile(vk: Arc<VirtualKey>, ctx: Arc<Context>) -> Result<Action>
     let expired = expires.is_some_and(|e| e <= now);
     let compiled = ctx.hub.compile(&ns);
     let problems: Vec<_> = compiled.problems_for(Kind::VirtualKey, &name).collect();
-    let previous = vk.status.as_ref().map(|s| s.conditions.as_slice()).unwrap_or_default();
+    let previous = vk
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
     let ready = if expired {
-        condition("Ready", "False", "Expired", format!("the key expired at {}", expires.map(|e| e.to_string()).unwrap_or_default()), vk.metadata.generation, previous)
+        condition(
+            "Ready",
+            "False",
+            "Expired",
+            format!(
+                "the key expired at {}",
+                expires.map(|e| e.to_string()).unwrap_or_default()
+            ),
+            vk.metadata.generation,
+            previous,
+        )
     } else {
-        ready_condition(vk.metadata.generation, &problems, "KeyReady", format!("key in Secret {secret_name}"), previous)
+        ready_condition(
+            vk.metadata.generation,
+            &problems,
+            "KeyReady",
+            format!("key in Secret {secret_name}"),
+            previous,
+        )
     };
     let status = VirtualKeyStatus {
         observed_generation: vk.metadata.generation,
@@ -140,13 +179,21 @@ pub async fn reconcile(vk: Arc<VirtualKey>, ctx: Arc<Context>) -> Result<Action>
     };
     if vk.status.as_ref() != Some(&status) {
         let api: Api<VirtualKey> = Api::namespaced(ctx.client.clone(), &ns);
-        let patch = json!({"apiVersion": "llmesh.io/v1alpha1", "kind": "VirtualKey", "status": status});
-        api.patch_status(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch)).await?;
+        let patch =
+            json!({"apiVersion": "llmesh.io/v1alpha1", "kind": "VirtualKey", "status": status});
+        api.patch_status(
+            &name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
     }
     ctx.succeeded(NAME, vk.as_ref(), started);
     // Come back when the key expires, so its status flips on time.
     Ok(match expires.filter(|e| *e > now) {
-        Some(e) => Action::requeue(Duration::from_secs(u64::try_from(e.as_second() - now.as_second()).unwrap_or(0) + 1)),
+        Some(e) => Action::requeue(Duration::from_secs(
+            u64::try_from(e.as_second() - now.as_second()).unwrap_or(0) + 1,
+        )),
         None => Action::await_change(),
     })
 }
@@ -164,7 +211,10 @@ mod tests {
         assert!(a.starts_with(KEY_PREFIX) && a.len() == KEY_PREFIX.len() + 48);
         assert_ne!(a, b);
         assert_eq!(display_prefix(&a), &a[..14]);
-        assert_eq!(hash("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            hash("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 
     fn vk(uid: &str, rotate: Option<&str>) -> VirtualKey {
@@ -179,11 +229,22 @@ mod tests {
     fn secret(owner_uid: Option<&str>, made_for: Option<&str>, key: &str) -> Secret {
         Secret {
             metadata: ObjectMeta {
-                owner_references: owner_uid.map(|uid| vec![OwnerReference { uid: uid.into(), ..OwnerReference::default() }]),
+                owner_references: owner_uid.map(|uid| {
+                    vec![OwnerReference {
+                        uid: uid.into(),
+                        ..OwnerReference::default()
+                    }]
+                }),
                 annotations: made_for.map(|r| [(ROTATED_FOR.to_owned(), r.to_owned())].into()),
                 ..ObjectMeta::default()
             },
-            data: Some([(SECRET_KEY_FIELD.to_owned(), ByteString(key.as_bytes().to_vec()))].into()),
+            data: Some(
+                [(
+                    SECRET_KEY_FIELD.to_owned(),
+                    ByteString(key.as_bytes().to_vec()),
+                )]
+                .into(),
+            ),
             ..Secret::default()
         }
     }
@@ -191,10 +252,28 @@ mod tests {
     #[test]
     fn keys_are_made_once_and_again_only_when_rotation_is_asked() {
         assert!(needs_new_key(&vk("u1", None), None), "no Secret yet");
-        assert!(!needs_new_key(&vk("u1", None), Some(&secret(Some("u1"), None, "k"))), "existing key kept");
-        assert!(needs_new_key(&vk("u1", Some("1")), Some(&secret(Some("u1"), None, "k"))), "rotation asked");
-        assert!(!needs_new_key(&vk("u1", Some("1")), Some(&secret(Some("u1"), Some("1"), "k"))), "rotation done");
-        assert!(needs_new_key(&vk("u1", None), Some(&secret(Some("u1"), None, ""))), "empty key");
-        assert!(!needs_new_key(&vk("u1", Some("2")), Some(&secret(None, None, "user-key"))), "a user's own Secret is never overwritten");
+        assert!(
+            !needs_new_key(&vk("u1", None), Some(&secret(Some("u1"), None, "k"))),
+            "existing key kept"
+        );
+        assert!(
+            needs_new_key(&vk("u1", Some("1")), Some(&secret(Some("u1"), None, "k"))),
+            "rotation asked"
+        );
+        assert!(
+            !needs_new_key(
+                &vk("u1", Some("1")),
+                Some(&secret(Some("u1"), Some("1"), "k"))
+            ),
+            "rotation done"
+        );
+        assert!(
+            needs_new_key(&vk("u1", None), Some(&secret(Some("u1"), None, ""))),
+            "empty key"
+        );
+        assert!(
+            !needs_new_key(&vk("u1", Some("2")), Some(&secret(None, None, "user-key"))),
+            "a user's own Secret is never overwritten"
+        );
     }
 }

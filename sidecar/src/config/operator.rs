@@ -51,7 +51,11 @@ pub enum StreamError {
 
 /// Streams snapshots into `tx` forever, reconnecting with backoff (0.5 s doubling to 30 s,
 /// jittered). `connected` is set while a stream is open.
-pub async fn run(source: OperatorSource, tx: watch::Sender<Option<Arc<Snapshot>>>, connected: watch::Sender<bool>) {
+pub async fn run(
+    source: OperatorSource,
+    tx: watch::Sender<Option<Arc<Snapshot>>>,
+    connected: watch::Sender<bool>,
+) {
     let mut failures = 0u32;
     loop {
         let version = tx.borrow().as_ref().map(|s| s.version.clone());
@@ -68,8 +72,13 @@ pub async fn run(source: OperatorSource, tx: watch::Sender<Option<Arc<Snapshot>>
                 failures += 1;
             }
         }
-        let ceiling = Duration::from_millis(500).saturating_mul(1 << failures.min(6)).min(Duration::from_secs(30));
-        let wait = ceiling / 2 + Duration::from_millis(fastrand::u64(0..=u64::try_from(ceiling.as_millis() / 2).unwrap_or(0)));
+        let ceiling = Duration::from_millis(500)
+            .saturating_mul(1 << failures.min(6))
+            .min(Duration::from_secs(30));
+        let wait = ceiling / 2
+            + Duration::from_millis(fastrand::u64(
+                0..=u64::try_from(ceiling.as_millis() / 2).unwrap_or(0),
+            ));
         tokio::time::sleep(wait).await;
     }
 }
@@ -81,16 +90,22 @@ pub async fn stream_once(
     tx: &watch::Sender<Option<Arc<Snapshot>>>,
     connected: &watch::Sender<bool>,
 ) -> Result<(), StreamError> {
-    let token = std::fs::read_to_string(&source.token_file)
-        .map_err(|e| StreamError::Setup(format!("cannot read {}: {e}", source.token_file.display())))?;
-    let ca = std::fs::read(&source.ca_file).map_err(|e| StreamError::Setup(format!("cannot read {}: {e}", source.ca_file.display())))?;
+    let token = std::fs::read_to_string(&source.token_file).map_err(|e| {
+        StreamError::Setup(format!("cannot read {}: {e}", source.token_file.display()))
+    })?;
+    let ca = std::fs::read(&source.ca_file).map_err(|e| {
+        StreamError::Setup(format!("cannot read {}: {e}", source.ca_file.display()))
+    })?;
     let client = client(&ca)?;
     let query = version.map(|v| format!("?version={v}")).unwrap_or_default();
     let uri: Uri = format!("{}{PATH}{query}", source.url.trim_end_matches('/'))
         .parse()
         .map_err(|e| StreamError::Setup(format!("operator URL: {e}")))?;
     let request = Request::get(uri)
-        .header(http::header::AUTHORIZATION, format!("Bearer {}", token.trim()))
+        .header(
+            http::header::AUTHORIZATION,
+            format!("Bearer {}", token.trim()),
+        )
         .body(Empty::<bytes::Bytes>::new())
         .map_err(|e| StreamError::Setup(e.to_string()))?;
     let response = tokio::time::timeout(Duration::from_secs(10), client.request(request))
@@ -109,11 +124,14 @@ pub async fn stream_once(
             .map_err(|_| StreamError::Silent)?;
         let Some(frame) = frame else { return Ok(()) };
         let frame = frame.map_err(|e| StreamError::Connection(e.to_string()))?;
-        let Ok(data) = frame.into_data() else { continue };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
         buf.extend_from_slice(&data);
         while let Some(end) = buf.iter().position(|&b| b == b'\n') {
             let line = buf.split_to(end + 1);
-            let message: Message = serde_json::from_slice(&line[..end]).map_err(|e| StreamError::Protocol(e.to_string()))?;
+            let message: Message = serde_json::from_slice(&line[..end])
+                .map_err(|e| StreamError::Protocol(e.to_string()))?;
             if let Message::Snapshot { snapshot } = message {
                 tracing::info!(version = %snapshot.version, "config received from the operator");
                 tx.send_replace(Some(Arc::from(*snapshot)));
@@ -134,13 +152,17 @@ fn client(ca_pem: &[u8]) -> Result<HttpsClient, StreamError> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca_pem) {
         let cert = cert.map_err(|e| StreamError::Setup(format!("CA file: {e}")))?;
-        roots.add(cert).map_err(|e| StreamError::Setup(format!("CA file: {e}")))?;
+        roots
+            .add(cert)
+            .map_err(|e| StreamError::Setup(format!("CA file: {e}")))?;
     }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| StreamError::Setup(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| StreamError::Setup(e.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     let https = hyper_rustls::HttpsConnectorBuilder::new()
@@ -149,5 +171,7 @@ fn client(ca_pem: &[u8]) -> Result<HttpsClient, StreamError> {
         .enable_http1()
         .enable_http2()
         .wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new()).timer(TokioTimer::new()).build(https))
+    Ok(Client::builder(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .build(https))
 }

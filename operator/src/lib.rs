@@ -11,6 +11,7 @@ pub mod local;
 pub mod manifests;
 pub mod metrics;
 pub mod period;
+pub mod push;
 pub mod run;
 
 pub use compile::{Compiled, Inputs, Kind, Problem, Reason, Severity, compile};

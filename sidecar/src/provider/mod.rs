@@ -11,6 +11,8 @@
 pub mod anthropic;
 pub mod azure;
 pub mod demo;
+pub mod gemini;
+pub mod google_auth;
 pub mod openai;
 pub mod openai_compat;
 pub mod sse;
@@ -207,6 +209,9 @@ pub enum Credential {
     None,
     /// A fixed header, e.g. `Authorization: Bearer ...` or `x-api-key`.
     Header(HeaderName, HeaderValue),
+    /// A Google service account's OAuth 2.0 access token (Vertex AI), fetched and
+    /// cached by its token source.
+    Google(Arc<google_auth::TokenSource>),
 }
 
 /// Why a credential could not be applied.
@@ -230,6 +235,12 @@ impl Credential {
             Credential::Header(name, value) => {
                 request.headers_mut().insert(name.clone(), value.clone());
             }
+            Credential::Google(tokens) => {
+                let value = tokens.authorization().await?;
+                request
+                    .headers_mut()
+                    .insert(http::header::AUTHORIZATION, value);
+            }
         }
         Ok(())
     }
@@ -239,6 +250,18 @@ impl Credential {
 pub struct ProviderContext {
     /// The upstream HTTP client, for providers that fetch tokens.
     pub http: Arc<dyn Transport>,
+    /// Google access-token sources, shared across reloads so tokens stay cached.
+    pub google_tokens: google_auth::TokenSources,
+}
+
+impl ProviderContext {
+    /// A context sending through `http`.
+    pub fn new(http: Arc<dyn Transport>) -> Self {
+        ProviderContext {
+            http,
+            google_tokens: google_auth::TokenSources::default(),
+        }
+    }
 }
 
 /// A deployment's dialect and credential, ready for the request path.
@@ -260,10 +283,9 @@ pub fn build(
         ProviderKind::Azure => azure::build(spec),
         ProviderKind::Demo => demo::build(),
         ProviderKind::Anthropic => anthropic::build(spec),
-        ProviderKind::Gemini
-        | ProviderKind::Vertex
-        | ProviderKind::Bedrock
-        | ProviderKind::Cohere => Err(format!(
+        ProviderKind::Gemini => gemini::build_ai_studio(spec),
+        ProviderKind::Vertex => gemini::build_vertex(spec, ctx),
+        ProviderKind::Bedrock | ProviderKind::Cohere => Err(format!(
             "provider {:?} is not available in this build",
             spec.provider
         )),

@@ -64,6 +64,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use crate::openai::Recorded;
+pub use behave::THOUGHT_TEXT;
 pub use oauth::{
     CLIENT_EMAIL, PRIVATE_KEY_ID, PROJECT, SCOPE, TEST_PRIVATE_KEY_PEM, service_account_json,
 };
@@ -266,6 +267,12 @@ impl MockGemini {
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`, standing in for the host of either API (what the
+    /// sidecar takes as a deployment's base URL).
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
     }
 
     /// `http://127.0.0.1:PORT/v1beta`, standing in for

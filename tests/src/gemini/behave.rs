@@ -15,7 +15,7 @@ const IMAGE_TOKENS: u64 = 258;
 /// Thinking tokens `mock-thinking` reports.
 const THOUGHT_TOKENS: u64 = 7;
 /// The thought summary `mock-thinking` returns when thoughts are asked for.
-pub(crate) const THOUGHT_TEXT: &str = "The user wants a reply; a short one will do.";
+pub const THOUGHT_TEXT: &str = "The user wants a reply; a short one will do.";
 
 /// The parts of a `GenerateContentRequest` the mock reads (both camelCase and the
 /// proto's snake_case are accepted, as Google does).

@@ -28,13 +28,16 @@
 //! |---|---|
 //! | anything else | `mock reply to: <last user text>` (images noted as `[mime N bytes]`), stop sequences and `maxOutputTokens` honoured (`MAX_TOKENS`), `candidateCount` candidates, JSON fitting `responseSchema` in JSON mode; mode `ANY` forces a function call |
 //! | `mock-tool-call` / `mock-parallel-tools` | one / every declared function called (finish `STOP`: Gemini has no tool-call finish reason), arguments filled from the schema (`"mock-<field>"`, 1, 1.5, true); a turn of function responses is answered `mock saw tool results: name={...}` |
+//! | `mock-two-cities` | the first declared function called twice, with `{"city":"Paris"}` and `{"city":"Rome"}` |
+//! | `mock-max-tokens` | half the reply, finish `MAX_TOKENS`, whatever the limit |
 //! | `mock-thinking` | 7 thinking tokens; a thought part when `thinkingConfig.includeThoughts` |
 //! | `mock-cached` | half the prompt reported as `cachedContentTokenCount` |
 //! | `mock-blocked` | `promptFeedback.blockReason: SAFETY`, no candidates |
 //! | `mock-safety` / `mock-recitation` | finish `SAFETY` (no content, a blocked rating) / `RECITATION` |
 //! | `mock-error-<code>` | Google's error for 400/401/403/404/429/500/503/504 (429 with `RetryInfo`) |
 //! | `mock-context-length` | 400: input token count exceeds the maximum |
-//! | `mock-malformed` | 200 with truncated JSON, or a garbled SSE event after the first |
+//! | `mock-malformed` | 200 with truncated JSON, or a stream whose first event is garbled |
+//! | `mock-garbled-stream` | a stream with one sound chunk, then a garbled one |
 //! | `mock-stream-cut` | the connection cut after two chunks (one frame for whole bodies) |
 //! | `mock-stream-error` | one chunk, then `data: {"error": {...UNAVAILABLE}}` |
 //! | `mock-slow-<ms>` | the normal answer after a wait |

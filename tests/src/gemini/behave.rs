@@ -253,9 +253,11 @@ pub(crate) enum Answer {
     Planned(Planned),
     /// An error status and Google's error body.
     Error(u16, bytes::Bytes),
-    /// `Planned`, but sent broken: the body truncated (non-stream) or a garbled
-    /// event after the first (stream).
+    /// `Planned`, but sent broken from the start: the body truncated, or a stream
+    /// whose first event is garbled.
     Malformed(Planned),
+    /// A stream whose first chunk is sound and whose second is garbled.
+    GarbledLater(Planned),
     /// `Planned`, but the connection is cut part-way through the body.
     Cut(Planned),
     /// A stream that sends one chunk, then an error event (`data: {"error":…}`).
@@ -282,6 +284,7 @@ pub(crate) fn answer(model: &str, req: &GenerateRequest) -> Answer {
             Answer::Error(400, wire::error(400, &message, Vec::new()))
         }
         "mock-malformed" => Answer::Malformed(planned()),
+        "mock-garbled-stream" => Answer::GarbledLater(planned()),
         "mock-stream-cut" => Answer::Cut(planned()),
         "mock-stream-error" => Answer::StreamError(planned()),
         _ => match model
@@ -443,6 +446,12 @@ fn candidate(model: &str, req: &GenerateRequest, index: u32) -> Candidate {
     } else {
         "STOP"
     };
+    if model == "mock-max-tokens" {
+        // Cut at half the reply, whatever the limit: the output limit was reached.
+        let pieces: Vec<&str> = text.split_inclusive(' ').collect();
+        text = pieces[..pieces.len().div_ceil(2)].concat();
+        finish = "MAX_TOKENS";
+    }
     if let Some(cut) = config
         .stop_sequences
         .iter()
@@ -480,6 +489,14 @@ fn calls(model: &str, req: &GenerateRequest, fresh_turn: bool) -> Option<Vec<Out
     let chosen: Vec<&FunctionDeclaration> = match model {
         "mock-parallel-tools" => callable,
         "mock-tool-call" => callable.into_iter().take(1).collect(),
+        "mock-two-cities" => {
+            let first = callable.first()?;
+            let call = |city: &str| Out::Call {
+                name: first.name.clone(),
+                args: json!({ "city": city }),
+            };
+            return Some(vec![call("Paris"), call("Rome")]);
+        }
         _ if mode == "ANY" => callable.into_iter().take(1).collect(),
         _ => return None,
     };

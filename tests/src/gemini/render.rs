@@ -81,28 +81,31 @@ pub(super) fn healthy(
             Resolved::json(200, wire::pretty(&planned.whole(vertex, response_id)))
         }
     };
-    match behave::answer(model, &req) {
-        Answer::Planned(planned) => render(&planned),
-        Answer::Error(code, body) => Resolved::json(code, body),
+    let answer = behave::answer(model, &req);
+    match &answer {
+        Answer::Planned(planned) => render(planned),
+        Answer::Error(code, body) => Resolved::json(*code, body.clone()),
         Answer::Slow(planned, delay) => Resolved {
-            delay,
-            ..render(&planned)
+            delay: *delay,
+            ..render(planned)
         },
-        Answer::Malformed(planned) => {
-            let mut resolved = render(&planned);
-            if streaming {
-                resolved.frames.truncate(1);
-                resolved.frames.push(Bytes::from_static(
-                    b"data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\r\n\r\n",
-                ));
-            } else {
-                let whole = resolved.frames.concat();
-                resolved.frames = vec![Bytes::copy_from_slice(&whole[..whole.len() / 2])];
-            }
+        Answer::Malformed(planned) | Answer::GarbledLater(planned) if streaming => {
+            let keep = usize::from(matches!(answer, Answer::GarbledLater(_)));
+            let mut resolved = render(planned);
+            resolved.frames.truncate(keep);
+            resolved.frames.push(Bytes::from_static(
+                b"data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\r\n\r\n",
+            ));
+            resolved
+        }
+        Answer::Malformed(planned) | Answer::GarbledLater(planned) => {
+            let mut resolved = render(planned);
+            let whole = resolved.frames.concat();
+            resolved.frames = vec![Bytes::copy_from_slice(&whole[..whole.len() / 2])];
             resolved
         }
         Answer::Cut(planned) => {
-            let mut resolved = render(&planned);
+            let mut resolved = render(planned);
             if !streaming {
                 let whole = resolved.frames.concat();
                 let half = whole.len() / 2;
@@ -122,7 +125,7 @@ pub(super) fn healthy(
             if !streaming {
                 return Resolved::json(503, behave::scripted_error(503, model));
             }
-            let mut resolved = render(&planned);
+            let mut resolved = render(planned);
             resolved.frames.truncate(1);
             let error = wire::error_value(
                 503,

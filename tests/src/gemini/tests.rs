@@ -191,6 +191,19 @@ async fn function_calls_and_responses_round_trip() {
         &json!({"name": "get_weather", "args": {"city": "mock-city", "days": 1, "unit": "C"}})
     );
 
+    let (_, _, bytes) = studio(&mock, "mock-two-cities:generateContent", body.clone()).await;
+    let cities = json_of(&bytes)["candidates"][0]["content"]["parts"].clone();
+    assert_eq!(
+        cities[1]["functionCall"],
+        json!({"name": "get_weather", "args": {"city": "Rome"}})
+    );
+    let (_, _, bytes) = studio(&mock, "mock-max-tokens:generateContent", hello()).await;
+    let v = json_of(&bytes);
+    assert_eq!(v["candidates"][0]["finishReason"], "MAX_TOKENS");
+    assert_eq!(
+        v["candidates"][0]["content"]["parts"][0]["text"],
+        "mock reply to: "
+    );
     let (_, _, bytes) = studio(&mock, "mock-parallel-tools:generateContent", body.clone()).await;
     let parts = json_of(&bytes)["candidates"][0]["content"]["parts"].clone();
     assert_eq!(parts.as_array().unwrap().len(), 2);
@@ -464,6 +477,16 @@ async fn errors_and_broken_answers_by_model_name() {
     let (_, _, bytes) = studio(
         &mock,
         "mock-malformed:streamGenerateContent?alt=sse",
+        hello(),
+    )
+    .await;
+    assert!(
+        serde_json::from_slice::<Value>(&bytes[6..]).is_err(),
+        "garbled from the start"
+    );
+    let (_, _, bytes) = studio(
+        &mock,
+        "mock-garbled-stream:streamGenerateContent?alt=sse",
         hello(),
     )
     .await;

@@ -1,30 +1,108 @@
-//! The conformance cases for Google's Gemini API (AI Studio) and Vertex AI: the real
-//! sidecar in front of `llmesh_tests::gemini::MockGemini`, which speaks Google's wire
-//! formats and refuses requests as strictly as Google does. Every case runs against
-//! both APIs; the upstream request is checked against a golden file field by field.
+//! Google's Gemini API (AI Studio) and Vertex AI through the conformance suite, and the
+//! cases only Gemini has: key and token auth, Google's URL layout, schema rewriting,
+//! thinking and cache tokens, safety blocks, embeddings, the golden upstream request.
+//! `MockGemini` refuses requests as strictly as Google does, so every case also proves
+//! the translated request would be accepted.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
-use std::collections::BTreeMap;
+use std::ops::Deref;
 use std::time::Duration;
 
 use http::StatusCode;
-use llmesh_sidecar::config::snapshot::*;
+use llmesh_sidecar::config::snapshot::{DeploymentSpec, ProviderKind, SecretString};
 use llmesh_tests::MockOpenAi;
 use llmesh_tests::gemini::{self, MockGemini, Reply};
 use serde_json::{Value, json};
-use support::*;
+
+use crate::suite::{Behaviour, Upstream};
+use crate::support::*;
 
 /// Which of Google's APIs a case runs against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Api {
+pub enum Api {
     Studio,
     Vertex,
 }
 
-const PNG: &str = "data:image/png;base64,iVBORw0KGgo=";
+/// The mock model that behaves as the suite asks.
+fn behaviour_model(behaviour: Behaviour) -> String {
+    match behaviour {
+        Behaviour::Text | Behaviour::StopSequence => "gemini-2.5-flash".to_owned(),
+        Behaviour::Tools => "mock-two-cities".to_owned(),
+        Behaviour::MaxTokens => "mock-max-tokens".to_owned(),
+        Behaviour::Error(status) => format!("mock-error-{status}"),
+        Behaviour::Malformed => "mock-malformed".to_owned(),
+        Behaviour::Cut => "mock-stream-cut".to_owned(),
+    }
+}
+
+/// Google's statuses, each with the status a client sees.
+fn error_statuses() -> Vec<(u16, u16)> {
+    vec![
+        (400, 400),
+        (401, 401),
+        (403, 403),
+        (404, 404),
+        (429, 429),
+        (500, 500),
+        (503, 503),
+        (504, 504),
+    ]
+}
+
+impl Upstream for MockGemini {
+    async fn start() -> Self {
+        MockGemini::start().await
+    }
+
+    fn deployment(&self, behaviour: Behaviour) -> DeploymentSpec {
+        deployment(self, Api::Studio, "gemini", &behaviour_model(behaviour))
+    }
+
+    fn bodies(&self) -> Vec<Value> {
+        self.model_requests().iter().map(|r| r.json()).collect()
+    }
+
+    fn error_statuses(&self) -> Vec<(u16, u16)> {
+        error_statuses()
+    }
+}
+
+/// The same mock reached through Vertex AI's paths and service-account tokens.
+pub struct MockVertex(MockGemini);
+
+impl Deref for MockVertex {
+    type Target = MockGemini;
+
+    fn deref(&self) -> &MockGemini {
+        &self.0
+    }
+}
+
+impl Upstream for MockVertex {
+    async fn start() -> Self {
+        MockVertex(MockGemini::start().await)
+    }
+
+    fn deployment(&self, behaviour: Behaviour) -> DeploymentSpec {
+        deployment(self, Api::Vertex, "vertex", &behaviour_model(behaviour))
+    }
+
+    fn bodies(&self) -> Vec<Value> {
+        self.model_requests().iter().map(|r| r.json()).collect()
+    }
+
+    fn error_statuses(&self) -> Vec<(u16, u16)> {
+        error_statuses()
+    }
+}
+
+mod ai_studio_suite {
+    crate::conformance!(llmesh_tests::MockGemini);
+}
+
+mod vertex_suite {
+    crate::conformance!(super::MockVertex);
+}
 
 /// A deployment of upstream `model` on the mock through `api`.
 fn deployment(mock: &MockGemini, api: Api, name: &str, model: &str) -> DeploymentSpec {
@@ -49,8 +127,7 @@ fn deployment(mock: &MockGemini, api: Api, name: &str, model: &str) -> Deploymen
     }
 }
 
-/// A sidecar serving logical model `name` → upstream `upstream` on the mock, plus one
-/// model per extra `(name, upstream)` pair.
+/// A sidecar serving each `(name, upstream model)` on the mock.
 async fn sidecar(mock: &MockGemini, api: Api, models: &[(&str, &str)]) -> Running {
     let specs = models
         .iter()
@@ -96,37 +173,33 @@ async fn stream(sidecar: &Running, body: Value) -> (Vec<Value>, bool) {
     (chunks, done)
 }
 
-fn streamed_text(chunks: &[Value]) -> String {
-    chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
-        .collect()
+macro_rules! both_apis {
+    ($($case:ident),* $(,)?) => {
+        mod ai_studio {
+            $(#[tokio::test] async fn $case() { super::$case(super::Api::Studio).await })*
+        }
+        mod vertex {
+            $(#[tokio::test] async fn $case() { super::$case(super::Api::Vertex).await })*
+        }
+    };
 }
 
-/// Tool calls reassembled from deltas the way OpenAI's SDKs do it: by index, the id
-/// and name from the first piece, the arguments concatenated.
-fn reassembled_calls(chunks: &[Value]) -> Vec<(String, String, String)> {
-    let mut calls: BTreeMap<u64, (String, String, String)> = BTreeMap::new();
-    for chunk in chunks {
-        for delta in chunk["choices"][0]["delta"]["tool_calls"]
-            .as_array()
-            .into_iter()
-            .flatten()
-        {
-            let entry = calls.entry(delta["index"].as_u64().unwrap()).or_default();
-            if let Some(id) = delta["id"].as_str() {
-                entry.0 = id.to_owned();
-            }
-            if let Some(name) = delta["function"]["name"].as_str() {
-                entry.1.push_str(name);
-            }
-            if let Some(args) = delta["function"]["arguments"].as_str() {
-                entry.2.push_str(args);
-            }
-        }
-    }
-    calls.into_values().collect()
-}
+both_apis!(
+    auth_paths_and_body,
+    single_and_forced_tool_calls,
+    image_urls_by_api,
+    structured_output_with_cleaned_schema,
+    thinking_and_cached_tokens,
+    safety_blocks_are_content_filter,
+    gemini_error_details,
+    fallbacks_to_and_from_gemini,
+    broken_streams_end_with_an_error_event,
+    embeddings_single_and_batch,
+    unsupported_parameters_are_named_or_dropped,
+    upstream_request_matches_golden,
+);
+
+const PNG: &str = "data:image/png;base64,iVBORw0KGgo=";
 
 fn weather_tools() -> Value {
     json!([
@@ -139,42 +212,7 @@ fn weather_tools() -> Value {
     ])
 }
 
-macro_rules! conformance {
-    ($($case:ident),* $(,)?) => {
-        mod ai_studio {
-            $(#[tokio::test] async fn $case() { super::$case(super::Api::Studio).await })*
-        }
-        mod vertex {
-            $(#[tokio::test] async fn $case() { super::$case(super::Api::Vertex).await })*
-        }
-    };
-}
-
-conformance!(
-    plain_chat,
-    multi_turn_and_system_prompt,
-    single_tool_call,
-    parallel_tool_calls,
-    tool_result_round_trip,
-    streaming_text,
-    streamed_tool_calls_reassemble_intact,
-    vision_input,
-    stop_sequences,
-    max_tokens_finish_as_length,
-    usage_plain_and_streamed,
-    structured_output_with_cleaned_schema,
-    thinking_and_cached_tokens,
-    safety_blocks_are_content_filter,
-    upstream_errors_map_to_openai_statuses,
-    retries_and_fallbacks,
-    malformed_answers_are_clean_502s,
-    broken_streams_end_with_an_error_event,
-    embeddings_single_and_batch,
-    unsupported_parameters_are_named_or_dropped,
-    upstream_request_matches_golden,
-);
-
-async fn plain_chat(api: Api) {
+async fn auth_paths_and_body(api: Api) {
     let mock = MockGemini::start().await;
     let sidecar = sidecar(&mock, api, &[("g", "gemini-2.5-flash")]).await;
     let (status, headers, out) = post(sidecar.api, "/v1/chat/completions", chat("g")).await;
@@ -211,38 +249,7 @@ async fn plain_chat(api: Api) {
         seen.json(),
         json!({"contents": [{"role": "user", "parts": [{"text": "hello"}]}]})
     );
-}
-
-async fn multi_turn_and_system_prompt(api: Api) {
-    let mock = MockGemini::start().await;
-    let sidecar = sidecar(&mock, api, &[("g", "gemini-2.5-flash")]).await;
-    let out = chat_ok(
-        &sidecar,
-        json!({"model": "g", "messages": [
-            {"role": "system", "content": "Be brief."},
-            {"role": "user", "content": "Hi"},
-            {"role": "assistant", "content": "Hello!"},
-            {"role": "user", "content": "Name a colour."},
-            {"role": "user", "content": [{"type": "text", "text": "Just one."}]}
-        ]}),
-    )
-    .await;
-    assert_eq!(
-        out["choices"][0]["message"]["content"],
-        "mock reply to: Name a colour. Just one."
-    );
-    let sent = last_sent(&mock);
-    assert_eq!(
-        sent["systemInstruction"],
-        json!({"parts": [{"text": "Be brief."}]})
-    );
-    assert_eq!(
-        sent["contents"],
-        json!([{"role": "user", "parts": [{"text": "Hi"}]},
-               {"role": "model", "parts": [{"text": "Hello!"}]},
-               {"role": "user", "parts": [{"text": "Name a colour."}, {"text": "Just one."}]}])
-    );
-    // Three more calls reuse the same Vertex access token.
+    // More calls reuse the same Vertex access token.
     for _ in 0..3 {
         chat_ok(&sidecar, chat("g")).await;
     }
@@ -251,7 +258,7 @@ async fn multi_turn_and_system_prompt(api: Api) {
     }
 }
 
-async fn single_tool_call(api: Api) {
+async fn single_and_forced_tool_calls(api: Api) {
     let mock = MockGemini::start().await;
     let sidecar = sidecar(&mock, api, &[("g", "mock-tool-call")]).await;
     let out = chat_ok(
@@ -291,140 +298,7 @@ async fn single_tool_call(api: Api) {
     );
 }
 
-async fn parallel_tool_calls(api: Api) {
-    let mock = MockGemini::start().await;
-    let sidecar = sidecar(&mock, api, &[("g", "mock-parallel-tools")]).await;
-    let out = chat_ok(
-        &sidecar,
-        json!({"model": "g", "tools": weather_tools(),
-        "messages": [{"role": "user", "content": "Weather and time?"}]}),
-    )
-    .await;
-    let calls = out["choices"][0]["message"]["tool_calls"]
-        .as_array()
-        .unwrap();
-    assert_eq!(calls.len(), 2);
-    assert_eq!(calls[1]["function"]["name"], "get_time");
-    assert_eq!(calls[1]["function"]["arguments"], r#"{"zone":"mock-zone"}"#);
-    assert_ne!(calls[0]["id"], calls[1]["id"]);
-}
-
-async fn tool_result_round_trip(api: Api) {
-    let mock = MockGemini::start().await;
-    let sidecar = sidecar(&mock, api, &[("g", "mock-parallel-tools")]).await;
-    let question = json!({"role": "user", "content": "Weather and time?"});
-    let first = chat_ok(
-        &sidecar,
-        json!({"model": "g", "tools": weather_tools(), "messages": [question]}),
-    )
-    .await;
-    let assistant = first["choices"][0]["message"].clone();
-    let calls = assistant["tool_calls"].as_array().unwrap();
-    let out = chat_ok(
-        &sidecar,
-        json!({"model": "g", "tools": weather_tools(), "messages": [
-            question, assistant,
-            {"role": "tool", "tool_call_id": calls[0]["id"], "content": "{\"temp\": 21}"},
-            {"role": "tool", "tool_call_id": calls[1]["id"], "content": "12:00"}
-        ]}),
-    )
-    .await;
-    assert_eq!(
-        out["choices"][0]["message"]["content"],
-        r#"mock saw tool results: get_weather={"temp":21} get_time={"result":"12:00"}"#
-    );
-    assert_eq!(out["choices"][0]["finish_reason"], "stop");
-    let contents = last_sent(&mock)["contents"].clone();
-    assert_eq!(
-        contents.as_array().unwrap().len(),
-        3,
-        "both results in one user turn: {contents}"
-    );
-    assert_eq!(contents[1]["role"], "model");
-    assert_eq!(
-        contents[2]["parts"][1]["functionResponse"]["name"],
-        "get_time"
-    );
-}
-
-async fn streaming_text(api: Api) {
-    let mock = MockGemini::start().await;
-    let sidecar = sidecar(&mock, api, &[("g", "gemini-2.5-flash")]).await;
-    let body = json!({"model": "g", "stream": true,
-        "messages": [{"role": "user", "content": "tell me a short story"}]});
-    let (chunks, done) = stream(&sidecar, body).await;
-    assert!(done);
-    assert!(chunks.len() >= 4, "{chunks:?}");
-    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
-    assert_eq!(
-        streamed_text(&chunks),
-        "mock reply to: tell me a short story"
-    );
-    let id = chunks[0]["id"].clone();
-    assert!(
-        chunks
-            .iter()
-            .all(|c| c["id"] == id && c["object"] == "chat.completion.chunk")
-    );
-    let finishes: Vec<&Value> = chunks
-        .iter()
-        .map(|c| &c["choices"][0]["finish_reason"])
-        .filter(|f| !f.is_null())
-        .collect();
-    assert_eq!(finishes, vec![&json!("stop")]);
-    assert!(
-        chunks.iter().all(|c| c.get("usage").is_none()),
-        "no usage unless asked"
-    );
-    let seen = mock.model_requests().pop().unwrap();
-    assert_eq!(
-        seen.path,
-        format!(
-            "{}?alt=sse",
-            upstream_path(api, "gemini-2.5-flash", "streamGenerateContent")
-        )
-    );
-}
-
-async fn streamed_tool_calls_reassemble_intact(api: Api) {
-    let mock = MockGemini::start().await;
-    let sidecar = sidecar(&mock, api, &[("g", "mock-parallel-tools")]).await;
-    let body = json!({"model": "g", "tools": weather_tools(),
-        "messages": [{"role": "user", "content": "Weather and time?"}]});
-    let whole = chat_ok(&sidecar, body.clone()).await;
-    let mut streaming = body;
-    streaming["stream"] = json!(true);
-    let (chunks, done) = stream(&sidecar, streaming).await;
-    assert!(done);
-    let calls = reassembled_calls(&chunks);
-    let expected: Vec<(String, String, String)> = whole["choices"][0]["message"]["tool_calls"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            (
-                String::new(),
-                c["function"]["name"].as_str().unwrap().to_owned(),
-                c["function"]["arguments"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
-    assert_eq!(calls.len(), 2);
-    for (got, want) in calls.iter().zip(&expected) {
-        assert!(got.0.starts_with("call_"));
-        assert_eq!((&got.1, &got.2), (&want.1, &want.2));
-        let _: Value = serde_json::from_str(&got.2).unwrap();
-    }
-    assert_ne!(calls[0].0, calls[1].0);
-    let last_finish = chunks
-        .iter()
-        .rev()
-        .find_map(|c| c["choices"][0]["finish_reason"].as_str())
-        .unwrap();
-    assert_eq!(last_finish, "tool_calls");
-}
-
-async fn vision_input(api: Api) {
+async fn image_urls_by_api(api: Api) {
     let mock = MockGemini::start().await;
     let sidecar = sidecar(&mock, api, &[("g", "gemini-2.5-flash")]).await;
     let out = chat_ok(
@@ -465,79 +339,6 @@ async fn vision_input(api: Api) {
             );
         }
     }
-}
-
-async fn stop_sequences(api: Api) {
-    let mock = MockGemini::start().await;
-    let sidecar = sidecar(&mock, api, &[("g", "gemini-2.5-flash")]).await;
-    let out = chat_ok(
-        &sidecar,
-        json!({"model": "g", "stop": " there",
-        "messages": [{"role": "user", "content": "hello there"}]}),
-    )
-    .await;
-    assert_eq!(
-        out["choices"][0]["message"]["content"],
-        "mock reply to: hello"
-    );
-    assert_eq!(out["choices"][0]["finish_reason"], "stop");
-    assert_eq!(
-        last_sent(&mock)["generationConfig"]["stopSequences"],
-        json!([" there"])
-    );
-}
-
-async fn max_tokens_finish_as_length(api: Api) {
-    let mock = MockGemini::start().await;
-    let sidecar = sidecar(&mock, api, &[("g", "gemini-2.5-flash")]).await;
-    for limit in [
-        json!({"max_tokens": 2}),
-        json!({"max_completion_tokens": 2}),
-    ] {
-        let mut body = chat("g");
-        body.as_object_mut()
-            .unwrap()
-            .extend(limit.as_object().unwrap().clone());
-        let out = chat_ok(&sidecar, body).await;
-        assert_eq!(out["choices"][0]["message"]["content"], "mock reply ");
-        assert_eq!(out["choices"][0]["finish_reason"], "length");
-        assert_eq!(last_sent(&mock)["generationConfig"]["maxOutputTokens"], 2);
-    }
-    let mut body = chat_stream("g");
-    body["max_tokens"] = json!(2);
-    let (chunks, _) = stream(&sidecar, body).await;
-    assert_eq!(
-        chunks
-            .iter()
-            .rev()
-            .find_map(|c| c["choices"][0]["finish_reason"].as_str()),
-        Some("length")
-    );
-}
-
-async fn usage_plain_and_streamed(api: Api) {
-    let mock = MockGemini::start().await;
-    let sidecar = sidecar(&mock, api, &[("g", "gemini-2.5-flash")]).await;
-    let out = chat_ok(&sidecar, chat("g")).await;
-    assert_eq!(
-        out["usage"],
-        json!({"prompt_tokens": 1, "completion_tokens": 4, "total_tokens": 5})
-    );
-    let mut body = chat_stream("g");
-    body["stream_options"] = json!({"include_usage": true});
-    let (chunks, done) = stream(&sidecar, body).await;
-    assert!(done);
-    let last = chunks.last().unwrap();
-    assert_eq!(last["choices"], json!([]));
-    assert_eq!(
-        last["usage"], out["usage"],
-        "the streamed total equals the whole answer's"
-    );
-    assert!(
-        chunks[..chunks.len() - 1]
-            .iter()
-            .all(|c| c.get("usage").is_none())
-    );
 }
 
 async fn structured_output_with_cleaned_schema(api: Api) {
@@ -632,7 +433,7 @@ async fn safety_blocks_are_content_filter(api: Api) {
     }
 }
 
-async fn upstream_errors_map_to_openai_statuses(api: Api) {
+async fn gemini_error_details(api: Api) {
     let mock = MockGemini::start().await;
     let cases = [
         ("e400", "mock-error-400", 400, "invalid_request_error", 1),
@@ -701,7 +502,7 @@ async fn upstream_errors_map_to_openai_statuses(api: Api) {
     }
 }
 
-async fn retries_and_fallbacks(api: Api) {
+async fn fallbacks_to_and_from_gemini(api: Api) {
     let mock = MockGemini::start().await;
     let openai = MockOpenAi::start().await;
     let mut flaky = model("flaky", vec![deployment(&mock, api, "g", "mock-error-503")]);
@@ -714,11 +515,15 @@ async fn retries_and_fallbacks(api: Api) {
     let big = model("big", vec![deployment(&mock, api, "g", "gemini-2.5-pro")]);
     let gpt = model(
         "gpt",
-        vec![support::deployment("o", &openai.base_url(), "gpt-4o-mini")],
+        vec![crate::support::deployment(
+            "o",
+            &openai.base_url(),
+            "gpt-4o-mini",
+        )],
     );
     let mut gpt_first = model(
         "gpt-first",
-        vec![support::deployment(
+        vec![crate::support::deployment(
             "o",
             &openai.base_url(),
             "mock-error-500",
@@ -747,38 +552,13 @@ async fn retries_and_fallbacks(api: Api) {
     assert_eq!(header(&headers, "x-llmesh-model"), "big");
 }
 
-async fn malformed_answers_are_clean_502s(api: Api) {
-    let mock = MockGemini::start().await;
-    let sidecar = sidecar(
-        &mock,
-        api,
-        &[("bad", "mock-malformed"), ("g", "gemini-2.5-flash")],
-    )
-    .await;
-    let (status, headers, body) = post(sidecar.api, "/v1/chat/completions", chat("bad")).await;
-    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
-    assert_eq!(body["error"]["type"], "server_error");
-    assert_eq!(
-        header(&headers, "x-llmesh-attempts"),
-        "3",
-        "a malformed answer is retried"
-    );
-    // A whole answer of the wrong shape, and a stream that is garbage from the start.
-    mock.set_default(Reply::json(200, json!({"candidates": "nope"})));
-    let (status, _, _) = post(sidecar.api, "/v1/chat/completions", chat("g")).await;
-    assert_eq!(status, StatusCode::BAD_GATEWAY);
-    mock.set_default(Reply::raw_stream(&["data: {\"candidates\": [\r\n\r\n"]));
-    let (status, _, frames) = post_stream(sidecar.api, chat_stream("g")).await;
-    assert_eq!(status, StatusCode::BAD_GATEWAY, "{:?}", sse_data(&frames));
-}
-
 async fn broken_streams_end_with_an_error_event(api: Api) {
     let mock = MockGemini::start().await;
     let sidecar = sidecar(
         &mock,
         api,
         &[
-            ("garbled", "mock-malformed"),
+            ("garbled", "mock-garbled-stream"),
             ("cut", "mock-stream-cut"),
             ("error", "mock-stream-error"),
         ],
@@ -936,11 +716,12 @@ async fn upstream_request_matches_golden(api: Api) {
     let sidecar = sidecar(&mock, api, &[("g", "gemini-2.5-flash")]).await;
     let (chunks, done) = stream(&sidecar, representative_request()).await;
     assert!(done, "the strict mock accepted the request: {chunks:?}");
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/golden/gemini/generate_content_request.json"
+    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/gemini");
+    // Both APIs take the very same generateContent body.
+    crate::golden::check(
+        &golden.join("generate_content_request.json"),
+        &last_sent(&mock),
     );
-    assert_golden(path, &last_sent(&mock));
     let (status, _, _) = post(
         sidecar.api,
         "/v1/embeddings",
@@ -952,48 +733,7 @@ async fn upstream_request_matches_golden(api: Api) {
         Api::Studio => "batch_embed_contents_request.json",
         Api::Vertex => "predict_request.json",
     };
-    let path = format!("{}/tests/golden/gemini/{name}", env!("CARGO_MANIFEST_DIR"));
-    assert_golden(&path, &last_sent(&mock));
-}
-
-/// Compares `actual` with the golden file field by field, naming every differing path.
-/// `UPDATE_GOLDEN=1` rewrites the file instead.
-fn assert_golden(path: &str, actual: &Value) {
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(path, serde_json::to_string_pretty(actual).unwrap() + "\n").unwrap();
-        return;
-    }
-    let golden: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let mut differences = Vec::new();
-    diff("", &golden, actual, &mut differences);
-    assert!(
-        differences.is_empty(),
-        "{path}:\n{}",
-        differences.join("\n")
-    );
-}
-
-fn diff(at: &str, want: &Value, got: &Value, out: &mut Vec<String>) {
-    match (want, got) {
-        (Value::Object(w), Value::Object(g)) => {
-            for (k, v) in w {
-                match g.get(k) {
-                    Some(gv) => diff(&format!("{at}/{k}"), v, gv, out),
-                    None => out.push(format!("{at}/{k}: missing")),
-                }
-            }
-            for k in g.keys().filter(|k| !w.contains_key(*k)) {
-                out.push(format!("{at}/{k}: unexpected {}", g[k]));
-            }
-        }
-        (Value::Array(w), Value::Array(g)) if w.len() == g.len() => {
-            for (i, (wv, gv)) in w.iter().zip(g).enumerate() {
-                diff(&format!("{at}/{i}"), wv, gv, out);
-            }
-        }
-        _ if want != got => out.push(format!("{at}: want {want}, got {got}")),
-        _ => {}
-    }
+    crate::golden::check(&golden.join(name), &last_sent(&mock));
 }
 
 #[tokio::test]

@@ -10,6 +10,8 @@
 
 pub mod anthropic;
 pub mod azure;
+pub mod bedrock;
+pub mod cohere;
 pub mod demo;
 pub mod gemini;
 pub mod google_auth;
@@ -212,6 +214,8 @@ pub enum Credential {
     /// A Google service account's OAuth 2.0 access token (Vertex AI), fetched and
     /// cached by its token source.
     Google(Arc<google_auth::TokenSource>),
+    /// AWS Signature Version 4 over the whole request (Bedrock).
+    SigV4(Arc<bedrock::sigv4::Signer>),
 }
 
 /// Why a credential could not be applied.
@@ -241,6 +245,7 @@ impl Credential {
                     .headers_mut()
                     .insert(http::header::AUTHORIZATION, value);
             }
+            Credential::SigV4(signer) => signer.sign(request, std::time::SystemTime::now())?,
         }
         Ok(())
     }
@@ -285,10 +290,8 @@ pub fn build(
         ProviderKind::Anthropic => anthropic::build(spec),
         ProviderKind::Gemini => gemini::build_ai_studio(spec),
         ProviderKind::Vertex => gemini::build_vertex(spec, ctx),
-        ProviderKind::Bedrock | ProviderKind::Cohere => Err(format!(
-            "provider {:?} is not available in this build",
-            spec.provider
-        )),
+        ProviderKind::Bedrock => bedrock::build(spec),
+        ProviderKind::Cohere => cohere::build(spec),
         kind => openai_compat::build(kind, spec),
     }
 }

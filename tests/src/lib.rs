@@ -4,6 +4,7 @@
 pub mod anthropic;
 pub mod bedrock;
 pub mod cohere;
+pub mod gemini;
 mod http_mock;
 pub mod openai;
 pub mod server;
@@ -11,6 +12,7 @@ pub mod server;
 pub use anthropic::MockAnthropic;
 pub use bedrock::MockBedrock;
 pub use cohere::MockCohere;
+pub use gemini::MockGemini;
 pub use http_mock::{base64_decode, base64_encode};
 pub use openai::{MockConfig, MockOpenAi, Recorded, Reply};
 pub use server::{MockResponse, MockServer};

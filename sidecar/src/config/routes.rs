@@ -141,7 +141,7 @@ impl RoutesBuilder {
     /// A builder sending HTTP deployments through `http`.
     pub fn new(http: Arc<dyn Transport>) -> Self {
         RoutesBuilder {
-            providers: ProviderContext { http },
+            providers: ProviderContext::new(http),
             demo: Arc::new(DemoTransport),
             states: Mutex::new(HashMap::new()),
         }

@@ -13,6 +13,8 @@ pub mod azure;
 pub mod bedrock;
 pub mod cohere;
 pub mod demo;
+pub mod gemini;
+pub mod google_auth;
 pub mod openai;
 pub mod openai_compat;
 pub mod sse;
@@ -209,6 +211,9 @@ pub enum Credential {
     None,
     /// A fixed header, e.g. `Authorization: Bearer ...` or `x-api-key`.
     Header(HeaderName, HeaderValue),
+    /// A Google service account's OAuth 2.0 access token (Vertex AI), fetched and
+    /// cached by its token source.
+    Google(Arc<google_auth::TokenSource>),
     /// AWS Signature Version 4 over the whole request (Bedrock).
     SigV4(Arc<bedrock::sigv4::Signer>),
 }
@@ -234,6 +239,12 @@ impl Credential {
             Credential::Header(name, value) => {
                 request.headers_mut().insert(name.clone(), value.clone());
             }
+            Credential::Google(tokens) => {
+                let value = tokens.authorization().await?;
+                request
+                    .headers_mut()
+                    .insert(http::header::AUTHORIZATION, value);
+            }
             Credential::SigV4(signer) => signer.sign(request, std::time::SystemTime::now())?,
         }
         Ok(())
@@ -244,6 +255,18 @@ impl Credential {
 pub struct ProviderContext {
     /// The upstream HTTP client, for providers that fetch tokens.
     pub http: Arc<dyn Transport>,
+    /// Google access-token sources, shared across reloads so tokens stay cached.
+    pub google_tokens: google_auth::TokenSources,
+}
+
+impl ProviderContext {
+    /// A context sending through `http`.
+    pub fn new(http: Arc<dyn Transport>) -> Self {
+        ProviderContext {
+            http,
+            google_tokens: google_auth::TokenSources::default(),
+        }
+    }
 }
 
 /// A deployment's dialect and credential, ready for the request path.
@@ -265,12 +288,10 @@ pub fn build(
         ProviderKind::Azure => azure::build(spec),
         ProviderKind::Demo => demo::build(),
         ProviderKind::Anthropic => anthropic::build(spec),
+        ProviderKind::Gemini => gemini::build_ai_studio(spec),
+        ProviderKind::Vertex => gemini::build_vertex(spec, ctx),
         ProviderKind::Bedrock => bedrock::build(spec),
         ProviderKind::Cohere => cohere::build(spec),
-        ProviderKind::Gemini | ProviderKind::Vertex => Err(format!(
-            "provider {:?} is not available in this build",
-            spec.provider
-        )),
         kind => openai_compat::build(kind, spec),
     }
 }

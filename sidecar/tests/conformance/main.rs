@@ -10,3 +10,4 @@ mod golden;
 mod suite;
 
 mod anthropic;
+mod gemini;

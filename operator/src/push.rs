@@ -86,7 +86,10 @@ pub struct TokenReviewer {
 impl TokenReviewer {
     /// A reviewer using `client`.
     pub fn new(client: kube::Client) -> Self {
-        TokenReviewer { client, cache: Mutex::new(HashMap::new()) }
+        TokenReviewer {
+            client,
+            cache: Mutex::new(HashMap::new()),
+        }
     }
 }
 
@@ -96,13 +99,20 @@ impl Authenticator for TokenReviewer {
     fn namespace<'a>(&'a self, token: &'a str) -> AuthFuture<'a> {
         Box::pin(async move {
             let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-            if let Some((ns, at)) = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(&digest)
+            if let Some((ns, at)) = self
+                .cache
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(&digest)
                 && at.elapsed() < REVIEW_TTL
             {
                 return Ok(ns.clone());
             }
             let review = TokenReview {
-                spec: TokenReviewSpec { token: Some(token.to_owned()), audiences: Some(vec![AUDIENCE.to_owned()]) },
+                spec: TokenReviewSpec {
+                    token: Some(token.to_owned()),
+                    audiences: Some(vec![AUDIENCE.to_owned()]),
+                },
                 ..TokenReview::default()
             };
             let api: Api<TokenReview> = Api::all(self.client.clone());
@@ -112,16 +122,24 @@ impl Authenticator for TokenReviewer {
                 .map_err(|e| AuthError::Review(e.to_string()))?;
             let status = answer.status.unwrap_or_default();
             if status.authenticated != Some(true) {
-                return Err(AuthError::Rejected(status.error.unwrap_or_else(|| "not authenticated".into())));
+                return Err(AuthError::Rejected(
+                    status.error.unwrap_or_else(|| "not authenticated".into()),
+                ));
             }
             if let Some(audiences) = &status.audiences
                 && !audiences.iter().any(|a| a == AUDIENCE)
             {
-                return Err(AuthError::Rejected(format!("audience {AUDIENCE} not granted")));
+                return Err(AuthError::Rejected(format!(
+                    "audience {AUDIENCE} not granted"
+                )));
             }
             let username = status.user.and_then(|u| u.username).unwrap_or_default();
-            let ns = service_account_namespace(&username).ok_or(AuthError::NotServiceAccount(username.clone()))?;
-            let mut cache = self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let ns = service_account_namespace(&username)
+                .ok_or(AuthError::NotServiceAccount(username.clone()))?;
+            let mut cache = self
+                .cache
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             cache.retain(|_, (_, at)| at.elapsed() < REVIEW_TTL);
             cache.insert(digest, (ns.clone(), Instant::now()));
             Ok(ns)
@@ -147,7 +165,12 @@ pub struct Push {
 }
 
 /// Serves the push endpoint with TLS on `listener` until `shutdown`.
-pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, push: Arc<Push>, shutdown: impl Future<Output = ()> + Send) {
+pub async fn serve(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    push: Arc<Push>,
+    shutdown: impl Future<Output = ()> + Send,
+) {
     let acceptor = TlsAcceptor::from(tls);
     let builder = auto::Builder::new(TokioExecutor::new());
     tokio::pin!(shutdown);
@@ -163,7 +186,9 @@ pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, push: 
         let builder = builder.clone();
         let push = push.clone();
         tokio::spawn(async move {
-            let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+            let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
+                .await
+            {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                 Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
@@ -182,7 +207,11 @@ fn text(status: StatusCode, message: &str) -> Response<Body> {
     response
 }
 
-async fn handle(push: Arc<Push>, req: Request<Incoming>, peer: SocketAddr) -> Result<Response<Body>, Infallible> {
+async fn handle(
+    push: Arc<Push>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Result<Response<Body>, Infallible> {
     if req.method() != http::Method::GET || req.uri().path() != PATH {
         return Ok(text(StatusCode::NOT_FOUND, "not found"));
     }
@@ -200,7 +229,10 @@ async fn handle(push: Arc<Push>, req: Request<Incoming>, peer: SocketAddr) -> Re
         Ok(ns) => ns,
         Err(AuthError::Review(e)) => {
             tracing::warn!(%peer, error = %e, "token review failed");
-            return Ok(text(StatusCode::SERVICE_UNAVAILABLE, "cannot review the token now"));
+            return Ok(text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "cannot review the token now",
+            ));
         }
         Err(e) => {
             tracing::info!(%peer, error = %e, "sidecar refused");
@@ -209,12 +241,19 @@ async fn handle(push: Arc<Push>, req: Request<Incoming>, peer: SocketAddr) -> Re
     };
     let query = req.uri().query().unwrap_or("");
     let param = |name: &str| {
-        query.split('&').find_map(|kv| kv.strip_prefix(name).and_then(|v| v.strip_prefix('=')).map(str::to_owned))
+        query.split('&').find_map(|kv| {
+            kv.strip_prefix(name)
+                .and_then(|v| v.strip_prefix('='))
+                .map(str::to_owned)
+        })
     };
     if let Some(asked) = param("namespace")
         && asked != namespace
     {
-        return Ok(text(StatusCode::FORBIDDEN, "this token may only read its own namespace's config"));
+        return Ok(text(
+            StatusCode::FORBIDDEN,
+            "this token may only read its own namespace's config",
+        ));
     }
     let have = param("version");
     let mut rx = push.source.subscribe(&namespace);
@@ -232,12 +271,18 @@ async fn handle(push: Arc<Push>, req: Request<Incoming>, peer: SocketAddr) -> Re
             if let Some(snapshot) = current
                 && sent.as_deref() != Some(snapshot.version.as_str())
             {
-                let line = Message::Snapshot { snapshot: Box::new((*snapshot).clone()) }.to_line();
+                let line = Message::Snapshot {
+                    snapshot: Box::new((*snapshot).clone()),
+                }
+                .to_line();
                 if tx.send(Bytes::from(line)).await.is_err() {
                     break;
                 }
                 if let Some(at) = source.changed_at(&namespace) {
-                    metrics.push_latency.with_label_values(&["snapshot"]).observe(at.elapsed().as_secs_f64());
+                    metrics
+                        .push_latency
+                        .with_label_values(&["snapshot"])
+                        .observe(at.elapsed().as_secs_f64());
                 }
                 sent = Some(snapshot.version.clone());
             }
@@ -254,10 +299,15 @@ async fn handle(push: Arc<Push>, req: Request<Incoming>, peer: SocketAddr) -> Re
         tracing::debug!(%peer, namespace, "sidecar disconnected");
     });
     let frames = futures_util::stream::unfold(body_rx, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx))
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx))
     });
     let mut response = Response::new(StreamBody::new(frames).boxed());
-    response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/x-ndjson"));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/x-ndjson"),
+    );
     Ok(response)
 }
 
@@ -282,23 +332,28 @@ pub fn tls_config(source: &TlsSource) -> Result<(Arc<rustls::ServerConfig>, Stri
     let (certs, key, ca_pem) = match source {
         TlsSource::Files { cert, key } => {
             let pem = std::fs::read(cert).map_err(|e| tls(&e))?;
-            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem).collect::<Result<_, _>>().map_err(|e| tls(&e))?;
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
+                .collect::<Result<_, _>>()
+                .map_err(|e| tls(&e))?;
             let key = PrivateKeyDer::from_pem_file(key).map_err(|e| tls(&e))?;
             (certs, key, String::from_utf8_lossy(&pem).into_owned())
         }
         TlsSource::SelfSigned(names) => {
             let signed = rcgen::generate_simple_self_signed(names.clone()).map_err(|e| tls(&e))?;
             let pem = signed.cert.pem();
-            let key = PrivateKeyDer::from_pem_slice(signed.signing_key.serialize_pem().as_bytes()).map_err(|e| tls(&e))?;
+            let key = PrivateKeyDer::from_pem_slice(signed.signing_key.serialize_pem().as_bytes())
+                .map_err(|e| tls(&e))?;
             (vec![signed.cert.der().clone()], key, pem)
         }
     };
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| tls(&e))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| tls(&e))?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| tls(&e))?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .map_err(|e| tls(&e))?;
     let mut config = config;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok((Arc::new(config), ca_pem))
@@ -310,7 +365,10 @@ mod tests {
 
     #[test]
     fn service_account_usernames_name_their_namespace() {
-        assert_eq!(service_account_namespace("system:serviceaccount:team-a:default").as_deref(), Some("team-a"));
+        assert_eq!(
+            service_account_namespace("system:serviceaccount:team-a:default").as_deref(),
+            Some("team-a")
+        );
         assert_eq!(service_account_namespace("system:serviceaccount::x"), None);
         assert_eq!(service_account_namespace("alice"), None);
         assert_eq!(service_account_namespace("system:serviceaccount:ns"), None);

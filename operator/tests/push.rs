@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use llmesh_operator::metrics::Metrics;
-use llmesh_operator::push::{AuthError, AuthFuture, Authenticator, Push, SnapshotSource, TlsSource, serve, tls_config};
+use llmesh_operator::push::{
+    AuthError, AuthFuture, Authenticator, Push, SnapshotSource, TlsSource, serve, tls_config,
+};
 use llmesh_sidecar::config::Snapshot;
 use llmesh_sidecar::config::operator::{OperatorSource, StreamError, stream_once};
 use llmesh_sidecar::config::snapshot::FORMAT;
@@ -22,7 +24,12 @@ struct StaticAuth;
 
 impl Authenticator for StaticAuth {
     fn namespace<'a>(&'a self, token: &'a str) -> AuthFuture<'a> {
-        Box::pin(async move { token.strip_prefix("token-").map(str::to_owned).ok_or(AuthError::Rejected("unknown".into())) })
+        Box::pin(async move {
+            token
+                .strip_prefix("token-")
+                .map(str::to_owned)
+                .ok_or(AuthError::Rejected("unknown".into()))
+        })
     }
 }
 
@@ -31,11 +38,20 @@ struct Channels(Mutex<HashMap<String, watch::Sender<Option<Arc<Snapshot>>>>>);
 
 impl Channels {
     fn publish(&self, ns: &str, version: &str) {
-        let snapshot = Snapshot { format: FORMAT, version: version.into(), ..Snapshot::default() };
+        let snapshot = Snapshot {
+            format: FORMAT,
+            version: version.into(),
+            ..Snapshot::default()
+        };
         self.sender(ns).send_replace(Some(Arc::new(snapshot)));
     }
     fn sender(&self, ns: &str) -> watch::Sender<Option<Arc<Snapshot>>> {
-        self.0.lock().unwrap().entry(ns.into()).or_insert_with(|| watch::channel(None).0).clone()
+        self.0
+            .lock()
+            .unwrap()
+            .entry(ns.into())
+            .or_insert_with(|| watch::channel(None).0)
+            .clone()
     }
 }
 
@@ -57,7 +73,8 @@ struct Server {
 }
 
 async fn server(name: &str) -> Server {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("push-{name}-{}", std::process::id()));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("push-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (tls, ca_pem) = tls_config(&TlsSource::SelfSigned(vec!["localhost".into()])).unwrap();
     let ca = dir.join("ca.pem");
@@ -66,25 +83,42 @@ async fn server(name: &str) -> Server {
     let port = listener.local_addr().unwrap().port();
     let channels = Arc::new(Channels::default());
     let metrics = Metrics::new().unwrap();
-    let push = Arc::new(Push { source: channels.clone(), auth: Arc::new(StaticAuth), metrics: metrics.clone() });
+    let push = Arc::new(Push {
+        source: channels.clone(),
+        auth: Arc::new(StaticAuth),
+        metrics: metrics.clone(),
+    });
     tokio::spawn(serve(listener, tls, push, std::future::pending()));
-    Server { url: format!("https://localhost:{port}"), ca, dir, channels, metrics }
+    Server {
+        url: format!("https://localhost:{port}"),
+        ca,
+        dir,
+        channels,
+        metrics,
+    }
 }
 
 impl Server {
     fn source(&self, token: &str) -> OperatorSource {
         let token_file = self.dir.join(format!("{token}.token"));
         std::fs::write(&token_file, token).unwrap();
-        OperatorSource { url: self.url.clone(), ca_file: self.ca.clone(), token_file }
+        OperatorSource {
+            url: self.url.clone(),
+            ca_file: self.ca.clone(),
+            token_file,
+        }
     }
 }
 
 /// Runs one client until it holds `version` (or fails).
 async fn wait_for(rx: &mut watch::Receiver<Option<Arc<Snapshot>>>, version: &str) {
-    tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|s| s.as_ref().is_some_and(|s| s.version == version)))
-        .await
-        .unwrap_or_else(|_| panic!("version {version} never arrived"))
-        .unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        rx.wait_for(|s| s.as_ref().is_some_and(|s| s.version == version)),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("version {version} never arrived"))
+    .unwrap();
 }
 
 #[tokio::test]
@@ -100,7 +134,10 @@ async fn a_sidecar_gets_its_namespace_snapshot_and_every_change() {
     s.channels.publish("team-a", "v2");
     wait_for(&mut rx, "v2").await;
     let text = String::from_utf8(s.metrics.render()).unwrap();
-    assert!(text.contains("llmesh_operator_connected_sidecars 1"), "{text}");
+    assert!(
+        text.contains("llmesh_operator_connected_sidecars 1"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -109,11 +146,22 @@ async fn unknown_tokens_and_other_namespaces_are_refused() {
     s.channels.publish("team-a", "v1");
     let (tx, _) = watch::channel(None);
     let (connected, _) = watch::channel(false);
-    let err = stream_once(&s.source("stolen"), None, &tx, &connected).await.unwrap_err();
-    assert!(matches!(err, StreamError::Status(http::StatusCode::UNAUTHORIZED)), "{err}");
+    let err = stream_once(&s.source("stolen"), None, &tx, &connected)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StreamError::Status(http::StatusCode::UNAUTHORIZED)),
+        "{err}"
+    );
     // Asking for another namespace's config explicitly is forbidden.
-    assert_eq!(raw_get(&s, "token-team-b", "/v1/snapshots?namespace=team-a").await, 403);
-    assert_eq!(raw_get(&s, "token-team-a", "/v1/snapshots?namespace=team-a").await, 200);
+    assert_eq!(
+        raw_get(&s, "token-team-b", "/v1/snapshots?namespace=team-a").await,
+        403
+    );
+    assert_eq!(
+        raw_get(&s, "token-team-a", "/v1/snapshots?namespace=team-a").await,
+        200
+    );
     assert_eq!(raw_get(&s, "", "/v1/snapshots").await, 401);
     assert!(tx.borrow().is_none());
 }
@@ -127,14 +175,24 @@ async fn raw_get(s: &Server, token: &str, path: &str) -> u16 {
     for c in rustls::pki_types::CertificateDer::pem_slice_iter(&ca) {
         roots.add(c.unwrap()).unwrap();
     }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let https = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_only().enable_http1().build();
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build::<_, Empty<bytes::Bytes>>(https);
-    let req = http::Request::get(format!("{}{path}", s.url)).header("authorization", format!("Bearer {token}")).body(Empty::new()).unwrap();
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_only()
+        .enable_http1()
+        .build();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build::<_, Empty<bytes::Bytes>>(https);
+    let req = http::Request::get(format!("{}{path}", s.url))
+        .header("authorization", format!("Bearer {token}"))
+        .body(Empty::new())
+        .unwrap();
     client.request(req).await.unwrap().status().as_u16()
 }
 
@@ -146,10 +204,19 @@ async fn a_reconnecting_sidecar_resumes_without_a_resend() {
     let (connected, mut connected_rx) = watch::channel(false);
     let source = s.source("token-team-a");
     let tx2 = tx.clone();
-    let task = tokio::spawn(async move { stream_once(&source, Some("v1".into()), &tx2, &connected).await });
-    tokio::time::timeout(Duration::from_secs(5), connected_rx.wait_for(|c| *c)).await.unwrap().unwrap();
+    let task =
+        tokio::spawn(
+            async move { stream_once(&source, Some("v1".into()), &tx2, &connected).await },
+        );
+    tokio::time::timeout(Duration::from_secs(5), connected_rx.wait_for(|c| *c))
+        .await
+        .unwrap()
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(rx.borrow_and_update().is_none(), "the snapshot it already had was not sent again");
+    assert!(
+        rx.borrow_and_update().is_none(),
+        "the snapshot it already had was not sent again"
+    );
     s.channels.publish("team-a", "v2");
     wait_for(&mut rx, "v2").await;
     task.abort();
@@ -175,7 +242,13 @@ async fn fifty_sidecars_all_receive_a_change() {
     for rx in &mut receivers {
         wait_for(rx, "v2").await;
     }
-    println!("50 sidecars received the change within {:?}", changed.elapsed());
+    println!(
+        "50 sidecars received the change within {:?}",
+        changed.elapsed()
+    );
     let text = String::from_utf8(s.metrics.render()).unwrap();
-    assert!(text.contains("llmesh_operator_connected_sidecars 50"), "{text}");
+    assert!(
+        text.contains("llmesh_operator_connected_sidecars 50"),
+        "{text}"
+    );
 }

@@ -3,6 +3,7 @@
 //! push to sidecars, and the pieces the local runner shares (compiler, manifest loader,
 //! directory watcher).
 
+pub mod admin;
 pub mod compile;
 pub mod controllers;
 pub mod error;

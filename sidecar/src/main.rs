@@ -1,8 +1,12 @@
-//! `llmesh-sidecar`: runs the data plane from a compiled config snapshot file.
+//! `llmesh-sidecar`: runs the data plane, with its config streamed from the operator
+//! (in a pod) or read from a compiled snapshot file.
 //!
 //! ```text
-//! llmesh-sidecar --config snapshot.json [--listen 127.0.0.1:4000] [--admin-listen 0.0.0.0:4001]
-//!                [--max-body-bytes N] [--log-format text|json]
+//! llmesh-sidecar --operator https://llmesh-operator.llmesh-system.svc:8443 \
+//!                [--operator-ca FILE] [--token-file FILE]
+//! llmesh-sidecar --config snapshot.json
+//!   common: [--listen 127.0.0.1:4000] [--admin-listen 0.0.0.0:4001] [--max-body-bytes N]
+//!           [--log-format text|json]
 //! ```
 //! To run from the Kubernetes manifests themselves, use `llmesh-local`.
 
@@ -11,16 +15,21 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use llmesh_sidecar::config::operator::{self, OperatorSource};
 use llmesh_sidecar::{Sidecar, cli, config, shutdown_signal, telemetry};
 
-const USAGE: &str = "usage: llmesh-sidecar --config FILE [--listen ADDR] [--admin-listen ADDR] [--max-body-bytes N] [--log-format text|json]";
+const USAGE: &str = "usage: llmesh-sidecar (--operator URL [--operator-ca FILE] [--token-file FILE] | --config FILE) [--listen ADDR] [--admin-listen ADDR] [--max-body-bytes N] [--log-format text|json]";
+
+/// Where the injected pod spec mounts the operator's CA and the projected token.
+const DEFAULT_CA: &str = "/var/run/secrets/llmesh/ca.crt";
+const DEFAULT_TOKEN: &str = "/var/run/secrets/llmesh/token";
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let parsed = match cli::parse(
         std::env::args().skip(1),
         |k| std::env::var(k).ok(),
-        &["config"],
+        &["config", "operator", "operator-ca", "token-file"],
     ) {
         Ok(parsed) => parsed,
         Err(err) => {
@@ -29,15 +38,35 @@ async fn main() -> ExitCode {
         }
     };
     telemetry::init(parsed.log_format);
-    let Some(path) = parsed.extra.get("config").map(PathBuf::from) else {
-        eprintln!("llmesh-sidecar: --config (or LLMESH_CONFIG) is required\n{USAGE}");
-        return ExitCode::from(2);
-    };
-    // Fail fast on a bad file at start; later edits are checked as they come.
-    let first = match config::file::load(&path) {
-        Ok(snapshot) => snapshot,
-        Err(err) => {
-            eprintln!("llmesh-sidecar: {err}");
+    let file = parsed.extra.get("config").map(PathBuf::from);
+    let operator_url = parsed.extra.get("operator").cloned();
+    let (first, source) = match (file, operator_url) {
+        (Some(path), None) => {
+            // Fail fast on a bad file at start; later edits are checked as they come.
+            match config::file::load(&path) {
+                Ok(snapshot) => (Some(Arc::new(snapshot)), Source::File(path)),
+                Err(err) => {
+                    eprintln!("llmesh-sidecar: {err}");
+                    return ExitCode::from(2);
+                }
+            }
+        }
+        (None, Some(url)) => {
+            let source = OperatorSource {
+                url,
+                ca_file: parsed
+                    .extra
+                    .get("operator-ca")
+                    .map_or_else(|| PathBuf::from(DEFAULT_CA), PathBuf::from),
+                token_file: parsed
+                    .extra
+                    .get("token-file")
+                    .map_or_else(|| PathBuf::from(DEFAULT_TOKEN), PathBuf::from),
+            };
+            (None, Source::Operator(source))
+        }
+        _ => {
+            eprintln!("llmesh-sidecar: give exactly one of --config or --operator\n{USAGE}");
             return ExitCode::from(2);
         }
     };
@@ -48,8 +77,29 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let (tx, rx) = tokio::sync::watch::channel(Some(Arc::new(first)));
-    tokio::spawn(config::file::watch(path, Duration::from_secs(1), tx));
+    let (tx, rx) = tokio::sync::watch::channel(first);
+    match source {
+        Source::File(path) => {
+            tokio::spawn(config::file::watch(path, Duration::from_secs(1), tx));
+        }
+        Source::Operator(source) => {
+            let (connected_tx, mut connected_rx) = tokio::sync::watch::channel(false);
+            let metrics = sidecar.metrics();
+            tokio::spawn(async move {
+                while connected_rx.changed().await.is_ok() {
+                    metrics
+                        .config_connected
+                        .set(i64::from(*connected_rx.borrow()));
+                }
+            });
+            tokio::spawn(operator::run(source, tx, connected_tx));
+        }
+    }
     sidecar.serve(rx, shutdown_signal()).await;
     ExitCode::SUCCESS
+}
+
+enum Source {
+    File(PathBuf),
+    Operator(OperatorSource),
 }

@@ -47,6 +47,8 @@ pub struct Metrics {
     pub config_info: IntGaugeVec,
     /// Config loads by result (`ok`, `error`).
     pub config_reloads: IntCounterVec,
+    /// 1 while a config stream from the operator is open.
+    pub config_connected: IntGauge,
 }
 
 impl Metrics {
@@ -140,7 +142,13 @@ impl Metrics {
             "Config loads by result.",
             &["result"],
         )?;
+        let config_connected = IntGauge::new(
+            "config_connected",
+            "1 while a config stream from the operator is open.",
+        )?;
+        registry.register(Box::new(config_connected.clone()))?;
         Ok(Metrics {
+            config_connected,
             registry,
             requests,
             request_duration,

@@ -164,7 +164,7 @@ fn bad_flags_exit_2_with_usage() {
     );
     let out = Command::new(BIN).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--config"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--operator"));
     let out = Command::new(BIN)
         .args(["--config", "/nonexistent/snapshot.json"])
         .output()

@@ -107,6 +107,11 @@ impl Sidecar {
         self.api.local_addr().unwrap_or(self.settings.api_addr)
     }
 
+    /// The sidecar's metrics, for config sources to report on.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
     /// The admin server's bound address.
     pub fn admin_addr(&self) -> SocketAddr {
         self.admin.local_addr().unwrap_or(self.settings.admin_addr)

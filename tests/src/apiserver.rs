@@ -102,13 +102,21 @@ fn required() -> bool {
     std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1")
 }
 
+/// Says loudly that a test is skipped. It writes to the stderr file itself, which
+/// `cargo test`'s output capture does not hold back; nextest captures that too, so under
+/// nextest the banner also goes to the terminal when there is one. (`scripts/test.sh`
+/// says so itself when it could not install the server.)
 fn skip_banner(err: &Unavailable) {
     let line = "!".repeat(78);
-    let mut stderr = std::io::stderr().lock();
-    let _ = writeln!(
-        stderr,
-        "{line}\n!! SKIPPED: this test needs the test Kubernetes API server.\n!! {err}.\n{line}"
+    let banner = format!(
+        "{line}\n!! SKIPPED: this test needs the test Kubernetes API server.\n!! {err}.\n{line}\n"
     );
+    let _ = std::io::stderr().lock().write_all(banner.as_bytes());
+    if std::env::var_os("NEXTEST_RUN_ID").is_some()
+        && let Ok(mut tty) = std::fs::OpenOptions::new().write(true).open("/dev/tty")
+    {
+        let _ = tty.write_all(banner.as_bytes());
+    }
 }
 
 fn start() -> Result<ApiServer, Unavailable> {

@@ -310,11 +310,13 @@ func (s *strategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) fi
 	return errs
 }
 
-func (s *strategy) WarningsOnCreate(context.Context, runtime.Object) []string         { return nil }
-func (s *strategy) WarningsOnUpdate(context.Context, runtime.Object, runtime.Object) []string { return nil }
-func (s *strategy) Canonicalize(runtime.Object)                                        {}
-func (s *strategy) AllowCreateOnUpdate() bool                                           { return s.b.resource == "leases" }
-func (s *strategy) AllowUnconditionalUpdate() bool                                      { return true }
+func (s *strategy) WarningsOnCreate(context.Context, runtime.Object) []string { return nil }
+func (s *strategy) WarningsOnUpdate(context.Context, runtime.Object, runtime.Object) []string {
+	return nil
+}
+func (s *strategy) Canonicalize(runtime.Object)    {}
+func (s *strategy) AllowCreateOnUpdate() bool      { return s.b.resource == "leases" }
+func (s *strategy) AllowUnconditionalUpdate() bool { return true }
 
 func (s *strategy) GetResetFields() map[fieldpath.APIVersion]*fieldpath.Set {
 	if !s.b.status {

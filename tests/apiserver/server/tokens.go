@@ -71,10 +71,10 @@ var (
 	_ rest.SingularNameProvider = &tokenReviewREST{}
 )
 
-func (r *tokenReviewREST) New() runtime.Object           { return &authenticationv1.TokenReview{} }
-func (r *tokenReviewREST) Destroy()                      {}
-func (r *tokenReviewREST) NamespaceScoped() bool         { return false }
-func (r *tokenReviewREST) GetSingularName() string       { return "tokenreview" }
+func (r *tokenReviewREST) New() runtime.Object     { return &authenticationv1.TokenReview{} }
+func (r *tokenReviewREST) Destroy()                {}
+func (r *tokenReviewREST) NamespaceScoped() bool   { return false }
+func (r *tokenReviewREST) GetSingularName() string { return "tokenreview" }
 
 func (r *tokenReviewREST) Create(ctx context.Context, obj runtime.Object, createValidation rest.ValidateObjectFunc, _ *metav1.CreateOptions) (runtime.Object, error) {
 	review, ok := obj.(*authenticationv1.TokenReview)

@@ -162,6 +162,10 @@ pub struct BudgetStatus {
     /// When the current period ends and spend resets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reset_at: Option<Time>,
+    /// Alert thresholds (percent) already announced with an Event this period.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10))]
+    pub alerted_thresholds: Vec<u32>,
     /// Past periods, most recent last.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 24))]

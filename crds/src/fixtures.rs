@@ -42,6 +42,8 @@ impl LlmModel {
                 cooldown: None,
                 pricing: None,
                 cache: None,
+                drop_unsupported_params: false,
+                default_max_tokens: None,
             },
             status: None,
         }

@@ -96,6 +96,18 @@ pub struct LlmModelSpec {
     /// Response cache settings. Reserved: accepted but not applied yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<CacheSpec>,
+
+    /// Drop request parameters a deployment's provider cannot honour (counted in
+    /// `llmesh_dropped_params_total`) instead of refusing the request with a 400 that
+    /// names the parameter. Default: false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drop_unsupported_params: bool,
+
+    /// `max_tokens` sent to providers that require one (Anthropic) when the client sends
+    /// none. Default: 4096.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub default_max_tokens: Option<u32>,
 }
 
 /// How a deployment is chosen for each attempt.
@@ -130,6 +142,11 @@ pub enum Provider {
     Perplexity,
     OpenaiCompatible,
     Demo,
+    Anthropic,
+    Gemini,
+    Vertex,
+    Bedrock,
+    Cohere,
 }
 
 impl Provider {
@@ -149,15 +166,31 @@ impl Provider {
             Provider::Perplexity => "perplexity",
             Provider::OpenaiCompatible => "openai-compatible",
             Provider::Demo => "demo",
+            Provider::Anthropic => "anthropic",
+            Provider::Gemini => "gemini",
+            Provider::Vertex => "vertex",
+            Provider::Bedrock => "bedrock",
+            Provider::Cohere => "cohere",
         }
     }
 
-    /// Whether calls need no credential: local servers and the built-in fake.
+    /// Whether calls need no API key: local servers, the built-in fake, and the clouds
+    /// that authenticate otherwise (checked by [`Provider::cloud_credentials`]).
     pub fn keyless(self) -> bool {
         matches!(
             self,
-            Provider::Ollama | Provider::Vllm | Provider::Demo | Provider::OpenaiCompatible
+            Provider::Ollama
+                | Provider::Vllm
+                | Provider::Demo
+                | Provider::OpenaiCompatible
+                | Provider::Bedrock
+                | Provider::Vertex
         )
+    }
+
+    /// Whether the provider needs `region` (Bedrock's region, Vertex AI's location).
+    pub fn needs_region(self) -> bool {
+        matches!(self, Provider::Bedrock | Provider::Vertex)
     }
 
     /// Whether the provider has no default endpoint, so `baseUrl` is required.
@@ -170,8 +203,9 @@ impl Provider {
 #[derive(KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!(self.provider in ['azure', 'openai-compatible']) || has(self.baseUrl)").message("baseUrl is required for the azure and openai-compatible providers").field_path(".baseUrl"))]
-#[x_kube(validation = Rule::new("!has(self.apiVersion) || self.provider == 'azure'").message("apiVersion applies to the azure provider only").field_path(".apiVersion"))]
-#[x_kube(validation = Rule::new("has(self.apiKeySecretRef) || self.provider in ['ollama', 'vllm', 'demo', 'openai-compatible']").message("apiKeySecretRef is required for hosted providers").field_path(".apiKeySecretRef"))]
+#[x_kube(validation = Rule::new("!has(self.apiVersion) || self.provider in ['azure', 'anthropic']").message("apiVersion applies to the azure and anthropic providers only").field_path(".apiVersion"))]
+#[x_kube(validation = Rule::new("has(self.apiKeySecretRef) || self.provider in ['ollama', 'vllm', 'demo', 'openai-compatible'] || (self.provider == 'bedrock' && has(self.awsCredentialsSecretRef)) || (self.provider == 'vertex' && has(self.serviceAccountSecretRef))").message("apiKeySecretRef is required for hosted providers (bedrock: or awsCredentialsSecretRef; vertex: serviceAccountSecretRef)").field_path(".apiKeySecretRef"))]
+#[x_kube(validation = Rule::new("!(self.provider in ['bedrock', 'vertex']) || has(self.region)").message("region is required for the bedrock and vertex providers").field_path(".region"))]
 pub struct ModelDeployment {
     /// Unique within the model (a DNS label); shown in the `x-llmesh-deployment`
     /// response header and in metrics.
@@ -222,6 +256,61 @@ pub struct ModelDeployment {
     /// model's price.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pricing: Option<ModelPricing>,
+
+    /// Cloud region (`bedrock`, e.g. `us-east-1`) or location (`vertex`, e.g.
+    /// `us-central1` or `global`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64), regex(pattern = "^[a-z0-9-]+$"))]
+    pub region: Option<String>,
+
+    /// Google Cloud project (`vertex`). Default: the service account's project.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub project: Option<String>,
+
+    /// The Secret holding AWS credentials (`bedrock`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_credentials_secret_ref: Option<AwsCredentialsRef>,
+
+    /// The Secret key holding a Google service-account JSON key (`vertex`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_secret_ref: Option<SecretKeyRef>,
+
+    /// Overrides the OAuth2 token endpoint (`vertex`). Default: the one named in the
+    /// service-account key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 2048))]
+    #[x_kube(validation = Rule::new("isURL(self) && url(self).getScheme() in ['http', 'https']").message("must be an http or https URL"))]
+    pub token_url: Option<String>,
+}
+
+/// Where AWS credentials live: keys of one Secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AwsCredentialsRef {
+    /// Name of the Secret, in the same namespace.
+    #[schemars(length(min = 1, max = 253), regex(pattern = DNS_SUBDOMAIN_PATTERN))]
+    pub name: String,
+    /// Key holding the access key id. Default: `accessKeyId`.
+    #[serde(default = "default_access_key_id_key")]
+    #[schemars(length(min = 1, max = 253))]
+    pub access_key_id_key: String,
+    /// Key holding the secret access key. Default: `secretAccessKey`.
+    #[serde(default = "default_secret_access_key_key")]
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_access_key_key: String,
+    /// Key holding a session token, for temporary credentials. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub session_token_key: Option<String>,
+}
+
+fn default_access_key_id_key() -> String {
+    "accessKeyId".into()
+}
+
+fn default_secret_access_key_key() -> String {
+    "secretAccessKey".into()
 }
 
 fn default_weight() -> u32 {
@@ -242,6 +331,11 @@ impl ModelDeployment {
             rpm: None,
             tpm: None,
             pricing: None,
+            region: None,
+            project: None,
+            aws_credentials_secret_ref: None,
+            service_account_secret_ref: None,
+            token_url: None,
         }
     }
 }
@@ -468,7 +562,9 @@ mod tests {
         )]);
         assert_eq!(
             cel_failures(&model),
-            ["apiKeySecretRef is required for hosted providers"]
+            [
+                "apiKeySecretRef is required for hosted providers (bedrock: or awsCredentialsSecretRef; vertex: serviceAccountSecretRef)"
+            ]
         );
 
         let model = LlmModel::test("chat").with_deployments([ModelDeployment::new(

@@ -48,5 +48,5 @@ fn quickstart_manifests_pass_cel() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 7, "5 models, 1 key and 1 budget");
+    assert_eq!(checked, 8, "6 models, 1 key and 1 budget");
 }

@@ -22,8 +22,8 @@ use llmesh_crds::{
     virtual_key::SECRET_KEY_FIELD,
 };
 use llmesh_sidecar::config::snapshot::{
-    self, BudgetSpec, CooldownSpec, DeploymentSpec, KeySpec, ModelSpec, Pricing, ProviderKind,
-    RetrySpec, SecretString, Snapshot, Strategy, TimeoutSpec,
+    self, AwsCredentials, BudgetSpec, CooldownSpec, DeploymentSpec, KeySpec, ModelSpec, Pricing,
+    ProviderKind, RetrySpec, SecretString, Snapshot, Strategy, TimeoutSpec,
 };
 use sha2::{Digest, Sha256};
 
@@ -583,6 +583,8 @@ fn compile_model(
         timeouts,
         cooldown,
         pricing,
+        drop_unsupported_params: spec.drop_unsupported_params,
+        default_max_tokens: spec.default_max_tokens,
     }
 }
 
@@ -635,6 +637,55 @@ fn compile_deployment(
         .pricing
         .as_ref()
         .map(|p| pricing(&format!("{at}.pricing"), Some(p), model_pricing, report));
+    let mut secret = |field: &str, name: &str, key: &str| match secrets.get(name, key) {
+        Ok(value) => Some(SecretString::new(value)),
+        Err((reason, message)) => {
+            report.error(format!("{at}.{field}"), reason, message);
+            None
+        }
+    };
+    let aws = d.aws_credentials_secret_ref.as_ref().and_then(|r| {
+        let access_key_id = secret("awsCredentialsSecretRef", &r.name, &r.access_key_id_key);
+        let secret_access_key =
+            secret("awsCredentialsSecretRef", &r.name, &r.secret_access_key_key);
+        let session_token = match &r.session_token_key {
+            Some(key) => Some(secret("awsCredentialsSecretRef", &r.name, key)?),
+            None => None,
+        };
+        Some(AwsCredentials {
+            access_key_id: access_key_id?,
+            secret_access_key: secret_access_key?,
+            session_token,
+        })
+    });
+    let gcp_service_account = d
+        .service_account_secret_ref
+        .as_ref()
+        .and_then(|r| secret("serviceAccountSecretRef", &r.name, &r.key));
+    if d.provider.needs_region() && d.region.is_none() {
+        report.error(
+            format!("{at}.region"),
+            Reason::MissingApiKey,
+            format!("provider {} needs a region", d.provider.as_str()),
+        );
+    }
+    match d.provider {
+        Provider::Bedrock
+            if d.aws_credentials_secret_ref.is_none() && d.api_key_secret_ref.is_none() =>
+        {
+            report.error(
+                format!("{at}.awsCredentialsSecretRef"),
+                Reason::MissingApiKey,
+                "bedrock needs awsCredentialsSecretRef (or apiKeySecretRef for a Bedrock API key)",
+            )
+        }
+        Provider::Vertex if d.service_account_secret_ref.is_none() => report.error(
+            format!("{at}.serviceAccountSecretRef"),
+            Reason::MissingApiKey,
+            "vertex needs serviceAccountSecretRef",
+        ),
+        _ => {}
+    }
     DeploymentSpec {
         name: d.name.clone(),
         provider: provider(d.provider),
@@ -646,6 +697,11 @@ fn compile_deployment(
         rpm: d.rpm,
         tpm: d.tpm,
         pricing,
+        region: d.region.clone(),
+        project: d.project.clone(),
+        aws,
+        gcp_service_account,
+        token_url: d.token_url.clone(),
     }
 }
 
@@ -951,6 +1007,11 @@ fn provider(value: Provider) -> ProviderKind {
         Provider::Perplexity => ProviderKind::Perplexity,
         Provider::OpenaiCompatible => ProviderKind::OpenaiCompatible,
         Provider::Demo => ProviderKind::Demo,
+        Provider::Anthropic => ProviderKind::Anthropic,
+        Provider::Gemini => ProviderKind::Gemini,
+        Provider::Vertex => ProviderKind::Vertex,
+        Provider::Bedrock => ProviderKind::Bedrock,
+        Provider::Cohere => ProviderKind::Cohere,
     }
 }
 

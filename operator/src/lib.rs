@@ -1,9 +1,19 @@
-//! llmesh's control plane. For now: the compiler from resources to the sidecar's config
-//! snapshot, the manifest loader and the local directory watcher the quickstart uses.
+//! llmesh's control plane: controllers for LLMModel, VirtualKey and Budget, the hub that
+//! compiles each namespace's resources into the sidecar's config snapshot, the config
+//! push to sidecars, and the pieces the local runner shares (compiler, manifest loader,
+//! directory watcher).
 
 pub mod compile;
+pub mod controllers;
+pub mod error;
+pub mod hub;
 pub mod local;
 pub mod manifests;
+pub mod metrics;
+pub mod period;
+pub mod push;
+pub mod run;
 
 pub use compile::{Compiled, Inputs, Kind, Problem, Reason, Severity, compile};
+pub use error::{Error, Result};
 pub use manifests::{LoadError, load_dir, load_inputs};

@@ -505,7 +505,14 @@ spec:
         let names: Vec<_> = snapshot.models.iter().map(|m| m.name.as_str()).collect();
         assert_eq!(
             names,
-            ["chat", "chat-backup", "embed", "flaky", "gpt-4o-mini"]
+            [
+                "chat",
+                "chat-backup",
+                "claude",
+                "embed",
+                "flaky",
+                "gpt-4o-mini"
+            ]
         );
 
         let chat = &snapshot.models[0];
@@ -523,14 +530,18 @@ spec:
         assert_eq!(chat.fallbacks, ["chat-backup"]);
         assert_eq!(chat.pricing.input_micros_per_million, 150_000);
 
-        let flaky = &snapshot.models[3];
+        let claude = &snapshot.models[2];
+        assert_eq!(claude.deployments[0].provider, ProviderKind::Anthropic);
+        assert_eq!(claude.default_max_tokens, Some(4096));
+        assert_eq!(snapshot.models[3].deployments[0].model, "embed");
+        let flaky = &snapshot.models[4];
         assert_eq!(flaky.deployments[0].model, "error-503");
         assert_eq!(flaky.fallbacks, ["chat"]);
-        assert_eq!(snapshot.models[2].deployments[0].model, "embed");
 
-        let gpt = &snapshot.models[4];
+        let gpt = &snapshot.models[5];
         assert_eq!(gpt.deployments[0].provider, ProviderKind::Openai);
         assert!(gpt.deployments[0].api_key.is_some());
+        assert_eq!(gpt.fallbacks, ["claude", "chat"]);
 
         let key = &snapshot.keys[0];
         assert_eq!(

@@ -41,6 +41,8 @@ pub struct Metrics {
     pub in_flight: IntGauge,
     /// Time the proxy itself spent on a request, upstream waits and backoff excluded.
     pub overhead: HistogramVec,
+    /// Request parameters dropped because the provider cannot honour them.
+    pub dropped_params: IntCounterVec,
     /// 1 for the config version in use.
     pub config_info: IntGaugeVec,
     /// Config loads by result (`ok`, `error`).
@@ -123,6 +125,11 @@ impl Metrics {
             &["endpoint"],
             OVERHEAD_BUCKETS,
         )?;
+        let dropped_params = counter(
+            "dropped_params_total",
+            "Request parameters dropped because the provider cannot honour them.",
+            &["model", "provider", "param"],
+        )?;
         let config_info = IntGaugeVec::new(
             Opts::new("config_info", "1 for the config version in use."),
             &["version"],
@@ -145,6 +152,7 @@ impl Metrics {
             in_cooldown,
             in_flight,
             overhead,
+            dropped_params,
             config_info,
             config_reloads,
         })

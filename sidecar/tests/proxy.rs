@@ -392,6 +392,31 @@ async fn fallbacks_general_context_window_and_content_policy() {
 }
 
 #[tokio::test]
+async fn azure_content_filter_refusals_get_openai_shape_and_keep_their_details() {
+    let mock = MockOpenAi::start().await;
+    let mut d = deployment(
+        "az",
+        &format!("http://{}", mock.addr()),
+        "mock-content-filter",
+    );
+    d.provider = ProviderKind::Azure;
+    let sidecar = Running::start(Some(snapshot("v1", vec![model("chat", vec![d])]))).await;
+    let (status, _, body) = post(sidecar.api, "/v1/chat/completions", chat("chat")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body["error"]["type"], "invalid_request_error",
+        "Azure's null type is filled in: {body}"
+    );
+    assert_eq!(body["error"]["code"], "content_filter");
+    assert_eq!(body["error"]["param"], "prompt");
+    assert!(
+        body["error"]["innererror"].is_object(),
+        "Azure's filter details are kept"
+    );
+    assert_eq!(mock.request_count(), 1, "content refusals are not retried");
+}
+
+#[tokio::test]
 async fn a_context_window_error_without_fallbacks_reaches_the_client_as_400() {
     let mock = MockOpenAi::start().await;
     let sidecar = Running::start(Some(snapshot(

@@ -136,6 +136,11 @@ fn deployment(host: &str) -> DeploymentSpec {
         rpm: None,
         tpm: None,
         pricing: None,
+        region: None,
+        project: None,
+        aws: None,
+        gcp_service_account: None,
+        token_url: None,
     }
 }
 
@@ -151,6 +156,8 @@ fn model(hosts: &[&str]) -> ModelSpec {
         timeouts: TimeoutSpec::default(),
         cooldown: CooldownSpec::default(),
         pricing: Pricing::default(),
+        drop_unsupported_params: false,
+        default_max_tokens: None,
     }
 }
 

@@ -1,8 +1,21 @@
-//! Test support shared by llmesh's crates: mock upstream providers and, with the
-//! `apiserver` feature, a real Kubernetes API server.
+//! Test support shared by llmesh's crates: mock upstream providers speaking each
+//! provider's exact wire format and, with the `apiserver` feature, a real Kubernetes
+//! API server.
 
+pub mod anthropic;
 #[cfg(feature = "apiserver")]
 pub mod apiserver;
+pub mod bedrock;
+pub mod cohere;
+pub mod gemini;
+mod http_mock;
 pub mod openai;
+pub mod server;
 
+pub use anthropic::MockAnthropic;
+pub use bedrock::MockBedrock;
+pub use cohere::MockCohere;
+pub use gemini::MockGemini;
+pub use http_mock::{base64_decode, base64_encode};
 pub use openai::{MockConfig, MockOpenAi, Recorded, Reply};
+pub use server::{MockResponse, MockServer};

@@ -2,6 +2,8 @@
 //! path reads, and the snapshot-file source.
 
 pub mod file;
+pub mod operator;
+pub mod push;
 pub mod routes;
 pub mod snapshot;
 

@@ -10,8 +10,8 @@ use std::time::Duration;
 use super::snapshot::{
     CooldownSpec, FORMAT, ModelSpec, Pricing, ProviderKind, RetrySpec, Snapshot, Strategy,
 };
-use crate::provider::Target;
 use crate::provider::demo::DemoTransport;
+use crate::provider::{Credential, Dialect, ProviderContext};
 use crate::router::state::DeploymentState;
 use crate::upstream::Transport;
 
@@ -55,6 +55,10 @@ pub struct Model {
     pub ttft_timeout: Duration,
     /// Cooldown policy.
     pub cooldown: CooldownSpec,
+    /// Drop parameters a provider cannot honour instead of refusing the request.
+    pub drop_unsupported_params: bool,
+    /// `max_tokens` for providers that require one.
+    pub default_max_tokens: Option<u32>,
 }
 
 /// One deployment of a model.
@@ -67,8 +71,10 @@ pub struct Deployment {
     pub provider_label: &'static str,
     /// The upstream model id written into the request body.
     pub upstream_model: String,
-    /// URLs and credential.
-    pub target: Target,
+    /// Translation between OpenAI's API and the provider's.
+    pub dialect: Arc<dyn Dialect>,
+    /// Authentication of upstream requests.
+    pub credential: Credential,
     /// Weighted-shuffle weight, at least 1.
     pub weight: u32,
     /// Requests-per-minute limit.
@@ -126,7 +132,7 @@ type StateKey = (String, String, ProviderKind, String);
 
 /// Builds [`Routes`] from snapshots, carrying deployment state from one to the next.
 pub struct RoutesBuilder {
-    http: Arc<dyn Transport>,
+    providers: ProviderContext,
     demo: Arc<dyn Transport>,
     states: Mutex<HashMap<StateKey, Arc<DeploymentState>>>,
 }
@@ -135,7 +141,7 @@ impl RoutesBuilder {
     /// A builder sending HTTP deployments through `http`.
     pub fn new(http: Arc<dyn Transport>) -> Self {
         RoutesBuilder {
-            http,
+            providers: ProviderContext::new(http),
             demo: Arc::new(DemoTransport),
             states: Mutex::new(HashMap::new()),
         }
@@ -222,27 +228,27 @@ impl RoutesBuilder {
             if d.weight == 0 {
                 return Err(invalid(&dat("weight"), "weight must be at least 1"));
             }
-            let target = Target::for_deployment(d).map_err(|m| invalid(&dat("provider"), m))?;
+            let prepared = crate::provider::build(d, spec, &self.providers)
+                .map_err(|m| invalid(&dat("provider"), m))?;
             let key = (
                 spec.name.clone(),
                 d.name.clone(),
                 d.provider,
-                target
-                    .uri(crate::provider::Endpoint::ChatCompletions)
-                    .to_string(),
+                format!("{}|{}", d.base_url.as_deref().unwrap_or(""), d.model),
             );
             let state = previous.remove(&key).unwrap_or_default();
             states.insert(key, state.clone());
             let transport = match d.provider {
                 ProviderKind::Demo => self.demo.clone(),
-                _ => self.http.clone(),
+                _ => self.providers.http.clone(),
             };
             deployments.push(Deployment {
                 name: d.name.clone(),
                 provider: d.provider,
                 provider_label: provider_label(d.provider),
                 upstream_model: d.model.clone(),
-                target,
+                dialect: prepared.dialect,
+                credential: prepared.credential,
                 weight: d.weight,
                 rpm: d.rpm,
                 tpm: d.tpm,
@@ -262,6 +268,8 @@ impl RoutesBuilder {
             total_timeout: Duration::from_millis(spec.timeouts.total_ms),
             ttft_timeout: Duration::from_millis(spec.timeouts.time_to_first_token_ms),
             cooldown: spec.cooldown,
+            drop_unsupported_params: spec.drop_unsupported_params,
+            default_max_tokens: spec.default_max_tokens,
         })
     }
 }
@@ -282,6 +290,11 @@ pub fn provider_label(kind: ProviderKind) -> &'static str {
         ProviderKind::Perplexity => "perplexity",
         ProviderKind::OpenaiCompatible => "openai-compatible",
         ProviderKind::Demo => "demo",
+        ProviderKind::Anthropic => "anthropic",
+        ProviderKind::Gemini => "gemini",
+        ProviderKind::Vertex => "vertex",
+        ProviderKind::Bedrock => "bedrock",
+        ProviderKind::Cohere => "cohere",
     }
 }
 
@@ -325,6 +338,8 @@ mod tests {
             timeouts: Default::default(),
             cooldown: Default::default(),
             pricing: Default::default(),
+            drop_unsupported_params: false,
+            default_max_tokens: None,
         }
     }
 

@@ -64,6 +64,32 @@ pub struct ModelSpec {
     /// Prices, used by the lowest-cost strategy and by metering.
     #[serde(default)]
     pub pricing: Pricing,
+    /// Drop request parameters the provider cannot honour instead of refusing them.
+    #[serde(default)]
+    pub drop_unsupported_params: bool,
+    /// `max_tokens` sent to providers that require one when the client gives none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_max_tokens: Option<u32>,
+}
+
+impl ModelSpec {
+    /// A model with these deployments and every default.
+    pub fn new(name: impl Into<String>, deployments: Vec<DeploymentSpec>) -> Self {
+        ModelSpec {
+            name: name.into(),
+            strategy: Strategy::default(),
+            deployments,
+            fallbacks: Vec::new(),
+            context_window_fallbacks: Vec::new(),
+            content_policy_fallbacks: Vec::new(),
+            retry: RetrySpec::default(),
+            timeouts: TimeoutSpec::default(),
+            cooldown: CooldownSpec::default(),
+            pricing: Pricing::default(),
+            drop_unsupported_params: false,
+            default_max_tokens: None,
+        }
+    }
 }
 
 /// Deployment selection strategy.
@@ -124,6 +150,16 @@ pub enum ProviderKind {
     Perplexity,
     /// Any other server speaking OpenAI's API; needs a base URL.
     OpenaiCompatible,
+    /// Anthropic's Messages API.
+    Anthropic,
+    /// Google AI Studio (Gemini API), key auth.
+    Gemini,
+    /// Google Vertex AI, service-account auth.
+    Vertex,
+    /// AWS Bedrock Converse, SigV4 auth.
+    Bedrock,
+    /// Cohere v2.
+    Cohere,
     /// A built-in fake provider answering in-process, for local trials only.
     Demo,
 }
@@ -159,6 +195,57 @@ pub struct DeploymentSpec {
     /// Overrides the model's prices for this deployment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pricing: Option<Pricing>,
+    /// Cloud region (Bedrock) or location (Vertex AI).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Cloud project (Vertex AI); defaults to the service account's project.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    /// AWS credentials (Bedrock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws: Option<AwsCredentials>,
+    /// A Google service-account JSON key (Vertex AI).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gcp_service_account: Option<SecretString>,
+    /// Overrides the OAuth2 token endpoint (Vertex AI), e.g. for tests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_url: Option<String>,
+}
+
+/// AWS credentials, resolved from a Secret.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AwsCredentials {
+    /// Access key id.
+    pub access_key_id: SecretString,
+    /// Secret access key.
+    pub secret_access_key: SecretString,
+    /// Session token of temporary credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_token: Option<SecretString>,
+}
+
+impl DeploymentSpec {
+    /// A deployment with every default.
+    pub fn new(name: impl Into<String>, provider: ProviderKind, model: impl Into<String>) -> Self {
+        DeploymentSpec {
+            name: name.into(),
+            provider,
+            model: model.into(),
+            base_url: None,
+            api_key: None,
+            api_version: None,
+            weight: 1,
+            rpm: None,
+            tpm: None,
+            pricing: None,
+            region: None,
+            project: None,
+            aws: None,
+            gcp_service_account: None,
+            token_url: None,
+        }
+    }
 }
 
 fn default_weight() -> u32 {

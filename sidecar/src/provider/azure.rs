@@ -1,17 +1,22 @@
 //! Azure OpenAI: one URL per deployment
 //! (`{base}/openai/deployments/{deployment}/chat/completions?api-version=...`) and the
-//! key in an `api-key` header. The body is OpenAI's; Azure ignores its `model`.
+//! key in an `api-key` header. Bodies are OpenAI's; Azure's content-filter answers
+//! (`finish_reason: "content_filter"`, `content_filter_results`) pass through, and its
+//! errors (`"type": null` on content-filter refusals) are given OpenAI's shape.
+
+use std::sync::Arc;
 
 use http::header::HeaderName;
 
-use super::{Endpoint, Prepared, join, secret_header};
+use super::openai_compat::OpenAiCompat;
+use super::{Credential, Endpoint, Prepared, join, secret_header};
 use crate::config::snapshot::DeploymentSpec;
 
 /// The GA data-plane API version used when the deployment names none.
 pub const DEFAULT_API_VERSION: &str = "2024-10-21";
 
-/// URLs and `api-key` credential for an Azure OpenAI deployment.
-pub fn target(spec: &DeploymentSpec) -> Result<Prepared, String> {
+/// Dialect and `api-key` credential for an Azure OpenAI deployment.
+pub fn build(spec: &DeploymentSpec) -> Result<Prepared, String> {
     let base = spec
         .base_url
         .as_deref()
@@ -32,24 +37,27 @@ pub fn target(spec: &DeploymentSpec) -> Result<Prepared, String> {
         base.trim_end_matches('/'),
         spec.model
     );
-    let uris = Endpoint::ALL.map(|e| join(&base, e.path(), Some(&query)));
-    let [a, b, c] = uris;
+    let [a, b, c] = Endpoint::ALL.map(|e| join(&base, e.path(), Some(&query)));
     let key = spec
         .api_key
         .as_ref()
         .ok_or("apiKey is required for azure")?;
-    let auth = (
-        HeaderName::from_static("api-key"),
-        secret_header(key.expose())?,
-    );
-    Ok(([a?, b?, c?], Some(auth)))
+    Ok(Prepared {
+        dialect: Arc::new(OpenAiCompat { uris: [a?, b?, c?] }),
+        credential: Credential::Header(
+            HeaderName::from_static("api-key"),
+            secret_header(key.expose())?,
+        ),
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Map;
+
     use super::*;
     use crate::config::snapshot::{ProviderKind, SecretString};
-    use crate::provider::spec;
+    use crate::provider::{CallView, spec};
 
     #[test]
     fn builds_deployment_urls_with_api_version_and_api_key() {
@@ -57,13 +65,22 @@ mod tests {
         s.base_url = Some("https://res.openai.azure.com/".into());
         s.model = "gpt4o-prod".into();
         s.api_key = Some(SecretString::new("azkey"));
-        let (uris, auth) = target(&s).unwrap();
+        let p = build(&s).unwrap();
+        let body = Map::new();
+        let call = CallView {
+            endpoint: Endpoint::ChatCompletions,
+            body: &body,
+            stream: false,
+            model: "gpt4o-prod",
+            default_max_tokens: None,
+        };
         assert_eq!(
-            uris[0].to_string(),
+            p.dialect.request(&call).unwrap().uri().to_string(),
             "https://res.openai.azure.com/openai/deployments/gpt4o-prod/chat/completions?api-version=2024-10-21"
         );
-        assert!(uris[2].path().ends_with("/embeddings"));
-        let (name, value) = auth.unwrap();
+        let Credential::Header(name, value) = &p.credential else {
+            panic!("no credential")
+        };
         assert_eq!(name.as_str(), "api-key");
         assert_eq!(value.to_str().unwrap(), "azkey");
     }
@@ -71,11 +88,11 @@ mod tests {
     #[test]
     fn requires_base_url_and_key() {
         let mut s = spec(ProviderKind::Azure);
-        assert!(target(&s).unwrap_err().contains("baseUrl"));
+        assert!(build(&s).err().unwrap().contains("baseUrl"));
         s.base_url = Some("https://res.openai.azure.com".into());
-        assert!(target(&s).unwrap_err().contains("apiKey"));
+        assert!(build(&s).err().unwrap().contains("apiKey"));
         s.api_key = Some(SecretString::new("k"));
         s.api_version = Some("2024-10-21&x=1".into());
-        assert!(target(&s).is_err());
+        assert!(build(&s).is_err());
     }
 }

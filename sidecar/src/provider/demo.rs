@@ -17,7 +17,8 @@ use http_body::Frame;
 use http_body_util::{BodyExt, Full, StreamBody};
 use serde_json::{Value, json};
 
-use super::{Endpoint, join};
+use super::openai_compat::OpenAiCompat;
+use super::{Credential, Endpoint, Prepared, join};
 use crate::upstream::{BoxError, ResponseFuture, Transport, UpstreamBody, UpstreamRequest};
 
 const BASE: &str = "http://demo.llmesh.invalid/v1";
@@ -29,6 +30,14 @@ const WORD_DELAY: Duration = Duration::from_millis(20);
 pub fn uris() -> Result<[Uri; 3], String> {
     let [a, b, c] = Endpoint::ALL.map(|e| join(BASE, e.path(), None));
     Ok([a?, b?, c?])
+}
+
+/// The demo speaks OpenAI's API, so it is a pass-through with no credential.
+pub fn build() -> Result<Prepared, String> {
+    Ok(Prepared {
+        dialect: std::sync::Arc::new(OpenAiCompat { uris: uris()? }),
+        credential: Credential::None,
+    })
 }
 
 /// The in-process transport for demo deployments.

@@ -1,18 +1,33 @@
-//! Providers: where each kind of upstream lives and how it authenticates. Every module
-//! here turns a deployment into a [`Target`] (its URLs and credentials), computed once
-//! per config so the request path only clones prepared values.
+//! Providers: how each kind of upstream is called. Every provider is a [`Dialect`]: it
+//! turns an OpenAI call into the upstream's request, the upstream's answer (whole or
+//! streamed) back into OpenAI's format, and its errors into OpenAI's error shape. A
+//! [`Credential`] then authenticates the built request. Both are prepared once per
+//! config, so the request path only runs the translation itself.
+//!
+//! Adding a provider: write a module with its wire types, a `Dialect` impl, a
+//! `StreamTranslator`, and tests at the bottom; add its kind to
+//! [`ProviderKind`](crate::config::snapshot::ProviderKind) and to [`build`].
 
+pub mod anthropic;
 pub mod azure;
+pub mod bedrock;
+pub mod cohere;
 pub mod demo;
+pub mod gemini;
+pub mod google_auth;
+pub mod openai;
 pub mod openai_compat;
+pub mod sse;
+
+use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{self, HeaderName, HeaderValue};
-use http::{Method, Request, Uri};
-use http_body_util::Full;
+use http::header::{HeaderName, HeaderValue};
+use http::{HeaderMap, StatusCode, Uri};
+use serde_json::{Map, Value};
 
-use crate::config::snapshot::{DeploymentSpec, ProviderKind};
-use crate::upstream::UpstreamRequest;
+use crate::config::snapshot::{DeploymentSpec, ModelSpec, ProviderKind};
+use crate::upstream::Transport;
 
 /// The OpenAI API operations the sidecar serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -62,50 +77,222 @@ impl Endpoint {
     }
 }
 
-/// A deployment's URLs (one per endpoint) and credential header, as providers prepare them.
-pub(crate) type Prepared = ([Uri; 3], Option<(HeaderName, HeaderValue)>);
-
-/// A deployment's resolved upstream: one URL per endpoint and its credential header.
-#[derive(Clone, Debug)]
-pub struct Target {
-    uris: [Uri; 3],
-    auth: Option<(HeaderName, HeaderValue)>,
+/// One call as a dialect sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct CallView<'a> {
+    /// The OpenAI operation.
+    pub endpoint: Endpoint,
+    /// The client's request body, validated as an object with the endpoint's required
+    /// fields.
+    pub body: &'a Map<String, Value>,
+    /// Whether the client asked for a stream.
+    pub stream: bool,
+    /// The deployment's upstream model id.
+    pub model: &'a str,
+    /// The model's `max_tokens` for providers that require one, when the client sent none.
+    pub default_max_tokens: Option<u32>,
 }
 
-impl Target {
-    /// Builds the target for a deployment, or says which field is wrong.
-    pub fn for_deployment(spec: &DeploymentSpec) -> Result<Target, String> {
-        let (uris, auth) = match spec.provider {
-            ProviderKind::Azure => azure::target(spec)?,
-            ProviderKind::Demo => (demo::uris()?, None),
-            kind => openai_compat::target(kind, spec)?,
-        };
-        Ok(Target { uris, auth })
+/// A request as a dialect builds it: credentials are added afterwards.
+pub type UnsignedRequest = http::Request<Bytes>;
+
+/// One provider's translation between OpenAI's API and its own.
+pub trait Dialect: Send + Sync + 'static {
+    /// OpenAI request parameters this provider can honour for `endpoint`, besides
+    /// `model`, `stream` and the endpoint's input; `None` means everything passes
+    /// through (OpenAI-compatible upstreams).
+    fn supported_params(&self, endpoint: Endpoint) -> Option<&'static [&'static str]> {
+        let _ = endpoint;
+        None
     }
 
-    /// The URL for one endpoint.
-    pub fn uri(&self, endpoint: Endpoint) -> &Uri {
-        &self.uris[endpoint.index()]
+    /// Builds the upstream request for a call.
+    fn request(&self, call: &CallView<'_>) -> Result<UnsignedRequest, TranslateError>;
+
+    /// Converts a successful, whole upstream body into OpenAI's JSON.
+    fn response(&self, call: &CallView<'_>, body: Bytes) -> Result<Bytes, TranslateError>;
+
+    /// Whether a 2xx answer to a streaming call is a stream (as opposed to a whole body
+    /// the upstream sent despite being asked to stream).
+    fn is_stream(&self, headers: &HeaderMap) -> bool {
+        let _ = headers;
+        true
     }
 
-    /// A POST of `body` to `endpoint` with the credential set.
-    pub fn request(&self, endpoint: Endpoint, body: Bytes) -> UpstreamRequest {
-        let mut request = Request::new(Full::new(body));
-        *request.method_mut() = Method::POST;
-        *request.uri_mut() = self.uri(endpoint).clone();
-        let headers = request.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        headers.insert(
-            header::USER_AGENT,
-            HeaderValue::from_static(concat!("llmesh/", env!("CARGO_PKG_VERSION"))),
-        );
-        if let Some((name, value)) = &self.auth {
-            headers.insert(name.clone(), value.clone());
+    /// A translator for one streamed answer.
+    fn stream(&self, call: &CallView<'_>) -> Box<dyn StreamTranslator>;
+
+    /// The status and OpenAI-shaped body a client sees for an upstream error.
+    fn error(&self, status: StatusCode, body: Bytes) -> (StatusCode, Bytes);
+}
+
+/// Turns one upstream stream into whole OpenAI SSE events, chunk by chunk.
+pub trait StreamTranslator: Send + Sync + 'static {
+    /// Takes the next upstream bytes; returns the OpenAI events now complete, if any.
+    fn feed(&mut self, chunk: Bytes) -> Result<Option<Bytes>, StreamError>;
+
+    /// The upstream ended cleanly; returns the last events (and `[DONE]`), if any.
+    fn finish(&mut self) -> Result<Option<Bytes>, StreamError>;
+}
+
+/// A stream the upstream broke off or reported an error in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamError {
+    /// Shown to the client in the error event.
+    pub message: String,
+    /// Machine-readable code for the error event.
+    pub code: &'static str,
+}
+
+impl StreamError {
+    /// The upstream sent something that is not its stream format.
+    pub fn malformed(what: impl std::fmt::Display) -> Self {
+        StreamError {
+            message: format!("The upstream stream was malformed: {what}"),
+            code: "upstream_malformed_stream",
         }
-        request
+    }
+
+    /// The upstream reported an error inside the stream.
+    pub fn upstream(message: impl Into<String>) -> Self {
+        StreamError {
+            message: message.into(),
+            code: "upstream_stream_error",
+        }
+    }
+}
+
+/// Why a call could not be translated.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TranslateError {
+    /// The request uses a parameter the provider cannot honour (400 to the client).
+    #[error(
+        "Parameter '{param}' is not supported by this model's provider ({provider}). Remove it, or set dropUnsupportedParams on the LLMModel to drop it."
+    )]
+    Unsupported {
+        /// The OpenAI parameter.
+        param: String,
+        /// The provider's name.
+        provider: &'static str,
+    },
+    /// The request has a value the provider cannot express (400 to the client).
+    #[error("Invalid '{param}': {message}")]
+    Invalid {
+        /// The OpenAI parameter.
+        param: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// The upstream answered something that is not its format (502 to the client).
+    #[error("The upstream answer was malformed: {0}")]
+    Malformed(String),
+}
+
+impl TranslateError {
+    /// An invalid request value.
+    pub fn invalid(param: &'static str, message: impl Into<String>) -> Self {
+        TranslateError::Invalid {
+            param,
+            message: message.into(),
+        }
+    }
+
+    /// A malformed upstream answer.
+    pub fn malformed(what: impl std::fmt::Display) -> Self {
+        TranslateError::Malformed(what.to_string())
+    }
+}
+
+/// How requests to a deployment are authenticated.
+#[derive(Clone, Debug, Default)]
+pub enum Credential {
+    /// No credential (local servers, the demo provider).
+    #[default]
+    None,
+    /// A fixed header, e.g. `Authorization: Bearer ...` or `x-api-key`.
+    Header(HeaderName, HeaderValue),
+    /// A Google service account's OAuth 2.0 access token (Vertex AI), fetched and
+    /// cached by its token source.
+    Google(Arc<google_auth::TokenSource>),
+    /// AWS Signature Version 4 over the whole request (Bedrock).
+    SigV4(Arc<bedrock::sigv4::Signer>),
+}
+
+/// Why a credential could not be applied.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("cannot authenticate to the upstream: {0}")]
+pub struct CredentialError(pub String);
+
+impl Credential {
+    /// A bearer token.
+    pub fn bearer(token: &str) -> Result<Credential, String> {
+        Ok(Credential::Header(
+            http::header::AUTHORIZATION,
+            secret_header(&format!("Bearer {token}"))?,
+        ))
+    }
+
+    /// Authenticates a built request.
+    pub async fn apply(&self, request: &mut UnsignedRequest) -> Result<(), CredentialError> {
+        match self {
+            Credential::None => {}
+            Credential::Header(name, value) => {
+                request.headers_mut().insert(name.clone(), value.clone());
+            }
+            Credential::Google(tokens) => {
+                let value = tokens.authorization().await?;
+                request
+                    .headers_mut()
+                    .insert(http::header::AUTHORIZATION, value);
+            }
+            Credential::SigV4(signer) => signer.sign(request, std::time::SystemTime::now())?,
+        }
+        Ok(())
+    }
+}
+
+/// What providers may share across deployments and config reloads.
+pub struct ProviderContext {
+    /// The upstream HTTP client, for providers that fetch tokens.
+    pub http: Arc<dyn Transport>,
+    /// Google access-token sources, shared across reloads so tokens stay cached.
+    pub google_tokens: google_auth::TokenSources,
+}
+
+impl ProviderContext {
+    /// A context sending through `http`.
+    pub fn new(http: Arc<dyn Transport>) -> Self {
+        ProviderContext {
+            http,
+            google_tokens: google_auth::TokenSources::default(),
+        }
+    }
+}
+
+/// A deployment's dialect and credential, ready for the request path.
+pub struct Prepared {
+    /// Translation.
+    pub dialect: Arc<dyn Dialect>,
+    /// Authentication.
+    pub credential: Credential,
+}
+
+/// Builds the dialect and credential for a deployment of `model`, or says what is wrong.
+pub fn build(
+    spec: &DeploymentSpec,
+    model: &ModelSpec,
+    ctx: &ProviderContext,
+) -> Result<Prepared, String> {
+    let _ = (model, ctx);
+    match spec.provider {
+        ProviderKind::Azure => azure::build(spec),
+        ProviderKind::Demo => demo::build(),
+        ProviderKind::Anthropic => anthropic::build(spec),
+        ProviderKind::Gemini => gemini::build_ai_studio(spec),
+        ProviderKind::Vertex => gemini::build_vertex(spec, ctx),
+        ProviderKind::Bedrock => bedrock::build(spec),
+        ProviderKind::Cohere => cohere::build(spec),
+        kind => openai_compat::build(kind, spec),
     }
 }
 
@@ -134,20 +321,26 @@ pub(crate) fn secret_header(value: &str) -> Result<HeaderValue, String> {
     Ok(value)
 }
 
+/// A JSON POST to `uri`.
+pub(crate) fn post_json(uri: Uri, body: Vec<u8>) -> UnsignedRequest {
+    let mut request = http::Request::new(Bytes::from(body));
+    *request.method_mut() = http::Method::POST;
+    *request.uri_mut() = uri;
+    let headers = request.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        http::header::USER_AGENT,
+        HeaderValue::from_static(concat!("llmesh/", env!("CARGO_PKG_VERSION"))),
+    );
+    request
+}
+
 #[cfg(test)]
 pub(crate) fn spec(provider: ProviderKind) -> DeploymentSpec {
-    DeploymentSpec {
-        name: "d".into(),
-        provider,
-        model: "m".into(),
-        base_url: None,
-        api_key: None,
-        api_version: None,
-        weight: 1,
-        rpm: None,
-        tpm: None,
-        pricing: None,
-    }
+    DeploymentSpec::new("d", provider, "m")
 }
 
 #[cfg(test)]

@@ -6,11 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 use http_body::Body as _;
-use http_body_util::BodyExt;
-use serde::Serialize;
-use serde::ser::SerializeMap;
+use http_body_util::{BodyExt, Full};
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 
@@ -19,7 +17,7 @@ use super::retry::{FailureClass, backoff, classify, retry_after};
 use super::strategy::pick;
 use crate::config::routes::{Deployment, Model, Routes};
 use crate::metrics::Metrics;
-use crate::provider::Endpoint;
+use crate::provider::{CallView, Endpoint, TranslateError};
 use crate::server::error::ApiError;
 use crate::upstream::{TransportError, UpstreamBody};
 
@@ -149,25 +147,6 @@ impl Failure {
             .with_retry_after(retry_secs);
         error.upstream_body = shaped;
         error
-    }
-}
-
-/// Serializes the client's body with `model` replaced, without copying the map.
-struct WithModel<'a> {
-    model: &'a str,
-    body: &'a Map<String, Value>,
-}
-
-impl Serialize for WithModel<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.body.len()))?;
-        map.serialize_entry("model", self.model)?;
-        for (k, v) in self.body {
-            if k != "model" {
-                map.serialize_entry(k, v)?;
-            }
-        }
-        map.end()
     }
 }
 
@@ -341,17 +320,29 @@ async fn attempt(
     deadline: Instant,
     trace: &mut Trace,
 ) -> Result<Answer, Failure> {
-    let body = serde_json::to_vec(&WithModel {
-        model: &deployment.upstream_model,
+    let view = CallView {
+        endpoint: call.endpoint,
         body: &call.body,
-    })
-    .map_err(|e| {
-        Failure::new(
-            FailureClass::ClientError,
-            format!("request body could not be encoded: {e}"),
-        )
-    })?;
-    let request = deployment.target.request(call.endpoint, Bytes::from(body));
+        stream: call.stream,
+        model: &deployment.upstream_model,
+        default_max_tokens: model.default_max_tokens,
+    };
+    check_params(model, deployment, &view, metrics)?;
+    let mut request = deployment
+        .dialect
+        .request(&view)
+        .map_err(|e| translate_failure(e, deployment))?;
+    deployment
+        .credential
+        .apply(&mut request)
+        .await
+        .map_err(|e| {
+            Failure::new(
+                FailureClass::Connect,
+                format!("Deployment `{}`: {e}", deployment.name),
+            )
+        })?;
+    let request = request.map(Full::new);
     let in_flight = deployment.state.start();
     let sent = Instant::now();
     // A stream must show its first event within the time-to-first-token limit; a plain
@@ -404,10 +395,11 @@ async fn attempt(
             .await
             .unwrap_or_default();
         observe(trace);
-        let class = classify(parts.status, &bytes);
+        let (status, bytes) = deployment.dialect.error(parts.status, bytes);
+        let class = classify(status, &bytes);
         return Err(Failure {
             class,
-            status: Some(parts.status),
+            status: Some(status),
             message: format!(
                 "Deployment `{}` answered {}.",
                 deployment.name, parts.status
@@ -416,9 +408,10 @@ async fn attempt(
             retry_after: retry_after(&parts.headers, SystemTime::now()),
         });
     }
-    if call.stream && is_event_stream(&parts.headers) {
+    if call.stream && deployment.dialect.is_stream(&parts.headers) {
         let mut relay = Relay::new(
             body,
+            deployment.dialect.stream(&view),
             deadline,
             in_flight,
             deployment.state.clone(),
@@ -468,7 +461,17 @@ async fn attempt(
         }
     };
     let waited = observe(trace);
-    // A 2xx that is not JSON is an upstream fault: retry it rather than hand it on.
+    // A 2xx that is not the provider's format is an upstream fault: retry it rather
+    // than hand it on.
+    let bytes = deployment.dialect.response(&view, bytes).map_err(|e| {
+        Failure::new(
+            FailureClass::ServerError,
+            format!(
+                "Deployment `{}` answered with a malformed body: {e}",
+                deployment.name
+            ),
+        )
+    })?;
     let Ok(usage) = serde_json::from_slice::<UsageProbe>(&bytes) else {
         return Err(Failure::new(
             FailureClass::ServerError,
@@ -500,11 +503,73 @@ struct UsageCounts {
     total_tokens: Option<u64>,
 }
 
-fn is_event_stream(headers: &HeaderMap) -> bool {
-    headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/event-stream"))
+/// Parameters every endpoint accepts whatever the provider.
+const ALWAYS_SUPPORTED: &[&str] = &["model", "stream"];
+
+/// Refuses (or, with `dropUnsupportedParams`, counts and drops) request parameters the
+/// deployment's provider cannot honour. Dialects only read the fields they know, so
+/// dropping needs no rewrite of the body.
+fn check_params(
+    model: &Model,
+    deployment: &Deployment,
+    view: &CallView<'_>,
+    metrics: &Metrics,
+) -> Result<(), Failure> {
+    let Some(supported) = deployment.dialect.supported_params(view.endpoint) else {
+        return Ok(());
+    };
+    for key in view.body.keys() {
+        let key = key.as_str();
+        if ALWAYS_SUPPORTED.contains(&key) || supported.contains(&key) {
+            continue;
+        }
+        if model.drop_unsupported_params {
+            metrics
+                .dropped_params
+                .with_label_values(&[model.name.as_str(), deployment.provider_label, key])
+                .inc();
+            continue;
+        }
+        return Err(translate_failure(
+            TranslateError::Unsupported {
+                param: key.to_owned(),
+                provider: deployment.provider_label,
+            },
+            deployment,
+        ));
+    }
+    Ok(())
+}
+
+/// A request the provider cannot take is the client's to fix (400); an answer we cannot
+/// read is the upstream's fault (502, retried).
+fn translate_failure(err: TranslateError, deployment: &Deployment) -> Failure {
+    let (class, status, api) = match &err {
+        TranslateError::Unsupported { .. } => (
+            FailureClass::ClientError,
+            StatusCode::BAD_REQUEST,
+            ApiError::invalid_request(err.to_string()).with_code("unsupported_parameter"),
+        ),
+        TranslateError::Invalid { param, .. } => (
+            FailureClass::ClientError,
+            StatusCode::BAD_REQUEST,
+            ApiError::invalid_request(err.to_string())
+                .with_param(param)
+                .with_code("invalid_value"),
+        ),
+        TranslateError::Malformed(_) => (
+            FailureClass::ServerError,
+            StatusCode::BAD_GATEWAY,
+            ApiError::new(StatusCode::BAD_GATEWAY, "server_error", err.to_string()),
+        ),
+    };
+    Failure {
+        class,
+        status: Some(status),
+        message: format!("Deployment `{}`: {err}", deployment.name),
+        body: Some(api.body()),
+        retry_after: None,
+    }
 }
 
 /// Reads a whole upstream body within the deadline and size limit.

@@ -1,5 +1,6 @@
-//! Streaming relay: passes an upstream SSE stream to the client event by event as it
-//! arrives. Only whole events are forwarded, so if the upstream fails mid-stream the
+//! Streaming relay: passes an upstream stream to the client event by event as it
+//! arrives, through the provider's [`StreamTranslator`] (a pass-through for OpenAI-style
+//! upstreams). Only whole events are forwarded, so if the upstream fails mid-stream the
 //! client gets a well-formed `data: {"error":...}` event and a clean end, never half an
 //! event. The total deadline keeps running while the stream flows.
 
@@ -7,11 +8,12 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http_body::{Body, Frame};
 use tokio::time::{Instant, Sleep};
 
 use crate::config::snapshot::CooldownSpec;
+use crate::provider::{StreamError, StreamTranslator};
 use crate::router::state::{DeploymentState, InFlight};
 use crate::server::error::ApiError;
 use crate::upstream::UpstreamBody;
@@ -33,8 +35,7 @@ pub type OnEnd = Box<dyn FnOnce(StreamEnd) + Send + Sync>;
 /// An upstream SSE stream being relayed to a client.
 pub struct Relay {
     upstream: UpstreamBody,
-    /// Bytes of an event not yet complete.
-    partial: BytesMut,
+    translator: Box<dyn StreamTranslator>,
     /// The first event, read before the response started so failures could fall back.
     first: Option<Bytes>,
     deadline: Pin<Box<Sleep>>,
@@ -58,6 +59,7 @@ impl Relay {
     /// Wraps an upstream body; `deadline` bounds the whole stream.
     pub fn new(
         upstream: UpstreamBody,
+        translator: Box<dyn StreamTranslator>,
         deadline: Instant,
         in_flight: InFlight,
         state: Arc<DeploymentState>,
@@ -65,7 +67,7 @@ impl Relay {
     ) -> Self {
         Relay {
             upstream,
-            partial: BytesMut::new(),
+            translator,
             first: None,
             deadline: Box::pin(tokio::time::sleep_until(deadline)),
             done: false,
@@ -88,34 +90,31 @@ impl Relay {
         loop {
             match self.upstream.frame().await {
                 Some(Ok(frame)) => {
-                    if let Ok(data) = frame.into_data()
-                        && let Some(events) = self.complete_events(data)
-                    {
-                        self.first = Some(events);
-                        return Ok(());
+                    if let Ok(data) = frame.into_data() {
+                        match self.translator.feed(data) {
+                            Ok(Some(events)) => {
+                                self.first = Some(events);
+                                return Ok(());
+                            }
+                            Ok(None) => {}
+                            Err(err) => return Err(EarlyEnd::Error(err.message)),
+                        }
                     }
                 }
                 Some(Err(err)) => return Err(EarlyEnd::Error(err.to_string())),
-                None if self.partial.is_empty() => return Err(EarlyEnd::Empty),
                 None => {
-                    // An upstream that ends without the blank line still sent an event.
-                    self.first = Some(self.partial.split().freeze());
-                    self.done = true;
-                    return Ok(());
+                    return match self.translator.finish() {
+                        Ok(Some(events)) => {
+                            self.first = Some(events);
+                            self.done = true;
+                            Ok(())
+                        }
+                        Ok(None) => Err(EarlyEnd::Empty),
+                        Err(err) => Err(EarlyEnd::Error(err.message)),
+                    };
                 }
             }
         }
-    }
-
-    /// Appends `data` and returns whatever whole events are now complete.
-    fn complete_events(&mut self, data: Bytes) -> Option<Bytes> {
-        // The common case: a chunk holding whole events passes through without copying.
-        if self.partial.is_empty() && ends_event(&data) {
-            return Some(data);
-        }
-        self.partial.extend_from_slice(&data);
-        let end = last_event_end(&self.partial)?;
-        Some(self.partial.split_to(end).freeze())
     }
 
     fn finish(&mut self, end: StreamEnd) {
@@ -127,8 +126,11 @@ impl Relay {
 
     fn fail(
         &mut self,
-        error: ApiError,
+        error: StreamError,
     ) -> Poll<Option<Result<Frame<Bytes>, std::convert::Infallible>>> {
+        tracing::warn!(code = error.code, "upstream stream failed mid-way");
+        let error = ApiError::new(http::StatusCode::BAD_GATEWAY, "server_error", error.message)
+            .with_code(error.code);
         self.state.record_failure(Instant::now(), &self.cooldown);
         self.finish(StreamEnd::Failed);
         Poll::Ready(Some(Ok(Frame::data(error.sse_event()))))
@@ -154,41 +156,35 @@ impl Body for Relay {
         loop {
             match Pin::new(&mut this.upstream).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
-                    if let Ok(data) = frame.into_data()
-                        && let Some(events) = this.complete_events(data)
-                    {
-                        return Poll::Ready(Some(Ok(Frame::data(events))));
+                    let Ok(data) = frame.into_data() else {
+                        continue;
+                    };
+                    match this.translator.feed(data) {
+                        Ok(Some(events)) => return Poll::Ready(Some(Ok(Frame::data(events)))),
+                        Ok(None) => {}
+                        Err(err) => return this.fail(err),
                     }
                 }
                 Poll::Ready(Some(Err(err))) => {
-                    tracing::warn!(error = %err, "upstream stream failed mid-way");
-                    return this.fail(
-                        ApiError::new(
-                            http::StatusCode::BAD_GATEWAY,
-                            "server_error",
-                            "The upstream stream failed before it was complete.",
-                        )
-                        .with_code("upstream_stream_error"),
-                    );
+                    return this.fail(StreamError::upstream(format!(
+                        "The upstream stream failed before it was complete: {err}"
+                    )));
                 }
                 Poll::Ready(None) => {
-                    this.finish(StreamEnd::Complete);
-                    if this.partial.is_empty() {
-                        return Poll::Ready(None);
-                    }
-                    let rest = this.partial.split().freeze();
-                    return Poll::Ready(Some(Ok(Frame::data(rest))));
+                    return match this.translator.finish() {
+                        Ok(rest) => {
+                            this.finish(StreamEnd::Complete);
+                            Poll::Ready(rest.map(|b| Ok(Frame::data(b))))
+                        }
+                        Err(err) => this.fail(err),
+                    };
                 }
                 Poll::Pending => {
                     if this.deadline.as_mut().poll(cx).is_ready() {
-                        return this.fail(
-                            ApiError::new(
-                                http::StatusCode::GATEWAY_TIMEOUT,
-                                "server_error",
-                                "The stream exceeded the model's total timeout.",
-                            )
-                            .with_code("upstream_timeout"),
-                        );
+                        return this.fail(StreamError {
+                            message: "The stream exceeded the model's total timeout.".into(),
+                            code: "upstream_timeout",
+                        });
                     }
                     return Poll::Pending;
                 }
@@ -210,21 +206,6 @@ impl Drop for Relay {
     }
 }
 
-/// Whether `data` ends exactly at an event boundary (a blank line).
-fn ends_event(data: &[u8]) -> bool {
-    data.ends_with(b"\n\n") || data.ends_with(b"\r\n\r\n")
-}
-
-/// The offset just past the last event boundary in `data`, if any.
-fn last_event_end(data: &[u8]) -> Option<usize> {
-    let lf = data.windows(2).rposition(|w| w == b"\n\n").map(|p| p + 2);
-    let crlf = data
-        .windows(4)
-        .rposition(|w| w == b"\r\n\r\n")
-        .map(|p| p + 4);
-    lf.max(crlf)
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -242,6 +223,7 @@ mod tests {
         let state = Arc::new(DeploymentState::default());
         Relay::new(
             StreamBody::new(stream).boxed(),
+            Box::new(crate::provider::openai_compat::SsePassthrough::default()),
             Instant::now() + Duration::from_secs(60),
             state.start(),
             state,

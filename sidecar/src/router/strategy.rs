@@ -139,6 +139,8 @@ mod tests {
             timeouts: Default::default(),
             cooldown: Default::default(),
             pricing: Default::default(),
+            drop_unsupported_params: false,
+            default_max_tokens: None,
         };
         let snap = Snapshot {
             format: FORMAT,
@@ -235,6 +237,8 @@ mod tests {
             timeouts: Default::default(),
             cooldown: Default::default(),
             pricing: Default::default(),
+            drop_unsupported_params: false,
+            default_max_tokens: None,
         };
         for (i, rpm) in rpms.iter().enumerate() {
             spec.deployments.push(DeploymentSpec {

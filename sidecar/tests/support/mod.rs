@@ -30,6 +30,11 @@ pub fn deployment(name: &str, base_url: &str, model: &str) -> DeploymentSpec {
         rpm: None,
         tpm: None,
         pricing: None,
+        region: None,
+        project: None,
+        aws: None,
+        gcp_service_account: None,
+        token_url: None,
     }
 }
 
@@ -50,6 +55,8 @@ pub fn model(name: &str, deployments: Vec<DeploymentSpec>) -> ModelSpec {
         timeouts: TimeoutSpec::default(),
         cooldown: CooldownSpec::default(),
         pricing: Pricing::default(),
+        drop_unsupported_params: false,
+        default_max_tokens: None,
     }
 }
 

@@ -1,0 +1,237 @@
+//! The snapshot hub: caches every LLMModel, VirtualKey, Budget and Secret (kube-runtime
+//! reflectors), recompiles a namespace's snapshot within moments of any change to it,
+//! and publishes each namespace's snapshot on a `watch` channel that config-push
+//! connections subscribe to. Controllers read the same caches to write status, and are
+//! told when a namespace's problems change so dependent resources (a model whose
+//! fallback was deleted, a key whose Secret appeared) get their status refreshed.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use llmesh_crds::{Budget, LlmModel, VirtualKey};
+use llmesh_sidecar::config::Snapshot;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use crate::compile::{Compiled, Inputs, compile};
+use crate::metrics::Metrics;
+
+/// How long a burst of changes is collected before recompiling.
+const DEBOUNCE: Duration = Duration::from_millis(50);
+
+/// Caches and per-namespace snapshots.
+pub struct Hub {
+    /// LLMModels.
+    pub models: Store<LlmModel>,
+    /// VirtualKeys.
+    pub keys: Store<VirtualKey>,
+    /// Budgets.
+    pub budgets: Store<Budget>,
+    /// Secrets.
+    pub secrets: Store<Secret>,
+    namespaces: Mutex<HashMap<String, Namespace>>,
+    listeners: Mutex<Vec<mpsc::UnboundedSender<String>>>,
+    metrics: Metrics,
+}
+
+struct Namespace {
+    tx: watch::Sender<Option<Arc<Snapshot>>>,
+    compiled: Option<Arc<Compiled>>,
+    /// When the change that produced the current snapshot was seen.
+    changed_at: Instant,
+}
+
+impl Hub {
+    /// Starts the four reflectors and the recompile loop.
+    pub fn start(client: Client, metrics: Metrics) -> Arc<Hub> {
+        let (dirty_tx, dirty_rx) = mpsc::unbounded_channel();
+        let models = reflect::<LlmModel>(Api::all(client.clone()), dirty_tx.clone());
+        let keys = reflect::<VirtualKey>(Api::all(client.clone()), dirty_tx.clone());
+        let budgets = reflect::<Budget>(Api::all(client.clone()), dirty_tx.clone());
+        let secrets = reflect::<Secret>(Api::all(client), dirty_tx);
+        let hub = Arc::new(Hub {
+            models,
+            keys,
+            budgets,
+            secrets,
+            namespaces: Mutex::new(HashMap::new()),
+            listeners: Mutex::new(Vec::new()),
+            metrics,
+        });
+        tokio::spawn(hub.clone().run(dirty_rx));
+        hub
+    }
+
+    /// Resolves once every cache holds a full list.
+    pub async fn ready(&self) {
+        let _ = self.models.wait_until_ready().await;
+        let _ = self.keys.wait_until_ready().await;
+        let _ = self.budgets.wait_until_ready().await;
+        let _ = self.secrets.wait_until_ready().await;
+    }
+
+    /// One namespace's resources from the caches.
+    pub fn inputs(&self, namespace: &str) -> Inputs {
+        fn of<K: Resource<DynamicType = ()> + Clone>(store: &Store<K>, ns: &str) -> Vec<K> {
+            store
+                .state()
+                .into_iter()
+                .filter(|o| o.meta().namespace.as_deref() == Some(ns))
+                .map(|o| (*o).clone())
+                .collect()
+        }
+        Inputs {
+            models: of(&self.models, namespace),
+            keys: of(&self.keys, namespace),
+            budgets: of(&self.budgets, namespace),
+            secrets: of(&self.secrets, namespace),
+        }
+    }
+
+    /// Compiles a namespace from the caches (pure: no API calls).
+    pub fn compile(&self, namespace: &str) -> Compiled {
+        compile(&self.inputs(namespace))
+    }
+
+    /// The namespace's snapshot channel, compiling it first if nobody asked before.
+    pub fn subscribe(&self, namespace: &str) -> watch::Receiver<Option<Arc<Snapshot>>> {
+        if let Some(ns) = lock(&self.namespaces).get(namespace) {
+            return ns.tx.subscribe();
+        }
+        self.recompile(namespace, Instant::now());
+        let namespaces = lock(&self.namespaces);
+        match namespaces.get(namespace) {
+            Some(ns) => ns.tx.subscribe(),
+            None => watch::channel(None).1,
+        }
+    }
+
+    /// When the change behind the namespace's current snapshot was seen.
+    pub fn changed_at(&self, namespace: &str) -> Option<Instant> {
+        lock(&self.namespaces).get(namespace).map(|n| n.changed_at)
+    }
+
+    /// A stream of namespaces whose compile problems changed.
+    pub fn problem_changes(&self) -> impl futures_util::Stream<Item = String> + Send + 'static {
+        let (tx, rx) = mpsc::unbounded_channel();
+        lock(&self.listeners).push(tx);
+        futures_util::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|ns| (ns, rx)) },
+        )
+    }
+
+    async fn run(self: Arc<Self>, mut dirty: mpsc::UnboundedReceiver<(String, Instant)>) {
+        self.ready().await;
+        tracing::info!("caches ready");
+        let mut pending: HashMap<String, Instant> = HashMap::new();
+        while let Some((ns, seen)) = dirty.recv().await {
+            pending.entry(ns).or_insert(seen);
+            // Collect the rest of a burst (an apply of many objects) into one compile.
+            let deadline = tokio::time::sleep(DEBOUNCE);
+            tokio::pin!(deadline);
+            loop {
+                tokio::select! {
+                    () = &mut deadline => break,
+                    more = dirty.recv() => match more {
+                        Some((ns, seen)) => { pending.entry(ns).or_insert(seen); }
+                        None => break,
+                    },
+                }
+            }
+            for (ns, seen) in pending.drain() {
+                self.recompile(&ns, seen);
+            }
+        }
+    }
+
+    /// Recompiles a namespace; publishes the snapshot if it changed and tells the
+    /// controllers if its problems changed.
+    fn recompile(&self, namespace: &str, seen: Instant) {
+        let compiled = Arc::new(self.compile(namespace));
+        let problems_changed;
+        {
+            let mut namespaces = lock(&self.namespaces);
+            let entry = namespaces
+                .entry(namespace.to_owned())
+                .or_insert_with(|| Namespace {
+                    tx: watch::channel(None).0,
+                    compiled: None,
+                    changed_at: seen,
+                });
+            problems_changed = entry
+                .compiled
+                .as_ref()
+                .is_none_or(|c| c.problems != compiled.problems);
+            let version_changed = entry
+                .compiled
+                .as_ref()
+                .is_none_or(|c| c.snapshot.version != compiled.snapshot.version);
+            if version_changed {
+                entry.changed_at = seen;
+                let old = entry.compiled.as_ref().map(|c| c.snapshot.version.clone());
+                if let Some(old) = old {
+                    let _ = self
+                        .metrics
+                        .snapshot_version
+                        .remove_label_values(&[namespace, &old]);
+                }
+                self.metrics
+                    .snapshot_version
+                    .with_label_values(&[namespace, &compiled.snapshot.version])
+                    .set(1);
+                entry
+                    .tx
+                    .send_replace(Some(Arc::new(compiled.snapshot.clone())));
+                tracing::info!(namespace, version = %compiled.snapshot.version, models = compiled.snapshot.models.len(), "snapshot published");
+            }
+            entry.compiled = Some(compiled);
+        }
+        if problems_changed {
+            lock(&self.listeners).retain(|tx| tx.send(namespace.to_owned()).is_ok());
+        }
+    }
+}
+
+/// Runs a reflector for `K`, reporting each changed object's namespace as dirty.
+fn reflect<K>(api: Api<K>, dirty: mpsc::UnboundedSender<(String, Instant)>) -> Store<K>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
+        .default_backoff()
+        .touched_objects();
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(obj) => {
+                    if let Some(ns) = obj.namespace() {
+                        let _ = dirty.send((ns, Instant::now()));
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(kind = %K::kind(&()), error = %err, "watch failed; retrying")
+                }
+            }
+        }
+    });
+    reader
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}

@@ -1,0 +1,91 @@
+//! Prometheus metrics of the control plane.
+
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
+
+/// Every operator metric.
+#[derive(Clone)]
+pub struct Metrics {
+    /// The registry served on `/metrics`.
+    pub registry: Registry,
+    /// Reconciles by controller.
+    pub reconciles: IntCounterVec,
+    /// Failed reconciles by controller and error.
+    pub reconcile_errors: IntCounterVec,
+    /// Reconcile duration by controller.
+    pub reconcile_duration: HistogramVec,
+    /// Sidecars connected to this replica.
+    pub connected_sidecars: IntGauge,
+    /// 1 for each namespace's current snapshot version.
+    pub snapshot_version: IntGaugeVec,
+    /// From a resource change being seen to its snapshot being sent to a sidecar.
+    pub push_latency: HistogramVec,
+}
+
+impl Metrics {
+    /// Creates and registers the metrics.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new_custom(Some("llmesh_operator".into()), None)?;
+        let reconciles = IntCounterVec::new(
+            Opts::new("reconciles_total", "Reconciles by controller."),
+            &["controller"],
+        )?;
+        let reconcile_errors = IntCounterVec::new(
+            Opts::new(
+                "reconcile_errors_total",
+                "Failed reconciles by controller and error.",
+            ),
+            &["controller", "error"],
+        )?;
+        let reconcile_duration = HistogramVec::new(
+            HistogramOpts::new("reconcile_duration_seconds", "Reconcile duration.")
+                .buckets(vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0]),
+            &["controller"],
+        )?;
+        let connected_sidecars =
+            IntGauge::new("connected_sidecars", "Sidecars connected to this replica.")?;
+        let snapshot_version = IntGaugeVec::new(
+            Opts::new(
+                "snapshot_info",
+                "1 for each namespace's current snapshot version.",
+            ),
+            &["namespace", "version"],
+        )?;
+        let push_latency = HistogramVec::new(
+            HistogramOpts::new(
+                "push_latency_seconds",
+                "From a change being seen to its snapshot being sent.",
+            )
+            .buckets(vec![0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+            &["kind"],
+        )?;
+        for m in [
+            Box::new(reconciles.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(reconcile_errors.clone()),
+            Box::new(reconcile_duration.clone()),
+            Box::new(connected_sidecars.clone()),
+            Box::new(snapshot_version.clone()),
+            Box::new(push_latency.clone()),
+        ] {
+            registry.register(m)?;
+        }
+        Ok(Metrics {
+            registry,
+            reconciles,
+            reconcile_errors,
+            reconcile_duration,
+            connected_sidecars,
+            snapshot_version,
+            push_latency,
+        })
+    }
+
+    /// The text exposition.
+    pub fn render(&self) -> Vec<u8> {
+        use prometheus::Encoder;
+        let mut out = Vec::new();
+        let _ = prometheus::TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        out
+    }
+}

@@ -1,0 +1,156 @@
+//! Wires the operator together: checks the CRDs are installed, starts the hub, the three
+//! controllers and the admin server, and runs until a shutdown signal.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::ListParams;
+use kube::runtime::controller::Controller;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::watcher;
+use kube::{Api, Client};
+use llmesh_crds::{Budget, LlmModel, VirtualKey};
+
+use crate::controllers::{self, Context};
+use crate::hub::Hub;
+use crate::metrics::Metrics;
+
+/// Why the operator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The CRDs are missing.
+    #[error(
+        "the llmesh CRDs are not installed in this cluster (install the chart, or `kubectl apply -f crds/`)"
+    )]
+    CrdsMissing,
+    /// The API server could not be reached.
+    #[error("cannot reach the Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// Metrics could not be set up.
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+/// Settings of one operator process.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Pod name, for Events.
+    pub instance: Option<String>,
+    /// Admin server (metrics, probes).
+    pub admin_addr: SocketAddr,
+}
+
+/// Checks that each CRD is served.
+pub async fn check_crds(client: &Client) -> Result<(), StartError> {
+    let lp = ListParams::default().limit(1);
+    for result in [
+        Api::<LlmModel>::all(client.clone())
+            .list_metadata(&lp)
+            .await
+            .map(drop),
+        Api::<VirtualKey>::all(client.clone())
+            .list_metadata(&lp)
+            .await
+            .map(drop),
+        Api::<Budget>::all(client.clone())
+            .list_metadata(&lp)
+            .await
+            .map(drop),
+    ] {
+        match result {
+            Ok(()) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => return Err(StartError::CrdsMissing),
+            Err(e) => return Err(StartError::Kube(e)),
+        }
+    }
+    Ok(())
+}
+
+/// A running operator's shared parts.
+pub struct Operator {
+    /// Controllers' context.
+    pub ctx: Arc<Context>,
+}
+
+/// Starts the hub and controllers; they run until `shutdown` resolves.
+pub async fn start(
+    client: Client,
+    settings: &Settings,
+    shutdown: impl Future<Output = ()> + Send + Sync + Clone + 'static,
+) -> Result<Operator, StartError> {
+    check_crds(&client).await?;
+    let metrics = Metrics::new()?;
+    let hub = Hub::start(client.clone(), metrics.clone());
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "llmesh-operator".into(),
+            instance: settings.instance.clone(),
+        },
+    );
+    let ctx = Arc::new(Context::new(client.clone(), hub.clone(), metrics, recorder));
+
+    let models = Controller::new(
+        Api::<LlmModel>::all(client.clone()),
+        watcher::Config::default(),
+    );
+    tokio::spawn(
+        models
+            .reconcile_all_on(problem_changes(&hub))
+            .graceful_shutdown_on(shutdown.clone())
+            .run(
+                controllers::llm_model::reconcile,
+                |o, e, c| {
+                    controllers::error_policy(controllers::llm_model::NAME, o.as_ref(), e, &c)
+                },
+                ctx.clone(),
+            )
+            .for_each(|_| async {}),
+    );
+    let keys = Controller::new(
+        Api::<VirtualKey>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .owns(
+        Api::<Secret>::all(client.clone()),
+        watcher::Config::default().labels("app.kubernetes.io/managed-by=llmesh"),
+    );
+    tokio::spawn(
+        keys.reconcile_all_on(problem_changes(&hub))
+            .graceful_shutdown_on(shutdown.clone())
+            .run(
+                controllers::virtual_key::reconcile,
+                |o, e, c| {
+                    controllers::error_policy(controllers::virtual_key::NAME, o.as_ref(), e, &c)
+                },
+                ctx.clone(),
+            )
+            .for_each(|_| async {}),
+    );
+    let budgets = Controller::new(
+        Api::<Budget>::all(client.clone()),
+        watcher::Config::default(),
+    );
+    tokio::spawn(
+        budgets
+            .reconcile_all_on(problem_changes(&hub))
+            .graceful_shutdown_on(shutdown)
+            .run(
+                controllers::budget::reconcile,
+                |o, e, c| controllers::error_policy(controllers::budget::NAME, o.as_ref(), e, &c),
+                ctx.clone(),
+            )
+            .for_each(|_| async {}),
+    );
+    Ok(Operator { ctx })
+}
+
+/// Fires when any namespace's compile problems change, so statuses that depend on other
+/// objects (a Secret, a fallback model) are refreshed. Reconciles that find their status
+/// unchanged write nothing, so this is cheap.
+fn problem_changes(hub: &Hub) -> impl futures_util::Stream<Item = ()> + Send + 'static {
+    hub.problem_changes().map(|_| ())
+}

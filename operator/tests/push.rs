@@ -1,0 +1,254 @@
+//! The config push over real TLS with in-process sidecar clients: authentication,
+//! namespace isolation, resume without resending, and a change reaching 50 connected
+//! sidecars.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use llmesh_operator::metrics::Metrics;
+use llmesh_operator::push::{
+    AuthError, AuthFuture, Authenticator, Push, SnapshotSource, TlsSource, serve, tls_config,
+};
+use llmesh_sidecar::config::Snapshot;
+use llmesh_sidecar::config::operator::{OperatorSource, StreamError, stream_once};
+use llmesh_sidecar::config::snapshot::FORMAT;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// Tokens `token-NS` belong to namespace `NS`.
+struct StaticAuth;
+
+impl Authenticator for StaticAuth {
+    fn namespace<'a>(&'a self, token: &'a str) -> AuthFuture<'a> {
+        Box::pin(async move {
+            token
+                .strip_prefix("token-")
+                .map(str::to_owned)
+                .ok_or(AuthError::Rejected("unknown".into()))
+        })
+    }
+}
+
+#[derive(Default)]
+struct Channels(Mutex<HashMap<String, watch::Sender<Option<Arc<Snapshot>>>>>);
+
+impl Channels {
+    fn publish(&self, ns: &str, version: &str) {
+        let snapshot = Snapshot {
+            format: FORMAT,
+            version: version.into(),
+            ..Snapshot::default()
+        };
+        self.sender(ns).send_replace(Some(Arc::new(snapshot)));
+    }
+    fn sender(&self, ns: &str) -> watch::Sender<Option<Arc<Snapshot>>> {
+        self.0
+            .lock()
+            .unwrap()
+            .entry(ns.into())
+            .or_insert_with(|| watch::channel(None).0)
+            .clone()
+    }
+}
+
+impl SnapshotSource for Channels {
+    fn subscribe(&self, ns: &str) -> watch::Receiver<Option<Arc<Snapshot>>> {
+        self.sender(ns).subscribe()
+    }
+    fn changed_at(&self, _: &str) -> Option<Instant> {
+        Some(Instant::now())
+    }
+}
+
+struct Server {
+    url: String,
+    ca: PathBuf,
+    dir: PathBuf,
+    channels: Arc<Channels>,
+    metrics: Metrics,
+}
+
+async fn server(name: &str) -> Server {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("push-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (tls, ca_pem) = tls_config(&TlsSource::SelfSigned(vec!["localhost".into()])).unwrap();
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, ca_pem).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let channels = Arc::new(Channels::default());
+    let metrics = Metrics::new().unwrap();
+    let push = Arc::new(Push {
+        source: channels.clone(),
+        auth: Arc::new(StaticAuth),
+        metrics: metrics.clone(),
+    });
+    tokio::spawn(serve(listener, tls, push, std::future::pending()));
+    Server {
+        url: format!("https://localhost:{port}"),
+        ca,
+        dir,
+        channels,
+        metrics,
+    }
+}
+
+impl Server {
+    fn source(&self, token: &str) -> OperatorSource {
+        let token_file = self.dir.join(format!("{token}.token"));
+        std::fs::write(&token_file, token).unwrap();
+        OperatorSource {
+            url: self.url.clone(),
+            ca_file: self.ca.clone(),
+            token_file,
+        }
+    }
+}
+
+/// Runs one client until it holds `version` (or fails).
+async fn wait_for(rx: &mut watch::Receiver<Option<Arc<Snapshot>>>, version: &str) {
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        rx.wait_for(|s| s.as_ref().is_some_and(|s| s.version == version)),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("version {version} never arrived"))
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_sidecar_gets_its_namespace_snapshot_and_every_change() {
+    let s = server("basic").await;
+    s.channels.publish("team-a", "v1");
+    s.channels.publish("team-b", "b1");
+    let (tx, mut rx) = watch::channel(None);
+    let (connected, _) = watch::channel(false);
+    let source = s.source("token-team-a");
+    tokio::spawn(async move { stream_once(&source, None, &tx, &connected).await });
+    wait_for(&mut rx, "v1").await;
+    s.channels.publish("team-a", "v2");
+    wait_for(&mut rx, "v2").await;
+    let text = String::from_utf8(s.metrics.render()).unwrap();
+    assert!(
+        text.contains("llmesh_operator_connected_sidecars 1"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_tokens_and_other_namespaces_are_refused() {
+    let s = server("refuse").await;
+    s.channels.publish("team-a", "v1");
+    let (tx, _) = watch::channel(None);
+    let (connected, _) = watch::channel(false);
+    let err = stream_once(&s.source("stolen"), None, &tx, &connected)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StreamError::Status(http::StatusCode::UNAUTHORIZED)),
+        "{err}"
+    );
+    // Asking for another namespace's config explicitly is forbidden.
+    assert_eq!(
+        raw_get(&s, "token-team-b", "/v1/snapshots?namespace=team-a").await,
+        403
+    );
+    assert_eq!(
+        raw_get(&s, "token-team-a", "/v1/snapshots?namespace=team-a").await,
+        200
+    );
+    assert_eq!(raw_get(&s, "", "/v1/snapshots").await, 401);
+    assert!(tx.borrow().is_none());
+}
+
+async fn raw_get(s: &Server, token: &str, path: &str) -> u16 {
+    // A bare HTTPS GET with the same CA, for requests the sidecar client never makes.
+    use http_body_util::Empty;
+    let ca = std::fs::read(&s.ca).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    use rustls::pki_types::pem::PemObject;
+    for c in rustls::pki_types::CertificateDer::pem_slice_iter(&ca) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_only()
+        .enable_http1()
+        .build();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build::<_, Empty<bytes::Bytes>>(https);
+    let req = http::Request::get(format!("{}{path}", s.url))
+        .header("authorization", format!("Bearer {token}"))
+        .body(Empty::new())
+        .unwrap();
+    client.request(req).await.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+async fn a_reconnecting_sidecar_resumes_without_a_resend() {
+    let s = server("resume").await;
+    s.channels.publish("team-a", "v1");
+    let (tx, mut rx) = watch::channel(None);
+    let (connected, mut connected_rx) = watch::channel(false);
+    let source = s.source("token-team-a");
+    let tx2 = tx.clone();
+    let task =
+        tokio::spawn(
+            async move { stream_once(&source, Some("v1".into()), &tx2, &connected).await },
+        );
+    tokio::time::timeout(Duration::from_secs(5), connected_rx.wait_for(|c| *c))
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        rx.borrow_and_update().is_none(),
+        "the snapshot it already had was not sent again"
+    );
+    s.channels.publish("team-a", "v2");
+    wait_for(&mut rx, "v2").await;
+    task.abort();
+}
+
+#[tokio::test]
+async fn fifty_sidecars_all_receive_a_change() {
+    let s = server("fleet").await;
+    s.channels.publish("team-a", "v1");
+    let mut receivers = Vec::new();
+    for _ in 0..50 {
+        let (tx, rx) = watch::channel(None);
+        let (connected, _) = watch::channel(false);
+        let source = s.source("token-team-a");
+        tokio::spawn(async move { stream_once(&source, None, &tx, &connected).await });
+        receivers.push(rx);
+    }
+    for rx in &mut receivers {
+        wait_for(rx, "v1").await;
+    }
+    let changed = Instant::now();
+    s.channels.publish("team-a", "v2");
+    for rx in &mut receivers {
+        wait_for(rx, "v2").await;
+    }
+    println!(
+        "50 sidecars received the change within {:?}",
+        changed.elapsed()
+    );
+    let text = String::from_utf8(s.metrics.render()).unwrap();
+    assert!(
+        text.contains("llmesh_operator_connected_sidecars 50"),
+        "{text}"
+    );
+}

@@ -1,0 +1,128 @@
+//! Anthropic's Messages API (`POST /v1/messages`, `x-api-key`, `anthropic-version`)
+//! behind OpenAI's chat completions.
+//!
+//! Mapping, OpenAI → Anthropic:
+//! - `system`/`developer` messages → top-level `system` text blocks;
+//! - `user`/`assistant` turns → messages, consecutive same-role turns merged;
+//!   `tool` messages → `tool_result` blocks in a user turn (parallel results merged);
+//! - assistant `tool_calls` → `tool_use` blocks (arguments parsed into `input`);
+//! - `image_url`: data URLs → base64 sources, http(s) URLs → url sources;
+//! - `max_completion_tokens`/`max_tokens` → `max_tokens` (required by Anthropic: the
+//!   model's `defaultMaxTokens`, else 4096), `temperature`, `top_p`, `stop` →
+//!   `stop_sequences`, `user` → `metadata.user_id`;
+//! - `tools` → `tools` (`parameters` → `input_schema`), `tool_choice` auto/none/required/
+//!   named → auto/none/any/tool, `parallel_tool_calls: false` →
+//!   `disable_parallel_tool_use`;
+//! - `response_format` json_schema/json_object → a forced tool whose input is the JSON
+//!   answer, returned to the client as the message content;
+//! - `reasoning_effort` low/medium/high → `thinking` with a budget of 1024/4096/16384
+//!   tokens (raising `max_tokens` above the budget when needed).
+//!
+//! Anthropic → OpenAI: text blocks → `content`; `thinking` blocks →
+//! `reasoning_content` (redacted thinking is dropped); `tool_use` → `tool_calls`;
+//! `stop_reason` end_turn/stop_sequence/pause_turn → stop, max_tokens → length,
+//! tool_use → tool_calls, refusal → content_filter; usage: `prompt_tokens` =
+//! input + cache creation + cache read tokens, `cached_tokens` = cache reads.
+
+mod request;
+mod response;
+mod stream;
+mod wire;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
+use http::{StatusCode, Uri};
+
+use super::{
+    CallView, Credential, Dialect, Endpoint, Prepared, StreamTranslator, TranslateError,
+    UnsignedRequest, join, secret_header,
+};
+use crate::config::snapshot::DeploymentSpec;
+
+/// Anthropic's API host.
+pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
+/// The API version sent when the deployment names none.
+pub const DEFAULT_VERSION: &str = "2023-06-01";
+/// `max_tokens` when neither the client nor the model config gives one.
+pub const FALLBACK_MAX_TOKENS: u32 = 4096;
+
+/// OpenAI chat parameters Anthropic can honour.
+const CHAT_PARAMS: &[&str] = &[
+    "messages",
+    "max_tokens",
+    "max_completion_tokens",
+    "temperature",
+    "top_p",
+    "stop",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "response_format",
+    "stream_options",
+    "user",
+    "n",
+    "reasoning_effort",
+];
+
+/// Dialect and `x-api-key` credential for an Anthropic deployment.
+pub fn build(spec: &DeploymentSpec) -> Result<Prepared, String> {
+    let base = spec.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
+    let uri = join(base, "/v1/messages", None)?;
+    let version = spec.api_version.as_deref().unwrap_or(DEFAULT_VERSION);
+    let version = HeaderValue::from_str(version)
+        .map_err(|_| format!("apiVersion {version:?} is not a valid header value"))?;
+    let key = spec
+        .api_key
+        .as_ref()
+        .ok_or("apiKey is required for anthropic")?;
+    Ok(Prepared {
+        dialect: Arc::new(Anthropic { uri, version }),
+        credential: Credential::Header(
+            HeaderName::from_static("x-api-key"),
+            secret_header(key.expose())?,
+        ),
+    })
+}
+
+/// The Anthropic dialect.
+#[derive(Debug)]
+pub struct Anthropic {
+    uri: Uri,
+    version: HeaderValue,
+}
+
+impl Dialect for Anthropic {
+    fn supported_params(&self, endpoint: Endpoint) -> Option<&'static [&'static str]> {
+        match endpoint {
+            Endpoint::ChatCompletions => Some(CHAT_PARAMS),
+            _ => Some(&[]),
+        }
+    }
+
+    fn request(&self, call: &CallView<'_>) -> Result<UnsignedRequest, TranslateError> {
+        let body = request::translate(call)?;
+        let mut request = super::post_json(self.uri.clone(), body);
+        request.headers_mut().insert(
+            HeaderName::from_static("anthropic-version"),
+            self.version.clone(),
+        );
+        Ok(request)
+    }
+
+    fn response(&self, call: &CallView<'_>, body: Bytes) -> Result<Bytes, TranslateError> {
+        response::translate(call, &body)
+    }
+
+    fn stream(&self, call: &CallView<'_>) -> Box<dyn StreamTranslator> {
+        Box::new(stream::Translator::new(call))
+    }
+
+    fn error(&self, status: StatusCode, body: Bytes) -> (StatusCode, Bytes) {
+        response::error(status, body)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,322 @@
+//! OpenAI chat request → Anthropic Messages request.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::FALLBACK_MAX_TOKENS;
+use super::wire::{
+    Block, ImageSource, MessagesRequest, Metadata, Thinking, ToolChoice, ToolDef, Turn,
+};
+use crate::provider::openai::{self, ChatRequest, Content, Part, ResponseFormat};
+use crate::provider::{CallView, Endpoint, TranslateError};
+
+/// The tool that carries a structured (`response_format`) answer.
+pub const JSON_TOOL: &str = "json_response";
+
+/// Whether the call asks for JSON output, which is served through [`JSON_TOOL`].
+pub fn json_mode(call: &CallView<'_>) -> bool {
+    call.body
+        .get("response_format")
+        .and_then(|f| f.get("type"))
+        .and_then(Value::as_str)
+        .is_some_and(|t| t == "json_schema" || t == "json_object")
+}
+
+/// Builds the request body.
+pub fn translate(call: &CallView<'_>) -> Result<Vec<u8>, TranslateError> {
+    if call.endpoint != Endpoint::ChatCompletions {
+        return Err(TranslateError::invalid(
+            "model",
+            format!(
+                "Anthropic models serve chat completions only, not {}.",
+                call.endpoint.path()
+            ),
+        ));
+    }
+    let req = ChatRequest::deserialize(call.body)
+        .map_err(|e| TranslateError::invalid("messages", e.to_string()))?;
+    if req.n.is_some_and(|n| n != 1) {
+        return Err(TranslateError::invalid(
+            "n",
+            "Anthropic returns one choice; n must be 1.",
+        ));
+    }
+    let (system, messages) = turns(&req.messages)?;
+    let mut body = MessagesRequest {
+        model: call.model,
+        max_tokens: req
+            .output_limit()
+            .or(call.default_max_tokens)
+            .unwrap_or(FALLBACK_MAX_TOKENS),
+        system,
+        messages,
+        temperature: req.temperature,
+        top_p: req.top_p,
+        stop_sequences: req
+            .stop
+            .as_ref()
+            .map(openai::Stop::to_vec)
+            .unwrap_or_default(),
+        stream: call.stream,
+        tools: Vec::new(),
+        tool_choice: None,
+        metadata: req.user.clone().map(|user_id| Metadata { user_id }),
+        thinking: None,
+    };
+    let no_parallel = req.parallel_tool_calls == Some(false);
+    for tool in req.tools.iter().flatten() {
+        if tool.kind != "function" {
+            return Err(TranslateError::invalid(
+                "tools",
+                format!(
+                    "tool type {:?} is not supported; use function tools.",
+                    tool.kind
+                ),
+            ));
+        }
+        body.tools.push(ToolDef {
+            name: tool.function.name.clone(),
+            description: tool.function.description.clone(),
+            input_schema: tool
+                .function
+                .parameters
+                .clone()
+                .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+        });
+    }
+    body.tool_choice = match &req.tool_choice {
+        None => no_parallel.then_some(ToolChoice::Auto {
+            disable_parallel_tool_use: true,
+        }),
+        Some(openai::ToolChoice::Mode(mode)) => Some(match mode.as_ref() {
+            "auto" => ToolChoice::Auto {
+                disable_parallel_tool_use: no_parallel,
+            },
+            "required" => ToolChoice::Any {
+                disable_parallel_tool_use: no_parallel,
+            },
+            "none" => ToolChoice::None,
+            other => {
+                return Err(TranslateError::invalid(
+                    "tool_choice",
+                    format!("unknown mode {other:?}"),
+                ));
+            }
+        }),
+        Some(openai::ToolChoice::Named { function }) => Some(ToolChoice::Tool {
+            name: function.name.clone(),
+            disable_parallel_tool_use: no_parallel,
+        }),
+    };
+    match &req.response_format {
+        None | Some(ResponseFormat::Text) => {}
+        Some(format) => {
+            let (description, schema) = match format {
+                ResponseFormat::JsonSchema { json_schema } => (
+                    json_schema
+                        .description
+                        .clone()
+                        .unwrap_or(Cow::Borrowed("Respond with JSON matching this schema.")),
+                    json_schema
+                        .schema
+                        .clone()
+                        .unwrap_or_else(|| json!({"type": "object"})),
+                ),
+                _ => (
+                    Cow::Borrowed("Respond with a JSON object."),
+                    json!({"type": "object"}),
+                ),
+            };
+            // Anthropic has no JSON mode of its own: a forced tool call carries the answer.
+            body.tools.push(ToolDef {
+                name: Cow::Borrowed(JSON_TOOL),
+                description: Some(description),
+                input_schema: schema,
+            });
+            body.tool_choice = Some(ToolChoice::Tool {
+                name: Cow::Borrowed(JSON_TOOL),
+                disable_parallel_tool_use: true,
+            });
+        }
+    }
+    if let Some(effort) = &req.reasoning_effort {
+        let budget = match effort.as_ref() {
+            "minimal" | "low" => 1024,
+            "medium" => 4096,
+            "high" => 16384,
+            other => {
+                return Err(TranslateError::invalid(
+                    "reasoning_effort",
+                    format!("unknown effort {other:?}"),
+                ));
+            }
+        };
+        // Anthropic counts thinking inside max_tokens and needs room for the answer.
+        body.max_tokens = body.max_tokens.max(budget + 1024);
+        body.thinking = Some(Thinking {
+            kind: "enabled",
+            budget_tokens: budget,
+        });
+    }
+    serde_json::to_vec(&body).map_err(|e| TranslateError::invalid("messages", e.to_string()))
+}
+
+/// Splits the conversation into system blocks and merged user/assistant turns.
+fn turns<'a>(
+    messages: &'a [openai::Message<'a>],
+) -> Result<(Vec<Block<'a>>, Vec<Turn<'a>>), TranslateError> {
+    let mut system = Vec::new();
+    let mut turns: Vec<Turn<'a>> = Vec::new();
+    for message in messages {
+        let (role, blocks) = match message.role.as_ref() {
+            "system" | "developer" => {
+                if let Some(content) = &message.content {
+                    text_blocks(content, &mut system)?;
+                }
+                continue;
+            }
+            "user" => {
+                let mut blocks = Vec::new();
+                if let Some(content) = &message.content {
+                    content_blocks(content, &mut blocks)?;
+                }
+                ("user", blocks)
+            }
+            "assistant" => {
+                let mut blocks = Vec::new();
+                if let Some(content) = &message.content {
+                    text_blocks(content, &mut blocks)?;
+                }
+                for call in message.tool_calls.iter().flatten() {
+                    let input: Value = if call.function.arguments.trim().is_empty() {
+                        json!({})
+                    } else {
+                        serde_json::from_str(&call.function.arguments).map_err(|_| {
+                            TranslateError::invalid(
+                                "messages",
+                                format!("tool call {:?} has arguments that are not JSON.", call.id),
+                            )
+                        })?
+                    };
+                    blocks.push(Block::ToolUse {
+                        id: call.id.clone(),
+                        name: call.function.name.clone(),
+                        input,
+                    });
+                }
+                ("assistant", blocks)
+            }
+            "tool" => {
+                let id = message.tool_call_id.clone().ok_or_else(|| {
+                    TranslateError::invalid("messages", "a tool message needs tool_call_id.")
+                })?;
+                let mut content = Vec::new();
+                if let Some(c) = &message.content {
+                    content_blocks(c, &mut content)?;
+                }
+                (
+                    "user",
+                    vec![Block::ToolResult {
+                        tool_use_id: id,
+                        content,
+                    }],
+                )
+            }
+            other => {
+                return Err(TranslateError::invalid(
+                    "messages",
+                    format!("unknown role {other:?}."),
+                ));
+            }
+        };
+        if blocks.is_empty() {
+            continue;
+        }
+        match turns.last_mut() {
+            Some(last) if last.role == role => last.content.extend(blocks),
+            _ => turns.push(Turn {
+                role,
+                content: blocks,
+            }),
+        }
+    }
+    Ok((system, turns))
+}
+
+/// Text-only content (system and assistant messages).
+fn text_blocks<'a>(
+    content: &'a Content<'a>,
+    out: &mut Vec<Block<'a>>,
+) -> Result<(), TranslateError> {
+    match content {
+        Content::Text(text) => push_text(out, text),
+        Content::Parts(parts) => {
+            for part in parts {
+                match part {
+                    Part::Text { text } => push_text(out, text),
+                    _ => {
+                        return Err(TranslateError::invalid(
+                            "messages",
+                            "only text parts are allowed in system and assistant messages.",
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// User (and tool result) content: text and images.
+fn content_blocks<'a>(
+    content: &'a Content<'a>,
+    out: &mut Vec<Block<'a>>,
+) -> Result<(), TranslateError> {
+    match content {
+        Content::Text(text) => push_text(out, text),
+        Content::Parts(parts) => {
+            for part in parts {
+                match part {
+                    Part::Text { text } => push_text(out, text),
+                    Part::ImageUrl { image_url } => out.push(Block::Image {
+                        source: image_source(&image_url.url)?,
+                    }),
+                    Part::Other => {
+                        return Err(TranslateError::invalid(
+                            "messages",
+                            "Anthropic accepts text and image_url content parts only.",
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Anthropic refuses empty text blocks.
+fn push_text<'a>(out: &mut Vec<Block<'a>>, text: &'a str) {
+    if !text.is_empty() {
+        out.push(Block::Text {
+            text: Cow::Borrowed(text),
+        });
+    }
+}
+
+fn image_source(url: &str) -> Result<ImageSource<'_>, TranslateError> {
+    if let Some(data) = openai::parse_data_url(url) {
+        return Ok(ImageSource::Base64 {
+            media_type: data.media_type,
+            data: data.data,
+        });
+    }
+    if url.starts_with("https://") || url.starts_with("http://") {
+        return Ok(ImageSource::Url { url });
+    }
+    Err(TranslateError::invalid(
+        "messages",
+        "image_url must be an http(s) URL or a base64 data URL.",
+    ))
+}

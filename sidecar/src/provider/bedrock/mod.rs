@@ -1,0 +1,201 @@
+//! AWS Bedrock behind OpenAI's API: chat completions through the Converse API
+//! (`POST /model/{modelId}/converse`, or `/converse-stream` for streams, answered in the
+//! binary `application/vnd.amazon.eventstream` framing), embeddings through InvokeModel
+//! (`/model/{modelId}/invoke`) for Amazon Titan Text Embeddings and Cohere Embed. The
+//! model id (a foundation model, an inference profile id or an ARN) is percent-encoded
+//! as one path segment. Requests are signed with SigV4 (service `bedrock`) from the
+//! deployment's AWS credentials and region, or carry a Bedrock API key as a bearer token.
+//!
+//! Mapping, OpenAI → Converse:
+//! - `system`/`developer` messages → `system` text blocks;
+//! - `user`/`assistant` turns → `messages` with content blocks, consecutive same-role
+//!   turns merged (Bedrock requires alternation); `tool` messages → `toolResult` blocks
+//!   in a user turn (parallel results merged, ahead of other user blocks);
+//! - assistant `tool_calls` → `toolUse` blocks (arguments parsed into `input`);
+//! - `image_url` data URLs → `image` blocks with the bytes (png/jpeg/gif/webp); http(s)
+//!   URLs are refused with a 400 (Bedrock takes bytes, and the sidecar fetches nothing);
+//! - `max_completion_tokens`/`max_tokens` → `inferenceConfig.maxTokens`, `temperature`,
+//!   `top_p` → `topP`, `stop` → `stopSequences`; `user` → `requestMetadata.user`;
+//! - `tools` → `toolConfig.tools[].toolSpec` (`parameters` → `inputSchema.json`),
+//!   `tool_choice` auto/required/named → `auto`/`any`/`tool`; `none` leaves the tools out
+//!   (Bedrock has no `none`) unless the conversation holds tool blocks, which Bedrock only
+//!   accepts with a `toolConfig`;
+//! - unsupported (400, or dropped with `dropUnsupportedParams`): `response_format`,
+//!   `parallel_tool_calls`, `seed`, penalties, `logprobs`, `reasoning_effort`; `n` must
+//!   be 1.
+//!
+//! Converse → OpenAI: text blocks → `content`, `reasoningContent` → `reasoning_content`,
+//! `toolUse` → `tool_calls`; `stopReason` end_turn/stop_sequence → stop, max_tokens →
+//! length, tool_use → tool_calls, guardrail_intervened/content_filtered →
+//! content_filter; usage: `prompt_tokens` = input + cache read + cache write tokens,
+//! `cached_tokens` = cache reads, `cache_creation_tokens` = cache writes. Converse
+//! answers carry no id, so one is generated.
+//!
+//! Embeddings: Titan takes one text per call (a list of several is a 400) with
+//! `dimensions` and `normalize: true` (V2); Cohere takes the list, `input_type` (an
+//! llmesh extension field, default `search_document`) and `dimensions` →
+//! `output_dimension`. `encoding_format: base64` is encoded by the sidecar.
+
+mod eventstream;
+mod request;
+mod response;
+pub mod sigv4;
+mod stream;
+mod wire;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::HeaderValue;
+use http::StatusCode;
+
+use super::{
+    CallView, Credential, Dialect, Endpoint, Prepared, StreamTranslator, TranslateError,
+    UnsignedRequest, join,
+};
+use crate::config::snapshot::DeploymentSpec;
+
+/// The AWS service name requests are signed for.
+pub const SERVICE: &str = "bedrock";
+
+/// OpenAI chat parameters Converse can honour.
+const CHAT_PARAMS: &[&str] = &[
+    "messages",
+    "max_tokens",
+    "max_completion_tokens",
+    "temperature",
+    "top_p",
+    "stop",
+    "tools",
+    "tool_choice",
+    "stream_options",
+    "user",
+    "n",
+];
+
+/// OpenAI embedding parameters (plus Cohere's `input_type`) InvokeModel can honour.
+const EMBEDDING_PARAMS: &[&str] = &["input", "encoding_format", "dimensions", "input_type"];
+
+/// The runtime endpoint of a region.
+pub fn default_base_url(region: &str) -> String {
+    format!("https://bedrock-runtime.{region}.amazonaws.com")
+}
+
+/// Dialect and credential (SigV4, or a Bedrock API key) for a Bedrock deployment.
+pub fn build(spec: &DeploymentSpec) -> Result<Prepared, String> {
+    let region = spec
+        .region
+        .as_deref()
+        .filter(|r| !r.is_empty())
+        .ok_or("region is required for bedrock (e.g. us-east-1)")?;
+    if !region
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err(format!("region {region:?} is not an AWS region name"));
+    }
+    if spec.model.is_empty() {
+        return Err("model must be a Bedrock model id, inference profile id or ARN".into());
+    }
+    let base = spec
+        .base_url
+        .clone()
+        .unwrap_or_else(|| default_base_url(region));
+    // Checked once here, so building each request's URL cannot fail later.
+    join(&base, "/model/m/converse", None)?;
+    let credential = match (&spec.aws, &spec.api_key) {
+        (Some(aws), _) => Credential::SigV4(Arc::new(sigv4::Signer::new(aws, region, SERVICE)?)),
+        (None, Some(key)) => Credential::bearer(key.expose())?,
+        (None, None) => {
+            return Err(
+                "bedrock needs AWS credentials (awsCredentialsSecretRef) or a Bedrock API key \
+                 (apiKeySecretRef)"
+                    .into(),
+            );
+        }
+    };
+    Ok(Prepared {
+        dialect: Arc::new(Bedrock {
+            base: base.trim_end_matches('/').to_owned(),
+        }),
+        credential,
+    })
+}
+
+/// The Bedrock dialect.
+#[derive(Debug)]
+pub struct Bedrock {
+    base: String,
+}
+
+impl Bedrock {
+    fn request_to(
+        &self,
+        model: &str,
+        operation: &str,
+        body: Vec<u8>,
+        accept: &'static str,
+    ) -> Result<UnsignedRequest, TranslateError> {
+        let path = format!("/model/{}/{operation}", sigv4::uri_encode(model));
+        let uri = join(&self.base, &path, None).map_err(|e| TranslateError::invalid("model", e))?;
+        let mut request = super::post_json(uri, body);
+        request
+            .headers_mut()
+            .insert(http::header::ACCEPT, HeaderValue::from_static(accept));
+        Ok(request)
+    }
+}
+
+impl Dialect for Bedrock {
+    fn supported_params(&self, endpoint: Endpoint) -> Option<&'static [&'static str]> {
+        Some(match endpoint {
+            Endpoint::ChatCompletions => CHAT_PARAMS,
+            Endpoint::Embeddings => EMBEDDING_PARAMS,
+            Endpoint::Completions => &[],
+        })
+    }
+
+    fn request(&self, call: &CallView<'_>) -> Result<UnsignedRequest, TranslateError> {
+        match call.endpoint {
+            Endpoint::ChatCompletions => {
+                let body = request::chat(call)?;
+                if call.stream {
+                    self.request_to(
+                        call.model,
+                        "converse-stream",
+                        body,
+                        "application/vnd.amazon.eventstream",
+                    )
+                } else {
+                    self.request_to(call.model, "converse", body, "application/json")
+                }
+            }
+            Endpoint::Embeddings => {
+                let body = request::embeddings(call)?;
+                self.request_to(call.model, "invoke", body, "application/json")
+            }
+            Endpoint::Completions => Err(TranslateError::invalid(
+                "model",
+                "Bedrock deployments serve chat completions and embeddings, not /v1/completions.",
+            )),
+        }
+    }
+
+    fn response(&self, call: &CallView<'_>, body: Bytes) -> Result<Bytes, TranslateError> {
+        match call.endpoint {
+            Endpoint::Embeddings => response::embeddings(call, &body),
+            _ => response::chat(call, &body),
+        }
+    }
+
+    fn stream(&self, call: &CallView<'_>) -> Box<dyn StreamTranslator> {
+        Box::new(stream::Translator::new(call))
+    }
+
+    fn error(&self, status: StatusCode, body: Bytes) -> (StatusCode, Bytes) {
+        response::error(status, body)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,443 @@
+//! OpenAI requests → Bedrock bodies: chat → Converse, embeddings → InvokeModel for
+//! Titan or Cohere Embed.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::wire::{
+    Block, CohereEmbedRequest, ConverseRequest, Empty, Image, ImageSource, InferenceConfig,
+    InputSchema, RequestMetadata, ResultBlock, SystemBlock, TitanRequest, ToolChoice, ToolConfig,
+    ToolEntry, ToolResult, ToolSpec, ToolUse, Turn,
+};
+use crate::provider::openai::{
+    self, ChatRequest, Content, EmbeddingInput, EmbeddingsRequest, Part,
+};
+use crate::provider::{CallView, TranslateError};
+
+/// Builds the Converse body for a chat call.
+pub fn chat(call: &CallView<'_>) -> Result<Vec<u8>, TranslateError> {
+    let req = ChatRequest::deserialize(call.body)
+        .map_err(|e| TranslateError::invalid("messages", e.to_string()))?;
+    if req.n.is_some_and(|n| n != 1) {
+        return Err(TranslateError::invalid(
+            "n",
+            "Bedrock returns one choice; n must be 1.",
+        ));
+    }
+    let (system, messages) = turns(&req.messages)?;
+    let inference = InferenceConfig {
+        max_tokens: req.output_limit(),
+        temperature: req.temperature,
+        top_p: req.top_p,
+        stop_sequences: req
+            .stop
+            .as_ref()
+            .map(openai::Stop::to_vec)
+            .unwrap_or_default(),
+    };
+    let body = ConverseRequest {
+        tool_config: tool_config(&req, &messages)?,
+        messages,
+        system,
+        inference_config: (!inference.is_empty()).then_some(inference),
+        request_metadata: req.user.clone().map(|user| RequestMetadata { user }),
+    };
+    serde_json::to_vec(&body).map_err(|e| TranslateError::invalid("messages", e.to_string()))
+}
+
+/// `toolConfig` from `tools` and `tool_choice`. Bedrock has no `none`: the tools are
+/// left out instead, unless the conversation already holds tool blocks, which Bedrock
+/// only accepts with a `toolConfig` (then the model may still call a tool). Tools used
+/// in the conversation but not declared get an open schema for the same reason.
+fn tool_config<'a>(
+    req: &'a ChatRequest<'a>,
+    messages: &[Turn<'a>],
+) -> Result<Option<ToolConfig<'a>>, TranslateError> {
+    let mut tools = Vec::new();
+    for tool in req.tools.iter().flatten() {
+        if tool.kind != "function" {
+            return Err(TranslateError::invalid(
+                "tools",
+                format!(
+                    "tool type {:?} is not supported; use function tools.",
+                    tool.kind
+                ),
+            ));
+        }
+        tools.push(ToolEntry {
+            tool_spec: ToolSpec {
+                name: tool.function.name.clone(),
+                description: tool.function.description.clone().filter(|d| !d.is_empty()),
+                input_schema: InputSchema {
+                    json: tool.function.parameters.clone().unwrap_or_else(open_schema),
+                },
+            },
+        });
+    }
+    let used: Vec<Cow<'a, str>> = messages
+        .iter()
+        .flat_map(|t| &t.content)
+        .filter_map(|b| match b {
+            Block::ToolUse(u) => Some(u.name.clone()),
+            _ => None,
+        })
+        .collect();
+    let has_tool_blocks = messages
+        .iter()
+        .flat_map(|t| &t.content)
+        .any(|b| matches!(b, Block::ToolUse(_) | Block::ToolResult(_)));
+    let choice = match &req.tool_choice {
+        None => None,
+        Some(openai::ToolChoice::Mode(mode)) => match mode.as_ref() {
+            "auto" => Some(ToolChoice::Auto(Empty {})),
+            "required" => Some(ToolChoice::Any(Empty {})),
+            "none" if has_tool_blocks => None,
+            "none" => return Ok(None),
+            other => {
+                return Err(TranslateError::invalid(
+                    "tool_choice",
+                    format!("unknown mode {other:?}"),
+                ));
+            }
+        },
+        Some(openai::ToolChoice::Named { function }) => Some(ToolChoice::Tool {
+            name: function.name.clone(),
+        }),
+    };
+    for name in used {
+        if !tools.iter().any(|t| t.tool_spec.name == name) {
+            tools.push(ToolEntry {
+                tool_spec: ToolSpec {
+                    name,
+                    description: None,
+                    input_schema: InputSchema {
+                        json: open_schema(),
+                    },
+                },
+            });
+        }
+    }
+    if tools.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(ToolConfig {
+        tools,
+        tool_choice: choice,
+    }))
+}
+
+fn open_schema() -> Value {
+    json!({"type": "object", "properties": {}})
+}
+
+/// System blocks and alternating user/assistant turns: consecutive same-role messages
+/// (several user messages, tool results) merge into one turn, as Bedrock requires.
+fn turns<'a>(
+    messages: &'a [openai::Message<'a>],
+) -> Result<(Vec<SystemBlock<'a>>, Vec<Turn<'a>>), TranslateError> {
+    let mut system = Vec::new();
+    let mut turns: Vec<Turn<'a>> = Vec::new();
+    for message in messages {
+        let (role, blocks) = match message.role.as_ref() {
+            "system" | "developer" => {
+                if let Some(content) = &message.content {
+                    for text in texts(content, "system")? {
+                        system.push(SystemBlock::Text(text));
+                    }
+                }
+                continue;
+            }
+            "user" => {
+                let mut blocks = Vec::new();
+                if let Some(content) = &message.content {
+                    user_blocks(content, &mut blocks)?;
+                }
+                ("user", blocks)
+            }
+            "assistant" => {
+                let mut blocks = Vec::new();
+                if let Some(content) = &message.content {
+                    blocks.extend(texts(content, "assistant")?.into_iter().map(Block::Text));
+                }
+                for call in message.tool_calls.iter().flatten() {
+                    let input: Value = if call.function.arguments.trim().is_empty() {
+                        json!({})
+                    } else {
+                        serde_json::from_str(&call.function.arguments).map_err(|_| {
+                            TranslateError::invalid(
+                                "messages",
+                                format!("tool call {:?} has arguments that are not JSON.", call.id),
+                            )
+                        })?
+                    };
+                    blocks.push(Block::ToolUse(ToolUse {
+                        tool_use_id: call.id.clone(),
+                        name: call.function.name.clone(),
+                        input,
+                    }));
+                }
+                ("assistant", blocks)
+            }
+            "tool" => {
+                let id = message.tool_call_id.clone().ok_or_else(|| {
+                    TranslateError::invalid("messages", "a tool message needs tool_call_id.")
+                })?;
+                let mut content = Vec::new();
+                if let Some(c) = &message.content {
+                    result_blocks(c, &mut content)?;
+                }
+                (
+                    "user",
+                    vec![Block::ToolResult(ToolResult {
+                        tool_use_id: id,
+                        content,
+                    })],
+                )
+            }
+            other => {
+                return Err(TranslateError::invalid(
+                    "messages",
+                    format!("unknown role {other:?}."),
+                ));
+            }
+        };
+        if blocks.is_empty() {
+            continue;
+        }
+        match turns.last_mut() {
+            Some(last) if last.role == role => {
+                // Bedrock wants a turn's tool results before its other blocks.
+                if role == "user" && blocks.iter().all(|b| matches!(b, Block::ToolResult(_))) {
+                    let at = last
+                        .content
+                        .iter()
+                        .position(|b| !matches!(b, Block::ToolResult(_)))
+                        .unwrap_or(last.content.len());
+                    last.content.splice(at..at, blocks);
+                } else {
+                    last.content.extend(blocks);
+                }
+            }
+            _ => turns.push(Turn {
+                role,
+                content: blocks,
+            }),
+        }
+    }
+    Ok((system, turns))
+}
+
+/// The non-empty text of text-only content (system and assistant messages).
+fn texts<'a>(content: &'a Content<'a>, role: &str) -> Result<Vec<Cow<'a, str>>, TranslateError> {
+    let mut out = Vec::new();
+    match content {
+        Content::Text(text) => out.push(Cow::Borrowed(text.as_ref())),
+        Content::Parts(parts) => {
+            for part in parts {
+                match part {
+                    Part::Text { text } => out.push(Cow::Borrowed(text.as_ref())),
+                    _ => {
+                        return Err(TranslateError::invalid(
+                            "messages",
+                            format!("only text parts are allowed in {role} messages."),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    // Bedrock refuses blank text blocks.
+    out.retain(|t| !t.trim().is_empty());
+    Ok(out)
+}
+
+fn user_blocks<'a>(
+    content: &'a Content<'a>,
+    out: &mut Vec<Block<'a>>,
+) -> Result<(), TranslateError> {
+    match content {
+        Content::Text(text) => push_text(out, text),
+        Content::Parts(parts) => {
+            for part in parts {
+                match part {
+                    Part::Text { text } => push_text(out, text),
+                    Part::ImageUrl { image_url } => out.push(Block::Image(image(&image_url.url)?)),
+                    Part::Other => {
+                        return Err(TranslateError::invalid(
+                            "messages",
+                            "Bedrock accepts text and image_url content parts only.",
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn result_blocks<'a>(
+    content: &'a Content<'a>,
+    out: &mut Vec<ResultBlock<'a>>,
+) -> Result<(), TranslateError> {
+    match content {
+        Content::Text(text) => out.push(ResultBlock::Text(Cow::Borrowed(text))),
+        Content::Parts(parts) => {
+            for part in parts {
+                match part {
+                    Part::Text { text } => out.push(ResultBlock::Text(Cow::Borrowed(text))),
+                    Part::ImageUrl { image_url } => {
+                        out.push(ResultBlock::Image(image(&image_url.url)?))
+                    }
+                    Part::Other => {
+                        return Err(TranslateError::invalid(
+                            "messages",
+                            "tool results accept text and image_url parts only.",
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn push_text<'a>(out: &mut Vec<Block<'a>>, text: &'a str) {
+    if !text.trim().is_empty() {
+        out.push(Block::Text(Cow::Borrowed(text)));
+    }
+}
+
+/// A data URL's bytes; Bedrock takes images as bytes only, and the sidecar does not
+/// fetch URLs on a client's behalf.
+fn image(url: &str) -> Result<Image<'_>, TranslateError> {
+    let Some(data) = openai::parse_data_url(url) else {
+        return Err(TranslateError::invalid(
+            "messages",
+            "Bedrock takes images as bytes: send image_url as a base64 data URL \
+             (data:image/png;base64,...); http(s) URLs are not fetched.",
+        ));
+    };
+    let format = match data.media_type {
+        "image/png" => "png",
+        "image/jpeg" | "image/jpg" => "jpeg",
+        "image/gif" => "gif",
+        "image/webp" => "webp",
+        other => {
+            return Err(TranslateError::invalid(
+                "messages",
+                format!("Bedrock accepts png, jpeg, gif and webp images, not {other}."),
+            ));
+        }
+    };
+    Ok(Image {
+        format,
+        source: ImageSource { bytes: data.data },
+    })
+}
+
+/// Which embedding body a Bedrock model id takes (ids may be prefixed, e.g. by an
+/// inference profile's region, or be ARNs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EmbedKind {
+    /// Amazon Titan Text Embeddings; `v2` accepts `dimensions` and `normalize`.
+    Titan { v2: bool },
+    /// Cohere Embed.
+    Cohere,
+}
+
+impl EmbedKind {
+    /// The kind for a model id, if it is an embedding model the translator knows.
+    pub fn of(model: &str) -> Option<EmbedKind> {
+        if model.contains("amazon.titan-embed") {
+            Some(EmbedKind::Titan {
+                v2: model.contains("titan-embed-text-v2"),
+            })
+        } else if model.contains("cohere.embed") {
+            Some(EmbedKind::Cohere)
+        } else {
+            None
+        }
+    }
+}
+
+/// Builds the InvokeModel body for an embeddings call.
+pub fn embeddings(call: &CallView<'_>) -> Result<Vec<u8>, TranslateError> {
+    let kind = EmbedKind::of(call.model).ok_or_else(|| {
+        TranslateError::invalid(
+            "model",
+            format!(
+                "{} is not a Bedrock embedding model llmesh can call (Titan Text Embeddings \
+                 and Cohere Embed are).",
+                call.model
+            ),
+        )
+    })?;
+    let req = EmbeddingsRequest::deserialize(call.body)
+        .map_err(|e| TranslateError::invalid("input", e.to_string()))?;
+    if let Some(format) = &req.encoding_format
+        && format != "float"
+        && format != "base64"
+    {
+        return Err(TranslateError::invalid(
+            "encoding_format",
+            "encoding_format must be float or base64.",
+        ));
+    }
+    let texts: Vec<&str> = match &req.input {
+        EmbeddingInput::One(text) => vec![text.as_ref()],
+        EmbeddingInput::Many(texts) => texts.iter().map(AsRef::as_ref).collect(),
+        EmbeddingInput::Tokens(_) => {
+            return Err(TranslateError::invalid(
+                "input",
+                "Bedrock embeds text; token arrays are not accepted.",
+            ));
+        }
+    };
+    if texts.is_empty() {
+        return Err(TranslateError::invalid("input", "input must not be empty."));
+    }
+    let body = match kind {
+        EmbedKind::Titan { v2 } => {
+            let [text] = texts[..] else {
+                return Err(TranslateError::invalid(
+                    "input",
+                    "Titan embedding models embed one text per request; send a single \
+                     string, or use a Cohere embedding model for batches.",
+                ));
+            };
+            if !v2 && req.dimensions.is_some() {
+                return Err(TranslateError::invalid(
+                    "dimensions",
+                    "only Titan Text Embeddings V2 can shorten embeddings.",
+                ));
+            }
+            serde_json::to_vec(&TitanRequest {
+                input_text: text,
+                dimensions: req.dimensions,
+                // OpenAI's embeddings are unit vectors; V2 can match that.
+                normalize: v2.then_some(true),
+            })
+        }
+        EmbedKind::Cohere => {
+            let input_type = match call.body.get("input_type") {
+                None => "search_document",
+                Some(Value::String(t)) => t.as_str(),
+                Some(_) => {
+                    return Err(TranslateError::invalid(
+                        "input_type",
+                        "input_type must be a string.",
+                    ));
+                }
+            };
+            serde_json::to_vec(&CohereEmbedRequest {
+                texts,
+                input_type,
+                embedding_types: ["float"],
+                output_dimension: req.dimensions,
+            })
+        }
+    };
+    body.map_err(|e| TranslateError::invalid("input", e.to_string()))
+}

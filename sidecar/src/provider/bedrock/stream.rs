@@ -1,0 +1,253 @@
+//! ConverseStream → OpenAI chunks.
+//!
+//! Binary eventstream messages are decoded (CRCs checked: a bad one ends the stream with
+//! an error, never skipped) and fed to a small state machine: `messageStart` opens the
+//! stream, text and reasoning deltas become `content` / `reasoning_content` deltas, each
+//! `toolUse` block becomes a tool call with the next OpenAI index (id and name when the
+//! block starts, input JSON pieces as argument text under the same index),
+//! `messageStop` carries the finish reason, and `metadata` (always last) the usage, after
+//! which `[DONE]` is written. Exceptions (`:message-type: exception`, e.g.
+//! `throttlingException`) and protocol errors end the stream with an error.
+//!
+//! The role chunk is held back until the first content, so an exception before any
+//! content fails the attempt before a byte reached the client, and it is retried or
+//! falls back like any other failure.
+
+use bytes::{Bytes, BytesMut};
+use serde::de::DeserializeOwned;
+
+use super::eventstream::{Decoder, Message};
+use super::response::completion_id;
+use super::wire::{BlockDelta, BlockStart, ErrorBody, MessageStop, Metadata, Usage, finish_reason};
+use crate::provider::openai::{ChunkWriter, Delta, FunctionDelta, ToolCallDelta, take, write_done};
+use crate::provider::{CallView, StreamError, StreamTranslator};
+
+/// Translates one ConverseStream answer.
+pub struct Translator {
+    decoder: Decoder,
+    out: BytesMut,
+    writer: ChunkWriter,
+    include_usage: bool,
+    started: bool,
+    role_sent: bool,
+    /// Bedrock content block index → OpenAI tool call index.
+    tools: Vec<(u32, u32)>,
+    stopped: bool,
+    done: bool,
+    usage: Usage,
+}
+
+impl Translator {
+    /// A translator for `call`'s stream.
+    pub fn new(call: &CallView<'_>) -> Self {
+        let include_usage = call
+            .body
+            .get("stream_options")
+            .and_then(|o| o.get("include_usage"))
+            .and_then(serde_json::Value::as_bool)
+            == Some(true);
+        Translator {
+            decoder: Decoder::default(),
+            out: BytesMut::new(),
+            writer: ChunkWriter::new(completion_id(), call.model),
+            include_usage,
+            started: false,
+            role_sent: false,
+            tools: Vec::new(),
+            stopped: false,
+            done: false,
+            usage: Usage::default(),
+        }
+    }
+
+    /// Writes a chunk, preceded by the role chunk if it is the first.
+    fn emit(&mut self, delta: Delta, finish: Option<&'static str>) {
+        if !self.role_sent {
+            self.role_sent = true;
+            let role = Delta {
+                role: Some("assistant"),
+                content: Some(String::new()),
+                ..Delta::default()
+            };
+            self.writer.choice(&mut self.out, role, None);
+        }
+        self.writer.choice(&mut self.out, delta, finish);
+    }
+
+    fn handle(&mut self, message: &Message) -> Result<(), StreamError> {
+        match message.header(":message-type").unwrap_or("event") {
+            "event" => {}
+            "exception" => {
+                let kind = message.header(":exception-type").unwrap_or("exception");
+                let text = serde_json::from_slice::<ErrorBody>(&message.payload)
+                    .ok()
+                    .and_then(|b| b.message)
+                    .unwrap_or_default();
+                return Err(StreamError::upstream(format!(
+                    "Bedrock stream failed with {kind}: {text}"
+                )));
+            }
+            other => {
+                return Err(StreamError::upstream(format!(
+                    "Bedrock stream {other} {}: {}",
+                    message.header(":error-code").unwrap_or("(no code)"),
+                    message.header(":error-message").unwrap_or("")
+                )));
+            }
+        }
+        if self.done {
+            return Ok(());
+        }
+        let kind = message.header(":event-type").unwrap_or("");
+        if kind == "messageStart" {
+            self.started = true;
+            return Ok(());
+        }
+        let known = matches!(
+            kind,
+            "contentBlockStart"
+                | "contentBlockDelta"
+                | "contentBlockStop"
+                | "messageStop"
+                | "metadata"
+        );
+        if known && !self.started {
+            return Err(StreamError::malformed(format!(
+                "{kind} before messageStart"
+            )));
+        }
+        match kind {
+            "contentBlockStart" => {
+                let start: BlockStart = parse(message)?;
+                if let Some(tool) = start.start.tool_use {
+                    let index = u32::try_from(self.tools.len()).unwrap_or(u32::MAX);
+                    self.tools.push((start.content_block_index, index));
+                    self.emit(
+                        Delta {
+                            tool_calls: vec![ToolCallDelta {
+                                index,
+                                id: Some(tool.tool_use_id),
+                                kind: Some("function"),
+                                function: FunctionDelta {
+                                    name: Some(tool.name),
+                                    arguments: Some(String::new()),
+                                },
+                            }],
+                            ..Delta::default()
+                        },
+                        None,
+                    );
+                }
+            }
+            "contentBlockDelta" => {
+                let delta: BlockDelta = parse(message)?;
+                let body = delta.delta;
+                if let Some(text) = body.text {
+                    self.emit(
+                        Delta {
+                            content: Some(text),
+                            ..Delta::default()
+                        },
+                        None,
+                    );
+                } else if let Some(input) = body.tool_use {
+                    let block = delta.content_block_index;
+                    let Some(&(_, index)) = self.tools.iter().find(|(b, _)| *b == block) else {
+                        return Err(StreamError::malformed(format!(
+                            "tool input for block {block}, which started no tool call"
+                        )));
+                    };
+                    self.emit(
+                        Delta {
+                            tool_calls: vec![ToolCallDelta {
+                                index,
+                                id: None,
+                                kind: None,
+                                function: FunctionDelta {
+                                    name: None,
+                                    arguments: Some(input.input),
+                                },
+                            }],
+                            ..Delta::default()
+                        },
+                        None,
+                    );
+                } else if let Some(text) = body.reasoning_content.and_then(|r| r.text) {
+                    self.emit(
+                        Delta {
+                            reasoning_content: Some(text),
+                            ..Delta::default()
+                        },
+                        None,
+                    );
+                }
+            }
+            "messageStop" => {
+                let stop: MessageStop = parse(message)?;
+                self.stopped = true;
+                self.emit(
+                    Delta::default(),
+                    Some(finish_reason(stop.stop_reason.as_deref())),
+                );
+            }
+            "metadata" => {
+                let meta: Metadata = parse(message)?;
+                if let Some(usage) = meta.usage {
+                    self.usage = usage;
+                }
+                if self.stopped {
+                    self.end();
+                }
+            }
+            // contentBlockStop, and event types Bedrock may add later.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Writes the usage chunk (if asked for) and `[DONE]`.
+    fn end(&mut self) {
+        if self.include_usage {
+            self.writer.usage(&mut self.out, self.usage.to_openai());
+        }
+        write_done(&mut self.out);
+        self.done = true;
+    }
+}
+
+fn parse<T: DeserializeOwned>(message: &Message) -> Result<T, StreamError> {
+    serde_json::from_slice(&message.payload).map_err(|e| {
+        StreamError::malformed(format!(
+            "{} payload: {e}",
+            message.header(":event-type").unwrap_or("event")
+        ))
+    })
+}
+
+impl StreamTranslator for Translator {
+    fn feed(&mut self, chunk: Bytes) -> Result<Option<Bytes>, StreamError> {
+        self.decoder.push(&chunk);
+        while let Some(message) = self
+            .decoder
+            .next_message()
+            .map_err(StreamError::malformed)?
+        {
+            self.handle(&message)?;
+        }
+        Ok(take(&mut self.out))
+    }
+
+    fn finish(&mut self) -> Result<Option<Bytes>, StreamError> {
+        self.decoder.finish().map_err(StreamError::malformed)?;
+        if !self.stopped {
+            return Err(StreamError::malformed(
+                "the stream ended before messageStop",
+            ));
+        }
+        if !self.done {
+            // metadata is always sent last; without it the answer is still whole.
+            self.end();
+        }
+        Ok(take(&mut self.out))
+    }
+}

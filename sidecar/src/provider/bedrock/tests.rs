@@ -1,0 +1,628 @@
+//! Unit tests of the Bedrock translation: requests, responses, the stream state machine
+//! and errors. The wire exchange with a mock Bedrock is tested in
+//! `sidecar/tests/provider_bedrock.rs`.
+
+use bytes::Bytes;
+use http::StatusCode;
+use serde_json::{Map, Value, json};
+
+use super::eventstream::tests::encode;
+use super::*;
+use crate::config::snapshot::{AwsCredentials, ProviderKind, SecretString};
+use crate::provider::StreamError;
+
+fn spec() -> DeploymentSpec {
+    let mut spec = crate::provider::spec(ProviderKind::Bedrock);
+    spec.model = "anthropic.claude-3-5-haiku-20241022-v1:0".into();
+    spec.region = Some("eu-west-1".into());
+    spec.aws = Some(AwsCredentials {
+        access_key_id: SecretString::new("AKIAEXAMPLE"),
+        secret_access_key: SecretString::new("secret"),
+        session_token: None,
+    });
+    spec
+}
+
+fn dialect() -> Prepared {
+    build(&spec()).unwrap()
+}
+
+fn view<'a>(
+    endpoint: Endpoint,
+    body: &'a Map<String, Value>,
+    stream: bool,
+    model: &'a str,
+) -> CallView<'a> {
+    CallView {
+        endpoint,
+        body,
+        stream,
+        model,
+        default_max_tokens: None,
+    }
+}
+
+fn chat_body(body: Value) -> (http::Uri, Value) {
+    let map = body.as_object().unwrap().clone();
+    let request = dialect()
+        .dialect
+        .request(&view(
+            Endpoint::ChatCompletions,
+            &map,
+            false,
+            "anthropic.claude-3-5-haiku-20241022-v1:0",
+        ))
+        .unwrap();
+    (
+        request.uri().clone(),
+        serde_json::from_slice(request.body()).unwrap(),
+    )
+}
+
+fn refused(endpoint: Endpoint, body: Value, model: &str) -> TranslateError {
+    let map = body.as_object().unwrap().clone();
+    dialect()
+        .dialect
+        .request(&view(endpoint, &map, false, model))
+        .unwrap_err()
+}
+
+#[test]
+fn build_needs_a_region_and_credentials() {
+    let mut s = spec();
+    s.region = None;
+    assert!(build(&s).err().unwrap().contains("region"));
+    let mut s = spec();
+    s.region = Some("EU west".into());
+    assert!(build(&s).is_err());
+    let mut s = spec();
+    s.aws = None;
+    assert!(build(&s).err().unwrap().contains("credentials"));
+    s.api_key = Some(SecretString::new("ABSK-key"));
+    assert!(matches!(
+        build(&s).unwrap().credential,
+        Credential::Header(..)
+    ));
+    assert!(matches!(dialect().credential, Credential::SigV4(_)));
+}
+
+#[test]
+fn chat_maps_to_converse() {
+    let (uri, sent) = chat_body(json!({
+        "model": "chat",
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "developer", "content": [{"type": "text", "text": "English only."}]},
+            {"role": "user", "content": "Weather in Paris and Rome?"},
+            {"role": "user", "content": [{"type": "text", "text": "Please."},
+                {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,/9j/4AAQ"}}]},
+            {"role": "assistant", "content": "Checking.", "tool_calls": [
+                {"id": "t1", "type": "function", "function": {"name": "weather", "arguments": "{\"city\":\"Paris\"}"}},
+                {"id": "t2", "type": "function", "function": {"name": "weather", "arguments": ""}}
+            ]},
+            {"role": "tool", "tool_call_id": "t1", "content": "18C"},
+            {"role": "tool", "tool_call_id": "t2", "content": [{"type": "text", "text": "24C"}]},
+            {"role": "user", "content": "Thanks"}
+        ],
+        "max_completion_tokens": 300,
+        "temperature": 0.2,
+        "top_p": 0.9,
+        "stop": "END",
+        "user": "u-1",
+        "tools": [{"type": "function", "function": {"name": "weather", "description": "Get weather",
+                   "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}],
+        "tool_choice": "required"
+    }));
+    assert_eq!(
+        uri.to_string(),
+        "https://bedrock-runtime.eu-west-1.amazonaws.com/model/anthropic.claude-3-5-haiku-20241022-v1%3A0/converse"
+    );
+    assert_eq!(
+        sent["system"],
+        json!([{"text": "Be brief."}, {"text": "English only."}])
+    );
+    assert_eq!(
+        sent["messages"],
+        json!([
+            {"role": "user", "content": [
+                {"text": "Weather in Paris and Rome?"},
+                {"text": "Please."},
+                {"image": {"format": "jpeg", "source": {"bytes": "/9j/4AAQ"}}}
+            ]},
+            {"role": "assistant", "content": [
+                {"text": "Checking."},
+                {"toolUse": {"toolUseId": "t1", "name": "weather", "input": {"city": "Paris"}}},
+                {"toolUse": {"toolUseId": "t2", "name": "weather", "input": {}}}
+            ]},
+            {"role": "user", "content": [
+                {"toolResult": {"toolUseId": "t1", "content": [{"text": "18C"}]}},
+                {"toolResult": {"toolUseId": "t2", "content": [{"text": "24C"}]}},
+                {"text": "Thanks"}
+            ]}
+        ])
+    );
+    assert_eq!(
+        sent["inferenceConfig"],
+        json!({"maxTokens": 300, "temperature": 0.2, "topP": 0.9, "stopSequences": ["END"]})
+    );
+    assert_eq!(
+        sent["toolConfig"],
+        json!({"tools": [{"toolSpec": {"name": "weather", "description": "Get weather",
+            "inputSchema": {"json": {"type": "object", "properties": {"city": {"type": "string"}}}}}}],
+            "toolChoice": {"any": {}}})
+    );
+    assert_eq!(sent["requestMetadata"], json!({"user": "u-1"}));
+}
+
+#[test]
+fn tool_choice_variants() {
+    let tools =
+        json!([{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]);
+    let user = json!([{"role": "user", "content": "hi"}]);
+    let choice =
+        |c: Value| chat_body(json!({"messages": user, "tools": tools, "tool_choice": c})).1;
+    assert_eq!(
+        choice(json!("auto"))["toolConfig"]["toolChoice"],
+        json!({"auto": {}})
+    );
+    assert_eq!(
+        choice(json!({"type": "function", "function": {"name": "f"}}))["toolConfig"]["toolChoice"],
+        json!({"tool": {"name": "f"}})
+    );
+    assert!(
+        choice(json!("none")).get("toolConfig").is_none(),
+        "none drops the tools"
+    );
+    // With tool blocks in the conversation Bedrock needs a toolConfig, even for none, and
+    // even when the client did not resend the tools.
+    let history = json!([
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "tool_calls": [{"id": "a", "type": "function", "function": {"name": "g", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "a", "content": "ok"}
+    ]);
+    let (_, sent) = chat_body(json!({"messages": history, "tools": tools, "tool_choice": "none"}));
+    assert!(sent["toolConfig"].get("toolChoice").is_none());
+    let (_, sent) = chat_body(json!({"messages": history}));
+    assert_eq!(
+        sent["toolConfig"]["tools"],
+        json!([{"toolSpec": {"name": "g", "inputSchema": {"json": {"type": "object", "properties": {}}}}}])
+    );
+}
+
+#[test]
+fn refusals_name_the_parameter() {
+    let model = "anthropic.claude-3-5-haiku-20241022-v1:0";
+    let https = json!({"messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}]}]});
+    assert!(matches!(refused(Endpoint::ChatCompletions, https, model),
+        TranslateError::Invalid { param: "messages", message } if message.contains("data URL")));
+    let bmp = json!({"messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "data:image/bmp;base64,Qk0="}}]}]});
+    assert!(
+        refused(Endpoint::ChatCompletions, bmp, model)
+            .to_string()
+            .contains("image/bmp")
+    );
+    let n = json!({"messages": [{"role": "user", "content": "x"}], "n": 2});
+    assert!(matches!(
+        refused(Endpoint::ChatCompletions, n, model),
+        TranslateError::Invalid { param: "n", .. }
+    ));
+    let legacy = json!({"prompt": "x"});
+    assert!(matches!(
+        refused(Endpoint::Completions, legacy, model),
+        TranslateError::Invalid { param: "model", .. }
+    ));
+    let supported = dialect()
+        .dialect
+        .supported_params(Endpoint::ChatCompletions)
+        .unwrap();
+    assert!(!supported.contains(&"response_format") && !supported.contains(&"parallel_tool_calls"));
+}
+
+#[test]
+fn streams_go_to_converse_stream() {
+    let map = json!({"messages": [{"role": "user", "content": "x"}]})
+        .as_object()
+        .unwrap()
+        .clone();
+    let arn = "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-3-7-sonnet-20250219-v1:0";
+    let request = dialect()
+        .dialect
+        .request(&view(Endpoint::ChatCompletions, &map, true, arn))
+        .unwrap();
+    assert_eq!(
+        request.uri().path(),
+        "/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3Ainference-profile%2Fus.anthropic.claude-3-7-sonnet-20250219-v1%3A0/converse-stream"
+    );
+    assert_eq!(
+        request.headers()["accept"],
+        "application/vnd.amazon.eventstream"
+    );
+}
+
+fn answer(body: Value) -> Value {
+    let map = json!({"messages": []}).as_object().unwrap().clone();
+    let out = dialect()
+        .dialect
+        .response(
+            &view(Endpoint::ChatCompletions, &map, false, "m-1"),
+            Bytes::from(body.to_string()),
+        )
+        .unwrap();
+    serde_json::from_slice(&out).unwrap()
+}
+
+#[test]
+fn converse_responses_become_completions() {
+    let v = answer(json!({
+        "output": {"message": {"role": "assistant", "content": [
+            {"reasoningContent": {"reasoningText": {"text": "think", "signature": "sig"}}},
+            {"text": "Let me check."},
+            {"toolUse": {"toolUseId": "tooluse_1", "name": "weather", "input": {"city": "Paris"}}}
+        ]}},
+        "stopReason": "tool_use",
+        "usage": {"inputTokens": 10, "outputTokens": 5, "totalTokens": 45,
+                  "cacheReadInputTokens": 20, "cacheWriteInputTokens": 10},
+        "metrics": {"latencyMs": 100}
+    }));
+    assert!(v["id"].as_str().unwrap().starts_with("chatcmpl-"));
+    assert_eq!(v["model"], "m-1");
+    let m = &v["choices"][0]["message"];
+    assert_eq!(m["content"], "Let me check.");
+    assert_eq!(m["reasoning_content"], "think");
+    assert_eq!(m["tool_calls"][0]["id"], "tooluse_1");
+    assert_eq!(
+        m["tool_calls"][0]["function"]["arguments"],
+        r#"{"city":"Paris"}"#
+    );
+    assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
+    assert_eq!(v["usage"]["prompt_tokens"], 40);
+    assert_eq!(v["usage"]["completion_tokens"], 5);
+    assert_eq!(v["usage"]["total_tokens"], 45);
+    assert_eq!(v["usage"]["prompt_tokens_details"]["cached_tokens"], 20);
+    assert_eq!(
+        v["usage"]["prompt_tokens_details"]["cache_creation_tokens"],
+        10
+    );
+    for (stop, finish) in [
+        ("end_turn", "stop"),
+        ("stop_sequence", "stop"),
+        ("max_tokens", "length"),
+        ("guardrail_intervened", "content_filter"),
+        ("content_filtered", "content_filter"),
+    ] {
+        let v = answer(
+            json!({"output": {"message": {"role": "assistant", "content": [{"text": "x"}]}},
+            "stopReason": stop, "usage": {"inputTokens": 1, "outputTokens": 1}}),
+        );
+        assert_eq!(v["choices"][0]["finish_reason"], finish, "{stop}");
+    }
+    let map = Map::new();
+    assert!(
+        dialect()
+            .dialect
+            .response(
+                &view(Endpoint::ChatCompletions, &map, false, "m"),
+                Bytes::from_static(b"{\"output\":")
+            )
+            .is_err()
+    );
+}
+
+fn frame(kind: &str, payload: Value) -> Vec<u8> {
+    encode(
+        &[
+            (":event-type", 7, kind.as_bytes()),
+            (":content-type", 7, b"application/json"),
+            (":message-type", 7, b"event"),
+        ],
+        payload.to_string().as_bytes(),
+    )
+}
+
+fn run_stream(
+    frames: &[Vec<u8>],
+    include_usage: bool,
+    chunk: usize,
+) -> Result<Vec<Value>, StreamError> {
+    let body =
+        json!({"messages": [], "stream": true, "stream_options": {"include_usage": include_usage}});
+    let map = body.as_object().unwrap().clone();
+    let mut t = dialect()
+        .dialect
+        .stream(&view(Endpoint::ChatCompletions, &map, true, "m-1"));
+    let all = frames.concat();
+    let mut out = Vec::new();
+    for piece in all.chunks(chunk) {
+        if let Some(b) = t.feed(Bytes::copy_from_slice(piece))? {
+            out.extend_from_slice(&b);
+        }
+    }
+    if let Some(b) = t.finish()? {
+        out.extend_from_slice(&b);
+    }
+    let text = String::from_utf8(out).unwrap();
+    Ok(text
+        .split("\n\n")
+        .filter(|e| !e.is_empty())
+        .map(|e| {
+            let data = e.strip_prefix("data: ").unwrap();
+            if data == "[DONE]" {
+                json!("[DONE]")
+            } else {
+                serde_json::from_str(data).unwrap()
+            }
+        })
+        .collect())
+}
+
+fn tool_stream() -> Vec<Vec<u8>> {
+    vec![
+        frame("messageStart", json!({"role": "assistant", "p": "abc"})),
+        frame(
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 0, "delta": {"text": "Checking "}, "p": "ab"}),
+        ),
+        frame("contentBlockStop", json!({"contentBlockIndex": 0})),
+        frame(
+            "contentBlockStart",
+            json!({"contentBlockIndex": 1, "start": {"toolUse": {"toolUseId": "tu_1", "name": "weather"}}}),
+        ),
+        frame(
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 1, "delta": {"toolUse": {"input": "{\"city\":"}}}),
+        ),
+        frame(
+            "contentBlockStart",
+            json!({"contentBlockIndex": 2, "start": {"toolUse": {"toolUseId": "tu_2", "name": "time"}}}),
+        ),
+        frame(
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 1, "delta": {"toolUse": {"input": "\"Paris\"}"}}}),
+        ),
+        frame(
+            "contentBlockDelta",
+            json!({"contentBlockIndex": 2, "delta": {"toolUse": {"input": "{}"}}}),
+        ),
+        frame("contentBlockStop", json!({"contentBlockIndex": 1})),
+        frame("someFutureEvent", json!({"x": 1})),
+        frame("messageStop", json!({"stopReason": "tool_use"})),
+        frame(
+            "metadata",
+            json!({"usage": {"inputTokens": 7, "outputTokens": 3, "totalTokens": 10}, "metrics": {"latencyMs": 9}}),
+        ),
+    ]
+}
+
+#[test]
+fn streamed_tool_calls_arrive_whole_with_their_indexes() {
+    for chunk in [1, 5, 64, 100_000] {
+        let events = run_stream(&tool_stream(), true, chunk).unwrap();
+        assert_eq!(events.last().unwrap(), "[DONE]", "chunks of {chunk}");
+        let chunks = &events[..events.len() - 1];
+        assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+        assert!(
+            chunks
+                .iter()
+                .all(|c| c["id"] == chunks[0]["id"] && c["model"] == "m-1")
+        );
+        let mut calls: Vec<(String, String, String)> = Vec::new();
+        for c in chunks {
+            for d in c["choices"][0]["delta"]["tool_calls"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                let i = d["index"].as_u64().unwrap() as usize;
+                if calls.len() <= i {
+                    calls.push((
+                        d["id"].as_str().unwrap().into(),
+                        d["function"]["name"].as_str().unwrap().into(),
+                        String::new(),
+                    ));
+                }
+                calls[i]
+                    .2
+                    .push_str(d["function"]["arguments"].as_str().unwrap_or(""));
+            }
+        }
+        assert_eq!(
+            calls,
+            vec![
+                (
+                    "tu_1".into(),
+                    "weather".into(),
+                    r#"{"city":"Paris"}"#.into()
+                ),
+                ("tu_2".into(), "time".into(), "{}".into()),
+            ]
+        );
+        let text: String = chunks
+            .iter()
+            .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+            .collect();
+        assert_eq!(text, "Checking ");
+        let finish = chunks
+            .iter()
+            .find_map(|c| c["choices"][0]["finish_reason"].as_str());
+        assert_eq!(finish, Some("tool_calls"));
+        let usage = &chunks.last().unwrap()["usage"];
+        assert_eq!(
+            (
+                usage["prompt_tokens"].as_u64(),
+                usage["completion_tokens"].as_u64()
+            ),
+            (Some(7), Some(3))
+        );
+    }
+}
+
+#[test]
+fn stream_failures_are_errors_never_skipped() {
+    // An exception before any content: nothing has been written, so the attempt can
+    // still fall back.
+    let exception = encode(
+        &[
+            (":exception-type", 7, b"throttlingException"),
+            (":content-type", 7, b"application/json"),
+            (":message-type", 7, b"exception"),
+        ],
+        br#"{"message":"Too many requests"}"#,
+    );
+    let map = json!({"messages": []}).as_object().unwrap().clone();
+    let mut t = dialect()
+        .dialect
+        .stream(&view(Endpoint::ChatCompletions, &map, true, "m"));
+    assert_eq!(
+        t.feed(Bytes::from(frame(
+            "messageStart",
+            json!({"role": "assistant"})
+        )))
+        .unwrap(),
+        None
+    );
+    let err = t.feed(Bytes::from(exception)).unwrap_err();
+    assert_eq!(err.code, "upstream_stream_error");
+    assert!(err.message.contains("throttlingException") && err.message.contains("Too many"));
+
+    let mut bad = tool_stream();
+    let last = bad[3].len() - 1;
+    bad[3][last] ^= 0xff;
+    let err = run_stream(&bad, false, 7).unwrap_err();
+    assert_eq!(err.code, "upstream_malformed_stream");
+    assert!(err.message.contains("CRC"), "{}", err.message);
+
+    let mut cut = tool_stream();
+    cut.truncate(5);
+    assert!(
+        run_stream(&cut, false, 3)
+            .unwrap_err()
+            .message
+            .contains("messageStop")
+    );
+    let mut half = tool_stream();
+    half[11].truncate(20);
+    assert!(
+        run_stream(&half, false, 64)
+            .unwrap_err()
+            .message
+            .contains("ended inside a message")
+    );
+    let garbage = vec![
+        frame("messageStart", json!({})),
+        b"{\"not\":\"eventstream\"}".to_vec(),
+    ];
+    assert!(run_stream(&garbage, false, 64).is_err());
+    let bad_json = vec![
+        frame("messageStart", json!({})),
+        encode(
+            &[(":event-type", 7, b"contentBlockDelta")],
+            b"{\"contentBlockIndex\":",
+        ),
+    ];
+    assert!(
+        run_stream(&bad_json, false, 64)
+            .unwrap_err()
+            .message
+            .contains("contentBlockDelta payload")
+    );
+}
+
+#[test]
+fn errors_keep_their_status_in_openais_shape() {
+    for (status, kind) in [
+        (400, "invalid_request_error"),
+        (403, "permission_error"),
+        (404, "not_found_error"),
+        (408, "timeout_error"),
+        (429, "rate_limit_error"),
+        (500, "server_error"),
+        (503, "server_error"),
+    ] {
+        let (got, body) = response::error(
+            StatusCode::from_u16(status).unwrap(),
+            Bytes::from_static(br#"{"message":"nope"}"#),
+        );
+        assert_eq!(got.as_u16(), status);
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            (v["error"]["type"].as_str(), v["error"]["message"].as_str()),
+            (Some(kind), Some("nope"))
+        );
+    }
+    let (got, _) = response::error(
+        StatusCode::from_u16(424).unwrap(),
+        Bytes::from_static(b"{}"),
+    );
+    assert_eq!(got, StatusCode::BAD_GATEWAY);
+    let (_, body) = response::error(StatusCode::FORBIDDEN, Bytes::from_static(b"<html>"));
+    assert!(String::from_utf8_lossy(&body).contains("Bedrock answered 403"));
+}
+
+#[test]
+fn embeddings_for_titan_and_cohere() {
+    let titan = "amazon.titan-embed-text-v2:0";
+    let map = json!({"input": "hello", "dimensions": 256})
+        .as_object()
+        .unwrap()
+        .clone();
+    let req = dialect()
+        .dialect
+        .request(&view(Endpoint::Embeddings, &map, false, titan))
+        .unwrap();
+    assert!(
+        req.uri()
+            .path()
+            .ends_with("/model/amazon.titan-embed-text-v2%3A0/invoke")
+    );
+    let sent: Value = serde_json::from_slice(req.body()).unwrap();
+    assert_eq!(
+        sent,
+        json!({"inputText": "hello", "dimensions": 256, "normalize": true})
+    );
+    assert!(matches!(
+        refused(Endpoint::Embeddings, json!({"input": ["a", "b"]}), titan),
+        TranslateError::Invalid { param: "input", .. }
+    ));
+    assert!(
+        refused(
+            Endpoint::Embeddings,
+            json!({"input": "a"}),
+            "meta.llama3-8b-instruct-v1:0"
+        )
+        .to_string()
+        .contains("not a Bedrock embedding model")
+    );
+
+    let map = json!({"input": ["a", "b"], "encoding_format": "base64"})
+        .as_object()
+        .unwrap()
+        .clone();
+    let cohere = "cohere.embed-english-v3";
+    let req = dialect()
+        .dialect
+        .request(&view(Endpoint::Embeddings, &map, false, cohere))
+        .unwrap();
+    let sent: Value = serde_json::from_slice(req.body()).unwrap();
+    assert_eq!(
+        sent,
+        json!({"texts": ["a", "b"], "input_type": "search_document", "embedding_types": ["float"]})
+    );
+    for body in [
+        json!({"embeddings": [[1.0, 0.0], [0.0, 1.0]], "response_type": "embeddings_floats"}),
+        json!({"embeddings": {"float": [[1.0, 0.0], [0.0, 1.0]]}, "response_type": "embeddings_by_type"}),
+    ] {
+        let out = dialect()
+            .dialect
+            .response(
+                &view(Endpoint::Embeddings, &map, false, cohere),
+                Bytes::from(body.to_string()),
+            )
+            .unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["data"][1]["index"], 1);
+        // [0.0, 1.0] as little-endian f32s.
+        assert_eq!(v["data"][1]["embedding"], "AAAAAAAAgD8=");
+    }
+}

@@ -1,0 +1,393 @@
+//! Bedrock runtime wire types, as its API reference gives them: the Converse request
+//! and response, the ConverseStream event payloads, and the InvokeModel bodies of the
+//! Titan and Cohere embedding models. Content blocks are unions written as objects with
+//! exactly one member (`{"text": ...}`, `{"toolUse": {...}}`), which serde's external
+//! tagging produces.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::provider::openai;
+
+/// `POST /model/{modelId}/converse` (and `converse-stream`) body.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConverseRequest<'a> {
+    pub messages: Vec<Turn<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub system: Vec<SystemBlock<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inference_config: Option<InferenceConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_config: Option<ToolConfig<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_metadata: Option<RequestMetadata<'a>>,
+}
+
+/// One conversation turn; roles must alternate, starting with `user`.
+#[derive(Debug, Serialize)]
+pub struct Turn<'a> {
+    pub role: &'static str,
+    pub content: Vec<Block<'a>>,
+}
+
+/// A system prompt block.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SystemBlock<'a> {
+    Text(Cow<'a, str>),
+}
+
+/// A message content block.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Block<'a> {
+    Text(Cow<'a, str>),
+    Image(Image<'a>),
+    ToolUse(ToolUse<'a>),
+    ToolResult(ToolResult<'a>),
+}
+
+/// An image given as bytes (base64 in JSON).
+#[derive(Debug, Serialize)]
+pub struct Image<'a> {
+    pub format: &'static str,
+    pub source: ImageSource<'a>,
+}
+
+/// Image bytes.
+#[derive(Debug, Serialize)]
+pub struct ImageSource<'a> {
+    pub bytes: &'a str,
+}
+
+/// A tool call in an assistant turn.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolUse<'a> {
+    pub tool_use_id: Cow<'a, str>,
+    pub name: Cow<'a, str>,
+    pub input: Value,
+}
+
+/// A tool's answer in a user turn.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolResult<'a> {
+    pub tool_use_id: Cow<'a, str>,
+    pub content: Vec<ResultBlock<'a>>,
+}
+
+/// Tool result content.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ResultBlock<'a> {
+    Text(Cow<'a, str>),
+    Image(Image<'a>),
+}
+
+/// `inferenceConfig`.
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InferenceConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stop_sequences: Vec<String>,
+}
+
+impl InferenceConfig {
+    pub fn is_empty(&self) -> bool {
+        self.max_tokens.is_none()
+            && self.temperature.is_none()
+            && self.top_p.is_none()
+            && self.stop_sequences.is_empty()
+    }
+}
+
+/// `toolConfig`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolConfig<'a> {
+    pub tools: Vec<ToolEntry<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<ToolChoice<'a>>,
+}
+
+/// One tool.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolEntry<'a> {
+    pub tool_spec: ToolSpec<'a>,
+}
+
+/// A tool's name, description and input schema.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolSpec<'a> {
+    pub name: Cow<'a, str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<Cow<'a, str>>,
+    pub input_schema: InputSchema,
+}
+
+/// `inputSchema`: the JSON schema under `json`.
+#[derive(Debug, Serialize)]
+pub struct InputSchema {
+    pub json: Value,
+}
+
+/// `toolChoice`: `{"auto":{}}`, `{"any":{}}` or `{"tool":{"name":...}}`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ToolChoice<'a> {
+    Auto(Empty),
+    Any(Empty),
+    Tool { name: Cow<'a, str> },
+}
+
+/// `{}`.
+#[derive(Debug, Serialize)]
+pub struct Empty {}
+
+/// `requestMetadata`: string pairs recorded in Bedrock's invocation logs.
+#[derive(Debug, Serialize)]
+pub struct RequestMetadata<'a> {
+    pub user: Cow<'a, str>,
+}
+
+/// The Converse response.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConverseResponse {
+    pub output: Output,
+    #[serde(default)]
+    pub stop_reason: Option<String>,
+    #[serde(default)]
+    pub usage: Option<Usage>,
+}
+
+/// `output`.
+#[derive(Debug, Deserialize)]
+pub struct Output {
+    #[serde(default)]
+    pub message: Option<OutMessage>,
+}
+
+/// `output.message`.
+#[derive(Debug, Deserialize)]
+pub struct OutMessage {
+    #[serde(default)]
+    pub content: Vec<OutBlock>,
+}
+
+/// A response content block: one member set; unknown kinds leave all of these empty.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutBlock {
+    #[serde(default)]
+    pub text: Option<String>,
+    #[serde(default)]
+    pub tool_use: Option<ToolUseOut>,
+    #[serde(default)]
+    pub reasoning_content: Option<ReasoningOut>,
+}
+
+/// A tool call the model made.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolUseOut {
+    pub tool_use_id: String,
+    pub name: String,
+    #[serde(default)]
+    pub input: Value,
+}
+
+/// Reasoning content (`reasoningText`, or `redactedContent`, which is dropped).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReasoningOut {
+    #[serde(default)]
+    pub reasoning_text: Option<ReasoningText>,
+}
+
+/// Reasoning text.
+#[derive(Debug, Deserialize)]
+pub struct ReasoningText {
+    #[serde(default)]
+    pub text: String,
+}
+
+/// Token usage, in responses and in the stream's `metadata` event. `inputTokens`
+/// excludes tokens read from or written to the prompt cache.
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Usage {
+    #[serde(default)]
+    pub input_tokens: u64,
+    #[serde(default)]
+    pub output_tokens: u64,
+    #[serde(default)]
+    pub cache_read_input_tokens: Option<u64>,
+    #[serde(default)]
+    pub cache_write_input_tokens: Option<u64>,
+}
+
+impl Usage {
+    /// OpenAI's usage: prompt tokens count cached ones too.
+    pub fn to_openai(self) -> openai::Usage {
+        let read = self.cache_read_input_tokens.unwrap_or(0);
+        let written = self.cache_write_input_tokens.unwrap_or(0);
+        openai::Usage::new(
+            self.input_tokens + read + written,
+            self.output_tokens,
+            read,
+            written,
+            0,
+        )
+    }
+}
+
+/// `stopReason` → `finish_reason`.
+pub fn finish_reason(stop_reason: Option<&str>) -> &'static str {
+    match stop_reason {
+        Some("max_tokens" | "model_context_window_exceeded") => "length",
+        Some("tool_use") => "tool_calls",
+        Some("guardrail_intervened" | "content_filtered") => "content_filter",
+        _ => "stop",
+    }
+}
+
+/// `contentBlockStart`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BlockStart {
+    pub content_block_index: u32,
+    #[serde(default)]
+    pub start: StartBody,
+}
+
+/// What a block starts with; only tool use carries anything we need.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StartBody {
+    #[serde(default)]
+    pub tool_use: Option<ToolUseStart>,
+}
+
+/// A tool call's id and name.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolUseStart {
+    pub tool_use_id: String,
+    pub name: String,
+}
+
+/// `contentBlockDelta`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BlockDelta {
+    pub content_block_index: u32,
+    #[serde(default)]
+    pub delta: DeltaBody,
+}
+
+/// A delta: text, tool input JSON text, or reasoning.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeltaBody {
+    #[serde(default)]
+    pub text: Option<String>,
+    #[serde(default)]
+    pub tool_use: Option<ToolInputDelta>,
+    #[serde(default)]
+    pub reasoning_content: Option<ReasoningDelta>,
+}
+
+/// A piece of a tool call's input JSON.
+#[derive(Debug, Deserialize)]
+pub struct ToolInputDelta {
+    #[serde(default)]
+    pub input: String,
+}
+
+/// A piece of reasoning text (signatures and redacted content are dropped).
+#[derive(Debug, Deserialize)]
+pub struct ReasoningDelta {
+    #[serde(default)]
+    pub text: Option<String>,
+}
+
+/// `messageStop`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageStop {
+    #[serde(default)]
+    pub stop_reason: Option<String>,
+}
+
+/// `metadata`.
+#[derive(Debug, Deserialize)]
+pub struct Metadata {
+    #[serde(default)]
+    pub usage: Option<Usage>,
+}
+
+/// An error body or exception payload: `{"message": ...}` (some AWS front ends write
+/// `Message`).
+#[derive(Debug, Deserialize)]
+pub struct ErrorBody {
+    #[serde(default, alias = "Message")]
+    pub message: Option<String>,
+}
+
+/// Titan Text Embeddings (v1 and v2) request: one text per call.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TitanRequest<'a> {
+    pub input_text: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dimensions: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub normalize: Option<bool>,
+}
+
+/// Titan's answer.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TitanResponse {
+    pub embedding: Vec<f32>,
+    #[serde(default)]
+    pub input_text_token_count: u64,
+}
+
+/// Cohere Embed on Bedrock request.
+#[derive(Debug, Serialize)]
+pub struct CohereEmbedRequest<'a> {
+    pub texts: Vec<&'a str>,
+    pub input_type: &'a str,
+    pub embedding_types: [&'static str; 1],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_dimension: Option<u32>,
+}
+
+/// Cohere Embed on Bedrock answer: `embeddings` is a list of vectors
+/// (`embeddings_floats`) or `{"float": [...]}` (`embeddings_by_type`).
+#[derive(Debug, Deserialize)]
+pub struct CohereEmbedResponse {
+    pub embeddings: CohereEmbeddings,
+}
+
+/// The two shapes of `embeddings`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum CohereEmbeddings {
+    Floats(Vec<Vec<f32>>),
+    ByType { float: Vec<Vec<f32>> },
+}

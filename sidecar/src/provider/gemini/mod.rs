@@ -1,0 +1,284 @@
+//! Google's Gemini models behind OpenAI's chat completions and embeddings, through
+//! either API that serves them:
+//!
+//! - **Gemini API** (AI Studio, provider `gemini`):
+//!   `{base}/models/{model}:generateContent`, `:streamGenerateContent?alt=sse`,
+//!   `:embedContent`, `:batchEmbedContents`; base
+//!   `https://generativelanguage.googleapis.com/v1beta`; the key in `x-goog-api-key`.
+//! - **Vertex AI** (provider `vertex`): the same bodies at
+//!   `https://{region}-aiplatform.googleapis.com/v1/projects/{project}/locations/{region}/publishers/google/models/{model}:generateContent`
+//!   (host `aiplatform.googleapis.com` for region `global`); text embeddings through
+//!   `:predict`; a service account's OAuth 2.0 access token as `Authorization: Bearer`
+//!   (see [`google_auth`](super::google_auth)).
+//!
+//! Mapping, OpenAI → Gemini:
+//! - `system`/`developer` messages → `systemInstruction` text parts;
+//! - `user`/`assistant` → `user`/`model` turns, consecutive same-role turns merged;
+//!   `tool` messages → `functionResponse` parts (named after the call they answer,
+//!   `response` the result if it is a JSON object, else `{"result": …}`) in the user
+//!   turn after the calls, parallel results together;
+//! - assistant `tool_calls` → `functionCall` parts (arguments parsed into `args`);
+//!   assistant `reasoning_content` is dropped (Gemini wants its own signed thoughts);
+//! - `image_url` data URLs → `inlineData`; other URLs → `fileData` on Vertex (`gs://`,
+//!   http(s); the type from the extension), Files API URIs only on AI Studio;
+//! - `max_completion_tokens`/`max_tokens` → `maxOutputTokens`, `temperature`, `top_p` →
+//!   `topP`, `stop` → `stopSequences`, `n` → `candidateCount`, `seed`,
+//!   `presence_penalty`/`frequency_penalty` → `presencePenalty`/`frequencyPenalty`;
+//! - `response_format` json_object → `responseMimeType: application/json`; json_schema
+//!   → that plus `responseSchema` (see [`schema`] for the rewriting);
+//! - `tools` → `functionDeclarations` (parameters rewritten the same way), `tool_choice`
+//!   auto/none/required/named → `AUTO`/`NONE`/`ANY`/`ANY` + `allowedFunctionNames`;
+//!   `parallel_tool_calls: false` is refused (Gemini has no such switch);
+//! - `reasoning_effort` none/minimal/low/medium/high → `thinkingConfig` with a budget of
+//!   0/1024/1024/8192/24576 tokens and thought summaries included.
+//!
+//! Gemini → OpenAI: text parts → `content`, thought parts → `reasoning_content`,
+//! `functionCall` parts → `tool_calls` (ids made up, see [`response::call_id`]);
+//! `finishReason` STOP → stop (tool_calls when the turn called functions), MAX_TOKENS →
+//! length, SAFETY/RECITATION/BLOCKLIST/PROHIBITED_CONTENT/SPII/IMAGE_* →
+//! content_filter, others → stop; a blocked prompt → one empty choice with
+//! content_filter; `usageMetadata` → usage (prompt = prompt + tool-use prompt tokens,
+//! completion = candidates + thoughts, `cached_tokens` = cached content,
+//! `reasoning_tokens` = thoughts).
+
+mod request;
+mod response;
+pub mod schema;
+mod stream;
+mod wire;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HeaderMap, HeaderName};
+use http::{StatusCode, Uri};
+
+use super::google_auth::TokenSource;
+use super::{
+    CallView, Credential, Dialect, Endpoint, Prepared, ProviderContext, StreamTranslator,
+    TranslateError, UnsignedRequest, join, secret_header,
+};
+use crate::config::snapshot::DeploymentSpec;
+use request::EmbedMethod;
+
+/// The Gemini API's base URL.
+pub const AI_STUDIO_BASE_URL: &str = "https://generativelanguage.googleapis.com";
+/// The Gemini API version used when the deployment names none.
+pub const AI_STUDIO_VERSION: &str = "v1beta";
+/// The Vertex AI API version used when the deployment names none.
+pub const VERTEX_VERSION: &str = "v1";
+
+/// OpenAI chat parameters Gemini can honour.
+const CHAT_PARAMS: &[&str] = &[
+    "messages",
+    "max_tokens",
+    "max_completion_tokens",
+    "temperature",
+    "top_p",
+    "stop",
+    "n",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+    "response_format",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "stream_options",
+    "reasoning_effort",
+];
+
+/// OpenAI embeddings parameters Gemini can honour.
+const EMBEDDING_PARAMS: &[&str] = &["input", "encoding_format", "dimensions"];
+
+/// Which of Google's APIs serves the deployment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    /// The Gemini API (AI Studio), key auth.
+    AiStudio,
+    /// Vertex AI, service-account auth.
+    Vertex,
+}
+
+/// Dialect and `x-goog-api-key` credential for a Gemini API deployment.
+pub fn build_ai_studio(spec: &DeploymentSpec) -> Result<Prepared, String> {
+    let model = model_id(&spec.model)?;
+    let version = version(spec.api_version.as_deref(), AI_STUDIO_VERSION)?;
+    let base = spec.base_url.as_deref().unwrap_or(AI_STUDIO_BASE_URL);
+    let base = format!("{}/{version}/models/{model}", base.trim_end_matches('/'));
+    let key = spec
+        .api_key
+        .as_ref()
+        .ok_or("apiKey is required for gemini")?;
+    Ok(Prepared {
+        dialect: Arc::new(Gemini::new(Flavor::AiStudio, &base, "batchEmbedContents")?),
+        credential: Credential::Header(
+            HeaderName::from_static("x-goog-api-key"),
+            secret_header(key.expose())?,
+        ),
+    })
+}
+
+/// Dialect and service-account credential for a Vertex AI deployment.
+pub fn build_vertex(spec: &DeploymentSpec, ctx: &ProviderContext) -> Result<Prepared, String> {
+    let model = model_id(&spec.model)?;
+    let version = version(spec.api_version.as_deref(), VERTEX_VERSION)?;
+    // No default region: a silent default would send data somewhere nobody chose.
+    let region = spec
+        .region
+        .as_deref()
+        .ok_or("region is required for vertex (e.g. us-central1, europe-west4 or global)")?;
+    if region.is_empty()
+        || !region
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        return Err(format!("region {region:?} is not a Google Cloud location"));
+    }
+    let key_file = spec
+        .gcp_service_account
+        .as_ref()
+        .ok_or("a service-account key (serviceAccountSecretRef) is required for vertex")?;
+    let tokens: Arc<TokenSource> =
+        ctx.google_tokens
+            .get(key_file.expose(), spec.token_url.as_deref(), &ctx.http)?;
+    let project = spec
+        .project
+        .as_deref()
+        .or(tokens.project_id())
+        .ok_or("project is required for vertex: the service-account key names none")?;
+    if project.is_empty() || project.contains(['/', '?', '#']) {
+        return Err(format!(
+            "project {project:?} is not a Google Cloud project id"
+        ));
+    }
+    let host = match spec.base_url.as_deref() {
+        Some(base) => base.trim_end_matches('/').to_owned(),
+        None if region == "global" => "https://aiplatform.googleapis.com".to_owned(),
+        None => format!("https://{region}-aiplatform.googleapis.com"),
+    };
+    let base = format!(
+        "{host}/{version}/projects/{project}/locations/{region}/publishers/google/models/{model}"
+    );
+    Ok(Prepared {
+        dialect: Arc::new(Gemini::new(Flavor::Vertex, &base, "predict")?),
+        credential: Credential::Google(tokens),
+    })
+}
+
+/// The model id as it goes into the path; `models/` prefixes (as the Gemini API lists
+/// them) are accepted.
+fn model_id(model: &str) -> Result<&str, String> {
+    let model = model.strip_prefix("models/").unwrap_or(model);
+    if model.is_empty() || model.contains(['/', '?', '#', ':']) {
+        return Err(format!("model {model:?} is not a Gemini model id"));
+    }
+    Ok(model)
+}
+
+fn version<'a>(given: Option<&'a str>, default: &'a str) -> Result<&'a str, String> {
+    let version = given.unwrap_or(default);
+    if version.is_empty() || !version.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(format!(
+            "apiVersion {version:?} is not an API version such as v1"
+        ));
+    }
+    Ok(version)
+}
+
+/// The Gemini dialect, for either API.
+#[derive(Debug)]
+pub struct Gemini {
+    flavor: Flavor,
+    generate: Uri,
+    stream: Uri,
+    embed: Uri,
+    /// `batchEmbedContents` (AI Studio) or `predict` (Vertex).
+    embed_many: Uri,
+}
+
+impl Gemini {
+    fn new(flavor: Flavor, base: &str, many: &str) -> Result<Gemini, String> {
+        let at = |method: &str, query: Option<&str>| join(base, &format!(":{method}"), query);
+        Ok(Gemini {
+            flavor,
+            generate: at("generateContent", None)?,
+            stream: at("streamGenerateContent", Some("alt=sse"))?,
+            embed: at("embedContent", None)?,
+            embed_many: at(many, None)?,
+        })
+    }
+
+    /// The URL of one method, for tests and logs.
+    pub fn uri(&self, endpoint: Endpoint, stream: bool) -> &Uri {
+        match (endpoint, stream) {
+            (Endpoint::Embeddings, _) if self.flavor == Flavor::Vertex => &self.embed_many,
+            (Endpoint::Embeddings, _) => &self.embed,
+            (_, true) => &self.stream,
+            (_, false) => &self.generate,
+        }
+    }
+}
+
+impl Dialect for Gemini {
+    fn supported_params(&self, endpoint: Endpoint) -> Option<&'static [&'static str]> {
+        match endpoint {
+            Endpoint::ChatCompletions => Some(CHAT_PARAMS),
+            Endpoint::Embeddings => Some(EMBEDDING_PARAMS),
+            Endpoint::Completions => Some(&[]),
+        }
+    }
+
+    fn request(&self, call: &CallView<'_>) -> Result<UnsignedRequest, TranslateError> {
+        let (uri, body) = match call.endpoint {
+            Endpoint::ChatCompletions => {
+                let uri = if call.stream {
+                    &self.stream
+                } else {
+                    &self.generate
+                };
+                (uri, request::chat(call, self.flavor)?)
+            }
+            Endpoint::Embeddings => {
+                let (method, body) = request::embeddings(call, self.flavor)?;
+                let uri = match method {
+                    EmbedMethod::Single => &self.embed,
+                    EmbedMethod::Batch | EmbedMethod::Predict => &self.embed_many,
+                };
+                (uri, body)
+            }
+            Endpoint::Completions => {
+                return Err(TranslateError::invalid(
+                    "model",
+                    "Gemini models serve chat completions and embeddings, not /completions.",
+                ));
+            }
+        };
+        Ok(super::post_json(uri.clone(), body))
+    }
+
+    fn response(&self, call: &CallView<'_>, body: Bytes) -> Result<Bytes, TranslateError> {
+        match call.endpoint {
+            Endpoint::Embeddings => response::embeddings(call, &body),
+            _ => response::chat(call, &body),
+        }
+    }
+
+    fn is_stream(&self, headers: &HeaderMap) -> bool {
+        headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"))
+    }
+
+    fn stream(&self, call: &CallView<'_>) -> Box<dyn StreamTranslator> {
+        Box::new(stream::Translator::new(call))
+    }
+
+    fn error(&self, status: StatusCode, body: Bytes) -> (StatusCode, Bytes) {
+        response::error(status, body)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,478 @@
+//! OpenAI requests → Gemini's: chat completions → `GenerateContentRequest`, embeddings →
+//! `embedContent` / `batchEmbedContents` (AI Studio) or `predict` (Vertex AI).
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::Flavor;
+use super::schema;
+use super::wire::{
+    BatchEmbedRequest, Blob, Content, EmbedRequest, FileData, FunctionCall, FunctionCallingConfig,
+    FunctionDeclaration, FunctionResponse, GenerateRequest, GenerationConfig, PartOut,
+    PredictInstance, PredictParameters, PredictRequest, ThinkingConfig, Tool, ToolConfig,
+};
+use crate::provider::openai::{
+    self, ChatRequest, EmbeddingInput, EmbeddingsRequest, Part, ResponseFormat,
+};
+use crate::provider::{CallView, TranslateError};
+
+/// Gemini takes at most this many stop sequences.
+const MAX_STOPS: usize = 5;
+
+/// The `generateContent` body for a chat call.
+pub fn chat(call: &CallView<'_>, flavor: Flavor) -> Result<Vec<u8>, TranslateError> {
+    let req = ChatRequest::deserialize(call.body)
+        .map_err(|e| TranslateError::invalid("messages", e.to_string()))?;
+    let (system, contents) = turns(&req.messages, flavor)?;
+    if contents.is_empty() {
+        return Err(TranslateError::invalid(
+            "messages",
+            "Gemini needs at least one user or assistant message besides system messages.",
+        ));
+    }
+    let mut body = GenerateRequest {
+        contents,
+        system_instruction: (!system.is_empty()).then_some(Content {
+            role: None,
+            parts: system,
+        }),
+        tools: Vec::new(),
+        tool_config: None,
+        generation_config: generation_config(&req)?,
+    };
+    if req.parallel_tool_calls == Some(false) {
+        return Err(TranslateError::invalid(
+            "parallel_tool_calls",
+            "Gemini cannot be told to call at most one function at a time.",
+        ));
+    }
+    let mut declarations = Vec::new();
+    for tool in req.tools.iter().flatten() {
+        if tool.kind != "function" {
+            return Err(TranslateError::invalid(
+                "tools",
+                format!(
+                    "tool type {:?} is not supported; use function tools.",
+                    tool.kind
+                ),
+            ));
+        }
+        declarations.push(FunctionDeclaration {
+            name: tool.function.name.clone(),
+            description: tool.function.description.clone(),
+            parameters: tool.function.parameters.as_ref().and_then(schema::convert),
+        });
+    }
+    if !declarations.is_empty() {
+        body.tools.push(Tool {
+            function_declarations: declarations,
+        });
+        body.tool_config = tool_config(req.tool_choice.as_ref())?;
+    }
+    serde_json::to_vec(&body).map_err(|e| TranslateError::invalid("messages", e.to_string()))
+}
+
+/// `tool_choice` → `functionCallingConfig`: auto → AUTO, none → NONE, required → ANY,
+/// a named function → ANY limited to it.
+fn tool_config<'a>(
+    choice: Option<&openai::ToolChoice<'a>>,
+) -> Result<Option<ToolConfig<'a>>, TranslateError> {
+    let config = match choice {
+        None => return Ok(None),
+        Some(openai::ToolChoice::Mode(mode)) => FunctionCallingConfig {
+            mode: match mode.as_ref() {
+                "auto" => "AUTO",
+                "none" => "NONE",
+                "required" => "ANY",
+                other => {
+                    return Err(TranslateError::invalid(
+                        "tool_choice",
+                        format!("unknown mode {other:?}"),
+                    ));
+                }
+            },
+            allowed_function_names: Vec::new(),
+        },
+        Some(openai::ToolChoice::Named { function }) => FunctionCallingConfig {
+            mode: "ANY",
+            allowed_function_names: vec![function.name.clone()],
+        },
+    };
+    Ok(Some(ToolConfig {
+        function_calling_config: config,
+    }))
+}
+
+fn generation_config(req: &ChatRequest<'_>) -> Result<GenerationConfig, TranslateError> {
+    let stops = req
+        .stop
+        .as_ref()
+        .map(openai::Stop::to_vec)
+        .unwrap_or_default();
+    if stops.len() > MAX_STOPS {
+        return Err(TranslateError::invalid(
+            "stop",
+            format!("Gemini takes at most {MAX_STOPS} stop sequences."),
+        ));
+    }
+    let mut config = GenerationConfig {
+        stop_sequences: stops,
+        max_output_tokens: req.output_limit(),
+        temperature: req.temperature,
+        top_p: req.top_p,
+        seed: req.seed,
+        presence_penalty: req.presence_penalty,
+        frequency_penalty: req.frequency_penalty,
+        candidate_count: req.n.filter(|&n| n != 1),
+        ..GenerationConfig::default()
+    };
+    match &req.response_format {
+        None | Some(ResponseFormat::Text) => {}
+        Some(ResponseFormat::JsonObject) => config.response_mime_type = Some("application/json"),
+        Some(ResponseFormat::JsonSchema { json_schema }) => {
+            config.response_mime_type = Some("application/json");
+            config.response_schema = json_schema.schema.as_ref().and_then(schema::convert);
+        }
+    }
+    if let Some(effort) = &req.reasoning_effort {
+        // Budgets in tokens; thought summaries come back as reasoning_content.
+        let budget = match effort.as_ref() {
+            "none" => 0,
+            "minimal" | "low" => 1024,
+            "medium" => 8192,
+            "high" => 24576,
+            other => {
+                return Err(TranslateError::invalid(
+                    "reasoning_effort",
+                    format!("unknown effort {other:?}"),
+                ));
+            }
+        };
+        config.thinking_config = Some(ThinkingConfig {
+            include_thoughts: budget > 0,
+            thinking_budget: budget,
+        });
+    }
+    Ok(config)
+}
+
+/// Splits the conversation into the system instruction and `user`/`model` turns,
+/// merging consecutive turns of one role (tool results join the user turn that
+/// answers the model's calls, as Gemini requires).
+fn turns<'a>(
+    messages: &'a [openai::Message<'a>],
+    flavor: Flavor,
+) -> Result<(Vec<PartOut<'a>>, Vec<Content<'a>>), TranslateError> {
+    let mut system = Vec::new();
+    let mut contents: Vec<Content<'a>> = Vec::new();
+    // Tool call id → function name: tool messages name only the id, Gemini wants the
+    // name. Later calls with the same id shadow earlier ones.
+    let mut called: HashMap<&'a str, &'a str> = HashMap::new();
+    for message in messages {
+        let (role, parts) = match message.role.as_ref() {
+            "system" | "developer" => {
+                if let Some(content) = &message.content {
+                    text_parts(content, &mut system)?;
+                }
+                continue;
+            }
+            "user" => {
+                let mut parts = Vec::new();
+                if let Some(content) = &message.content {
+                    user_parts(content, flavor, &mut parts)?;
+                }
+                ("user", parts)
+            }
+            "assistant" => {
+                let mut parts = Vec::new();
+                if let Some(content) = &message.content {
+                    text_parts(content, &mut parts)?;
+                }
+                for call in message.tool_calls.iter().flatten() {
+                    called.insert(call.id.as_ref(), call.function.name.as_ref());
+                    parts.push(PartOut::FunctionCall(FunctionCall {
+                        name: call.function.name.clone(),
+                        args: arguments(&call.id, &call.function.arguments)?,
+                    }));
+                }
+                ("model", parts)
+            }
+            "tool" => {
+                let id = message.tool_call_id.as_deref().ok_or_else(|| {
+                    TranslateError::invalid("messages", "a tool message needs tool_call_id.")
+                })?;
+                let name = called.get(id).copied().ok_or_else(|| {
+                    TranslateError::invalid(
+                        "messages",
+                        format!(
+                            "tool message for {id:?} answers no tool call of an earlier assistant message."
+                        ),
+                    )
+                })?;
+                let text = message
+                    .content
+                    .as_ref()
+                    .map(openai::Content::text)
+                    .unwrap_or_default();
+                (
+                    "user",
+                    vec![PartOut::FunctionResponse(FunctionResponse {
+                        name: Cow::Borrowed(name),
+                        response: tool_response(&text),
+                    })],
+                )
+            }
+            other => {
+                return Err(TranslateError::invalid(
+                    "messages",
+                    format!("unknown role {other:?}."),
+                ));
+            }
+        };
+        if parts.is_empty() {
+            continue;
+        }
+        match contents.last_mut() {
+            Some(last) if last.role == Some(role) => last.parts.extend(parts),
+            _ => contents.push(Content {
+                role: Some(role),
+                parts,
+            }),
+        }
+    }
+    Ok((system, contents))
+}
+
+/// A tool call's arguments as the JSON object Gemini's `args` must be.
+fn arguments(id: &str, arguments: &str) -> Result<Value, TranslateError> {
+    if arguments.trim().is_empty() {
+        return Ok(json!({}));
+    }
+    match serde_json::from_str::<Value>(arguments) {
+        Ok(Value::Object(args)) => Ok(Value::Object(args)),
+        _ => Err(TranslateError::invalid(
+            "messages",
+            format!("tool call {id:?} has arguments that are not a JSON object."),
+        )),
+    }
+}
+
+/// A tool result as `functionResponse.response`, which must be a JSON object: an
+/// object result is sent as it is, anything else as `{"result": value}` (text that is
+/// not JSON as a string).
+fn tool_response(text: &str) -> Value {
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(object)) => Value::Object(object),
+        Ok(other) => json!({ "result": other }),
+        Err(_) => json!({ "result": text }),
+    }
+}
+
+/// Text-only content (system and assistant messages).
+fn text_parts<'a>(
+    content: &'a openai::Content<'a>,
+    out: &mut Vec<PartOut<'a>>,
+) -> Result<(), TranslateError> {
+    match content {
+        openai::Content::Text(text) => push_text(out, text),
+        openai::Content::Parts(parts) => {
+            for part in parts {
+                match part {
+                    Part::Text { text } => push_text(out, text),
+                    _ => {
+                        return Err(TranslateError::invalid(
+                            "messages",
+                            "only text parts are allowed in system and assistant messages.",
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// User content: text and images.
+fn user_parts<'a>(
+    content: &'a openai::Content<'a>,
+    flavor: Flavor,
+    out: &mut Vec<PartOut<'a>>,
+) -> Result<(), TranslateError> {
+    match content {
+        openai::Content::Text(text) => push_text(out, text),
+        openai::Content::Parts(parts) => {
+            for part in parts {
+                match part {
+                    Part::Text { text } => push_text(out, text),
+                    Part::ImageUrl { image_url } => out.push(image(&image_url.url, flavor)?),
+                    Part::Other => {
+                        return Err(TranslateError::invalid(
+                            "messages",
+                            "Gemini accepts text and image_url content parts only.",
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Gemini refuses empty text parts.
+fn push_text<'a>(out: &mut Vec<PartOut<'a>>, text: &'a str) {
+    if !text.is_empty() {
+        out.push(PartOut::Text(Cow::Borrowed(text)));
+    }
+}
+
+/// An image: data URLs inline; on Vertex, `gs://` and http(s) URLs as `fileData` (which
+/// Vertex fetches itself); on AI Studio only Files API URIs, since the Gemini API does
+/// not fetch arbitrary URLs and the sidecar will not fetch them for it.
+fn image(url: &str, flavor: Flavor) -> Result<PartOut<'_>, TranslateError> {
+    if let Some(data) = openai::parse_data_url(url) {
+        return Ok(PartOut::InlineData(Blob {
+            mime_type: data.media_type,
+            data: data.data,
+        }));
+    }
+    let fetchable = match flavor {
+        Flavor::Vertex => {
+            url.starts_with("gs://") || url.starts_with("https://") || url.starts_with("http://")
+        }
+        Flavor::AiStudio => url.starts_with("https://generativelanguage.googleapis.com/"),
+    };
+    if !fetchable {
+        let message = match flavor {
+            Flavor::AiStudio => {
+                "the Gemini API takes images as base64 data URLs (or Files API URIs), not other URLs."
+            }
+            Flavor::Vertex => "image_url must be a base64 data URL, a gs:// URI or an http(s) URL.",
+        };
+        return Err(TranslateError::invalid("messages", message));
+    }
+    let mime_type = mime_of(url).ok_or_else(|| {
+        TranslateError::invalid(
+            "messages",
+            format!(
+                "cannot tell the image type of {url:?}; use a data URL or a URL ending in .png, .jpg, .jpeg, .gif, .webp, .heic, .heif or .pdf."
+            ),
+        )
+    });
+    let mime_type = match (flavor, mime_type) {
+        (_, Ok(m)) => m,
+        // Files API URIs carry no extension; Google knows the file's type.
+        (Flavor::AiStudio, Err(_)) => "application/octet-stream",
+        (Flavor::Vertex, Err(e)) => return Err(e),
+    };
+    Ok(PartOut::FileData(FileData {
+        mime_type,
+        file_uri: url,
+    }))
+}
+
+fn mime_of(url: &str) -> Option<&'static str> {
+    let path = url.split(['?', '#']).next().unwrap_or(url);
+    let ext = path.rsplit_once('.')?.1.to_ascii_lowercase();
+    Some(match ext.as_str() {
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "heic" => "image/heic",
+        "heif" => "image/heif",
+        "pdf" => "application/pdf",
+        _ => return None,
+    })
+}
+
+/// Which embeddings method a call needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EmbedMethod {
+    /// AI Studio `embedContent`.
+    Single,
+    /// AI Studio `batchEmbedContents`.
+    Batch,
+    /// Vertex `predict`.
+    Predict,
+}
+
+/// The embeddings body and the method it goes to.
+pub fn embeddings(
+    call: &CallView<'_>,
+    flavor: Flavor,
+) -> Result<(EmbedMethod, Vec<u8>), TranslateError> {
+    let req = EmbeddingsRequest::deserialize(call.body)
+        .map_err(|e| TranslateError::invalid("input", e.to_string()))?;
+    let inputs: Vec<&str> = match &req.input {
+        EmbeddingInput::One(text) => vec![text.as_ref()],
+        EmbeddingInput::Many(texts) => texts.iter().map(Cow::as_ref).collect(),
+        EmbeddingInput::Tokens(_) => {
+            return Err(TranslateError::invalid(
+                "input",
+                "Gemini embeds text; token arrays are not supported.",
+            ));
+        }
+    };
+    if inputs.is_empty() || inputs.iter().any(|t| t.is_empty()) {
+        return Err(TranslateError::invalid(
+            "input",
+            "every input must be a non-empty string.",
+        ));
+    }
+    match flavor {
+        Flavor::Vertex => {
+            // Documented: gemini-embedding models take one instance per request.
+            if call.model.starts_with("gemini-embedding") && inputs.len() > 1 {
+                return Err(TranslateError::invalid(
+                    "input",
+                    format!(
+                        "{} on Vertex AI embeds one input per request; send inputs one at a time.",
+                        call.model
+                    ),
+                ));
+            }
+            let body = PredictRequest {
+                instances: inputs
+                    .iter()
+                    .map(|content| PredictInstance { content })
+                    .collect(),
+                parameters: req.dimensions.map(|d| PredictParameters {
+                    output_dimensionality: d,
+                }),
+            };
+            Ok((EmbedMethod::Predict, encode(&body)?))
+        }
+        Flavor::AiStudio => {
+            if let [text] = inputs.as_slice() {
+                let body = embed_request(None, text, req.dimensions);
+                return Ok((EmbedMethod::Single, encode(&body)?));
+            }
+            let model = format!("models/{}", call.model);
+            let body = BatchEmbedRequest {
+                requests: inputs
+                    .iter()
+                    .map(|text| embed_request(Some(&model), text, req.dimensions))
+                    .collect(),
+            };
+            Ok((EmbedMethod::Batch, encode(&body)?))
+        }
+    }
+}
+
+fn embed_request<'a>(model: Option<&'a str>, text: &'a str, dims: Option<u32>) -> EmbedRequest<'a> {
+    EmbedRequest {
+        model,
+        content: Content {
+            role: None,
+            parts: vec![PartOut::Text(Cow::Borrowed(text))],
+        },
+        output_dimensionality: dims,
+    }
+}
+
+fn encode(body: &impl serde::Serialize) -> Result<Vec<u8>, TranslateError> {
+    serde_json::to_vec(body).map_err(|e| TranslateError::invalid("input", e.to_string()))
+}

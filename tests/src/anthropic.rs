@@ -1,0 +1,422 @@
+//! A mock of Anthropic's Messages API (`POST /v1/messages`), in its exact wire format:
+//! message objects, the streaming event sequence, and error bodies. It checks what a
+//! real server checks first (the `x-api-key` and `anthropic-version` headers, a JSON body
+//! with `model`, `max_tokens` and `messages`, roles and block types) and answers by model
+//! name:
+//!
+//! - `claude-tools`: two parallel `tool_use` calls, `get_weather` for Paris and Rome;
+//! - `claude-max`: stops with `max_tokens`; `claude-stop`: with `stop_sequence`;
+//! - `claude-thinking`: a thinking block, then text;
+//! - `claude-error-NNN`: that status with Anthropic's error type for it (`retry-after`
+//!   on 429; 529 is `overloaded_error`);
+//! - `claude-malformed`: a 200 with broken JSON (or a broken event stream);
+//! - `claude-cut`: a stream cut after its first text delta;
+//! - anything else: text echoing the last user message.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use crate::openai::Recorded;
+use crate::server::{MockResponse, MockServer};
+
+/// The API key the mock accepts.
+pub const API_KEY: &str = "sk-ant-mock";
+
+/// A running mock Anthropic API.
+pub struct MockAnthropic {
+    server: MockServer,
+}
+
+impl MockAnthropic {
+    /// Starts the mock on an ephemeral loopback port.
+    pub async fn start() -> MockAnthropic {
+        MockAnthropic {
+            server: MockServer::start(Arc::new(answer)).await,
+        }
+    }
+
+    /// The base URL to configure (`/v1/messages` is appended by clients).
+    pub fn base_url(&self) -> String {
+        self.server.url()
+    }
+
+    /// Queues a scripted response.
+    pub fn enqueue(&self, response: MockResponse) {
+        self.server.enqueue(response);
+    }
+
+    /// Every request received.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.server.requests()
+    }
+
+    /// The JSON bodies received.
+    pub fn bodies(&self) -> Vec<Value> {
+        self.requests().iter().map(Recorded::json).collect()
+    }
+}
+
+/// An Anthropic error response.
+pub fn error(status: u16, kind: &str, message: &str) -> MockResponse {
+    MockResponse::json(
+        status,
+        &json!({"type": "error", "error": {"type": kind, "message": message}, "request_id": "req_mock"}),
+    )
+}
+
+fn error_for_status(status: u16) -> MockResponse {
+    let kind = match status {
+        400 => "invalid_request_error",
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        529 => "overloaded_error",
+        _ => "api_error",
+    };
+    let response = error(status, kind, &format!("mock {kind}"));
+    if status == 429 {
+        response.with_header("retry-after", "1")
+    } else {
+        response
+    }
+}
+
+/// A whole `message` object.
+pub fn message(
+    model: &str,
+    content: Value,
+    stop_reason: &str,
+    input_tokens: u64,
+    output_tokens: u64,
+) -> Value {
+    json!({
+        "id": "msg_mock01",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": stop_reason,
+        "stop_sequence": if stop_reason == "stop_sequence" { json!("END") } else { Value::Null },
+        "usage": {
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0
+        }
+    })
+}
+
+/// Renders `(event, data)` pairs as an SSE body, one frame per event.
+pub fn sse(events: &[(&str, Value)]) -> Vec<Bytes> {
+    events
+        .iter()
+        .map(|(name, data)| Bytes::from(format!("event: {name}\ndata: {data}\n\n")))
+        .collect()
+}
+
+/// The event sequence Anthropic streams for `content` (text, thinking and tool_use
+/// blocks), splitting text and tool input into several deltas.
+pub fn stream_events(
+    model: &str,
+    content: &Value,
+    stop_reason: &str,
+    input_tokens: u64,
+    output_tokens: u64,
+) -> Vec<(&'static str, Value)> {
+    let mut events = vec![
+        (
+            "message_start",
+            json!({"type": "message_start", "message": {
+            "id": "msg_mock01", "type": "message", "role": "assistant", "content": [], "model": model,
+            "stop_reason": null, "stop_sequence": null,
+            "usage": {"input_tokens": input_tokens, "output_tokens": 1, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}}),
+        ),
+        ("ping", json!({"type": "ping"})),
+    ];
+    for (index, block) in content.as_array().into_iter().flatten().enumerate() {
+        match block["type"].as_str() {
+            Some("text") => {
+                events.push(("content_block_start", json!({"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}})));
+                for piece in split(block["text"].as_str().unwrap_or("")) {
+                    events.push(("content_block_delta", json!({"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": piece}})));
+                }
+            }
+            Some("thinking") => {
+                events.push(("content_block_start", json!({"type": "content_block_start", "index": index, "content_block": {"type": "thinking", "thinking": ""}})));
+                for piece in split(block["thinking"].as_str().unwrap_or("")) {
+                    events.push(("content_block_delta", json!({"type": "content_block_delta", "index": index, "delta": {"type": "thinking_delta", "thinking": piece}})));
+                }
+                events.push(("content_block_delta", json!({"type": "content_block_delta", "index": index, "delta": {"type": "signature_delta", "signature": "sig-mock"}})));
+            }
+            Some("tool_use") => {
+                events.push((
+                    "content_block_start",
+                    json!({"type": "content_block_start", "index": index, "content_block": {
+                    "type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}}),
+                ));
+                let input = block["input"].to_string();
+                let (a, b) = input.split_at(input.len() / 2);
+                for piece in ["", a, b] {
+                    events.push(("content_block_delta", json!({"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": piece}})));
+                }
+            }
+            _ => {}
+        }
+        events.push((
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": index}),
+        ));
+    }
+    events.push(("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": null}, "usage": {"output_tokens": output_tokens}})));
+    events.push(("message_stop", json!({"type": "message_stop"})));
+    events
+}
+
+/// Splits text into word-sized pieces that concatenate back to it.
+fn split(text: &str) -> Vec<String> {
+    let mut pieces = Vec::new();
+    let mut current = String::new();
+    for c in text.chars() {
+        current.push(c);
+        if c == ' ' {
+            pieces.push(std::mem::take(&mut current));
+        }
+    }
+    if !current.is_empty() {
+        pieces.push(current);
+    }
+    pieces
+}
+
+/// What a real server checks before answering.
+fn validate(req: &Recorded) -> Result<Value, MockResponse> {
+    if req.method != http::Method::POST || req.path.split('?').next() != Some("/v1/messages") {
+        return Err(error(
+            404,
+            "not_found_error",
+            &format!("Not Found: {} {}", req.method, req.path),
+        ));
+    }
+    if req.headers.get("x-api-key").and_then(|v| v.to_str().ok()) != Some(API_KEY) {
+        return Err(error(401, "authentication_error", "invalid x-api-key"));
+    }
+    if req.headers.get("anthropic-version").is_none() {
+        return Err(error(
+            400,
+            "invalid_request_error",
+            "anthropic-version: header is required",
+        ));
+    }
+    let body: Value = serde_json::from_slice(&req.body).map_err(|_| {
+        error(
+            400,
+            "invalid_request_error",
+            "There was an issue with the JSON body.",
+        )
+    })?;
+    if !body["model"].is_string() {
+        return Err(error(400, "invalid_request_error", "model: Field required"));
+    }
+    if !body["max_tokens"].is_u64() {
+        return Err(error(
+            400,
+            "invalid_request_error",
+            "max_tokens: Field required",
+        ));
+    }
+    let Some(messages) = body["messages"].as_array() else {
+        return Err(error(
+            400,
+            "invalid_request_error",
+            "messages: Field required",
+        ));
+    };
+    for (i, m) in messages.iter().enumerate() {
+        if !matches!(m["role"].as_str(), Some("user" | "assistant")) {
+            return Err(error(
+                400,
+                "invalid_request_error",
+                &format!("messages.{i}.role: Input should be 'user' or 'assistant'"),
+            ));
+        }
+        for block in m["content"].as_array().into_iter().flatten() {
+            let ok = match block["type"].as_str() {
+                Some("text") => block["text"].as_str().is_some_and(|t| !t.is_empty()),
+                Some("image") => matches!(block["source"]["type"].as_str(), Some("base64" | "url")),
+                Some("tool_use") => block["input"].is_object() && block["id"].is_string(),
+                Some("tool_result") => block["tool_use_id"].is_string(),
+                _ => false,
+            };
+            if !ok {
+                return Err(error(
+                    400,
+                    "invalid_request_error",
+                    &format!("messages.{i}.content: invalid block {block}"),
+                ));
+            }
+        }
+    }
+    Ok(body)
+}
+
+fn answer(req: &Recorded) -> MockResponse {
+    let body = match validate(req) {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let model = body["model"].as_str().unwrap_or_default().to_owned();
+    let stream = body["stream"].as_bool() == Some(true);
+    if let Some(status) = model
+        .strip_prefix("claude-error-")
+        .and_then(|s| s.parse().ok())
+    {
+        return error_for_status(status);
+    }
+    if model == "claude-malformed" {
+        return if stream {
+            MockResponse::raw(200, "text/event-stream", vec![Bytes::from_static(b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\"\n\n")])
+        } else {
+            MockResponse::raw(
+                200,
+                "application/json",
+                vec![Bytes::from_static(b"{\"id\": \"msg_")],
+            )
+        };
+    }
+    let input_tokens = (req.body.len() as u64).div_ceil(4);
+    let (content, stop_reason) = match model.as_str() {
+        "claude-tools" => (
+            json!([
+                {"type": "text", "text": "Let me check both cities."},
+                {"type": "tool_use", "id": "toolu_paris", "name": "get_weather", "input": {"city": "Paris"}},
+                {"type": "tool_use", "id": "toolu_rome", "name": "get_weather", "input": {"city": "Rome"}}
+            ]),
+            "tool_use",
+        ),
+        "claude-max" => (
+            json!([{"type": "text", "text": "This answer was cut"}]),
+            "max_tokens",
+        ),
+        "claude-stop" => (
+            json!([{"type": "text", "text": "Stopped before the"}]),
+            "stop_sequence",
+        ),
+        "claude-thinking" => (
+            json!([{"type": "thinking", "thinking": "The user greets me.", "signature": "sig"}, {"type": "text", "text": "Hello!"}]),
+            "end_turn",
+        ),
+        _ => (
+            json!([{"type": "text", "text": format!("Hello! You said: {}", last_user_text(&body))}]),
+            "end_turn",
+        ),
+    };
+    let output_tokens = content.to_string().len() as u64 / 4 + 1;
+    if stream {
+        let frames = sse(&stream_events(
+            &model,
+            &content,
+            stop_reason,
+            input_tokens,
+            output_tokens,
+        ));
+        let response = MockResponse::raw(200, "text/event-stream; charset=utf-8", frames);
+        return if model == "claude-cut" {
+            response.cut_after(4)
+        } else {
+            response
+        };
+    }
+    MockResponse::json(
+        200,
+        &message(&model, content, stop_reason, input_tokens, output_tokens),
+    )
+}
+
+fn last_user_text(body: &Value) -> String {
+    body["messages"]
+        .as_array()
+        .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
+        .map(|m| match &m["content"] {
+            Value::String(s) => s.clone(),
+            Value::Array(blocks) => blocks
+                .iter()
+                .filter_map(|b| b["text"].as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+            _ => String::new(),
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recorded(headers: &[(&str, &str)], body: Value) -> Recorded {
+        let mut map = http::HeaderMap::new();
+        for (k, v) in headers {
+            map.insert(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        Recorded {
+            method: http::Method::POST,
+            path: "/v1/messages".into(),
+            headers: map,
+            body: Bytes::from(body.to_string()),
+        }
+    }
+
+    const GOOD: &[(&str, &str)] = &[("x-api-key", API_KEY), ("anthropic-version", "2023-06-01")];
+
+    #[test]
+    fn checks_headers_and_required_fields() {
+        let body = json!({"model": "claude", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]});
+        assert_eq!(answer(&recorded(&[], body.clone())).status, 401);
+        assert_eq!(
+            answer(&recorded(&[("x-api-key", API_KEY)], body.clone())).status,
+            400
+        );
+        assert_eq!(answer(&recorded(GOOD, body.clone())).status, 200);
+        let no_max = json!({"model": "claude", "messages": []});
+        assert_eq!(answer(&recorded(GOOD, no_max)).status, 400);
+        let bad_role = json!({"model": "claude", "max_tokens": 5, "messages": [{"role": "system", "content": "x"}]});
+        assert_eq!(answer(&recorded(GOOD, bad_role)).status, 400);
+        let empty_text = json!({"model": "claude", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "text", "text": ""}]}]});
+        assert_eq!(answer(&recorded(GOOD, empty_text)).status, 400);
+    }
+
+    #[test]
+    fn streams_the_documented_event_sequence() {
+        let body = json!({"model": "claude-tools", "max_tokens": 5, "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+        let response = answer(&recorded(GOOD, body));
+        let text: String = response
+            .chunks
+            .iter()
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect();
+        let names: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("event: "))
+            .collect();
+        assert_eq!(names.first(), Some(&"message_start"));
+        assert_eq!(names.last(), Some(&"message_stop"));
+        assert!(names.contains(&"content_block_start") && names.contains(&"message_delta"));
+        assert!(text.contains("input_json_delta"));
+    }
+
+    #[test]
+    fn errors_use_anthropics_shape() {
+        let body = json!({"model": "claude-error-529", "max_tokens": 5, "messages": []});
+        let response = answer(&recorded(GOOD, body));
+        assert_eq!(response.status, 529);
+        let v: Value = serde_json::from_slice(&response.chunks[0]).unwrap();
+        assert_eq!(v["type"], "error");
+        assert_eq!(v["error"]["type"], "overloaded_error");
+    }
+}

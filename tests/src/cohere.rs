@@ -1,0 +1,639 @@
+//! A scriptable, in-process mock of Cohere's v2 API (`https://api.cohere.com`):
+//! `POST /v2/chat` (JSON, or server-sent events with `"stream": true`) and
+//! `POST /v2/embed`, with errors in Cohere's shape, `{"id": ..., "message": ...}`.
+//! Requests need `Authorization: Bearer <key>` with the mock's key ([`API_KEY`] by
+//! default): none is a 401 "no api key supplied", a wrong one "invalid api token".
+//!
+//! Script it like the other mocks (queue [`Reply`]s, inspect
+//! [`MockCohere::requests`]); with [`Reply::ok`] in effect, model names script
+//! behaviour (the answers themselves are described in `chat`):
+//!
+//! | model contains | answer |
+//! |---|---|
+//! | `mock-tool-call` / `mock-parallel-tools` | a tool plan, then one / every tool called |
+//! | `mock-cache` | usage with `cached_tokens` |
+//! | `mock-error-<status>` | that status with a message Cohere sends for it (400, 401, 402, 404, 429, 499, 500, 503) |
+//! | `mock-context-length` | 400 "too many tokens: ..." |
+//! | `mock-slow-<ms>` | waits before answering |
+//! | `mock-malformed` | 200 with truncated JSON (chat) |
+//! | `mock-stream-malformed` | the third event's data is not JSON |
+//! | `mock-stream-cut` | three events, then the connection drops |
+//! | `mock-stream-error` | the stream ends with `finish_reason: "ERROR"` |
+//! | `mock-stream-citations` | citation events Cohere sends for documents |
+
+mod chat;
+mod embed;
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
+use http::{Method, Response, StatusCode};
+use serde_json::{Value, json};
+
+use crate::http_mock::{
+    Body, Server, drip, header_pair, lock, response, serve, status_code, to_bytes, whole,
+};
+use crate::openai::Recorded;
+
+/// The API key the mock accepts by default.
+pub const API_KEY: &str = "co-mock-api-key-0000000000000000000000";
+
+const JSON: &str = "application/json";
+const EVENT_STREAM: &str = "text/event-stream";
+
+/// How to run a [`MockCohere`].
+#[derive(Clone, Debug)]
+pub struct CohereConfig {
+    /// Where to listen; port 0 picks a free one.
+    pub listen: SocketAddr,
+    /// Keep every request for [`MockCohere::requests`].
+    pub record_requests: bool,
+    /// The only bearer token accepted.
+    pub api_key: String,
+}
+
+impl Default for CohereConfig {
+    fn default() -> Self {
+        CohereConfig {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            record_requests: true,
+            api_key: API_KEY.into(),
+        }
+    }
+}
+
+/// A running mock Cohere. Dropping it stops the server and cuts every connection.
+pub struct MockCohere {
+    server: Server,
+    shared: Arc<Shared>,
+}
+
+/// What the mock answers to one (authenticated) request. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Reply(Arc<Spec>);
+
+#[derive(Clone, Debug)]
+struct Spec {
+    kind: Kind,
+    status: Option<StatusCode>,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    delay: Duration,
+    chunk_delay: Duration,
+    disconnect_after: Option<usize>,
+}
+
+#[derive(Clone, Debug)]
+enum Kind {
+    Ok,
+    Json(StatusCode, Bytes),
+    Events(Vec<Bytes>),
+    Hang,
+}
+
+impl Reply {
+    fn new(kind: Kind) -> Reply {
+        Reply(Arc::new(Spec {
+            kind,
+            status: None,
+            headers: Vec::new(),
+            delay: Duration::ZERO,
+            chunk_delay: Duration::ZERO,
+            disconnect_after: None,
+        }))
+    }
+
+    fn map(mut self, f: impl FnOnce(&mut Spec)) -> Reply {
+        f(Arc::make_mut(&mut self.0));
+        self
+    }
+
+    /// What a healthy Cohere answers, honouring the `mock-*` model names.
+    pub fn ok() -> Reply {
+        Reply::new(Kind::Ok)
+    }
+
+    /// `body` as JSON with `status`.
+    pub fn json(status: u16, body: Value) -> Reply {
+        Reply::new(Kind::Json(status_code(status), to_bytes(&body)))
+    }
+
+    /// Cohere's error shape, `{"id": ..., "message": message}`, with `status`.
+    pub fn error(status: u16, message: &str) -> Reply {
+        Reply::new(Kind::Json(
+            status_code(status),
+            error_body("mock-error", message),
+        ))
+    }
+
+    /// A 200 `text/event-stream` of these events, each framed as Cohere does
+    /// (`event: <type>` then `data: <json>`) and sent as its own body frame.
+    pub fn events(events: &[Value]) -> Reply {
+        Reply::new(Kind::Events(events.iter().map(chat::sse).collect()))
+    }
+
+    /// A 200 `text/event-stream` of raw bytes, one body frame each.
+    pub fn raw_events(frames: Vec<Bytes>) -> Reply {
+        Reply::new(Kind::Events(frames))
+    }
+
+    /// 200 with a JSON content type and a truncated JSON body.
+    pub fn malformed() -> Reply {
+        Reply::new(Kind::Json(
+            StatusCode::OK,
+            Bytes::from_static(br#"{"id": "c14c80c3", "finish_reason": "COMP"#),
+        ))
+    }
+
+    /// Reads the request and never answers, until the server is dropped.
+    pub fn hang() -> Reply {
+        Reply::new(Kind::Hang)
+    }
+
+    /// Overrides the status code.
+    pub fn with_status(self, status: u16) -> Reply {
+        let status = status_code(status);
+        self.map(|s| s.status = Some(status))
+    }
+
+    /// Adds a response header; the first of a name replaces the mock's own.
+    ///
+    /// # Panics
+    ///
+    /// If `name` or `value` is not a valid header name or value.
+    pub fn with_header(self, name: &str, value: &str) -> Reply {
+        let pair = header_pair(name, value);
+        self.map(|s| s.headers.push(pair))
+    }
+
+    /// Waits `d` before sending the response headers.
+    pub fn with_delay(self, d: Duration) -> Reply {
+        self.map(|s| s.delay = d)
+    }
+
+    /// Waits `d` before each body frame.
+    pub fn with_chunk_delay(self, d: Duration) -> Reply {
+        self.map(|s| s.chunk_delay = d)
+    }
+
+    /// Sends the first `frames` body frames, then cuts the connection.
+    pub fn disconnect_after(self, frames: usize) -> Reply {
+        self.map(|s| s.disconnect_after = Some(frames))
+    }
+}
+
+fn error_body(id: &str, message: &str) -> Bytes {
+    to_bytes(&json!({ "id": id, "message": message }))
+}
+
+struct Shared {
+    script: Mutex<Script>,
+    requests: Mutex<Vec<Recorded>>,
+    count: AtomicUsize,
+    next_id: AtomicU64,
+    config: CohereConfig,
+}
+
+struct Script {
+    queue: VecDeque<Reply>,
+    default: Reply,
+}
+
+impl Shared {
+    fn next_reply(&self) -> Reply {
+        let mut script = lock(&self.script);
+        script
+            .queue
+            .pop_front()
+            .unwrap_or_else(|| script.default.clone())
+    }
+
+    fn id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Cohere's ids are UUIDs; these look like them and count up.
+    fn uuid(&self) -> String {
+        format!("c0e1e2e3-0000-4000-8000-{:012x}", self.id())
+    }
+}
+
+impl MockCohere {
+    /// Starts a mock on an ephemeral port of 127.0.0.1 with [`API_KEY`].
+    ///
+    /// # Panics
+    ///
+    /// If no port can be bound, or outside a Tokio runtime.
+    pub async fn start() -> MockCohere {
+        match MockCohere::start_with(CohereConfig::default()).await {
+            Ok(mock) => mock,
+            Err(e) => panic!("mock Cohere: cannot bind 127.0.0.1:0: {e}"),
+        }
+    }
+
+    /// Starts a mock as `config` says.
+    pub async fn start_with(config: CohereConfig) -> io::Result<MockCohere> {
+        let listen = config.listen;
+        let shared = Arc::new(Shared {
+            script: Mutex::new(Script {
+                queue: VecDeque::new(),
+                default: Reply::ok(),
+            }),
+            requests: Mutex::new(Vec::new()),
+            count: AtomicUsize::new(0),
+            next_id: AtomicU64::new(1),
+            config,
+        });
+        let handler_shared = Arc::clone(&shared);
+        let server = serve(listen, move |req| {
+            let shared = Arc::clone(&handler_shared);
+            async move { answer(&shared, req).await }
+        })
+        .await?;
+        Ok(MockCohere { server, shared })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.server.addr
+    }
+
+    /// `http://127.0.0.1:PORT`, what stands in for `https://api.cohere.com`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.server.addr)
+    }
+
+    /// The accepted API key.
+    pub fn api_key(&self) -> &str {
+        &self.shared.config.api_key
+    }
+
+    /// Queues `reply` for a future authenticated request.
+    pub fn enqueue(&self, reply: Reply) {
+        lock(&self.shared.script).queue.push_back(reply);
+    }
+
+    /// What requests get once the queue is empty; initially [`Reply::ok`].
+    pub fn set_default(&self, reply: Reply) {
+        lock(&self.shared.script).default = reply;
+    }
+
+    /// Every request received so far, in arrival order, refused ones included.
+    pub fn requests(&self) -> Vec<Recorded> {
+        lock(&self.shared.requests).clone()
+    }
+
+    /// How many requests have been received.
+    pub fn request_count(&self) -> usize {
+        self.shared.count.load(Ordering::SeqCst)
+    }
+}
+
+/// A reply worked out for one request, before the script's modifiers.
+struct Resolved {
+    status: StatusCode,
+    content_type: &'static str,
+    frames: Vec<Bytes>,
+    whole: bool,
+    cut_after: Option<usize>,
+    delay: Duration,
+}
+
+impl Resolved {
+    fn json(status: StatusCode, body: Bytes) -> Resolved {
+        Resolved {
+            status,
+            content_type: JSON,
+            frames: vec![body],
+            whole: true,
+            cut_after: None,
+            delay: Duration::ZERO,
+        }
+    }
+
+    fn error(shared: &Shared, status: u16, message: &str) -> Resolved {
+        Resolved::json(status_code(status), error_body(&shared.uuid(), message))
+    }
+
+    fn events(frames: Vec<Bytes>) -> Resolved {
+        Resolved {
+            status: StatusCode::OK,
+            content_type: EVENT_STREAM,
+            frames,
+            whole: false,
+            cut_after: None,
+            delay: Duration::ZERO,
+        }
+    }
+}
+
+async fn answer(shared: &Shared, req: Recorded) -> Response<Body> {
+    shared.count.fetch_add(1, Ordering::SeqCst);
+    if shared.config.record_requests {
+        lock(&shared.requests).push(req.clone());
+    }
+    let auth = req
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let refused = match auth.as_deref().and_then(|a| a.strip_prefix("Bearer ")) {
+        None => Some("no api key supplied"),
+        Some(key) if key != shared.config.api_key => Some("invalid api token"),
+        Some(_) => None,
+    };
+    if let Some(message) = refused {
+        let body = error_body(&shared.uuid(), message);
+        return response(StatusCode::UNAUTHORIZED, JSON, &[], whole(body));
+    }
+    let reply = shared.next_reply();
+    let spec = &*reply.0;
+    let resolved = match &spec.kind {
+        Kind::Hang => return std::future::pending().await,
+        Kind::Json(status, body) => Resolved::json(*status, body.clone()),
+        Kind::Events(frames) => Resolved::events(frames.clone()),
+        Kind::Ok => healthy(shared, &req),
+    };
+    let delay = spec.delay + resolved.delay;
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let status = spec.status.unwrap_or(resolved.status);
+    let cut_after = spec.disconnect_after.or(resolved.cut_after);
+    let body = if resolved.whole && spec.chunk_delay.is_zero() && cut_after.is_none() {
+        whole(resolved.frames.concat().into())
+    } else {
+        drip(resolved.frames, spec.chunk_delay, cut_after)
+    };
+    let mut headers = vec![header_pair("x-request-id", &shared.uuid())];
+    headers.extend(spec.headers.iter().cloned());
+    response(status, resolved.content_type, &headers, body)
+}
+
+/// What Cohere says for each status the mock can be asked for by name.
+fn status_message(status: u16, model: &str) -> String {
+    match status {
+        400 => "invalid request: message must be at least 1 token long or tool results must be specified.".into(),
+        401 => "invalid api token".into(),
+        402 => "Please add or update your payment method at https://dashboard.cohere.com/billing?tab=payment to continue".into(),
+        404 => format!("model '{model}' not found, make sure the correct model ID was used and that you have access to the model."),
+        429 => "You are using a Trial key, which is limited to 20 API calls / minute. You can continue to use the Trial key for free or upgrade to a Production key with higher rate limits at 'https://dashboard.cohere.com/api-keys'. Contact us on 'https://discord.gg/XW44jPfYJu' or email us at support@cohere.com with any questions".into(),
+        499 => "request cancelled".into(),
+        503 => "service unavailable".into(),
+        _ => "internal server error, this has been reported to our developers".into(),
+    }
+}
+
+fn healthy(shared: &Shared, req: &Recorded) -> Resolved {
+    let path = req.path.split('?').next().unwrap_or("");
+    let chat = req.method == Method::POST && path == "/v2/chat";
+    let embed = req.method == Method::POST && path == "/v2/embed";
+    if !chat && !embed {
+        return Resolved::error(shared, 404, &format!("{} {path} not found", req.method));
+    }
+    let Ok(body) = serde_json::from_slice::<Value>(&req.body) else {
+        return Resolved::error(shared, 400, "invalid request: invalid json");
+    };
+    let model = body["model"].as_str().unwrap_or("").to_owned();
+    if let Some(status) = model
+        .split("mock-error-")
+        .nth(1)
+        .and_then(|s| s.get(..3))
+        .and_then(|s| s.parse::<u16>().ok())
+    {
+        return Resolved::error(shared, status, &status_message(status, &model));
+    }
+    if model.contains("mock-context-length") {
+        return Resolved::error(
+            shared,
+            400,
+            "too many tokens: total number of tokens in the prompt cannot exceed 128000 - \
+             received 128412. Try using a shorter prompt, or enabling prompt truncating.",
+        );
+    }
+    let delay = model
+        .split("mock-slow-")
+        .nth(1)
+        .and_then(|ms| ms.parse().ok())
+        .map_or(Duration::ZERO, Duration::from_millis);
+    let mut resolved = if embed {
+        match embed::answer(&body, &shared.uuid()) {
+            Ok(bytes) => Resolved::json(StatusCode::OK, bytes),
+            Err(r) => Resolved::error(shared, r.status, &r.message),
+        }
+    } else if model.contains("mock-malformed") && body["stream"] != true {
+        let Kind::Json(status, bytes) = &Reply::malformed().0.kind else {
+            unreachable!("malformed() is JSON");
+        };
+        Resolved::json(*status, bytes.clone())
+    } else {
+        let mut next = || shared.id();
+        match chat::answer(&body, &mut next) {
+            Err(r) => Resolved::error(shared, r.status, &r.message),
+            Ok(a) => {
+                let id = shared.uuid();
+                if body["stream"] == true {
+                    stream(&model, &id, &a)
+                } else {
+                    Resolved::json(StatusCode::OK, chat::to_json(&id, &a))
+                }
+            }
+        }
+    };
+    resolved.delay = delay;
+    resolved
+}
+
+fn stream(model: &str, id: &str, answer: &chat::Answer) -> Resolved {
+    let mut answer = answer.clone();
+    if model.contains("mock-stream-error") {
+        answer.finish_reason = "ERROR";
+    }
+    let mut events = chat::to_events(id, &answer);
+    if model.contains("mock-stream-citations") {
+        let at = events.len() - 1;
+        events.insert(
+            at,
+            json!({"type": "citation-start", "index": 0, "delta": {"message": {"citations": {
+                "start": 0, "end": 4, "text": "mock", "sources": [], "type": "TEXT_CONTENT"
+            }}}}),
+        );
+        events.insert(at + 1, json!({"type": "citation-end", "index": 0}));
+    }
+    let mut frames: Vec<Bytes> = events.iter().map(chat::sse).collect();
+    let mut resolved = Resolved::events(Vec::new());
+    if model.contains("mock-stream-malformed") {
+        frames[2] = Bytes::from_static(
+            b"event: content-delta\ndata: {\"type\":\"content-delta\",\"index\":0,\"delta\":\n\n",
+        );
+    } else if model.contains("mock-stream-cut") {
+        resolved.cut_after = Some(3);
+    }
+    resolved.frames = frames;
+    resolved
+}
+
+// Test code may panic on broken expectations; that is how it reports them.
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::client::legacy::Client;
+    use hyper_util::client::legacy::connect::HttpConnector;
+    use hyper_util::rt::TokioExecutor;
+
+    fn client() -> Client<HttpConnector, Full<Bytes>> {
+        Client::builder(TokioExecutor::new()).build_http()
+    }
+
+    async fn post(
+        mock: &MockCohere,
+        path: &str,
+        key: Option<&str>,
+        body: &Value,
+    ) -> (StatusCode, http::HeaderMap, Result<Bytes, hyper::Error>) {
+        let mut builder =
+            http::Request::post(format!("{}{path}", mock.base_url())).header("content-type", JSON);
+        if let Some(key) = key {
+            builder = builder.header("authorization", format!("Bearer {key}"));
+        }
+        let response = client()
+            .request(
+                builder
+                    .body(Full::new(Bytes::from(body.to_string())))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let (parts, body) = response.into_parts();
+        let bytes = body.collect().await.map(|c| c.to_bytes());
+        (parts.status, parts.headers, bytes)
+    }
+
+    fn json_of(bytes: &Result<Bytes, hyper::Error>) -> Value {
+        serde_json::from_slice(bytes.as_ref().unwrap()).unwrap_or(Value::Null)
+    }
+
+    fn sse_data(bytes: &[u8]) -> Vec<Value> {
+        std::str::from_utf8(bytes)
+            .unwrap()
+            .split("\n\n")
+            .filter(|e| !e.is_empty())
+            .map(|e| {
+                let mut lines = e.lines();
+                let event = lines.next().unwrap().strip_prefix("event: ").unwrap();
+                let data: Value =
+                    serde_json::from_str(lines.next().unwrap().strip_prefix("data: ").unwrap())
+                        .unwrap();
+                assert_eq!(data["type"], event);
+                data
+            })
+            .collect()
+    }
+
+    fn hello(model: &str) -> Value {
+        json!({"model": model, "messages": [{"role": "user", "content": "hello there"}]})
+    }
+
+    #[tokio::test]
+    async fn chat_needs_the_api_key() {
+        let mock = MockCohere::start().await;
+        let (status, _, body) = post(&mock, "/v2/chat", None, &hello("command-r")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(json_of(&body)["message"], "no api key supplied");
+        let (status, _, body) = post(&mock, "/v2/chat", Some("nope"), &hello("command-r")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(json_of(&body)["message"], "invalid api token");
+        assert!(json_of(&body)["id"].is_string());
+        let (status, headers, body) =
+            post(&mock, "/v2/chat", Some(API_KEY), &hello("command-r")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(headers.contains_key("x-request-id"));
+        let v = json_of(&body);
+        assert_eq!(
+            v["message"]["content"][0]["text"],
+            "mock reply to: hello there"
+        );
+        assert_eq!(v["finish_reason"], "COMPLETE");
+        assert_eq!(v["usage"]["billed_units"]["output_tokens"], 5);
+    }
+
+    #[tokio::test]
+    async fn chat_streams_sse_events() {
+        let mock = MockCohere::start().await;
+        let mut body = hello("command-a-03-2025");
+        body["stream"] = json!(true);
+        let (status, headers, bytes) = post(&mock, "/v2/chat", Some(API_KEY), &body).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers["content-type"], EVENT_STREAM);
+        let events = sse_data(&bytes.unwrap());
+        let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+        assert_eq!(kinds[0], "message-start");
+        assert_eq!(kinds[1], "content-start");
+        assert_eq!(kinds[kinds.len() - 2..], ["content-end", "message-end"]);
+        let text: String = events
+            .iter()
+            .filter_map(|e| e["delta"]["message"]["content"]["text"].as_str())
+            .collect();
+        assert_eq!(text, "mock reply to: hello there");
+    }
+
+    #[tokio::test]
+    async fn model_names_script_errors_and_broken_streams() {
+        let mock = MockCohere::start().await;
+        for status in [400u16, 401, 402, 404, 429, 499, 500, 503] {
+            let (got, _, body) = post(
+                &mock,
+                "/v2/chat",
+                Some(API_KEY),
+                &hello(&format!("mock-error-{status}")),
+            )
+            .await;
+            assert_eq!(got.as_u16(), status);
+            assert!(json_of(&body)["message"].is_string());
+        }
+        let (status, _, body) = post(
+            &mock,
+            "/v2/chat",
+            Some(API_KEY),
+            &hello("mock-context-length"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            json_of(&body)["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("too many tokens")
+        );
+        let (status, _, body) =
+            post(&mock, "/v2/chat", Some(API_KEY), &hello("mock-malformed")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(json_of(&body).is_null());
+        let mut cut = hello("mock-stream-cut");
+        cut["stream"] = json!(true);
+        let (_, _, bytes) = post(&mock, "/v2/chat", Some(API_KEY), &cut).await;
+        assert!(bytes.is_err());
+    }
+
+    #[tokio::test]
+    async fn embed_v2() {
+        let mock = MockCohere::start().await;
+        let (status, _, body) = post(
+            &mock,
+            "/v2/embed",
+            Some(API_KEY),
+            &json!({"model": "embed-english-v3.0", "texts": ["hi"], "input_type": "search_query", "embedding_types": ["float"]}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let v = json_of(&body);
+        assert_eq!(v["embeddings"]["float"][0].as_array().unwrap().len(), 1024);
+        assert_eq!(v["meta"]["billed_units"]["input_tokens"], 1);
+    }
+}

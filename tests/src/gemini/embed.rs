@@ -1,0 +1,92 @@
+//! Embedding answers: AI Studio's `embedContent` and `batchEmbedContents`, and Vertex
+//! AI's `predict` for text embedding models.
+
+use serde_json::{Value, json};
+
+use super::wire::embedding_of;
+
+/// Vector width when the request names no `outputDimensionality`: small, so replies
+/// stay cheap, but a real vector.
+pub(crate) const DEFAULT_DIM: usize = 8;
+
+fn dim(requested: Option<&Value>) -> usize {
+    requested
+        .and_then(Value::as_u64)
+        .map_or(DEFAULT_DIM, |d| d.clamp(1, 3072) as usize)
+}
+
+/// The text of an embed request's `content`: its text parts, space-joined.
+fn content_text(request: &Value) -> String {
+    request
+        .pointer("/content/parts")
+        .and_then(Value::as_array)
+        .map(|parts| {
+            parts
+                .iter()
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
+}
+
+fn output_dimensionality(request: &Value) -> Option<&Value> {
+    request
+        .get("outputDimensionality")
+        .or_else(|| request.get("output_dimensionality"))
+}
+
+/// `embedContent`: `{"embedding": {"values": [...]}}`.
+pub(crate) fn single(request: &Value) -> Value {
+    let values = embedding_of(&content_text(request), dim(output_dimensionality(request)));
+    json!({ "embedding": { "values": values } })
+}
+
+/// `batchEmbedContents`: `{"embeddings": [{"values": [...]}, ...]}`, in request order.
+pub(crate) fn batch(body: &Value) -> Value {
+    let embeddings: Vec<Value> = body
+        .get("requests")
+        .and_then(Value::as_array)
+        .map(|requests| {
+            requests
+                .iter()
+                .map(|r| json!({ "values": embedding_of(&content_text(r), dim(output_dimensionality(r))) }))
+                .collect()
+        })
+        .unwrap_or_default();
+    json!({ "embeddings": embeddings })
+}
+
+/// Vertex `predict`: one prediction per instance. The statistics keys are snake_case
+/// on the wire (`token_count`), although the REST reference spells them in camelCase.
+pub(crate) fn predict(body: &Value) -> Value {
+    let d = dim(body.pointer("/parameters/outputDimensionality"));
+    let mut characters = 0;
+    let predictions: Vec<Value> = body
+        .get("instances")
+        .and_then(Value::as_array)
+        .map(|instances| {
+            instances
+                .iter()
+                .map(|instance| {
+                    let text = instance
+                        .get("content")
+                        .and_then(Value::as_str)
+                        .unwrap_or("");
+                    characters += text.chars().filter(|c| !c.is_whitespace()).count();
+                    let tokens = text.split_whitespace().count().max(1);
+                    json!({
+                        "embeddings": {
+                            "statistics": { "truncated": false, "token_count": tokens },
+                            "values": embedding_of(text, d),
+                        }
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    json!({
+        "predictions": predictions,
+        "metadata": { "billableCharacterCount": characters },
+    })
+}

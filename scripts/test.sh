@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs every llmesh test on a fresh machine: installs what the tests need (cargo-nextest
-# if missing, a Python venv with the official OpenAI SDK and pytest), checks formatting
-# and lints, then runs the whole workspace's tests.
+# Runs every llmesh test on a fresh machine: installs what the tests need (a Python venv
+# with the official OpenAI SDK and pytest, the test Kubernetes API server built from
+# Debian's packages), checks formatting and lints, then runs the whole workspace's tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +14,17 @@ fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/sdk/requirements.txt
 export LLMESH_PYTHON="$PWD/.venv/bin/python"
 export LLMESH_REQUIRE_SDK=1
+
+step "Kubernetes API server for integration tests (tests/apiserver, docs/testing.md)"
+# Exit code 4: this machine cannot have it (not Linux x86-64, or no Debian mirror and
+# nothing cached); the tests that need it then skip, loudly. Any other failure fails.
+harness_status=0
+tests/apiserver/harness.sh install || harness_status=$?
+case $harness_status in
+  0) export LLMESH_REQUIRE_APISERVER=1 ;;
+  4) printf '!! The test API server cannot be installed here: its tests will be SKIPPED.\n' >&2 ;;
+  *) exit "$harness_status" ;;
+esac
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -1,7 +1,10 @@
 //! Test support shared by llmesh's crates: mock upstream providers speaking each
-//! provider's exact wire format.
+//! provider's exact wire format and, with the `apiserver` feature, a real Kubernetes
+//! API server.
 
 pub mod anthropic;
+#[cfg(feature = "apiserver")]
+pub mod apiserver;
 pub mod bedrock;
 pub mod cohere;
 pub mod gemini;

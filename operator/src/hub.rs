@@ -48,13 +48,13 @@ struct Namespace {
 }
 
 impl Hub {
-    /// Starts the four reflectors and the recompile loop.
-    pub fn start(client: Client, metrics: Metrics) -> Arc<Hub> {
+    /// Starts the four reflectors (over one namespace, or all) and the recompile loop.
+    pub fn start(client: Client, namespace: Option<&str>, metrics: Metrics) -> Arc<Hub> {
         let (dirty_tx, dirty_rx) = mpsc::unbounded_channel();
-        let models = reflect::<LlmModel>(Api::all(client.clone()), dirty_tx.clone());
-        let keys = reflect::<VirtualKey>(Api::all(client.clone()), dirty_tx.clone());
-        let budgets = reflect::<Budget>(Api::all(client.clone()), dirty_tx.clone());
-        let secrets = reflect::<Secret>(Api::all(client), dirty_tx);
+        let models = reflect::<LlmModel>(scoped(&client, namespace), dirty_tx.clone());
+        let keys = reflect::<VirtualKey>(scoped(&client, namespace), dirty_tx.clone());
+        let budgets = reflect::<Budget>(scoped(&client, namespace), dirty_tx.clone());
+        let secrets = reflect::<Secret>(scoped(&client, namespace), dirty_tx);
         let hub = Arc::new(Hub {
             models,
             keys,
@@ -230,6 +230,17 @@ where
         }
     });
     reader
+}
+
+/// An API over one namespace, or all of them.
+pub fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -121,6 +121,9 @@ async fn main() -> ExitCode {
     let settings = Settings {
         instance: std::env::var("POD_NAME").ok(),
         admin_addr: args.admin,
+        namespace: std::env::var("LLMESH_WATCH_NAMESPACE")
+            .ok()
+            .filter(|n| !n.is_empty()),
     };
     let shutdown = async { llmesh_sidecar::shutdown_signal().await };
     let shared_shutdown = futures_util::FutureExt::shared(Box::pin(shutdown));

@@ -15,7 +15,7 @@ use kube::{Api, Client};
 use llmesh_crds::{Budget, LlmModel, VirtualKey};
 
 use crate::controllers::{self, Context};
-use crate::hub::Hub;
+use crate::hub::{Hub, scoped};
 use crate::metrics::Metrics;
 
 /// Why the operator could not start.
@@ -41,6 +41,8 @@ pub struct Settings {
     pub instance: Option<String>,
     /// Admin server (metrics, probes).
     pub admin_addr: SocketAddr,
+    /// Watch this namespace only (a namespace-scoped install); all when unset.
+    pub namespace: Option<String>,
 }
 
 /// Checks that each CRD is served.
@@ -83,7 +85,8 @@ pub async fn start(
 ) -> Result<Operator, StartError> {
     check_crds(&client).await?;
     let metrics = Metrics::new()?;
-    let hub = Hub::start(client.clone(), metrics.clone());
+    let ns = settings.namespace.as_deref();
+    let hub = Hub::start(client.clone(), ns, metrics.clone());
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -93,10 +96,7 @@ pub async fn start(
     );
     let ctx = Arc::new(Context::new(client.clone(), hub.clone(), metrics, recorder));
 
-    let models = Controller::new(
-        Api::<LlmModel>::all(client.clone()),
-        watcher::Config::default(),
-    );
+    let models = Controller::new(scoped::<LlmModel>(&client, ns), watcher::Config::default());
     tokio::spawn(
         models
             .reconcile_all_on(problem_changes(&hub))
@@ -111,11 +111,11 @@ pub async fn start(
             .for_each(|_| async {}),
     );
     let keys = Controller::new(
-        Api::<VirtualKey>::all(client.clone()),
+        scoped::<VirtualKey>(&client, ns),
         watcher::Config::default(),
     )
     .owns(
-        Api::<Secret>::all(client.clone()),
+        scoped::<Secret>(&client, ns),
         watcher::Config::default().labels("app.kubernetes.io/managed-by=llmesh"),
     );
     tokio::spawn(
@@ -130,10 +130,7 @@ pub async fn start(
             )
             .for_each(|_| async {}),
     );
-    let budgets = Controller::new(
-        Api::<Budget>::all(client.clone()),
-        watcher::Config::default(),
-    );
+    let budgets = Controller::new(scoped::<Budget>(&client, ns), watcher::Config::default());
     tokio::spawn(
         budgets
             .reconcile_all_on(problem_changes(&hub))

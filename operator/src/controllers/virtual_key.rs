@@ -13,7 +13,7 @@ use std::time::Duration;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{Patch, PatchParams};
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 use llmesh_crds::VirtualKey;
@@ -120,16 +120,26 @@ pub async fn reconcile(vk: Arc<VirtualKey>, ctx: Arc<Context>) -> Result<Action>
             type_: Some("Opaque".into()),
             ..Secret::default()
         };
-        let mut patch = serde_json::to_value(&desired).map_err(Error::Serialize)?;
-        patch["apiVersion"] = json!("v1");
-        patch["kind"] = json!("Secret");
-        let written = secrets
-            .patch(
-                &secret_name,
-                &PatchParams::apply(MANAGER).force(),
-                &Patch::Apply(&patch),
-            )
-            .await?;
+        // Create, or replace at the resourceVersion we read: with two replicas (or a
+        // user) racing, exactly one key wins and the loser re-reads it next time.
+        let written = match &secret {
+            None => secrets.create(&PostParams::default(), &desired).await,
+            Some(existing) => {
+                let mut updated = desired;
+                updated.metadata.resource_version = existing.metadata.resource_version.clone();
+                secrets
+                    .replace(&secret_name, &PostParams::default(), &updated)
+                    .await
+            }
+        };
+        let written = match written {
+            Ok(written) => written,
+            Err(kube::Error::Api(e)) if e.code == 409 => {
+                ctx.succeeded(NAME, vk.as_ref(), started);
+                return Ok(Action::requeue(Duration::from_millis(200)));
+            }
+            Err(e) => return Err(Error::Kube(e)),
+        };
         tracing::info!(namespace = %ns, key = %name, secret = %secret_name, "virtual key generated");
         secret = Some(written);
     }

@@ -1,0 +1,423 @@
+//! The operator against the real API server from `tests/apiserver`: controllers' status
+//! and conditions, key Secrets (ownership, rotation, garbage collection), the budget
+//! ledger, config push to a sidecar client authenticated by TokenReview (edits and Secret
+//! rotation reaching it), and two replicas running together without double work.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::events::v1::Event;
+use kube::Api;
+use kube::api::{ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use llmesh_crds::budget::BudgetStatus;
+use llmesh_crds::llm_model::{ModelDeployment, Provider};
+use llmesh_crds::shared::SecretKeyRef;
+use llmesh_crds::{Budget, LlmModel, VirtualKey};
+use llmesh_operator::push::{Push, TlsSource, TokenReviewer, serve, tls_config};
+use llmesh_operator::run::{Settings, start};
+use llmesh_sidecar::config::operator::{OperatorSource, stream_once};
+use llmesh_tests::apiserver::{TestEnv, apply_crds};
+use tokio::sync::watch;
+
+async fn env(name: &str) -> Option<TestEnv> {
+    let env = TestEnv::new(name).await?;
+    apply_crds(&env.client, &llmesh_crds::crds()).await;
+    Some(env)
+}
+
+/// Creates `obj` in the test's namespace (fixtures come with their own).
+async fn create<K>(env: &TestEnv, mut obj: K) -> K
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    obj.meta_mut().namespace = Some(env.namespace.clone());
+    env.api::<K>()
+        .create(&PostParams::default(), &obj)
+        .await
+        .unwrap()
+}
+
+/// An operator watching the test's namespace only, so parallel tests' operators do not
+/// act on each other's objects.
+async fn operator(env: &TestEnv) -> llmesh_operator::run::Operator {
+    let settings = Settings {
+        instance: Some("test".into()),
+        admin_addr: "127.0.0.1:0".parse().unwrap(),
+        namespace: Some(env.namespace.clone()),
+    };
+    start(env.client.clone(), &settings, std::future::pending::<()>())
+        .await
+        .unwrap()
+}
+
+/// Polls `check` until it returns `Some`, for up to 20 s.
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    for _ in 0..200 {
+        if let Some(v) = check().await {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn ready(
+    conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+) -> Option<(String, String, String)> {
+    conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+fn secret(name: &str, key: &str, value: &str) -> Secret {
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..ObjectMeta::default()
+        },
+        data: Some([(key.to_owned(), ByteString(value.as_bytes().to_vec()))].into()),
+        ..Secret::default()
+    }
+}
+
+fn openai_model(name: &str, secret_name: &str) -> LlmModel {
+    let mut d = ModelDeployment::new("openai", Provider::Openai, "gpt-4o-mini");
+    d.api_key_secret_ref = Some(SecretKeyRef::new(secret_name, "apiKey"));
+    LlmModel::test(name).with_deployments([d])
+}
+
+#[tokio::test]
+async fn model_status_follows_secrets_and_fallbacks() {
+    let Some(env) = env("op-models").await else {
+        return;
+    };
+    let _op = operator(&env).await;
+    let models: Api<LlmModel> = env.api();
+    create(&env, LlmModel::test("demo")).await;
+    create(&env, openai_model("needs-key", "openai")).await;
+    create(&env, LlmModel::test("lonely").with_fallbacks(["nowhere"])).await;
+
+    let status = |name: &'static str| {
+        let models = models.clone();
+        async move {
+            models
+                .get(name)
+                .await
+                .ok()
+                .and_then(|m| m.status)
+                .and_then(|s| ready(&s.conditions).map(|r| (r, s.observed_generation, s.summary)))
+        }
+    };
+    let ((ok, reason, _), generation, summary) = eventually("demo Ready", || status("demo")).await;
+    assert_eq!((ok.as_str(), reason.as_str()), ("True", "Compiled"));
+    assert_eq!(generation, Some(1));
+    assert_eq!(summary.as_deref(), Some("1 deployment (weighted-shuffle)"));
+    let ((ok, reason, message), _, _) =
+        eventually("needs-key status", || status("needs-key")).await;
+    assert_eq!(
+        (ok.as_str(), reason.as_str()),
+        ("False", "SecretNotFound"),
+        "{message}"
+    );
+    assert!(message.contains("apiKeySecretRef"), "{message}");
+    let ((ok, _, message), _, _) = eventually("lonely status", || status("lonely")).await;
+    assert_eq!(ok, "True");
+    assert!(
+        message.contains("nowhere"),
+        "a fallback to a missing model is reported: {message}"
+    );
+
+    // The Secret appears: the model becomes Ready without being touched.
+    create(&env, secret("openai", "apiKey", "sk-test")).await;
+    eventually("needs-key Ready", || async {
+        status("needs-key")
+            .await
+            .filter(|((ok, _, _), _, _)| ok == "True")
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn virtual_keys_get_owned_secrets_rotation_and_gc() {
+    let Some(env) = env("op-keys").await else {
+        return;
+    };
+    let _op = operator(&env).await;
+    let keys: Api<VirtualKey> = env.api();
+    let secrets: Api<Secret> = env.api();
+    create(&env, VirtualKey::test("team-a")).await;
+    let (hash, prefix) = eventually("key status", || async {
+        let s = keys.get("team-a").await.ok()?.status?;
+        Some((s.key_hash?, s.key_prefix?))
+    })
+    .await;
+    let secret = secrets.get("team-a-key").await.unwrap();
+    let key = String::from_utf8(secret.data.unwrap()["key"].0.clone()).unwrap();
+    assert!(key.starts_with("sk-llmesh-") && key.len() > 40);
+    assert!(key.starts_with(&prefix));
+    assert_eq!(hash, llmesh_operator::controllers::virtual_key::hash(&key));
+    let owner = &secret.metadata.owner_references.unwrap()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str(), owner.controller),
+        ("VirtualKey", "team-a", Some(true))
+    );
+
+    // Reconciling again never changes the key; the rotate annotation does.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        keys.get("team-a")
+            .await
+            .unwrap()
+            .status
+            .unwrap()
+            .key_hash
+            .unwrap(),
+        hash
+    );
+    let rotate =
+        serde_json::json!({"metadata": {"annotations": {"llmesh.io/rotate": "2026-11-22"}}});
+    keys.patch("team-a", &PatchParams::default(), &Patch::Merge(&rotate))
+        .await
+        .unwrap();
+    let rotated = eventually("rotation", || async {
+        let h = keys.get("team-a").await.ok()?.status?.key_hash?;
+        (h != hash).then_some(h)
+    })
+    .await;
+    assert_ne!(rotated, hash);
+
+    // Deleting the key deletes its Secret.
+    keys.delete("team-a", &Default::default()).await.unwrap();
+    eventually("secret collected", || async {
+        secrets
+            .get_opt("team-a-key")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+}
+
+/// Writes spend as usage intake would: a resourceVersion-checked status replace, retried
+/// on conflict.
+async fn spend(budgets: &Api<Budget>, name: &str, micros: i64) {
+    for _ in 0..50 {
+        let mut current = budgets.get(name).await.unwrap();
+        let Some(status) = current.status.as_mut().filter(|s| s.period_start.is_some()) else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        status.spent_micros = micros;
+        match budgets
+            .replace_status(name, &PostParams::default(), &current)
+            .await
+        {
+            Ok(_) => return,
+            Err(kube::Error::Api(e)) if e.code == 409 => continue,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    panic!("could not write spend");
+}
+
+#[tokio::test]
+async fn budget_ledger_alerts_and_one_reset_with_two_replicas() {
+    let Some(env) = env("op-budget").await else {
+        return;
+    };
+    // Two replicas at once: writes are resourceVersion-checked, so each change is made once.
+    let _a = operator(&env).await;
+    let _b = operator(&env).await;
+    let budgets: Api<Budget> = env.api();
+    create(&env, Budget::test("monthly", "10.00", ["team-a"])).await;
+    let mut short = Budget::test("short", "10.00", ["team-a"]);
+    short.spec.period = llmesh_crds::shared::PeriodSpec::new("3s");
+    create(&env, short).await;
+    let first: BudgetStatus = eventually("budget status", || async {
+        budgets
+            .get("monthly")
+            .await
+            .ok()?
+            .status
+            .filter(|s| s.period_start.is_some())
+    })
+    .await;
+    assert_eq!(first.remaining.as_deref(), Some("$10.000000"));
+    assert!(first.reset_at.is_some());
+
+    // Usage intake writes spend; the ledger follows and the 80% alert fires once.
+    spend(&budgets, "monthly", 8_500_000).await;
+    let status = eventually("ledger", || async {
+        budgets
+            .get("monthly")
+            .await
+            .ok()?
+            .status
+            .filter(|s| s.remaining_micros == 1_500_000)
+    })
+    .await;
+    assert_eq!(status.spent.as_deref(), Some("$8.500000"));
+    assert!(!status.exhausted);
+    assert_eq!(status.alerted_thresholds, vec![80]);
+    let events: Api<Event> = env.api();
+    let count = || async {
+        let list = events.list(&ListParams::default()).await.ok()?;
+        let n = list
+            .items
+            .iter()
+            .filter(|e| e.reason.as_deref() == Some("BudgetThreshold"))
+            .count();
+        (n > 0).then_some(n)
+    };
+    eventually("alert event", count).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(count().await, Some(1), "one alert, not one per replica");
+
+    // The 3 s period ends: spend resets and the finished period is kept, once.
+    spend(&budgets, "short", 4_000_000).await;
+    let reset = eventually("reset", || async {
+        budgets
+            .get("short")
+            .await
+            .ok()?
+            .status
+            .filter(|s| s.history.iter().any(|h| h.spent_micros == 4_000_000))
+    })
+    .await;
+    let periods: std::collections::HashSet<_> =
+        reset.history.iter().map(|h| h.period_start.0).collect();
+    assert_eq!(
+        periods.len(),
+        reset.history.len(),
+        "no period recorded twice: {:?}",
+        reset.history
+    );
+}
+
+#[tokio::test]
+async fn a_connected_sidecar_receives_edits_and_rotated_provider_secrets() {
+    let Some(env) = env("op-push").await else {
+        return;
+    };
+    let op = operator(&env).await;
+    create(&env, secret("openai", "apiKey", "sk-one")).await;
+    create(&env, openai_model("chat", "openai")).await;
+
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("cluster-push-{}", env.namespace));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (tls, ca) = tls_config(&TlsSource::SelfSigned(vec!["localhost".into()])).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca).unwrap();
+    let token = format!("sa-token-{}", env.namespace);
+    env.server.add_token(
+        &token,
+        &format!("system:serviceaccount:{}:default", env.namespace),
+        "uid-1",
+        &["system:serviceaccounts"],
+    );
+    std::fs::write(dir.join("token"), &token).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let push = Arc::new(Push {
+        source: op.ctx.hub.clone(),
+        auth: Arc::new(TokenReviewer::new(env.client.clone())),
+        metrics: op.ctx.metrics.clone(),
+    });
+    tokio::spawn(serve(listener, tls, push, std::future::pending()));
+
+    let (tx, mut rx) = watch::channel(None);
+    let (connected, _) = watch::channel(false);
+    let source = OperatorSource {
+        url: format!("https://localhost:{port}"),
+        ca_file: dir.join("ca.pem"),
+        token_file: dir.join("token"),
+    };
+    tokio::spawn(async move {
+        loop {
+            let version = tx
+                .borrow()
+                .as_ref()
+                .map(|s: &Arc<llmesh_sidecar::config::Snapshot>| s.version.clone());
+            let _ = stream_once(&source, version, &tx, &connected).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    let key_of = |s: &llmesh_sidecar::config::Snapshot| {
+        s.models.iter().find(|m| m.name == "chat").and_then(|m| {
+            m.deployments[0]
+                .api_key
+                .as_ref()
+                .map(|k| k.expose().to_owned())
+        })
+    };
+    let wait = |rx: &mut watch::Receiver<Option<Arc<llmesh_sidecar::config::Snapshot>>>,
+                want: &'static str| {
+        let mut rx = rx.clone();
+        async move {
+            tokio::time::timeout(
+                Duration::from_secs(20),
+                rx.wait_for(|s| s.as_ref().and_then(|s| key_of(s)).as_deref() == Some(want)),
+            )
+            .await
+            .unwrap_or_else(|_| panic!("key {want} never reached the sidecar"))
+            .map(|_| ())
+            .unwrap();
+        }
+    };
+    wait(&mut rx, "sk-one").await;
+
+    // A rotated provider key reaches the connected sidecar, no restart.
+    let rotated = serde_json::json!({"data": {"apiKey": "c2stdHdv"}}); // sk-two
+    env.api::<Secret>()
+        .patch("openai", &PatchParams::default(), &Patch::Merge(&rotated))
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    wait(&mut rx, "sk-two").await;
+    println!(
+        "secret rotation reached the sidecar in {:?}",
+        started.elapsed()
+    );
+
+    // An edit of the model does too.
+    let edit = serde_json::json!({"spec": {"strategy": "least-busy"}});
+    env.api::<LlmModel>()
+        .patch("chat", &PatchParams::default(), &Patch::Merge(&edit))
+        .await
+        .unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        rx.wait_for(|s| {
+            s.as_ref().is_some_and(|s| {
+                s.models
+                    .iter()
+                    .any(|m| m.strategy == llmesh_sidecar::config::snapshot::Strategy::LeastBusy)
+            })
+        }),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(
+        op.ctx
+            .metrics
+            .render()
+            .windows(b"llmesh_operator_connected_sidecars 1".len())
+            .any(|w| w == b"llmesh_operator_connected_sidecars 1")
+    );
+}

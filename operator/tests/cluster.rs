@@ -421,3 +421,143 @@ async fn a_connected_sidecar_receives_edits_and_rotated_provider_secrets() {
             .any(|w| w == b"llmesh_operator_connected_sidecars 1")
     );
 }
+
+/// The issue's end-to-end: the quickstart manifests applied to the API server become
+/// Ready; a sidecar fed by the operator serves them; an edit changes its behaviour with no
+/// restart; with the operator gone it keeps serving.
+#[tokio::test]
+async fn quickstart_applied_served_edited_and_survives_the_operator() {
+    let Some(env) = env("op-e2e").await else {
+        return;
+    };
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/quickstart");
+    let inputs = llmesh_operator::load_inputs(&dir).unwrap();
+    for s in inputs.secrets {
+        create(&env, s).await;
+    }
+    for m in inputs.models {
+        create(&env, m).await;
+    }
+    for k in inputs.keys {
+        create(&env, k).await;
+    }
+    for b in inputs.budgets {
+        create(&env, b).await;
+    }
+    let op = operator(&env).await;
+    let models: Api<LlmModel> = env.api();
+    for name in [
+        "chat",
+        "chat-backup",
+        "flaky",
+        "embed",
+        "gpt-4o-mini",
+        "claude",
+    ] {
+        let (ok, reason, message) = eventually(name, || async {
+            ready(&models.get(name).await.ok()?.status?.conditions)
+        })
+        .await;
+        assert_eq!(ok, "True", "{name}: {reason}: {message}");
+    }
+    let keys: Api<VirtualKey> = env.api();
+    let key = eventually("key status", || async {
+        keys.get("team-a")
+            .await
+            .ok()?
+            .status
+            .filter(|s| s.key_hash.is_some())
+    })
+    .await;
+    assert_eq!(
+        key.key_prefix.as_deref(),
+        Some("sk-llmesh-quic"),
+        "the user's own key Secret is kept"
+    );
+    let budgets: Api<Budget> = env.api();
+    eventually("budget status", || async {
+        budgets
+            .get("team-a-monthly")
+            .await
+            .ok()?
+            .status
+            .filter(|s| s.remaining.is_some())
+    })
+    .await;
+
+    // A sidecar fed by the operator's push stream.
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("cluster-e2e-{}", env.namespace));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (tls, ca) = tls_config(&TlsSource::SelfSigned(vec!["localhost".into()])).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca).unwrap();
+    let token = format!("sa-e2e-{}", env.namespace);
+    env.server.add_token(
+        &token,
+        &format!("system:serviceaccount:{}:app", env.namespace),
+        "uid-e2e",
+        &["system:serviceaccounts"],
+    );
+    std::fs::write(dir.join("token"), &token).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let push = Arc::new(Push {
+        source: op.ctx.hub.clone(),
+        auth: Arc::new(TokenReviewer::new(env.client.clone())),
+        metrics: op.ctx.metrics.clone(),
+    });
+    let server = tokio::spawn(serve(listener, tls, push, std::future::pending()));
+    let source = OperatorSource {
+        url: format!("https://localhost:{port}"),
+        ca_file: dir.join("ca.pem"),
+        token_file: dir.join("token"),
+    };
+    let (tx, rx) = watch::channel(None);
+    let (connected, _) = watch::channel(false);
+    tokio::spawn(llmesh_sidecar::config::operator::run(source, tx, connected));
+    let settings = llmesh_sidecar::Settings {
+        api_addr: "127.0.0.1:0".parse().unwrap(),
+        admin_addr: "127.0.0.1:0".parse().unwrap(),
+        ..llmesh_sidecar::Settings::default()
+    };
+    let sidecar = llmesh_sidecar::Sidecar::bind(settings).await.unwrap();
+    let api = sidecar.api_addr();
+    tokio::spawn(sidecar.serve(rx, std::future::pending()));
+    let deployment_of = |api: std::net::SocketAddr| async move {
+        let mut stream = tokio::net::TcpStream::connect(api).await.ok()?;
+        let body = r#"{"model":"chat","messages":[{"role":"user","content":"hi"}]}"#;
+        let request = format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes())
+            .await
+            .ok()?;
+        let mut text = String::new();
+        tokio::io::AsyncReadExt::read_to_string(&mut stream, &mut text)
+            .await
+            .ok()?;
+        text.starts_with("HTTP/1.1 200").then_some(())?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("x-llmesh-deployment: ").map(str::to_owned))
+    };
+    let first = eventually("the sidecar serving", || deployment_of(api)).await;
+    assert!(first == "primary" || first == "secondary", "{first}");
+
+    // Edit the model: the sidecar's routing changes, no restart.
+    let edit = serde_json::json!({"spec": {"deployments": [{"name": "edited", "provider": "demo", "model": "echo"}]}});
+    models
+        .patch("chat", &PatchParams::default(), &Patch::Merge(&edit))
+        .await
+        .unwrap();
+    eventually("the edit to reach the sidecar", || async {
+        deployment_of(api).await.filter(|d| d == "edited")
+    })
+    .await;
+
+    // The operator goes away: the sidecar keeps serving its last config.
+    server.abort();
+    drop(op);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(deployment_of(api).await.as_deref(), Some("edited"));
+}

@@ -120,7 +120,6 @@ async fn main() -> ExitCode {
     }
     let settings = Settings {
         instance: std::env::var("POD_NAME").ok(),
-        admin_addr: args.admin,
         namespace: std::env::var("LLMESH_WATCH_NAMESPACE")
             .ok()
             .filter(|n| !n.is_empty()),

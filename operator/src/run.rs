@@ -2,7 +2,6 @@
 //! controllers and the admin server, and runs until a shutdown signal.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use futures_util::StreamExt;
@@ -39,8 +38,6 @@ pub enum StartError {
 pub struct Settings {
     /// Pod name, for Events.
     pub instance: Option<String>,
-    /// Admin server (metrics, probes).
-    pub admin_addr: SocketAddr,
     /// Watch this namespace only (a namespace-scoped install); all when unset.
     pub namespace: Option<String>,
 }

@@ -51,7 +51,6 @@ where
 async fn operator(env: &TestEnv) -> llmesh_operator::run::Operator {
     let settings = Settings {
         instance: Some("test".into()),
-        admin_addr: "127.0.0.1:0".parse().unwrap(),
         namespace: Some(env.namespace.clone()),
     };
     start(env.client.clone(), &settings, std::future::pending::<()>())
@@ -517,7 +516,6 @@ async fn quickstart_applied_served_edited_and_survives_the_operator() {
     tokio::spawn(llmesh_sidecar::config::operator::run(source, tx, connected));
     let settings = llmesh_sidecar::Settings {
         api_addr: "127.0.0.1:0".parse().unwrap(),
-        admin_addr: "127.0.0.1:0".parse().unwrap(),
         ..llmesh_sidecar::Settings::default()
     };
     let sidecar = llmesh_sidecar::Sidecar::bind(settings).await.unwrap();

@@ -52,14 +52,12 @@ pub struct Success {
     pub model: Arc<Model>,
     /// Index of the deployment that served it.
     pub deployment: usize,
-    /// Upstream status (2xx).
-    pub status: StatusCode,
     /// Body.
     pub answer: Answer,
 }
 
 /// What happened along the way, for headers, metrics and logs.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Trace {
     /// Upstream attempts made.
     pub attempts: u32,
@@ -67,8 +65,8 @@ pub struct Trace {
     pub upstream: Duration,
     /// Time spent in backoff or waiting for a deployment to free up.
     pub waiting: Duration,
-    /// Last deployment tried, as (model, deployment, provider).
-    pub last: Option<(String, String, &'static str)>,
+    /// Last deployment tried: its model and index (shared, not copied, per attempt).
+    pub last: Option<(Arc<Model>, usize)>,
 }
 
 /// Why an attempt (or a model) failed.
@@ -253,17 +251,12 @@ async fn try_model(
         };
         let deployment = &model.deployments[index];
         trace.attempts += 1;
-        trace.last = Some((
-            model.name.clone(),
-            deployment.name.clone(),
-            deployment.provider_label,
-        ));
+        trace.last = Some((model.clone(), index));
         let failure = match attempt(model, deployment, call, metrics, deadline, trace).await {
             Ok(answer) => {
                 return Ok(Success {
                     model: model.clone(),
                     deployment: index,
-                    status: StatusCode::OK,
                     answer,
                 });
             }

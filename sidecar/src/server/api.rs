@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use super::body::ProxyBody;
 use super::error::ApiError;
 use super::request::{parse_call, read_limited};
-use crate::config::routes::Routes;
+use crate::config::routes::{Model, Routes};
 use crate::metrics::Metrics;
 use crate::provider::Endpoint;
 use crate::router::dispatch::{Answer, Trace, dispatch};
@@ -108,10 +108,11 @@ async fn complete(
     let success = match result {
         Ok(success) => success,
         Err(err) => {
-            let (served, deployment, provider) = trace
-                .last
-                .as_ref()
-                .map_or(("", "", ""), |(m, d, p)| (m.as_str(), d.as_str(), *p));
+            let (served, deployment, provider) =
+                trace.last.as_ref().map_or(("", "", ""), |(m, i)| {
+                    let d = &m.deployments[*i];
+                    (m.name.as_str(), d.name.as_str(), d.provider_label)
+                });
             metrics
                 .requests
                 .with_label_values(&[
@@ -136,23 +137,15 @@ async fn complete(
             return error_response(&err, Some((&trace, overhead)));
         }
     };
-    let deployment = &success.model.deployments[success.deployment];
-    let labels = [
-        model.name.clone(),
-        deployment.name.clone(),
-        deployment.provider_label.to_owned(),
-    ];
+    // Shared handles, not copies of names: the stream's end callback keeps them.
+    let served = Served {
+        requested: model,
+        model: success.model,
+        deployment: success.deployment,
+    };
     let mut response = match success.answer {
         Answer::Full(body) => {
-            record_success(
-                metrics,
-                &labels,
-                endpoint,
-                started,
-                &success.model.name,
-                trace.attempts,
-                None,
-            );
+            record_success(metrics, &served, endpoint, started, trace.attempts, None);
             drop(in_flight);
             let mut response = Response::new(ProxyBody::full(body));
             response.headers_mut().insert(
@@ -164,21 +157,13 @@ async fn complete(
         Answer::Stream(mut relay) => {
             metrics
                 .time_to_first_token
-                .with_label_values(&[model.name.as_str()])
+                .with_label_values(&[served.requested.name.as_str()])
                 .observe(started.elapsed().as_secs_f64());
             let metrics = metrics.clone();
-            let served = success.model.name.clone();
             let attempts = trace.attempts;
+            let served = served.clone();
             relay.on_end(Box::new(move |end| {
-                record_success(
-                    &metrics,
-                    &labels,
-                    endpoint,
-                    started,
-                    &served,
-                    attempts,
-                    Some(end),
-                );
+                record_success(&metrics, &served, endpoint, started, attempts, Some(end));
                 drop(in_flight);
             }));
             let mut response = Response::new(ProxyBody::Stream(relay));
@@ -191,45 +176,54 @@ async fn complete(
             response
         }
     };
-    *response.status_mut() = success.status;
     let headers = response.headers_mut();
-    if let Ok(value) = HeaderValue::from_str(&deployment.name) {
+    if let Ok(value) = HeaderValue::from_str(&served.model.deployments[served.deployment].name) {
         headers.insert("x-llmesh-deployment", value);
     }
-    if let Ok(value) = HeaderValue::from_str(&success.model.name) {
+    if let Ok(value) = HeaderValue::from_str(&served.model.name) {
         headers.insert("x-llmesh-model", value);
     }
     trace_headers(headers, &trace, overhead);
     response
 }
 
+/// Who served a request: the model asked for, the model that answered (a fallback,
+/// maybe) and its deployment.
+#[derive(Clone)]
+struct Served {
+    requested: Arc<Model>,
+    model: Arc<Model>,
+    deployment: usize,
+}
+
 fn record_success(
     metrics: &Metrics,
-    labels: &[String; 3],
+    served: &Served,
     endpoint: Endpoint,
     started: Instant,
-    served: &str,
     attempts: u32,
     end: Option<StreamEnd>,
 ) {
+    let requested = served.requested.name.as_str();
+    let deployment = &served.model.deployments[served.deployment];
     metrics
         .requests
         .with_label_values(&[
-            labels[0].as_str(),
-            labels[1].as_str(),
-            labels[2].as_str(),
+            requested,
+            deployment.name.as_str(),
+            deployment.provider_label,
             "200",
         ])
         .inc();
     let elapsed = started.elapsed();
     metrics
         .request_duration
-        .with_label_values(&[labels[0].as_str(), endpoint.as_str()])
+        .with_label_values(&[requested, endpoint.as_str()])
         .observe(elapsed.as_secs_f64());
     tracing::info!(
         target: "llmesh::access",
-        endpoint = endpoint.as_str(), model = %labels[0], served_by = served,
-        deployment = %labels[1], provider = %labels[2], status = 200u16, attempts,
+        endpoint = endpoint.as_str(), model = requested, served_by = served.model.name.as_str(),
+        deployment = deployment.name.as_str(), provider = deployment.provider_label, status = 200u16, attempts,
         duration_ms = elapsed.as_millis() as u64,
         stream_end = end.map(|e| match e {
             StreamEnd::Complete => "complete",

@@ -344,11 +344,11 @@ async fn main() {
         .unwrap()
         .len();
     let metrics = Metrics::new().unwrap();
-    let push = Arc::new(Push {
-        source: snapshots.clone(),
-        auth: Arc::new(StaticAuth),
-        metrics: metrics.clone(),
-    });
+    let push = Arc::new(Push::new(
+        snapshots.clone(),
+        Arc::new(StaticAuth),
+        metrics.clone(),
+    ));
     tokio::spawn(serve(listener, tls, push, std::future::pending()));
     tokio::time::sleep(Duration::from_millis(100)).await;
     let rss_server = status_kib("VmRSS");

@@ -157,11 +157,11 @@ async fn main() -> ExitCode {
             ready.store(true, Ordering::Relaxed);
         }
     });
-    let push = Arc::new(Push {
-        source: operator.ctx.hub.clone(),
-        auth: Arc::new(TokenReviewer::new(client)),
-        metrics: operator.ctx.metrics.clone(),
-    });
+    let push = Arc::new(Push::new(
+        operator.ctx.hub.clone(),
+        Arc::new(TokenReviewer::new(client)),
+        operator.ctx.metrics.clone(),
+    ));
     tracing::info!(push = %args.push, admin = %args.admin, "llmesh operator running");
     push::serve(push_listener, tls, push, shared_shutdown).await;
     ExitCode::SUCCESS

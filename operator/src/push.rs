@@ -162,6 +162,49 @@ pub struct Push {
     pub auth: Arc<dyn Authenticator>,
     /// Metrics.
     pub metrics: Metrics,
+    /// Each namespace's snapshot, serialized once per version for every connection.
+    lines: Mutex<HashMap<String, (String, Bytes)>>,
+}
+
+impl Push {
+    /// A push server's state.
+    pub fn new(
+        source: Arc<dyn SnapshotSource>,
+        auth: Arc<dyn Authenticator>,
+        metrics: Metrics,
+    ) -> Self {
+        Push {
+            source,
+            auth,
+            metrics,
+            lines: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The snapshot message line, serialized once per namespace and version: a change
+    /// fans out to every connected sidecar of the namespace.
+    fn line(&self, namespace: &str, snapshot: &Snapshot) -> Bytes {
+        let mut lines = self
+            .lines
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((version, line)) = lines.get(namespace)
+            && *version == snapshot.version
+        {
+            return line.clone();
+        }
+        let line = Bytes::from(
+            Message::Snapshot {
+                snapshot: Box::new(snapshot.clone()),
+            }
+            .to_line(),
+        );
+        lines.insert(
+            namespace.to_owned(),
+            (snapshot.version.clone(), line.clone()),
+        );
+        line
+    }
 }
 
 /// Serves the push endpoint with TLS on `listener` until `shutdown`.
@@ -260,6 +303,7 @@ async fn handle(
     let (tx, body_rx) = tokio::sync::mpsc::channel::<Bytes>(4);
     let metrics = push.metrics.clone();
     let source = push.source.clone();
+    let lines = push.clone();
     tokio::spawn(async move {
         metrics.connected_sidecars.inc();
         tracing::debug!(%peer, namespace, "sidecar connected");
@@ -271,11 +315,8 @@ async fn handle(
             if let Some(snapshot) = current
                 && sent.as_deref() != Some(snapshot.version.as_str())
             {
-                let line = Message::Snapshot {
-                    snapshot: Box::new((*snapshot).clone()),
-                }
-                .to_line();
-                if tx.send(Bytes::from(line)).await.is_err() {
+                let line = lines.line(&namespace, &snapshot);
+                if tx.send(line).await.is_err() {
                     break;
                 }
                 if let Some(at) = source.changed_at(&namespace) {

@@ -332,11 +332,11 @@ async fn a_connected_sidecar_receives_edits_and_rotated_provider_secrets() {
     std::fs::write(dir.join("token"), &token).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let push = Arc::new(Push {
-        source: op.ctx.hub.clone(),
-        auth: Arc::new(TokenReviewer::new(env.client.clone())),
-        metrics: op.ctx.metrics.clone(),
-    });
+    let push = Arc::new(Push::new(
+        op.ctx.hub.clone(),
+        Arc::new(TokenReviewer::new(env.client.clone())),
+        op.ctx.metrics.clone(),
+    ));
     tokio::spawn(serve(listener, tls, push, std::future::pending()));
 
     let (tx, mut rx) = watch::channel(None);
@@ -500,11 +500,11 @@ async fn quickstart_applied_served_edited_and_survives_the_operator() {
     std::fs::write(dir.join("token"), &token).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let push = Arc::new(Push {
-        source: op.ctx.hub.clone(),
-        auth: Arc::new(TokenReviewer::new(env.client.clone())),
-        metrics: op.ctx.metrics.clone(),
-    });
+    let push = Arc::new(Push::new(
+        op.ctx.hub.clone(),
+        Arc::new(TokenReviewer::new(env.client.clone())),
+        op.ctx.metrics.clone(),
+    ));
     let server = tokio::spawn(serve(listener, tls, push, std::future::pending()));
     let source = OperatorSource {
         url: format!("https://localhost:{port}"),

@@ -83,11 +83,11 @@ async fn server(name: &str) -> Server {
     let port = listener.local_addr().unwrap().port();
     let channels = Arc::new(Channels::default());
     let metrics = Metrics::new().unwrap();
-    let push = Arc::new(Push {
-        source: channels.clone(),
-        auth: Arc::new(StaticAuth),
-        metrics: metrics.clone(),
-    });
+    let push = Arc::new(Push::new(
+        channels.clone(),
+        Arc::new(StaticAuth),
+        metrics.clone(),
+    ));
     tokio::spawn(serve(listener, tls, push, std::future::pending()));
     Server {
         url: format!("https://localhost:{port}"),

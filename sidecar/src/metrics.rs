@@ -49,6 +49,14 @@ pub struct Metrics {
     pub config_reloads: IntCounterVec,
     /// 1 while a config stream from the operator is open.
     pub config_connected: IntGauge,
+    /// Tokens metered, by key, team, model and kind (prompt, completion, cached, reasoning).
+    pub tokens: IntCounterVec,
+    /// Spend metered in micro-dollars, by key, team and model.
+    pub spend: IntCounterVec,
+    /// Calls refused by a key's limits or a budget, by key and reason.
+    pub refusals: IntCounterVec,
+    /// Usage records not yet acknowledged by the operator.
+    pub usage_unacknowledged: IntGauge,
 }
 
 impl Metrics {
@@ -147,8 +155,32 @@ impl Metrics {
             "1 while a config stream from the operator is open.",
         )?;
         registry.register(Box::new(config_connected.clone()))?;
+        let tokens = counter(
+            "tokens_total",
+            "Tokens metered, by key, team, model and kind.",
+            &["key", "team", "model", "kind"],
+        )?;
+        let spend = counter(
+            "spend_micros_total",
+            "Spend metered in micro-dollars, by key, team and model.",
+            &["key", "team", "model"],
+        )?;
+        let refusals = counter(
+            "refusals_total",
+            "Calls refused by a key's limits or a budget, by key and reason.",
+            &["key", "reason"],
+        )?;
+        let usage_unacknowledged = IntGauge::new(
+            "usage_unacknowledged_records",
+            "Usage records not yet acknowledged by the operator.",
+        )?;
+        registry.register(Box::new(usage_unacknowledged.clone()))?;
         Ok(Metrics {
             config_connected,
+            tokens,
+            spend,
+            refusals,
+            usage_unacknowledged,
             registry,
             requests,
             request_duration,

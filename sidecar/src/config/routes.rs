@@ -10,6 +10,8 @@ use std::time::Duration;
 use super::snapshot::{
     CooldownSpec, FORMAT, ModelSpec, Pricing, ProviderKind, RetrySpec, Snapshot, Strategy,
 };
+use crate::meter::keys::{Key, KeyTable};
+use crate::meter::limiter::{KeyLimiter, Limits};
 use crate::provider::demo::DemoTransport;
 use crate::provider::{Credential, Dialect, ProviderContext};
 use crate::router::state::DeploymentState;
@@ -19,6 +21,10 @@ use crate::upstream::Transport;
 pub struct Routes {
     /// The snapshot's version.
     pub version: String,
+    /// Virtual keys.
+    pub keys: KeyTable,
+    /// Budgets, sorted by name.
+    pub budgets: Vec<BudgetRule>,
     models: HashMap<String, Arc<Model>>,
     /// Model names, sorted, for `/v1/models`.
     names: Vec<String>,
@@ -89,6 +95,29 @@ pub struct Deployment {
     pub transport: Arc<dyn Transport>,
 }
 
+/// A budget as requests use it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BudgetRule {
+    /// The Budget's name.
+    pub name: String,
+    /// Limit per period, micro-dollars.
+    pub limit_micros: u64,
+    /// Keys it applies to.
+    pub keys: Vec<String>,
+    /// Models it applies to.
+    pub models: Vec<String>,
+    /// The model serving calls once it is exhausted; `None` refuses them.
+    pub downgrade_to: Option<String>,
+}
+
+impl BudgetRule {
+    /// Whether a call by `key` to `model` spends from this budget.
+    pub fn applies(&self, key: Option<&Key>, model: &str) -> bool {
+        self.models.iter().any(|m| m == model)
+            || key.is_some_and(|k| self.keys.contains(&k.name) || k.budgets.contains(&self.name))
+    }
+}
+
 /// Why a snapshot was refused.
 #[derive(Debug, thiserror::Error)]
 #[error("{path}: {message}")]
@@ -114,6 +143,14 @@ impl Routes {
     pub fn models(&self) -> impl Iterator<Item = &Arc<Model>> {
         self.models.values()
     }
+
+    /// The budgets a call by `key` to `model` spends from.
+    pub fn budgets_for(&self, key: Option<&Key>, model: &str) -> Vec<&BudgetRule> {
+        self.budgets
+            .iter()
+            .filter(|b| b.applies(key, model))
+            .collect()
+    }
 }
 
 impl Model {
@@ -135,6 +172,7 @@ pub struct RoutesBuilder {
     providers: ProviderContext,
     demo: Arc<dyn Transport>,
     states: Mutex<HashMap<StateKey, Arc<DeploymentState>>>,
+    limiters: Mutex<HashMap<String, Arc<KeyLimiter>>>,
 }
 
 impl RoutesBuilder {
@@ -144,6 +182,7 @@ impl RoutesBuilder {
             providers: ProviderContext::new(http),
             demo: Arc::new(DemoTransport),
             states: Mutex::new(HashMap::new()),
+            limiters: Mutex::new(HashMap::new()),
         }
     }
 
@@ -176,11 +215,75 @@ impl RoutesBuilder {
         *previous = states;
         let mut sorted: Vec<String> = models.keys().cloned().collect();
         sorted.sort();
+        let budgets: Vec<BudgetRule> = snapshot
+            .budgets
+            .iter()
+            .map(|b| BudgetRule {
+                name: b.name.clone(),
+                limit_micros: b.limit_micros,
+                keys: b.keys.clone(),
+                models: b.models.clone(),
+                downgrade_to: b.downgrade_to.clone(),
+            })
+            .collect();
+        for b in &budgets {
+            if let Some(to) = &b.downgrade_to
+                && !models.contains_key(to)
+            {
+                return Err(invalid(
+                    &format!("budgets[{}].downgradeTo", b.name),
+                    format!("unknown model {to:?}"),
+                ));
+            }
+        }
         Ok(Routes {
             version: snapshot.version.clone(),
+            keys: self.keys(snapshot),
+            budgets,
             models,
             names: sorted,
         })
+    }
+
+    /// The key table, each key keeping its limiter from the last snapshot.
+    fn keys(&self, snapshot: &Snapshot) -> KeyTable {
+        let mut previous = self
+            .limiters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = tokio::time::Instant::now();
+        let mut limiters = HashMap::new();
+        let mut keys = Vec::with_capacity(snapshot.keys.len());
+        for spec in &snapshot.keys {
+            let limits = Limits {
+                rpm: spec.rpm,
+                tpm: spec.tpm,
+                parallel: spec.max_parallel_requests,
+            };
+            let limiter = match previous.remove(&spec.name) {
+                Some(l) => {
+                    l.configure(limits, now);
+                    l
+                }
+                None => Arc::new(KeyLimiter::new(limits, now)),
+            };
+            limiters.insert(spec.name.clone(), limiter.clone());
+            // A key whose Secret is not generated yet has no hash: nobody can use it.
+            if let Some(key) = Key::new(
+                spec.name.clone(),
+                &spec.sha256,
+                spec.team.clone(),
+                spec.models.clone(),
+                spec.expires_at_unix,
+                spec.budget.iter().cloned().collect(),
+                limits,
+                limiter,
+            ) {
+                keys.push(key);
+            }
+        }
+        *previous = limiters;
+        KeyTable::new(keys, !snapshot.keys.is_empty())
     }
 
     fn model(

@@ -16,6 +16,7 @@ use super::relay::{EarlyEnd, Relay};
 use super::retry::{FailureClass, backoff, classify, retry_after};
 use super::strategy::pick;
 use crate::config::routes::{Deployment, Model, Routes};
+use crate::meter::usage::Usage;
 use crate::metrics::Metrics;
 use crate::provider::{CallView, Endpoint, TranslateError};
 use crate::server::error::ApiError;
@@ -40,8 +41,8 @@ pub struct Call {
 
 /// What the client gets on success.
 pub enum Answer {
-    /// A whole JSON body.
-    Full(Bytes),
+    /// A whole JSON body and the usage it reports.
+    Full(Bytes, Option<Usage>),
     /// A stream being relayed.
     Stream(Box<Relay>),
 }
@@ -465,7 +466,7 @@ async fn attempt(
             ),
         )
     })?;
-    let Ok(usage) = serde_json::from_slice::<UsageProbe>(&bytes) else {
+    let Ok(usage) = Usage::from_answer(&bytes) else {
         return Err(Failure::new(
             FailureClass::ServerError,
             format!(
@@ -475,25 +476,12 @@ async fn attempt(
         ));
     };
     deployment.state.observe_latency(waited);
-    if let Some(total) = usage.usage.and_then(|u| u.total_tokens) {
+    if let Some(usage) = usage {
         deployment
             .state
-            .settle_tokens(Instant::now(), call.estimated_tokens, total);
+            .settle_tokens(Instant::now(), call.estimated_tokens, usage.total());
     }
-    Ok(Answer::Full(bytes))
-}
-
-/// The part of an answer read for accounting; parsing it also proves the body is JSON.
-#[derive(serde::Deserialize)]
-struct UsageProbe {
-    #[serde(default)]
-    usage: Option<UsageCounts>,
-}
-
-#[derive(serde::Deserialize)]
-struct UsageCounts {
-    #[serde(default)]
-    total_tokens: Option<u64>,
+    Ok(Answer::Full(bytes, usage))
 }
 
 /// Parameters every endpoint accepts whatever the provider.

@@ -13,6 +13,8 @@ use http_body::{Body, Frame};
 use tokio::time::{Instant, Sleep};
 
 use crate::config::snapshot::CooldownSpec;
+use crate::meter::stream_tap::StreamTap;
+use crate::meter::usage::Usage;
 use crate::provider::{StreamError, StreamTranslator};
 use crate::router::state::{DeploymentState, InFlight};
 use crate::server::error::ApiError;
@@ -29,8 +31,9 @@ pub enum StreamEnd {
     ClientGone,
 }
 
-/// Called once when the stream ends, for metrics and logs.
-pub type OnEnd = Box<dyn FnOnce(StreamEnd) + Send + Sync>;
+/// Called once when the stream ends, with the usage the stream reported, for metering,
+/// metrics and logs.
+pub type OnEnd = Box<dyn FnOnce(StreamEnd, Option<Usage>) + Send + Sync>;
 
 /// An upstream SSE stream being relayed to a client.
 pub struct Relay {
@@ -43,6 +46,7 @@ pub struct Relay {
     state: Arc<DeploymentState>,
     cooldown: CooldownSpec,
     on_end: Option<OnEnd>,
+    tap: StreamTap,
     _in_flight: InFlight,
 }
 
@@ -74,6 +78,7 @@ impl Relay {
             state,
             cooldown,
             on_end: None,
+            tap: StreamTap::new(false),
             _in_flight: in_flight,
         }
     }
@@ -81,6 +86,16 @@ impl Relay {
     /// Sets the end-of-stream callback.
     pub fn on_end(&mut self, on_end: OnEnd) {
         self.on_end = Some(on_end);
+    }
+
+    /// Removes usage the client did not ask for (the sidecar asked for it to meter).
+    pub fn strip_usage(&mut self) {
+        self.tap = StreamTap::new(true);
+    }
+
+    /// Events on their way out: usage is read, and stripped when asked.
+    fn out(&mut self, events: Bytes) -> Bytes {
+        self.tap.pass(events)
     }
 
     /// Reads until the first whole event and keeps it for the client. Callers bound this
@@ -120,7 +135,7 @@ impl Relay {
     fn finish(&mut self, end: StreamEnd) {
         self.done = true;
         if let Some(on_end) = self.on_end.take() {
-            on_end(end);
+            on_end(end, self.tap.usage());
         }
     }
 
@@ -147,6 +162,7 @@ impl Body for Relay {
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
         if let Some(first) = this.first.take() {
+            let first = this.out(first);
             return Poll::Ready(Some(Ok(Frame::data(first))));
         }
         if this.done {
@@ -160,7 +176,10 @@ impl Body for Relay {
                         continue;
                     };
                     match this.translator.feed(data) {
-                        Ok(Some(events)) => return Poll::Ready(Some(Ok(Frame::data(events)))),
+                        Ok(Some(events)) => {
+                            let events = this.out(events);
+                            return Poll::Ready(Some(Ok(Frame::data(events))));
+                        }
                         Ok(None) => {}
                         Err(err) => return this.fail(err),
                     }
@@ -173,6 +192,7 @@ impl Body for Relay {
                 Poll::Ready(None) => {
                     return match this.translator.finish() {
                         Ok(rest) => {
+                            let rest = rest.map(|b| this.out(b));
                             this.finish(StreamEnd::Complete);
                             Poll::Ready(rest.map(|b| Ok(Frame::data(b))))
                         }
@@ -273,14 +293,14 @@ mod tests {
     async fn reports_how_the_stream_ended() {
         let (tx, rx) = std::sync::mpsc::channel();
         let mut r = relay(vec![Ok("data: 1\n\n"), Ok("data: 2\n\n")]);
-        r.on_end(Box::new(move |end| tx.send(end).unwrap()));
+        r.on_end(Box::new(move |end, _| tx.send(end).unwrap()));
         r.first_event().await.unwrap();
         drop(r);
         assert_eq!(rx.recv().unwrap(), StreamEnd::ClientGone);
 
         let (tx, rx) = std::sync::mpsc::channel();
         let mut r = relay(vec![Ok("data: 1\n\n")]);
-        r.on_end(Box::new(move |end| tx.send(end).unwrap()));
+        r.on_end(Box::new(move |end, _| tx.send(end).unwrap()));
         collect(r).await;
         assert_eq!(rx.recv().unwrap(), StreamEnd::Complete);
     }

@@ -15,6 +15,9 @@ use super::body::ProxyBody;
 use super::error::ApiError;
 use super::request::{parse_call, read_limited};
 use crate::config::routes::{Model, Routes};
+use crate::config::snapshot::Pricing;
+use crate::meter::usage::Usage;
+use crate::meter::{Meter, Outcome};
 use crate::metrics::Metrics;
 use crate::provider::Endpoint;
 use crate::router::dispatch::{Answer, Trace, dispatch};
@@ -28,6 +31,8 @@ pub struct Proxy {
     pub metrics: Arc<Metrics>,
     /// Request body limit in bytes.
     pub max_body_bytes: usize,
+    /// Keys, limits, budgets and usage.
+    pub meter: Arc<Meter>,
 }
 
 /// Handles one API request. Never fails: every error becomes an OpenAI-shaped answer.
@@ -81,21 +86,40 @@ async fn complete(
     let Some(routes) = proxy.routes.borrow().clone() else {
         return error_response(&ApiError::not_ready(), None);
     };
-    let bytes = match read_limited(request.into_body(), proxy.max_body_bytes).await {
+    let (parts, body) = request.into_parts();
+    let bytes = match read_limited(body, proxy.max_body_bytes).await {
         Ok(bytes) => bytes,
         Err(err) => return rejected(metrics, &err),
     };
-    let (model_name, call) = match parse_call(endpoint, &bytes) {
+    let (model_name, mut call) = match parse_call(endpoint, &bytes) {
         Ok(parsed) => parsed,
         Err(err) => return rejected(metrics, &err),
     };
     drop(bytes);
-    let Some(model) = routes.model(&model_name).cloned() else {
+    let Some(requested) = routes.model(&model_name).cloned() else {
+        // An unknown model is only named to callers with a valid key.
+        if let Err(err) = routes.keys.authenticate(
+            crate::meter::presented_key(&parts.headers),
+            proxy.meter.bound_key.as_deref(),
+            crate::meter::report::unix_ms() / 1000,
+        ) {
+            return rejected(metrics, &err);
+        }
         return rejected(metrics, &ApiError::model_not_found(&model_name));
     };
+    let admission = match proxy
+        .meter
+        .admit(&routes, &parts.headers, requested.clone(), &call)
+        .await
+    {
+        Ok(admission) => admission,
+        Err(err) => return rejected(metrics, &err),
+    };
+    let strip_usage = call.stream && ask_for_usage(&mut call);
     metrics.in_flight.inc();
     let in_flight = InFlightGauge(metrics.clone());
     let mut trace = Trace::default();
+    let model = admission.model.clone();
     let result = dispatch(&routes, &model, &call, metrics, started, &mut trace).await;
     let overhead = started
         .elapsed()
@@ -108,30 +132,41 @@ async fn complete(
     let success = match result {
         Ok(success) => success,
         Err(err) => {
-            let (served, deployment, provider) =
-                trace.last.as_ref().map_or(("", "", ""), |(m, i)| {
-                    let d = &m.deployments[*i];
-                    (m.name.as_str(), d.name.as_str(), d.provider_label)
-                });
+            let served = trace.last.as_ref().map(|(m, i)| {
+                let d = &m.deployments[*i];
+                (m.name.as_str(), d.name.as_str(), d.provider_label)
+            });
             metrics
                 .requests
                 .with_label_values(&[
-                    model.name.as_str(),
-                    deployment,
-                    provider,
+                    requested.name.as_str(),
+                    served.map_or("", |s| s.1),
+                    served.map_or("", |s| s.2),
                     err.status.as_str(),
                 ])
                 .inc();
             metrics
                 .request_duration
-                .with_label_values(&[model.name.as_str(), endpoint.as_str()])
+                .with_label_values(&[requested.name.as_str(), endpoint.as_str()])
                 .observe(started.elapsed().as_secs_f64());
             tracing::info!(
                 target: "llmesh::access",
-                endpoint = endpoint.as_str(), model = %model.name, served_by = served,
-                deployment, status = err.status.as_u16(), attempts = trace.attempts,
+                endpoint = endpoint.as_str(), model = %requested.name, served_by = served.map_or("", |s| s.0),
+                deployment = served.map_or("", |s| s.1), status = err.status.as_u16(), attempts = trace.attempts,
                 duration_ms = started.elapsed().as_millis() as u64, error = %err.message,
                 "request failed"
+            );
+            proxy.meter.settle(
+                admission,
+                &Outcome {
+                    requested: &requested.name,
+                    served,
+                    pricing: Pricing::default(),
+                    usage: None,
+                    maybe_billed: false,
+                    status: err.status,
+                    latency: started.elapsed(),
+                },
             );
             drop(in_flight);
             return error_response(&err, Some((&trace, overhead)));
@@ -139,13 +174,16 @@ async fn complete(
     };
     // Shared handles, not copies of names: the stream's end callback keeps them.
     let served = Served {
-        requested: model,
+        requested,
         model: success.model,
         deployment: success.deployment,
     };
     let mut response = match success.answer {
-        Answer::Full(body) => {
+        Answer::Full(body, usage) => {
             record_success(metrics, &served, endpoint, started, trace.attempts, None);
+            proxy
+                .meter
+                .settle(admission, &served.outcome(usage, false, started));
             drop(in_flight);
             let mut response = Response::new(ProxyBody::full(body));
             response.headers_mut().insert(
@@ -159,11 +197,19 @@ async fn complete(
                 .time_to_first_token
                 .with_label_values(&[served.requested.name.as_str()])
                 .observe(started.elapsed().as_secs_f64());
+            if strip_usage {
+                relay.strip_usage();
+            }
             let metrics = metrics.clone();
             let attempts = trace.attempts;
             let served = served.clone();
-            relay.on_end(Box::new(move |end| {
+            let proxy = proxy.clone();
+            relay.on_end(Box::new(move |end, usage| {
                 record_success(&metrics, &served, endpoint, started, attempts, Some(end));
+                // Cut short or not, a stream without a usage report may have been billed.
+                proxy
+                    .meter
+                    .settle(admission, &served.outcome(usage, usage.is_none(), started));
                 drop(in_flight);
             }));
             let mut response = Response::new(ProxyBody::Stream(relay));
@@ -187,6 +233,31 @@ async fn complete(
     response
 }
 
+/// Makes a streaming call ask for the usage chunk, which metering needs. True when the
+/// client had not asked for it, so the relay removes it again.
+fn ask_for_usage(call: &mut crate::router::dispatch::Call) -> bool {
+    if call.endpoint == Endpoint::Embeddings {
+        return false;
+    }
+    let options = call
+        .body
+        .entry("stream_options")
+        .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+    let Some(options) = options.as_object_mut() else {
+        // A malformed `stream_options` is the provider's to refuse, as it is.
+        return false;
+    };
+    if options
+        .get("include_usage")
+        .and_then(serde_json::Value::as_bool)
+        == Some(true)
+    {
+        return false;
+    }
+    options.insert("include_usage".into(), serde_json::Value::Bool(true));
+    true
+}
+
 /// Who served a request: the model asked for, the model that answered (a fallback,
 /// maybe) and its deployment.
 #[derive(Clone)]
@@ -194,6 +265,21 @@ struct Served {
     requested: Arc<Model>,
     model: Arc<Model>,
     deployment: usize,
+}
+
+impl Served {
+    fn outcome(&self, usage: Option<Usage>, maybe_billed: bool, started: Instant) -> Outcome<'_> {
+        let d = &self.model.deployments[self.deployment];
+        Outcome {
+            requested: &self.requested.name,
+            served: Some((&self.model.name, &d.name, d.provider_label)),
+            pricing: d.pricing,
+            usage,
+            maybe_billed,
+            status: StatusCode::OK,
+            latency: started.elapsed(),
+        }
+    }
 }
 
 fn record_success(
@@ -220,11 +306,9 @@ fn record_success(
         .request_duration
         .with_label_values(&[requested, endpoint.as_str()])
         .observe(elapsed.as_secs_f64());
-    tracing::info!(
+    tracing::debug!(
         target: "llmesh::access",
-        endpoint = endpoint.as_str(), model = requested, served_by = served.model.name.as_str(),
-        deployment = deployment.name.as_str(), provider = deployment.provider_label, status = 200u16, attempts,
-        duration_ms = elapsed.as_millis() as u64,
+        endpoint = endpoint.as_str(), model = requested, attempts,
         stream_end = end.map(|e| match e {
             StreamEnd::Complete => "complete",
             StreamEnd::Failed => "failed",

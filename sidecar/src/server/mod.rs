@@ -21,7 +21,13 @@ use tokio::sync::watch;
 
 use crate::config::Snapshot;
 use crate::config::routes::{Routes, RoutesBuilder};
+use crate::meter::Meter;
+use crate::meter::lease::Leases;
+use crate::meter::report::{Authority, LocalAuthority, Reporter};
 use crate::metrics::Metrics;
+
+/// How long shutdown keeps trying to report usage.
+const FLUSH_LIMIT: Duration = Duration::from_secs(10);
 use crate::upstream::HttpTransport;
 
 /// Listener addresses and limits.
@@ -35,6 +41,19 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
+    /// The virtual key this pod is bound to: calls without a key use it.
+    pub bound_key: Option<String>,
+    /// Names this sidecar's usage reports; unique per process.
+    pub reporter_id: String,
+}
+
+/// A reporter id unique to this process: the pod's name (or host name) and a random
+/// suffix, so a restarted sidecar never reuses its predecessor's sequence numbers.
+pub fn default_reporter_id() -> String {
+    let base = std::env::var("POD_NAME")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "sidecar".into());
+    format!("{base}-{:08x}", fastrand::u32(..))
 }
 
 impl Default for Settings {
@@ -44,6 +63,8 @@ impl Default for Settings {
             admin_addr: SocketAddr::from(([0, 0, 0, 0], 4001)),
             max_body_bytes: 16 * 1024 * 1024,
             shutdown_grace: Duration::from_secs(30),
+            bound_key: None,
+            reporter_id: default_reporter_id(),
         }
     }
 }
@@ -75,6 +96,9 @@ pub struct Sidecar {
     settings: Settings,
     builder: RoutesBuilder,
     metrics: Arc<Metrics>,
+    authority: Arc<dyn Authority>,
+    /// Set when usage is folded in-process (no operator): it needs the budgets' limits.
+    local: Option<Arc<LocalAuthority>>,
 }
 
 impl Sidecar {
@@ -93,13 +117,23 @@ impl Sidecar {
         };
         let api = bind(settings.api_addr).await?;
         let admin = bind(settings.admin_addr).await?;
+        let local = Arc::new(LocalAuthority::default());
         Ok(Sidecar {
             api,
             admin,
             settings,
             builder,
             metrics: Arc::new(Metrics::new()?),
+            authority: local.clone(),
+            local: Some(local),
         })
+    }
+
+    /// Reports usage to `authority` (the operator) instead of an in-process ledger.
+    pub fn report_to(mut self, authority: Arc<dyn Authority>) -> Self {
+        self.authority = authority;
+        self.local = None;
+        self
     }
 
     /// The API's bound address.
@@ -131,11 +165,45 @@ impl Sidecar {
             routes_tx,
             self.metrics.clone(),
         ));
+        let leases = Arc::new(Leases::default());
+        let reporter = Arc::new(Reporter::new(
+            self.settings.reporter_id.clone(),
+            self.authority.clone(),
+            leases.clone(),
+        ));
+        let meter = Arc::new(Meter {
+            reporter: reporter.clone(),
+            leases,
+            bound_key: self.settings.bound_key.clone(),
+            metrics: self.metrics.clone(),
+        });
+        if let Some(local) = self.local.clone() {
+            let mut routes = routes_rx.clone();
+            tokio::spawn(async move {
+                loop {
+                    if let Some(r) = routes.borrow_and_update().as_ref() {
+                        local.set_limits(
+                            r.budgets
+                                .iter()
+                                .map(|b| (b.name.clone(), b.limit_micros))
+                                .collect(),
+                        );
+                    }
+                    if routes.changed().await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        let (report_stop_tx, report_stop_rx) = watch::channel(false);
+        let report_task = tokio::spawn(reporter.clone().run(routes_rx.clone(), report_stop_rx));
         let proxy = Arc::new(api::Proxy {
             routes: routes_rx.clone(),
             metrics: self.metrics.clone(),
             max_body_bytes: self.settings.max_body_bytes,
+            meter,
         });
+        let last_routes = routes_rx.clone();
         let admin = Arc::new(admin::Admin {
             routes: routes_rx,
             metrics: self.metrics,
@@ -165,6 +233,21 @@ impl Sidecar {
                 grace_secs = grace.as_secs(),
                 "in-flight requests still running at the end of the grace period"
             );
+        }
+        // Everything served is reported before exiting (SIGTERM loses no usage).
+        let _ = report_stop_tx.send(true);
+        let _ = report_task.await;
+        let routes = last_routes.borrow().clone();
+        let left = reporter
+            .flush(routes.as_deref(), tokio::time::Instant::now() + FLUSH_LIMIT)
+            .await;
+        if left > 0 {
+            tracing::error!(
+                records = left,
+                "usage records could not be reported before exit"
+            );
+        } else {
+            tracing::info!("usage reported; exiting");
         }
         config_task.abort();
     }

@@ -88,6 +88,7 @@ impl Running {
             admin_addr: "127.0.0.1:0".parse().unwrap(),
             max_body_bytes: 64 * 1024,
             shutdown_grace: std::time::Duration::from_secs(5),
+            ..Settings::default()
         };
         let sidecar = Sidecar::bind(settings).await.unwrap();
         let (api, admin) = (sidecar.api_addr(), sidecar.admin_addr());

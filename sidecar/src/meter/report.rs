@@ -1,0 +1,474 @@
+//! Usage reporting: the sidecar → operator half of metering, and the protocol of it.
+//!
+//! A sidecar sends `POST /v1/usage` (same TLS endpoint and token as the config stream)
+//! about once a second, or at once when a lease runs short: a sequence-numbered batch of
+//! usage records, the lease it wants per budget, and its demand per rate-limited key.
+//! The operator folds the batch into Budget status exactly once (deduplicated by
+//! reporter id and sequence, see [`super::ledger`]) and answers with the leases granted
+//! and this sidecar's share of each key's limits. A batch is resent, unchanged, until it
+//! is acknowledged; only then is the next one cut, so sequences arrive in order.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
+
+use super::lease::{Grant, Leases};
+use super::ledger;
+use super::limiter::Demand;
+use super::usage::Usage;
+use crate::config::routes::Routes;
+
+/// The path reports are posted to.
+pub const PATH: &str = "/v1/usage";
+/// How often a sidecar reports.
+pub const INTERVAL: Duration = Duration::from_secs(1);
+/// A report is cut early once this many records wait.
+pub const MAX_RECORDS: usize = 500;
+
+/// One served (or failed) call, as metered. Never holds content.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageRecord {
+    /// The virtual key's name, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The key's team.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    /// The model asked for.
+    pub model: String,
+    /// The model that answered (a fallback or downgrade, maybe).
+    pub served_model: String,
+    /// The deployment that answered.
+    pub deployment: String,
+    /// Its provider.
+    pub provider: String,
+    /// Tokens.
+    pub usage: Usage,
+    /// What it cost, micro-dollars.
+    pub cost_micros: u64,
+    /// Whether the cost is the reservation because the provider reported no usage.
+    #[serde(default)]
+    pub estimated: bool,
+    /// HTTP status the client got.
+    pub status: u16,
+    /// Time to the end of the answer, milliseconds.
+    pub latency_ms: u64,
+    /// Budgets the cost counts against.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub budgets: Vec<String>,
+}
+
+/// A batch of usage and the sidecar's requests.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    /// Who reports: unique per sidecar process.
+    pub reporter: String,
+    /// 1, 2, 3... per reporter; a resend keeps its number.
+    pub seq: u64,
+    /// What was served since the last batch.
+    pub records: Vec<UsageRecord>,
+    /// The lease wanted per budget, micro-dollars.
+    #[serde(default)]
+    pub leases: BTreeMap<String, u64>,
+    /// Demand per rate-limited key since the last batch.
+    #[serde(default)]
+    pub demand: BTreeMap<String, Demand>,
+}
+
+impl Report {
+    /// Cost per budget in this batch.
+    pub fn costs(&self) -> BTreeMap<&str, u64> {
+        let mut costs: BTreeMap<&str, u64> = BTreeMap::new();
+        for record in &self.records {
+            for budget in &record.budgets {
+                let cost = costs.entry(budget.as_str()).or_default();
+                *cost = cost.saturating_add(record.cost_micros);
+            }
+        }
+        costs
+    }
+}
+
+/// A lease in an answer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeaseGrant {
+    /// The lease, net of everything the acknowledged batch spent.
+    pub balance_micros: u64,
+    /// How long it lives, from the report's sending.
+    pub ttl_ms: u64,
+}
+
+/// The operator's answer to a report.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Ack {
+    /// The batch acknowledged: everything in it is in Budget status.
+    pub seq: u64,
+    /// Leases per budget.
+    #[serde(default)]
+    pub leases: BTreeMap<String, LeaseGrant>,
+    /// This sidecar's share of each key's limits, parts per million.
+    #[serde(default)]
+    pub shares: BTreeMap<String, u32>,
+}
+
+/// Future of a report's answer.
+pub type AckFuture<'a> = Pin<Box<dyn Future<Output = Result<Ack, String>> + Send + 'a>>;
+
+/// Where reports go: the operator, or an in-process ledger.
+pub trait Authority: Send + Sync + 'static {
+    /// Folds a report and answers it.
+    fn submit<'a>(&'a self, report: &'a Report) -> AckFuture<'a>;
+}
+
+/// An in-process ledger for a sidecar run without an operator (`--config`,
+/// `llmesh-local`): budgets hold within this one process, from its start.
+#[derive(Default)]
+pub struct LocalAuthority {
+    budgets: Mutex<BTreeMap<String, (i64, Vec<ledger::Reporter>)>>,
+    limits: Mutex<BTreeMap<String, u64>>,
+}
+
+impl LocalAuthority {
+    /// Sets the budgets' limits (from the snapshot).
+    pub fn set_limits(&self, limits: BTreeMap<String, u64>) {
+        *self
+            .limits
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = limits;
+    }
+
+    /// Spent so far on `budget`.
+    pub fn spent(&self, budget: &str) -> i64 {
+        self.budgets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(budget)
+            .map_or(0, |b| b.0)
+    }
+}
+
+impl Authority for LocalAuthority {
+    fn submit<'a>(&'a self, report: &'a Report) -> AckFuture<'a> {
+        Box::pin(async move {
+            let limits = self
+                .limits
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
+            let mut budgets = self
+                .budgets
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let costs = report.costs();
+            let now = unix_ms();
+            let mut ack = Ack {
+                seq: report.seq,
+                ..Ack::default()
+            };
+            let names: std::collections::BTreeSet<&str> = costs
+                .keys()
+                .copied()
+                .chain(report.leases.keys().map(String::as_str))
+                .collect();
+            for name in names {
+                let Some(&limit) = limits.get(name) else {
+                    continue;
+                };
+                let (spent, reporters) = budgets.entry(name.to_owned()).or_default();
+                let folded = ledger::fold(
+                    limit,
+                    spent,
+                    reporters,
+                    &report.reporter,
+                    report.seq,
+                    costs.get(name).copied().unwrap_or(0),
+                    report.leases.get(name).copied(),
+                    now,
+                );
+                ack.leases.insert(
+                    name.to_owned(),
+                    LeaseGrant {
+                        balance_micros: folded.lease_micros,
+                        ttl_ms: ledger::LEASE_TTL_MS.unsigned_abs(),
+                    },
+                );
+            }
+            Ok(ack)
+        })
+    }
+}
+
+/// Wall-clock Unix milliseconds.
+pub fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Collects records and runs the report loop.
+pub struct Reporter {
+    id: String,
+    authority: Arc<dyn Authority>,
+    leases: Arc<Leases>,
+    records: Mutex<Vec<UsageRecord>>,
+    /// The batch on its way (resent until acknowledged).
+    pending: tokio::sync::Mutex<Option<Report>>,
+    next_seq: Mutex<u64>,
+    urgent: Notify,
+    /// Counts acknowledgements, so callers can wait for a fresh answer.
+    acks: watch::Sender<u64>,
+}
+
+impl Reporter {
+    /// A reporter named `id`, sending to `authority`.
+    pub fn new(id: String, authority: Arc<dyn Authority>, leases: Arc<Leases>) -> Self {
+        Reporter {
+            id,
+            authority,
+            leases,
+            records: Mutex::new(Vec::new()),
+            pending: tokio::sync::Mutex::new(None),
+            next_seq: Mutex::new(1),
+            urgent: Notify::new(),
+            acks: watch::channel(0).0,
+        }
+    }
+
+    /// The reporter's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Queues a record.
+    pub fn record(&self, record: UsageRecord) {
+        let mut records = self
+            .records
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        records.push(record);
+        if records.len() >= MAX_RECORDS {
+            self.urgent.notify_one();
+        }
+    }
+
+    /// Asks for a report now and waits (up to `wait`) for its answer. True if one came.
+    pub async fn report_now(&self, wait: Duration) -> bool {
+        let mut acks = self.acks.subscribe();
+        acks.borrow_and_update();
+        self.urgent.notify_one();
+        matches!(tokio::time::timeout(wait, acks.changed()).await, Ok(Ok(())))
+    }
+
+    /// Records not yet acknowledged.
+    pub fn unacknowledged(&self) -> usize {
+        let queued = self
+            .records
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len();
+        let pending = self
+            .pending
+            .try_lock()
+            .map_or(0, |p| p.as_ref().map_or(0, |r| r.records.len()));
+        queued + pending
+    }
+
+    /// Sends one report (the pending one, or a new one) and applies the answer.
+    pub async fn send_once(&self, routes: Option<&Routes>) -> Result<(), String> {
+        let mut pending = self.pending.lock().await;
+        if pending.is_none() {
+            let records = std::mem::take(
+                &mut *self
+                    .records
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            );
+            let leases = self.leases.cut();
+            let demand: BTreeMap<String, Demand> = routes
+                .map(|r| {
+                    r.keys
+                        .keys()
+                        .filter(|k| k.limits.any())
+                        .map(|k| (k.name.clone(), k.limiter.take_demand()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if records.is_empty() && leases.is_empty() && demand.is_empty() {
+                return Ok(());
+            }
+            let mut next = self
+                .next_seq
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            *pending = Some(Report {
+                reporter: self.id.clone(),
+                seq: *next,
+                records,
+                leases,
+                demand,
+            });
+            *next += 1;
+        } else if let Some(report) = pending.as_mut() {
+            report.leases = self.leases.wants();
+        }
+        let Some(report) = pending.as_ref() else {
+            return Ok(());
+        };
+        let sent = Instant::now();
+        let ack = self.authority.submit(report).await?;
+        if ack.seq != report.seq {
+            return Err(format!(
+                "the answer acknowledges batch {} instead of {}",
+                ack.seq, report.seq
+            ));
+        }
+        let grants = ack
+            .leases
+            .iter()
+            .map(|(name, g)| {
+                (
+                    name.clone(),
+                    Grant {
+                        balance: g.balance_micros,
+                        ttl: Duration::from_millis(g.ttl_ms),
+                    },
+                )
+            })
+            .collect();
+        self.leases.acknowledged(&grants, sent);
+        if let Some(routes) = routes {
+            let now = Instant::now();
+            for (name, share) in &ack.shares {
+                if let Some(key) = routes.keys.by_name(name) {
+                    key.limiter.set_share(*share, now);
+                }
+            }
+        }
+        *pending = None;
+        self.acks.send_modify(|n| *n += 1);
+        Ok(())
+    }
+
+    /// Reports every [`INTERVAL`] (or at once when asked) until `stop`, retrying failed
+    /// batches with backoff.
+    pub async fn run(
+        self: Arc<Self>,
+        routes: watch::Receiver<Option<Arc<Routes>>>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let mut failures = 0u32;
+        loop {
+            let wait = if failures == 0 {
+                INTERVAL
+            } else {
+                Duration::from_millis(250).saturating_mul(1 << failures.min(5))
+            };
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.urgent.notified() => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            let current = routes.borrow().clone();
+            match self.send_once(current.as_deref()).await {
+                Ok(()) => failures = 0,
+                Err(err) => {
+                    failures += 1;
+                    tracing::warn!(error = %err, failures, "usage report not acknowledged; will resend");
+                }
+            }
+        }
+    }
+
+    /// Sends everything queued, for up to `deadline`; returns the records left unsent.
+    pub async fn flush(&self, routes: Option<&Routes>, deadline: Instant) -> usize {
+        while self.unacknowledged() > 0 && Instant::now() < deadline {
+            if let Err(err) = tokio::time::timeout_at(deadline, self.send_once(routes))
+                .await
+                .unwrap_or_else(|_| Err("timed out".into()))
+            {
+                tracing::warn!(error = %err, "usage flush failed; retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        self.unacknowledged()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(cost: u64) -> UsageRecord {
+        UsageRecord {
+            key: Some("k".into()),
+            team: None,
+            model: "m".into(),
+            served_model: "m".into(),
+            deployment: "d".into(),
+            provider: "openai".into(),
+            usage: Usage::default(),
+            cost_micros: cost,
+            estimated: false,
+            status: 200,
+            latency_ms: 1,
+            budgets: vec!["b".into()],
+        }
+    }
+
+    /// Fails the first `n` submissions after folding them, like an answer lost on the way.
+    struct Lossy {
+        inner: LocalAuthority,
+        lose: Mutex<u32>,
+    }
+
+    impl Authority for Lossy {
+        fn submit<'a>(&'a self, report: &'a Report) -> AckFuture<'a> {
+            Box::pin(async move {
+                let ack = self.inner.submit(report).await?;
+                let mut lose = self.lose.lock().unwrap();
+                if *lose > 0 {
+                    *lose -= 1;
+                    return Err("connection reset".into());
+                }
+                Ok(ack)
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lost_answer_resends_the_same_batch_and_nothing_counts_twice() {
+        let authority = Arc::new(Lossy {
+            inner: LocalAuthority::default(),
+            lose: Mutex::new(2),
+        });
+        authority
+            .inner
+            .set_limits([("b".to_owned(), 1_000_000)].into());
+        let reporter = Reporter::new("r".into(), authority.clone(), Arc::new(Leases::default()));
+        reporter.record(record(5));
+        reporter.record(record(7));
+        assert!(reporter.send_once(None).await.is_err());
+        reporter.record(record(100));
+        assert!(reporter.send_once(None).await.is_err());
+        reporter.send_once(None).await.unwrap();
+        assert_eq!(authority.inner.spent("b"), 12, "batch 1 once");
+        assert_eq!(reporter.unacknowledged(), 1);
+        reporter.send_once(None).await.unwrap();
+        assert_eq!(authority.inner.spent("b"), 112);
+        assert_eq!(reporter.unacknowledged(), 0);
+        let ended = reporter
+            .flush(None, Instant::now() + Duration::from_secs(1))
+            .await;
+        assert_eq!(ended, 0);
+    }
+}

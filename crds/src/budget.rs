@@ -170,6 +170,27 @@ pub struct BudgetStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 24))]
     pub history: Vec<BudgetPeriodRecord>,
+    /// The sidecars spending from the budget: the last usage batch folded from each (so
+    /// a resent batch is never counted twice) and the lease each holds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10000))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["id"]))]
+    pub reporters: Vec<BudgetReporter>,
+}
+
+/// One sidecar's entry in the ledger.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BudgetReporter {
+    /// The sidecar's reporting id (pod name and a per-process suffix).
+    #[schemars(length(max = 300))]
+    pub id: String,
+    /// The last usage batch folded.
+    pub seq: u64,
+    /// Spend it may make without asking again, in micro-dollars.
+    pub lease_micros: u64,
+    /// When it was last heard from, Unix milliseconds.
+    pub seen_unix_ms: i64,
 }
 
 /// Spend of one finished period.

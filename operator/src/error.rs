@@ -18,6 +18,9 @@ pub enum Error {
     /// TLS material could not be made or loaded.
     #[error("tls: {0}")]
     Tls(String),
+    /// A write kept conflicting with others.
+    #[error("kept conflicting: {0}")]
+    Conflict(String),
 }
 
 impl Error {
@@ -29,6 +32,7 @@ impl Error {
             Error::Serialize(_) => "serialize",
             Error::Period(_) => "period",
             Error::Tls(_) => "tls",
+            Error::Conflict(_) => "conflict",
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod compile;
 pub mod controllers;
 pub mod error;
 pub mod hub;
+pub mod intake;
 pub mod local;
 pub mod manifests;
 pub mod metrics;

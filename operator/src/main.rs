@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use llmesh_operator::intake::Intake;
 use llmesh_operator::push::{self, Push, TlsSource, TokenReviewer};
 use llmesh_operator::run::{self, Settings};
 use llmesh_sidecar::telemetry::{self, LogFormat};
@@ -157,11 +158,14 @@ async fn main() -> ExitCode {
             ready.store(true, Ordering::Relaxed);
         }
     });
-    let push = Arc::new(Push::new(
-        operator.ctx.hub.clone(),
-        Arc::new(TokenReviewer::new(client)),
-        operator.ctx.metrics.clone(),
-    ));
+    let push = Arc::new(
+        Push::new(
+            operator.ctx.hub.clone(),
+            Arc::new(TokenReviewer::new(client)),
+            operator.ctx.metrics.clone(),
+        )
+        .with_intake(Arc::new(Intake::new(operator.ctx.clone()))),
+    );
     tracing::info!(push = %args.push, admin = %args.admin, "llmesh operator running");
     push::serve(push_listener, tls, push, shared_shutdown).await;
     ExitCode::SUCCESS

@@ -21,6 +21,10 @@ pub struct Metrics {
     pub snapshot_version: IntGaugeVec,
     /// From a resource change being seen to its snapshot being sent to a sidecar.
     pub push_latency: HistogramVec,
+    /// Usage reports by result (`ok`, `duplicate`, `error`, `refused`).
+    pub usage_reports: IntCounterVec,
+    /// Spend folded into Budget status, micro-dollars, by namespace and budget.
+    pub budget_spend: IntCounterVec,
 }
 
 impl Metrics {
@@ -60,8 +64,24 @@ impl Metrics {
             .buckets(vec![0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
             &["kind"],
         )?;
+        let usage_reports = IntCounterVec::new(
+            Opts::new(
+                "usage_reports_total",
+                "Usage reports from sidecars by result.",
+            ),
+            &["result"],
+        )?;
+        let budget_spend = IntCounterVec::new(
+            Opts::new(
+                "budget_spend_micros_total",
+                "Spend folded into Budget status, in micro-dollars.",
+            ),
+            &["namespace", "budget"],
+        )?;
         for m in [
-            Box::new(reconciles.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(usage_reports.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(budget_spend.clone()),
+            Box::new(reconciles.clone()),
             Box::new(reconcile_errors.clone()),
             Box::new(reconcile_duration.clone()),
             Box::new(connected_sidecars.clone()),
@@ -78,6 +98,8 @@ impl Metrics {
             connected_sidecars,
             snapshot_version,
             push_latency,
+            usage_reports,
+            budget_spend,
         })
     }
 

@@ -26,12 +26,14 @@ use kube::Api;
 use kube::api::PostParams;
 use llmesh_sidecar::config::Snapshot;
 use llmesh_sidecar::config::push::{AUDIENCE, HEARTBEAT_SECS, Message, PATH};
+use llmesh_sidecar::meter::report::{PATH as USAGE_PATH, Report};
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
+use crate::intake::{Intake, MAX_REPORT_BYTES};
 use crate::metrics::Metrics;
 
 /// Where snapshots come from (the hub, or a test's channels).
@@ -164,6 +166,8 @@ pub struct Push {
     pub metrics: Metrics,
     /// Each namespace's snapshot, serialized once per version for every connection.
     lines: Mutex<HashMap<String, (String, Bytes)>>,
+    /// Where usage reports go; without it they are refused.
+    intake: Option<Arc<Intake>>,
 }
 
 impl Push {
@@ -178,7 +182,14 @@ impl Push {
             auth,
             metrics,
             lines: Mutex::new(HashMap::new()),
+            intake: None,
         }
+    }
+
+    /// Accepts usage reports into `intake`.
+    pub fn with_intake(mut self, intake: Arc<Intake>) -> Self {
+        self.intake = Some(intake);
+        self
     }
 
     /// The snapshot message line, serialized once per namespace and version: a change
@@ -255,7 +266,8 @@ async fn handle(
     req: Request<Incoming>,
     peer: SocketAddr,
 ) -> Result<Response<Body>, Infallible> {
-    if req.method() != http::Method::GET || req.uri().path() != PATH {
+    let usage = req.method() == http::Method::POST && req.uri().path() == USAGE_PATH;
+    if !usage && (req.method() != http::Method::GET || req.uri().path() != PATH) {
         return Ok(text(StatusCode::NOT_FOUND, "not found"));
     }
     let token = req
@@ -282,6 +294,9 @@ async fn handle(
             return Ok(text(StatusCode::UNAUTHORIZED, "token not accepted"));
         }
     };
+    if usage {
+        return Ok(usage_report(&push, &namespace, req, peer).await);
+    }
     let query = req.uri().query().unwrap_or("");
     let param = |name: &str| {
         query.split('&').find_map(|kv| {
@@ -350,6 +365,70 @@ async fn handle(
         http::HeaderValue::from_static("application/x-ndjson"),
     );
     Ok(response)
+}
+
+/// Folds a usage report and answers with the acknowledgement.
+async fn usage_report(
+    push: &Push,
+    namespace: &str,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<Body> {
+    let Some(intake) = &push.intake else {
+        return text(StatusCode::NOT_FOUND, "usage intake is not enabled");
+    };
+    let body = match http_body_util::Limited::new(req.into_body(), MAX_REPORT_BYTES)
+        .collect()
+        .await
+    {
+        Ok(body) => body.to_bytes(),
+        Err(_) => {
+            return text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "report too large or unreadable",
+            );
+        }
+    };
+    let report: Report = match serde_json::from_slice(&body) {
+        Ok(report) => report,
+        Err(e) => {
+            push.metrics
+                .usage_reports
+                .with_label_values(&["refused"])
+                .inc();
+            return text(StatusCode::BAD_REQUEST, &format!("malformed report: {e}"));
+        }
+    };
+    if let Err(e) = Intake::validate(&report) {
+        push.metrics
+            .usage_reports
+            .with_label_values(&["refused"])
+            .inc();
+        return text(StatusCode::BAD_REQUEST, &e.to_string());
+    }
+    match intake.fold(namespace, &report).await {
+        Ok(ack) => {
+            let mut response = Response::new(
+                Full::new(Bytes::from(serde_json::to_vec(&ack).unwrap_or_default())).boxed(),
+            );
+            response.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+        Err(e) => {
+            push.metrics
+                .usage_reports
+                .with_label_values(&["error"])
+                .inc();
+            tracing::warn!(%peer, namespace, reporter = %report.reporter, seq = report.seq, error = %e, "usage report not folded; the sidecar will resend it");
+            text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "usage not recorded; resend",
+            )
+        }
+    }
 }
 
 /// A serving certificate: from PEM files, or self-signed for `names` at start.

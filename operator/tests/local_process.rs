@@ -28,6 +28,10 @@ fn free_port() -> SocketAddr {
         .unwrap()
 }
 
+/// The quickstart's virtual key (examples/quickstart/keys.yaml): its namespace has keys,
+/// so every call needs one.
+const QUICKSTART_KEY: &str = "sk-llmesh-quickstart-0000000000000000";
+
 /// One HTTP/1.1 request with `Connection: close`; returns the status line, headers and body.
 fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> Option<(u16, String, String)> {
     let mut stream = TcpStream::connect(addr).ok()?;
@@ -36,7 +40,7 @@ fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> Option<(u16, 
         .ok()?;
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {QUICKSTART_KEY}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .ok()?;

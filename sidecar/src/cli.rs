@@ -15,6 +15,8 @@ pub const ENV_ADMIN_LISTEN: &str = "LLMESH_ADMIN_LISTEN";
 pub const ENV_MAX_BODY_BYTES: &str = "LLMESH_MAX_BODY_BYTES";
 /// `--log-format`: `text` or `json`.
 pub const ENV_LOG_FORMAT: &str = "LLMESH_LOG_FORMAT";
+/// `--virtual-key`: the VirtualKey this pod is bound to (calls without a key use it).
+pub const ENV_VIRTUAL_KEY: &str = "LLMESH_VIRTUAL_KEY";
 
 /// Parsed settings plus the binary's own flags.
 #[derive(Debug)]
@@ -49,7 +51,13 @@ pub fn parse(
                 (name.to_owned(), value)
             }
         };
-        let known = ["listen", "admin-listen", "max-body-bytes", "log-format"];
+        let known = [
+            "listen",
+            "admin-listen",
+            "max-body-bytes",
+            "log-format",
+            "virtual-key",
+        ];
         if !known.contains(&name.as_str()) && !extra.contains(&name.as_str()) {
             return Err(format!("unknown flag --{name}"));
         }
@@ -70,6 +78,7 @@ pub fn parse(
             .filter(|n| *n > 0)
             .ok_or_else(|| format!("--max-body-bytes: {v:?} is not a positive integer"))?;
     }
+    settings.bound_key = get("virtual-key", ENV_VIRTUAL_KEY).filter(|k| !k.is_empty());
     let log_format = match get("log-format", ENV_LOG_FORMAT).as_deref() {
         None | Some("text") => LogFormat::Text,
         Some("json") => LogFormat::Json,

@@ -6,7 +6,7 @@
 //!                [--operator-ca FILE] [--token-file FILE]
 //! llmesh-sidecar --config snapshot.json
 //!   common: [--listen 127.0.0.1:4000] [--admin-listen 0.0.0.0:4001] [--max-body-bytes N]
-//!           [--log-format text|json]
+//!           [--log-format text|json] [--virtual-key NAME]
 //! ```
 //! To run from the Kubernetes manifests themselves, use `llmesh-local`.
 
@@ -16,9 +16,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use llmesh_sidecar::config::operator::{self, OperatorSource};
+use llmesh_sidecar::meter::remote::OperatorAuthority;
 use llmesh_sidecar::{Sidecar, cli, config, shutdown_signal, telemetry};
 
-const USAGE: &str = "usage: llmesh-sidecar (--operator URL [--operator-ca FILE] [--token-file FILE] | --config FILE) [--listen ADDR] [--admin-listen ADDR] [--max-body-bytes N] [--log-format text|json]";
+const USAGE: &str = "usage: llmesh-sidecar (--operator URL [--operator-ca FILE] [--token-file FILE] | --config FILE) [--listen ADDR] [--admin-listen ADDR] [--max-body-bytes N] [--log-format text|json] [--virtual-key NAME]";
 
 /// Where the injected pod spec mounts the operator's CA and the projected token.
 const DEFAULT_CA: &str = "/var/run/secrets/llmesh/ca.crt";
@@ -70,7 +71,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let sidecar = match Sidecar::bind(parsed.settings).await {
+    let mut sidecar = match Sidecar::bind(parsed.settings).await {
         Ok(sidecar) => sidecar,
         Err(err) => {
             eprintln!("llmesh-sidecar: {err}");
@@ -83,6 +84,7 @@ async fn main() -> ExitCode {
             tokio::spawn(config::file::watch(path, Duration::from_secs(1), tx));
         }
         Source::Operator(source) => {
+            sidecar = sidecar.report_to(Arc::new(OperatorAuthority::new(source.clone())));
             let (connected_tx, mut connected_rx) = tokio::sync::watch::channel(false);
             let metrics = sidecar.metrics();
             tokio::spawn(async move {

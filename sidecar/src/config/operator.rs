@@ -143,10 +143,15 @@ pub async fn stream_once(
     }
 }
 
-type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<bytes::Bytes>>;
+type HttpsClient<B = Empty<bytes::Bytes>> = Client<hyper_rustls::HttpsConnector<HttpConnector>, B>;
 
 /// A client trusting only the operator's CA, over HTTP/2 or HTTP/1.1.
-fn client(ca_pem: &[u8]) -> Result<HttpsClient, StreamError> {
+pub(crate) fn client<B>(ca_pem: &[u8]) -> Result<HttpsClient<B>, StreamError>
+where
+    B: http_body::Body + Send + 'static + Unpin,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();

@@ -12,6 +12,7 @@ pub mod keys;
 pub mod lease;
 pub mod ledger;
 pub mod limiter;
+pub mod remote;
 pub mod report;
 pub mod stream_tap;
 pub mod usage;

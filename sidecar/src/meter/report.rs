@@ -367,8 +367,12 @@ impl Reporter {
         mut stop: watch::Receiver<bool>,
     ) {
         let mut failures = 0u32;
+        // The first report goes at once: it brings this sidecar's shares and leases.
+        let mut first = true;
         loop {
-            let wait = if failures == 0 {
+            let wait = if std::mem::take(&mut first) {
+                Duration::ZERO
+            } else if failures == 0 {
                 INTERVAL
             } else {
                 Duration::from_millis(250).saturating_mul(1 << failures.min(5))

@@ -83,13 +83,22 @@ pub struct Running {
 impl Running {
     /// Starts a sidecar, with `snapshot` as its first config if given.
     pub async fn start(snapshot: Option<Arc<Snapshot>>) -> Running {
-        let settings = Settings {
+        Running::start_with(snapshot, |_| {}).await
+    }
+
+    /// Starts a sidecar with settings adjusted by `adjust`.
+    pub async fn start_with(
+        snapshot: Option<Arc<Snapshot>>,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> Running {
+        let mut settings = Settings {
             api_addr: "127.0.0.1:0".parse().unwrap(),
             admin_addr: "127.0.0.1:0".parse().unwrap(),
             max_body_bytes: 64 * 1024,
             shutdown_grace: std::time::Duration::from_secs(5),
             ..Settings::default()
         };
+        adjust(&mut settings);
         let sidecar = Sidecar::bind(settings).await.unwrap();
         let (api, admin) = (sidecar.api_addr(), sidecar.admin_addr());
         let (config, rx) = watch::channel(snapshot);
@@ -242,4 +251,28 @@ pub fn chat_stream(model: &str) -> Value {
 /// A header as a string.
 pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
     headers.get(name).map_or("", |v| v.to_str().unwrap())
+}
+
+/// A POST of JSON with exactly these headers (no default authorization).
+pub async fn call(
+    addr: SocketAddr,
+    body: Value,
+    headers: &[(&str, &str)],
+) -> (StatusCode, HeaderMap, Bytes) {
+    let mut request = http::Request::post(format!("http://{addr}/v1/chat/completions"))
+        .header("content-type", "application/json");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = client()
+        .request(
+            request
+                .body(Full::new(Bytes::from(body.to_string())))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.unwrap().to_bytes();
+    (parts.status, parts.headers, bytes)
 }

@@ -1,0 +1,274 @@
+//! Usage intake: folds sidecars' usage reports into Budget status and answers with their
+//! leases and their shares of keys' rate limits (protocol in
+//! [`llmesh_sidecar::meter::report`]).
+//!
+//! Budget status is the ledger and the only durable state: a report is acknowledged
+//! only after every budget it touches is written, each write is resourceVersion-checked
+//! (a conflict re-reads and folds again), and each budget remembers the last batch folded
+//! per reporter, so a batch resent after a lost answer, to this replica or another, or
+//! after an operator restart, counts once. The fold itself is shared with the sidecar's
+//! in-process ledger ([`llmesh_sidecar::meter::ledger`]).
+//!
+//! Shares are computed from the demand this replica hears, so with sidecars of one
+//! namespace reporting to several replicas each replica shares out the whole limit; the
+//! bound in `docs/architecture.md` accounts for it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kube::Api;
+use kube::Resource;
+use kube::api::PostParams;
+use kube::runtime::events::{Event, EventType};
+use llmesh_crds::Budget;
+use llmesh_crds::budget::BudgetReporter;
+use llmesh_sidecar::meter::ledger::{self, Reporter};
+use llmesh_sidecar::meter::limiter::WHOLE;
+use llmesh_sidecar::meter::report::{Ack, LeaseGrant, Report};
+use tokio::time::Instant;
+
+use crate::controllers::budget::next_status;
+use crate::controllers::{Context, MANAGER};
+use crate::error::{Error, Result};
+
+/// Largest report accepted, bytes.
+pub const MAX_REPORT_BYTES: usize = 16 * 1024 * 1024;
+/// A reporter silent this long no longer takes part in a key's shares.
+const SHARE_WINDOW: Duration = Duration::from_secs(5);
+/// Status is rewritten at least this often for a live reporter, to keep its lease live.
+const REFRESH_MS: i64 = ledger::LEASE_TTL_MS / 3;
+/// Attempts at a conflicted status write before the report fails (and is resent).
+const ATTEMPTS: usize = 8;
+
+/// Why a report was refused outright.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// The report is malformed.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Reporter → (smoothed demand, last heard), for one key.
+type KeyDemand = HashMap<String, (u64, Instant)>;
+
+/// Folds reports into Budgets.
+pub struct Intake {
+    ctx: Arc<Context>,
+    /// Demand per (namespace, key).
+    demand: Mutex<HashMap<(String, String), KeyDemand>>,
+}
+
+impl Intake {
+    /// Intake writing through `ctx`'s client.
+    pub fn new(ctx: Arc<Context>) -> Self {
+        Intake {
+            ctx,
+            demand: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Checks a report's shape before anything is written.
+    pub fn validate(report: &Report) -> Result<(), Refusal> {
+        if report.reporter.is_empty() || report.reporter.len() > 300 {
+            return Err(Refusal::Invalid(
+                "reporter must be 1 to 300 characters".into(),
+            ));
+        }
+        if report.seq == 0 {
+            return Err(Refusal::Invalid("seq starts at 1".into()));
+        }
+        Ok(())
+    }
+
+    /// Folds `report` from a sidecar of `namespace` and answers it.
+    pub async fn fold(&self, namespace: &str, report: &Report) -> Result<Ack> {
+        let costs = report.costs();
+        let mut names: Vec<&str> = costs.keys().copied().collect();
+        names.extend(report.leases.keys().map(String::as_str));
+        names.sort_unstable();
+        names.dedup();
+        let mut ack = Ack {
+            seq: report.seq,
+            ..Ack::default()
+        };
+        let mut duplicate = false;
+        for name in names {
+            let cost = costs.get(name).copied().unwrap_or(0);
+            let want = report.leases.get(name).copied();
+            if let Some(folded) = self
+                .fold_budget(namespace, name, report, cost, want)
+                .await?
+            {
+                duplicate |= !folded.applied && cost > 0;
+                ack.leases.insert(
+                    name.to_owned(),
+                    LeaseGrant {
+                        balance_micros: folded.lease_micros,
+                        ttl_ms: ledger::LEASE_TTL_MS.unsigned_abs(),
+                    },
+                );
+            }
+        }
+        ack.shares = self.shares(namespace, report);
+        self.ctx
+            .metrics
+            .usage_reports
+            .with_label_values(&[if duplicate { "duplicate" } else { "ok" }])
+            .inc();
+        Ok(ack)
+    }
+
+    /// Folds one budget's part of a report; `None` when the budget does not exist (its
+    /// spend has nothing left to count against).
+    async fn fold_budget(
+        &self,
+        namespace: &str,
+        name: &str,
+        report: &Report,
+        cost: u64,
+        want: Option<u64>,
+    ) -> Result<Option<ledger::Folded>> {
+        let api: Api<Budget> = Api::namespaced(self.ctx.client.clone(), namespace);
+        let params = PostParams {
+            field_manager: Some(MANAGER.into()),
+            ..PostParams::default()
+        };
+        for _ in 0..ATTEMPTS {
+            let Some(budget) = api.get_opt(name).await? else {
+                if cost > 0 {
+                    tracing::warn!(
+                        namespace,
+                        budget = name,
+                        cost_micros = cost,
+                        "usage for a budget that does not exist; dropped"
+                    );
+                }
+                return Ok(None);
+            };
+            let now = jiff::Timestamp::now();
+            let compiled = self.ctx.hub.compile(namespace);
+            // Roll the period first, so spend lands in the period it is folded in.
+            let (mut status, _) = next_status(&budget, &compiled, name, now)?;
+            let limit = budget.spec.limit.to_micros().unwrap_or(0);
+            let mut reporters: Vec<Reporter> = status.reporters.iter().map(from_status).collect();
+            let previous_seen = reporters
+                .iter()
+                .find(|r| r.id == report.reporter)
+                .map(|r| (r.seen_unix_ms, r.lease_micros));
+            let now_ms = now.as_millisecond();
+            let folded = ledger::fold(
+                limit,
+                &mut status.spent_micros,
+                &mut reporters,
+                &report.reporter,
+                report.seq,
+                cost,
+                want,
+                now_ms,
+            );
+            // Nothing new but the time it was heard from: skip the write while its lease
+            // is still fresh in status.
+            if !folded.applied
+                && previous_seen.is_some_and(|(seen, lease)| {
+                    lease == folded.lease_micros && now_ms - seen < REFRESH_MS
+                })
+                && reporters.len() == status.reporters.len()
+            {
+                return Ok(Some(folded));
+            }
+            status.reporters = reporters.iter().map(to_status).collect();
+            let mut updated = budget.clone();
+            updated.status = Some(status);
+            let (status, crossed) = next_status(&updated, &compiled, name, now)?;
+            updated.status = Some(status.clone());
+            match api.replace_status(name, &params, &updated).await {
+                Ok(_) => {
+                    if folded.applied && cost > 0 {
+                        self.ctx
+                            .metrics
+                            .budget_spend
+                            .with_label_values(&[namespace, name])
+                            .inc_by(cost);
+                    }
+                    for threshold in crossed {
+                        self.alert(&updated, threshold, status.spent.as_deref().unwrap_or(""))
+                            .await;
+                    }
+                    return Ok(Some(folded));
+                }
+                Err(kube::Error::Api(e)) if e.code == 409 => continue,
+                Err(e) => return Err(Error::Kube(e)),
+            }
+        }
+        Err(Error::Conflict(format!("budget {namespace}/{name}")))
+    }
+
+    async fn alert(&self, budget: &Budget, threshold: u32, spent: &str) {
+        let note = format!(
+            "Budget {} reached {threshold}% of {}: spent {spent}",
+            budget.metadata.name.as_deref().unwrap_or(""),
+            budget.spec.limit
+        );
+        let event = Event {
+            type_: EventType::Warning,
+            reason: "BudgetThreshold".into(),
+            note: Some(note),
+            action: "Alert".into(),
+            secondary: None,
+        };
+        if let Err(e) = self
+            .ctx
+            .recorder
+            .publish(&event, &budget.object_ref(&()))
+            .await
+        {
+            tracing::warn!(error = %e, "cannot record the alert Event");
+        }
+    }
+
+    /// This reporter's share of each key it reported demand for: its smoothed demand
+    /// (plus one, so an idle sidecar keeps a foothold) over the sum of all live
+    /// reporters'.
+    fn shares(&self, namespace: &str, report: &Report) -> std::collections::BTreeMap<String, u32> {
+        let now = Instant::now();
+        let mut table = self
+            .demand
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut shares = std::collections::BTreeMap::new();
+        for (key, demand) in &report.demand {
+            let entry = table
+                .entry((namespace.to_owned(), key.clone()))
+                .or_default();
+            entry.retain(|_, (_, seen)| now.duration_since(*seen) < SHARE_WINDOW);
+            let smoothed = entry.get(&report.reporter).map_or(0, |(d, _)| *d);
+            // Half the old, half the new: a shift in demand moves shares within seconds.
+            let mine = (smoothed + demand.requests.saturating_mul(1000)) / 2;
+            entry.insert(report.reporter.clone(), (mine, now));
+            let total: u128 = entry.values().map(|(d, _)| u128::from(*d) + 1000).sum();
+            let share = (u128::from(mine) + 1000) * u128::from(WHOLE) / total.max(1);
+            shares.insert(key.clone(), u32::try_from(share).unwrap_or(WHOLE));
+        }
+        table.retain(|_, reporters| !reporters.is_empty());
+        shares
+    }
+}
+
+fn from_status(r: &BudgetReporter) -> Reporter {
+    Reporter {
+        id: r.id.clone(),
+        seq: r.seq,
+        lease_micros: r.lease_micros,
+        seen_unix_ms: r.seen_unix_ms,
+    }
+}
+
+fn to_status(r: &Reporter) -> BudgetReporter {
+    BudgetReporter {
+        id: r.id.clone(),
+        seq: r.seq,
+        lease_micros: r.lease_micros,
+        seen_unix_ms: r.seen_unix_ms,
+    }
+}

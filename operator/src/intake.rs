@@ -39,7 +39,7 @@ const SHARE_WINDOW: Duration = Duration::from_secs(5);
 /// Status is rewritten at least this often for a live reporter, to keep its lease live.
 const REFRESH_MS: i64 = ledger::LEASE_TTL_MS / 3;
 /// Attempts at a conflicted status write before the report fails (and is resent).
-const ATTEMPTS: usize = 8;
+const ATTEMPTS: usize = 12;
 
 /// Why a report was refused outright.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +57,8 @@ pub struct Intake {
     ctx: Arc<Context>,
     /// Demand per (namespace, key).
     demand: Mutex<HashMap<(String, String), KeyDemand>>,
+    /// One lock per budget being folded.
+    locks: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Intake {
@@ -65,6 +67,7 @@ impl Intake {
         Intake {
             ctx,
             demand: Mutex::new(HashMap::new()),
+            locks: Mutex::new(HashMap::new()),
         }
     }
 
@@ -96,7 +99,7 @@ impl Intake {
         for name in names {
             let cost = costs.get(name).copied().unwrap_or(0);
             let want = report.leases.get(name).copied();
-            if let Some(folded) = self
+            if let Some((folded, remaining)) = self
                 .fold_budget(namespace, name, report, cost, want)
                 .await?
             {
@@ -105,6 +108,7 @@ impl Intake {
                     name.to_owned(),
                     LeaseGrant {
                         balance_micros: folded.lease_micros,
+                        remaining_micros: remaining,
                         ttl_ms: ledger::LEASE_TTL_MS.unsigned_abs(),
                     },
                 );
@@ -119,8 +123,9 @@ impl Intake {
         Ok(ack)
     }
 
-    /// Folds one budget's part of a report; `None` when the budget does not exist (its
-    /// spend has nothing left to count against).
+    /// Folds one budget's part of a report, returning the reporter's lease and what the
+    /// budget has left; `None` when the budget does not exist (its spend has nothing
+    /// left to count against).
     async fn fold_budget(
         &self,
         namespace: &str,
@@ -128,13 +133,32 @@ impl Intake {
         report: &Report,
         cost: u64,
         want: Option<u64>,
-    ) -> Result<Option<ledger::Folded>> {
+    ) -> Result<Option<(ledger::Folded, i64)>> {
+        // One fold per budget at a time in this replica: concurrent reports would only
+        // conflict with each other. Other replicas still conflict, and re-read.
+        let lock = {
+            let mut locks = self
+                .locks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            locks.retain(|_, l| Arc::strong_count(l) > 1);
+            locks
+                .entry((namespace.to_owned(), name.to_owned()))
+                .or_default()
+                .clone()
+        };
+        let _held = lock.lock().await;
         let api: Api<Budget> = Api::namespaced(self.ctx.client.clone(), namespace);
         let params = PostParams {
             field_manager: Some(MANAGER.into()),
             ..PostParams::default()
         };
-        for _ in 0..ATTEMPTS {
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                // Another replica wrote first: back off a little, jittered.
+                let ms = fastrand::u64(5..=20 * u64::try_from(attempt).unwrap_or(1));
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
             let Some(budget) = api.get_opt(name).await? else {
                 if cost > 0 {
                     tracing::warn!(
@@ -175,7 +199,7 @@ impl Intake {
                 })
                 && reporters.len() == status.reporters.len()
             {
-                return Ok(Some(folded));
+                return Ok(Some((folded, status.remaining_micros)));
             }
             status.reporters = reporters.iter().map(to_status).collect();
             let mut updated = budget.clone();
@@ -195,7 +219,7 @@ impl Intake {
                         self.alert(&updated, threshold, status.spent.as_deref().unwrap_or(""))
                             .await;
                     }
-                    return Ok(Some(folded));
+                    return Ok(Some((folded, status.remaining_micros)));
                 }
                 Err(kube::Error::Api(e)) if e.code == 409 => continue,
                 Err(e) => return Err(Error::Kube(e)),

@@ -11,12 +11,16 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+/// Report intervals of recent spend a lease covers.
+pub const HORIZON: u64 = 10;
+
 /// Why a reservation could not be made.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Short {
-    /// The budget's lease is too small; the operator has been asked and answered.
+    /// What the budget has left, by the operator's last answer, cannot pay for the call.
     Exhausted(String),
-    /// The lease is too small or lapsed and no fresh answer has come yet.
+    /// This sidecar's lease is too small (or lapsed) but the budget may still pay: ask
+    /// the operator again.
     Waiting(String),
 }
 
@@ -24,6 +28,8 @@ pub enum Short {
 struct Lease {
     /// Granted at the last acknowledgement, net of everything it acknowledged.
     balance: u64,
+    /// What the whole budget had left at the last acknowledgement.
+    remaining: i64,
     /// Costs in the report on its way.
     in_batch: u64,
     /// Costs not yet in a report.
@@ -34,10 +40,6 @@ struct Lease {
     valid_until: Option<Instant>,
     /// Reservations since the last report, for sizing the next request.
     recent: u64,
-    /// The largest reservation seen, so an idle lease still covers one call.
-    largest: u64,
-    /// Whether the last answer came after the last shortfall.
-    answered: bool,
 }
 
 impl Lease {
@@ -49,6 +51,22 @@ impl Lease {
             .saturating_sub(self.in_batch)
             .saturating_sub(self.unsent)
             .saturating_sub(self.reserved)
+    }
+
+    /// Whether the whole budget, as last heard, cannot pay `amount` more.
+    fn exhausted(&self, amount: u64, now: Instant) -> bool {
+        let fresh = self.valid_until.is_some_and(|t| t > now);
+        let committed = self.in_batch + self.unsent + self.reserved;
+        let left = i128::from(self.remaining) - i128::from(committed);
+        fresh && left < i128::from(amount)
+    }
+
+    /// The lease to ask for: what calls in flight hold, plus [`HORIZON`] reports'
+    /// worth of recent reservations, so a steady load rides out an operator outage
+    /// that long, and an idle lease goes back.
+    fn want(&self) -> u64 {
+        self.reserved
+            .saturating_add(self.recent.saturating_mul(HORIZON))
     }
 }
 
@@ -63,6 +81,8 @@ pub struct Leases {
 pub struct Grant {
     /// The lease.
     pub balance: u64,
+    /// What the whole budget has left (limit minus spent).
+    pub remaining: i64,
     /// How long it lives.
     pub ttl: Duration,
 }
@@ -79,13 +99,10 @@ impl Leases {
         let mut leases = self.lock();
         for name in budgets {
             let lease = leases.entry(name.clone()).or_default();
-            lease.largest = lease.largest.max(amount);
             if lease.available(now) < amount {
-                let answered = std::mem::take(&mut lease.answered)
-                    && lease.valid_until.is_some_and(|t| t > now);
                 // Ask for enough to cover this call next time.
                 lease.recent = lease.recent.saturating_add(amount);
-                return Err(if answered {
+                return Err(if lease.exhausted(amount, now) {
                     Short::Exhausted(name.clone())
                 } else {
                     Short::Waiting(name.clone())
@@ -117,18 +134,20 @@ impl Leases {
         self.settle(budgets, 0, cost);
     }
 
-    /// Starts a report: unsent costs go into it. Returns the lease each budget wants:
-    /// twice the recent reservations, at least two of the largest call.
+    /// Starts a report: unsent costs go into it. Returns the lease wanted per budget.
     pub fn cut(&self) -> BTreeMap<String, u64> {
         let mut leases = self.lock();
+        // A budget no longer used, with nothing owed or held, is forgotten; one whose
+        // lease is still held first sends a want of zero, which returns it.
+        leases.retain(|_, l| l.want() > 0 || l.unsent > 0 || l.in_batch > 0 || l.balance > 0);
         leases
             .iter_mut()
             .map(|(name, lease)| {
                 lease.in_batch = lease
                     .in_batch
                     .saturating_add(std::mem::take(&mut lease.unsent));
-                let recent = std::mem::take(&mut lease.recent);
-                let want = recent.max(lease.largest).saturating_mul(2);
+                let want = lease.want();
+                lease.recent = 0;
                 (name.clone(), want)
             })
             .collect()
@@ -138,10 +157,7 @@ impl Leases {
     pub fn wants(&self) -> BTreeMap<String, u64> {
         self.lock()
             .iter()
-            .map(|(name, lease)| {
-                let want = lease.recent.max(lease.largest).saturating_mul(2);
-                (name.clone(), want)
-            })
+            .map(|(name, lease)| (name.clone(), lease.want()))
             .collect()
     }
 
@@ -154,13 +170,13 @@ impl Leases {
             lease.in_batch = 0;
             if let Some(grant) = grants.get(name) {
                 lease.balance = grant.balance;
+                lease.remaining = grant.remaining;
                 lease.valid_until = Some(sent + grant.ttl);
-                lease.answered = true;
             }
         }
     }
 
-    /// Unsent costs per budget, for tests and the shutdown log.
+    /// Costs not yet acknowledged, micro-dollars.
     pub fn unreported(&self) -> u64 {
         self.lock().values().map(|l| l.unsent + l.in_batch).sum()
     }
@@ -174,11 +190,12 @@ mod tests {
         n.iter().map(|s| (*s).to_owned()).collect()
     }
 
-    fn grant(balance: u64) -> BTreeMap<String, Grant> {
+    fn grant(balance: u64, remaining: i64) -> BTreeMap<String, Grant> {
         [(
             "b".to_owned(),
             Grant {
                 balance,
+                remaining,
                 ttl: Duration::from_secs(30),
             },
         )]
@@ -191,19 +208,36 @@ mod tests {
         let l = Leases::default();
         let b = names(&["b"]);
         assert_eq!(l.reserve(&b, 10, now), Err(Short::Waiting("b".into())));
-        assert_eq!(l.cut()["b"], 20, "asks for twice the call");
-        l.acknowledged(&grant(25), now);
+        assert_eq!(l.cut()["b"], 10 * HORIZON, "asks for the horizon's worth");
+        l.acknowledged(&grant(25, 1_000), now);
         l.reserve(&b, 10, now).unwrap();
         l.reserve(&b, 10, now).unwrap();
-        assert_eq!(l.reserve(&b, 10, now), Err(Short::Exhausted("b".into())));
+        // The lease is spent, the budget is not: ask again rather than refuse.
+        assert_eq!(l.reserve(&b, 10, now), Err(Short::Waiting("b".into())));
         l.settle(&b, 10, 4);
         // 25 - 4 spent - 10 reserved = 11 left.
         l.reserve(&b, 10, now).unwrap();
         assert_eq!(l.unreported(), 4);
+        // The wanted lease covers the calls in flight (20) and the horizon's worth of
+        // what was asked for since the last report (four calls of 10, the refused one
+        // included).
+        assert_eq!(l.cut()["b"], 20 + HORIZON * 40);
         // The report with the 4 is acknowledged: the operator's balance is net of it.
-        l.cut();
-        l.acknowledged(&grant(21), now);
+        l.acknowledged(&grant(21, 996), now);
         assert_eq!(l.unreported(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refuses_only_when_the_budget_itself_cannot_pay() {
+        let now = Instant::now();
+        let l = Leases::default();
+        let b = names(&["b"]);
+        let _ = l.reserve(&b, 10, now);
+        l.cut();
+        l.acknowledged(&grant(10, 15), now);
+        l.reserve(&b, 10, now).unwrap();
+        // 15 left in the budget, 10 of it reserved here: 5 cannot pay 10.
+        assert_eq!(l.reserve(&b, 10, now), Err(Short::Exhausted("b".into())));
     }
 
     #[tokio::test(start_paused = true)]
@@ -212,7 +246,7 @@ mod tests {
         let l = Leases::default();
         let b = names(&["b"]);
         let _ = l.reserve(&b, 1, now);
-        l.acknowledged(&grant(100), now);
+        l.acknowledged(&grant(100, 100), now);
         l.reserve(&b, 1, now).unwrap();
         let later = now + Duration::from_secs(31);
         assert_eq!(l.reserve(&b, 1, later), Err(Short::Waiting("b".into())));
@@ -223,23 +257,14 @@ mod tests {
         let now = Instant::now();
         let l = Leases::default();
         let _ = l.reserve(&names(&["a", "b"]), 1, now);
-        let grants: BTreeMap<String, Grant> = [
-            (
-                "a".to_owned(),
-                Grant {
-                    balance: 100,
-                    ttl: Duration::from_secs(30),
-                },
-            ),
-            (
-                "b".to_owned(),
-                Grant {
-                    balance: 5,
-                    ttl: Duration::from_secs(30),
-                },
-            ),
-        ]
-        .into();
+        let _ = l.reserve(&names(&["b"]), 1, now);
+        let g = |balance| Grant {
+            balance,
+            remaining: 1_000,
+            ttl: Duration::from_secs(30),
+        };
+        let grants: BTreeMap<String, Grant> =
+            [("a".to_owned(), g(100)), ("b".to_owned(), g(5))].into();
         l.acknowledged(&grants, now);
         assert!(l.reserve(&names(&["a", "b"]), 10, now).is_err());
         l.reserve(&names(&["a"]), 100, now).unwrap();

@@ -39,8 +39,10 @@ use crate::server::error::ApiError;
 /// Completion tokens reserved for a call that sets no `max_tokens` and whose model has
 /// no default: enough for almost every answer, and settled to the actual usage after.
 pub const DEFAULT_RESERVED_COMPLETION: u64 = 4_096;
-/// How long a call waits for a lease from the operator.
+/// How long a call waits for the operator to answer a lease request.
 const LEASE_WAIT: Duration = Duration::from_secs(3);
+/// How long a call waits for a lease while other sidecars hold what the budget has left.
+const CONTENTION_WAIT: Duration = Duration::from_secs(5);
 
 /// The sidecar's metering state.
 pub struct Meter {
@@ -196,7 +198,7 @@ impl Meter {
                     return Err(ApiError::new(
                         StatusCode::SERVICE_UNAVAILABLE,
                         "server_error",
-                        format!("Budget `{budget}` cannot be checked now: the operator did not answer. Retry shortly."),
+                        format!("Budget `{budget}` cannot grant this call now: the operator did not answer, or what is left is held by other sidecars. Retry shortly."),
                     )
                     .with_code("budget_unavailable")
                     .with_retry_after(Some(1)));
@@ -228,26 +230,23 @@ impl Meter {
         Err(ApiError::internal("budget downgrades form a loop"))
     }
 
-    /// Reserves from every budget, asking the operator for more when short: up to twice,
-    /// since the first answer may be to a report cut before the shortfall.
+    /// Reserves from every budget, asking the operator for more while the lease is
+    /// short but the budget is not: other sidecars' leases shrink as their load does.
     async fn reserve(&self, budgets: &[String], amount: u64) -> Result<(), Short> {
         if budgets.is_empty() {
             return Ok(());
         }
-        let mut attempt = 0;
+        let deadline = Instant::now() + CONTENTION_WAIT;
         loop {
             match self.leases.reserve(budgets, amount, Instant::now()) {
                 Ok(()) => return Ok(()),
-                Err(Short::Exhausted(b)) if attempt >= 2 => return Err(Short::Exhausted(b)),
-                Err(short) if attempt >= 2 => return Err(short),
-                Err(short) => {
-                    if !self.reporter.report_now(LEASE_WAIT).await {
-                        let (Short::Waiting(b) | Short::Exhausted(b)) = short;
+                Err(Short::Exhausted(b)) => return Err(Short::Exhausted(b)),
+                Err(Short::Waiting(b)) => {
+                    if Instant::now() >= deadline || !self.reporter.report_now(LEASE_WAIT).await {
                         return Err(Short::Waiting(b));
                     }
                 }
             }
-            attempt += 1;
         }
     }
 

@@ -103,6 +103,9 @@ impl Report {
 pub struct LeaseGrant {
     /// The lease, net of everything the acknowledged batch spent.
     pub balance_micros: u64,
+    /// What the whole budget has left (limit minus spent), micro-dollars.
+    #[serde(default)]
+    pub remaining_micros: i64,
     /// How long it lives, from the report's sending.
     pub ttl_ms: u64,
 }
@@ -199,6 +202,9 @@ impl Authority for LocalAuthority {
                     name.to_owned(),
                     LeaseGrant {
                         balance_micros: folded.lease_micros,
+                        remaining_micros: i64::try_from(limit)
+                            .unwrap_or(i64::MAX)
+                            .saturating_sub(*spent),
                         ttl_ms: ledger::LEASE_TTL_MS.unsigned_abs(),
                     },
                 );
@@ -265,6 +271,8 @@ impl Reporter {
     pub async fn report_now(&self, wait: Duration) -> bool {
         let mut acks = self.acks.subscribe();
         acks.borrow_and_update();
+        // Callers waiting on leases coalesce into one report per pause.
+        tokio::time::sleep(Duration::from_millis(20)).await;
         self.urgent.notify_one();
         matches!(tokio::time::timeout(wait, acks.changed()).await, Ok(Ok(())))
     }
@@ -340,6 +348,7 @@ impl Reporter {
                     name.clone(),
                     Grant {
                         balance: g.balance_micros,
+                        remaining: g.remaining_micros,
                         ttl: Duration::from_millis(g.ttl_ms),
                     },
                 )

@@ -52,13 +52,16 @@ pub enum Refusal {
 /// Reporter → (smoothed demand, last heard), for one key.
 type KeyDemand = HashMap<String, (u64, Instant)>;
 
+/// Held while one budget is folded.
+type FoldLock = Arc<tokio::sync::Mutex<()>>;
+
 /// Folds reports into Budgets.
 pub struct Intake {
     ctx: Arc<Context>,
     /// Demand per (namespace, key).
     demand: Mutex<HashMap<(String, String), KeyDemand>>,
     /// One lock per budget being folded.
-    locks: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>,
+    locks: Mutex<HashMap<(String, String), FoldLock>>,
 }
 
 impl Intake {

@@ -1,7 +1,7 @@
 //! llmesh's control plane: controllers for LLMModel, VirtualKey and Budget, the hub that
 //! compiles each namespace's resources into the sidecar's config snapshot, the config
 //! push to sidecars, and the pieces the local runner shares (compiler, manifest loader,
-//! directory watcher).
+//! directory watcher), and the sidecar injection webhook.
 
 pub mod admin;
 pub mod compile;
@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod period;
 pub mod push;
 pub mod run;
+pub mod webhook;
 
 pub use compile::{Compiled, Inputs, Kind, Problem, Reason, Severity, compile};
 pub use error::{Error, Result};

@@ -90,7 +90,7 @@ fn parse() -> Result<Args, String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = match parse() {
+    let mut args = match parse() {
         Ok(args) => args,
         Err(err) => {
             eprintln!("llmesh-operator: {err}\n{USAGE}");
@@ -105,6 +105,18 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The injection webhook (operator/src/webhook/), when the chart turns it on: its
+    // certificate also serves the push, so every replica serves one CA.
+    let webhook = match llmesh_operator::webhook::prepare(&client).await {
+        Ok(webhook) => webhook,
+        Err(err) => {
+            eprintln!("llmesh-operator: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(tls) = webhook.as_ref().and_then(|w| w.push_tls(&args.tls)) {
+        args.tls = tls;
+    }
     let (tls, ca_pem) = match push::tls_config(&args.tls) {
         Ok(pair) => pair,
         Err(err) => {
@@ -133,6 +145,18 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(webhook) = webhook {
+        let run = webhook.run(
+            client.clone(),
+            operator.ctx.metrics.clone(),
+            shared_shutdown.clone(),
+        );
+        tokio::spawn(async move {
+            if let Err(err) = run.await {
+                tracing::error!(error = %err, "the injection webhook stopped");
+            }
+        });
+    }
     let ready = Arc::new(AtomicBool::new(false));
     let (push_listener, admin_listener) = match (
         tokio::net::TcpListener::bind(args.push).await,

@@ -343,21 +343,22 @@ pub async fn publish_ca(
     }
 }
 
-/// Watches namespaces: fills `writer` (the webhook reads namespace labels from it) and
+/// Watches namespaces (all, or `only` that one): fills `writer` (the webhook reads namespace labels from it) and
 /// publishes the CA ConfigMap into each namespace as it appears. Runs until the watch
 /// ends (never, in practice: the watcher retries with backoff).
 pub async fn watch_namespaces(
     client: kube::Client,
     writer: reflector::store::Writer<Namespace>,
+    only: Option<String>,
     config_map: String,
     ca_pem: String,
 ) {
     let api: Api<Namespace> = Api::all(client.clone());
-    let stream = reflector(
-        writer,
-        watcher(api, watcher::Config::default()).default_backoff(),
-    )
-    .applied_objects();
+    let mut config = watcher::Config::default();
+    if let Some(ns) = &only {
+        config = config.fields(&format!("metadata.name={ns}"));
+    }
+    let stream = reflector(writer, watcher(api, config).default_backoff()).applied_objects();
     futures_util::pin_mut!(stream);
     while let Some(event) = stream.next().await {
         let ns = match event {

@@ -21,6 +21,7 @@
 //! | `LLMESH_CERT_DIR` | self-managed mode: where the pair is written for the push server | `/tmp/llmesh-tls` |
 //! | `LLMESH_WEBHOOK_CONFIG` | the MutatingWebhookConfiguration whose caBundle is kept | `llmesh-sidecar-injector` |
 //! | `POD_NAMESPACE` | the operator's namespace (never injected) | `llmesh-system` |
+//! | `LLMESH_WATCH_NAMESPACE` | the one namespace served: the only one given the CA ConfigMap | all |
 
 pub mod certs;
 pub mod inject;
@@ -86,6 +87,9 @@ pub struct Settings {
     pub certs: CertSource,
     /// The Service's DNS names (for the self-managed certificate).
     pub names: Vec<String>,
+    /// `LLMESH_WATCH_NAMESPACE`: the one namespace the operator serves, so the only one
+    /// whose pods can use a sidecar and get the CA ConfigMap.
+    pub watch_namespace: Option<String>,
 }
 
 impl Settings {
@@ -167,6 +171,7 @@ impl Settings {
             inject,
             certs,
             names,
+            watch_namespace: get("LLMESH_WATCH_NAMESPACE"),
         }))
     }
 }
@@ -293,6 +298,7 @@ impl Prepared {
         let watch = tokio::spawn(certs::watch_namespaces(
             client.clone(),
             writer,
+            self.settings.watch_namespace.clone(),
             ca_config_map.clone(),
             self.bundle.ca_pem.clone(),
         ));

@@ -4,6 +4,7 @@
 //! directory watcher), and the sidecar injection webhook.
 
 pub mod admin;
+pub mod budget_metrics;
 pub mod compile;
 pub mod controllers;
 pub mod error;

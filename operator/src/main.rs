@@ -145,6 +145,11 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    tokio::spawn(llmesh_operator::budget_metrics::export(
+        client.clone(),
+        operator.ctx.metrics.clone(),
+        settings.namespace.clone(),
+    ));
     if let Some(webhook) = webhook {
         let run = webhook.run(
             client.clone(),

@@ -26,6 +26,9 @@ pub const INJECT: &str = "llmesh.io/inject";
 pub const VIRTUAL_KEY: &str = "llmesh.io/virtual-key";
 /// Annotation the webhook sets on pods it injected.
 pub const INJECTED: &str = "llmesh.io/injected";
+/// Label the webhook sets on pods it injected (value `injected`), so a PodMonitor can
+/// select every sidecar's metrics.
+pub const SIDECAR_LABEL: &str = "llmesh.io/sidecar";
 /// Per-pod resource overrides for the sidecar.
 pub const CPU_REQUEST: &str = "llmesh.io/sidecar-cpu";
 /// Memory request override.
@@ -264,6 +267,11 @@ pub fn inject(pod: &Pod, config: &Config, ctx: &Context) -> Outcome {
     }
     let injected_path = format!("/metadata/annotations/{}", escape(INJECTED));
     ops.push(json!({"op": "add", "path": injected_path, "value": "true"}));
+    if pod.metadata.labels.is_none() {
+        ops.push(json!({"op": "add", "path": "/metadata/labels", "value": {}}));
+    }
+    let label_path = format!("/metadata/labels/{}", escape(SIDECAR_LABEL));
+    ops.push(json!({"op": "add", "path": label_path, "value": "injected"}));
     match serde_json::from_value::<json_patch::Patch>(Value::Array(ops)) {
         Ok(patch) => Outcome::Patch(patch, warnings),
         Err(e) => Outcome::Deny(format!("llmesh: cannot build the patch: {e}")),
@@ -523,6 +531,7 @@ mod tests {
         assert!(!env(app).contains_key("OPENAI_API_KEY"));
         assert_eq!(out["metadata"]["annotations"][INJECTED], "true");
         assert_eq!(out["metadata"]["labels"]["app"], "a");
+        assert_eq!(out["metadata"]["labels"][SIDECAR_LABEL], "injected");
     }
 
     #[test]
@@ -654,6 +663,7 @@ mod tests {
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(warnings[0].contains("worker"));
         assert_eq!(out["metadata"]["annotations"]["a"], "b");
+        assert_eq!(out["metadata"]["labels"][SIDECAR_LABEL], "injected");
         assert_eq!(out["metadata"]["annotations"][INJECTED], "true");
     }
 

@@ -1,0 +1,17 @@
+# syntax=docker/dockerfile:1.7
+# llmesh-mock (tests crate): the mock provider the kind end-to-end test deploys.
+ARG RUST_VERSION=1.89
+
+FROM rust:${RUST_VERSION}-alpine AS build
+RUN apk add --no-cache musl-dev
+WORKDIR /src
+COPY . .
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked -p llmesh-tests --bin llmesh-mock \
+ && install -D -m 0755 target/release/llmesh-mock /out/llmesh-mock
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/llmesh-mock /usr/local/bin/llmesh-mock
+USER 65532:65532
+ENTRYPOINT ["/usr/local/bin/llmesh-mock"]

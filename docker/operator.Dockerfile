@@ -1,0 +1,22 @@
+# syntax=docker/dockerfile:1.7
+# The llmesh operator: a static (musl) binary on distroless, running as non-root.
+# Build from the repository root:
+#   docker build -f docker/operator.Dockerfile -t llmesh/operator:dev .
+ARG RUST_VERSION=1.89
+
+FROM rust:${RUST_VERSION}-alpine AS build
+# ring and the rest build their C parts with the musl toolchain.
+RUN apk add --no-cache musl-dev
+WORKDIR /src
+COPY . .
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked -p llmesh-operator --bin llmesh-operator \
+ && install -D -m 0755 target/release/llmesh-operator /out/llmesh-operator
+
+# distroless/static: CA certificates, tzdata, /etc/passwd with nonroot (65532); no shell.
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/llmesh-operator /usr/local/bin/llmesh-operator
+USER 65532:65532
+EXPOSE 8443 9443 8080
+ENTRYPOINT ["/usr/local/bin/llmesh-operator"]

@@ -1,0 +1,21 @@
+# syntax=docker/dockerfile:1.7
+# The llmesh sidecar: a static (musl) binary on distroless, running as non-root. The
+# injection webhook runs it with a read-only root filesystem and no capabilities.
+# Build from the repository root:
+#   docker build -f docker/sidecar.Dockerfile -t llmesh/sidecar:dev .
+ARG RUST_VERSION=1.89
+
+FROM rust:${RUST_VERSION}-alpine AS build
+RUN apk add --no-cache musl-dev
+WORKDIR /src
+COPY . .
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked -p llmesh-sidecar --bin llmesh-sidecar \
+ && install -D -m 0755 target/release/llmesh-sidecar /out/llmesh-sidecar
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/llmesh-sidecar /usr/local/bin/llmesh-sidecar
+USER 65532:65532
+EXPOSE 4000 4001
+ENTRYPOINT ["/usr/local/bin/llmesh-sidecar"]

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every llmesh test on a fresh machine: installs what the tests need (a Python venv
-# with the official OpenAI SDK and pytest, Helm's library and Kubernetes schemas for the chart, the test Kubernetes API server built from
-# Debian's packages), checks formatting and lints, then runs the whole workspace's tests.
+# with the official OpenAI SDK and pytest, Helm's library and Kubernetes' schemas for the
+# chart tests, the test Kubernetes API server built from Debian's packages), checks
+# formatting and lints, then runs the whole workspace's tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -5,6 +5,8 @@
 //! with a server-side dry run (a real webhook configuration would send other tests' pods
 //! to a Service that does not exist).
 //!
+//! The Argo CD health checks run the same way (`tests/chart/check_argocd.py`).
+//!
 //! Needs a Python with `tests/chart/requirements.txt` installed, named by `LLMESH_PYTHON`
 //! (`scripts/test.sh` sets it up). Without it the tests skip with a message, unless
 //! `LLMESH_REQUIRE_CHART=1` (which `scripts/test.sh` sets) makes that a failure.
@@ -31,6 +33,16 @@ fn root() -> PathBuf {
 
 /// Runs the chart checks; `None` when they cannot run here (said loudly).
 fn check_chart(namespace: &str, out: Option<&Path>) -> Option<String> {
+    let mut args = vec!["--namespace".to_owned(), namespace.to_owned()];
+    if let Some(out) = out {
+        args.extend(["--out".to_owned(), out.display().to_string()]);
+    }
+    run_python("check_chart.py", &args)
+}
+
+/// Runs `tests/chart/SCRIPT` with the test Python; its output when it passed, `None`
+/// when it cannot run here (said loudly), a panic with its output when it failed.
+fn run_python(script: &str, args: &[String]) -> Option<String> {
     let required = std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1");
     let skip = |why: String| {
         assert!(
@@ -49,14 +61,11 @@ fn check_chart(namespace: &str, out: Option<&Path>) -> Option<String> {
         skip("LLMESH_PYTHON (a Python with helm-python-sdk and kubernetes-validate)".into());
         return None;
     };
-    let mut cmd = Command::new(&python);
-    cmd.arg(root().join("tests/chart/check_chart.py"))
-        .arg("--namespace")
-        .arg(namespace);
-    if let Some(out) = out {
-        cmd.arg("--out").arg(out);
-    }
-    let output = match cmd.output() {
+    let output = match Command::new(&python)
+        .arg(root().join("tests/chart").join(script))
+        .args(args)
+        .output()
+    {
         Ok(o) => o,
         Err(e) => {
             skip(format!("{python} to run ({e})"));
@@ -74,7 +83,7 @@ fn check_chart(namespace: &str, out: Option<&Path>) -> Option<String> {
             skip(format!("Python packages: {}", text.trim()));
             None
         }
-        _ => panic!("chart checks failed:\n{text}"),
+        _ => panic!("{script} failed:\n{text}"),
     }
 }
 
@@ -86,6 +95,21 @@ fn chart_lints_renders_and_validates() {
     let summary = report
         .lines()
         .find(|l| l.starts_with("chart: "))
+        .expect("a summary line");
+    println!("{summary}");
+    assert!(summary.ends_with(", 0 failed"), "{report}");
+}
+
+/// The Argo CD health checks (Lua, in `charts/llmesh/argocd/`) against sample statuses,
+/// run with Lua 5.1 as Argo CD runs them.
+#[test]
+fn argocd_health_checks_judge_sample_statuses() {
+    let Some(report) = run_python("check_argocd.py", &[]) else {
+        return;
+    };
+    let summary = report
+        .lines()
+        .find(|l| l.starts_with("argocd: "))
         .expect("a summary line");
     println!("{summary}");
     assert!(summary.ends_with(", 0 failed"), "{report}");

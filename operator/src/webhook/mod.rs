@@ -224,8 +224,19 @@ pub async fn prepare_with(client: &kube::Client, settings: Settings) -> Result<P
             let namespace = &settings.inject.operator_namespace;
             let bundle = certs::ensure_secret(client, namespace, name, &settings.names).await?;
             let write = |file: &str, pem: &str| {
+                use std::io::Write;
+                use std::os::unix::fs::OpenOptionsExt;
+                // Owner-only: the key is as secret as the Secret it came from.
                 std::fs::create_dir_all(dir)
-                    .and_then(|()| std::fs::write(dir.join(file), pem))
+                    .and_then(|()| {
+                        std::fs::OpenOptions::new()
+                            .write(true)
+                            .create(true)
+                            .truncate(true)
+                            .mode(0o600)
+                            .open(dir.join(file))
+                    })
+                    .and_then(|mut f| f.write_all(pem.as_bytes()))
                     .map_err(|e| Error::Tls(format!("{}: {e}", dir.join(file).display())))
             };
             write(certs::TLS_CRT, &bundle.cert_pem)?;

@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1.7
 # llmesh-mock (tests crate): the mock provider the kind end-to-end test deploys.
-ARG RUST_VERSION=1.89
+# The toolchain the tests run with here (rustc 1.95).
+ARG RUST_VERSION=1.95
 
 FROM rust:${RUST_VERSION}-alpine AS build
 RUN apk add --no-cache musl-dev
@@ -8,7 +9,7 @@ WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p llmesh-tests --bin llmesh-mock \
+    CARGO_PROFILE_RELEASE_STRIP=symbols cargo build --release --locked -p llmesh-tests --bin llmesh-mock \
  && install -D -m 0755 target/release/llmesh-mock /out/llmesh-mock
 
 FROM gcr.io/distroless/static-debian12:nonroot

@@ -2,7 +2,8 @@
 # The llmesh operator: a static (musl) binary on distroless, running as non-root.
 # Build from the repository root:
 #   docker build -f docker/operator.Dockerfile -t llmesh/operator:dev .
-ARG RUST_VERSION=1.89
+# The toolchain the tests run with here (rustc 1.95).
+ARG RUST_VERSION=1.95
 
 FROM rust:${RUST_VERSION}-alpine AS build
 # ring and the rest build their C parts with the musl toolchain.
@@ -11,7 +12,7 @@ WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p llmesh-operator --bin llmesh-operator \
+    CARGO_PROFILE_RELEASE_STRIP=symbols cargo build --release --locked -p llmesh-operator --bin llmesh-operator \
  && install -D -m 0755 target/release/llmesh-operator /out/llmesh-operator
 
 # distroless/static: CA certificates, tzdata, /etc/passwd with nonroot (65532); no shell.

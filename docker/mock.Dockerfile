@@ -3,8 +3,7 @@
 # The toolchain the tests run with here (rustc 1.95).
 ARG RUST_VERSION=1.95
 
-FROM rust:${RUST_VERSION}-alpine AS build
-RUN apk add --no-cache musl-dev
+FROM rust:${RUST_VERSION}-bookworm AS build
 WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
@@ -12,7 +11,9 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     CARGO_PROFILE_RELEASE_STRIP=symbols cargo build --release --locked -p llmesh-tests --bin llmesh-mock \
  && install -D -m 0755 target/release/llmesh-mock /out/llmesh-mock
 
-FROM gcr.io/distroless/static-debian12:nonroot
+# distroless/cc: glibc and libgcc (what the binary links), CA certificates, tzdata,
+# /etc/passwd with nonroot (65532); no shell, no package manager.
+FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /out/llmesh-mock /usr/local/bin/llmesh-mock
 USER 65532:65532
 ENTRYPOINT ["/usr/local/bin/llmesh-mock"]

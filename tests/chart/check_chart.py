@@ -138,11 +138,21 @@ def known_metrics() -> set[str]:
     return {f"llmesh_{n}" for n in sidecar} | {f"llmesh_operator_{n}" for n in operator}
 
 
+def known_env() -> set[str]:
+    """The LLMESH_* variables the operator's code reads (a typo in the chart reads nothing)."""
+    names: set[str] = set()
+    for path in list((ROOT / "operator/src").rglob("*.rs")) + [ROOT / "sidecar/src/telemetry.rs"]:
+        names |= set(re.findall(r'"(LLMESH_[A-Z_]+)"', path.read_text()))
+    return names
+
+
 def check_common(name: str, docs: list[dict], values: dict, namespace: str) -> None:
     deploy = one(docs, "Deployment")
     spec = deploy["spec"]
     pod = spec["template"]["spec"]
     container = pod["containers"][0]
+    unread = {e["name"] for e in container["env"] if e["name"].startswith("LLMESH_")} - known_env()
+    check(not unread, f"[{name}] every LLMESH_* variable the chart sets is read by the operator (unread: {sorted(unread)})")
     replicas = values.get("operator", {}).get("replicas", 2)
     check(spec["replicas"] == replicas, f"[{name}] operator replicas = {replicas}")
     check(spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0, f"[{name}] rolling update keeps every replica")

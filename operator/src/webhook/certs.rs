@@ -51,6 +51,9 @@ const RENEW_DAYS: i64 = 60;
 /// How often the caBundle and the CA ConfigMaps are checked again (a `helm upgrade`
 /// re-applies the webhook configuration with an empty caBundle).
 pub const RECHECK: Duration = Duration::from_secs(30);
+/// How often every namespace's CA ConfigMap is checked again (new namespaces get theirs
+/// from the watch at once).
+pub const CONFIG_MAP_RECHECK: Duration = Duration::from_secs(600);
 
 /// PEM material: the CA clients trust and the serving pair.
 #[derive(Clone)]
@@ -378,8 +381,9 @@ pub async fn watch_namespaces(
     }
 }
 
-/// Every [`RECHECK`]: the caBundle (self-managed certificates only) and the CA ConfigMap
-/// in every namespace (someone may have deleted one).
+/// Every [`RECHECK`]: the caBundle (self-managed certificates only); every
+/// [`CONFIG_MAP_RECHECK`]: the CA ConfigMap in every namespace (someone may have deleted
+/// one), less often because it is one GET per namespace.
 pub async fn recheck(
     client: kube::Client,
     namespaces: Store<Namespace>,
@@ -388,6 +392,7 @@ pub async fn recheck(
     ca_pem: String,
 ) {
     let mut tick = tokio::time::interval(RECHECK);
+    let mut last_config_maps = tokio::time::Instant::now();
     loop {
         tick.tick().await;
         if let Some(name) = &webhook_config
@@ -395,6 +400,10 @@ pub async fn recheck(
         {
             tracing::warn!(webhook = %name, error = %e, "cannot set the webhook's caBundle");
         }
+        if last_config_maps.elapsed() < CONFIG_MAP_RECHECK {
+            continue;
+        }
+        last_config_maps = tokio::time::Instant::now();
         for ns in namespaces.state() {
             if ns.metadata.deletion_timestamp.is_some() {
                 continue;

@@ -124,6 +124,11 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Self-managed certificates are renewed in place: the push serves the current one.
+    let tls = webhook
+        .as_ref()
+        .and_then(|w| w.push_server_config())
+        .unwrap_or(tls);
     if let Some(path) = &args.ca_out
         && let Err(err) = std::fs::write(path, &ca_pem)
     {

@@ -243,3 +243,79 @@ async fn pods_in_a_labelled_namespace_come_back_injected() {
         .await;
     let _ = std::fs::remove_dir_all(&cert_dir);
 }
+
+#[tokio::test]
+async fn a_running_operator_renews_its_serving_certificate_under_the_same_ca() {
+    let Some(env) = TestEnv::new("renew").await else {
+        return;
+    };
+    let names = vec!["llmesh-operator.x.svc".to_owned()];
+    let secrets: Api<Secret> = Api::namespaced(env.client.clone(), &env.namespace);
+    let first = certs::ensure_secret(&env.client, &env.namespace, "tls", &names)
+        .await
+        .unwrap();
+    // Nothing due: nothing to serve anew.
+    let none = certs::renew(
+        &env.client,
+        &env.namespace,
+        "tls",
+        &names,
+        &first.ca_pem,
+        &first.cert_pem,
+    )
+    .await
+    .unwrap();
+    assert!(none.is_none());
+
+    // Due in ten days: renewed, same CA, and what the other replica then reads.
+    let mut secret = secrets.get("tls").await.unwrap();
+    let soon = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(240);
+    secret
+        .metadata
+        .annotations
+        .as_mut()
+        .unwrap()
+        .insert(certs::NOT_AFTER.to_owned(), soon.to_string());
+    secrets
+        .replace("tls", &PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let renewed = certs::renew(
+        &env.client,
+        &env.namespace,
+        "tls",
+        &names,
+        &first.ca_pem,
+        &first.cert_pem,
+    )
+    .await
+    .unwrap()
+    .expect("renewed");
+    assert_eq!(renewed.ca_pem, first.ca_pem);
+    assert_ne!(renewed.cert_pem, first.cert_pem);
+    let other_replica = certs::renew(
+        &env.client,
+        &env.namespace,
+        "tls",
+        &names,
+        &first.ca_pem,
+        &first.cert_pem,
+    )
+    .await
+    .unwrap()
+    .expect("the renewed certificate for a replica still serving the old one");
+    assert_eq!(other_replica.cert_pem, renewed.cert_pem);
+
+    // A Secret holding another CA is never served by a running operator.
+    let foreign = certs::renew(
+        &env.client,
+        &env.namespace,
+        "tls",
+        &names,
+        "another CA",
+        &renewed.cert_pem,
+    )
+    .await
+    .unwrap();
+    assert!(foreign.is_none());
+}

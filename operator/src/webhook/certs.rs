@@ -54,6 +54,8 @@ pub const RECHECK: Duration = Duration::from_secs(30);
 /// How often every namespace's CA ConfigMap is checked again (new namespaces get theirs
 /// from the watch at once).
 pub const CONFIG_MAP_RECHECK: Duration = Duration::from_secs(600);
+/// How often a running operator checks whether its serving certificate is due.
+pub const RENEW_CHECK: Duration = Duration::from_secs(6 * 3600);
 
 /// PEM material: the CA clients trust and the serving pair.
 #[derive(Clone)]
@@ -283,6 +285,61 @@ pub async fn ensure_secret(
     Err(tls(format!(
         "Secret {namespace}/{name} kept changing under us"
     )))
+}
+
+/// The running operator's renewal check: renews the serving certificate in the Secret
+/// when it is due (with the stored CA), and returns the Secret's bundle when its
+/// certificate differs from `in_use` (renewed here or by the other replica). Never makes
+/// a new CA: a Secret that is gone or holds another CA is left for a restart to sort out,
+/// because the running servers and every sidecar trust the CA they started with.
+pub async fn renew(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    names: &[String],
+    ca_pem: &str,
+    in_use: &str,
+) -> Result<Option<Bundle>> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let Some(current) = api.get_opt(name).await? else {
+        tracing::warn!(secret = %name, "the certificate Secret is gone; restart the operator to make a new CA");
+        return Ok(None);
+    };
+    if field(&current, CA_CRT).as_deref() != Some(ca_pem) {
+        tracing::warn!(secret = %name, "the certificate Secret holds another CA; restart the operator to use it");
+        return Ok(None);
+    }
+    let now = jiff::Timestamp::now();
+    let stored = match needs(&current, names, now) {
+        Needs::Serving => {
+            let ca_key = field(&current, CA_KEY)
+                .and_then(|k| KeyPair::from_pem(&k).ok())
+                .ok_or_else(|| tls("CA key unreadable"))?;
+            let (cert, key) = serving(&ca_key, names, now)?;
+            let mut renewed = secret_with(
+                ca_pem.to_owned(),
+                field(&current, CA_KEY).unwrap_or_default(),
+                cert,
+                key,
+                names,
+                now,
+            );
+            renewed.metadata.name = Some(name.to_owned());
+            renewed.metadata.resource_version = current.metadata.resource_version.clone();
+            match api.replace(name, &PostParams::default(), &renewed).await {
+                Ok(replaced) => {
+                    tracing::info!(secret = %name, "renewed the operator's serving certificate");
+                    replaced
+                }
+                // The other replica renewed it first: take theirs next round.
+                Err(kube::Error::Api(e)) if e.code == 409 => return Ok(None),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Needs::Nothing => current,
+        Needs::Everything => return Ok(None),
+    };
+    Ok(bundle(&stored).filter(|b| b.cert_pem != in_use))
 }
 
 /// Sets `caBundle` on every webhook of the configuration `name` that lacks it. Returns

@@ -25,6 +25,7 @@
 
 pub mod certs;
 pub mod inject;
+pub mod reload;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -180,6 +181,7 @@ impl Settings {
 pub struct Prepared {
     settings: Settings,
     bundle: certs::Bundle,
+    served: Arc<reload::Reloadable>,
     listener: TcpListener,
     /// The serving pair on disk, for the push server (self-managed mode).
     pair: Option<(PathBuf, PathBuf)>,
@@ -250,9 +252,11 @@ pub async fn prepare_with(client: &kube::Client, settings: Settings) -> Result<P
     let listener = TcpListener::bind(settings.listen)
         .await
         .map_err(|e| Error::Tls(format!("webhook listen {}: {e}", settings.listen)))?;
+    let served = reload::Reloadable::new(&bundle)?;
     Ok(Prepared {
         settings,
         bundle,
+        served,
         listener,
         pair,
     })
@@ -268,6 +272,20 @@ impl Prepared {
                 key: key.clone(),
             }),
             _ => None,
+        }
+    }
+
+    /// The push server's TLS config in self-managed mode: the same certificate as the
+    /// webhook's, swapped in place when the running operator renews it.
+    pub fn push_server_config(&self) -> Option<Arc<rustls::ServerConfig>> {
+        // Only the self-managed pair is renewed here; cert-manager's files are read at start.
+        self.pair.as_ref()?;
+        match self.served.server_config() {
+            Ok(config) => Some(config),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot build a reloading TLS config for the push");
+                None
+            }
         }
     }
 
@@ -289,7 +307,7 @@ impl Prepared {
         metrics: Metrics,
         shutdown: impl std::future::Future<Output = ()> + Send,
     ) -> Result<(), Error> {
-        let tls = server_tls(&self.bundle)?;
+        let tls = self.served.server_config()?;
         let counter = IntCounterVec::new(
             prometheus::Opts::new(
                 "injections_total",
@@ -313,6 +331,16 @@ impl Prepared {
             ca_config_map.clone(),
             self.bundle.ca_pem.clone(),
         ));
+        let renewal = match &self.settings.certs {
+            CertSource::Secret { name, .. } => Some(tokio::spawn(renew_loop(
+                client.clone(),
+                self.settings.clone(),
+                name.clone(),
+                self.bundle.ca_pem.clone(),
+                self.served.clone(),
+            ))),
+            CertSource::Dir(_) => None,
+        };
         let upkeep = tokio::spawn(certs::recheck(
             client.clone(),
             store.clone(),
@@ -338,29 +366,49 @@ impl Prepared {
         serve(self.listener, tls, state, shutdown).await;
         watch.abort();
         upkeep.abort();
+        if let Some(renewal) = renewal {
+            renewal.abort();
+        }
         Ok(())
     }
 }
 
-fn server_tls(bundle: &certs::Bundle) -> Result<Arc<rustls::ServerConfig>, Error> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let tls = |e: &dyn std::fmt::Display| Error::Tls(e.to_string());
-    let certs: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_slice_iter(bundle.cert_pem.as_bytes())
-            .collect::<Result<_, _>>()
-            .map_err(|e| tls(&e))?;
-    let key = PrivateKeyDer::from_pem_slice(bundle.key_pem.as_bytes()).map_err(|e| tls(&e))?;
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| tls(&e))?
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .map_err(|e| tls(&e))?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+/// Every [`certs::RENEW_CHECK`]: renews the serving certificate when due and serves
+/// whatever the Secret holds now (this replica's renewal or the other's).
+async fn renew_loop(
+    client: kube::Client,
+    settings: Settings,
+    secret: String,
+    ca_pem: String,
+    served: Arc<reload::Reloadable>,
+) {
+    let mut tick = tokio::time::interval(certs::RENEW_CHECK);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let namespace = &settings.inject.operator_namespace;
+        let renewed = certs::renew(
+            &client,
+            namespace,
+            &secret,
+            &settings.names,
+            &ca_pem,
+            &served.cert_pem(),
+        )
+        .await;
+        match renewed {
+            Ok(Some(bundle)) => match served.swap(&bundle) {
+                Ok(_) => tracing::info!(secret = %secret, "serving the renewed certificate"),
+                Err(e) => {
+                    tracing::warn!(secret = %secret, error = %e, "cannot load the renewed certificate")
+                }
+            },
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(secret = %secret, error = %e, "certificate renewal check failed")
+            }
+        }
+    }
 }
 
 struct State {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every llmesh test on a fresh machine: installs what the tests need (a Python venv
-# with the official OpenAI SDK and pytest, the test Kubernetes API server built from
-# Debian's packages), checks formatting and lints, then runs the whole workspace's tests.
+# with the official OpenAI SDK and pytest, Helm's library and Kubernetes' schemas for the
+# chart tests, the test Kubernetes API server built from Debian's packages), checks
+# formatting and lints, then runs the whole workspace's tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,10 @@ fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/sdk/requirements.txt
 export LLMESH_PYTHON="$PWD/.venv/bin/python"
 export LLMESH_REQUIRE_SDK=1
+
+step "Helm chart tools in the venv (helm-python-sdk, kubernetes-validate)"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/chart/requirements.txt
+export LLMESH_REQUIRE_CHART=1
 
 step "Kubernetes API server for integration tests (tests/apiserver, docs/testing.md)"
 # Exit code 4: this machine cannot have it (not Linux x86-64, or no Debian mirror and

@@ -33,8 +33,23 @@ const HEADER: &str =
 
 /// The CRDs of all llmesh resources, in a stable order.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![LlmModel::crd(), VirtualKey::crd(), Budget::crd()]
+    let mut crds = vec![LlmModel::crd(), VirtualKey::crd(), Budget::crd()];
+    for crd in &mut crds {
+        // Argo CD syncs lower waves first: the CRDs before the operator that watches
+        // them and before any resource of theirs in the same application.
+        crd.metadata.annotations = Some(
+            [(
+                "argocd.argoproj.io/sync-wave".to_owned(),
+                SYNC_WAVE.to_owned(),
+            )]
+            .into(),
+        );
+    }
+    crds
 }
+
+/// The CRDs' Argo CD sync wave (the chart's other resources are in later waves).
+pub const SYNC_WAVE: &str = "-2";
 
 /// Why the CRDs could not be rendered.
 #[derive(Debug)]

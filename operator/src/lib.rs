@@ -1,9 +1,10 @@
 //! llmesh's control plane: controllers for LLMModel, VirtualKey and Budget, the hub that
 //! compiles each namespace's resources into the sidecar's config snapshot, the config
 //! push to sidecars, and the pieces the local runner shares (compiler, manifest loader,
-//! directory watcher).
+//! directory watcher), and the sidecar injection webhook.
 
 pub mod admin;
+pub mod budget_metrics;
 pub mod compile;
 pub mod controllers;
 pub mod error;
@@ -15,6 +16,7 @@ pub mod metrics;
 pub mod period;
 pub mod push;
 pub mod run;
+pub mod webhook;
 
 pub use compile::{Compiled, Inputs, Kind, Problem, Reason, Severity, compile};
 pub use error::{Error, Result};

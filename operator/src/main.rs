@@ -91,7 +91,7 @@ fn parse() -> Result<Args, String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = match parse() {
+    let mut args = match parse() {
         Ok(args) => args,
         Err(err) => {
             eprintln!("llmesh-operator: {err}\n{USAGE}");
@@ -106,6 +106,18 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The injection webhook (operator/src/webhook/), when the chart turns it on: its
+    // certificate also serves the push, so every replica serves one CA.
+    let webhook = match llmesh_operator::webhook::prepare(&client).await {
+        Ok(webhook) => webhook,
+        Err(err) => {
+            eprintln!("llmesh-operator: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(tls) = webhook.as_ref().and_then(|w| w.push_tls(&args.tls)) {
+        args.tls = tls;
+    }
     let (tls, ca_pem) = match push::tls_config(&args.tls) {
         Ok(pair) => pair,
         Err(err) => {
@@ -113,6 +125,11 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Self-managed certificates are renewed in place: the push serves the current one.
+    let tls = webhook
+        .as_ref()
+        .and_then(|w| w.push_server_config())
+        .unwrap_or(tls);
     if let Some(path) = &args.ca_out
         && let Err(err) = std::fs::write(path, &ca_pem)
     {
@@ -134,6 +151,23 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    tokio::spawn(llmesh_operator::budget_metrics::export(
+        client.clone(),
+        operator.ctx.metrics.clone(),
+        settings.namespace.clone(),
+    ));
+    if let Some(webhook) = webhook {
+        let run = webhook.run(
+            client.clone(),
+            operator.ctx.metrics.clone(),
+            shared_shutdown.clone(),
+        );
+        tokio::spawn(async move {
+            if let Err(err) = run.await {
+                tracing::error!(error = %err, "the injection webhook stopped");
+            }
+        });
+    }
     let ready = Arc::new(AtomicBool::new(false));
     let (push_listener, admin_listener) = match (
         tokio::net::TcpListener::bind(args.push).await,

@@ -1,0 +1,30 @@
+-- Argo CD health of an llmesh VirtualKey: Healthy once its key exists in its Secret
+-- (Ready=True); Degraded when it is expired or cannot be served.
+hs = {}
+if obj.status == nil or obj.status.conditions == nil then
+  hs.status = "Progressing"
+  hs.message = "Waiting for the llmesh operator to generate the key"
+  return hs
+end
+if obj.metadata.generation ~= nil and obj.status.observedGeneration ~= nil
+    and obj.status.observedGeneration < obj.metadata.generation then
+  hs.status = "Progressing"
+  hs.message = "Waiting for the llmesh operator to see generation " .. obj.metadata.generation
+  return hs
+end
+for _, c in ipairs(obj.status.conditions) do
+  if c.type == "Ready" then
+    if c.status == "True" then
+      hs.status = "Healthy"
+    elseif c.status == "False" then
+      hs.status = "Degraded"
+    else
+      hs.status = "Progressing"
+    end
+    hs.message = (c.reason or "") .. ": " .. (c.message or "")
+    return hs
+  end
+end
+hs.status = "Progressing"
+hs.message = "No Ready condition yet"
+return hs

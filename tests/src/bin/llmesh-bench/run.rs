@@ -241,7 +241,13 @@ fn table(out: &mut String, rows: &[Row]) {
                     String::new()
                 },
                 if b.outcome.rps() > 0.0 {
-                    format!("{:.2}", row.outcome.rps() / b.outcome.rps())
+                    let ratio = row.outcome.rps() / b.outcome.rps();
+                    // LiteLLM's ratios are far below 0.01: keep their digits.
+                    if ratio < 0.1 {
+                        format!("{ratio:.4}")
+                    } else {
+                        format!("{ratio:.2}")
+                    }
                 } else {
                     "-".to_owned()
                 },

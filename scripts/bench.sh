@@ -24,7 +24,7 @@ for arg in "$@"; do
   case "$arg" in
     --litellm) litellm=1 ;;
     --quick) duration=2; rate_duration=3 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown argument $arg" >&2; exit 2 ;;
   esac
 done

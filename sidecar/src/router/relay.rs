@@ -41,6 +41,9 @@ pub struct Relay {
     translator: Box<dyn StreamTranslator>,
     /// The first event, read before the response started so failures could fall back.
     first: Option<Bytes>,
+    /// Set when the first event was handed out: the next poll yields once (see
+    /// `poll_frame`).
+    yield_once: bool,
     deadline: Pin<Box<Sleep>>,
     done: bool,
     state: Arc<DeploymentState>,
@@ -73,6 +76,7 @@ impl Relay {
             upstream,
             translator,
             first: None,
+            yield_once: false,
             deadline: Box::pin(tokio::time::sleep_until(deadline)),
             done: false,
             state,
@@ -163,7 +167,16 @@ impl Body for Relay {
         let this = &mut *self;
         if let Some(first) = this.first.take() {
             let first = this.out(first);
+            this.yield_once = true;
             return Poll::Ready(Some(Ok(Frame::data(first))));
+        }
+        if std::mem::take(&mut this.yield_once) {
+            // hyper keeps polling a body that is ready and writes only when it is not
+            // (or 16 frames are queued), so a burst of events right behind the first
+            // would hold the headers and the first event back: pending once makes it
+            // flush them now. Time to first token must not wait for what follows.
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
         }
         if this.done {
             this.finish(StreamEnd::Complete);

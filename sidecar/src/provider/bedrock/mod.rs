@@ -36,7 +36,7 @@
 //! llmesh extension field, default `search_document`) and `dimensions` →
 //! `output_dimension`. `encoding_format: base64` is encoded by the sidecar.
 
-mod eventstream;
+pub mod eventstream;
 mod request;
 mod response;
 pub mod sigv4;

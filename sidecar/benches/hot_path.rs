@@ -1,0 +1,390 @@
+//! Criterion micro-benchmarks of the sidecar's per-request CPU work, without sockets:
+//!
+//! * `chat/openai` and `chat/anthropic`: parse and validate a client's chat request
+//!   (1 KB prompt), look the model up, pick a deployment, build the upstream request
+//!   (for Anthropic: translate OpenAI → Messages) and convert the upstream's whole
+//!   answer back to OpenAI's JSON;
+//! * `stream/anthropic_to_openai`: translate a 50-delta Anthropic SSE stream, one
+//!   event per chunk as providers flush them, into OpenAI chunks;
+//!   `stream/openai_passthrough` is the same for the OpenAI dialect, which only
+//!   reassembles whole events;
+//! * `eventstream/decode`: decode a 50-delta Bedrock ConverseStream (AWS eventstream
+//!   framing, CRCs checked), and `eventstream/translate` the same through Bedrock's
+//!   stream translator into OpenAI chunks.
+//!
+//! Run with `cargo bench -p llmesh-sidecar --bench hot_path`. CI only compiles it
+//! (clippy `--all-targets`). `docs/benchmarks.md` holds results.
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use llmesh_sidecar::config::snapshot::{
+    AwsCredentials, DeploymentSpec, FORMAT, ModelSpec, ProviderKind, SecretString,
+};
+use llmesh_sidecar::config::{Routes, RoutesBuilder, Snapshot};
+use llmesh_sidecar::provider::bedrock::eventstream::Decoder;
+use llmesh_sidecar::provider::{CallView, Endpoint};
+use llmesh_sidecar::router::strategy::pick;
+use llmesh_sidecar::server::request::parse_call;
+use llmesh_sidecar::upstream::{ResponseFuture, Transport, TransportError, UpstreamRequest};
+use llmesh_tests::bedrock::eventstream::Message as EventMessage;
+use serde_json::{Value, json};
+
+/// Never called: the benchmarks stop before anything is sent.
+struct NoTransport;
+
+impl Transport for NoTransport {
+    fn send(&self, _request: UpstreamRequest) -> ResponseFuture {
+        Box::pin(async { Err(TransportError::Connect("benchmark".into())) })
+    }
+}
+
+fn deployment(name: &str, provider: ProviderKind, model: &str, base: &str) -> DeploymentSpec {
+    let mut spec = DeploymentSpec::new(name, provider, model);
+    spec.base_url = Some(base.to_owned());
+    spec.api_key = Some(SecretString::new("sk-bench"));
+    spec
+}
+
+fn routes() -> Routes {
+    let snapshot = Snapshot {
+        format: FORMAT,
+        version: "bench".into(),
+        models: vec![
+            ModelSpec::new(
+                "chat-anthropic",
+                vec![deployment(
+                    "anthropic",
+                    ProviderKind::Anthropic,
+                    "claude-3-5-haiku-latest",
+                    "http://127.0.0.1:9",
+                )],
+            ),
+            ModelSpec::new(
+                "chat-openai",
+                vec![deployment(
+                    "openai",
+                    ProviderKind::Openai,
+                    "gpt-4o-mini",
+                    "http://127.0.0.1:9/v1",
+                )],
+            ),
+        ],
+        keys: Vec::new(),
+        budgets: Vec::new(),
+    };
+    let builder = RoutesBuilder::new(Arc::new(NoTransport));
+    match builder.build(&snapshot) {
+        Ok(routes) => routes,
+        Err(err) => panic!("benchmark config refused: {} {}", err.path, err.message),
+    }
+}
+
+fn prompt() -> String {
+    "Summarise the following notes on the quarterly platform review in three short bullet points. "
+        .repeat(11)
+}
+
+fn chat_request(model: &str) -> Bytes {
+    Bytes::from(
+        json!({
+            "model": model,
+            "messages": [
+                {"role": "system", "content": "You are a terse assistant."},
+                {"role": "user", "content": prompt()}
+            ],
+            "max_tokens": 128,
+            "temperature": 0.2
+        })
+        .to_string(),
+    )
+}
+
+const PIECES: usize = 50;
+
+fn text() -> String {
+    " token".repeat(PIECES)
+}
+
+fn anthropic_message() -> Bytes {
+    Bytes::from(
+        json!({
+            "id": "msg_bench", "type": "message", "role": "assistant",
+            "model": "claude-3-5-haiku-latest",
+            "content": [{"type": "text", "text": text()}],
+            "stop_reason": "end_turn", "stop_sequence": null,
+            "usage": {"input_tokens": 256, "output_tokens": 50,
+                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+        })
+        .to_string(),
+    )
+}
+
+fn openai_completion() -> Bytes {
+    Bytes::from(
+        json!({
+            "id": "chatcmpl-bench", "object": "chat.completion", "created": 1_700_000_000,
+            "model": "gpt-4o-mini",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text()},
+                         "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 256, "completion_tokens": 50, "total_tokens": 306}
+        })
+        .to_string(),
+    )
+}
+
+/// The whole request path's CPU work for one non-streamed chat call.
+fn chat_path(routes: &Routes, request: &[u8], answer: &Bytes) -> Bytes {
+    let Ok((name, call)) = parse_call(Endpoint::ChatCompletions, request) else {
+        panic!("benchmark request refused");
+    };
+    let Some(model) = routes.model(&name) else {
+        panic!("benchmark model missing");
+    };
+    let Ok(index) = pick(
+        model,
+        tokio::time::Instant::now(),
+        &[],
+        call.estimated_tokens,
+    ) else {
+        panic!("no deployment");
+    };
+    let deployment = &model.deployments[index];
+    let view = CallView {
+        endpoint: call.endpoint,
+        body: &call.body,
+        stream: call.stream,
+        model: &deployment.upstream_model,
+        default_max_tokens: model.default_max_tokens,
+    };
+    let Ok(upstream) = deployment.dialect.request(&view) else {
+        panic!("translation refused");
+    };
+    black_box(upstream);
+    match deployment.dialect.response(&view, answer.clone()) {
+        Ok(body) => body,
+        Err(err) => panic!("response refused: {err}"),
+    }
+}
+
+fn bench_chat(c: &mut Criterion) {
+    let routes = routes();
+    let mut group = c.benchmark_group("chat");
+    for (name, request, answer) in [
+        ("openai", chat_request("chat-openai"), openai_completion()),
+        (
+            "anthropic",
+            chat_request("chat-anthropic"),
+            anthropic_message(),
+        ),
+    ] {
+        // Sanity: the path works end to end before it is timed.
+        let out: Value =
+            serde_json::from_slice(&chat_path(&routes, &request, &answer)).unwrap_or(Value::Null);
+        assert_eq!(out["object"], "chat.completion", "{name}: {out}");
+        group.throughput(Throughput::Bytes(request.len() as u64));
+        group.bench_function(name, |b| {
+            b.iter(|| chat_path(&routes, black_box(&request), &answer));
+        });
+    }
+    group.finish();
+}
+
+fn anthropic_stream() -> Vec<Bytes> {
+    let event = |name: &str, data: Value| Bytes::from(format!("event: {name}\ndata: {data}\n\n"));
+    let mut events = vec![
+        event(
+            "message_start",
+            json!({"type": "message_start", "message": {"id": "msg_bench", "type": "message",
+                "role": "assistant", "model": "claude-3-5-haiku-latest", "content": [],
+                "stop_reason": null, "stop_sequence": null,
+                "usage": {"input_tokens": 256, "output_tokens": 1}}}),
+        ),
+        event(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0,
+                   "content_block": {"type": "text", "text": ""}}),
+        ),
+    ];
+    for _ in 0..PIECES {
+        events.push(event(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0,
+                   "delta": {"type": "text_delta", "text": " token"}}),
+        ));
+    }
+    events.push(event(
+        "content_block_stop",
+        json!({"type": "content_block_stop", "index": 0}),
+    ));
+    events.push(event(
+        "message_delta",
+        json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null},
+               "usage": {"output_tokens": PIECES}}),
+    ));
+    events.push(event("message_stop", json!({"type": "message_stop"})));
+    events
+}
+
+fn openai_stream() -> Vec<Bytes> {
+    let chunk = |delta: Value, finish: Value| {
+        let data = json!({"id": "chatcmpl-bench", "object": "chat.completion.chunk",
+            "created": 1_700_000_000, "model": "gpt-4o-mini",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
+        Bytes::from(format!("data: {data}\n\n"))
+    };
+    let mut events = vec![chunk(
+        json!({"role": "assistant", "content": ""}),
+        Value::Null,
+    )];
+    for _ in 0..PIECES {
+        events.push(chunk(json!({"content": " token"}), Value::Null));
+    }
+    events.push(chunk(json!({}), json!("stop")));
+    events.push(Bytes::from_static(b"data: [DONE]\n\n"));
+    events
+}
+
+/// Feeds every chunk through a fresh translator of `model`'s deployment; returns the
+/// bytes produced.
+fn translate_stream(routes: &Routes, model: &str, request: &[u8], chunks: &[Bytes]) -> usize {
+    let Ok((_, mut call)) = parse_call(Endpoint::ChatCompletions, request) else {
+        panic!("benchmark request refused");
+    };
+    call.stream = true;
+    let Some(model) = routes.model(model) else {
+        panic!("benchmark model missing");
+    };
+    let deployment = &model.deployments[0];
+    let view = CallView {
+        endpoint: call.endpoint,
+        body: &call.body,
+        stream: true,
+        model: &deployment.upstream_model,
+        default_max_tokens: None,
+    };
+    let mut translator = deployment.dialect.stream(&view);
+    let mut produced = 0;
+    for chunk in chunks {
+        match translator.feed(chunk.clone()) {
+            Ok(Some(out)) => produced += out.len(),
+            Ok(None) => {}
+            Err(err) => panic!("stream refused: {}", err.message),
+        }
+    }
+    match translator.finish() {
+        Ok(Some(out)) => produced += out.len(),
+        Ok(None) => {}
+        Err(err) => panic!("stream end refused: {}", err.message),
+    }
+    produced
+}
+
+fn bench_stream(c: &mut Criterion) {
+    let routes = routes();
+    let mut group = c.benchmark_group("stream");
+    group.throughput(Throughput::Elements(PIECES as u64));
+    let anthropic = anthropic_stream();
+    let request = chat_request("chat-anthropic");
+    assert!(translate_stream(&routes, "chat-anthropic", &request, &anthropic) > 0);
+    group.bench_function("anthropic_to_openai", |b| {
+        b.iter(|| translate_stream(&routes, "chat-anthropic", &request, black_box(&anthropic)));
+    });
+    let openai = openai_stream();
+    let request = chat_request("chat-openai");
+    assert!(translate_stream(&routes, "chat-openai", &request, &openai) > 0);
+    group.bench_function("openai_passthrough", |b| {
+        b.iter(|| translate_stream(&routes, "chat-openai", &request, black_box(&openai)));
+    });
+    group.finish();
+}
+
+fn bedrock_stream() -> Vec<Bytes> {
+    let mut frames =
+        vec![EventMessage::event("messageStart", &json!({"role": "assistant"})).encode()];
+    for _ in 0..PIECES {
+        frames.push(
+            EventMessage::event(
+                "contentBlockDelta",
+                &json!({"contentBlockIndex": 0, "delta": {"text": " token"}}),
+            )
+            .encode(),
+        );
+    }
+    frames.push(EventMessage::event("contentBlockStop", &json!({"contentBlockIndex": 0})).encode());
+    frames.push(EventMessage::event("messageStop", &json!({"stopReason": "end_turn"})).encode());
+    frames.push(
+        EventMessage::event(
+            "metadata",
+            &json!({"usage": {"inputTokens": 256, "outputTokens": 50, "totalTokens": 306},
+                    "metrics": {"latencyMs": 100}}),
+        )
+        .encode(),
+    );
+    frames
+}
+
+fn decode(frames: &[Bytes]) -> usize {
+    let mut decoder = Decoder::default();
+    let mut messages = 0;
+    for frame in frames {
+        decoder.push(frame);
+        loop {
+            match decoder.next_message() {
+                Ok(Some(message)) => {
+                    black_box(&message);
+                    messages += 1;
+                }
+                Ok(None) => break,
+                Err(err) => panic!("decode failed: {err}"),
+            }
+        }
+    }
+    messages
+}
+
+fn bench_eventstream(c: &mut Criterion) {
+    let frames = bedrock_stream();
+    let mut group = c.benchmark_group("eventstream");
+    group.throughput(Throughput::Elements(frames.len() as u64));
+    assert_eq!(decode(&frames), frames.len());
+    group.bench_function("decode", |b| b.iter(|| decode(black_box(&frames))));
+
+    let snapshot = Snapshot {
+        format: FORMAT,
+        version: "bench".into(),
+        models: vec![ModelSpec::new("chat-bedrock", vec![bedrock_deployment()])],
+        keys: Vec::new(),
+        budgets: Vec::new(),
+    };
+    let routes = match RoutesBuilder::new(Arc::new(NoTransport)).build(&snapshot) {
+        Ok(routes) => routes,
+        Err(err) => panic!("benchmark config refused: {} {}", err.path, err.message),
+    };
+    let request = chat_request("chat-bedrock");
+    assert!(translate_stream(&routes, "chat-bedrock", &request, &frames) > 0);
+    group.bench_function("translate", |b| {
+        b.iter(|| translate_stream(&routes, "chat-bedrock", &request, black_box(&frames)));
+    });
+    group.finish();
+}
+
+fn bedrock_deployment() -> DeploymentSpec {
+    let mut spec = DeploymentSpec::new(
+        "bedrock",
+        ProviderKind::Bedrock,
+        "anthropic.claude-3-5-haiku-20241022-v1:0",
+    );
+    spec.region = Some("us-east-1".into());
+    spec.aws = Some(AwsCredentials {
+        access_key_id: SecretString::new("AKIDEXAMPLE"),
+        secret_access_key: SecretString::new("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
+        session_token: None,
+    });
+    spec
+}
+
+criterion_group!(benches, bench_chat, bench_stream, bench_eventstream);
+criterion_main!(benches);

@@ -1,0 +1,261 @@
+//! The benchmark's upstream: a lean hyper HTTP/1.1 server answering OpenAI's chat
+//! completions (whole and streamed) and embeddings and Anthropic's Messages API (whole
+//! and streamed) with bodies rendered once at start. It validates nothing and records
+//! nothing, so that what it costs per request stays small next to what is measured; the
+//! conformance mocks in `llmesh_tests` are the ones that check wire formats.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper_util::rt::TokioIo;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::net::TcpListener;
+
+/// How the mock answers.
+#[derive(Clone, Debug)]
+pub struct MockSettings {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// Waited before the response headers of every answer.
+    pub latency: Duration,
+    /// Content events in a streamed answer.
+    pub chunks: usize,
+    /// Waited before each event of a stream (tokio timers: whole milliseconds).
+    pub chunk_delay: Duration,
+    /// Floats in each embedding vector.
+    pub embedding_dim: usize,
+}
+
+impl Default for MockSettings {
+    fn default() -> Self {
+        MockSettings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            latency: Duration::ZERO,
+            chunks: 50,
+            chunk_delay: Duration::ZERO,
+            embedding_dim: 1536,
+        }
+    }
+}
+
+/// Every answer, rendered once.
+struct Canned {
+    settings: MockSettings,
+    openai_chat: Bytes,
+    openai_stream: Arc<[Bytes]>,
+    openai_embeddings: Bytes,
+    anthropic_message: Bytes,
+    anthropic_stream: Arc<[Bytes]>,
+}
+
+/// Content of each streamed piece; with the default 50 pieces the whole answer is a
+/// couple of hundred bytes of text, like a short real completion.
+const PIECE: &str = " token";
+
+impl Canned {
+    fn new(settings: MockSettings) -> Canned {
+        let text: String = PIECE.repeat(settings.chunks.max(1));
+        let openai_chat = json!({
+            "id": "chatcmpl-bench", "object": "chat.completion", "created": 1_700_000_000,
+            "model": "gpt-4o-mini", "system_fingerprint": "fp_bench",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": null},
+                         "logprobs": null, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 256, "completion_tokens": settings.chunks, "total_tokens": 256 + settings.chunks}
+        });
+        let chunk = |delta: serde_json::Value, finish: serde_json::Value| {
+            let event = json!({
+                "id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1_700_000_000,
+                "model": "gpt-4o-mini", "system_fingerprint": "fp_bench",
+                "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]
+            });
+            Bytes::from(format!("data: {event}\n\n"))
+        };
+        let mut openai_stream = vec![chunk(
+            json!({"role": "assistant", "content": "", "refusal": null}),
+            serde_json::Value::Null,
+        )];
+        for _ in 0..settings.chunks {
+            openai_stream.push(chunk(json!({"content": PIECE}), serde_json::Value::Null));
+        }
+        openai_stream.push(chunk(json!({}), json!("stop")));
+        openai_stream.push(Bytes::from_static(b"data: [DONE]\n\n"));
+
+        // Spread values so the JSON looks like a real vector (not all "0.0").
+        let vector: Vec<f64> = (0..settings.embedding_dim)
+            .map(|i| ((i as f64) * 0.618_033_988_7).fract() - 0.5)
+            .collect();
+        let openai_embeddings = json!({
+            "object": "list",
+            "data": [{"object": "embedding", "index": 0, "embedding": vector}],
+            "model": "text-embedding-3-small",
+            "usage": {"prompt_tokens": 256, "total_tokens": 256}
+        });
+
+        let usage = json!({"input_tokens": 256, "output_tokens": settings.chunks,
+                           "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0});
+        let anthropic_message = json!({
+            "id": "msg_bench", "type": "message", "role": "assistant", "model": "claude-3-5-haiku-latest",
+            "content": [{"type": "text", "text": text}],
+            "stop_reason": "end_turn", "stop_sequence": null, "usage": usage
+        });
+        let event = |name: &str, data: serde_json::Value| {
+            Bytes::from(format!("event: {name}\ndata: {data}\n\n"))
+        };
+        let mut anthropic_stream = vec![
+            event(
+                "message_start",
+                json!({"type": "message_start", "message": {
+                    "id": "msg_bench", "type": "message", "role": "assistant",
+                    "model": "claude-3-5-haiku-latest", "content": [], "stop_reason": null,
+                    "stop_sequence": null, "usage": {"input_tokens": 256, "output_tokens": 1}}}),
+            ),
+            event(
+                "content_block_start",
+                json!({"type": "content_block_start", "index": 0,
+                       "content_block": {"type": "text", "text": ""}}),
+            ),
+        ];
+        for _ in 0..settings.chunks {
+            anthropic_stream.push(event(
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": 0,
+                       "delta": {"type": "text_delta", "text": PIECE}}),
+            ));
+        }
+        anthropic_stream.push(event(
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 0}),
+        ));
+        anthropic_stream.push(event(
+            "message_delta",
+            json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null},
+                   "usage": {"output_tokens": settings.chunks}}),
+        ));
+        anthropic_stream.push(event("message_stop", json!({"type": "message_stop"})));
+
+        Canned {
+            settings,
+            openai_chat: Bytes::from(openai_chat.to_string()),
+            openai_stream: openai_stream.into(),
+            openai_embeddings: Bytes::from(openai_embeddings.to_string()),
+            anthropic_message: Bytes::from(anthropic_message.to_string()),
+            anthropic_stream: anthropic_stream.into(),
+        }
+    }
+}
+
+/// Binds `settings.listen`; the returned future serves until dropped.
+pub async fn bind(
+    settings: MockSettings,
+) -> std::io::Result<(SocketAddr, impl Future<Output = ()>)> {
+    let listener = TcpListener::bind(settings.listen).await?;
+    let addr = listener.local_addr()?;
+    let canned = Arc::new(Canned::new(settings));
+    Ok((addr, serve(listener, canned)))
+}
+
+async fn serve(listener: TcpListener, canned: Arc<Canned>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            // Out of descriptors, usually: pause rather than spin.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let canned = canned.clone();
+        tokio::spawn(async move {
+            let service =
+                hyper::service::service_fn(move |request| answer(canned.clone(), request));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+/// Only what decides the answer's shape is read from a request.
+#[derive(Deserialize)]
+struct Probe {
+    #[serde(default)]
+    stream: bool,
+}
+
+async fn answer(
+    canned: Arc<Canned>,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    let (parts, body) = request.into_parts();
+    // The body must be read whole anyway (a client waits for it to be consumed on
+    // HTTP/1.1), and the stream flag is in it.
+    let body = body
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    if parts.method != Method::POST {
+        return Ok(plain(StatusCode::METHOD_NOT_ALLOWED, "POST only"));
+    }
+    let path = parts.uri.path();
+    let path = path.strip_prefix("/v1").unwrap_or(path);
+    let stream = serde_json::from_slice::<Probe>(&body).is_ok_and(|p| p.stream);
+    if !canned.settings.latency.is_zero() {
+        tokio::time::sleep(canned.settings.latency).await;
+    }
+    let response = match (path, stream) {
+        ("/chat/completions", false) => whole(&canned.openai_chat),
+        ("/chat/completions", true) => {
+            streamed(canned.openai_stream.clone(), canned.settings.chunk_delay)
+        }
+        ("/embeddings", _) => whole(&canned.openai_embeddings),
+        ("/messages", false) => whole(&canned.anthropic_message),
+        ("/messages", true) => {
+            streamed(canned.anthropic_stream.clone(), canned.settings.chunk_delay)
+        }
+        _ => plain(StatusCode::NOT_FOUND, "unknown path"),
+    };
+    Ok(response)
+}
+
+fn whole(body: &Bytes) -> Response<Body> {
+    let mut response = Response::new(Full::new(body.clone()).boxed_unsync());
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// Each event is its own body frame, as a real provider flushes them.
+fn streamed(events: Arc<[Bytes]>, delay: Duration) -> Response<Body> {
+    let frames = futures_util::stream::unfold(0usize, move |i| {
+        let events = events.clone();
+        async move {
+            let event = events.get(i)?.clone();
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            Some((Ok::<_, Infallible>(Frame::data(event)), i + 1))
+        }
+    });
+    let mut response = Response::new(StreamBody::new(frames).boxed_unsync());
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    response
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from_static(text.as_bytes())).boxed_unsync());
+    *response.status_mut() = status;
+    response
+}

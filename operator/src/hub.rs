@@ -38,6 +38,9 @@ pub struct Hub {
     namespaces: Mutex<HashMap<String, Namespace>>,
     listeners: Mutex<Vec<mpsc::UnboundedSender<String>>>,
     metrics: Metrics,
+    /// True once every cache holds a full list: nothing is compiled before, since a
+    /// snapshot from half-filled caches would drop models, keys or Secrets.
+    synced: watch::Sender<bool>,
 }
 
 struct Namespace {
@@ -63,13 +66,20 @@ impl Hub {
             namespaces: Mutex::new(HashMap::new()),
             listeners: Mutex::new(Vec::new()),
             metrics,
+            synced: watch::channel(false).0,
         });
         tokio::spawn(hub.clone().run(dirty_rx));
         hub
     }
 
-    /// Resolves once every cache holds a full list.
+    /// Resolves once every cache holds a full list. Any number of tasks may wait: the
+    /// stores' own readiness wakes only one waiter, so only the hub's loop waits on them.
     pub async fn ready(&self) {
+        let mut synced = self.synced.subscribe();
+        let _ = synced.wait_for(|s| *s).await;
+    }
+
+    async fn caches_listed(&self) {
         let _ = self.models.wait_until_ready().await;
         let _ = self.keys.wait_until_ready().await;
         let _ = self.budgets.wait_until_ready().await;
@@ -99,10 +109,22 @@ impl Hub {
         compile(&self.inputs(namespace))
     }
 
-    /// The namespace's snapshot channel, compiling it first if nobody asked before.
+    /// The namespace's snapshot channel, compiling it first if nobody asked before (once
+    /// the caches are synced; until then the channel stays empty).
     pub fn subscribe(&self, namespace: &str) -> watch::Receiver<Option<Arc<Snapshot>>> {
         if let Some(ns) = lock(&self.namespaces).get(namespace) {
             return ns.tx.subscribe();
+        }
+        if !*self.synced.borrow() {
+            let mut namespaces = lock(&self.namespaces);
+            let entry = namespaces
+                .entry(namespace.to_owned())
+                .or_insert_with(|| Namespace {
+                    tx: watch::channel(None).0,
+                    compiled: None,
+                    changed_at: Instant::now(),
+                });
+            return entry.tx.subscribe();
         }
         self.recompile(namespace, Instant::now());
         let namespaces = lock(&self.namespaces);
@@ -128,8 +150,14 @@ impl Hub {
     }
 
     async fn run(self: Arc<Self>, mut dirty: mpsc::UnboundedReceiver<(String, Instant)>) {
-        self.ready().await;
+        self.caches_listed().await;
+        self.synced.send_replace(true);
         tracing::info!("caches ready");
+        // Namespaces subscribed to before now get their first snapshot.
+        let waiting: Vec<String> = lock(&self.namespaces).keys().cloned().collect();
+        for ns in waiting {
+            self.recompile(&ns, Instant::now());
+        }
         let mut pending: HashMap<String, Instant> = HashMap::new();
         while let Some((ns, seen)) = dirty.recv().await {
             pending.entry(ns).or_insert(seen);

@@ -89,6 +89,7 @@ impl Intake {
 
     /// Folds `report` from a sidecar of `namespace` and answers it.
     pub async fn fold(&self, namespace: &str, report: &Report) -> Result<Ack> {
+        self.ctx.hub.ready().await;
         let costs = report.costs();
         let mut names: Vec<&str> = costs.keys().copied().collect();
         names.extend(report.leases.keys().map(String::as_str));

@@ -126,6 +126,8 @@ pub fn next_status(
 
 /// Updates the ledger and announces crossed thresholds.
 pub async fn reconcile(budget: Arc<Budget>, ctx: Arc<Context>) -> Result<Action> {
+    // Statuses come from the caches: never judge from half-filled ones.
+    ctx.hub.ready().await;
     let started = std::time::Instant::now();
     let (ns, name) = locate(budget.as_ref())?;
     let now = jiff::Timestamp::now();

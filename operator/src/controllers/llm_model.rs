@@ -53,6 +53,8 @@ pub fn desired_status(model: &LlmModel, compiled: &Compiled) -> LlmModelStatus {
 
 /// Writes the model's status when it differs from what it should be.
 pub async fn reconcile(model: Arc<LlmModel>, ctx: Arc<Context>) -> Result<Action> {
+    // Statuses come from the caches: never judge from half-filled ones.
+    ctx.hub.ready().await;
     let started = std::time::Instant::now();
     let (ns, name) = locate(model.as_ref())?;
     let compiled = ctx.hub.compile(&ns);

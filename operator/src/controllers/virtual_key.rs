@@ -81,6 +81,8 @@ fn owned_by(secret: &Secret, vk: &VirtualKey) -> bool {
 
 /// Ensures the key Secret and writes the VirtualKey's status.
 pub async fn reconcile(vk: Arc<VirtualKey>, ctx: Arc<Context>) -> Result<Action> {
+    // Statuses come from the caches: never judge from half-filled ones.
+    ctx.hub.ready().await;
     let started = std::time::Instant::now();
     let (ns, name) = locate(vk.as_ref())?;
     let secret_name = vk.secret_name();

@@ -351,3 +351,47 @@ async fn an_exhausted_budget_refuses_or_downgrades() {
         "{models:?}"
     );
 }
+
+/// A client that goes away mid-stream is charged: what the provider reported, or else
+/// the call's reservation.
+#[tokio::test]
+async fn a_stream_cut_short_by_the_client_is_charged_its_reservation() {
+    let mock = MockOpenAi::start().await;
+    let snap = with(
+        vec![priced("chat", &mock)],
+        vec![key("team-a", SECRET)],
+        vec![],
+    );
+    let sidecar = Running::start(Some(snap)).await;
+    mock.enqueue(
+        Reply::stream(&["a ", "b ", "c ", "d ", "e"]).with_chunk_delay(Duration::from_millis(200)),
+    );
+    let mut body = chat_stream("chat");
+    body["max_tokens"] = json!(10);
+    let text = body.to_string();
+    let mut stream = tokio::net::TcpStream::connect(sidecar.api).await.unwrap();
+    let request = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {SECRET}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{text}",
+        text.len()
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes())
+        .await
+        .unwrap();
+    let mut first = [0u8; 256];
+    let n = tokio::io::AsyncReadExt::read(&mut stream, &mut first)
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
+    drop(stream);
+    // The reservation: the request's bytes / 4 prompt tokens at $1/M and 10 completion
+    // tokens at $2/M, in micro-dollars.
+    let reserved = text.len().div_ceil(4) as u64 + 2 * 10;
+    let spend = r#"llmesh_spend_micros_total{key="team-a",model="chat",team="team-a"}"#;
+    for _ in 0..100 {
+        if metric(&sidecar.metrics().await, spend) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(metric(&sidecar.metrics().await, spend), reserved);
+}

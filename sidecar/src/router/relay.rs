@@ -50,7 +50,53 @@ pub struct Relay {
     cooldown: CooldownSpec,
     on_end: Option<OnEnd>,
     tap: StreamTap,
+    /// What ended the upstream behind the last batch, delivered on the next poll.
+    held: Option<Held>,
     _in_flight: InFlight,
+}
+
+/// Largest batch of events sent as one frame.
+const COALESCE_BYTES: usize = 64 * 1024;
+
+/// The upstream's end, held back until the events before it are sent.
+enum Held {
+    Failed(StreamError),
+    Ended,
+}
+
+/// Events gathered in one poll; a single batch is passed on without copying.
+#[derive(Default)]
+struct Batch {
+    one: Option<Bytes>,
+    many: bytes::BytesMut,
+}
+
+impl Batch {
+    fn push(&mut self, events: Bytes) {
+        match self.one.take() {
+            None if self.many.is_empty() => self.one = Some(events),
+            Some(first) => {
+                self.many.extend_from_slice(&first);
+                self.many.extend_from_slice(&events);
+            }
+            None => self.many.extend_from_slice(&events),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.one.as_ref().map_or(self.many.len(), Bytes::len)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn take(&mut self) -> Bytes {
+        match self.one.take() {
+            Some(one) => one,
+            None => self.many.split().freeze(),
+        }
+    }
 }
 
 /// The stream failed before any event arrived.
@@ -83,6 +129,7 @@ impl Relay {
             cooldown,
             on_end: None,
             tap: StreamTap::new(false),
+            held: None,
             _in_flight: in_flight,
         }
     }
@@ -143,6 +190,18 @@ impl Relay {
         }
     }
 
+    /// The upstream ended: the translator's last events, and the end.
+    fn end(&mut self) -> Poll<Option<Result<Frame<Bytes>, std::convert::Infallible>>> {
+        match self.translator.finish() {
+            Ok(rest) => {
+                let rest = rest.map(|b| self.out(b));
+                self.finish(StreamEnd::Complete);
+                Poll::Ready(rest.map(|b| Ok(Frame::data(b))))
+            }
+            Err(err) => self.fail(err),
+        }
+    }
+
     fn fail(
         &mut self,
         error: StreamError,
@@ -182,6 +241,14 @@ impl Body for Relay {
             this.finish(StreamEnd::Complete);
             return Poll::Ready(None);
         }
+        match this.held.take() {
+            Some(Held::Failed(err)) => return this.fail(err),
+            Some(Held::Ended) => return this.end(),
+            None => {}
+        }
+        // Everything the upstream already delivered goes out as one frame: one write per
+        // burst instead of one per upstream chunk. Nothing waits for more.
+        let mut batch = Batch::default();
         loop {
             match Pin::new(&mut this.upstream).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
@@ -190,28 +257,35 @@ impl Body for Relay {
                     };
                     match this.translator.feed(data) {
                         Ok(Some(events)) => {
-                            let events = this.out(events);
-                            return Poll::Ready(Some(Ok(Frame::data(events))));
+                            batch.push(events);
+                            if batch.len() >= COALESCE_BYTES {
+                                break;
+                            }
                         }
                         Ok(None) => {}
-                        Err(err) => return this.fail(err),
+                        Err(err) if batch.is_empty() => return this.fail(err),
+                        Err(err) => {
+                            this.held = Some(Held::Failed(err));
+                            break;
+                        }
                     }
                 }
                 Poll::Ready(Some(Err(err))) => {
-                    return this.fail(StreamError::upstream(format!(
+                    let err = StreamError::upstream(format!(
                         "The upstream stream failed before it was complete: {err}"
-                    )));
+                    ));
+                    if batch.is_empty() {
+                        return this.fail(err);
+                    }
+                    this.held = Some(Held::Failed(err));
+                    break;
                 }
+                Poll::Ready(None) if batch.is_empty() => return this.end(),
                 Poll::Ready(None) => {
-                    return match this.translator.finish() {
-                        Ok(rest) => {
-                            let rest = rest.map(|b| this.out(b));
-                            this.finish(StreamEnd::Complete);
-                            Poll::Ready(rest.map(|b| Ok(Frame::data(b))))
-                        }
-                        Err(err) => this.fail(err),
-                    };
+                    this.held = Some(Held::Ended);
+                    break;
                 }
+                Poll::Pending if !batch.is_empty() => break,
                 Poll::Pending => {
                     if this.deadline.as_mut().poll(cx).is_ready() {
                         return this.fail(StreamError {
@@ -223,6 +297,8 @@ impl Body for Relay {
                 }
             }
         }
+        let events = this.out(batch.take());
+        Poll::Ready(Some(Ok(Frame::data(events))))
     }
 
     fn is_end_stream(&self) -> bool {
@@ -292,6 +368,32 @@ mod tests {
         let error: serde_json::Value = serde_json::from_str(&events[1][6..]).unwrap();
         assert_eq!(error["error"]["code"], "upstream_stream_error");
         assert_eq!(events.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn events_already_delivered_go_out_together_and_before_a_failure() {
+        let mut r = relay(vec![
+            Ok("data: 1\n\n"),
+            Ok("data: 2\n\n"),
+            Ok("data: 3\n\n"),
+            Err("reset"),
+        ]);
+        r.first_event().await.unwrap();
+        let mut frames = Vec::new();
+        while let Some(frame) = r.frame().await {
+            frames.push(frame.unwrap().into_data().unwrap());
+        }
+        assert_eq!(frames[0], "data: 1\n\n");
+        assert_eq!(
+            frames[1], "data: 2\n\ndata: 3\n\n",
+            "one write for the burst"
+        );
+        assert!(
+            std::str::from_utf8(&frames[2])
+                .unwrap()
+                .contains("upstream_stream_error")
+        );
+        assert_eq!(frames.len(), 3);
     }
 
     #[tokio::test]

@@ -299,18 +299,9 @@ pub fn compile(input: &Inputs) -> Compiled {
 /// version: equal content gives an equal version.
 fn content_version(snapshot: &Snapshot) -> String {
     let bytes = serde_json::to_vec(snapshot).unwrap_or_default();
-    let mut hex = hex(&Sha256::digest(&bytes));
+    let mut hex = llmesh_sidecar::hex::hex(&Sha256::digest(&bytes));
     hex.truncate(16);
     hex
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use fmt::Write as _;
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
 }
 
 /// Collects the problems of one resource and remembers whether any was fatal.
@@ -837,7 +828,7 @@ fn compile_key(
     let secret_name = key.secret_name();
     let (sha256, display_prefix) = match secrets.get(&secret_name, SECRET_KEY_FIELD) {
         Ok(value) => (
-            hex(&Sha256::digest(value.as_bytes())),
+            llmesh_sidecar::meter::keys::sha256_hex(&value),
             display_prefix(&value),
         ),
         Err((reason, message)) => {

@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod hex;
 pub mod meter;
 pub mod metrics;
 pub mod provider;

@@ -201,8 +201,7 @@ fn parse_hex(hex: &str) -> Option<[u8; 32]> {
 
 /// Lowercase hex SHA-256 of `secret`, as the snapshot stores keys.
 pub fn sha256_hex(secret: &str) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, secret.as_bytes());
-    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex::hex(ring::digest::digest(&ring::digest::SHA256, secret.as_bytes()).as_ref())
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use http::HeaderValue;
 use ring::{digest, hmac};
 
 use crate::config::snapshot::AwsCredentials;
+use crate::hex::hex;
 use crate::provider::{CredentialError, UnsignedRequest};
 
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
@@ -256,16 +257,6 @@ fn percent_decode(input: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 15)]));
-    }
-    out
 }
 
 /// `YYYYMMDDTHHMMSSZ` in UTC.

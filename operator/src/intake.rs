@@ -90,32 +90,15 @@ impl Intake {
     /// Folds `report` from a sidecar of `namespace` and answers it.
     pub async fn fold(&self, namespace: &str, report: &Report) -> Result<Ack> {
         self.ctx.hub.ready().await;
-        let costs = report.costs();
-        let mut names: Vec<&str> = costs.keys().copied().collect();
-        names.extend(report.leases.keys().map(String::as_str));
-        names.sort_unstable();
-        names.dedup();
         let mut ack = Ack {
             seq: report.seq,
             ..Ack::default()
         };
         let mut duplicate = false;
-        for name in names {
-            let cost = costs.get(name).copied().unwrap_or(0);
-            let want = report.leases.get(name).copied();
-            if let Some((folded, remaining)) = self
-                .fold_budget(namespace, name, report, cost, want)
-                .await?
-            {
-                duplicate |= !folded.applied && cost > 0;
-                ack.leases.insert(
-                    name.to_owned(),
-                    LeaseGrant {
-                        balance_micros: folded.lease_micros,
-                        remaining_micros: remaining,
-                        ttl_ms: ledger::LEASE_TTL_MS.unsigned_abs(),
-                    },
-                );
+        for (name, part) in report.parts() {
+            if let Some((folded, grant)) = self.fold_budget(namespace, name, part).await? {
+                duplicate |= !folded.applied && part.cost_micros > 0;
+                ack.leases.insert(name.to_owned(), grant);
             }
         }
         ack.shares = self.shares(namespace, report);
@@ -134,10 +117,9 @@ impl Intake {
         &self,
         namespace: &str,
         name: &str,
-        report: &Report,
-        cost: u64,
-        want: Option<u64>,
-    ) -> Result<Option<(ledger::Folded, i64)>> {
+        part: ledger::Part<'_>,
+    ) -> Result<Option<(ledger::Folded, LeaseGrant)>> {
+        let cost = part.cost_micros;
         // One fold per budget at a time in this replica: concurrent reports would only
         // conflict with each other. Other replicas still conflict, and re-read.
         let lock = {
@@ -182,19 +164,17 @@ impl Intake {
             let mut reporters: Vec<Reporter> = status.reporters.iter().map(from_status).collect();
             let previous_seen = reporters
                 .iter()
-                .find(|r| r.id == report.reporter)
+                .find(|r| r.id == part.reporter)
                 .map(|r| (r.seen_unix_ms, r.lease_micros));
             let now_ms = now.as_millisecond();
             let folded = ledger::fold(
                 limit,
                 &mut status.spent_micros,
                 &mut reporters,
-                &report.reporter,
-                report.seq,
-                cost,
-                want,
+                part,
                 now_ms,
             );
+            let grant = LeaseGrant::new(folded.lease_micros, limit, status.spent_micros);
             // Nothing new but the time it was heard from: skip the write while its lease
             // is still fresh in status.
             if !folded.applied
@@ -203,7 +183,7 @@ impl Intake {
                 })
                 && reporters.len() == status.reporters.len()
             {
-                return Ok(Some((folded, status.remaining_micros)));
+                return Ok(Some((folded, grant)));
             }
             status.reporters = reporters.iter().map(to_status).collect();
             let mut updated = budget.clone();
@@ -223,7 +203,7 @@ impl Intake {
                         self.alert(&updated, threshold, status.spent.as_deref().unwrap_or(""))
                             .await;
                     }
-                    return Ok(Some((folded, status.remaining_micros)));
+                    return Ok(Some((folded, grant)));
                 }
                 Err(kube::Error::Api(e)) if e.code == 409 => continue,
                 Err(e) => return Err(Error::Kube(e)),

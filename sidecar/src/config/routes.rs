@@ -10,8 +10,8 @@ use std::time::Duration;
 use super::snapshot::{
     CooldownSpec, FORMAT, ModelSpec, Pricing, ProviderKind, RetrySpec, Snapshot, Strategy,
 };
-use crate::meter::keys::{Key, KeyTable};
-use crate::meter::limiter::{KeyLimiter, Limits};
+use crate::meter::keys::{Key, KeyTable, limits_of};
+use crate::meter::limiter::KeyLimiter;
 use crate::provider::demo::DemoTransport;
 use crate::provider::{Credential, Dialect, ProviderContext};
 use crate::router::state::DeploymentState;
@@ -255,11 +255,7 @@ impl RoutesBuilder {
         let mut limiters = HashMap::new();
         let mut keys = Vec::with_capacity(snapshot.keys.len());
         for spec in &snapshot.keys {
-            let limits = Limits {
-                rpm: spec.rpm,
-                tpm: spec.tpm,
-                parallel: spec.max_parallel_requests,
-            };
+            let limits = limits_of(spec);
             let limiter = match previous.remove(&spec.name) {
                 Some(l) => {
                     l.configure(limits, now);
@@ -268,19 +264,7 @@ impl RoutesBuilder {
                 None => Arc::new(KeyLimiter::new(limits, now)),
             };
             limiters.insert(spec.name.clone(), limiter.clone());
-            // A key whose Secret is not generated yet has no hash: nobody can use it.
-            if let Some(key) = Key::new(
-                spec.name.clone(),
-                &spec.sha256,
-                spec.team.clone(),
-                spec.models.clone(),
-                spec.expires_at_unix,
-                spec.budget.iter().cloned().collect(),
-                limits,
-                limiter,
-            ) {
-                keys.push(key);
-            }
+            keys.extend(Key::from_spec(spec, limiter));
         }
         *previous = limiters;
         KeyTable::new(keys, !snapshot.keys.is_empty())

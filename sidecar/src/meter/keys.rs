@@ -10,6 +10,7 @@ use std::sync::Arc;
 use http::StatusCode;
 
 use super::limiter::{KeyLimiter, Limits};
+use crate::config::snapshot::KeySpec;
 use crate::server::error::ApiError;
 
 /// One virtual key as requests use it.
@@ -33,34 +34,33 @@ pub struct Key {
 }
 
 impl Key {
-    /// A key; `sha256` is the lowercase hex digest from the snapshot.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        name: String,
-        sha256: &str,
-        team: Option<String>,
-        models: Vec<String>,
-        expires_at_unix: Option<i64>,
-        budgets: Vec<String>,
-        limits: Limits,
-        limiter: Arc<KeyLimiter>,
-    ) -> Option<Key> {
-        let digest = parse_hex(sha256)?;
+    /// The key of a snapshot entry, with its live limiter; `None` when the entry has
+    /// no valid hash (its Secret is not generated yet: nobody can use it).
+    pub fn from_spec(spec: &KeySpec, limiter: Arc<KeyLimiter>) -> Option<Key> {
         Some(Key {
-            name,
-            team,
-            models,
-            expires_at_unix,
-            budgets,
-            limits,
+            digest: parse_hex(&spec.sha256)?,
+            name: spec.name.clone(),
+            team: spec.team.clone(),
+            models: spec.models.clone(),
+            expires_at_unix: spec.expires_at_unix,
+            budgets: spec.budget.iter().cloned().collect(),
+            limits: limits_of(spec),
             limiter,
-            digest,
         })
     }
 
     /// Whether the key may call `model`.
     pub fn allows(&self, model: &str) -> bool {
         self.models.is_empty() || self.models.iter().any(|m| m == model)
+    }
+}
+
+/// A snapshot entry's limits.
+pub fn limits_of(spec: &KeySpec) -> Limits {
+    Limits {
+        rpm: spec.rpm,
+        tpm: spec.tpm,
+        parallel: spec.max_parallel_requests,
     }
 }
 
@@ -211,17 +211,21 @@ mod tests {
     use super::*;
 
     fn table(expires: Option<i64>) -> KeyTable {
-        let key = Key::new(
-            "team-a".into(),
-            &sha256_hex("sk-llmesh-secret-123456"),
-            Some("a".into()),
-            vec!["chat".into()],
-            expires,
-            Vec::new(),
-            Limits::default(),
-            Arc::new(KeyLimiter::new(Limits::default(), Instant::now())),
-        )
-        .unwrap();
+        let spec = KeySpec {
+            name: "team-a".into(),
+            sha256: sha256_hex("sk-llmesh-secret-123456"),
+            display_prefix: "sk-llm".into(),
+            models: vec!["chat".into()],
+            rpm: None,
+            tpm: None,
+            max_parallel_requests: None,
+            expires_at_unix: expires,
+            team: Some("a".into()),
+            user: None,
+            budget: None,
+        };
+        let limiter = Arc::new(KeyLimiter::new(Limits::default(), Instant::now()));
+        let key = Key::from_spec(&spec, limiter).unwrap();
         KeyTable::new(vec![key], true)
     }
 

@@ -30,6 +30,19 @@ pub struct Reporter {
     pub seen_unix_ms: i64,
 }
 
+/// One budget's part of a report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Part<'a> {
+    /// The reporting sidecar.
+    pub reporter: &'a str,
+    /// The batch.
+    pub seq: u64,
+    /// What the batch spent from the budget.
+    pub cost_micros: u64,
+    /// The lease wanted; `None` keeps the current one (capped the same way).
+    pub want: Option<u64>,
+}
+
 /// The result of folding one batch into one budget.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Folded {
@@ -39,20 +52,21 @@ pub struct Folded {
     pub lease_micros: u64,
 }
 
-/// Folds a batch's `cost` for one budget and sets the reporter's lease to what it
-/// `want`s, never more than the budget has left beyond the other live leases.
-/// `want: None` keeps the current lease (capped the same way).
-#[allow(clippy::too_many_arguments)]
+/// Folds a batch's cost for one budget and sets the reporter's lease to what it wants,
+/// never more than the budget has left beyond the other live leases.
 pub fn fold(
     limit_micros: u64,
     spent_micros: &mut i64,
     reporters: &mut Vec<Reporter>,
-    id: &str,
-    seq: u64,
-    cost_micros: u64,
-    want: Option<u64>,
+    part: Part<'_>,
     now_unix_ms: i64,
 ) -> Folded {
+    let Part {
+        reporter: id,
+        seq,
+        cost_micros,
+        want,
+    } = part;
     reporters.retain(|r| r.id == id || now_unix_ms - r.seen_unix_ms < FORGET_MS);
     let index = match reporters.iter().position(|r| r.id == id) {
         Some(i) => i,
@@ -93,23 +107,41 @@ pub fn fold(
 mod tests {
     use super::*;
 
+    fn part(reporter: &str, seq: u64, cost_micros: u64, want: Option<u64>) -> Part<'_> {
+        Part {
+            reporter,
+            seq,
+            cost_micros,
+            want,
+        }
+    }
+
     #[test]
     fn spend_is_folded_once_and_leases_never_exceed_what_is_left() {
         let mut spent = 0;
         let mut reporters = Vec::new();
-        let a = fold(1_000, &mut spent, &mut reporters, "a", 1, 0, Some(600), 0);
+        let a = fold(
+            1_000,
+            &mut spent,
+            &mut reporters,
+            part("a", 1, 0, Some(600)),
+            0,
+        );
         assert_eq!(a.lease_micros, 600);
-        let b = fold(1_000, &mut spent, &mut reporters, "b", 1, 0, Some(600), 0);
+        let b = fold(
+            1_000,
+            &mut spent,
+            &mut reporters,
+            part("b", 1, 0, Some(600)),
+            0,
+        );
         assert_eq!(b.lease_micros, 400, "only what a does not hold");
         // a spends 500 of its lease; a resend of the same batch counts nothing.
         let a = fold(
             1_000,
             &mut spent,
             &mut reporters,
-            "a",
-            2,
-            500,
-            Some(600),
+            part("a", 2, 500, Some(600)),
             10,
         );
         assert!(a.applied);
@@ -119,10 +151,7 @@ mod tests {
             1_000,
             &mut spent,
             &mut reporters,
-            "a",
-            2,
-            500,
-            Some(600),
+            part("a", 2, 500, Some(600)),
             20,
         );
         assert!(!again.applied);
@@ -132,10 +161,7 @@ mod tests {
             1_000,
             &mut spent,
             &mut reporters,
-            "a",
-            3,
-            0,
-            Some(600),
+            part("a", 3, 0, Some(600)),
             LEASE_TTL_MS + 1,
         );
         assert_eq!(a.lease_micros, 500);
@@ -154,10 +180,7 @@ mod tests {
             1_000,
             &mut spent,
             &mut reporters,
-            "a",
-            1,
-            10,
-            Some(100),
+            part("a", 1, 10, Some(100)),
             FORGET_MS,
         );
         assert_eq!(f.lease_micros, 0);

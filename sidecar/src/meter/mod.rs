@@ -138,19 +138,29 @@ fn unix_now() -> i64 {
 }
 
 impl Meter {
-    /// Checks the caller and reserves what the call may cost; the error is the answer.
-    pub async fn admit(
+    /// Who is calling: the presented key, else the pod's bound key; `None` when the
+    /// namespace has no keys. The error is the answer.
+    pub fn authenticate(
         &self,
         routes: &Routes,
         headers: &HeaderMap,
-        model: Arc<Model>,
-        call: &Call,
-    ) -> Result<Admission, ApiError> {
-        let key = routes.keys.authenticate(
+    ) -> Result<Option<Arc<Key>>, ApiError> {
+        routes.keys.authenticate(
             presented_key(headers),
             self.bound_key.as_deref(),
             unix_now(),
-        )?;
+        )
+    }
+
+    /// Checks the caller's limits and reserves what the call may cost; the error is the
+    /// answer.
+    pub async fn admit(
+        &self,
+        routes: &Routes,
+        key: Option<Arc<Key>>,
+        model: Arc<Model>,
+        call: &Call,
+    ) -> Result<Admission, ApiError> {
         if let Some(key) = &key {
             keys::check_model(key, &model.name)?;
         }
@@ -176,6 +186,7 @@ impl Meter {
                 .filter(|b| !charged_only.contains(&b.name))
                 .map(|b| b.name.clone())
                 .collect();
+            // Also what a stream cut short is charged, budget or not.
             let amount = worst_case_micros(
                 call.estimated_tokens,
                 max_completion(call, &model),
@@ -284,15 +295,15 @@ impl Meter {
                 0
             });
         }
-        self.leases.settle(&reserved_from, reserved, cost);
-        self.leases.charge(&charged_only, cost);
+        if !reserved_from.is_empty() {
+            self.leases.settle(&reserved_from, reserved, cost);
+        }
+        if !charged_only.is_empty() {
+            self.leases.charge(&charged_only, cost);
+        }
         let (served_model, deployment, provider) = outcome.served.unwrap_or(("", "", ""));
-        let key_name = key.as_ref().map(|k| k.name.clone());
-        let team = key.as_ref().and_then(|k| k.team.clone());
-        let (key_label, team_label) = (
-            key_name.as_deref().unwrap_or(""),
-            team.as_deref().unwrap_or(""),
-        );
+        let key_label = key.as_ref().map_or("", |k| k.name.as_str());
+        let team_label = key.as_ref().and_then(|k| k.team.as_deref()).unwrap_or("");
         if outcome.usage.is_some() || cost > 0 {
             for (kind, n) in [
                 ("prompt", usage.prompt_tokens),
@@ -322,14 +333,16 @@ impl Meter {
             cost_micros = cost, estimated, latency_ms,
             "call metered"
         );
-        let mut budgets = reserved_from;
-        budgets.extend(charged_only);
-        if budgets.is_empty() && cost == 0 && outcome.usage.is_none() {
+        // The operator folds spend into budgets only: a call no budget pays for is
+        // complete with its log line and metrics.
+        if reserved_from.is_empty() && charged_only.is_empty() {
             return;
         }
+        let mut budgets = reserved_from;
+        budgets.extend(charged_only);
         self.reporter.record(UsageRecord {
-            key: key_name,
-            team,
+            key: key.as_ref().map(|k| k.name.clone()),
+            team: key.as_ref().and_then(|k| k.team.clone()),
             model: outcome.requested.to_owned(),
             served_model: served_model.to_owned(),
             deployment: deployment.to_owned(),
@@ -341,9 +354,6 @@ impl Meter {
             latency_ms,
             budgets,
         });
-        self.metrics
-            .usage_unacknowledged
-            .set(i64::try_from(self.reporter.unacknowledged()).unwrap_or(i64::MAX));
     }
 }
 

@@ -84,16 +84,25 @@ pub struct Report {
 }
 
 impl Report {
-    /// Cost per budget in this batch.
-    pub fn costs(&self) -> BTreeMap<&str, u64> {
-        let mut costs: BTreeMap<&str, u64> = BTreeMap::new();
+    /// Each budget the batch spends from or asks a lease of, with its part.
+    pub fn parts(&self) -> BTreeMap<&str, ledger::Part<'_>> {
+        let mut parts: BTreeMap<&str, ledger::Part<'_>> = BTreeMap::new();
+        let empty = ledger::Part {
+            reporter: &self.reporter,
+            seq: self.seq,
+            cost_micros: 0,
+            want: None,
+        };
         for record in &self.records {
             for budget in &record.budgets {
-                let cost = costs.entry(budget.as_str()).or_default();
-                *cost = cost.saturating_add(record.cost_micros);
+                let p = parts.entry(budget.as_str()).or_insert(empty);
+                p.cost_micros = p.cost_micros.saturating_add(record.cost_micros);
             }
         }
-        costs
+        for (budget, want) in &self.leases {
+            parts.entry(budget.as_str()).or_insert(empty).want = Some(*want);
+        }
+        parts
     }
 }
 
@@ -108,6 +117,19 @@ pub struct LeaseGrant {
     pub remaining_micros: i64,
     /// How long it lives, from the report's sending.
     pub ttl_ms: u64,
+}
+
+impl LeaseGrant {
+    /// A lease of `balance_micros` from a budget of `limit_micros` with `spent_micros`.
+    pub fn new(balance_micros: u64, limit_micros: u64, spent_micros: i64) -> Self {
+        LeaseGrant {
+            balance_micros,
+            remaining_micros: i64::try_from(limit_micros)
+                .unwrap_or(i64::MAX)
+                .saturating_sub(spent_micros),
+            ttl_ms: ledger::LEASE_TTL_MS.unsigned_abs(),
+        }
+    }
 }
 
 /// The operator's answer to a report.
@@ -172,41 +194,20 @@ impl Authority for LocalAuthority {
                 .budgets
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let costs = report.costs();
             let now = unix_ms();
             let mut ack = Ack {
                 seq: report.seq,
                 ..Ack::default()
             };
-            let names: std::collections::BTreeSet<&str> = costs
-                .keys()
-                .copied()
-                .chain(report.leases.keys().map(String::as_str))
-                .collect();
-            for name in names {
+            for (name, part) in report.parts() {
                 let Some(&limit) = limits.get(name) else {
                     continue;
                 };
                 let (spent, reporters) = budgets.entry(name.to_owned()).or_default();
-                let folded = ledger::fold(
-                    limit,
-                    spent,
-                    reporters,
-                    &report.reporter,
-                    report.seq,
-                    costs.get(name).copied().unwrap_or(0),
-                    report.leases.get(name).copied(),
-                    now,
-                );
+                let folded = ledger::fold(limit, spent, reporters, part, now);
                 ack.leases.insert(
                     name.to_owned(),
-                    LeaseGrant {
-                        balance_micros: folded.lease_micros,
-                        remaining_micros: i64::try_from(limit)
-                            .unwrap_or(i64::MAX)
-                            .saturating_sub(*spent),
-                        ttl_ms: ledger::LEASE_TTL_MS.unsigned_abs(),
-                    },
+                    LeaseGrant::new(folded.lease_micros, limit, *spent),
                 );
             }
             Ok(ack)
@@ -233,6 +234,8 @@ pub struct Reporter {
     urgent: Notify,
     /// Counts acknowledgements, so callers can wait for a fresh answer.
     acks: watch::Sender<u64>,
+    /// Records not yet acknowledged, for the metric.
+    gauge: Option<prometheus::IntGauge>,
 }
 
 impl Reporter {
@@ -247,7 +250,14 @@ impl Reporter {
             next_seq: Mutex::new(1),
             urgent: Notify::new(),
             acks: watch::channel(0).0,
+            gauge: None,
         }
+    }
+
+    /// Keeps `gauge` at the number of records not yet acknowledged.
+    pub fn with_gauge(mut self, gauge: prometheus::IntGauge) -> Self {
+        self.gauge = Some(gauge);
+        self
     }
 
     /// The reporter's id.
@@ -262,6 +272,9 @@ impl Reporter {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         records.push(record);
+        if let Some(gauge) = &self.gauge {
+            gauge.inc();
+        }
         if records.len() >= MAX_RECORDS {
             self.urgent.notify_one();
         }
@@ -362,6 +375,9 @@ impl Reporter {
                     key.limiter.set_share(*share, now);
                 }
             }
+        }
+        if let Some(gauge) = &self.gauge {
+            gauge.sub(i64::try_from(report.records.len()).unwrap_or(i64::MAX));
         }
         *pending = None;
         self.acks.send_modify(|n| *n += 1);

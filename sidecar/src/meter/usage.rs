@@ -53,7 +53,24 @@ struct CompletionDetails {
 #[derive(Deserialize)]
 struct Answer {
     #[serde(default)]
-    usage: Option<Value>,
+    usage: Option<Wire>,
+}
+
+impl From<Wire> for Usage {
+    fn from(wire: Wire) -> Usage {
+        Usage {
+            prompt_tokens: wire.prompt_tokens,
+            completion_tokens: wire.completion_tokens,
+            cached_tokens: wire
+                .prompt_tokens_details
+                .and_then(|d| d.cached_tokens)
+                .unwrap_or(0),
+            reasoning_tokens: wire
+                .completion_tokens_details
+                .and_then(|d| d.reasoning_tokens)
+                .unwrap_or(0),
+        }
+    }
 }
 
 impl Usage {
@@ -67,26 +84,14 @@ impl Usage {
         if !usage.is_object() {
             return None;
         }
-        let wire: Wire = serde_json::from_value(usage.clone()).ok()?;
-        Some(Usage {
-            prompt_tokens: wire.prompt_tokens,
-            completion_tokens: wire.completion_tokens,
-            cached_tokens: wire
-                .prompt_tokens_details
-                .and_then(|d| d.cached_tokens)
-                .unwrap_or(0),
-            reasoning_tokens: wire
-                .completion_tokens_details
-                .and_then(|d| d.reasoning_tokens)
-                .unwrap_or(0),
-        })
+        Wire::deserialize(usage).ok().map(Usage::from)
     }
 
     /// Reads the usage of a whole OpenAI answer. Fails when the body is not a JSON
-    /// object, which also proves the answer well-formed.
+    /// object (or its `usage` not OpenAI's), which also proves the answer well-formed.
     pub fn from_answer(body: &[u8]) -> Result<Option<Usage>, serde_json::Error> {
         let answer: Answer = serde_json::from_slice(body)?;
-        Ok(answer.usage.as_ref().and_then(Usage::from_value))
+        Ok(answer.usage.map(Usage::from))
     }
 
     /// The cost at `pricing`, in micro-dollars, rounded up. Cached prompt tokens use the

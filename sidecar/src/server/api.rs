@@ -96,20 +96,16 @@ async fn complete(
         Err(err) => return rejected(metrics, &err),
     };
     drop(bytes);
+    let key = match proxy.meter.authenticate(&routes, &parts.headers) {
+        Ok(key) => key,
+        Err(err) => return rejected(metrics, &err),
+    };
     let Some(requested) = routes.model(&model_name).cloned() else {
-        // An unknown model is only named to callers with a valid key.
-        if let Err(err) = routes.keys.authenticate(
-            crate::meter::presented_key(&parts.headers),
-            proxy.meter.bound_key.as_deref(),
-            crate::meter::report::unix_ms() / 1000,
-        ) {
-            return rejected(metrics, &err);
-        }
         return rejected(metrics, &ApiError::model_not_found(&model_name));
     };
     let admission = match proxy
         .meter
-        .admit(&routes, &parts.headers, requested.clone(), &call)
+        .admit(&routes, key, requested.clone(), &call)
         .await
     {
         Ok(admission) => admission,

@@ -166,11 +166,14 @@ impl Sidecar {
             self.metrics.clone(),
         ));
         let leases = Arc::new(Leases::default());
-        let reporter = Arc::new(Reporter::new(
-            self.settings.reporter_id.clone(),
-            self.authority.clone(),
-            leases.clone(),
-        ));
+        let reporter = Arc::new(
+            Reporter::new(
+                self.settings.reporter_id.clone(),
+                self.authority.clone(),
+                leases.clone(),
+            )
+            .with_gauge(self.metrics.usage_unacknowledged.clone()),
+        );
         let meter = Arc::new(Meter {
             reporter: reporter.clone(),
             leases,

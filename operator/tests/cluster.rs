@@ -73,6 +73,42 @@ where
     panic!("timed out waiting for {what}");
 }
 
+/// The operator's push server (self-signed TLS, TokenReview auth) for `op`, and a
+/// sidecar config source with a service-account token of the test's namespace.
+async fn push_server(
+    env: &TestEnv,
+    op: &llmesh_operator::run::Operator,
+    name: &str,
+) -> (OperatorSource, tokio::task::JoinHandle<()>) {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("cluster-{name}-{}", env.namespace));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (tls, ca) = tls_config(&TlsSource::SelfSigned(vec!["localhost".into()])).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca).unwrap();
+    let token = format!("sa-{name}-{}", env.namespace);
+    env.server.add_token(
+        &token,
+        &format!("system:serviceaccount:{}:app", env.namespace),
+        &format!("uid-{name}"),
+        &["system:serviceaccounts"],
+    );
+    std::fs::write(dir.join("token"), &token).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let push = Arc::new(Push::new(
+        op.ctx.hub.clone(),
+        Arc::new(TokenReviewer::new(env.client.clone())),
+        op.ctx.metrics.clone(),
+    ));
+    let server = tokio::spawn(serve(listener, tls, push, std::future::pending()));
+    let source = OperatorSource {
+        url: format!("https://localhost:{port}"),
+        ca_file: dir.join("ca.pem"),
+        token_file: dir.join("token"),
+    };
+    (source, server)
+}
+
 fn ready(
     conditions: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
 ) -> Option<(String, String, String)> {
@@ -322,35 +358,10 @@ async fn a_connected_sidecar_receives_edits_and_rotated_provider_secrets() {
     create(&env, secret("openai", "apiKey", "sk-one")).await;
     create(&env, openai_model("chat", "openai")).await;
 
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("cluster-push-{}", env.namespace));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (tls, ca) = tls_config(&TlsSource::SelfSigned(vec!["localhost".into()])).unwrap();
-    std::fs::write(dir.join("ca.pem"), ca).unwrap();
-    let token = format!("sa-token-{}", env.namespace);
-    env.server.add_token(
-        &token,
-        &format!("system:serviceaccount:{}:default", env.namespace),
-        "uid-1",
-        &["system:serviceaccounts"],
-    );
-    std::fs::write(dir.join("token"), &token).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let push = Arc::new(Push::new(
-        op.ctx.hub.clone(),
-        Arc::new(TokenReviewer::new(env.client.clone())),
-        op.ctx.metrics.clone(),
-    ));
-    tokio::spawn(serve(listener, tls, push, std::future::pending()));
+    let (source, _server) = push_server(&env, &op, "push").await;
 
     let (tx, mut rx) = watch::channel(None);
     let (connected, _) = watch::channel(false);
-    let source = OperatorSource {
-        url: format!("https://localhost:{port}"),
-        ca_file: dir.join("ca.pem"),
-        token_file: dir.join("token"),
-    };
     tokio::spawn(async move {
         loop {
             let version = tx
@@ -490,32 +501,7 @@ async fn quickstart_applied_served_edited_and_survives_the_operator() {
     .await;
 
     // A sidecar fed by the operator's push stream.
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("cluster-e2e-{}", env.namespace));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (tls, ca) = tls_config(&TlsSource::SelfSigned(vec!["localhost".into()])).unwrap();
-    std::fs::write(dir.join("ca.pem"), ca).unwrap();
-    let token = format!("sa-e2e-{}", env.namespace);
-    env.server.add_token(
-        &token,
-        &format!("system:serviceaccount:{}:app", env.namespace),
-        "uid-e2e",
-        &["system:serviceaccounts"],
-    );
-    std::fs::write(dir.join("token"), &token).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let push = Arc::new(Push::new(
-        op.ctx.hub.clone(),
-        Arc::new(TokenReviewer::new(env.client.clone())),
-        op.ctx.metrics.clone(),
-    ));
-    let server = tokio::spawn(serve(listener, tls, push, std::future::pending()));
-    let source = OperatorSource {
-        url: format!("https://localhost:{port}"),
-        ca_file: dir.join("ca.pem"),
-        token_file: dir.join("token"),
-    };
+    let (source, server) = push_server(&env, &op, "e2e").await;
     let (tx, rx) = watch::channel(None);
     let (connected, _) = watch::channel(false);
     tokio::spawn(llmesh_sidecar::config::operator::run(source, tx, connected));

@@ -171,7 +171,7 @@ async fn rpm_and_parallel_limits_answer_429_with_retry_after() {
     assert!((1..=20).contains(&retry), "{retry}");
 
     // One call in flight at a time for `single`.
-    mock.enqueue(Reply::ok().with_delay(Duration::from_millis(300)));
+    mock.enqueue(Reply::ok().with_delay(Duration::from_secs(1)));
     let api = sidecar.api;
     let slow =
         tokio::spawn(

@@ -65,6 +65,9 @@ pub struct Model {
     pub drop_unsupported_params: bool,
     /// `max_tokens` for providers that require one.
     pub default_max_tokens: Option<u32>,
+    /// The dearest input and output prices among the deployments: what a call is
+    /// reserved at, wherever it lands.
+    pub dearest: Pricing,
 }
 
 /// One deployment of a model.
@@ -344,6 +347,17 @@ impl RoutesBuilder {
                 transport,
             });
         }
+        let dearest = deployments
+            .iter()
+            .fold(Pricing::default(), |acc, d| Pricing {
+                input_micros_per_million: acc
+                    .input_micros_per_million
+                    .max(d.pricing.input_micros_per_million),
+                output_micros_per_million: acc
+                    .output_micros_per_million
+                    .max(d.pricing.output_micros_per_million),
+                cached_input_micros_per_million: 0,
+            });
         Ok(Model {
             name: spec.name.clone(),
             strategy: spec.strategy,
@@ -357,6 +371,7 @@ impl RoutesBuilder {
             cooldown: spec.cooldown,
             drop_unsupported_params: spec.drop_unsupported_params,
             default_max_tokens: spec.default_max_tokens,
+            dearest,
         })
     }
 }

@@ -117,22 +117,6 @@ fn max_completion(call: &Call, model: &Model) -> u64 {
         .unwrap_or(DEFAULT_RESERVED_COMPLETION)
 }
 
-/// The dearest prices among a model's deployments: the worst case wherever it lands.
-fn dearest(model: &Model) -> Pricing {
-    model
-        .deployments
-        .iter()
-        .fold(Pricing::default(), |acc, d| Pricing {
-            input_micros_per_million: acc
-                .input_micros_per_million
-                .max(d.pricing.input_micros_per_million),
-            output_micros_per_million: acc
-                .output_micros_per_million
-                .max(d.pricing.output_micros_per_million),
-            cached_input_micros_per_million: 0,
-        })
-}
-
 fn unix_now() -> i64 {
     report::unix_ms() / 1000
 }
@@ -190,7 +174,7 @@ impl Meter {
             let amount = worst_case_micros(
                 call.estimated_tokens,
                 max_completion(call, &model),
-                &dearest(&model),
+                &model.dearest,
             );
             match self.reserve(&budgets, amount).await {
                 Ok(()) => {

@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod budget_metrics;
+pub mod cli;
 pub mod compile;
 pub mod controllers;
 pub mod error;

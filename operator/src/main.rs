@@ -1,11 +1,7 @@
 //! `llmesh-operator`: the control plane. Reconciles LLMModel, VirtualKey and Budget,
 //! and streams each namespace's compiled config to its sidecars over TLS.
 //!
-//! ```text
-//! llmesh-operator [--push-listen 0.0.0.0:8443] [--admin-listen 0.0.0.0:8080]
-//!                 [--tls-cert FILE --tls-key FILE | --tls-names a,b,c] [--ca-out FILE]
-//!                 [--log-format text|json]
-//! ```
+//! Flags and variables: [`llmesh_operator::cli::OPERATOR`] (`llmesh-operator --help`).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -17,7 +13,8 @@ use llmesh_operator::push::{self, Push, TlsSource, TokenReviewer};
 use llmesh_operator::run::{self, Settings};
 use llmesh_sidecar::telemetry::{self, LogFormat};
 
-const USAGE: &str = "usage: llmesh-operator [--push-listen ADDR] [--admin-listen ADDR] [--tls-cert FILE --tls-key FILE | --tls-names NAMES] [--ca-out FILE] [--log-format text|json]";
+use llmesh_operator::cli::OPERATOR;
+use llmesh_sidecar::cli;
 
 struct Args {
     push: SocketAddr,
@@ -27,44 +24,13 @@ struct Args {
     log: LogFormat,
 }
 
-fn parse() -> Result<Args, String> {
-    let mut args = Args {
-        push: SocketAddr::from(([0, 0, 0, 0], 8443)),
-        admin: SocketAddr::from(([0, 0, 0, 0], 8080)),
-        tls: TlsSource::SelfSigned(Vec::new()),
-        ca_out: None,
-        log: LogFormat::Text,
+fn parse(values: &cli::Values) -> Result<Args, String> {
+    let addr = |flag: &str, default: SocketAddr| {
+        values
+            .get(flag)
+            .map_or(Ok(default), |v| cli::addr(&format!("--{flag}"), v))
     };
-    let (mut cert, mut key, mut names) = (None, None, None);
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--push-listen" => {
-                args.push = value()?
-                    .parse()
-                    .map_err(|_| "--push-listen: not an address".to_owned())?
-            }
-            "--admin-listen" => {
-                args.admin = value()?
-                    .parse()
-                    .map_err(|_| "--admin-listen: not an address".to_owned())?
-            }
-            "--tls-cert" => cert = Some(value()?),
-            "--tls-key" => key = Some(value()?),
-            "--tls-names" => names = Some(value()?),
-            "--ca-out" => args.ca_out = Some(value()?),
-            "--log-format" => {
-                args.log = match value()?.as_str() {
-                    "json" => LogFormat::Json,
-                    "text" => LogFormat::Text,
-                    other => return Err(format!("--log-format: {other:?} is not text or json")),
-                }
-            }
-            other => return Err(format!("unknown flag {other}")),
-        }
-    }
-    args.tls = match (cert, key) {
+    let tls = match (values.get("tls-cert"), values.get("tls-key")) {
         (Some(cert), Some(key)) => TlsSource::Files {
             cert: cert.into(),
             key: key.into(),
@@ -72,8 +38,9 @@ fn parse() -> Result<Args, String> {
         (None, None) => {
             let namespace =
                 std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "llmesh-system".into());
-            let names = names
-                .map(|n| n.split(',').map(str::to_owned).collect())
+            let names = values
+                .get("tls-names")
+                .map(|n| n.split(',').map(|n| n.trim().to_owned()).collect())
                 .unwrap_or_else(|| {
                     vec![
                         "llmesh-operator".to_owned(),
@@ -86,17 +53,24 @@ fn parse() -> Result<Args, String> {
         }
         _ => return Err("--tls-cert and --tls-key go together".into()),
     };
-    Ok(args)
+    Ok(Args {
+        push: addr("push-listen", SocketAddr::from(([0, 0, 0, 0], 8443)))?,
+        admin: addr("admin-listen", SocketAddr::from(([0, 0, 0, 0], 8080)))?,
+        tls,
+        ca_out: values.get("ca-out").map(str::to_owned),
+        log: cli::log_format(values.get("log-format"))?,
+    })
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let mut args = match parse() {
+    let values = match cli::from_process(&OPERATOR) {
+        Ok(values) => values,
+        Err(code) => return code,
+    };
+    let mut args = match parse(&values) {
         Ok(args) => args,
-        Err(err) => {
-            eprintln!("llmesh-operator: {err}\n{USAGE}");
-            return ExitCode::from(2);
-        }
+        Err(err) => return cli::usage_error(&OPERATOR, &err),
     };
     telemetry::init(args.log);
     let client = match kube::Client::try_default().await {

@@ -207,3 +207,58 @@ fn refuses_to_start_on_a_broken_directory() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--manifests"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Both binaries of this crate answer `--help`/`-h` and `--version` with exit 0, and
+/// read `--flag=value` (the chart's spelling) like `--flag value`.
+#[test]
+fn operator_and_local_speak_like_command_line_tools() {
+    let operator = env!("CARGO_BIN_EXE_llmesh-operator");
+    for (bin, wanted) in [
+        (
+            operator,
+            &[
+                "--push-listen ADDR",
+                "LLMESH_WEBHOOK_LISTEN",
+                "POD_NAMESPACE",
+            ][..],
+        ),
+        (BIN, &["--manifests DIR", "LLMESH_MANIFESTS"]),
+    ] {
+        for flag in ["--help", "-h"] {
+            let out = Command::new(bin).arg(flag).output().unwrap();
+            assert_eq!(out.status.code(), Some(0), "{bin} {flag}");
+            let help = String::from_utf8_lossy(&out.stdout);
+            for w in wanted {
+                assert!(help.contains(w), "{bin} {flag}: {help}");
+            }
+        }
+        let out = Command::new(bin).arg("--version").output().unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        assert!(String::from_utf8_lossy(&out.stdout).starts_with("llmesh-"));
+    }
+    // The chart's args parse: the operator gets as far as looking for a cluster (exit 1),
+    // not a usage error (exit 2).
+    let out = Command::new(operator)
+        .args([
+            "--push-listen=127.0.0.1:0",
+            "--admin-listen=127.0.0.1:0",
+            "--log-format=json",
+        ])
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("Kubernetes client"), "{err}");
+    for (args, wanted) in [
+        (&["--push-listen=8443"][..], "--push-listen"),
+        (&["--tls-cert=/a"], "--tls-cert and --tls-key go together"),
+        (&["--log-format", "yaml"], "text or json"),
+    ] {
+        let out = Command::new(operator).args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(wanted) && err.contains("usage:"), "{err}");
+    }
+}

@@ -1,13 +1,7 @@
 //! `llmesh-sidecar`: runs the data plane, with its config streamed from the operator
 //! (in a pod) or read from a compiled snapshot file.
 //!
-//! ```text
-//! llmesh-sidecar --operator https://llmesh-operator.llmesh-system.svc:8443 \
-//!                [--operator-ca FILE] [--token-file FILE]
-//! llmesh-sidecar --config snapshot.json
-//!   common: [--listen 127.0.0.1:4000] [--admin-listen 0.0.0.0:4001] [--max-body-bytes N]
-//!           [--log-format text|json] [--virtual-key NAME]
-//! ```
+//! Flags and variables: [`cli::SIDECAR`] (`llmesh-sidecar --help`).
 //! To run from the Kubernetes manifests themselves, use `llmesh-local`.
 
 use std::path::PathBuf;
@@ -19,28 +13,20 @@ use llmesh_sidecar::config::operator::{self, OperatorSource};
 use llmesh_sidecar::meter::remote::OperatorAuthority;
 use llmesh_sidecar::{Sidecar, cli, config, shutdown_signal, telemetry};
 
-const USAGE: &str = "usage: llmesh-sidecar (--operator URL [--operator-ca FILE] [--token-file FILE] | --config FILE) [--listen ADDR] [--admin-listen ADDR] [--max-body-bytes N] [--log-format text|json] [--virtual-key NAME]";
-
-/// Where the injected pod spec mounts the operator's CA and the projected token.
-const DEFAULT_CA: &str = "/var/run/secrets/llmesh/ca.crt";
-const DEFAULT_TOKEN: &str = "/var/run/secrets/llmesh/token";
-
 #[tokio::main]
 async fn main() -> ExitCode {
-    let parsed = match cli::parse(
-        std::env::args().skip(1),
-        |k| std::env::var(k).ok(),
-        &["config", "operator", "operator-ca", "token-file"],
-    ) {
-        Ok(parsed) => parsed,
-        Err(err) => {
-            eprintln!("llmesh-sidecar: {err}\n{USAGE}");
-            return ExitCode::from(2);
-        }
+    let spec = &cli::SIDECAR;
+    let values = match cli::from_process(spec) {
+        Ok(values) => values,
+        Err(code) => return code,
     };
-    telemetry::init(parsed.log_format);
-    let file = parsed.extra.get("config").map(PathBuf::from);
-    let operator_url = parsed.extra.get("operator").cloned();
+    let (settings, log_format) = match cli::serve_settings(&values) {
+        Ok(pair) => pair,
+        Err(err) => return cli::usage_error(spec, &err),
+    };
+    telemetry::init(log_format);
+    let file = values.get("config").map(PathBuf::from);
+    let operator_url = values.get("operator").map(str::to_owned);
     let (first, source) = match (file, operator_url) {
         (Some(path), None) => {
             // Fail fast on a bad file at start; later edits are checked as they come.
@@ -55,23 +41,22 @@ async fn main() -> ExitCode {
         (None, Some(url)) => {
             let source = OperatorSource {
                 url,
-                ca_file: parsed
-                    .extra
-                    .get("operator-ca")
-                    .map_or_else(|| PathBuf::from(DEFAULT_CA), PathBuf::from),
-                token_file: parsed
-                    .extra
-                    .get("token-file")
-                    .map_or_else(|| PathBuf::from(DEFAULT_TOKEN), PathBuf::from),
+                ca_file: PathBuf::from(
+                    values
+                        .get("operator-ca")
+                        .unwrap_or(cli::DEFAULT_OPERATOR_CA),
+                ),
+                token_file: PathBuf::from(
+                    values.get("token-file").unwrap_or(cli::DEFAULT_TOKEN_FILE),
+                ),
             };
             (None, Source::Operator(source))
         }
         _ => {
-            eprintln!("llmesh-sidecar: give exactly one of --config or --operator\n{USAGE}");
-            return ExitCode::from(2);
+            return cli::usage_error(spec, "give exactly one of --config or --operator");
         }
     };
-    let mut sidecar = match Sidecar::bind(parsed.settings).await {
+    let mut sidecar = match Sidecar::bind(settings).await {
         Ok(sidecar) => sidecar,
         Err(err) => {
             eprintln!("llmesh-sidecar: {err}");

@@ -1,6 +1,7 @@
 //! The built `llmesh-sidecar` binary as a real process: starts from a snapshot file,
 //! serves through a mock upstream, applies file edits live, refuses a broken edit while
-//! keeping the last good config, rejects bad flags, and exits cleanly on SIGTERM.
+//! keeping the last good config, rejects bad flags, answers `--help` and `--version`,
+//! and exits cleanly on SIGTERM.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -167,6 +168,38 @@ fn bad_flags_exit_2_with_usage() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--operator"));
     let out = Command::new(BIN)
         .args(["--config", "/nonexistent/snapshot.json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/snapshot.json"));
+}
+
+/// `--help`, `-h` and `--version` print to stdout and exit 0, as command-line tools do;
+/// `--flag=value` is the same as `--flag value`.
+#[test]
+fn help_and_version_exit_0() {
+    for flag in ["--help", "-h"] {
+        let out = Command::new(BIN).arg(flag).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{flag}");
+        let help = String::from_utf8_lossy(&out.stdout);
+        for wanted in [
+            "--operator URL",
+            "LLMESH_OPERATOR_CA",
+            "--listen ADDR",
+            "LLMESH_LOG",
+        ] {
+            assert!(help.contains(wanted), "{flag}: {help}");
+        }
+    }
+    let out = Command::new(BIN).arg("--version").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("llmesh-sidecar {}", env!("CARGO_PKG_VERSION"))
+    );
+    // Both spellings reach the same check of the file.
+    let out = Command::new(BIN)
+        .arg("--config=/nonexistent/snapshot.json")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));

@@ -15,6 +15,9 @@ metrics the code really exports. With --out it writes each scenario's objects (a
 CRDs) as JSON for the Rust test to apply to the test API server.
 
 Exits non-zero with a list of failures; prints one line per check.
+
+With --render-only JSON it only renders every scenario, with the JSON values merged into
+each, into --out (for the test that runs the rendered pods as processes).
 """
 
 from __future__ import annotations
@@ -278,13 +281,37 @@ def check_rbac_comments() -> None:
             check(lines[i - 1].strip().startswith("#"), f"rbac.yaml:{i + 1}: rule commented with its purpose")
 
 
+def merged(base: dict, extra: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merged(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def render_only(extra: dict, namespace: str, out: pathlib.Path) -> int:
+    """Each scenario's objects, rendered with `extra` merged into its values, as
+    `OUT/<scenario>.json` (tests/tests/chart_pods.rs runs what they describe)."""
+    for name, values in SCENARIOS.items():
+        docs = render(merged(values, extra), namespace)
+        (out / f"{name}.json").write_text(json.dumps(docs))
+        print(f"rendered {name}: {len(docs)} objects")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--namespace", default="llmesh-system")
     parser.add_argument("--out", type=pathlib.Path)
+    parser.add_argument("--render-only", metavar="JSON",
+                        help="only render every scenario, with these values merged in, into --out")
     args = parser.parse_args()
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
+    if args.render_only is not None:
+        return render_only(json.loads(args.render_only), args.namespace, args.out)
 
     crds = [d for f in sorted((CHART / "crds").glob("*.yaml")) for d in yaml.safe_load_all(f.read_text()) if d]
     check(len(crds) == 3, "chart ships the three CRDs")

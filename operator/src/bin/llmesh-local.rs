@@ -3,41 +3,34 @@
 //! `kubectl apply`. The directory is polled: a good edit applies live, a broken one is
 //! logged with its file and field while the last good config keeps serving.
 //!
-//! ```text
-//! llmesh-local --manifests DIR [--listen 127.0.0.1:4000] [--admin-listen 0.0.0.0:4001]
-//!              [--max-body-bytes N] [--log-format text|json]
-//! ```
+//! Flags and variables: [`llmesh_operator::cli::LOCAL`] (`llmesh-local --help`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use llmesh_operator::cli::LOCAL;
 use llmesh_operator::local::{DirSource, Outcome, watch_dir};
 use llmesh_sidecar::{Sidecar, cli, shutdown_signal, telemetry};
-
-const USAGE: &str = "usage: llmesh-local --manifests DIR [--listen ADDR] [--admin-listen ADDR] [--max-body-bytes N] [--log-format text|json]";
 
 /// How often the directory is checked for edits.
 const POLL: Duration = Duration::from_millis(500);
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let parsed = match cli::parse(
-        std::env::args().skip(1),
-        |k| std::env::var(k).ok(),
-        &["manifests"],
-    ) {
-        Ok(parsed) => parsed,
-        Err(err) => {
-            eprintln!("llmesh-local: {err}\n{USAGE}");
-            return ExitCode::from(2);
-        }
+    let spec = &LOCAL;
+    let values = match cli::from_process(spec) {
+        Ok(values) => values,
+        Err(code) => return code,
     };
-    telemetry::init(parsed.log_format);
-    let Some(dir) = parsed.extra.get("manifests").map(PathBuf::from) else {
-        eprintln!("llmesh-local: --manifests (or LLMESH_MANIFESTS) is required\n{USAGE}");
-        return ExitCode::from(2);
+    let (settings, log_format) = match cli::serve_settings(&values) {
+        Ok(pair) => pair,
+        Err(err) => return cli::usage_error(spec, &err),
+    };
+    telemetry::init(log_format);
+    let Some(dir) = values.get("manifests").map(PathBuf::from) else {
+        return cli::usage_error(spec, "--manifests (or LLMESH_MANIFESTS) is required");
     };
     // Refuse to start on a broken directory: later edits are checked as they come.
     let first = match DirSource::new(dir.clone()).reload() {
@@ -51,7 +44,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let sidecar = match Sidecar::bind(parsed.settings).await {
+    let sidecar = match Sidecar::bind(settings).await {
         Ok(sidecar) => sidecar,
         Err(err) => {
             eprintln!("llmesh-local: {err}");

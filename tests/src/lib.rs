@@ -6,10 +6,12 @@ pub mod anthropic;
 #[cfg(feature = "apiserver")]
 pub mod apiserver;
 pub mod bedrock;
+pub mod chart;
 pub mod cohere;
 pub mod gemini;
 mod http_mock;
 pub mod openai;
+pub mod pod;
 pub mod server;
 
 pub use anthropic::MockAnthropic;

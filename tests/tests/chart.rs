@@ -13,23 +13,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::{Discovery, Scope};
 use llmesh_tests::apiserver::TestEnv;
+use llmesh_tests::chart::run_python;
 use serde_json::Value;
-
-const REQUIRE_ENV: &str = "LLMESH_REQUIRE_CHART";
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
 
 /// Runs the chart checks; `None` when they cannot run here (said loudly).
 fn check_chart(namespace: &str, out: Option<&Path>) -> Option<String> {
@@ -38,53 +29,6 @@ fn check_chart(namespace: &str, out: Option<&Path>) -> Option<String> {
         args.extend(["--out".to_owned(), out.display().to_string()]);
     }
     run_python("check_chart.py", &args)
-}
-
-/// Runs `tests/chart/SCRIPT` with the test Python; its output when it passed, `None`
-/// when it cannot run here (said loudly), a panic with its output when it failed.
-fn run_python(script: &str, args: &[String]) -> Option<String> {
-    let required = std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1");
-    let skip = |why: String| {
-        assert!(
-            !required,
-            "{why}, and {REQUIRE_ENV}=1 requires the chart tests"
-        );
-        eprintln!(
-            "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
-             !! SKIPPED: the chart tests need {why}.\n\
-             !! Run ./scripts/test.sh, or set LLMESH_PYTHON to a Python with\n\
-             !! tests/chart/requirements.txt installed.\n\
-             !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"
-        );
-    };
-    let Ok(python) = std::env::var("LLMESH_PYTHON") else {
-        skip("LLMESH_PYTHON (a Python with helm-python-sdk and kubernetes-validate)".into());
-        return None;
-    };
-    let output = match Command::new(&python)
-        .arg(root().join("tests/chart").join(script))
-        .args(args)
-        .output()
-    {
-        Ok(o) => o,
-        Err(e) => {
-            skip(format!("{python} to run ({e})"));
-            return None;
-        }
-    };
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    match output.status.code() {
-        Some(0) => Some(text),
-        Some(3) => {
-            skip(format!("Python packages: {}", text.trim()));
-            None
-        }
-        _ => panic!("{script} failed:\n{text}"),
-    }
 }
 
 #[test]

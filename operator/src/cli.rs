@@ -194,16 +194,17 @@ pub const LOCAL: Spec = Spec {
 mod tests {
     use super::*;
 
-    /// Every `"LLMESH_*"` or `"POD_*"` string literal in the crate's code (outside its
-    /// tests) is a variable some binary reads or sets: each must be in a spec, so in
+    /// Every `"LLMESH_*"` or `"POD_*"` string literal in the operator's and the
+    /// sidecar's code (outside tests) is a variable some binary reads or sets: each must be in a spec, so in
     /// `--help` and the docs.
     #[test]
     fn every_variable_the_code_names_is_described() {
         let mut known: Vec<&str> = OPERATOR.env_names().chain(LOCAL.env_names()).collect();
         known.extend(llmesh_sidecar::cli::SIDECAR.env_names());
-        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let mut missing = Vec::new();
-        let mut stack = vec![src];
+        // The operator's code and the sidecar's, which both binaries here run.
+        let mut stack = vec![root.join("src"), root.join("../sidecar/src")];
         while let Some(dir) = stack.pop() {
             for entry in std::fs::read_dir(&dir).unwrap().flatten() {
                 let path = entry.path();

@@ -56,20 +56,10 @@ pub const OPERATOR: Spec = Spec {
             default: "",
             help: "Also write the CA sidecars must trust to this file.",
         },
-        Flag {
-            name: "log-format",
-            value: "text|json",
-            env: "LLMESH_LOG_FORMAT",
-            default: "text",
-            help: "Log lines as text or as one JSON object each.",
-        },
+        SERVE_FLAGS[3],
     ],
     vars: &[
-        Var {
-            name: "LLMESH_LOG",
-            default: "info",
-            help: "Log filter, in tracing's EnvFilter syntax; `RUST_LOG` is read when it is unset.",
-        },
+        SERVE_VARS[0],
         Var {
             name: "KUBECONFIG",
             default: "",

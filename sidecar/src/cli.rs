@@ -248,6 +248,15 @@ pub fn from_process(spec: &Spec) -> Result<Values, std::process::ExitCode> {
     }
 }
 
+/// [`from_process`] for the binaries that serve the API: also reads [`SERVE_FLAGS`] and
+/// starts logging in the format asked for.
+pub fn serve_from_process(spec: &Spec) -> Result<(Values, Settings), std::process::ExitCode> {
+    let values = from_process(spec)?;
+    let (settings, log_format) = serve_settings(&values).map_err(|err| usage_error(spec, &err))?;
+    crate::telemetry::init(log_format);
+    Ok((values, settings))
+}
+
 /// Prints `err` with the usage lines and gives exit code 2 (a usage error).
 pub fn usage_error(spec: &Spec, err: &str) -> std::process::ExitCode {
     eprintln!("{}: {err}\n{}", spec.bin, spec.usage());

@@ -11,20 +11,15 @@ use std::time::Duration;
 
 use llmesh_sidecar::config::operator::{self, OperatorSource};
 use llmesh_sidecar::meter::remote::OperatorAuthority;
-use llmesh_sidecar::{Sidecar, cli, config, shutdown_signal, telemetry};
+use llmesh_sidecar::{Sidecar, cli, config, shutdown_signal};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let spec = &cli::SIDECAR;
-    let values = match cli::from_process(spec) {
-        Ok(values) => values,
+    let (values, settings) = match cli::serve_from_process(spec) {
+        Ok(parsed) => parsed,
         Err(code) => return code,
     };
-    let (settings, log_format) = match cli::serve_settings(&values) {
-        Ok(pair) => pair,
-        Err(err) => return cli::usage_error(spec, &err),
-    };
-    telemetry::init(log_format);
     let file = values.get("config").map(PathBuf::from);
     let operator_url = values.get("operator").map(str::to_owned);
     let (first, source) = match (file, operator_url) {

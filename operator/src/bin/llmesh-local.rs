@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use llmesh_operator::cli::LOCAL;
 use llmesh_operator::local::{DirSource, Outcome, watch_dir};
-use llmesh_sidecar::{Sidecar, cli, shutdown_signal, telemetry};
+use llmesh_sidecar::{Sidecar, cli, shutdown_signal};
 
 /// How often the directory is checked for edits.
 const POLL: Duration = Duration::from_millis(500);
@@ -20,15 +20,10 @@ const POLL: Duration = Duration::from_millis(500);
 #[tokio::main]
 async fn main() -> ExitCode {
     let spec = &LOCAL;
-    let values = match cli::from_process(spec) {
-        Ok(values) => values,
+    let (values, settings) = match cli::serve_from_process(spec) {
+        Ok(parsed) => parsed,
         Err(code) => return code,
     };
-    let (settings, log_format) = match cli::serve_settings(&values) {
-        Ok(pair) => pair,
-        Err(err) => return cli::usage_error(spec, &err),
-    };
-    telemetry::init(log_format);
     let Some(dir) = values.get("manifests").map(PathBuf::from) else {
         return cli::usage_error(spec, "--manifests (or LLMESH_MANIFESTS) is required");
     };

@@ -27,6 +27,7 @@ use kube::api::{DeleteParams, ObjectMeta, PostParams};
 use llmesh_crds::llm_model::{ModelDeployment, Provider};
 use llmesh_crds::{Budget, LlmModel, VirtualKey};
 use llmesh_tests::apiserver::{TestEnv, apply_crds};
+use llmesh_tests::eventually;
 use llmesh_tests::openai::MockOpenAi;
 use llmesh_tests::pod::{self, Node, Service};
 use serde_json::{Value, json};
@@ -128,22 +129,6 @@ async fn http(
         .ok()?;
     let (head, body) = text.split_once("\r\n\r\n")?;
     Some((head.split(' ').nth(1)?.parse().ok()?, body.to_owned()))
-}
-
-/// Polls `check` every 100 ms until it gives a value; panics after `secs`.
-async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Waits for an HTTP probe of a running process to answer 200.

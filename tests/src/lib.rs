@@ -13,6 +13,7 @@ mod http_mock;
 pub mod openai;
 pub mod pod;
 pub mod server;
+pub mod wait;
 
 pub use anthropic::MockAnthropic;
 pub use bedrock::MockBedrock;
@@ -21,3 +22,4 @@ pub use gemini::MockGemini;
 pub use http_mock::{base64_decode, base64_encode};
 pub use openai::{MockConfig, MockOpenAi, Recorded, Reply};
 pub use server::{MockResponse, MockServer};
+pub use wait::eventually;

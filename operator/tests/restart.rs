@@ -161,7 +161,7 @@ async fn an_operator_without_certificate_flags_keeps_its_sidecars_across_a_resta
     else {
         return;
     };
-    let ca_before = std::fs::read(fleet.ca_file()).unwrap();
+    let ca_before = std::fs::read_to_string(fleet.ca_file()).unwrap();
     let sidecars = vec![
         Arc::new(fleet.sidecar().await),
         Arc::new(fleet.sidecar().await),
@@ -181,7 +181,7 @@ async fn an_operator_without_certificate_flags_keeps_its_sidecars_across_a_resta
     );
     fleet.start_operator().await;
     assert_eq!(
-        std::fs::read(fleet.ca_file()).unwrap(),
+        std::fs::read_to_string(fleet.ca_file()).unwrap(),
         ca_before,
         "the restarted operator serves the same CA"
     );

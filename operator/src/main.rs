@@ -92,6 +92,14 @@ async fn main() -> ExitCode {
     if let Some(tls) = webhook.as_ref().and_then(|w| w.push_tls(&args.tls)) {
         args.tls = tls;
     }
+    // Without the webhook's pair or files, the CA is kept in a Secret across restarts.
+    args.tls = match llmesh_operator::webhook::certs::keep_push_tls(&client, args.tls).await {
+        Ok(tls) => tls,
+        Err(err) => {
+            eprintln!("llmesh-operator: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
     let (tls, ca_pem) = match push::tls_config(&args.tls) {
         Ok(pair) => pair,
         Err(err) => {

@@ -19,7 +19,8 @@ pub struct Metrics {
     pub connected_sidecars: IntGauge,
     /// 1 for each namespace's current snapshot version.
     pub snapshot_version: IntGaugeVec,
-    /// From a resource change being seen to its snapshot being sent to a sidecar.
+    /// From a resource change being seen to its snapshot being sent to a sidecar that was
+    /// already connected (a new connection's first snapshot is not a change delivered).
     pub push_latency: HistogramVec,
     /// Usage reports by result (`ok`, `duplicate`, `error`, `refused`).
     pub usage_reports: IntCounterVec,
@@ -59,7 +60,7 @@ impl Metrics {
         let push_latency = HistogramVec::new(
             HistogramOpts::new(
                 "push_latency_seconds",
-                "From a change being seen to its snapshot being sent.",
+                "From a change being seen to its snapshot being sent to a connected sidecar.",
             )
             .buckets(vec![0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
             &["kind"],

@@ -323,6 +323,9 @@ async fn handle(
         metrics.connected_sidecars.inc();
         tracing::debug!(%peer, namespace, "sidecar connected");
         let mut sent = have;
+        // What a new connection gets first is the current snapshot, not a change: only
+        // snapshots sent after it measure change-to-delivery.
+        let mut initial = true;
         let mut heartbeat = tokio::time::interval(Duration::from_secs(HEARTBEAT_SECS));
         heartbeat.tick().await;
         loop {
@@ -334,7 +337,7 @@ async fn handle(
                 if tx.send(line).await.is_err() {
                     break;
                 }
-                if let Some(at) = source.changed_at(&namespace) {
+                if !initial && let Some(at) = source.changed_at(&namespace) {
                     metrics
                         .push_latency
                         .with_label_values(&["snapshot"])
@@ -342,6 +345,7 @@ async fn handle(
                 }
                 sent = Some(snapshot.version.clone());
             }
+            initial = false;
             tokio::select! {
                 changed = rx.changed() => if changed.is_err() { break },
                 _ = heartbeat.tick() => {
@@ -440,8 +444,19 @@ pub enum TlsSource {
         /// Private key.
         key: std::path::PathBuf,
     },
-    /// A fresh self-signed certificate for these DNS names / IPs.
+    /// A fresh self-signed certificate for these DNS names / IPs. The operator binary
+    /// never serves one: it keeps its CA in a Secret instead
+    /// ([`crate::webhook::certs::keep_push_tls`]), so restarts keep the sidecars' trust.
     SelfSigned(Vec<String>),
+    /// A serving pair and the CA that signed it, as PEM (from the certificate Secret).
+    Pem {
+        /// Serving certificate chain.
+        cert: String,
+        /// Serving key. Never logged.
+        key: String,
+        /// The CA clients trust.
+        ca: String,
+    },
 }
 
 /// The server TLS config and the PEM of the certificate clients must trust.
@@ -457,6 +472,14 @@ pub fn tls_config(source: &TlsSource) -> Result<(Arc<rustls::ServerConfig>, Stri
                 .map_err(|e| tls(&e))?;
             let key = PrivateKeyDer::from_pem_file(key).map_err(|e| tls(&e))?;
             (certs, key, String::from_utf8_lossy(&pem).into_owned())
+        }
+        TlsSource::Pem { cert, key, ca } => {
+            let certs: Vec<CertificateDer<'static>> =
+                CertificateDer::pem_slice_iter(cert.as_bytes())
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| tls(&e))?;
+            let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).map_err(|e| tls(&e))?;
+            (certs, key, ca.clone())
         }
         TlsSource::SelfSigned(names) => {
             let signed = rcgen::generate_simple_self_signed(names.clone()).map_err(|e| tls(&e))?;

@@ -504,7 +504,12 @@ async fn quickstart_applied_served_edited_and_survives_the_operator() {
     let (source, server) = push_server(&env, &op, "e2e").await;
     let (tx, rx) = watch::channel(None);
     let (connected, _) = watch::channel(false);
-    tokio::spawn(llmesh_sidecar::config::operator::run(source, tx, connected));
+    tokio::spawn(llmesh_sidecar::config::operator::run(
+        source,
+        tx,
+        connected,
+        Arc::default(),
+    ));
     let settings = llmesh_sidecar::Settings {
         api_addr: "127.0.0.1:0".parse().unwrap(),
         ..llmesh_sidecar::Settings::default()

@@ -138,6 +138,11 @@ async fn a_sidecar_gets_its_namespace_snapshot_and_every_change() {
         text.contains("llmesh_operator_connected_sidecars 1"),
         "{text}"
     );
+    // v1 was the connection's first snapshot, not a change: only v2 is a latency sample.
+    assert!(
+        text.contains(r#"llmesh_operator_push_latency_seconds_count{kind="snapshot"} 1"#),
+        "{text}"
+    );
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use llmesh_sidecar::config::link::Link;
 use llmesh_sidecar::config::operator::{self, OperatorSource};
 use llmesh_sidecar::meter::remote::OperatorAuthority;
 use llmesh_sidecar::{Sidecar, cli, config, shutdown_signal};
@@ -64,9 +65,18 @@ async fn main() -> ExitCode {
             tokio::spawn(config::file::watch(path, Duration::from_secs(1), tx));
         }
         Source::Operator(source) => {
-            sidecar = sidecar.report_to(Arc::new(OperatorAuthority::new(source.clone())));
-            let (connected_tx, mut connected_rx) = tokio::sync::watch::channel(false);
             let metrics = sidecar.metrics();
+            let link = Arc::new(Link::with_metrics(
+                metrics.operator_reachable.clone(),
+                metrics.operator_last_success.clone(),
+            ));
+            sidecar = sidecar
+                .report_to(Arc::new(OperatorAuthority::new(
+                    source.clone(),
+                    link.clone(),
+                )))
+                .watch_link(link.clone());
+            let (connected_tx, mut connected_rx) = tokio::sync::watch::channel(false);
             tokio::spawn(async move {
                 while connected_rx.changed().await.is_ok() {
                     metrics
@@ -74,7 +84,7 @@ async fn main() -> ExitCode {
                         .set(i64::from(*connected_rx.borrow()));
                 }
             });
-            tokio::spawn(operator::run(source, tx, connected_tx));
+            tokio::spawn(operator::run(source, tx, connected_tx, link));
         }
     }
     sidecar.serve(rx, shutdown_signal()).await;

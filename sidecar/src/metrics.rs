@@ -2,8 +2,8 @@
 //! by the admin server's `/metrics`.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 use crate::config::routes::Routes;
@@ -57,6 +57,11 @@ pub struct Metrics {
     pub refusals: IntCounterVec,
     /// Usage records not yet acknowledged by the operator.
     pub usage_unacknowledged: IntGauge,
+    /// 1 when the last exchange with the operator on a channel (`config`, `usage`)
+    /// worked, 0 when it failed; absent before the first.
+    pub operator_reachable: IntGaugeVec,
+    /// When a channel to the operator last worked, Unix seconds.
+    pub operator_last_success: GaugeVec,
 }
 
 impl Metrics {
@@ -175,7 +180,25 @@ impl Metrics {
             "Usage records not yet acknowledged by the operator.",
         )?;
         registry.register(Box::new(usage_unacknowledged.clone()))?;
+        let operator_reachable = IntGaugeVec::new(
+            Opts::new(
+                "operator_reachable",
+                "1 when the last exchange with the operator on the channel (config, usage) worked, 0 when it failed.",
+            ),
+            &["channel"],
+        )?;
+        registry.register(Box::new(operator_reachable.clone()))?;
+        let operator_last_success = GaugeVec::new(
+            Opts::new(
+                "operator_last_success_timestamp_seconds",
+                "When the channel to the operator (config, usage) last worked, Unix seconds.",
+            ),
+            &["channel"],
+        )?;
+        registry.register(Box::new(operator_last_success.clone()))?;
         Ok(Metrics {
+            operator_reachable,
+            operator_last_success,
             config_connected,
             tokens,
             spend,

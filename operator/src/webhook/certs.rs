@@ -25,6 +25,7 @@ use rcgen::{
     Issuer, KeyPair, KeyUsagePurpose,
 };
 
+use crate::push::TlsSource;
 use crate::{Error, Result};
 
 /// Secret keys: the CA (certificate and key) and the serving pair.
@@ -285,6 +286,54 @@ pub async fn ensure_secret(
     Err(tls(format!(
         "Secret {namespace}/{name} kept changing under us"
     )))
+}
+
+/// The Secret the push server's CA is kept in when the webhook is off: the webhook's
+/// (`LLMESH_CERT_SECRET`), so turning the webhook on or off keeps the CA.
+pub const DEFAULT_SECRET: &str = "llmesh-operator-tls";
+
+/// The push server's certificate: `source`, unless it is [`TlsSource::SelfSigned`]. A
+/// certificate signed afresh at every start would be trusted by no sidecar after a
+/// restart, and by no sidecar of another replica; instead the CA and a serving pair for
+/// the same names are kept in the Secret `LLMESH_CERT_SECRET` (default
+/// [`DEFAULT_SECRET`]) in `POD_NAMESPACE` (default `llmesh-system`), created by the
+/// first replica to start and read by every later start ([`ensure_secret`]).
+pub async fn keep_push_tls(client: &kube::Client, source: TlsSource) -> Result<TlsSource> {
+    let env = |k: &str, default: &str| {
+        std::env::var(k)
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .unwrap_or_else(|| default.to_owned())
+    };
+    let namespace = env("POD_NAMESPACE", "llmesh-system");
+    let secret = env("LLMESH_CERT_SECRET", DEFAULT_SECRET);
+    keep_push_tls_in(client, source, &namespace, &secret).await
+}
+
+/// [`keep_push_tls`] with the Secret named.
+pub async fn keep_push_tls_in(
+    client: &kube::Client,
+    source: TlsSource,
+    namespace: &str,
+    secret: &str,
+) -> Result<TlsSource> {
+    let TlsSource::SelfSigned(names) = source else {
+        return Ok(source);
+    };
+    let bundle = ensure_secret(client, namespace, secret, &names)
+        .await
+        .map_err(|e| {
+            tls(format!(
+                "cannot keep the push CA in the Secret {namespace}/{secret} \
+                 (the operator needs get, create and update on Secrets there): {e}"
+            ))
+        })?;
+    tracing::info!(secret = %format!("{namespace}/{secret}"), "serving the push with the CA kept in the Secret");
+    Ok(TlsSource::Pem {
+        cert: bundle.cert_pem,
+        key: bundle.key_pem,
+        ca: bundle.ca_pem,
+    })
 }
 
 /// The running operator's renewal check: renews the serving certificate in the Secret

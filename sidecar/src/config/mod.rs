@@ -2,10 +2,12 @@
 //! path reads, and the snapshot-file source.
 
 pub mod file;
+pub mod link;
 pub mod operator;
 pub mod push;
 pub mod routes;
 pub mod snapshot;
+pub mod trust;
 
 pub use routes::{Routes, RoutesBuilder};
 pub use snapshot::Snapshot;

@@ -1,7 +1,8 @@
 //! The operator as the config source: a long-lived TLS stream of snapshots (see
 //! [`push`](super::push)), reconnected with backoff. While disconnected the sidecar keeps
 //! serving its last good snapshot (fail static); a reconnect resumes from the version it
-//! has, so an unchanged config is not sent again.
+//! has, so an unchanged config is not sent again. Every connect reads the token and the
+//! CA file again (the kubelet rotates the one and may replace the other).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,13 +11,12 @@ use std::time::Duration;
 use bytes::BytesMut;
 use http::{Request, Uri};
 use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::sync::watch;
 
 use super::Snapshot;
+use super::link::{Channel, Link};
 use super::push::{Message, PATH, SILENCE_SECS};
+use super::trust::{self, ConnectError};
 
 /// Where and how to reach the operator.
 #[derive(Clone, Debug)]
@@ -29,12 +29,29 @@ pub struct OperatorSource {
     pub token_file: PathBuf,
 }
 
+impl OperatorSource {
+    /// The projected service-account token, read now (the kubelet rotates it).
+    pub fn token(&self) -> Result<String, ConnectError> {
+        std::fs::read_to_string(&self.token_file)
+            .map(|t| t.trim().to_owned())
+            .map_err(|source| ConnectError::File {
+                what: "service-account token",
+                path: self.token_file.clone(),
+                source,
+            })
+    }
+}
+
 /// Why one connection ended.
 #[derive(Debug, thiserror::Error)]
 pub enum StreamError {
-    /// Setting up TLS or the request failed.
+    /// Setting up the request failed.
     #[error("{0}")]
     Setup(String),
+    /// The operator could not be reached or trusted, or the token or CA file is
+    /// unreadable.
+    #[error("{0}")]
+    Connect(#[from] ConnectError),
     /// The operator refused or failed the request.
     #[error("operator answered {0}")]
     Status(http::StatusCode),
@@ -50,25 +67,49 @@ pub enum StreamError {
 }
 
 /// Streams snapshots into `tx` forever, reconnecting with backoff (0.5 s doubling to 30 s,
-/// jittered). `connected` is set while a stream is open.
+/// jittered). `connected` is set while a stream is open; `link` hears of every open and
+/// every failure.
 pub async fn run(
     source: OperatorSource,
     tx: watch::Sender<Option<Arc<Snapshot>>>,
     connected: watch::Sender<bool>,
+    link: Arc<Link>,
 ) {
     let mut failures = 0u32;
+    let mut opened = connected.subscribe();
     loop {
         let version = tx.borrow().as_ref().map(|s| s.version.clone());
-        let result = stream_once(&source, version, &tx, &connected).await;
+        opened.borrow_and_update();
+        let result = {
+            let once = stream_once(&source, version, &tx, &connected);
+            tokio::pin!(once);
+            // The link is up from the moment the stream opens, not when it ends.
+            loop {
+                tokio::select! {
+                    result = &mut once => break result,
+                    Ok(()) = opened.changed() => if *opened.borrow_and_update() { link.up(Channel::Config) },
+                }
+            }
+        };
         connected.send_replace(false);
+        let have_config = tx.borrow().is_some();
         match result {
-            Ok(()) => failures = 0,
+            Ok(()) => {
+                failures = 0;
+                link.down(Channel::Config, &"the operator closed the stream");
+            }
             Err(StreamError::Status(status)) if status.is_client_error() => {
+                link.down(Channel::Config, &format!("the operator answered {status}"));
                 tracing::error!(%status, url = %source.url, "the operator refused this sidecar; check its service account token and namespace");
                 failures += 1;
             }
             Err(err) => {
-                tracing::warn!(error = %err, url = %source.url, "config stream ended; keeping the last good config");
+                link.down(Channel::Config, &err);
+                if have_config {
+                    tracing::warn!(error = %err, url = %source.url, "config stream ended; keeping the last good config");
+                } else {
+                    tracing::warn!(error = %err, url = %source.url, "no config from the operator yet; the API answers 503 until one arrives");
+                }
                 failures += 1;
             }
         }
@@ -90,28 +131,25 @@ pub async fn stream_once(
     tx: &watch::Sender<Option<Arc<Snapshot>>>,
     connected: &watch::Sender<bool>,
 ) -> Result<(), StreamError> {
-    let token = std::fs::read_to_string(&source.token_file).map_err(|e| {
-        StreamError::Setup(format!("cannot read {}: {e}", source.token_file.display()))
+    let token = source.token()?;
+    let ca = std::fs::read(&source.ca_file).map_err(|source_| ConnectError::File {
+        what: "CA file",
+        path: source.ca_file.clone(),
+        source: source_,
     })?;
-    let ca = std::fs::read(&source.ca_file).map_err(|e| {
-        StreamError::Setup(format!("cannot read {}: {e}", source.ca_file.display()))
-    })?;
-    let client = client(&ca)?;
+    let client = trust::client(&ca, &source.ca_file)?;
     let query = version.map(|v| format!("?version={v}")).unwrap_or_default();
     let uri: Uri = format!("{}{PATH}{query}", source.url.trim_end_matches('/'))
         .parse()
         .map_err(|e| StreamError::Setup(format!("operator URL: {e}")))?;
     let request = Request::get(uri)
-        .header(
-            http::header::AUTHORIZATION,
-            format!("Bearer {}", token.trim()),
-        )
+        .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
         .body(Empty::<bytes::Bytes>::new())
         .map_err(|e| StreamError::Setup(e.to_string()))?;
     let response = tokio::time::timeout(Duration::from_secs(10), client.request(request))
         .await
         .map_err(|_| StreamError::Connection("connect timed out".into()))?
-        .map_err(|e| StreamError::Connection(e.to_string()))?;
+        .map_err(|e| trust::describe(&e, &source.url, &source.ca_file))?;
     if !response.status().is_success() {
         return Err(StreamError::Status(response.status()));
     }
@@ -141,42 +179,4 @@ pub async fn stream_once(
             return Err(StreamError::Protocol("a message over 64 MiB".into()));
         }
     }
-}
-
-type HttpsClient<B = Empty<bytes::Bytes>> = Client<hyper_rustls::HttpsConnector<HttpConnector>, B>;
-
-/// A client trusting only the operator's CA, over HTTP/2 or HTTP/1.1.
-pub(crate) fn client<B>(ca_pem: &[u8]) -> Result<HttpsClient<B>, StreamError>
-where
-    B: http_body::Body + Send + 'static + Unpin,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(ca_pem) {
-        let cert = cert.map_err(|e| StreamError::Setup(format!("CA file: {e}")))?;
-        roots
-            .add(cert)
-            .map_err(|e| StreamError::Setup(format!("CA file: {e}")))?;
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| StreamError::Setup(e.to_string()))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_only()
-        .enable_http1()
-        .enable_http2()
-        .wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new())
-        .timer(TokioTimer::new())
-        .build(https))
 }

@@ -31,6 +31,47 @@ pub const INTERVAL: Duration = Duration::from_secs(1);
 /// A report is cut early once this many records wait.
 pub const MAX_RECORDS: usize = 500;
 
+/// At most one outage warning per this long.
+pub const WARN_EVERY: Duration = Duration::from_secs(30);
+
+/// Lets one event through per period and counts the ones held back.
+#[derive(Debug)]
+pub struct RateLimit {
+    every: Duration,
+    last: Option<Instant>,
+    held: u32,
+}
+
+impl RateLimit {
+    /// One event per `every`.
+    pub fn new(every: Duration) -> Self {
+        RateLimit {
+            every,
+            last: None,
+            held: 0,
+        }
+    }
+
+    /// `Some(events held back since the last one let through)` if this one may pass.
+    pub fn allow(&mut self, now: Instant) -> Option<u32> {
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < self.every)
+        {
+            self.held += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.held))
+    }
+
+    /// The next event passes (a new outage deserves its own warning).
+    pub fn reset(&mut self) {
+        self.last = None;
+        self.held = 0;
+    }
+}
+
 /// One served (or failed) call, as metered. Never holds content.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -392,6 +433,7 @@ impl Reporter {
         mut stop: watch::Receiver<bool>,
     ) {
         let mut failures = 0u32;
+        let mut quiet = RateLimit::new(WARN_EVERY);
         // The first report goes at once: it brings this sidecar's shares and leases.
         let mut first = true;
         loop {
@@ -409,12 +451,33 @@ impl Reporter {
             }
             let current = routes.borrow().clone();
             match self.send_once(current.as_deref()).await {
-                Ok(()) => failures = 0,
+                Ok(()) => {
+                    if failures > 0 {
+                        tracing::info!(failures, "the operator acknowledges usage reports again");
+                    }
+                    failures = 0;
+                    quiet.reset();
+                }
                 Err(err) => {
                     failures += 1;
-                    tracing::warn!(error = %err, failures, "usage report not acknowledged; will resend");
+                    if let Some(suppressed) = quiet.allow(Instant::now()) {
+                        self.warn_unacknowledged(&err, failures, suppressed);
+                    }
                 }
             }
+        }
+    }
+
+    /// The outage warning. Calls waiting for a lease ask for reports at once, so failures
+    /// can come several a second: the caller rate-limits this to one per
+    /// [`WARN_EVERY`] and says how many it held back.
+    fn warn_unacknowledged(&self, err: &str, failures: u32, suppressed: u32) {
+        // Taken after the failed send let go of the pending batch, so it is counted.
+        let records = self.unacknowledged();
+        if records > 0 {
+            tracing::warn!(error = %err, records, failures, suppressed, "usage report not acknowledged; will resend");
+        } else {
+            tracing::warn!(error = %err, failures, suppressed, "the operator did not answer a lease or limit request (no usage is waiting); will retry");
         }
     }
 
@@ -472,6 +535,42 @@ mod tests {
                 Ok(ack)
             })
         }
+    }
+
+    #[test]
+    fn outage_warnings_pass_once_per_period_with_the_count_held_back() {
+        let mut quiet = RateLimit::new(Duration::from_secs(30));
+        let t0 = Instant::now();
+        assert_eq!(quiet.allow(t0), Some(0));
+        for i in 1..=5 {
+            assert_eq!(quiet.allow(t0 + Duration::from_millis(500 * i)), None);
+        }
+        assert_eq!(quiet.allow(t0 + Duration::from_secs(30)), Some(5));
+        assert_eq!(quiet.allow(t0 + Duration::from_secs(31)), None);
+        quiet.reset();
+        assert_eq!(quiet.allow(t0 + Duration::from_secs(32)), Some(0));
+    }
+
+    /// A batch with nothing but lease and limit requests fails: nothing is
+    /// unacknowledged, and once records are queued they are counted (pending included).
+    #[tokio::test]
+    async fn the_unacknowledged_count_is_the_records_waiting() {
+        struct Down;
+        impl Authority for Down {
+            fn submit<'a>(&'a self, _: &'a Report) -> AckFuture<'a> {
+                Box::pin(async { Err("connection refused".to_owned()) })
+            }
+        }
+        let leases = Arc::new(Leases::default());
+        let reporter = Reporter::new("r".into(), Arc::new(Down), leases.clone());
+        // A call waiting for a lease makes the next report ask for one.
+        let _ = leases.reserve(&["b".to_owned()], 10, Instant::now());
+        assert!(reporter.send_once(None).await.is_err());
+        assert_eq!(reporter.unacknowledged(), 0);
+        reporter.record(record(5));
+        assert_eq!(reporter.unacknowledged(), 1);
+        assert!(reporter.send_once(None).await.is_err());
+        assert_eq!(reporter.unacknowledged(), 1);
     }
 
     #[tokio::test]

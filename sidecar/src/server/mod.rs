@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::Snapshot;
+use crate::config::link::Link;
 use crate::config::routes::{Routes, RoutesBuilder};
 use crate::meter::Meter;
 use crate::meter::lease::Leases;
@@ -99,6 +100,8 @@ pub struct Sidecar {
     authority: Arc<dyn Authority>,
     /// Set when usage is folded in-process (no operator): it needs the budgets' limits.
     local: Option<Arc<LocalAuthority>>,
+    /// The links to the operator, for `/readyz`.
+    link: Option<Arc<Link>>,
 }
 
 impl Sidecar {
@@ -126,6 +129,7 @@ impl Sidecar {
             metrics: Arc::new(Metrics::new()?),
             authority: local.clone(),
             local: Some(local),
+            link: None,
         })
     }
 
@@ -133,6 +137,12 @@ impl Sidecar {
     pub fn report_to(mut self, authority: Arc<dyn Authority>) -> Self {
         self.authority = authority;
         self.local = None;
+        self
+    }
+
+    /// Tells `/readyz` how the links to the operator are doing.
+    pub fn watch_link(mut self, link: Arc<Link>) -> Self {
+        self.link = Some(link);
         self
     }
 
@@ -210,6 +220,7 @@ impl Sidecar {
         let admin = Arc::new(admin::Admin {
             routes: routes_rx,
             metrics: self.metrics,
+            link: self.link,
         });
         tracing::info!(api = %self.api.local_addr().map_or_else(|_| "?".into(), |a| a.to_string()),
             admin = %self.admin.local_addr().map_or_else(|_| "?".into(), |a| a.to_string()), "llmesh sidecar listening");

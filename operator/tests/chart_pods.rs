@@ -82,26 +82,6 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// The sidecar binary, built with the workspace (this crate cannot name another
-/// package's binary).
-fn sidecar_bin() -> PathBuf {
-    let deps = std::env::current_exe().unwrap();
-    let bin = deps
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("llmesh-sidecar");
-    if !bin.exists() {
-        let status = std::process::Command::new(env!("CARGO"))
-            .args(["build", "-p", "llmesh-sidecar", "--bin", "llmesh-sidecar"])
-            .status()
-            .unwrap();
-        assert!(status.success(), "cannot build llmesh-sidecar");
-    }
-    bin
-}
-
 /// One HTTP/1.1 request to `url` (`http://127.0.0.1:PORT/path`): status and body.
 async fn http(
     method: &str,
@@ -437,7 +417,10 @@ async fn install_inject_and_call(name: &str) {
     );
     let node = Node {
         dir: Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("pods-{}/app", env.namespace)),
-        binaries: vec![("llmesh-sidecar".into(), sidecar_bin())],
+        binaries: vec![(
+            "llmesh-sidecar".into(),
+            llmesh_tests::workspace_bin("llmesh-sidecar", "llmesh-sidecar"),
+        )],
         services: vec![running.service.clone()],
         ports: vec![(4000, free_port()), (4001, free_port())],
         secrets: [(key_secret.clone(), secret_data(&key))].into(),

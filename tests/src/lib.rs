@@ -6,6 +6,7 @@ pub mod anthropic;
 #[cfg(feature = "apiserver")]
 pub mod apiserver;
 pub mod bedrock;
+mod bins;
 pub mod chart;
 pub mod cohere;
 pub mod gemini;
@@ -17,6 +18,7 @@ pub mod wait;
 
 pub use anthropic::MockAnthropic;
 pub use bedrock::MockBedrock;
+pub use bins::workspace_bin;
 pub use cohere::MockCohere;
 pub use gemini::MockGemini;
 pub use http_mock::{base64_decode, base64_encode};

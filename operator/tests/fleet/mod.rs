@@ -27,21 +27,9 @@ pub const KEY: &str = "sk-llmesh-metering-test-000000000001";
 pub const INPUT_MICROS: u64 = 1_000;
 pub const OUTPUT_MICROS: u64 = 2_000;
 
-/// The sidecar binary, built with the workspace (the operator crate cannot name
-/// another package's binary). Built on demand when only this package's tests run.
+/// The sidecar binary (the operator crate cannot name another package's binary).
 pub fn sidecar_bin() -> PathBuf {
-    let deps = std::env::current_exe().unwrap();
-    let dir = deps.parent().unwrap().parent().unwrap();
-    let bin = dir.join("llmesh-sidecar");
-    if !bin.exists() {
-        eprintln!("building llmesh-sidecar for the fleet tests");
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "llmesh-sidecar", "--bin", "llmesh-sidecar"])
-            .status()
-            .unwrap();
-        assert!(status.success(), "cannot build llmesh-sidecar");
-    }
-    bin
+    llmesh_tests::workspace_bin("llmesh-sidecar", "llmesh-sidecar")
 }
 
 /// A child process killed when dropped.

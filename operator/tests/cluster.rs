@@ -210,6 +210,10 @@ async fn virtual_keys_get_owned_secrets_rotation_and_gc() {
     assert!(key.starts_with("sk-llmesh-") && key.len() > 40);
     assert!(key.starts_with(&prefix));
     assert_eq!(hash, llmesh_operator::controllers::virtual_key::hash(&key));
+    assert_eq!(
+        secret.metadata.labels.as_ref().unwrap()[llmesh_operator::MANAGED_BY.0],
+        llmesh_operator::MANAGED_BY.1
+    );
     let owner = &secret.metadata.owner_references.unwrap()[0];
     assert_eq!(
         (owner.kind.as_str(), owner.name.as_str(), owner.controller),

@@ -25,15 +25,25 @@ use crate::shared::{DNS_SUBDOMAIN_PATTERN, MAX_NAMES, PeriodSpec, UsdAmount};
     status = "BudgetStatus",
     derive = "PartialEq",
     doc = "A USD spend limit per period for the keys or models it selects; its status is the ledger.",
-    printcolumn(name = "Limit", type_ = "string", json_path = ".spec.limit"),
+    // Money columns show the status' display strings, all formatted alike from the
+    // micro-dollar ledger (`$50.00`), never the spec's own spelling of the limit.
+    printcolumn(name = "Limit", type_ = "string", json_path = ".status.limit"),
     printcolumn(name = "Spent", type_ = "string", json_path = ".status.spent"),
     printcolumn(name = "Period", type_ = "string", json_path = ".spec.period"),
     printcolumn(name = "Exhausted", type_ = "boolean", json_path = ".status.exhausted"),
-    printcolumn(name = "Reset", type_ = "date", json_path = ".status.resetAt"),
+    // The timestamp itself: a `date` column shows the age of a time, and a reset is
+    // always in the future, which kubectl prints as `<invalid>`.
+    printcolumn(name = "Reset", type_ = "string", json_path = ".status.resetAt"),
     printcolumn(
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
+    ),
+    printcolumn(
+        name = "Remaining",
+        type_ = "string",
+        json_path = ".status.remaining",
+        priority = 1
     ),
     printcolumn(
         name = "Ready",
@@ -141,16 +151,23 @@ pub struct BudgetStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
+    /// The limit (`spec.limit`) in micro-dollars, as the ledger counts it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit_micros: Option<i64>,
+    /// The limit, for display in the same format as `spent`, e.g. `$50.00`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<String>,
     /// Spent this period, in micro-dollars.
     #[serde(default)]
     pub spent_micros: i64,
-    /// Spent this period, for display, e.g. `$1.234567`.
+    /// Spent this period, for display: dollars and cents, more digits only when the
+    /// amount has them, e.g. `$12.50`, `$0.0042`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spent: Option<String>,
     /// Left this period, in micro-dollars (negative when overspent).
     #[serde(default)]
     pub remaining_micros: i64,
-    /// Left this period, for display.
+    /// Left this period, for display, e.g. `$37.50`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remaining: Option<String>,
     /// Whether the limit is reached and the action applies.
@@ -159,7 +176,7 @@ pub struct BudgetStatus {
     /// When the current period started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub period_start: Option<Time>,
-    /// When the current period ends and spend resets.
+    /// When the current period ends and spend resets (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reset_at: Option<Time>,
     /// Alert thresholds (percent) already announced with an Event this period.
@@ -227,6 +244,8 @@ mod tests {
             names[..6],
             ["Limit", "Spent", "Period", "Exhausted", "Reset", "Age"]
         );
+        let columns = printer_columns::<Budget>();
+        assert_eq!(columns[0].1, ".status.limit");
         let spec = &crd_json::<Budget>()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]
             ["spec"];
         assert_eq!(spec["properties"]["timeZone"]["default"], "UTC");

@@ -7,6 +7,7 @@
 pub mod budget;
 #[cfg(any(test, feature = "test-util"))]
 pub mod fixtures;
+pub mod formats;
 pub mod llm_model;
 pub mod shared;
 pub mod virtual_key;
@@ -35,6 +36,8 @@ const HEADER: &str =
 pub fn crds() -> Vec<CustomResourceDefinition> {
     let mut crds = vec![LlmModel::crd(), VirtualKey::crd(), Budget::crd()];
     for crd in &mut crds {
+        // `format: uint32` and the like draw warnings from `kubectl apply`.
+        formats::kubernetes_formats(crd);
         // Argo CD syncs lower waves first: the CRDs before the operator that watches
         // them and before any resource of theirs in the same application.
         crd.metadata.annotations = Some(

@@ -202,11 +202,19 @@ impl UsdAmount {
         parse_usd_micros(&self.0).ok_or_else(|| ParseError::new(ParseErrorKind::Amount, &self.0))
     }
 
-    /// Formats micro-dollars the way status fields show them: `$1.234567`.
+    /// Formats micro-dollars the way every status field and message shows money: a
+    /// dollar sign, the dollars, and the cents, plus as many further digits (up to the
+    /// micro-dollar) as the amount needs: `$50.00`, `$2.50`, `$0.0042`, `$1.234567`. Exact
+    /// (from integers, never rounded), so a call costing a fraction of a cent never
+    /// shows as `$0.00`.
     pub fn format_micros(micros: i64) -> String {
         let sign = if micros < 0 { "-" } else { "" };
         let abs = micros.unsigned_abs();
-        format!("{sign}${}.{:06}", abs / 1_000_000, abs % 1_000_000)
+        let mut frac = format!("{:06}", abs % 1_000_000);
+        while frac.len() > 2 && frac.ends_with('0') {
+            frac.pop();
+        }
+        format!("{sign}${}.{frac}", abs / 1_000_000)
     }
 }
 
@@ -401,8 +409,18 @@ mod tests {
     #[test]
     fn micros_format_as_dollars() {
         assert_eq!(UsdAmount::format_micros(1_234_567), "$1.234567");
-        assert_eq!(UsdAmount::format_micros(0), "$0.000000");
-        assert_eq!(UsdAmount::format_micros(-50), "-$0.000050");
+        assert_eq!(UsdAmount::format_micros(0), "$0.00");
+        assert_eq!(UsdAmount::format_micros(50_000_000), "$50.00");
+        assert_eq!(UsdAmount::format_micros(2_500_000), "$2.50");
+        assert_eq!(UsdAmount::format_micros(100_000), "$0.10");
+        assert_eq!(UsdAmount::format_micros(4_200), "$0.0042");
+        assert_eq!(UsdAmount::format_micros(1), "$0.000001");
+        assert_eq!(UsdAmount::format_micros(-50), "-$0.00005");
+        assert_eq!(UsdAmount::format_micros(-7_500_000), "-$7.50");
+        assert_eq!(UsdAmount::format_micros(i64::MIN), "-$9223372036854.775808");
+        // What a user writes and what status shows agree.
+        let limit = UsdAmount::new("100").to_micros().unwrap();
+        assert_eq!(UsdAmount::format_micros(limit as i64), "$100.00");
     }
 
     #[test]

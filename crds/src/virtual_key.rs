@@ -36,7 +36,9 @@ pub const SECRET_KEY_FIELD: &str = "key";
     ),
     printcolumn(name = "Team", type_ = "string", json_path = ".spec.team"),
     printcolumn(name = "Prefix", type_ = "string", json_path = ".status.keyPrefix"),
-    printcolumn(name = "Expires", type_ = "date", json_path = ".spec.expiresAt"),
+    // The timestamp itself: a `date` column shows how long ago a time was, and an
+    // expiry still to come would print as `<invalid>`.
+    printcolumn(name = "Expires", type_ = "string", json_path = ".spec.expiresAt"),
     printcolumn(
         name = "Age",
         type_ = "date",

@@ -216,7 +216,11 @@ impl Intake {
         let note = format!(
             "Budget {} reached {threshold}% of {}: spent {spent}",
             budget.metadata.name.as_deref().unwrap_or(""),
-            budget.spec.limit
+            budget
+                .status
+                .as_ref()
+                .and_then(|s| s.limit.as_deref())
+                .unwrap_or(&budget.spec.limit.0)
         );
         let event = Event {
             type_: EventType::Warning,

@@ -19,6 +19,11 @@ pub mod push;
 pub mod run;
 pub mod webhook;
 
+/// The label on everything the operator creates at run time (VirtualKey Secrets, its
+/// TLS Secret, the CA ConfigMaps), as `docs/operations.md` documents it; a test keeps the
+/// two equal.
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "llmesh-operator");
+
 pub use compile::{Compiled, Inputs, Kind, Problem, Reason, Severity, compile};
 pub use error::{Error, Result};
 pub use manifests::{LoadError, load_dir, load_inputs};

@@ -113,7 +113,13 @@ pub async fn start(
     )
     .owns(
         scoped::<Secret>(&client, ns),
-        watcher::Config::default().labels("app.kubernetes.io/managed-by=llmesh"),
+        // `llmesh` is what earlier operators wrote on key Secrets: those stay watched
+        // until they are rewritten.
+        watcher::Config::default().labels(&format!(
+            "{} in ({}, llmesh)",
+            crate::MANAGED_BY.0,
+            crate::MANAGED_BY.1
+        )),
     );
     tokio::spawn(
         keys.reconcile_all_on(problem_changes(&hub))

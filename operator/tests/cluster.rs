@@ -210,6 +210,10 @@ async fn virtual_keys_get_owned_secrets_rotation_and_gc() {
     assert!(key.starts_with("sk-llmesh-") && key.len() > 40);
     assert!(key.starts_with(&prefix));
     assert_eq!(hash, llmesh_operator::controllers::virtual_key::hash(&key));
+    assert_eq!(
+        secret.metadata.labels.as_ref().unwrap()[llmesh_operator::MANAGED_BY.0],
+        llmesh_operator::MANAGED_BY.1
+    );
     let owner = &secret.metadata.owner_references.unwrap()[0];
     assert_eq!(
         (owner.kind.as_str(), owner.name.as_str(), owner.controller),
@@ -297,7 +301,8 @@ async fn budget_ledger_alerts_and_one_reset_with_two_replicas() {
             .filter(|s| s.period_start.is_some())
     })
     .await;
-    assert_eq!(first.remaining.as_deref(), Some("$10.000000"));
+    assert_eq!(first.remaining.as_deref(), Some("$10.00"));
+    assert_eq!(first.limit.as_deref(), Some("$10.00"));
     assert!(first.reset_at.is_some());
 
     // Usage intake writes spend; the ledger follows and the 80% alert fires once.
@@ -311,7 +316,7 @@ async fn budget_ledger_alerts_and_one_reset_with_two_replicas() {
             .filter(|s| s.remaining_micros == 1_500_000)
     })
     .await;
-    assert_eq!(status.spent.as_deref(), Some("$8.500000"));
+    assert_eq!(status.spent.as_deref(), Some("$8.50"));
     assert!(!status.exhausted);
     assert_eq!(status.alerted_thresholds, vec![80]);
     let events: Api<Event> = env.api();
@@ -554,4 +559,98 @@ async fn quickstart_applied_served_edited_and_survives_the_operator() {
     drop(op);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(deployment_of(api).await.as_deref(), Some("edited"));
+}
+
+/// What `kubectl get` shows for one object: the API server's Table, as column name →
+/// cell (every column, also those only `-o wide` prints).
+async fn table_row(
+    env: &TestEnv,
+    plural: &str,
+    name: &str,
+) -> std::collections::BTreeMap<String, serde_json::Value> {
+    use http_body_util::BodyExt;
+    let request = http::Request::get(format!(
+        "/apis/llmesh.io/v1alpha1/namespaces/{}/{plural}/{name}",
+        env.namespace
+    ))
+    .header(
+        http::header::ACCEPT,
+        "application/json;as=Table;v=v1;g=meta.k8s.io",
+    )
+    .body(Vec::new().into())
+    .unwrap();
+    let response = env.client.send(request).await.unwrap();
+    assert_eq!(response.status(), http::StatusCode::OK);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let table: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(table["kind"], "Table", "{table}");
+    let names = table["columnDefinitions"].as_array().unwrap();
+    let cells = table["rows"][0]["cells"].as_array().unwrap();
+    names
+        .iter()
+        .zip(cells)
+        .map(|(c, cell)| (c["name"].as_str().unwrap().to_owned(), cell.clone()))
+        .collect()
+}
+
+/// `$` and dollars, a point, and at least the cents: the one money format.
+fn is_money(cell: &serde_json::Value) -> bool {
+    let Some(text) = cell.as_str().and_then(|t| t.strip_prefix('$')) else {
+        return false;
+    };
+    let Some((dollars, cents)) = text.split_once('.') else {
+        return false;
+    };
+    !dollars.is_empty()
+        && dollars.bytes().all(|b| b.is_ascii_digit())
+        && (2..=6).contains(&cents.len())
+        && cents.bytes().all(|b| b.is_ascii_digit())
+}
+
+#[tokio::test]
+async fn kubectl_get_shows_reset_and_expiry_times_and_one_money_format() {
+    let Some(env) = env("op-columns").await else {
+        return;
+    };
+    let _op = operator(&env).await;
+    let budgets: Api<Budget> = env.api();
+    // The limit spelled without cents: status shows it like every other amount.
+    create(&env, Budget::test("display", "50", ["team-a"])).await;
+    spend(&budgets, "display", 2_500_000).await;
+    eventually("the ledger to show the spend", || async {
+        let status = budgets.get("display").await.ok()?.status?;
+        (status.remaining.as_deref() == Some("$47.50")).then_some(())
+    })
+    .await;
+    let row = table_row(&env, "budgets", "display").await;
+    assert_eq!(row["Limit"], "$50.00", "{row:?}");
+    assert_eq!(row["Spent"], "$2.50", "{row:?}");
+    assert_eq!(row["Remaining"], "$47.50", "{row:?}");
+    for money in ["Limit", "Spent", "Remaining"] {
+        assert!(is_money(&row[money]), "{money}: {row:?}");
+    }
+    // The reset is a time to come, shown as itself (a `date` column would print
+    // `<invalid>` for it); Age is a past time, shown as an age.
+    let reset = row["Reset"].as_str().unwrap();
+    let reset: jiff::Timestamp = reset
+        .parse()
+        .unwrap_or_else(|e| panic!("Reset {reset:?} is not RFC 3339: {e}"));
+    assert!(reset > jiff::Timestamp::now(), "{reset}");
+    let age = row["Age"].as_str().unwrap();
+    assert!(
+        age != "<invalid>" && age.ends_with(['s', 'm', 'h', 'd']),
+        "{age}"
+    );
+    assert_eq!(row["Exhausted"], false);
+
+    // A key expiring next month: the same for Expires.
+    let expires = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * 30);
+    let expires = expires.round(jiff::Unit::Second).unwrap();
+    let mut key = VirtualKey::test("expiring");
+    key.spec.expires_at = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        expires,
+    ));
+    create(&env, key).await;
+    let row = table_row(&env, "virtualkeys", "expiring").await;
+    assert_eq!(row["Expires"], expires.to_string(), "{row:?}");
 }

@@ -2,18 +2,21 @@
 //! operator's own webhook code makes its CA and serving certificate in a Secret, fills
 //! in the webhook configuration's caBundle and publishes the CA ConfigMap; a pod created
 //! in a namespace labelled `llmesh.io/injection=enabled` comes back injected, one that
-//! opts out does not.
+//! opts out does not; one asking for more memory than the default limit gets a valid
+//! sidecar (its limit raised) and a warning.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};
 
+use http_body_util::BodyExt;
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret};
 use kube::Api;
 use kube::api::{DeleteParams, PostParams};
 use llmesh_crds::VirtualKey;
 use llmesh_operator::metrics::Metrics;
+use llmesh_operator::webhook::quantity::Quantity;
 use llmesh_operator::webhook::{self, Settings, certs, inject};
 use llmesh_tests::apiserver::{TestEnv, apply_crds};
 use serde_json::json;
@@ -217,6 +220,41 @@ async fn pods_in_a_labelled_namespace_come_back_injected() {
         .unwrap();
     assert_eq!(key_ref.name, "team-credentials");
     assert_eq!(key_ref.key, "key");
+
+    // A memory request above the default limit (256Mi) makes a valid pod: the limit is
+    // raised to the request, and the API server passes the webhook's warning on. Sent as
+    // a plain request so the response's Warning headers can be read.
+    let big = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "big", "annotations": {inject::MEMORY_REQUEST: "1Gi"}},
+        "spec": {"containers": [{"name": "app", "image": "example.invalid/app:1"}]}
+    });
+    let request = http::Request::post(format!("/api/v1/namespaces/{apps}/pods"))
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(serde_json::to_vec(&big).unwrap().into())
+        .unwrap();
+    let response = env.client.send(request).await.unwrap();
+    assert_eq!(response.status(), http::StatusCode::CREATED);
+    let warnings: Vec<String> = response
+        .headers()
+        .get_all(http::header::WARNING)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let created: Pod = serde_json::from_slice(&body).unwrap();
+    let sidecar = &created.spec.unwrap().init_containers.unwrap()[0];
+    let resources = sidecar.resources.clone().unwrap();
+    let request = resources.requests.unwrap()["memory"].0.clone();
+    let limit = resources.limits.unwrap()["memory"].0.clone();
+    assert_eq!((request.as_str(), limit.as_str()), ("1Gi", "1Gi"));
+    assert!(Quantity::parse(&request).unwrap() <= Quantity::parse(&limit).unwrap());
+    assert!(
+        warnings.iter().any(|w| w.contains(inject::MEMORY_REQUEST)
+            && w.contains("256Mi")
+            && w.contains("raised to 1Gi")),
+        "{warnings:?}"
+    );
 
     // Opting out works in an enabled namespace.
     let out: Pod = serde_json::from_value(json!({

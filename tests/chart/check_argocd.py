@@ -57,7 +57,7 @@ def meta(generation: int = 2) -> dict:
 
 MODEL = {"spec": {"deployments": [{"name": "a", "provider": "openai", "model": "gpt-4o-mini"}]}}
 KEY = {"spec": {"models": ["chat"]}}
-BUDGET = {"spec": {"limit": "100.00", "period": {"calendar": "monthly"}}}
+BUDGET = {"spec": {"limit": "100.00", "period": "monthly"}}
 
 CASES = {
     "LLMModel": [
@@ -74,8 +74,9 @@ CASES = {
     ],
     "Budget": [
         ("no status yet", {**BUDGET, "metadata": meta()}, "Progressing", "ledger"),
-        ("spending", {**BUDGET, "metadata": meta(), "status": {"observedGeneration": 2, "spentMicros": 12_500_000, "spent": "$12.500000", "remainingMicros": 87_500_000, "exhausted": False, "conditions": [ready("True", "WithinBudget", "")]}}, "Healthy", "Spent $12.500000 of 100.00"),
-        ("exhausted", {**BUDGET, "metadata": meta(), "status": {"observedGeneration": 2, "spentMicros": 100_000_000, "spent": "$100.000000", "remainingMicros": 0, "exhausted": True, "resetAt": "2026-02-01T00:00:00Z", "conditions": [ready("False", "Exhausted", "limit reached")]}}, "Degraded", "resets at 2026-02-01T00:00:00Z"),
+        ("spending", {**BUDGET, "metadata": meta(), "status": {"observedGeneration": 2, "limitMicros": 100_000_000, "limit": "$100.00", "spentMicros": 12_500_000, "spent": "$12.50", "remainingMicros": 87_500_000, "remaining": "$87.50", "exhausted": False, "conditions": [ready("True", "Tracking", "")]}}, "Healthy", "Spent $12.50 of $100.00"),
+        ("status without limit (older operator)", {**BUDGET, "metadata": meta(), "status": {"observedGeneration": 2, "spentMicros": 12_500_000, "spent": "$12.50", "remainingMicros": 87_500_000, "exhausted": False, "conditions": [ready("True", "Tracking", "")]}}, "Healthy", "Spent $12.50 of 100.00"),
+        ("exhausted", {**BUDGET, "metadata": meta(), "status": {"observedGeneration": 2, "limitMicros": 100_000_000, "limit": "$100.00", "spentMicros": 100_000_000, "spent": "$100.00", "remainingMicros": 0, "exhausted": True, "resetAt": "2026-02-01T00:00:00Z", "conditions": [ready("True", "Exhausted", "spent $100.00 of $100.00")]}}, "Degraded", "Exhausted: spent $100.00 of $100.00; resets at 2026-02-01T00:00:00Z"),
         ("bad spec", {**BUDGET, "metadata": meta(), "status": {"observedGeneration": 2, "exhausted": False, "conditions": [ready("False", "InvalidTimeZone", "spec.timeZone: unknown zone Mars/Olympus")]}}, "Degraded", "InvalidTimeZone"),
     ],
 }

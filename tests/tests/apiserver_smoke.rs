@@ -1,5 +1,5 @@
-//! The test API server behaves as a cluster's does for what llmesh relies on: CRD
-//! schema and CEL validation, watches, server-side apply, status subresources,
+//! The test API server behaves as a cluster's does for what llmesh relies on: CRDs
+//! installed without warnings, schema and CEL validation, watches, server-side apply, status subresources,
 //! optimistic concurrency, Secrets, TokenReviews, admission webhooks, discovery and
 //! garbage collection. Each test skips (loudly) where the harness cannot run.
 
@@ -118,6 +118,59 @@ async fn crds_accept_good_objects_and_refuse_bad_ones() {
         .await
         .unwrap();
     assert_eq!(pruned.spec, model(&env, "pruned").spec);
+}
+
+/// Creates `crd` with `dryRun=All` under another group (so it does not clash with the
+/// installed one) and returns the API server's warnings, as `kubectl apply` prints them.
+async fn crd_warnings(
+    env: &TestEnv,
+    crd: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+) -> Vec<String> {
+    use http_body_util::BodyExt;
+    let mut crd = serde_json::to_value(crd).unwrap();
+    let group = "warnings.test.llmesh.io";
+    crd["spec"]["group"] = json!(group);
+    crd["metadata"]["name"] = json!(format!(
+        "{}.{group}",
+        crd["spec"]["names"]["plural"].as_str().unwrap()
+    ));
+    let request =
+        http::Request::post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions?dryRun=All")
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(serde_json::to_vec(&crd).unwrap().into())
+            .unwrap();
+    let response = env.client.send(request).await.unwrap();
+    let status = response.status();
+    let warnings = response
+        .headers()
+        .get_all(http::header::WARNING)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(
+        status,
+        http::StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    warnings
+}
+
+#[tokio::test]
+async fn the_crds_install_without_warnings() {
+    let env = test_env!("crd-warnings");
+    for crd in llmesh_crds::crds() {
+        let warnings = crd_warnings(&env, &crd).await;
+        assert!(warnings.is_empty(), "{:?}: {warnings:?}", crd.metadata.name);
+    }
+    // The server does warn about a format it does not know (what schemars used to emit).
+    use kube::CustomResourceExt;
+    let warnings = crd_warnings(&env, &LlmModel::crd()).await;
+    assert!(
+        warnings.iter().any(|w| w.contains("unrecognized format")),
+        "{warnings:?}"
+    );
 }
 
 #[tokio::test]

@@ -79,6 +79,9 @@ pub fn next_status(
     }
     status.reset_at = Some(Time(current.end));
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    // Shown in the same format as spend, whatever spelling the spec used ("50", "50.0").
+    status.limit_micros = Some(limit);
+    status.limit = Some(UsdAmount::format_micros(limit));
     status.remaining_micros = limit.saturating_sub(status.spent_micros);
     status.spent = Some(UsdAmount::format_micros(status.spent_micros));
     status.remaining = Some(UsdAmount::format_micros(status.remaining_micros));
@@ -102,7 +105,7 @@ pub fn next_status(
             format!(
                 "spent {} of {}",
                 status.spent.clone().unwrap_or_default(),
-                budget.spec.limit
+                status.limit.clone().unwrap_or_default()
             ),
             budget.metadata.generation,
             &previous_conditions,
@@ -154,7 +157,7 @@ pub async fn reconcile(budget: Arc<Budget>, ctx: Arc<Context>) -> Result<Action>
         for threshold in crossed {
             let note = format!(
                 "Budget {name} reached {threshold}% of {}: spent {}",
-                budget.spec.limit,
+                status.limit.clone().unwrap_or_default(),
                 status.spent.clone().unwrap_or_default()
             );
             let event = Event {
@@ -216,9 +219,19 @@ mod tests {
             &budget(2_500_000, Some("2026-11-01T00:00:00Z")),
             "2026-11-22T10:00:00Z",
         );
-        assert_eq!(s.spent.as_deref(), Some("$2.500000"));
+        assert_eq!(s.spent.as_deref(), Some("$2.50"));
         assert_eq!(s.remaining_micros, 7_500_000);
-        assert_eq!(s.remaining.as_deref(), Some("$7.500000"));
+        assert_eq!(s.remaining.as_deref(), Some("$7.50"));
+        // The limit in the same format, from the spec's "10.00".
+        assert_eq!(s.limit_micros, Some(10_000_000));
+        assert_eq!(s.limit.as_deref(), Some("$10.00"));
+        assert!(
+            s.conditions[0]
+                .message
+                .starts_with("$7.50 left until 2026-12-01T00:00:00Z"),
+            "{}",
+            s.conditions[0].message
+        );
         assert!(!s.exhausted);
         assert_eq!(s.reset_at, Some(Time(ts("2026-12-01T00:00:00Z"))));
         assert!(crossed.is_empty());
@@ -241,6 +254,7 @@ mod tests {
         assert_eq!(crossed, vec![100]);
         assert!(s.exhausted);
         assert_eq!(s.conditions[0].reason, "Exhausted");
+        assert_eq!(s.conditions[0].message, "spent $10.00 of $10.00");
     }
 
     #[test]

@@ -22,6 +22,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::{Context, MANAGER, condition, locate, ready_condition};
+use crate::MANAGED_BY;
 use crate::compile::Kind;
 use crate::error::{Error, Result};
 
@@ -79,6 +80,33 @@ fn owned_by(secret: &Secret, vk: &VirtualKey) -> bool {
         .any(|o| Some(&o.uid) == uid.as_ref())
 }
 
+/// The Secret holding `vk`'s new `key`, owned by `vk`.
+fn key_secret(
+    vk: &VirtualKey,
+    secret_name: &str,
+    ns: &str,
+    owner: OwnerReference,
+    key: String,
+) -> Secret {
+    let mut annotations = BTreeMap::new();
+    if let Some(rotate) = vk.annotations().get(ROTATE_ANNOTATION) {
+        annotations.insert(ROTATED_FOR.to_owned(), rotate.clone());
+    }
+    Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(secret_name.to_owned()),
+            namespace: Some(ns.to_owned()),
+            owner_references: Some(vec![owner]),
+            annotations: Some(annotations),
+            labels: Some([(MANAGED_BY.0.to_owned(), MANAGED_BY.1.to_owned())].into()),
+            ..Default::default()
+        },
+        data: Some([(SECRET_KEY_FIELD.to_owned(), ByteString(key.into_bytes()))].into()),
+        type_: Some("Opaque".into()),
+        ..Secret::default()
+    }
+}
+
 /// Ensures the key Secret and writes the VirtualKey's status.
 pub async fn reconcile(vk: Arc<VirtualKey>, ctx: Arc<Context>) -> Result<Action> {
     // Statuses come from the caches: never judge from half-filled ones.
@@ -99,29 +127,7 @@ pub async fn reconcile(vk: Arc<VirtualKey>, ctx: Arc<Context>) -> Result<Action>
             controller: Some(true),
             block_owner_deletion: Some(true),
         };
-        let mut annotations = BTreeMap::new();
-        if let Some(rotate) = vk.annotations().get(ROTATE_ANNOTATION) {
-            annotations.insert(ROTATED_FOR.to_owned(), rotate.clone());
-        }
-        let desired = Secret {
-            metadata: kube::api::ObjectMeta {
-                name: Some(secret_name.clone()),
-                namespace: Some(ns.clone()),
-                owner_references: Some(vec![owner]),
-                annotations: Some(annotations),
-                labels: Some(
-                    [(
-                        "app.kubernetes.io/managed-by".to_owned(),
-                        "llmesh".to_owned(),
-                    )]
-                    .into(),
-                ),
-                ..Default::default()
-            },
-            data: Some([(SECRET_KEY_FIELD.to_owned(), ByteString(key.into_bytes()))].into()),
-            type_: Some("Opaque".into()),
-            ..Secret::default()
-        };
+        let desired = key_secret(&vk, &secret_name, &ns, owner, key);
         // Create, or replace at the resourceVersion we read: with two replicas (or a
         // user) racing, exactly one key wins and the loser re-reads it next time.
         let written = match &secret {
@@ -287,5 +293,44 @@ mod tests {
             !needs_new_key(&vk("u1", Some("2")), Some(&secret(None, None, "user-key"))),
             "a user's own Secret is never overwritten"
         );
+    }
+
+    #[test]
+    fn key_secrets_carry_the_documented_managed_by_label() {
+        let secret = key_secret(
+            &vk("u1", Some("2")),
+            "team-a-key",
+            "ns",
+            OwnerReference::default(),
+            "sk-llmesh-x".into(),
+        );
+        assert_eq!(
+            secret.labels().get(MANAGED_BY.0).map(String::as_str),
+            Some(MANAGED_BY.1)
+        );
+        assert_eq!(secret.annotations()[ROTATED_FOR], "2");
+
+        // Every value the docs give the label is the one written.
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut files = vec![root.join("README.md")];
+        for entry in std::fs::read_dir(root.join("docs")).unwrap() {
+            files.push(entry.unwrap().path());
+        }
+        let mut documented = std::collections::BTreeSet::new();
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap();
+            for (at, _) in text.match_indices(MANAGED_BY.0) {
+                let rest = text[at + MANAGED_BY.0.len()..].trim_start_matches([':', '=', ' ']);
+                let value: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.')
+                    .collect();
+                documented.insert((value, file.display().to_string()));
+            }
+        }
+        assert!(!documented.is_empty(), "the docs name the label");
+        for (value, file) in documented {
+            assert_eq!(value, MANAGED_BY.1, "{file}");
+        }
     }
 }

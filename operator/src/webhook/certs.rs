@@ -41,7 +41,7 @@ pub const NOT_AFTER: &str = "llmesh.io/not-after";
 /// Annotation on the Secret: the names the serving certificate is for, comma-separated.
 pub const NAMES: &str = "llmesh.io/dns-names";
 /// Label on what the operator writes, so it can be found and cleaned up.
-pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "llmesh-operator");
+pub use crate::MANAGED_BY;
 
 /// CA lifetime. Long: replacing a CA means every sidecar must see the new ConfigMap.
 const CA_DAYS: i64 = 3650;

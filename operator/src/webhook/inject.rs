@@ -16,6 +16,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Container, Pod};
 use serde_json::{Value, json};
 
+use super::quantity::{Quantity, Resource};
+
 /// Namespace label that turns injection on for every pod in the namespace.
 pub const NAMESPACE_LABEL: &str = "llmesh.io/injection";
 /// Value of [`NAMESPACE_LABEL`] that enables injection.
@@ -182,7 +184,7 @@ pub fn inject(pod: &Pod, config: &Config, ctx: &Context) -> Outcome {
     if spec.host_network == Some(true) {
         return Outcome::Skip(Skip::HostNetwork);
     }
-    let resources = match resources(pod, &config.resources) {
+    let (resources, resource_warnings) = match resources(pod, &config.resources) {
         Ok(r) => r,
         Err(e) => return Outcome::Deny(e),
     };
@@ -200,6 +202,8 @@ pub fn inject(pod: &Pod, config: &Config, ctx: &Context) -> Outcome {
     };
     let injected = has(spec.init_containers.as_ref()) || has(Some(&spec.containers));
     if !injected {
+        // Only when the sidecar is added: a re-invocation has nothing new to say.
+        warnings.extend(resource_warnings);
         let sidecar = sidecar(config, key, &resources);
         match &spec.init_containers {
             // First, so later init containers may already call the gateway.
@@ -283,44 +287,124 @@ fn escape(segment: &str) -> String {
     segment.replace('~', "~0").replace('/', "~1")
 }
 
-/// Resources from the defaults and the pod's annotations; an annotation that is not a
-/// quantity refuses the pod with a message naming it (the API server's own error would
-/// name a container the user never wrote).
-fn resources(pod: &Pod, defaults: &Resources) -> Result<Resources, String> {
-    let pick = |key: &str, default: &Option<String>| -> Result<Option<String>, String> {
-        match annotation(pod, key) {
-            Some(v) if is_quantity(v) => Ok(Some(v.to_owned())),
-            Some(v) => Err(format!(
-                "llmesh: annotation {key}: {v:?} is not a Kubernetes quantity (e.g. 100m, 128Mi)"
-            )),
-            None => Ok(default.clone()),
-        }
+/// Resources from the defaults and the pod's annotations, and warnings for the user.
+///
+/// Whatever the annotations say, the result is valid for the API server, and anything
+/// else refuses the pod with a message naming the annotation (the API server's own error
+/// would name a container the user never wrote):
+///
+/// - every annotation is a sensible quantity ([`Resource::check`]: not negative, zero,
+///   finer than the API's units or out of a sidecar's range);
+/// - a request never exceeds its limit. Both set by annotations, request above limit:
+///   refused, naming both. Only the request set, above the default limit: the limit is
+///   raised to the request (asking for more memory must not make an invalid pod), with
+///   a warning. Only the limit set, below the default request: the request is lowered
+///   to the limit, with a warning.
+fn resources(pod: &Pod, defaults: &Resources) -> Result<(Resources, Vec<String>), String> {
+    let mut warnings = Vec::new();
+    let (cpu_request, cpu_limit) = request_and_limit(
+        pod,
+        Resource::Cpu,
+        (CPU_REQUEST, &defaults.cpu_request),
+        (CPU_LIMIT, &defaults.cpu_limit),
+        &mut warnings,
+    )?;
+    let (memory_request, memory_limit) = request_and_limit(
+        pod,
+        Resource::Memory,
+        (MEMORY_REQUEST, &defaults.memory_request),
+        (MEMORY_LIMIT, &defaults.memory_limit),
+        &mut warnings,
+    )?;
+    let resources = Resources {
+        cpu_request,
+        memory_request,
+        cpu_limit,
+        memory_limit,
     };
-    Ok(Resources {
-        cpu_request: pick(CPU_REQUEST, &defaults.cpu_request)?,
-        memory_request: pick(MEMORY_REQUEST, &defaults.memory_request)?,
-        cpu_limit: pick(CPU_LIMIT, &defaults.cpu_limit)?,
-        memory_limit: pick(MEMORY_LIMIT, &defaults.memory_limit)?,
-    })
+    Ok((resources, warnings))
 }
 
-/// A Kubernetes quantity: a decimal number and an optional suffix (no exponents, which
-/// nobody writes in an annotation).
-pub fn is_quantity(v: &str) -> bool {
-    const SUFFIXES: [&str; 13] = [
-        "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "n", "u", "m", "k", "M", "G", "T",
-    ];
-    let number = SUFFIXES
-        .iter()
-        .find_map(|s| v.strip_suffix(s))
-        .or_else(|| v.strip_suffix('P'))
-        .or_else(|| v.strip_suffix('E'))
-        .unwrap_or(v);
-    let (int, frac) = number.split_once('.').unwrap_or((number, ""));
-    !int.is_empty()
-        && int.bytes().all(|b| b.is_ascii_digit())
-        && frac.bytes().all(|b| b.is_ascii_digit())
-        && !(number.ends_with('.'))
+/// One resource's value: the text written into the pod, its amount, and whether the
+/// pod's annotation (rather than the operator's default) chose it.
+#[derive(Clone)]
+struct Amount {
+    text: String,
+    amount: Quantity,
+    annotated: bool,
+}
+
+/// The request and limit of one resource; see [`resources`] for the rules.
+fn request_and_limit(
+    pod: &Pod,
+    resource: Resource,
+    (request_key, default_request): (&str, &Option<String>),
+    (limit_key, default_limit): (&str, &Option<String>),
+    warnings: &mut Vec<String>,
+) -> Result<(Option<String>, Option<String>), String> {
+    let pick = |key: &str, default: &Option<String>| -> Result<Option<Amount>, String> {
+        match (annotation(pod, key), default) {
+            (Some(text), _) => match resource.check(text) {
+                Ok(amount) => Ok(Some(Amount {
+                    text: text.to_owned(),
+                    amount,
+                    annotated: true,
+                })),
+                Err(e) => Err(format!("llmesh: annotation {key}: {text:?} {e}")),
+            },
+            (None, Some(text)) => match Quantity::parse(text) {
+                Ok(amount) => Ok(Some(Amount {
+                    text: text.clone(),
+                    amount,
+                    annotated: false,
+                })),
+                // The settings checked the defaults at start; only a hand-made Config
+                // gets here.
+                Err(e) => Err(format!(
+                    "llmesh: the operator's default {resource} {text:?} {e}"
+                )),
+            },
+            (None, None) => Ok(None),
+        }
+    };
+    let mut request = pick(request_key, default_request)?;
+    let mut limit = pick(limit_key, default_limit)?;
+    if let (Some(r), Some(l)) = (&request, &limit)
+        && r.amount > l.amount
+    {
+        let (r_text, l_text) = (r.text.clone(), l.text.clone());
+        match (r.annotated, l.annotated) {
+            (true, false) => {
+                warnings.push(format!(
+                    "llmesh: {request_key}: {r_text} is above the default {resource} limit \
+                     {l_text}; the sidecar's {resource} limit is raised to {r_text} (set \
+                     {limit_key} to choose another)"
+                ));
+                limit = request.clone();
+            }
+            (false, true) => {
+                warnings.push(format!(
+                    "llmesh: {limit_key}: {l_text} is below the default {resource} request \
+                     {r_text}; the sidecar's {resource} request is lowered to {l_text} (set \
+                     {request_key} to choose another)"
+                ));
+                request = limit.clone();
+            }
+            (true, true) => {
+                return Err(format!(
+                    "llmesh: annotation {request_key}: {r_text} is above annotation \
+                     {limit_key}: {l_text}; a {resource} request cannot exceed its limit"
+                ));
+            }
+            (false, false) => {
+                return Err(format!(
+                    "llmesh: the operator's default {resource} request {r_text} is above its \
+                     default limit {l_text}"
+                ));
+            }
+        }
+    }
+    Ok((request.map(|v| v.text), limit.map(|v| v.text)))
 }
 
 fn sidecar(config: &Config, key: Option<&str>, resources: &Resources) -> Value {
@@ -713,13 +797,199 @@ mod tests {
         }
     }
 
+    fn resources_of(annotations: Value) -> (Value, Vec<String>) {
+        let mut value = app();
+        value["metadata"]["annotations"] = annotations;
+        let (out, warnings) = apply(value, &enabled());
+        (
+            out["spec"]["initContainers"][0]["resources"].clone(),
+            warnings,
+        )
+    }
+
+    fn refusal(annotations: Value) -> String {
+        let mut value = app();
+        value["metadata"]["annotations"] = annotations;
+        let (p, _) = pod(value);
+        match inject(&p, &config(), &enabled()) {
+            Outcome::Deny(message) => message,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    /// Every request is at most its limit, compared exactly.
+    fn assert_valid(resources: &Value) {
+        for name in ["cpu", "memory"] {
+            let (Some(r), Some(l)) = (
+                resources["requests"][name].as_str(),
+                resources["limits"][name].as_str(),
+            ) else {
+                continue;
+            };
+            assert!(
+                Quantity::parse(r).unwrap() <= Quantity::parse(l).unwrap(),
+                "{name}: request {r} > limit {l}"
+            );
+        }
+    }
+
     #[test]
-    fn quantities() {
-        for ok in ["1", "100m", "0.5", "128Mi", "1Gi", "2k", "1E", "3P", "10n"] {
-            assert!(is_quantity(ok), "{ok}");
+    fn a_request_above_the_default_limit_raises_the_limit_with_a_warning() {
+        let (resources, warnings) = resources_of(json!({MEMORY_REQUEST: "1Gi"}));
+        assert_eq!(
+            resources,
+            json!({"requests": {"cpu": "50m", "memory": "1Gi"}, "limits": {"memory": "1Gi"}})
+        );
+        assert_valid(&resources);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains(MEMORY_REQUEST)
+                && warnings[0].contains("256Mi")
+                && warnings[0].contains("raised to 1Gi")
+                && warnings[0].contains(MEMORY_LIMIT),
+            "{warnings:?}"
+        );
+        // Equal is fine: no warning. 256Mi written as bytes compares exactly.
+        let (resources, warnings) = resources_of(json!({MEMORY_REQUEST: "268435456"}));
+        assert_eq!(resources["limits"]["memory"], "256Mi");
+        assert!(warnings.is_empty(), "{warnings:?}");
+        // One byte more is above.
+        let (resources, warnings) = resources_of(json!({MEMORY_REQUEST: "268435457"}));
+        assert_eq!(resources["limits"]["memory"], "268435457");
+        assert_eq!(warnings.len(), 1);
+    }
+
+    #[test]
+    fn a_limit_below_the_default_request_lowers_the_request_with_a_warning() {
+        let (resources, warnings) = resources_of(json!({MEMORY_LIMIT: "32Mi"}));
+        assert_eq!(
+            resources,
+            json!({"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"memory": "32Mi"}})
+        );
+        assert_valid(&resources);
+        assert!(
+            warnings.len() == 1 && warnings[0].contains("lowered to 32Mi"),
+            "{warnings:?}"
+        );
+        // The same for CPU, whose default has no limit: a limit alone never conflicts
+        // with an unset default, but does with the default 50m request.
+        let (resources, warnings) = resources_of(json!({CPU_LIMIT: "20m"}));
+        assert_eq!(resources["requests"]["cpu"], "20m");
+        assert_eq!(resources["limits"]["cpu"], "20m");
+        assert_eq!(warnings.len(), 1);
+        let (resources, warnings) = resources_of(json!({CPU_REQUEST: "2"}));
+        assert_eq!(resources["requests"]["cpu"], "2");
+        assert!(resources["limits"].get("cpu").is_none());
+        assert!(warnings.is_empty());
+    }
+
+    #[test]
+    fn a_request_above_its_limit_both_annotated_is_refused_naming_both() {
+        let message = refusal(json!({MEMORY_REQUEST: "1Gi", MEMORY_LIMIT: "512Mi"}));
+        assert!(
+            message.contains(MEMORY_REQUEST)
+                && message.contains(MEMORY_LIMIT)
+                && message.contains("1Gi")
+                && message.contains("512Mi"),
+            "{message}"
+        );
+        let message = refusal(json!({CPU_REQUEST: "1.5", CPU_LIMIT: "1"}));
+        assert!(
+            message.contains(CPU_REQUEST) && message.contains(CPU_LIMIT),
+            "{message}"
+        );
+        // Exactly equal across suffixes is admitted.
+        let (resources, warnings) = resources_of(json!({CPU_REQUEST: "1", CPU_LIMIT: "1000m"}));
+        assert_valid(&resources);
+        assert!(warnings.is_empty());
+        let (resources, _) = resources_of(json!({MEMORY_REQUEST: "1Gi", MEMORY_LIMIT: "1024Mi"}));
+        assert_valid(&resources);
+    }
+
+    #[test]
+    fn negative_zero_and_absurd_values_are_refused() {
+        for (key, value, why) in [
+            (MEMORY_REQUEST, "-1Gi", "negative"),
+            (CPU_REQUEST, "0", "zero"),
+            (MEMORY_LIMIT, "0Mi", "zero"),
+            (MEMORY_REQUEST, "64", "below the minimum memory of 1Mi"),
+            (CPU_LIMIT, "100", "above the maximum CPU of 64"),
+            (MEMORY_LIMIT, "1Ei", "above the maximum memory"),
+            (CPU_REQUEST, "0.0001", "finer than 1m"),
+            (MEMORY_REQUEST, "1e99999", "not a Kubernetes quantity"),
+        ] {
+            let message = refusal(json!({key: value}));
+            assert!(
+                message.contains(key) && message.contains(value) && message.contains(why),
+                "{key}={value}: {message}"
+            );
         }
-        for bad in ["", "m", "1.", "-1", "1 Gi", "lots", "1e3", "1.2.3", "Mi"] {
-            assert!(!is_quantity(bad), "{bad}");
+    }
+
+    #[test]
+    fn any_accepted_annotations_make_a_valid_pod() {
+        // Every pair of values for a request and a limit, alone or together, against the
+        // defaults (CPU: 50m request, no limit; memory: 64Mi request, 256Mi limit).
+        let cases = [
+            (
+                CPU_REQUEST,
+                CPU_LIMIT,
+                ["1m", "20m", "50m", "1", "1000m", "2", "64"],
+            ),
+            (
+                MEMORY_REQUEST,
+                MEMORY_LIMIT,
+                ["1Mi", "32Mi", "64Mi", "256Mi", "268435456", "1G", "1Gi"],
+            ),
+        ];
+        let (mut admitted, mut refused) = (0, 0);
+        for (request, limit, values) in cases {
+            let mut annotations = vec![];
+            for a in values {
+                annotations.push(json!({request: a}));
+                annotations.push(json!({limit: a}));
+                for b in values {
+                    annotations.push(json!({request: a, limit: b}));
+                }
+            }
+            for annotations in annotations {
+                let mut value = app();
+                value["metadata"]["annotations"] = annotations.clone();
+                let (p, raw) = pod(value);
+                match inject(&p, &config(), &enabled()) {
+                    Outcome::Patch(patch, _) => {
+                        let mut out = raw;
+                        json_patch::patch(&mut out, &patch).unwrap();
+                        assert_valid(&out["spec"]["initContainers"][0]["resources"]);
+                        admitted += 1;
+                    }
+                    // Only an explicit request above an explicit limit is refused.
+                    Outcome::Deny(message) => {
+                        let r = Quantity::parse(annotations[request].as_str().unwrap());
+                        let l = Quantity::parse(annotations[limit].as_str().unwrap());
+                        assert!(r.unwrap() > l.unwrap(), "{annotations}: {message}");
+                        refused += 1;
+                    }
+                    other => panic!("{other:?}"),
+                }
+            }
         }
+        // 2 × (14 alone + 49 pairs); of the pairs, 20 per resource have request > limit.
+        assert_eq!((admitted, refused), (86, 40));
+    }
+
+    #[test]
+    fn reinvocation_repeats_no_resource_warning() {
+        let mut value = app();
+        value["metadata"]["annotations"] = json!({MEMORY_REQUEST: "1Gi"});
+        let (once, warnings) = apply(value, &enabled());
+        assert_eq!(warnings.len(), 1);
+        let mut grown = once;
+        grown["spec"]["containers"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"name": "added", "image": "x"}));
+        let (_, warnings) = apply(grown, &enabled());
+        assert!(warnings.is_empty(), "{warnings:?}");
     }
 }

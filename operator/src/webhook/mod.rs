@@ -11,7 +11,7 @@
 //! | `LLMESH_WEBHOOK_LISTEN` | address of the HTTPS webhook; unset = no webhook | — |
 //! | `LLMESH_SIDECAR_IMAGE` | the injected sidecar's image | required with the webhook |
 //! | `LLMESH_SIDECAR_PULL_POLICY` | its imagePullPolicy | `IfNotPresent` |
-//! | `LLMESH_SIDECAR_CPU_REQUEST`, `_MEMORY_REQUEST`, `_CPU_LIMIT`, `_MEMORY_LIMIT` | default resources (empty = unset) | `50m`, `64Mi`, none, `256Mi` |
+//! | `LLMESH_SIDECAR_CPU_REQUEST`, `_MEMORY_REQUEST`, `_CPU_LIMIT`, `_MEMORY_LIMIT` | default resources (empty = unset); CPU 1m–64, memory 1Mi–64Gi, a request at most its limit | `50m`, `64Mi`, none, `256Mi` |
 //! | `LLMESH_SIDECAR_LOG_FORMAT` | `text` or `json` | `json` |
 //! | `LLMESH_SERVICE_NAME` | the operator's Service | `llmesh-operator` |
 //! | `LLMESH_PUSH_PORT` | the Service's push port, for the sidecar's `--operator` | `8443` |
@@ -25,6 +25,7 @@
 
 pub mod certs;
 pub mod inject;
+pub mod quantity;
 pub mod reload;
 
 use std::convert::Infallible;
@@ -53,6 +54,7 @@ use crate::Error;
 use crate::metrics::Metrics;
 use crate::push::TlsSource;
 use inject::{Config, Context, Outcome, Resources};
+use quantity::{Quantity, Resource};
 
 /// The path the webhook configuration calls.
 pub const PATH: &str = "/inject";
@@ -117,10 +119,12 @@ impl Settings {
             .parse()
             .map_err(|_| "LLMESH_PUSH_PORT: not a port".to_owned())?;
         // Unset means the default; set but empty means no value at all.
-        let resource = |k: &str, default: Option<&str>| match env(k) {
+        let resource = |k: &str, kind: Resource, default: Option<&str>| match env(k) {
             Some(v) if v.trim().is_empty() => Ok(None),
-            Some(v) if inject::is_quantity(v.trim()) => Ok(Some(v.trim().to_owned())),
-            Some(v) => Err(format!("{k}: {v:?} is not a Kubernetes quantity")),
+            Some(v) => match kind.check(v.trim()) {
+                Ok(_) => Ok(Some(v.trim().to_owned())),
+                Err(e) => Err(format!("{k}: {v:?} {e}")),
+            },
             None => Ok(default.map(str::to_owned)),
         };
         let log_format = get("LLMESH_SIDECAR_LOG_FORMAT").unwrap_or_else(|| "json".into());
@@ -143,13 +147,43 @@ impl Settings {
             ca_config_map: get("LLMESH_CA_CONFIGMAP").unwrap_or_else(|| "llmesh-ca".into()),
             operator_namespace: namespace.clone(),
             resources: Resources {
-                cpu_request: resource("LLMESH_SIDECAR_CPU_REQUEST", Some("50m"))?,
-                memory_request: resource("LLMESH_SIDECAR_MEMORY_REQUEST", Some("64Mi"))?,
-                cpu_limit: resource("LLMESH_SIDECAR_CPU_LIMIT", None)?,
-                memory_limit: resource("LLMESH_SIDECAR_MEMORY_LIMIT", Some("256Mi"))?,
+                cpu_request: resource("LLMESH_SIDECAR_CPU_REQUEST", Resource::Cpu, Some("50m"))?,
+                memory_request: resource(
+                    "LLMESH_SIDECAR_MEMORY_REQUEST",
+                    Resource::Memory,
+                    Some("64Mi"),
+                )?,
+                cpu_limit: resource("LLMESH_SIDECAR_CPU_LIMIT", Resource::Cpu, None)?,
+                memory_limit: resource(
+                    "LLMESH_SIDECAR_MEMORY_LIMIT",
+                    Resource::Memory,
+                    Some("256Mi"),
+                )?,
             },
             log_format,
         };
+        // Every injected pod starts from these: a default request above its default
+        // limit would make every pod without annotations invalid, so it stops the start.
+        let r = &inject.resources;
+        for (request, limit, names) in [
+            (&r.cpu_request, &r.cpu_limit, "CPU"),
+            (&r.memory_request, &r.memory_limit, "MEMORY"),
+        ] {
+            let (Some(request), Some(limit)) = (request, limit) else {
+                continue;
+            };
+            let above = Quantity::parse(request)
+                .ok()
+                .zip(Quantity::parse(limit).ok())
+                .is_some_and(|(request, limit)| request > limit);
+            if above {
+                return Err(format!(
+                    "LLMESH_SIDECAR_{names}_REQUEST ({request}) is above \
+                     LLMESH_SIDECAR_{names}_LIMIT ({limit}): a request cannot exceed its limit \
+                     (an unset variable means its default)"
+                ));
+            }
+        }
         let certs = match get("LLMESH_TLS_DIR") {
             Some(dir) => CertSource::Dir(dir.into()),
             None => CertSource::Secret {
@@ -789,5 +823,54 @@ mod tests {
             ("LLMESH_SIDECAR_CPU_REQUEST", "lots"),
         ]));
         assert!(bad.unwrap_err().contains("LLMESH_SIDECAR_CPU_REQUEST"));
+    }
+
+    #[test]
+    fn default_resources_are_checked_at_start() {
+        let with = |pairs: &[(&str, &str)]| {
+            let mut all = vec![
+                ("LLMESH_WEBHOOK_LISTEN", "0.0.0.0:9443"),
+                ("LLMESH_SIDECAR_IMAGE", "img:1"),
+            ];
+            all.extend_from_slice(pairs);
+            Settings::from_lookup(env(&all))
+        };
+        // A request above its limit, set or defaulted, stops the start naming both.
+        let err = with(&[("LLMESH_SIDECAR_MEMORY_REQUEST", "1Gi")]).unwrap_err();
+        assert!(
+            err.contains("LLMESH_SIDECAR_MEMORY_REQUEST (1Gi)")
+                && err.contains("LLMESH_SIDECAR_MEMORY_LIMIT (256Mi)"),
+            "{err}"
+        );
+        let err = with(&[("LLMESH_SIDECAR_CPU_LIMIT", "10m")]).unwrap_err();
+        assert!(
+            err.contains("LLMESH_SIDECAR_CPU_REQUEST (50m)")
+                && err.contains("LLMESH_SIDECAR_CPU_LIMIT (10m)"),
+            "{err}"
+        );
+        // Raising both, or unsetting the limit, is fine; equal across suffixes too.
+        assert!(
+            with(&[
+                ("LLMESH_SIDECAR_MEMORY_REQUEST", "1Gi"),
+                ("LLMESH_SIDECAR_MEMORY_LIMIT", "1024Mi")
+            ])
+            .is_ok()
+        );
+        assert!(
+            with(&[
+                ("LLMESH_SIDECAR_MEMORY_REQUEST", "1Gi"),
+                ("LLMESH_SIDECAR_MEMORY_LIMIT", "")
+            ])
+            .is_ok()
+        );
+        for (k, v, why) in [
+            ("LLMESH_SIDECAR_MEMORY_LIMIT", "0", "zero"),
+            ("LLMESH_SIDECAR_CPU_REQUEST", "-50m", "negative"),
+            ("LLMESH_SIDECAR_MEMORY_REQUEST", "64", "below the minimum"),
+            ("LLMESH_SIDECAR_CPU_LIMIT", "5000", "above the maximum"),
+        ] {
+            let err = with(&[(k, v)]).unwrap_err();
+            assert!(err.contains(k) && err.contains(why), "{err}");
+        }
     }
 }

@@ -14,9 +14,11 @@ if obj.metadata.generation ~= nil and obj.status.observedGeneration ~= nil
   return hs
 end
 local spent = obj.status.spent or "?"
+-- status.limit is the limit in the same format as spent; operators before it had only spec.limit.
+local limit = obj.status.limit or obj.spec.limit or "?"
 if obj.status.exhausted == true then
   hs.status = "Degraded"
-  hs.message = "Exhausted: spent " .. spent .. " of " .. (obj.spec.limit or "?")
+  hs.message = "Exhausted: spent " .. spent .. " of " .. limit
   if obj.status.resetAt ~= nil then
     hs.message = hs.message .. "; resets at " .. obj.status.resetAt
   end
@@ -26,7 +28,7 @@ for _, c in ipairs(obj.status.conditions) do
   if c.type == "Ready" then
     if c.status == "True" then
       hs.status = "Healthy"
-      hs.message = "Spent " .. spent .. " of " .. (obj.spec.limit or "?")
+      hs.message = "Spent " .. spent .. " of " .. limit
     elseif c.status == "False" then
       hs.status = "Degraded"
       hs.message = (c.reason or "") .. ": " .. (c.message or "")

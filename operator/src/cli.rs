@@ -103,12 +103,12 @@ pub const OPERATOR: Spec = Spec {
         Var {
             name: "LLMESH_SIDECAR_CPU_REQUEST",
             default: "50m",
-            help: "The injected sidecar's CPU request; empty: none. Pods override it with `llmesh.io/sidecar-cpu`.",
+            help: "The injected sidecar's CPU request; empty: none; above the CPU limit stops the start. Pods override it with `llmesh.io/sidecar-cpu`.",
         },
         Var {
             name: "LLMESH_SIDECAR_MEMORY_REQUEST",
             default: "64Mi",
-            help: "The injected sidecar's memory request; empty: none. Pods override it with `llmesh.io/sidecar-memory`.",
+            help: "The injected sidecar's memory request; empty: none; above the memory limit stops the start. Pods override it with `llmesh.io/sidecar-memory`.",
         },
         Var {
             name: "LLMESH_SIDECAR_CPU_LIMIT",

@@ -342,6 +342,13 @@ impl<'p> Report<'p> {
         self.push(field.into(), reason, Severity::Warning, message.into());
     }
 
+    /// An error (the resource is not Ready) that keeps the resource in the snapshot,
+    /// where the sidecar refuses its use and says why: better than the silence of a
+    /// resource left out.
+    fn refuse(&mut self, field: impl Into<String>, reason: Reason, message: impl Into<String>) {
+        self.push(field.into(), reason, Severity::Error, message.into());
+    }
+
     fn ok(&self) -> bool {
         !self.failed
     }
@@ -851,17 +858,20 @@ fn compile_key(
             );
         }
     }
-    let budget = match &spec.budget_ref {
-        Some(budget) if !budgets.contains(budget.as_str()) => {
-            report.warn(
-                "spec.budgetRef",
-                Reason::UnknownBudget,
-                format!("Budget {budget:?} does not exist or is not ready; spend is not limited"),
-            );
-            None
-        }
-        other => other.clone(),
-    };
+    // Fail closed: a key that names a Budget nobody can check spends nothing. The name
+    // stays in the snapshot, so the sidecar refuses the key's calls saying why.
+    if let Some(budget) = &spec.budget_ref
+        && !budgets.contains(budget.as_str())
+    {
+        report.refuse(
+            "spec.budgetRef",
+            Reason::UnknownBudget,
+            format!(
+                "Budget {budget:?} does not exist or is not ready; the key's calls are refused until it is"
+            ),
+        );
+    }
+    let budget = spec.budget_ref.clone();
     let limits = spec.limits.clone().unwrap_or_default();
     KeySpec {
         name: name.to_owned(),
@@ -1432,7 +1442,7 @@ mod tests {
                     "team-a".to_owned(),
                     "spec.budgetRef",
                     Reason::UnknownBudget,
-                    Severity::Warning
+                    Severity::Error
                 ),
             ]
         );

@@ -128,6 +128,31 @@ async fn keys_are_required_once_the_namespace_has_them() {
     );
 }
 
+/// A key whose Budget is not in the config fails closed: 403 saying which Budget, and
+/// the provider is never called (the operator marks the key Ready=False too).
+#[tokio::test]
+async fn a_key_whose_budget_is_missing_is_refused() {
+    let mock = MockOpenAi::start().await;
+    let mut orphan = key("team-a", SECRET);
+    orphan.budget = Some("gone".into());
+    let snap = with(vec![priced("chat", &mock)], vec![orphan], vec![]);
+    let sidecar = Running::start(Some(snap)).await;
+    let (status, _, bytes) = call(
+        sidecar.api,
+        chat("chat"),
+        &[("authorization", &bearer(SECRET))],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let error = &json_body(&bytes)["error"];
+    assert_eq!(error["code"], "budget_not_found");
+    assert!(
+        error["message"].as_str().unwrap().contains("`gone`"),
+        "{error}"
+    );
+    assert_eq!(mock.request_count(), 0);
+}
+
 #[tokio::test]
 async fn a_pod_bound_to_a_key_calls_without_a_header() {
     let mock = MockOpenAi::start().await;

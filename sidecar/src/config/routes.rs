@@ -267,7 +267,15 @@ impl RoutesBuilder {
                 None => Arc::new(KeyLimiter::new(limits, now)),
             };
             limiters.insert(spec.name.clone(), limiter.clone());
-            keys.extend(Key::from_spec(spec, limiter));
+            keys.extend(Key::from_spec(spec, limiter).map(|mut key| {
+                // Fail closed: spend nobody can check is refused (the key's status says so).
+                key.missing_budget = key
+                    .budgets
+                    .iter()
+                    .find(|b| !snapshot.budgets.iter().any(|s| &s.name == *b))
+                    .cloned();
+                key
+            }));
         }
         *previous = limiters;
         KeyTable::new(keys, !snapshot.keys.is_empty())

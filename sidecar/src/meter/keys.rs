@@ -26,6 +26,8 @@ pub struct Key {
     pub expires_at_unix: Option<i64>,
     /// Budgets its spend counts against.
     pub budgets: Vec<String>,
+    /// A Budget it spends from that the snapshot does not have: its calls are refused.
+    pub missing_budget: Option<String>,
     /// Its limits.
     pub limits: Limits,
     /// Live limit state, carried across reloads.
@@ -44,6 +46,7 @@ impl Key {
             models: spec.models.clone(),
             expires_at_unix: spec.expires_at_unix,
             budgets: spec.budget.iter().cloned().collect(),
+            missing_budget: None,
             limits: limits_of(spec),
             limiter,
         })
@@ -144,6 +147,17 @@ impl KeyTable {
                 format!("Virtual key `{}` has expired.", key.name),
             )
             .with_code("expired_api_key"));
+        }
+        if let Some(budget) = &key.missing_budget {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "permission_error",
+                format!(
+                    "Virtual key `{}` spends from Budget `{budget}`, which does not exist or is not ready; its calls are refused until it is.",
+                    key.name
+                ),
+            )
+            .with_code("budget_not_found"));
         }
         Ok(Some(key.clone()))
     }

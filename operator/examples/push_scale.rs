@@ -27,7 +27,8 @@ use std::time::Duration;
 
 use llmesh_operator::metrics::Metrics;
 use llmesh_operator::push::{
-    AuthError, AuthFuture, Authenticator, Push, SnapshotSource, TlsSource, serve, tls_config,
+    AuthError, AuthFuture, Authenticator, Identity, Push, SnapshotSource, TlsSource, serve,
+    tls_config,
 };
 use llmesh_sidecar::config::Snapshot;
 use llmesh_sidecar::config::operator::{OperatorSource, stream_once};
@@ -108,11 +109,11 @@ fn open_fds() -> usize {
 struct StaticAuth;
 
 impl Authenticator for StaticAuth {
-    fn namespace<'a>(&'a self, token: &'a str) -> AuthFuture<'a> {
+    fn identify<'a>(&'a self, token: &'a str) -> AuthFuture<'a> {
         Box::pin(async move {
             token
                 .strip_prefix("token-")
-                .map(str::to_owned)
+                .map(Identity::namespace)
                 .ok_or(AuthError::Rejected("unknown".into()))
         })
     }

@@ -9,15 +9,15 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use crate::metrics::Metrics;
 
 /// Serves the admin endpoints forever.
 pub async fn serve(listener: TcpListener, metrics: Metrics, ready: Arc<AtomicBool>) {
-    let builder = auto::Builder::new(TokioExecutor::new());
+    // Hyper's timers on: a client that never finishes its headers is dropped.
+    let builder = crate::push::builder();
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;

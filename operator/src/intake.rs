@@ -84,6 +84,11 @@ impl Intake {
         if report.seq == 0 {
             return Err(Refusal::Invalid("seq starts at 1".into()));
         }
+        // Status stores it as a JSON integer, which the API server reads as an int64: a
+        // larger one could never be written, and its batch would be resent forever.
+        if i64::try_from(report.seq).is_err() {
+            return Err(Refusal::Invalid("seq must fit in 63 bits".into()));
+        }
         Ok(())
     }
 
@@ -249,7 +254,18 @@ impl Intake {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut shares = std::collections::BTreeMap::new();
+        // Only keys the namespace has: names in a report are the sidecar's say-so, and
+        // each one would otherwise stay in this map for good.
+        let snapshot = self.ctx.hub.subscribe(namespace).borrow().clone();
+        let known = |key: &str| {
+            snapshot
+                .as_ref()
+                .is_some_and(|s| s.keys.iter().any(|k| k.name == key))
+        };
         for (key, demand) in &report.demand {
+            if !known(key) {
+                continue;
+            }
             let entry = table
                 .entry((namespace.to_owned(), key.clone()))
                 .or_default();
@@ -262,7 +278,11 @@ impl Intake {
             let share = (u128::from(mine) + 1000) * u128::from(WHOLE) / total.max(1);
             shares.insert(key.clone(), u32::try_from(share).unwrap_or(WHOLE));
         }
-        table.retain(|_, reporters| !reporters.is_empty());
+        // Everyone silent for the share window goes, whichever key they reported.
+        table.retain(|_, reporters| {
+            reporters.retain(|_, (_, seen)| now.duration_since(*seen) < SHARE_WINDOW);
+            !reporters.is_empty()
+        });
         shares
     }
 }

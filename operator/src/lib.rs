@@ -4,6 +4,7 @@
 //! directory watcher), and the sidecar injection webhook.
 
 pub mod admin;
+pub mod auth;
 pub mod budget_metrics;
 pub mod cli;
 pub mod compile;

@@ -1,17 +1,18 @@
 //! The config push server: sidecars stream their namespace's snapshot from here over
 //! TLS (protocol in [`llmesh_sidecar::config::push`]).
 //!
-//! Each connection is authenticated with the pod's projected service-account token,
-//! checked by a TokenReview for the `llmesh` audience; the token's service account names
-//! the namespace whose config is streamed, so a pod can only ever read its own
-//! namespace's config. Reviews are cached briefly so a fleet reconnecting at once does
-//! not flood the API server.
+//! Each connection is authenticated with the pod's projected service-account token
+//! ([`crate::auth`]); the token's service account names the namespace whose config is
+//! streamed, so a pod can only ever read its own namespace's config. A stream lives no
+//! longer than its token: it is re-reviewed every [`crate::auth::REVIEW_TTL`] and ends
+//! when the review fails or the token expires (the sidecar reconnects with the token the
+//! kubelet refreshed). Usage is recorded under the authenticated subject, never under a
+//! name the request chose alone.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,15 +20,11 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
-use kube::Api;
-use kube::api::PostParams;
 use llmesh_sidecar::config::Snapshot;
-use llmesh_sidecar::config::push::{AUDIENCE, HEARTBEAT_SECS, Message, PATH};
+use llmesh_sidecar::config::push::{HEARTBEAT_SECS, Message, PATH};
 use llmesh_sidecar::meter::report::{PATH as USAGE_PATH, Report};
-use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -53,108 +50,7 @@ impl SnapshotSource for crate::hub::Hub {
     }
 }
 
-/// Why a caller was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum AuthError {
-    /// No or a malformed bearer token.
-    #[error("missing bearer token")]
-    Missing,
-    /// The token is not valid for the `llmesh` audience.
-    #[error("token not accepted: {0}")]
-    Rejected(String),
-    /// The token is not a service account's.
-    #[error("token is not a service account's ({0})")]
-    NotServiceAccount(String),
-    /// The TokenReview itself failed.
-    #[error("token review failed: {0}")]
-    Review(String),
-}
-
-/// Turns a bearer token into the caller's namespace.
-pub type AuthFuture<'a> = Pin<Box<dyn Future<Output = Result<String, AuthError>> + Send + 'a>>;
-
-/// Authenticates sidecars.
-pub trait Authenticator: Send + Sync + 'static {
-    /// The namespace of the service account the token belongs to.
-    fn namespace<'a>(&'a self, token: &'a str) -> AuthFuture<'a>;
-}
-
-/// Authenticates with TokenReviews, caching results for a minute.
-pub struct TokenReviewer {
-    client: kube::Client,
-    cache: Mutex<HashMap<[u8; 32], (String, Instant)>>,
-}
-
-impl TokenReviewer {
-    /// A reviewer using `client`.
-    pub fn new(client: kube::Client) -> Self {
-        TokenReviewer {
-            client,
-            cache: Mutex::new(HashMap::new()),
-        }
-    }
-}
-
-const REVIEW_TTL: Duration = Duration::from_secs(60);
-
-impl Authenticator for TokenReviewer {
-    fn namespace<'a>(&'a self, token: &'a str) -> AuthFuture<'a> {
-        Box::pin(async move {
-            let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-            if let Some((ns, at)) = self
-                .cache
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .get(&digest)
-                && at.elapsed() < REVIEW_TTL
-            {
-                return Ok(ns.clone());
-            }
-            let review = TokenReview {
-                spec: TokenReviewSpec {
-                    token: Some(token.to_owned()),
-                    audiences: Some(vec![AUDIENCE.to_owned()]),
-                },
-                ..TokenReview::default()
-            };
-            let api: Api<TokenReview> = Api::all(self.client.clone());
-            let answer = api
-                .create(&PostParams::default(), &review)
-                .await
-                .map_err(|e| AuthError::Review(e.to_string()))?;
-            let status = answer.status.unwrap_or_default();
-            if status.authenticated != Some(true) {
-                return Err(AuthError::Rejected(
-                    status.error.unwrap_or_else(|| "not authenticated".into()),
-                ));
-            }
-            if let Some(audiences) = &status.audiences
-                && !audiences.iter().any(|a| a == AUDIENCE)
-            {
-                return Err(AuthError::Rejected(format!(
-                    "audience {AUDIENCE} not granted"
-                )));
-            }
-            let username = status.user.and_then(|u| u.username).unwrap_or_default();
-            let ns = service_account_namespace(&username)
-                .ok_or(AuthError::NotServiceAccount(username.clone()))?;
-            let mut cache = self
-                .cache
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            cache.retain(|_, (_, at)| at.elapsed() < REVIEW_TTL);
-            cache.insert(digest, (ns.clone(), Instant::now()));
-            Ok(ns)
-        })
-    }
-}
-
-/// `system:serviceaccount:NAMESPACE:NAME` → `NAMESPACE`.
-pub fn service_account_namespace(username: &str) -> Option<String> {
-    let rest = username.strip_prefix("system:serviceaccount:")?;
-    let (ns, name) = rest.split_once(':')?;
-    (!ns.is_empty() && !name.is_empty()).then(|| ns.to_owned())
-}
+pub use crate::auth::{AuthError, AuthFuture, Authenticator, Identity, TokenReviewer};
 
 /// The push server's shared state.
 pub struct Push {
@@ -168,6 +64,8 @@ pub struct Push {
     lines: Mutex<HashMap<String, (String, Bytes)>>,
     /// Where usage reports go; without it they are refused.
     intake: Option<Arc<Intake>>,
+    /// How often a connected sidecar's token is reviewed again.
+    review_every: Duration,
 }
 
 impl Push {
@@ -183,7 +81,14 @@ impl Push {
             metrics,
             lines: Mutex::new(HashMap::new()),
             intake: None,
+            review_every: crate::auth::REVIEW_TTL,
         }
+    }
+
+    /// Reviews connected sidecars' tokens this often (default [`crate::auth::REVIEW_TTL`]).
+    pub fn with_review_interval(mut self, every: Duration) -> Self {
+        self.review_every = every;
+        self
     }
 
     /// Accepts usage reports into `intake`.
@@ -226,7 +131,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) {
     let acceptor = TlsAcceptor::from(tls);
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let builder = builder();
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -251,6 +156,24 @@ pub async fn serve(
             let _ = builder.serve_connection(TokioIo::new(tls), service).await;
         });
     }
+}
+
+/// A connection builder with hyper's timers on: a client that never finishes its
+/// request headers is dropped instead of holding a connection (and a task) forever.
+pub fn builder() -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10))
+        .max_buf_size(64 * 1024);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(64 * 1024)
+        .keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(20));
+    builder
 }
 
 type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
@@ -280,8 +203,8 @@ async fn handle(
     let Some(token) = token else {
         return Ok(text(StatusCode::UNAUTHORIZED, "missing bearer token"));
     };
-    let namespace = match push.auth.namespace(token).await {
-        Ok(ns) => ns,
+    let identity = match push.auth.identify(token).await {
+        Ok(identity) => identity,
         Err(AuthError::Review(e)) => {
             tracing::warn!(%peer, error = %e, "token review failed");
             return Ok(text(
@@ -295,8 +218,9 @@ async fn handle(
         }
     };
     if usage {
-        return Ok(usage_report(&push, &namespace, req, peer).await);
+        return Ok(usage_report(&push, &identity, req, peer).await);
     }
+    let namespace = identity.namespace.clone();
     let query = req.uri().query().unwrap_or("");
     let param = |name: &str| {
         query.split('&').find_map(|kv| {
@@ -319,6 +243,9 @@ async fn handle(
     let metrics = push.metrics.clone();
     let source = push.source.clone();
     let lines = push.clone();
+    let auth = push.auth.clone();
+    let review_every = push.review_every;
+    let token = token.to_owned();
     tokio::spawn(async move {
         metrics.connected_sidecars.inc();
         tracing::debug!(%peer, namespace, "sidecar connected");
@@ -328,6 +255,10 @@ async fn handle(
         let mut initial = true;
         let mut heartbeat = tokio::time::interval(Duration::from_secs(HEARTBEAT_SECS));
         heartbeat.tick().await;
+        let mut recheck = tokio::time::interval(review_every);
+        recheck.tick().await;
+        let expiry = token_deadline(&identity);
+        tokio::pin!(expiry);
         loop {
             let current = rx.borrow_and_update().clone();
             if let Some(snapshot) = current
@@ -353,6 +284,19 @@ async fn handle(
                     if tx.send(Bytes::from(line)).await.is_err() { break; }
                 }
                 () = tx.closed() => break,
+                () = &mut expiry => {
+                    tracing::debug!(%peer, namespace, "the sidecar's token expired; ending its stream");
+                    break;
+                }
+                _ = recheck.tick() => match auth.identify(&token).await {
+                    Ok(again) if again.namespace == namespace => {}
+                    // The API server cannot answer now: keep serving what was granted.
+                    Err(AuthError::Review(_)) => {}
+                    Ok(_) | Err(_) => {
+                        tracing::info!(%peer, namespace, "the sidecar's token is no longer accepted; ending its stream");
+                        break;
+                    }
+                },
             }
         }
         metrics.connected_sidecars.dec();
@@ -371,10 +315,23 @@ async fn handle(
     Ok(response)
 }
 
+/// Resolves when the token the identity came from expires (never, when it does not say).
+async fn token_deadline(identity: &Identity) {
+    match identity.expires {
+        Some(at) => {
+            let left = at
+                .duration_since(std::time::SystemTime::now())
+                .unwrap_or(Duration::ZERO);
+            tokio::time::sleep(left).await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
 /// Folds a usage report and answers with the acknowledgement.
 async fn usage_report(
     push: &Push,
-    namespace: &str,
+    identity: &Identity,
     req: Request<Incoming>,
     peer: SocketAddr,
 ) -> Response<Body> {
@@ -393,7 +350,8 @@ async fn usage_report(
             );
         }
     };
-    let report: Report = match serde_json::from_slice(&body) {
+    let namespace = identity.namespace.as_str();
+    let mut report: Report = match serde_json::from_slice(&body) {
         Ok(report) => report,
         Err(e) => {
             push.metrics
@@ -410,6 +368,9 @@ async fn usage_report(
             .inc();
         return text(StatusCode::BAD_REQUEST, &e.to_string());
     }
+    // Recorded under who the API server says is calling: a pod cannot report under
+    // another sidecar's name and so have that sidecar's later batches taken for resends.
+    report.reporter = format!("{}/{}", identity.subject, report.reporter);
     match intake.fold(namespace, &report).await {
         Ok(ack) => {
             let mut response = Response::new(
@@ -500,20 +461,4 @@ pub fn tls_config(source: &TlsSource) -> Result<(Arc<rustls::ServerConfig>, Stri
     let mut config = config;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok((Arc::new(config), ca_pem))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn service_account_usernames_name_their_namespace() {
-        assert_eq!(
-            service_account_namespace("system:serviceaccount:team-a:default").as_deref(),
-            Some("team-a")
-        );
-        assert_eq!(service_account_namespace("system:serviceaccount::x"), None);
-        assert_eq!(service_account_namespace("alice"), None);
-        assert_eq!(service_account_namespace("system:serviceaccount:ns"), None);
-    }
 }

@@ -95,11 +95,16 @@ async fn push_server(
     std::fs::write(dir.join("token"), &token).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let push = Arc::new(Push::new(
-        op.ctx.hub.clone(),
-        Arc::new(TokenReviewer::new(env.client.clone())),
-        op.ctx.metrics.clone(),
-    ));
+    let push = Arc::new(
+        Push::new(
+            op.ctx.hub.clone(),
+            Arc::new(TokenReviewer::new(env.client.clone())),
+            op.ctx.metrics.clone(),
+        )
+        .with_intake(Arc::new(llmesh_operator::intake::Intake::new(
+            op.ctx.clone(),
+        ))),
+    );
     let server = tokio::spawn(serve(listener, tls, push, std::future::pending()));
     let source = OperatorSource {
         url: format!("https://localhost:{port}"),
@@ -653,4 +658,76 @@ async fn kubectl_get_shows_reset_and_expiry_times_and_one_money_format() {
     create(&env, key).await;
     let row = table_row(&env, "virtualkeys", "expiring").await;
     assert_eq!(row["Expires"], expires.to_string(), "{row:?}");
+}
+
+/// One usage batch from `source` (its token), costing `micros` to Budget `budget`.
+async fn report(source: &OperatorSource, reporter: &str, seq: u64, budget: &str, micros: u64) {
+    use llmesh_sidecar::meter::report::{Authority, Report, UsageRecord};
+    use llmesh_sidecar::meter::usage::Usage;
+    let authority = llmesh_sidecar::meter::remote::OperatorAuthority::new(
+        source.clone(),
+        Arc::new(llmesh_sidecar::config::link::Link::default()),
+    );
+    let record = UsageRecord {
+        key: Some("team-a".into()),
+        team: None,
+        model: "chat".into(),
+        served_model: "chat".into(),
+        deployment: "d".into(),
+        provider: "openai".into(),
+        usage: Usage::default(),
+        cost_micros: micros,
+        estimated: false,
+        status: 200,
+        latency_ms: 1,
+        budgets: vec![budget.into()],
+    };
+    let batch = Report {
+        reporter: reporter.into(),
+        seq,
+        records: vec![record],
+        ..Report::default()
+    };
+    authority.submit(&batch).await.unwrap();
+}
+
+/// A pod cannot report under another sidecar's name: usage is recorded under the
+/// authenticated subject, so a batch with a huge number under a victim's reporter id
+/// does not make the victim's next batches look like resends (which would drop them).
+#[tokio::test]
+async fn a_report_under_another_sidecars_name_does_not_swallow_its_spend() {
+    let Some(env) = env("impostor").await else {
+        return;
+    };
+    create(&env, Budget::test("team", "10.00", ["team-a"])).await;
+    let op = operator(&env).await;
+    let (victim, _server) = push_server(&env, &op, "victim").await;
+    // Another pod of the namespace, with its own token.
+    let mut impostor = victim.clone();
+    let token = format!("sa-impostor-{}", env.namespace);
+    env.server.add_token(
+        &token,
+        &format!("system:serviceaccount:{}:other", env.namespace),
+        "uid-impostor",
+        &["system:serviceaccounts"],
+    );
+    impostor.token_file = victim.token_file.with_file_name("impostor-token");
+    std::fs::write(&impostor.token_file, &token).unwrap();
+    let budgets = env.api::<Budget>();
+    let spent = || async {
+        budgets
+            .get("team")
+            .await
+            .ok()
+            .and_then(|b| b.status)
+            .map_or(0, |s| s.spent_micros)
+    };
+    eventually("the Budget's status", || async {
+        budgets.get("team").await.ok()?.status.map(|_| ())
+    })
+    .await;
+    report(&impostor, "sidecar-1", 1_000_000_000, "team", 1).await;
+    report(&victim, "sidecar-1", 1, "team", 5).await;
+    report(&victim, "sidecar-1", 2, "team", 7).await;
+    assert_eq!(spent().await, 13, "the victim's batches were dropped");
 }

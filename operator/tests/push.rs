@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use llmesh_operator::metrics::Metrics;
 use llmesh_operator::push::{
-    AuthError, AuthFuture, Authenticator, Push, SnapshotSource, TlsSource, serve, tls_config,
+    AuthError, AuthFuture, Authenticator, Identity, Push, SnapshotSource, TlsSource, serve,
+    tls_config,
 };
 use llmesh_sidecar::config::Snapshot;
 use llmesh_sidecar::config::operator::{OperatorSource, StreamError, stream_once};
@@ -19,16 +20,31 @@ use llmesh_sidecar::config::snapshot::FORMAT;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-/// Tokens `token-NS` belong to namespace `NS`.
-struct StaticAuth;
+/// Tokens `token-NS` belong to namespace `NS`; `token-NS+exp` expires a second after
+/// it is first reviewed; revoked tokens are refused from then on.
+#[derive(Default)]
+struct StaticAuth {
+    revoked: Mutex<std::collections::HashSet<String>>,
+}
 
 impl Authenticator for StaticAuth {
-    fn namespace<'a>(&'a self, token: &'a str) -> AuthFuture<'a> {
+    fn identify<'a>(&'a self, token: &'a str) -> AuthFuture<'a> {
         Box::pin(async move {
-            token
+            if self.revoked.lock().unwrap().contains(token) {
+                return Err(AuthError::Rejected("revoked".into()));
+            }
+            let (token, expiring) = match token.strip_suffix("+exp") {
+                Some(t) => (t, true),
+                None => (token, false),
+            };
+            let mut identity = token
                 .strip_prefix("token-")
-                .map(str::to_owned)
-                .ok_or(AuthError::Rejected("unknown".into()))
+                .map(Identity::namespace)
+                .ok_or(AuthError::Rejected("unknown".into()))?;
+            if expiring {
+                identity.expires = Some(std::time::SystemTime::now() + Duration::from_secs(1));
+            }
+            Ok(identity)
         })
     }
 }
@@ -70,6 +86,7 @@ struct Server {
     dir: PathBuf,
     channels: Arc<Channels>,
     metrics: Metrics,
+    auth: Arc<StaticAuth>,
 }
 
 async fn server(name: &str) -> Server {
@@ -83,11 +100,11 @@ async fn server(name: &str) -> Server {
     let port = listener.local_addr().unwrap().port();
     let channels = Arc::new(Channels::default());
     let metrics = Metrics::new().unwrap();
-    let push = Arc::new(Push::new(
-        channels.clone(),
-        Arc::new(StaticAuth),
-        metrics.clone(),
-    ));
+    let auth = Arc::new(StaticAuth::default());
+    let push = Arc::new(
+        Push::new(channels.clone(), auth.clone(), metrics.clone())
+            .with_review_interval(Duration::from_millis(200)),
+    );
     tokio::spawn(serve(listener, tls, push, std::future::pending()));
     Server {
         url: format!("https://localhost:{port}"),
@@ -95,6 +112,7 @@ async fn server(name: &str) -> Server {
         dir,
         channels,
         metrics,
+        auth,
     }
 }
 
@@ -169,6 +187,30 @@ async fn unknown_tokens_and_other_namespaces_are_refused() {
     );
     assert_eq!(raw_get(&s, "", "/v1/snapshots").await, 401);
     assert!(tx.borrow().is_none());
+}
+
+/// A stream lives no longer than its token: a revoked token's stream ends at the next
+/// review, an expired token's when it expires, while the snapshots (which carry
+/// provider keys) would otherwise keep coming.
+#[tokio::test]
+async fn a_stream_ends_when_its_token_is_revoked_or_expires() {
+    let s = server("revoke").await;
+    s.channels.publish("team-a", "v1");
+    for token in ["token-team-a", "token-team-a+exp"] {
+        let (tx, mut rx) = watch::channel(None);
+        let (connected, _) = watch::channel(false);
+        let source = s.source(token);
+        let stream = tokio::spawn(async move { stream_once(&source, None, &tx, &connected).await });
+        wait_for(&mut rx, "v1").await;
+        if !token.ends_with("+exp") {
+            s.auth.revoked.lock().unwrap().insert(token.to_owned());
+        }
+        tokio::time::timeout(Duration::from_secs(10), stream)
+            .await
+            .unwrap_or_else(|_| panic!("{token}: the stream outlived its token"))
+            .unwrap()
+            .ok();
+    }
 }
 
 async fn raw_get(s: &Server, token: &str, path: &str) -> u16 {

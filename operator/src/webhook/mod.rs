@@ -22,8 +22,7 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::Api;
 use kube::core::DynamicObject;
@@ -443,7 +442,8 @@ async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) {
     let acceptor = TlsAcceptor::from(tls);
-    let builder = auto::Builder::new(TokioExecutor::new());
+    // Hyper's timers on: a client that never finishes its headers is dropped.
+    let builder = crate::push::builder();
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {

@@ -211,7 +211,9 @@ pub async fn dispatch(
     if !skipped.is_empty() {
         // Why nothing else served: the client sees that fallbacks existed and why they
         // could not take the call.
-        last.message = format!("{} Also, {}", last.message, skipped.join("; "));
+        // The upstream's own error body would hide that, so the gateway's is sent.
+        last.message = format!("{} Also, {}.", last.message, skipped.join("; "));
+        last.body = None;
     }
     Err(last.into_api_error())
 }

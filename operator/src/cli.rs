@@ -176,6 +176,7 @@ pub const LOCAL: Spec = Spec {
         SERVE_FLAGS[2],
         SERVE_FLAGS[3],
         SERVE_FLAGS[4],
+        SERVE_FLAGS[5],
     ],
     vars: &[SERVE_VARS[0]],
 };

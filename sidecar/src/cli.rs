@@ -264,7 +264,7 @@ pub fn usage_error(spec: &Spec, err: &str) -> std::process::ExitCode {
 }
 
 /// The flags every binary that serves the API shares.
-pub const SERVE_FLAGS: [Flag; 5] = [
+pub const SERVE_FLAGS: [Flag; 6] = [
     Flag {
         name: "listen",
         value: "ADDR",
@@ -299,6 +299,13 @@ pub const SERVE_FLAGS: [Flag; 5] = [
         env: "LLMESH_VIRTUAL_KEY",
         default: "",
         help: "The VirtualKey this pod is bound to: calls without a key are made with it.",
+    },
+    Flag {
+        name: "max-buffered-bytes",
+        value: "N",
+        env: "LLMESH_MAX_BUFFERED_BYTES",
+        default: "67108864",
+        help: "Request body bytes all connections may buffer at once; beyond it calls get 503 with Retry-After.",
     },
 ];
 
@@ -368,6 +375,7 @@ pub const SIDECAR: Spec = Spec {
         SERVE_FLAGS[2],
         SERVE_FLAGS[3],
         SERVE_FLAGS[4],
+        SERVE_FLAGS[5],
     ],
     vars: &SERVE_VARS,
 };
@@ -387,6 +395,13 @@ pub fn serve_settings(values: &Values) -> Result<(Settings, LogFormat), String> 
             .ok()
             .filter(|n| *n > 0)
             .ok_or_else(|| format!("--max-body-bytes: {v:?} is not a positive integer"))?;
+    }
+    if let Some(v) = values.get("max-buffered-bytes") {
+        settings.max_buffered_bytes = v
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("--max-buffered-bytes: {v:?} is not a positive integer"))?;
     }
     settings.bound_key = values.get("virtual-key").map(str::to_owned);
     let log_format = log_format(values.get("log-format"))?;

@@ -202,6 +202,7 @@ impl Harness {
             &self.metrics,
             Instant::now(),
             &mut trace,
+            &mut llmesh_sidecar::router::gate::Open,
         )
         .await;
         (result.map(|s| s.answer), trace)

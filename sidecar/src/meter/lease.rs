@@ -95,27 +95,38 @@ impl Leases {
     }
 
     /// Reserves `amount` from every budget in `budgets`, all or none.
+    ///
+    /// When any is short, every budget of the call records the demand, not only the
+    /// first short one: the call needs all of them, so each lease is asked for with its
+    /// own share of it. Were only the short one told, the next report would give back
+    /// the lease the other had just obtained, and two budgets of one call would take
+    /// turns being short forever. The refusal names an exhausted budget before a
+    /// waiting one: waiting cannot help a call some budget can never pay.
     pub fn reserve(&self, budgets: &[String], amount: u64, now: Instant) -> Result<(), Short> {
         let mut leases = self.lock();
+        let mut short: Option<Short> = None;
         for name in budgets {
             let lease = leases.entry(name.clone()).or_default();
-            if lease.available(now) < amount {
-                // Ask for enough to cover this call next time.
-                lease.recent = lease.recent.saturating_add(amount);
-                return Err(if lease.exhausted(amount, now) {
-                    Short::Exhausted(name.clone())
-                } else {
-                    Short::Waiting(name.clone())
-                });
+            if lease.available(now) >= amount {
+                continue;
             }
+            if lease.exhausted(amount, now) {
+                short = Some(Short::Exhausted(name.clone()));
+                break;
+            }
+            short.get_or_insert_with(|| Short::Waiting(name.clone()));
         }
         for name in budgets {
             if let Some(lease) = leases.get_mut(name) {
-                lease.reserved = lease.reserved.saturating_add(amount);
+                // Ask for enough to cover this call: next time if short, else for the
+                // calls like it to come.
                 lease.recent = lease.recent.saturating_add(amount);
+                if short.is_none() {
+                    lease.reserved = lease.reserved.saturating_add(amount);
+                }
             }
         }
-        Ok(())
+        short.map_or(Ok(()), Err)
     }
 
     /// Turns a reservation into the actual cost.
@@ -250,6 +261,58 @@ mod tests {
         l.reserve(&b, 1, now).unwrap();
         let later = now + Duration::from_secs(31);
         assert_eq!(l.reserve(&b, 1, later), Err(Short::Waiting("b".into())));
+    }
+
+    /// Two budgets of one call: both leases are asked for at once and both are kept,
+    /// where the old code asked only for the first short one and then gave it back.
+    #[tokio::test(start_paused = true)]
+    async fn a_call_under_two_budgets_gets_both_leases() {
+        let now = Instant::now();
+        let l = Leases::default();
+        let both = names(&["key", "model"]);
+        assert_eq!(l.reserve(&both, 10, now), Err(Short::Waiting("key".into())));
+        let wants = l.cut();
+        assert_eq!((wants["key"], wants["model"]), (10 * HORIZON, 10 * HORIZON));
+        let g = |balance| Grant {
+            balance,
+            remaining: 1_000_000,
+            ttl: Duration::from_secs(30),
+        };
+        let grants: BTreeMap<String, Grant> = [
+            ("key".to_owned(), g(wants["key"])),
+            ("model".to_owned(), g(wants["model"])),
+        ]
+        .into();
+        l.acknowledged(&grants, now);
+        l.reserve(&both, 10, now).unwrap();
+        // The next report keeps both leases: each wants what it holds and its demand.
+        let wants = l.cut();
+        assert!(wants["key"] >= 10 && wants["model"] >= 10, "{wants:?}");
+        // An exhausted budget is named before a merely short one.
+        let grants: BTreeMap<String, Grant> = [
+            (
+                "key".to_owned(),
+                Grant {
+                    balance: 0,
+                    remaining: 1_000_000,
+                    ttl: Duration::from_secs(30),
+                },
+            ),
+            (
+                "model".to_owned(),
+                Grant {
+                    balance: 0,
+                    remaining: 5,
+                    ttl: Duration::from_secs(30),
+                },
+            ),
+        ]
+        .into();
+        l.acknowledged(&grants, now);
+        assert_eq!(
+            l.reserve(&both, 10, now),
+            Err(Short::Exhausted("model".into()))
+        );
     }
 
     #[tokio::test(start_paused = true)]

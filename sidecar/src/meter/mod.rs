@@ -2,11 +2,14 @@
 //! (per-key limits, shared across the fleet), what each call cost (usage and price), and
 //! whether a budget can pay for it (leases from the operator's ledger).
 //!
-//! A call is [`Meter::admit`]ted before routing: its key is checked, a limiter permit
-//! taken and the worst case it can cost reserved from each budget it spends from. Once
-//! it ends (a stream ends when its relay does) it is [`Meter::settle`]d: the reservation
-//! becomes the actual cost, and one [`UsageRecord`](report::UsageRecord) goes to the log,
-//! the metrics and the report to the operator.
+//! A call is [`Meter::admit`]ted before routing: its key is checked and a limiter permit
+//! taken. The router then enters each model it tries through the [`Admission`] (the
+//! router's [`Gate`]), which reserves the worst case that model can cost from each
+//! budget it spends from, so budgets follow the model that serves. Once the call ends (a
+//! stream ends when its relay does) the admission is [`Admission::settle`]d: the
+//! reservation becomes the actual cost, and one [`UsageRecord`](report::UsageRecord)
+//! goes to the log, the metrics and the report to the operator. An admission is a
+//! guard: dropped unsettled, it settles itself.
 
 pub mod keys;
 pub mod lease;
@@ -17,6 +20,7 @@ pub mod report;
 pub mod stream_tap;
 pub mod usage;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,6 +38,7 @@ use crate::config::snapshot::Pricing;
 use crate::metrics::Metrics;
 use crate::provider::Endpoint;
 use crate::router::dispatch::Call;
+use crate::router::gate::Gate;
 use crate::server::error::ApiError;
 
 /// Completion tokens reserved for a call that sets no `max_tokens` and whose model has
@@ -56,19 +61,30 @@ pub struct Meter {
     pub metrics: Arc<Metrics>,
 }
 
-/// What an admitted call holds until it is settled.
+/// What an admitted call holds until it is settled: its limiter permit and the
+/// reservation on the budgets of the model it is trying.
+///
+/// It settles exactly once. [`Admission::settle`] says how the call ended; an admission
+/// dropped unsettled (its request dropped mid-way by a panic, or by a caller that lost
+/// it) settles itself as a call that may have been billed, so a reservation can never
+/// outlive its call.
 pub struct Admission {
+    meter: Arc<Meter>,
+    routes: Arc<Routes>,
     /// The caller's key, if the namespace has keys.
     pub key: Option<Arc<Key>>,
-    /// The model that will serve the call (the downgrade target once a budget is spent).
-    pub model: Arc<Model>,
+    /// The model asked for; usage is recorded under its name.
+    requested: Arc<Model>,
     permit: Option<Permit>,
     /// Budgets the reservation was taken from.
     reserved_from: Vec<String>,
     /// Exhausted budgets with a downgrade: charged but not limited.
     charged_only: Vec<String>,
+    /// The worst case of the model entered last: reserved from `reserved_from`, and the
+    /// charge of a call that may have been billed without a usage report.
     reserved: u64,
     estimated_tokens: u64,
+    settled: bool,
 }
 
 /// How a call ended, for settling it.
@@ -136,97 +152,46 @@ impl Meter {
         )
     }
 
-    /// Checks the caller's limits and reserves what the call may cost; the error is the
-    /// answer.
-    pub async fn admit(
-        &self,
-        routes: &Routes,
+    /// Checks that the caller may call `requested` and takes a limiter permit; the error
+    /// is the answer. Budgets are reserved per model as the router enters each one
+    /// ([`Admission`] is its [`Gate`]), so they follow the model that serves.
+    pub fn admit(
+        self: &Arc<Self>,
+        routes: &Arc<Routes>,
         key: Option<Arc<Key>>,
-        model: Arc<Model>,
+        requested: Arc<Model>,
         call: &Call,
     ) -> Result<Admission, ApiError> {
         if let Some(key) = &key {
-            keys::check_model(key, &model.name)?;
+            keys::check_model(key, &requested.name)?;
         }
-        let key_label = key.as_ref().map_or("", |k| k.name.as_str());
         let permit = match &key {
             Some(k) if k.limits.any() => Some(
                 k.limiter
                     .acquire(call.estimated_tokens, Instant::now())
                     .map_err(|refused| {
-                        self.refused(key_label, refused_reason(refused));
+                        self.refused(&k.name, refused_reason(refused));
                         rate_limited(&k.name, refused)
                     })?,
             ),
             _ => None,
         };
-        let mut model = model;
-        let mut charged_only: Vec<String> = Vec::new();
-        // Each exhausted budget with a downgrade switches the model once.
-        for _ in 0..=routes.budgets.len() {
-            let budgets: Vec<String> = routes
-                .budgets_for(key.as_deref(), &model.name)
-                .into_iter()
-                .filter(|b| !charged_only.contains(&b.name))
-                .map(|b| b.name.clone())
-                .collect();
-            // Also what a stream cut short is charged, budget or not.
-            let amount = worst_case_micros(
-                call.estimated_tokens,
-                max_completion(call, &model),
-                &model.dearest,
-            );
-            match self.reserve(&budgets, amount).await {
-                Ok(()) => {
-                    return Ok(Admission {
-                        key,
-                        model,
-                        permit,
-                        reserved_from: budgets,
-                        charged_only,
-                        reserved: amount,
-                        estimated_tokens: call.estimated_tokens,
-                    });
-                }
-                Err(Short::Waiting(budget)) => {
-                    self.refused(key_label, "budget_unavailable");
-                    return Err(ApiError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "server_error",
-                        format!("Budget `{budget}` cannot grant this call now: the operator did not answer, or what is left is held by other sidecars. Retry shortly."),
-                    )
-                    .with_code("budget_unavailable")
-                    .with_retry_after(Some(1)));
-                }
-                Err(Short::Exhausted(budget)) => {
-                    let rule = routes.budgets.iter().find(|b| b.name == budget);
-                    let target = rule
-                        .and_then(|b| b.downgrade_to.as_deref())
-                        .and_then(|to| routes.model(to));
-                    match target {
-                        Some(target) if target.name != model.name => {
-                            tracing::debug!(budget, to = %target.name, "budget exhausted: downgrading");
-                            model = target.clone();
-                            charged_only.push(budget);
-                        }
-                        _ => {
-                            self.refused(key_label, "budget_exceeded");
-                            return Err(ApiError::new(
-                                StatusCode::TOO_MANY_REQUESTS,
-                                "insufficient_quota",
-                                format!("Budget `{budget}` is exhausted for this period; calls are refused until it resets."),
-                            )
-                            .with_code("budget_exceeded"));
-                        }
-                    }
-                }
-            }
-        }
-        Err(ApiError::internal("budget downgrades form a loop"))
+        Ok(Admission {
+            meter: self.clone(),
+            routes: routes.clone(),
+            key,
+            requested,
+            permit,
+            reserved_from: Vec::new(),
+            charged_only: Vec::new(),
+            reserved: 0,
+            estimated_tokens: call.estimated_tokens,
+            settled: false,
+        })
     }
 
-    /// Reserves from every budget, asking the operator for more while the lease is
-    /// short but the budget is not: other sidecars' leases shrink as their load does.
+    /// Reserves from every budget, asking the operator for more while a lease is short
+    /// but its budget is not: other sidecars' leases shrink as their load does.
     async fn reserve(&self, budgets: &[String], amount: u64) -> Result<(), Short> {
         if budgets.is_empty() {
             return Ok(());
@@ -251,19 +216,109 @@ impl Meter {
             .with_label_values(&[key, reason])
             .inc();
     }
+}
 
-    /// Settles a call: the reservation becomes its cost, and its record is logged,
+impl Admission {
+    /// Reserves the worst case of serving the call with `model` from the budgets that
+    /// model spends from, after giving back what the model entered before held (it did
+    /// not serve, and a call that failed is charged nothing). Answers the model to try:
+    /// `model`, or the target of a spent budget's downgrade.
+    pub async fn enter_model(
+        &mut self,
+        model: &Arc<Model>,
+        call: &Call,
+    ) -> Result<Arc<Model>, ApiError> {
+        self.release();
+        let routes = self.routes.clone();
+        let key_label = self.key.as_ref().map_or("", |k| k.name.as_str());
+        let mut model = model.clone();
+        let mut charged_only: Vec<String> = Vec::new();
+        // Each exhausted budget with a downgrade switches the model once.
+        for _ in 0..=routes.budgets.len() {
+            let budgets: Vec<String> = routes
+                .budgets_for(self.key.as_deref(), &model.name)
+                .into_iter()
+                .filter(|b| !charged_only.contains(&b.name))
+                .map(|b| b.name.clone())
+                .collect();
+            // Also what a call that may have been billed without a usage report is
+            // charged, budget or not.
+            let amount = worst_case_micros(
+                call.estimated_tokens,
+                max_completion(call, &model),
+                &model.dearest,
+            );
+            match self.meter.reserve(&budgets, amount).await {
+                Ok(()) => {
+                    self.reserved_from = budgets;
+                    self.charged_only = charged_only;
+                    self.reserved = amount;
+                    return Ok(model);
+                }
+                Err(Short::Waiting(budget)) => {
+                    self.meter.refused(key_label, "budget_unavailable");
+                    return Err(ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "server_error",
+                        format!("Budget `{budget}` cannot grant this call now: the operator did not answer, or what is left is held by other sidecars. Retry shortly."),
+                    )
+                    .with_code("budget_unavailable")
+                    .with_retry_after(Some(1)));
+                }
+                Err(Short::Exhausted(budget)) => {
+                    let rule = routes.budgets.iter().find(|b| b.name == budget);
+                    let target = rule
+                        .and_then(|b| b.downgrade_to.as_deref())
+                        .and_then(|to| routes.model(to));
+                    match target {
+                        Some(target) if target.name != model.name => {
+                            tracing::debug!(budget, to = %target.name, "budget exhausted: downgrading");
+                            model = target.clone();
+                            charged_only.push(budget);
+                        }
+                        _ => {
+                            self.meter.refused(key_label, "budget_exceeded");
+                            return Err(ApiError::new(
+                                StatusCode::TOO_MANY_REQUESTS,
+                                "insufficient_quota",
+                                format!("Budget `{budget}` is exhausted for this period; calls are refused until it resets."),
+                            )
+                            .with_code("budget_exceeded"));
+                        }
+                    }
+                }
+            }
+        }
+        Err(ApiError::internal("budget downgrades form a loop"))
+    }
+
+    /// Gives back the reservation of the model entered last, charging nothing.
+    fn release(&mut self) {
+        let reserved_from = std::mem::take(&mut self.reserved_from);
+        if !reserved_from.is_empty() {
+            self.meter.leases.settle(&reserved_from, self.reserved, 0);
+        }
+        self.charged_only.clear();
+        self.reserved = 0;
+    }
+
+    /// Settles the call: the reservation becomes its cost, and its record is logged,
     /// counted and queued for the operator.
-    pub fn settle(&self, admission: Admission, outcome: &Outcome<'_>) {
-        let Admission {
-            key,
-            permit,
-            reserved_from,
-            charged_only,
-            reserved,
-            estimated_tokens,
-            ..
-        } = admission;
+    pub fn settle(mut self, outcome: &Outcome<'_>) {
+        self.finish(outcome);
+    }
+
+    fn finish(&mut self, outcome: &Outcome<'_>) {
+        if std::mem::replace(&mut self.settled, true) {
+            return;
+        }
+        let key = self.key.take();
+        let permit = self.permit.take();
+        let reserved_from = std::mem::take(&mut self.reserved_from);
+        let charged_only = std::mem::take(&mut self.charged_only);
+        let reserved = std::mem::take(&mut self.reserved);
+        let estimated_tokens = self.estimated_tokens;
+        let meter = self.meter.clone();
         let (cost, estimated) = match outcome.usage {
             Some(usage) => (usage.cost_micros(&outcome.pricing), false),
             None if outcome.maybe_billed => (reserved, true),
@@ -280,10 +335,10 @@ impl Meter {
             });
         }
         if !reserved_from.is_empty() {
-            self.leases.settle(&reserved_from, reserved, cost);
+            meter.leases.settle(&reserved_from, reserved, cost);
         }
         if !charged_only.is_empty() {
-            self.leases.charge(&charged_only, cost);
+            meter.leases.charge(&charged_only, cost);
         }
         let (served_model, deployment, provider) = outcome.served.unwrap_or(("", "", ""));
         let key_label = key.as_ref().map_or("", |k| k.name.as_str());
@@ -296,13 +351,15 @@ impl Meter {
                 ("reasoning", usage.reasoning_tokens),
             ] {
                 if n > 0 {
-                    self.metrics
+                    meter
+                        .metrics
                         .tokens
                         .with_label_values(&[key_label, team_label, outcome.requested, kind])
                         .inc_by(n);
                 }
             }
-            self.metrics
+            meter
+                .metrics
                 .spend
                 .with_label_values(&[key_label, team_label, outcome.requested])
                 .inc_by(cost);
@@ -324,7 +381,7 @@ impl Meter {
         }
         let mut budgets = reserved_from;
         budgets.extend(charged_only);
-        self.reporter.record(UsageRecord {
+        meter.reporter.record(UsageRecord {
             key: key.as_ref().map(|k| k.name.clone()),
             team: key.as_ref().and_then(|k| k.team.clone()),
             model: outcome.requested.to_owned(),
@@ -339,6 +396,42 @@ impl Meter {
             budgets,
         });
     }
+}
+
+impl Gate for Admission {
+    fn enter(
+        &mut self,
+        model: &Arc<Model>,
+        call: &Call,
+    ) -> impl Future<Output = Result<Arc<Model>, ApiError>> + Send {
+        self.enter_model(model, call)
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        // Nobody said how the call ended: it may have reached a provider and been
+        // billed, so it is charged its reservation (the rule of a call cut short).
+        let requested = self.requested.clone();
+        self.finish(&Outcome {
+            requested: &requested.name,
+            served: None,
+            pricing: Pricing::default(),
+            usage: None,
+            maybe_billed: true,
+            status: client_closed(),
+            latency: Duration::ZERO,
+        });
+    }
+}
+
+/// The status of a call whose client went away first (nginx's 499): never sent, only
+/// logged and counted.
+pub fn client_closed() -> StatusCode {
+    StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST)
 }
 
 fn refused_reason(refused: Refused) -> &'static str {

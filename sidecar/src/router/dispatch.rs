@@ -12,6 +12,7 @@ use http_body_util::{BodyExt, Full};
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 
+use super::gate::Gate;
 use super::relay::{EarlyEnd, Relay};
 use super::retry::{FailureClass, backoff, classify, retry_after};
 use super::strategy::pick;
@@ -150,7 +151,9 @@ impl Failure {
 }
 
 /// Serves `call` from `primary`, falling back to other models of `routes` as the
-/// primary's fallback lists say.
+/// primary's fallback lists say. `gate` is asked before each model is tried: a refusal
+/// of the model asked for is the answer; a refused fallback is skipped, and named in the
+/// error if nothing serves.
 pub async fn dispatch(
     routes: &Routes,
     primary: &Arc<Model>,
@@ -158,9 +161,11 @@ pub async fn dispatch(
     metrics: &Metrics,
     started: Instant,
     trace: &mut Trace,
+    gate: &mut impl Gate,
 ) -> Result<Success, ApiError> {
+    let primary = gate.enter(primary, call).await?;
     let deadline = started + primary.total_timeout;
-    let failure = match try_model(primary, call, metrics, deadline, trace).await {
+    let failure = match try_model(&primary, call, metrics, deadline, trace).await {
         Ok(success) => return Ok(success),
         Err(failure) => failure,
     };
@@ -168,6 +173,7 @@ pub async fn dispatch(
         return Err(failure.into_api_error());
     };
     let mut last = failure;
+    let mut skipped: Vec<String> = Vec::new();
     for name in primary.fallbacks_for(kind) {
         if Instant::now() >= deadline {
             break;
@@ -175,12 +181,23 @@ pub async fn dispatch(
         let Some(model) = routes.model(name) else {
             continue;
         };
+        let model = match gate.enter(model, call).await {
+            Ok(model) => model,
+            Err(refused) => {
+                tracing::info!(from = %primary.name, to = %name, reason = refused.code.unwrap_or(""), "fallback skipped");
+                skipped.push(format!(
+                    "fallback `{name}` was skipped: {}",
+                    refused.message
+                ));
+                continue;
+            }
+        };
         metrics
             .fallbacks
             .with_label_values(&[primary.name.as_str(), name.as_str(), kind.as_str()])
             .inc();
-        tracing::info!(from = %primary.name, to = %name, kind = kind.as_str(), reason = last.class.as_str(), "falling back");
-        match try_model(model, call, metrics, deadline, trace).await {
+        tracing::info!(from = %primary.name, to = %model.name, kind = kind.as_str(), reason = last.class.as_str(), "falling back");
+        match try_model(&model, call, metrics, deadline, trace).await {
             Ok(success) => return Ok(success),
             Err(failure) => {
                 let stop = failure.class.fallback().is_none();
@@ -190,6 +207,13 @@ pub async fn dispatch(
                 }
             }
         }
+    }
+    if !skipped.is_empty() {
+        // Why nothing else served: the client sees that fallbacks existed and why they
+        // could not take the call.
+        // The upstream's own error body would hide that, so the gateway's is sent.
+        last.message = format!("{} Also, {}.", last.message, skipped.join("; "));
+        last.body = None;
     }
     Err(last.into_api_error())
 }
@@ -507,7 +531,11 @@ fn check_params(
         if model.drop_unsupported_params {
             metrics
                 .dropped_params
-                .with_label_values(&[model.name.as_str(), deployment.provider_label, key])
+                .with_label_values(&[
+                    model.name.as_str(),
+                    deployment.provider_label,
+                    param_label(key),
+                ])
                 .inc();
             continue;
         }
@@ -520,6 +548,56 @@ fn check_params(
         ));
     }
     Ok(())
+}
+
+/// OpenAI request parameters that may be metric labels; anything else a client sends is
+/// counted as `other`, so client-chosen names never become series.
+const KNOWN_PARAMS: &[&str] = &[
+    "audio",
+    "dimensions",
+    "encoding_format",
+    "frequency_penalty",
+    "function_call",
+    "functions",
+    "logit_bias",
+    "logprobs",
+    "max_completion_tokens",
+    "max_tokens",
+    "messages",
+    "metadata",
+    "modalities",
+    "n",
+    "parallel_tool_calls",
+    "prediction",
+    "presence_penalty",
+    "prompt",
+    "reasoning_effort",
+    "response_format",
+    "seed",
+    "service_tier",
+    "stop",
+    "store",
+    "stream_options",
+    "suffix",
+    "temperature",
+    "tool_choice",
+    "tools",
+    "top_logprobs",
+    "top_p",
+    "user",
+    "web_search_options",
+    "best_of",
+    "echo",
+    "input",
+];
+
+/// The label for a dropped parameter: its name if OpenAI defines it, else `other`.
+fn param_label(param: &str) -> &str {
+    if KNOWN_PARAMS.contains(&param) {
+        param
+    } else {
+        "other"
+    }
 }
 
 /// A request the provider cannot take is the client's to fix (400); an answer we cannot

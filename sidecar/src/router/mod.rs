@@ -1,7 +1,9 @@
 //! Routing: deployment state, selection strategies, retry rules, the dispatcher that
-//! ties them together, and the stream relay.
+//! ties them together, the gate it asks before spending on a model, and the stream
+//! relay.
 
 pub mod dispatch;
+pub mod gate;
 pub mod relay;
 pub mod retry;
 pub mod state;

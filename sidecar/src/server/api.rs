@@ -8,20 +8,19 @@ use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::json;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 
 use super::body::ProxyBody;
 use super::error::ApiError;
+use super::exchange::Exchange;
 use super::request::{parse_call, read_limited};
-use crate::config::routes::{Model, Routes};
-use crate::config::snapshot::Pricing;
-use crate::meter::usage::Usage;
-use crate::meter::{Meter, Outcome};
+use crate::config::routes::Routes;
+use crate::meter::Meter;
+use crate::meter::keys::Key;
 use crate::metrics::Metrics;
 use crate::provider::Endpoint;
 use crate::router::dispatch::{Answer, Trace, dispatch};
-use crate::router::relay::StreamEnd;
 
 /// Everything the API handler needs; shared by all connections.
 pub struct Proxy {
@@ -31,6 +30,10 @@ pub struct Proxy {
     pub metrics: Arc<Metrics>,
     /// Request body limit in bytes.
     pub max_body_bytes: usize,
+    /// How long a client has to send its whole body.
+    pub body_timeout: Duration,
+    /// Request body bytes all connections may buffer at once.
+    pub body_bytes: Arc<Semaphore>,
     /// Keys, limits, budgets and usage.
     pub meter: Arc<Meter>,
 }
@@ -55,20 +58,27 @@ pub async fn handle(proxy: Arc<Proxy>, request: Request<Incoming>) -> Response<P
         (Some(_), _) => return error_response(&ApiError::method_not_allowed(&method, path), None),
         (None, _) => {}
     }
-    let routes = proxy.routes.borrow().clone();
+    let Some(routes) = proxy.routes.borrow().clone() else {
+        return error_response(&ApiError::not_ready(), None);
+    };
     match (route, &method) {
-        ("/models", &Method::GET) => match routes {
-            Some(routes) => models(&routes),
-            None => error_response(&ApiError::not_ready(), None),
+        ("/models", &Method::GET) => match proxy.meter.authenticate(&routes, request.headers()) {
+            Ok(key) => models(&routes, key.as_deref()),
+            Err(err) => error_response(&err, None),
         },
         (r, &Method::GET) if r.starts_with("/models/") => {
             let id = &r["/models/".len()..];
-            match routes {
-                Some(routes) if routes.model(id).is_some() => {
-                    json_response(StatusCode::OK, &model_object(id))
+            let key = match proxy.meter.authenticate(&routes, request.headers()) {
+                Ok(key) => key,
+                Err(err) => return error_response(&err, None),
+            };
+            // A model the key may not call is not shown to exist.
+            match key {
+                Some(key) if !key.allows(id) => {
+                    error_response(&ApiError::model_not_found(id), None)
                 }
-                Some(_) => error_response(&ApiError::model_not_found(id), None),
-                None => error_response(&ApiError::not_ready(), None),
+                _ if routes.model(id).is_some() => json_response(StatusCode::OK, &model_object(id)),
+                _ => error_response(&ApiError::model_not_found(id), None),
             }
         }
         ("/models", _) => error_response(&ApiError::method_not_allowed(&method, path), None),
@@ -82,45 +92,52 @@ async fn complete(
     request: Request<Incoming>,
     started: Instant,
 ) -> Response<ProxyBody> {
-    let metrics = &proxy.metrics;
+    // Ends the request (metrics, log, settling) however this function is left.
+    let mut exchange = Exchange::new(proxy.clone(), endpoint, started);
     let Some(routes) = proxy.routes.borrow().clone() else {
-        return error_response(&ApiError::not_ready(), None);
+        return refuse(&mut exchange, &ApiError::not_ready());
     };
     let (parts, body) = request.into_parts();
-    let bytes = match read_limited(body, proxy.max_body_bytes).await {
-        Ok(bytes) => bytes,
-        Err(err) => return rejected(metrics, &err),
+    // The key comes from the headers: a caller without one is refused before its body
+    // is read, so no one can make the sidecar buffer bodies without a key.
+    let key = match proxy.meter.authenticate(&routes, &parts.headers) {
+        Ok(key) => key,
+        Err(err) => return refuse(&mut exchange, &err),
+    };
+    let read = read_limited(body, proxy.max_body_bytes, &proxy.body_bytes);
+    let (bytes, buffered) = match tokio::time::timeout(proxy.body_timeout, read).await {
+        Ok(Ok(read)) => read,
+        Ok(Err(err)) => return refuse(&mut exchange, &err),
+        Err(_) => return refuse(&mut exchange, &ApiError::body_timeout(proxy.body_timeout)),
     };
     let (model_name, mut call) = match parse_call(endpoint, &bytes) {
         Ok(parsed) => parsed,
-        Err(err) => return rejected(metrics, &err),
+        Err(err) => return refuse(&mut exchange, &err),
     };
-    drop(bytes);
-    let key = match proxy.meter.authenticate(&routes, &parts.headers) {
-        Ok(key) => key,
-        Err(err) => return rejected(metrics, &err),
-    };
+    drop((bytes, buffered));
     let Some(requested) = routes.model(&model_name).cloned() else {
-        return rejected(metrics, &ApiError::model_not_found(&model_name));
+        return refuse(&mut exchange, &ApiError::model_not_found(&model_name));
     };
-    let admission = match proxy
-        .meter
-        .admit(&routes, key, requested.clone(), &call)
-        .await
-    {
+    exchange.set_requested(requested.clone());
+    let admission = match proxy.meter.admit(&routes, key, requested.clone(), &call) {
         Ok(admission) => admission,
-        Err(err) => return rejected(metrics, &err),
+        Err(err) => return refuse(&mut exchange, &err),
     };
+    exchange.admitted(requested.clone(), admission);
     let strip_usage = call.stream && ask_for_usage(&mut call);
-    metrics.in_flight.inc();
-    let in_flight = InFlightGauge(metrics.clone());
-    let mut trace = Trace::default();
-    let model = admission.model.clone();
-    let result = dispatch(&routes, &model, &call, metrics, started, &mut trace).await;
+    let metrics = &proxy.metrics;
+    // The trace stays in the exchange while routing runs: a client leaving mid-way
+    // ends the request knowing whether an upstream was reached.
+    let result = match exchange.routing() {
+        (trace, Some(gate)) => {
+            dispatch(&routes, &requested, &call, metrics, started, trace, gate).await
+        }
+        (_, None) => Err(ApiError::internal("admitted call without an admission")),
+    };
     let overhead = started
         .elapsed()
-        .saturating_sub(trace.upstream)
-        .saturating_sub(trace.waiting);
+        .saturating_sub(exchange.trace.upstream)
+        .saturating_sub(exchange.trace.waiting);
     metrics
         .overhead
         .with_label_values(&[endpoint.as_str()])
@@ -128,86 +145,26 @@ async fn complete(
     let success = match result {
         Ok(success) => success,
         Err(err) => {
-            let served = trace.last.as_ref().map(|(m, i)| {
-                let d = &m.deployments[*i];
-                (m.name.as_str(), d.name.as_str(), d.provider_label)
-            });
-            metrics
-                .requests
-                .with_label_values(&[
-                    requested.name.as_str(),
-                    served.map_or("", |s| s.1),
-                    served.map_or("", |s| s.2),
-                    err.status.as_str(),
-                ])
-                .inc();
-            metrics
-                .request_duration
-                .with_label_values(&[requested.name.as_str(), endpoint.as_str()])
-                .observe(started.elapsed().as_secs_f64());
-            tracing::info!(
-                target: "llmesh::access",
-                endpoint = endpoint.as_str(), model = %requested.name, served_by = served.map_or("", |s| s.0),
-                deployment = served.map_or("", |s| s.1), status = err.status.as_u16(), attempts = trace.attempts,
-                duration_ms = started.elapsed().as_millis() as u64, error = %err.message,
-                "request failed"
-            );
-            proxy.meter.settle(
-                admission,
-                &Outcome {
-                    requested: &requested.name,
-                    served,
-                    pricing: Pricing::default(),
-                    usage: None,
-                    maybe_billed: false,
-                    status: err.status,
-                    latency: started.elapsed(),
-                },
-            );
-            drop(in_flight);
-            return error_response(&err, Some((&trace, overhead)));
+            exchange.failed(err.status, &err.message);
+            return error_response(&err, Some((&exchange.trace, overhead)));
         }
     };
-    // Shared handles, not copies of names: the stream's end callback keeps them.
-    let served = Served {
-        requested,
-        model: success.model,
-        deployment: success.deployment,
-    };
+    let (model, deployment) = (success.model, success.deployment);
     let mut response = match success.answer {
         Answer::Full(body, usage) => {
-            record_success(metrics, &served, endpoint, started, trace.attempts, None);
-            proxy
-                .meter
-                .settle(admission, &served.outcome(usage, false, started));
-            drop(in_flight);
             let mut response = Response::new(ProxyBody::full(body));
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             );
+            exchange.served(model.clone(), deployment, usage);
             response
         }
-        Answer::Stream(mut relay) => {
+        Answer::Stream(relay) => {
             metrics
                 .time_to_first_token
-                .with_label_values(&[served.requested.name.as_str()])
+                .with_label_values(&[requested.name.as_str()])
                 .observe(started.elapsed().as_secs_f64());
-            if strip_usage {
-                relay.strip_usage();
-            }
-            let metrics = metrics.clone();
-            let attempts = trace.attempts;
-            let served = served.clone();
-            let proxy = proxy.clone();
-            relay.on_end(Box::new(move |end, usage| {
-                record_success(&metrics, &served, endpoint, started, attempts, Some(end));
-                // Cut short or not, a stream without a usage report may have been billed.
-                proxy
-                    .meter
-                    .settle(admission, &served.outcome(usage, usage.is_none(), started));
-                drop(in_flight);
-            }));
             let mut response = Response::new(ProxyBody::Stream(relay));
             let headers = response.headers_mut();
             headers.insert(
@@ -219,14 +176,31 @@ async fn complete(
         }
     };
     let headers = response.headers_mut();
-    if let Ok(value) = HeaderValue::from_str(&served.model.deployments[served.deployment].name) {
+    if let Ok(value) = HeaderValue::from_str(&model.deployments[deployment].name) {
         headers.insert("x-llmesh-deployment", value);
     }
-    if let Ok(value) = HeaderValue::from_str(&served.model.name) {
+    if let Ok(value) = HeaderValue::from_str(&model.name) {
         headers.insert("x-llmesh-model", value);
     }
-    trace_headers(headers, &trace, overhead);
+    trace_headers(headers, &exchange.trace, overhead);
+    if let ProxyBody::Stream(relay) = response.body_mut() {
+        if strip_usage {
+            relay.strip_usage();
+        }
+        // The stream's end ends the request; a relay dropped before it starts (the
+        // client gone before the headers went out) drops the callback, and with it the
+        // exchange, which ends the request as the client's leaving.
+        relay.on_end(Box::new(move |end, usage| {
+            exchange.streamed(model, deployment, end, usage);
+        }));
+    }
     response
+}
+
+/// Refuses a request: its exchange ends with this error, which is the answer.
+fn refuse(exchange: &mut Exchange, err: &ApiError) -> Response<ProxyBody> {
+    exchange.failed(err.status, &err.message);
+    error_response(err, None)
 }
 
 /// Makes a streaming call ask for the usage chunk, which metering needs. True when the
@@ -252,84 +226,6 @@ fn ask_for_usage(call: &mut crate::router::dispatch::Call) -> bool {
     }
     options.insert("include_usage".into(), serde_json::Value::Bool(true));
     true
-}
-
-/// Who served a request: the model asked for, the model that answered (a fallback,
-/// maybe) and its deployment.
-#[derive(Clone)]
-struct Served {
-    requested: Arc<Model>,
-    model: Arc<Model>,
-    deployment: usize,
-}
-
-impl Served {
-    fn outcome(&self, usage: Option<Usage>, maybe_billed: bool, started: Instant) -> Outcome<'_> {
-        let d = &self.model.deployments[self.deployment];
-        Outcome {
-            requested: &self.requested.name,
-            served: Some((&self.model.name, &d.name, d.provider_label)),
-            pricing: d.pricing,
-            usage,
-            maybe_billed,
-            status: StatusCode::OK,
-            latency: started.elapsed(),
-        }
-    }
-}
-
-fn record_success(
-    metrics: &Metrics,
-    served: &Served,
-    endpoint: Endpoint,
-    started: Instant,
-    attempts: u32,
-    end: Option<StreamEnd>,
-) {
-    let requested = served.requested.name.as_str();
-    let deployment = &served.model.deployments[served.deployment];
-    metrics
-        .requests
-        .with_label_values(&[
-            requested,
-            deployment.name.as_str(),
-            deployment.provider_label,
-            "200",
-        ])
-        .inc();
-    let elapsed = started.elapsed();
-    metrics
-        .request_duration
-        .with_label_values(&[requested, endpoint.as_str()])
-        .observe(elapsed.as_secs_f64());
-    tracing::debug!(
-        target: "llmesh::access",
-        endpoint = endpoint.as_str(), model = requested, attempts,
-        stream_end = end.map(|e| match e {
-            StreamEnd::Complete => "complete",
-            StreamEnd::Failed => "failed",
-            StreamEnd::ClientGone => "client_gone",
-        }),
-        "request served"
-    );
-}
-
-/// Keeps the in-flight gauge up while a request (or its stream) lives.
-struct InFlightGauge(Arc<Metrics>);
-
-impl Drop for InFlightGauge {
-    fn drop(&mut self) {
-        self.0.in_flight.dec();
-    }
-}
-
-/// A request refused before routing (bad input, unknown model).
-fn rejected(metrics: &Metrics, err: &ApiError) -> Response<ProxyBody> {
-    metrics
-        .requests
-        .with_label_values(&["", "", "", err.status.as_str()])
-        .inc();
-    error_response(err, None)
 }
 
 fn trace_headers(headers: &mut http::HeaderMap, trace: &Trace, overhead: Duration) {
@@ -365,7 +261,13 @@ fn model_object(id: &str) -> serde_json::Value {
     json!({"id": id, "object": "model", "created": 0, "owned_by": "llmesh"})
 }
 
-fn models(routes: &Routes) -> Response<ProxyBody> {
-    let data: Vec<_> = routes.names().iter().map(|n| model_object(n)).collect();
+/// The models `key` may call: all of them in a namespace without keys.
+fn models(routes: &Routes, key: Option<&Key>) -> Response<ProxyBody> {
+    let data: Vec<_> = routes
+        .names()
+        .iter()
+        .filter(|n| key.is_none_or(|k| k.allows(n)))
+        .map(|n| model_object(n))
+        .collect();
     json_response(StatusCode::OK, &json!({"object": "list", "data": data}))
 }

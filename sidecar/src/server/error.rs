@@ -97,6 +97,30 @@ impl ApiError {
         .with_code("request_too_large")
     }
 
+    /// 408: the client did not send its whole body in time.
+    pub fn body_timeout(limit: std::time::Duration) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "invalid_request_error",
+            format!(
+                "The request body did not arrive within {} seconds.",
+                limit.as_secs()
+            ),
+        )
+        .with_code("request_timeout")
+    }
+
+    /// 503: the sidecar holds as many request bodies as it may; retry shortly.
+    pub fn busy_reading() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server_error",
+            "The gateway is reading as many request bodies as it can hold. Retry shortly.",
+        )
+        .with_code("server_busy")
+        .with_retry_after(Some(1))
+    }
+
     /// 503 while the sidecar has no config yet.
     pub fn not_ready() -> Self {
         Self::new(

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod api;
 pub mod body;
 pub mod error;
+pub mod exchange;
 pub mod request;
 
 use std::future::Future;
@@ -40,6 +41,11 @@ pub struct Settings {
     pub admin_addr: SocketAddr,
     /// Request body limit in bytes.
     pub max_body_bytes: usize,
+    /// How long a client has to send a request's whole body.
+    pub body_timeout: Duration,
+    /// Request body bytes all connections may buffer at once; a request that would go
+    /// beyond is answered 503 with `Retry-After` rather than made to wait.
+    pub max_buffered_bytes: usize,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
     /// The virtual key this pod is bound to: calls without a key use it.
@@ -63,6 +69,8 @@ impl Default for Settings {
             api_addr: SocketAddr::from(([127, 0, 0, 1], 4000)),
             admin_addr: SocketAddr::from(([0, 0, 0, 0], 4001)),
             max_body_bytes: 16 * 1024 * 1024,
+            body_timeout: Duration::from_secs(30),
+            max_buffered_bytes: 64 * 1024 * 1024,
             shutdown_grace: Duration::from_secs(30),
             bound_key: None,
             reporter_id: default_reporter_id(),
@@ -214,6 +222,12 @@ impl Sidecar {
             routes: routes_rx.clone(),
             metrics: self.metrics.clone(),
             max_body_bytes: self.settings.max_body_bytes,
+            body_timeout: self.settings.body_timeout,
+            body_bytes: Arc::new(tokio::sync::Semaphore::new(
+                self.settings
+                    .max_buffered_bytes
+                    .min(tokio::sync::Semaphore::MAX_PERMITS),
+            )),
             meter,
         });
         let last_routes = routes_rx.clone();

@@ -1,31 +1,67 @@
 //! Reading and validating a client's request body: size limit, UTF-8, JSON object, and
 //! the fields each endpoint requires, with errors worded like OpenAI's.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http_body::Body;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use serde_json::{Map, Value};
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::error::ApiError;
 use crate::provider::Endpoint;
 use crate::router::dispatch::Call;
 
-/// Reads the whole body, refusing more than `limit` bytes with a 413.
-pub async fn read_limited<B>(body: B, limit: usize) -> Result<Bytes, ApiError>
+/// Reads the whole body, refusing more than `limit` bytes with a 413. Every byte
+/// buffered is first taken from `buffered`, the bytes all connections may hold at once;
+/// when it has none left the request is refused (503) rather than queued, since waiting
+/// readers would hold their connections and what they already read.
+///
+/// The bytes come with what they hold of `buffered`, to give back once they are parsed.
+pub async fn read_limited<B>(
+    body: B,
+    limit: usize,
+    buffered: &Semaphore,
+) -> Result<(Bytes, Option<SemaphorePermit<'_>>), ApiError>
 where
-    B: Body<Data = Bytes>,
+    B: Body<Data = Bytes> + Unpin,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     if body.size_hint().lower() > limit as u64 {
         return Err(ApiError::body_too_large(limit));
     }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(err) if err.is::<LengthLimitError>() => Err(ApiError::body_too_large(limit)),
-        Err(_) => Err(ApiError::invalid_request(
-            "The request body could not be read.",
-        )),
+    let mut body = body;
+    let mut held: Option<SemaphorePermit<'_>> = None;
+    let mut buf = BytesMut::new();
+    let mut first: Option<Bytes> = None;
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|_| ApiError::invalid_request("The request body could not be read."))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        let len = first.as_ref().map_or(buf.len(), Bytes::len) + data.len();
+        if len > limit {
+            return Err(ApiError::body_too_large(limit));
+        }
+        let n = u32::try_from(data.len()).map_err(|_| ApiError::body_too_large(limit))?;
+        let permit = buffered
+            .try_acquire_many(n)
+            .map_err(|_| ApiError::busy_reading())?;
+        match held.as_mut() {
+            Some(held) => held.merge(permit),
+            None => held = Some(permit),
+        }
+        // A body in one frame is kept without copying.
+        match first.take() {
+            None if buf.is_empty() => first = Some(data),
+            Some(one) => {
+                buf.extend_from_slice(&one);
+                buf.extend_from_slice(&data);
+            }
+            None => buf.extend_from_slice(&data),
+        }
     }
+    Ok((first.unwrap_or_else(|| buf.freeze()), held))
 }
 
 /// Parses and validates a body for `endpoint`; returns the requested model name too.
@@ -219,9 +255,27 @@ mod tests {
     #[tokio::test]
     async fn oversized_bodies_get_413() {
         let big = Full::new(Bytes::from(vec![b'a'; 100]));
-        let e = read_limited(big, 10).await.unwrap_err();
+        let bytes = Semaphore::new(1_000);
+        let e = read_limited(big, 10, &bytes).await.unwrap_err();
         assert_eq!(e.status, http::StatusCode::PAYLOAD_TOO_LARGE);
         let ok = Full::new(Bytes::from_static(b"12345"));
-        assert_eq!(read_limited(ok, 10).await.unwrap(), "12345");
+        let (read, held) = read_limited(ok, 10, &bytes).await.unwrap();
+        assert_eq!(read, "12345");
+        assert_eq!(bytes.available_permits(), 995, "held while the bytes are");
+        drop(held);
+        assert_eq!(bytes.available_permits(), 1_000);
+    }
+
+    #[tokio::test]
+    async fn bodies_beyond_what_may_be_buffered_get_503() {
+        let bytes = Semaphore::new(4);
+        let held = bytes.try_acquire_many(2).unwrap();
+        let e = read_limited(Full::new(Bytes::from_static(b"12345")), 10, &bytes)
+            .await
+            .unwrap_err();
+        assert_eq!(e.status, http::StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(e.code, Some("server_busy"));
+        drop(held);
+        assert_eq!(bytes.available_permits(), 4);
     }
 }

@@ -10,7 +10,7 @@ use kube::api::ListParams;
 use kube::runtime::controller::Controller;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::watcher;
-use kube::{Api, Client};
+use kube::Client;
 use llmesh_crds::{Budget, LlmModel, VirtualKey};
 
 use crate::controllers::{self, Context};
@@ -42,19 +42,20 @@ pub struct Settings {
     pub namespace: Option<String>,
 }
 
-/// Checks that each CRD is served.
-pub async fn check_crds(client: &Client) -> Result<(), StartError> {
+/// Checks that each CRD is served, in `namespace` when the operator serves one (its
+/// Role grants nothing cluster-wide).
+pub async fn check_crds(client: &Client, namespace: Option<&str>) -> Result<(), StartError> {
     let lp = ListParams::default().limit(1);
     for result in [
-        Api::<LlmModel>::all(client.clone())
+        scoped::<LlmModel>(client, namespace)
             .list_metadata(&lp)
             .await
             .map(drop),
-        Api::<VirtualKey>::all(client.clone())
+        scoped::<VirtualKey>(client, namespace)
             .list_metadata(&lp)
             .await
             .map(drop),
-        Api::<Budget>::all(client.clone())
+        scoped::<Budget>(client, namespace)
             .list_metadata(&lp)
             .await
             .map(drop),
@@ -80,7 +81,7 @@ pub async fn start(
     settings: &Settings,
     shutdown: impl Future<Output = ()> + Send + Sync + Clone + 'static,
 ) -> Result<Operator, StartError> {
-    check_crds(&client).await?;
+    check_crds(&client, settings.namespace.as_deref()).await?;
     let metrics = Metrics::new()?;
     let ns = settings.namespace.as_deref();
     let hub = Hub::start(client.clone(), ns, metrics.clone());

@@ -172,14 +172,32 @@ def check_common(name: str, docs: list[dict], values: dict, namespace: str) -> N
     check(probes == ("/readyz", "/healthz"), f"[{name}] probes on /readyz and /healthz")
 
     role = one(docs, "ClusterRole")
-    flat = json.dumps(role["rules"])
+    roles = by_kind(docs, "Role")
+    rules = role["rules"] + [r for x in roles for r in x["rules"]]
+    flat = json.dumps(rules)
     check('"*"' not in flat, f"[{name}] RBAC has no wildcard")
-    check(not any("delete" in r["verbs"] or "deletecollection" in r["verbs"] for r in role["rules"]),
+    check(not any("delete" in r["verbs"] or "deletecollection" in r["verbs"] for r in rules),
           f"[{name}] RBAC never deletes (owned Secrets are garbage-collected)")
-    spec_writes = [r for r in role["rules"] if r["apiGroups"] == ["llmesh.io"]
+    spec_writes = [r for r in rules if r["apiGroups"] == ["llmesh.io"]
                    and any(not res.endswith("/status") for res in r["resources"])
                    and set(r["verbs"]) - {"get", "list", "watch"}]
     check(not spec_writes, f"[{name}] RBAC writes llmesh resources' status only")
+    watch = values.get("operator", {}).get("watchNamespace")
+    cluster_secrets = [r for r in role["rules"] if "secrets" in r["resources"]]
+    if watch:
+        served = [x for x in roles if x["metadata"]["namespace"] == watch]
+        check(not cluster_secrets and not [r for r in role["rules"] if r["apiGroups"] == ["llmesh.io"]],
+              f"[{name}] with watchNamespace, no cluster-wide Secrets or llmesh.io rules")
+        check(len(served) == 1 and any("secrets" in r["resources"] for r in served[0]["rules"]),
+              f"[{name}] a Role in {watch} grants what the operator does there")
+        own = [x for x in roles if x["metadata"]["namespace"] == namespace]
+        named = [r for x in own for r in x["rules"] if r.get("resourceNames")]
+        check(watch == namespace or (own and named and all(r["resources"] == ["secrets"] for x in own for r in x["rules"])),
+              f"[{name}] in its own namespace the operator keeps only its certificate Secret")
+        bindings = by_kind(docs, "RoleBinding")
+        check(len(bindings) == len(roles), f"[{name}] every Role is bound")
+    else:
+        check(cluster_secrets and not roles, f"[{name}] serving every namespace, one ClusterRole")
     binding = one(docs, "ClusterRoleBinding")
     sa_name = binding["subjects"][0]["name"]
     check(binding["subjects"][0]["namespace"] == namespace and pod["serviceAccountName"] == sa_name,

@@ -47,6 +47,9 @@ pub struct Compiled {
     pub snapshot: Snapshot,
     /// Everything wrong with the inputs, in resource order.
     pub problems: Vec<Problem>,
+    /// The Secrets the resources referenced, found or not: the only ones whose values
+    /// the operator needs (the hub reads no others).
+    pub secrets_used: BTreeSet<String>,
 }
 
 impl Compiled {
@@ -292,7 +295,12 @@ pub fn compile(input: &Inputs) -> Compiled {
         budgets,
     };
     snapshot.version = content_version(&snapshot);
-    Compiled { snapshot, problems }
+    let secrets_used = secrets.used.into_inner();
+    Compiled {
+        snapshot,
+        problems,
+        secrets_used,
+    }
 }
 
 /// The first 16 hex digits of the SHA-256 of the snapshot serialized with an empty
@@ -413,6 +421,8 @@ mod named {
 /// server does on write.
 struct Secrets<'a> {
     by_name: BTreeMap<&'a str, BTreeMap<&'a str, &'a [u8]>>,
+    /// Every name asked for.
+    used: std::cell::RefCell<BTreeSet<String>>,
 }
 
 impl<'a> Secrets<'a> {
@@ -431,12 +441,16 @@ impl<'a> Secrets<'a> {
             }
             by_name.insert(name, values);
         }
-        Secrets { by_name }
+        Secrets {
+            by_name,
+            used: std::cell::RefCell::new(BTreeSet::new()),
+        }
     }
 
     /// The value of `key` in Secret `name`, trimmed of surrounding whitespace (a trailing
     /// newline from `--from-file` is never part of a credential).
     fn get(&self, name: &str, key: &str) -> Result<String, (Reason, String)> {
+        self.used.borrow_mut().insert(name.to_owned());
         let data = self
             .by_name
             .get(name)

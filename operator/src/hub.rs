@@ -1,5 +1,8 @@
-//! The snapshot hub: caches every LLMModel, VirtualKey, Budget and Secret (kube-runtime
-//! reflectors), recompiles a namespace's snapshot within moments of any change to it,
+//! The snapshot hub: caches every LLMModel, VirtualKey and Budget (kube-runtime
+//! reflectors) and only the *metadata* of Secrets: a Secret's value is read (and kept)
+//! only when a resource references it, and read again when its resourceVersion moves,
+//! so the operator never holds the other Secrets of the namespaces it serves. It
+//! recompiles a namespace's snapshot within moments of any change to it,
 //! and publishes each namespace's snapshot on a `watch` channel that config-push
 //! connections subscribe to. Controllers read the same caches to write status, and are
 //! told when a namespace's problems change so dependent resources (a model whose
@@ -11,7 +14,8 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
-use kube::runtime::reflector::{self, Store};
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use llmesh_crds::{Budget, LlmModel, VirtualKey};
@@ -33,8 +37,12 @@ pub struct Hub {
     pub keys: Store<VirtualKey>,
     /// Budgets.
     pub budgets: Store<Budget>,
-    /// Secrets.
-    pub secrets: Store<Secret>,
+    /// Secrets' metadata: which exist, at which resourceVersion.
+    pub secrets: Store<PartialObjectMeta<Secret>>,
+    /// Values of the referenced Secrets, by namespace and name.
+    values: Mutex<HashMap<(String, String), Secret>>,
+    client: Client,
+    dirty: mpsc::UnboundedSender<(String, Instant)>,
     namespaces: Mutex<HashMap<String, Namespace>>,
     listeners: Mutex<Vec<mpsc::UnboundedSender<String>>>,
     metrics: Metrics,
@@ -57,12 +65,17 @@ impl Hub {
         let models = reflect::<LlmModel>(scoped(&client, namespace), dirty_tx.clone());
         let keys = reflect::<VirtualKey>(scoped(&client, namespace), dirty_tx.clone());
         let budgets = reflect::<Budget>(scoped(&client, namespace), dirty_tx.clone());
-        let secrets = reflect::<Secret>(scoped(&client, namespace), dirty_tx);
+        // `Api<PartialObjectMeta<_>>` lists and watches metadata only: no values.
+        let secrets =
+            reflect::<PartialObjectMeta<Secret>>(scoped(&client, namespace), dirty_tx.clone());
         let hub = Arc::new(Hub {
             models,
             keys,
             budgets,
             secrets,
+            values: Mutex::new(HashMap::new()),
+            client,
+            dirty: dirty_tx,
             namespaces: Mutex::new(HashMap::new()),
             listeners: Mutex::new(Vec::new()),
             metrics,
@@ -96,11 +109,66 @@ impl Hub {
                 .map(|o| (*o).clone())
                 .collect()
         }
+        // The values read, while their resourceVersion is still the current one.
+        let secrets = lock(&self.values)
+            .iter()
+            .filter(|((ns, _), _)| ns == namespace)
+            .filter(|(_, secret)| self.is_current(secret))
+            .map(|(_, secret)| secret.clone())
+            .collect();
         Inputs {
             models: of(&self.models, namespace),
             keys: of(&self.keys, namespace),
             budgets: of(&self.budgets, namespace),
-            secrets: of(&self.secrets, namespace),
+            secrets,
+        }
+    }
+
+    /// The names of the namespace's Secrets whose values the operator holds: only
+    /// referenced ones.
+    pub fn secrets_held(&self, namespace: &str) -> Vec<String> {
+        let mut names: Vec<String> = lock(&self.values)
+            .keys()
+            .filter(|(ns, _)| ns == namespace)
+            .map(|(_, name)| name.clone())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Whether a Secret read earlier is still the one the metadata cache holds.
+    fn is_current(&self, secret: &Secret) -> bool {
+        let (Some(name), Some(ns)) = (&secret.metadata.name, &secret.metadata.namespace) else {
+            return false;
+        };
+        self.secrets
+            .get(&ObjectRef::new(name).within(ns))
+            .is_some_and(|meta| meta.metadata.resource_version == secret.metadata.resource_version)
+    }
+
+    /// Reads the Secrets the namespace's resources reference whose value is missing or
+    /// stale, and forgets the values of Secrets no longer referenced or gone.
+    async fn read_referenced(&self, namespace: &str) {
+        let used = self.compile(namespace).secrets_used;
+        lock(&self.values).retain(|(ns, name), _| ns != namespace || used.contains(name));
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        for name in used {
+            let meta = self.secrets.get(&ObjectRef::new(&name).within(namespace));
+            let fresh = lock(&self.values)
+                .get(&(namespace.to_owned(), name.clone()))
+                .is_some_and(|s| self.is_current(s));
+            if fresh || meta.is_none() {
+                continue;
+            }
+            match api.get_opt(&name).await {
+                Ok(Some(secret)) => {
+                    lock(&self.values).insert((namespace.to_owned(), name), secret);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(namespace, secret = %name, error = %e, "cannot read a referenced Secret; retrying at the next change")
+                }
+            }
         }
     }
 
@@ -127,6 +195,9 @@ impl Hub {
             return entry.tx.subscribe();
         }
         self.recompile(namespace, Instant::now());
+        // Compiled from the values read so far; the loop reads what is missing and
+        // recompiles.
+        let _ = self.dirty.send((namespace.to_owned(), Instant::now()));
         let namespaces = lock(&self.namespaces);
         match namespaces.get(namespace) {
             Some(ns) => ns.tx.subscribe(),
@@ -156,6 +227,7 @@ impl Hub {
         // Namespaces subscribed to before now get their first snapshot.
         let waiting: Vec<String> = lock(&self.namespaces).keys().cloned().collect();
         for ns in waiting {
+            self.read_referenced(&ns).await;
             self.recompile(&ns, Instant::now());
         }
         let mut pending: HashMap<String, Instant> = HashMap::new();
@@ -173,7 +245,9 @@ impl Hub {
                     },
                 }
             }
-            for (ns, seen) in pending.drain() {
+            let batch: Vec<(String, Instant)> = pending.drain().collect();
+            for (ns, seen) in batch {
+                self.read_referenced(&ns).await;
                 self.recompile(&ns, seen);
             }
         }

@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
+use kube::Client;
 use kube::api::ListParams;
 use kube::runtime::controller::Controller;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::watcher;
-use kube::Client;
 use llmesh_crds::{Budget, LlmModel, VirtualKey};
 
 use crate::controllers::{self, Context};

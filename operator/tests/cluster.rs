@@ -405,6 +405,10 @@ async fn a_connected_sidecar_receives_edits_and_rotated_provider_secrets() {
         }
     };
     wait(&mut rx, "sk-one").await;
+    // The operator holds the value of the referenced Secret only, not of the others.
+    create(&env, secret("unrelated", "password", "hunter2")).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(op.ctx.hub.secrets_held(&env.namespace), ["openai"]);
 
     // A rotated provider key reaches the connected sidecar, no restart.
     let rotated = serde_json::json!({"data": {"apiKey": "c2stdHdv"}}); // sk-two

@@ -4,7 +4,10 @@
 //! The result names the namespace whose config the caller may read and the subject
 //! its usage is recorded under (the pod for a pod-bound token, else the service
 //! account), so a pod can neither read another namespace's config nor report under
-//! another sidecar's name. Reviews are cached (accepted ones for a minute, never past the
+//! another sidecar's name. A pod-bound token must belong to a pod the webhook injected
+//! (same uid, `llmesh.io/injected: "true"`): other pods of the namespace get nothing,
+//! even with a token for the `llmesh` audience. Tokens bound to no pod (clusters older
+//! than Kubernetes 1.30 do not say which pod) are refused unless allowed. Reviews are cached (accepted ones for a minute, never past the
 //! token's own expiry; refused ones for ten seconds) and new reviews are rate-limited, so
 //! neither a fleet reconnecting at once nor a caller trying tokens floods the API server.
 
@@ -16,6 +19,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
+use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::PostParams;
 use llmesh_sidecar::config::push::AUDIENCE;
@@ -24,6 +28,10 @@ use tokio::time::Instant;
 
 /// The TokenReview `user.extra` key naming the pod a bound token belongs to.
 pub const POD_UID: &str = "authentication.kubernetes.io/pod-uid";
+/// The TokenReview `user.extra` key with that pod's name.
+pub const POD_NAME: &str = "authentication.kubernetes.io/pod-name";
+/// The annotation the webhook sets on pods it injected.
+pub const INJECTED: &str = "llmesh.io/injected";
 /// How long an accepted review is trusted (and how often a connection is re-reviewed).
 pub const REVIEW_TTL: Duration = Duration::from_secs(60);
 /// How long a refused review is remembered.
@@ -42,6 +50,8 @@ pub struct Identity {
     pub subject: String,
     /// When the token itself expires, if it says (a JWT's `exp`).
     pub expires: Option<SystemTime>,
+    /// The pod (name, uid) a bound token belongs to.
+    pub pod: Option<(String, String)>,
 }
 
 impl Identity {
@@ -51,6 +61,7 @@ impl Identity {
             namespace: namespace.to_owned(),
             subject: format!("sa:{namespace}"),
             expires: None,
+            pod: None,
         }
     }
 }
@@ -88,6 +99,7 @@ pub struct TokenReviewer {
     client: kube::Client,
     cache: Mutex<HashMap<[u8; 32], Cached>>,
     bucket: Mutex<(u32, Instant)>,
+    allow_unbound: bool,
 }
 
 impl TokenReviewer {
@@ -97,6 +109,47 @@ impl TokenReviewer {
             client,
             cache: Mutex::new(HashMap::new()),
             bucket: Mutex::new((REVIEW_BURST, Instant::now())),
+            allow_unbound: false,
+        }
+    }
+
+    /// Accepts tokens bound to no pod (`LLMESH_ALLOW_UNBOUND_TOKENS`): for clusters whose
+    /// TokenReviews do not name the pod. Any pod of a namespace can then read its config.
+    pub fn allow_unbound(mut self, allow: bool) -> Self {
+        self.allow_unbound = allow;
+        self
+    }
+
+    /// Refuses a token whose pod is not one the webhook injected.
+    async fn check_pod(&self, identity: &Identity) -> Result<(), AuthError> {
+        let Some((name, uid)) = &identity.pod else {
+            return if self.allow_unbound {
+                Ok(())
+            } else {
+                Err(AuthError::Rejected(
+                    "the token is bound to no pod (set LLMESH_ALLOW_UNBOUND_TOKENS=true on clusters older than Kubernetes 1.30)".into(),
+                ))
+            };
+        };
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &identity.namespace);
+        let pod = pods
+            .get_opt(name)
+            .await
+            .map_err(|e| AuthError::Review(format!("reading pod {name}: {e}")))?;
+        let injected = pod.as_ref().is_some_and(|p| {
+            p.metadata.uid.as_deref() == Some(uid.as_str())
+                && p.metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(INJECTED))
+                    .is_some_and(|v| v == "true")
+        });
+        if injected {
+            Ok(())
+        } else {
+            Err(AuthError::Rejected(format!(
+                "pod {name} is not a pod llmesh injected"
+            )))
         }
     }
 
@@ -134,7 +187,9 @@ impl TokenReviewer {
             .create(&PostParams::default(), &review)
             .await
             .map_err(|e| AuthError::Review(e.to_string()))?;
-        judge(answer.status.unwrap_or_default(), token)
+        let identity = judge(answer.status.unwrap_or_default(), token)?;
+        self.check_pod(&identity).await?;
+        Ok(identity)
     }
 }
 
@@ -162,12 +217,17 @@ pub fn judge(
     let username = user.username.unwrap_or_default();
     let namespace = service_account_namespace(&username)
         .ok_or_else(|| AuthError::NotServiceAccount(username.clone()))?;
-    let pod = user
-        .extra
-        .as_ref()
-        .and_then(|e| e.get(POD_UID))
-        .and_then(|v| v.first())
-        .filter(|v| !v.is_empty());
+    let extra = |key: &str| {
+        user.extra
+            .as_ref()
+            .and_then(|e| e.get(key))
+            .and_then(|v| v.first())
+            .filter(|v| !v.is_empty())
+            .cloned()
+    };
+    let pod_name = extra(POD_NAME);
+    let pod = extra(POD_UID);
+    let bound = pod_name.zip(pod.clone());
     let subject = match (pod, user.uid.filter(|u| !u.is_empty())) {
         (Some(pod), _) => format!("pod:{pod}"),
         (None, Some(uid)) => format!("sa:{uid}"),
@@ -177,6 +237,7 @@ pub fn judge(
         namespace,
         subject,
         expires: jwt_expiry(token),
+        pod: bound,
     })
 }
 
@@ -301,6 +362,7 @@ mod tests {
     fn a_pod_bound_token_is_its_pod() {
         let id = judge(status(Some(vec![AUDIENCE]), Some((POD_UID, "p-1"))), "t").unwrap();
         assert_eq!(id.subject, "pod:p-1");
+        assert_eq!(id.pod, None, "a pod is named by its name and uid");
     }
 
     #[test]

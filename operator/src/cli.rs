@@ -76,6 +76,11 @@ pub const OPERATOR: Spec = Spec {
             help: "The operator's namespace: its Secrets live there and its pods are never injected.",
         },
         Var {
+            name: "LLMESH_ALLOW_UNBOUND_TOKENS",
+            default: "false",
+            help: "`true`: accept sidecar tokens bound to no pod (clusters older than Kubernetes 1.30), so any pod of a namespace can read its config. Otherwise only pods the webhook injected can.",
+        },
+        Var {
             name: "LLMESH_WATCH_NAMESPACE",
             default: "",
             help: "Serve this one namespace only (unset: all); the only one given the CA ConfigMap.",

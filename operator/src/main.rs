@@ -177,7 +177,9 @@ async fn main() -> ExitCode {
     let push = Arc::new(
         Push::new(
             operator.ctx.hub.clone(),
-            Arc::new(TokenReviewer::new(client)),
+            Arc::new(TokenReviewer::new(client).allow_unbound(
+                std::env::var("LLMESH_ALLOW_UNBOUND_TOKENS").is_ok_and(|v| v == "true"),
+            )),
             operator.ctx.metrics.clone(),
         )
         .with_intake(Arc::new(Intake::new(operator.ctx.clone()))),

@@ -406,7 +406,8 @@ async fn install_inject_and_call(name: &str) {
     })
     .await;
     let token = format!("sa-app-{apps}");
-    env.server.add_token(
+    // Bound to the app's pod, as the kubelet's projected tokens are.
+    env.server.add_pod_token(
         &token,
         &format!("system:serviceaccount:{apps}:default"),
         &format!("uid-app-{apps}"),
@@ -414,6 +415,8 @@ async fn install_inject_and_call(name: &str) {
             "system:serviceaccounts",
             &format!("system:serviceaccounts:{apps}"),
         ],
+        "app",
+        created.metadata.uid.as_deref().unwrap(),
     );
     let node = Node {
         dir: Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("pods-{}/app", env.namespace)),

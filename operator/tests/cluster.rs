@@ -85,13 +85,7 @@ async fn push_server(
     std::fs::create_dir_all(&dir).unwrap();
     let (tls, ca) = tls_config(&TlsSource::SelfSigned(vec!["localhost".into()])).unwrap();
     std::fs::write(dir.join("ca.pem"), ca).unwrap();
-    let token = format!("sa-{name}-{}", env.namespace);
-    env.server.add_token(
-        &token,
-        &format!("system:serviceaccount:{}:app", env.namespace),
-        &format!("uid-{name}"),
-        &["system:serviceaccounts"],
-    );
+    let token = pod_token(env, &format!("app-{name}"), true).await;
     std::fs::write(dir.join("token"), &token).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -112,6 +106,32 @@ async fn push_server(
         token_file: dir.join("token"),
     };
     (source, server)
+}
+
+/// A pod named `pod` in the test's namespace (marked injected or not) and a token
+/// bound to it, as the kubelet projects one.
+async fn pod_token(env: &TestEnv, pod: &str, injected: bool) -> String {
+    let manifest: k8s_openapi::api::core::v1::Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": pod, "namespace": env.namespace,
+                     "annotations": {"llmesh.io/injected": injected.to_string()}},
+        "spec": {"containers": [{"name": "app", "image": "app"}]}
+    }))
+    .unwrap();
+    let created = env
+        .api::<k8s_openapi::api::core::v1::Pod>()
+        .create(&PostParams::default(), &manifest)
+        .await
+        .unwrap();
+    let token = format!("sa-{pod}-{}", env.namespace);
+    env.server.add_pod_token(
+        &token,
+        &format!("system:serviceaccount:{}:app", env.namespace),
+        &format!("uid-sa-{}", env.namespace),
+        &["system:serviceaccounts"],
+        pod,
+        created.metadata.uid.as_deref().unwrap(),
+    );
+    token
 }
 
 fn ready(
@@ -706,15 +726,9 @@ async fn a_report_under_another_sidecars_name_does_not_swallow_its_spend() {
     create(&env, Budget::test("team", "10.00", ["team-a"])).await;
     let op = operator(&env).await;
     let (victim, _server) = push_server(&env, &op, "victim").await;
-    // Another pod of the namespace, with its own token.
+    // Another injected pod of the namespace, with its own token.
     let mut impostor = victim.clone();
-    let token = format!("sa-impostor-{}", env.namespace);
-    env.server.add_token(
-        &token,
-        &format!("system:serviceaccount:{}:other", env.namespace),
-        "uid-impostor",
-        &["system:serviceaccounts"],
-    );
+    let token = pod_token(&env, "impostor", true).await;
     impostor.token_file = victim.token_file.with_file_name("impostor-token");
     std::fs::write(&impostor.token_file, &token).unwrap();
     let budgets = env.api::<Budget>();
@@ -734,4 +748,53 @@ async fn a_report_under_another_sidecars_name_does_not_swallow_its_spend() {
     report(&victim, "sidecar-1", 1, "team", 5).await;
     report(&victim, "sidecar-1", 2, "team", 7).await;
     assert_eq!(spent().await, 13, "the victim's batches were dropped");
+}
+
+/// Only pods the webhook injected receive config: a token bound to another pod of the
+/// namespace, or bound to no pod at all, is refused even with the `llmesh` audience.
+#[tokio::test]
+async fn only_injected_pods_receive_config() {
+    let Some(env) = env("pods-only").await else {
+        return;
+    };
+    let op = operator(&env).await;
+    let (source, _server) = push_server(&env, &op, "injected").await;
+    let (tx, _) = watch::channel(None);
+    let (connected, _) = watch::channel(false);
+    let once = |source: OperatorSource| {
+        let tx = tx.clone();
+        let connected = connected.clone();
+        async move { stream_once(&source, None, &tx, &connected).await }
+    };
+    // The injected pod's token is served (the stream runs until dropped).
+    let served = tokio::time::timeout(Duration::from_secs(3), once(source.clone())).await;
+    assert!(
+        served.is_err(),
+        "the injected pod's stream ended: {served:?}"
+    );
+    let plain = pod_token(&env, "plain", false).await;
+    let unbound = format!("unbound-{}", env.namespace);
+    env.server.add_token(
+        &unbound,
+        &format!("system:serviceaccount:{}:app", env.namespace),
+        "uid-unbound",
+        &["system:serviceaccounts"],
+    );
+    for (what, token) in [("a pod not injected", plain), ("no pod", unbound)] {
+        let mut other = source.clone();
+        other.token_file = source.token_file.with_file_name(format!("{what}.token"));
+        std::fs::write(&other.token_file, token).unwrap();
+        let err = tokio::time::timeout(Duration::from_secs(10), once(other))
+            .await
+            .unwrap_or_else(|_| panic!("a token of {what} was served"));
+        assert!(
+            matches!(
+                err,
+                Err(llmesh_sidecar::config::operator::StreamError::Status(
+                    http::StatusCode::UNAUTHORIZED
+                ))
+            ),
+            "{what}: {err:?}"
+        );
+    }
 }

@@ -210,6 +210,32 @@ impl ApiServer {
             .expect("open tokens.csv");
         writeln!(file, "{token},{user},{uid},\"{}\"", groups.join(",")).expect("write tokens.csv");
     }
+
+    /// As [`ApiServer::add_token`], for a token bound to pod `pod_name` with uid `pod_uid`,
+    /// as the kubelet's projected service-account tokens are: TokenReviews answer with the
+    /// pod in `user.extra` (`authentication.kubernetes.io/pod-name`, `pod-uid`).
+    pub fn add_pod_token(
+        &self,
+        token: &str,
+        user: &str,
+        uid: &str,
+        groups: &[&str],
+        pod_name: &str,
+        pod_uid: &str,
+    ) {
+        // The extras first: the token file's change is what makes the server re-read.
+        let mut extra = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(self.dir.join("tokens.csv.extra"))
+            .expect("open tokens.csv.extra");
+        writeln!(
+            extra,
+            "{token},authentication.kubernetes.io/pod-name={pod_name},authentication.kubernetes.io/pod-uid={pod_uid}"
+        )
+        .expect("write tokens.csv.extra");
+        self.add_token(token, user, uid, groups);
+    }
 }
 
 /// One test's view of the server: a namespace of its own and an admin client.

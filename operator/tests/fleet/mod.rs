@@ -244,6 +244,9 @@ impl Fleet {
         let child = command
             .env("KUBECONFIG", self.env.server.kubeconfig_path())
             .env("LLMESH_WATCH_NAMESPACE", &self.env.namespace)
+            // The fleet's sidecars are processes, not pods: their tokens name no pod
+            // (`only_injected_pods_receive_config` in cluster.rs checks the pod rule).
+            .env("LLMESH_ALLOW_UNBOUND_TOKENS", "true")
             .env("POD_NAME", "operator-test")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apiserver/pkg/authentication/authenticator"
 	"k8s.io/apiserver/pkg/authentication/token/tokenfile"
+	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/apiserver/pkg/registry/rest"
 )
 
@@ -36,7 +38,42 @@ func (t *tokenFile) AuthenticateToken(ctx context.Context, token string) (*authe
 	if err != nil {
 		return nil, false, err
 	}
-	return auth.AuthenticateToken(ctx, token)
+	resp, ok, err := auth.AuthenticateToken(ctx, token)
+	if err != nil || !ok || t.path == "" {
+		return resp, ok, err
+	}
+	// Extras (what kube-apiserver puts in a pod-bound service-account token's user
+	// info: authentication.kubernetes.io/pod-name, pod-uid) come from PATH.extra, one
+	// line per token: "token,key=value,key=value". The token file format has no room.
+	extra := tokenExtras(t.path+".extra", token)
+	if len(extra) == 0 {
+		return resp, ok, err
+	}
+	info := resp.User
+	resp.User = &user.DefaultInfo{Name: info.GetName(), UID: info.GetUID(), Groups: info.GetGroups(), Extra: extra}
+	return resp, ok, err
+}
+
+// tokenExtras reads the extras of token from path (missing file: none).
+func tokenExtras(path string, token string) map[string][]string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		fields := strings.Split(strings.TrimSpace(line), ",")
+		if len(fields) < 2 || fields[0] != token {
+			continue
+		}
+		extra := map[string][]string{}
+		for _, kv := range fields[1:] {
+			if k, v, found := strings.Cut(kv, "="); found {
+				extra[k] = append(extra[k], v)
+			}
+		}
+		return extra
+	}
+	return nil
 }
 
 func (t *tokenFile) load() (*tokenfile.TokenAuthenticator, error) {

@@ -246,9 +246,57 @@ pub fn stream_cohere(data: &[u8]) {
     translate(ProviderKind::Cohere, data);
 }
 
-/// Bedrock's eventstream → OpenAI chunks.
+/// Bedrock's eventstream → OpenAI chunks. With bit 2 of the first byte set, the rest is
+/// lines of `eventType payload`, framed here with valid CRCs, so the fuzzer reaches the
+/// translator's handling of payloads instead of stopping at the checksums.
 pub fn stream_bedrock(data: &[u8]) {
-    translate(ProviderKind::Bedrock, data);
+    match data.split_first() {
+        Some((&flags, rest)) if flags & 4 != 0 => {
+            let mut framed = vec![flags];
+            for line in rest.split(|&b| b == b'\n') {
+                let mut parts = line.splitn(2, |&b| b == b' ');
+                let kind = parts.next().unwrap_or_default();
+                let payload = parts.next().unwrap_or_default();
+                framed.extend(frame(kind, payload));
+            }
+            translate(ProviderKind::Bedrock, &framed);
+        }
+        _ => translate(ProviderKind::Bedrock, data),
+    }
+}
+
+/// One eventstream message as AWS frames it: `:event-type` (or `:exception-type` for
+/// a name ending in `Exception`) and `:message-type` headers, then the payload.
+fn frame(kind: &[u8], payload: &[u8]) -> Vec<u8> {
+    let kind = &kind[..kind.len().min(255)];
+    let exception = kind.ends_with(b"Exception");
+    let mut headers = Vec::new();
+    let mut header = |name: &[u8], value: &[u8]| {
+        headers.push(name.len() as u8);
+        headers.extend_from_slice(name);
+        headers.push(7);
+        headers.extend_from_slice(&(value.len() as u16).to_be_bytes());
+        headers.extend_from_slice(value);
+    };
+    if exception {
+        header(b":exception-type", kind);
+        header(b":message-type", b"exception");
+    } else {
+        header(b":event-type", kind);
+        header(b":message-type", b"event");
+    }
+    header(b":content-type", b"application/json");
+    let total = 12 + headers.len() + payload.len() + 4;
+    let mut out = Vec::with_capacity(total);
+    out.extend_from_slice(&(total as u32).to_be_bytes());
+    out.extend_from_slice(&(headers.len() as u32).to_be_bytes());
+    let prelude_crc = crate::provider::bedrock::eventstream::crc32(&out);
+    out.extend_from_slice(&prelude_crc.to_be_bytes());
+    out.extend_from_slice(&headers);
+    out.extend_from_slice(payload);
+    let crc = crate::provider::bedrock::eventstream::crc32(&out);
+    out.extend_from_slice(&crc.to_be_bytes());
+    out
 }
 
 /// `Retry-After` / `retry-after-ms` (the first byte picks which): never more than the

@@ -85,7 +85,7 @@ const REQUEST_KINDS: &[ProviderKind] = &[
 ];
 
 /// A client's request body → typed call (the first byte picks the endpoint), then every
-/// provider's translation of it.
+/// provider's translation of it, which must be a JSON body.
 pub fn openai_request(data: &[u8]) {
     let Some((&which, body)) = data.split_first() else {
         return;
@@ -102,8 +102,11 @@ pub fn openai_request(data: &[u8]) {
         default_max_tokens: Some(16),
     };
     for &kind in REQUEST_KINDS {
-        if let Some(p) = prepared(kind) {
-            let _ = p.dialect.request(&view);
+        if let Some(p) = prepared(kind)
+            && let Ok(request) = p.dialect.request(&view)
+        {
+            let body = serde_json::from_slice::<Value>(request.body());
+            assert!(body.is_ok(), "{kind:?} sent a body that is not JSON");
         }
     }
 }

@@ -280,10 +280,11 @@ impl Body for Relay {
             }
             match Pin::new(&mut this.upstream).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
+                    // Empty frames count too: endless empty DATA frames must yield as well.
+                    read = read.saturating_add(frame.data_ref().map_or(1, |d| d.len().max(1)));
                     let Ok(data) = frame.into_data() else {
                         continue;
                     };
-                    read = read.saturating_add(data.len());
                     match this.translator.feed(data) {
                         Ok(Some(events)) => {
                             batch.push(events);

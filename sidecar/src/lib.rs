@@ -8,6 +8,8 @@
 
 pub mod cli;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod hex;
 pub mod meter;
 pub mod metrics;

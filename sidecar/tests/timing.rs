@@ -37,6 +37,8 @@ enum Step {
     Stream(Duration, Vec<(Duration, &'static str)>),
     /// Never answer.
     Hang,
+    /// Stream this event without end, always ready: the upstream never pauses.
+    Flood(&'static str),
 }
 
 const OK: &str = r#"{"id":"x","object":"chat.completion","choices":[],"usage":{"total_tokens":3}}"#;
@@ -90,6 +92,18 @@ impl Transport for Scripted {
             match step {
                 None => Err(TransportError::Connect(format!("no script for {host}"))),
                 Some(Step::Hang) => std::future::pending().await,
+                Some(Step::Flood(data)) => {
+                    let event = Bytes::from(format!("data: {data}\n\n"));
+                    let body = futures_util::stream::repeat_with(move || {
+                        Ok::<_, BoxError>(Frame::data(event.clone()))
+                    });
+                    let mut response: Response<UpstreamBody> =
+                        Response::new(StreamBody::new(body).boxed());
+                    response
+                        .headers_mut()
+                        .insert("content-type", "text/event-stream".parse().unwrap());
+                    Ok(response)
+                }
                 Some(Step::Answer(delay, status, headers, body)) => {
                     tokio::time::sleep(delay).await;
                     let mut response = Response::new(
@@ -372,6 +386,32 @@ async fn the_total_timeout_ends_a_stream_with_an_error_event() {
     assert!(text.starts_with("data: {\"n\":1}\n\n"), "{text}");
     assert!(text.contains("\"code\":\"upstream_timeout\""), "{text}");
     assert_eq!(started.elapsed(), Duration::from_secs(5));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_total_timeout_ends_a_stream_that_never_pauses() {
+    let script = Scripted::default();
+    script.otherwise("a", Step::Flood(r#"{"n":1}"#));
+    let mut m = model(&["a"]);
+    m.timeouts = TimeoutSpec {
+        total_ms: 5_000,
+        time_to_first_token_ms: 1_000,
+    };
+    let h = Harness::new(&script, vec![m]);
+    let (result, _) = h.call(true).await;
+    let Ok(Answer::Stream(mut relay)) = result else {
+        panic!("expected a stream")
+    };
+    // Paused time only moves when told: one second per frame read.
+    for _ in 0..100 {
+        let frame = relay.frame().await.unwrap().unwrap().into_data().unwrap();
+        if String::from_utf8_lossy(&frame).contains("\"code\":\"upstream_timeout\"") {
+            assert!(relay.frame().await.is_none(), "the stream ends there");
+            return;
+        }
+        tokio::time::advance(Duration::from_secs(1)).await;
+    }
+    panic!("a stream that never pauses outlived the total timeout");
 }
 
 #[tokio::test(start_paused = true)]

@@ -17,6 +17,11 @@ use crate::provider::{Credential, Dialect, ProviderContext};
 use crate::router::state::DeploymentState;
 use crate::upstream::Transport;
 
+/// The longest timeout, backoff or cooldown a snapshot may set (a week). Longer values
+/// are clamped here, at the boundary, so the request path can add any of them to an
+/// `Instant` without overflow.
+const LONGEST_WAIT_MS: u64 = 7 * 24 * 3600 * 1000;
+
 /// The validated config requests are served from.
 pub struct Routes {
     /// The snapshot's version.
@@ -373,10 +378,20 @@ impl RoutesBuilder {
             fallbacks: spec.fallbacks.clone(),
             context_window_fallbacks: spec.context_window_fallbacks.clone(),
             content_policy_fallbacks: spec.content_policy_fallbacks.clone(),
-            retry: spec.retry,
-            total_timeout: Duration::from_millis(spec.timeouts.total_ms),
-            ttft_timeout: Duration::from_millis(spec.timeouts.time_to_first_token_ms),
-            cooldown: spec.cooldown,
+            retry: RetrySpec {
+                initial_backoff_ms: spec.retry.initial_backoff_ms.min(LONGEST_WAIT_MS),
+                max_backoff_ms: spec.retry.max_backoff_ms.min(LONGEST_WAIT_MS),
+                ..spec.retry
+            },
+            total_timeout: Duration::from_millis(spec.timeouts.total_ms.min(LONGEST_WAIT_MS)),
+            ttft_timeout: Duration::from_millis(
+                spec.timeouts.time_to_first_token_ms.min(LONGEST_WAIT_MS),
+            ),
+            cooldown: CooldownSpec {
+                window_ms: spec.cooldown.window_ms.min(LONGEST_WAIT_MS),
+                duration_ms: spec.cooldown.duration_ms.min(LONGEST_WAIT_MS),
+                ..spec.cooldown
+            },
             drop_unsupported_params: spec.drop_unsupported_params,
             default_max_tokens: spec.default_max_tokens,
             dearest,

@@ -45,6 +45,8 @@ const ASSERTION_LIFETIME: u64 = 3600;
 const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 /// A token request that takes longer has failed.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest a fetched token is trusted, whatever the endpoint says (a day).
+const MAX_TOKEN_LIFETIME_SECS: u64 = 24 * 3600;
 /// Token answers are small; anything bigger is not one.
 const MAX_ANSWER: usize = 64 * 1024;
 
@@ -331,7 +333,9 @@ impl TokenSource {
         }
         let header = secret_header(&format!("Bearer {}", answer.access_token))
             .map_err(|_| "the access token is not a valid header value".to_owned())?;
-        let lifetime = Duration::from_secs(answer.expires_in);
+        // Google's tokens live an hour; a larger (or absurd) `expires_in` is capped so
+        // the clock arithmetic below cannot overflow.
+        let lifetime = Duration::from_secs(answer.expires_in.min(MAX_TOKEN_LIFETIME_SECS));
         let margin = REFRESH_MARGIN.min(lifetime / 2);
         Ok(Token {
             header,
@@ -501,6 +505,21 @@ mod tests {
             assert_eq!(task.await.unwrap(), "Bearer tok-1");
         }
         assert_eq!(endpoint.calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_absurd_expires_in_is_capped_not_a_panic() {
+        let endpoint = FakeEndpoint::new();
+        let source = source(&endpoint);
+        endpoint.set(
+            200,
+            r#"{"access_token":"t","expires_in":18446744073709551615,"token_type":"Bearer"}"#,
+        );
+        assert_eq!(source.authorization().await.unwrap(), "Bearer t");
+        // Refreshed within the cap, not in 584 billion years.
+        tokio::time::advance(Duration::from_secs(MAX_TOKEN_LIFETIME_SECS)).await;
+        endpoint.set(200, "");
+        assert_eq!(source.authorization().await.unwrap(), "Bearer tok-2");
     }
 
     #[tokio::test(start_paused = true)]

@@ -153,6 +153,14 @@ impl StreamError {
         }
     }
 
+    /// The upstream sent an event, line or frame larger than the sidecar holds.
+    pub fn too_large(what: impl std::fmt::Display) -> Self {
+        StreamError {
+            message: format!("The upstream stream was refused: {what}"),
+            code: "upstream_event_too_large",
+        }
+    }
+
     /// The upstream reported an error inside the stream.
     pub fn upstream(message: impl Into<String>) -> Self {
         StreamError {

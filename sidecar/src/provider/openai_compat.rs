@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde::ser::SerializeMap;
 use serde_json::{Map, Value};
 
+use super::sse::{MAX_EVENT_BYTES, SseError};
 use super::{
     CallView, Credential, Dialect, Endpoint, Prepared, StreamError, StreamTranslator,
     TranslateError, UnsignedRequest, join, post_json,
@@ -155,12 +156,17 @@ impl Serialize for WithModel<'_> {
 }
 
 /// Relays an OpenAI SSE stream as-is, releasing only whole events so a stream cut
-/// mid-event never hands the client half an event.
+/// mid-event never hands the client half an event. An event still incomplete past
+/// [`MAX_EVENT_BYTES`] ends the stream instead of growing the buffer.
 #[derive(Debug, Default)]
 pub struct SsePassthrough {
     partial: BytesMut,
+    /// How much of `partial` is known to hold no event boundary, so each chunk is
+    /// searched once instead of the whole buffer again.
+    scanned: usize,
 }
 
+#[deny(clippy::arithmetic_side_effects)]
 impl StreamTranslator for SsePassthrough {
     fn feed(&mut self, chunk: Bytes) -> Result<Option<Bytes>, StreamError> {
         // The common case: a chunk of whole events passes through without copying.
@@ -168,7 +174,20 @@ impl StreamTranslator for SsePassthrough {
             return Ok(Some(chunk));
         }
         self.partial.extend_from_slice(&chunk);
-        Ok(last_event_end(&self.partial).map(|end| self.partial.split_to(end).freeze()))
+        // A boundary may straddle old and new bytes: start up to 3 bytes back.
+        let from = self.scanned.saturating_sub(3);
+        let end = self
+            .partial
+            .get(from..)
+            .and_then(last_event_end)
+            .map(|end| from.saturating_add(end));
+        let events = end.map(|end| self.partial.split_to(end).freeze());
+        // What is left follows the last boundary, so holds none.
+        self.scanned = self.partial.len();
+        if self.partial.len() > MAX_EVENT_BYTES {
+            return Err(StreamError::too_large(SseError::TooLarge));
+        }
+        Ok(events)
     }
 
     fn finish(&mut self) -> Result<Option<Bytes>, StreamError> {
@@ -177,6 +196,7 @@ impl StreamTranslator for SsePassthrough {
             Ok(None)
         } else {
             self.partial.extend_from_slice(b"\n\n");
+            self.scanned = 0;
             Ok(Some(self.partial.split().freeze()))
         }
     }
@@ -188,12 +208,16 @@ fn ends_event(data: &[u8]) -> bool {
 }
 
 /// The offset just past the last event boundary in `data`, if any.
+#[deny(clippy::arithmetic_side_effects)]
 fn last_event_end(data: &[u8]) -> Option<usize> {
-    let lf = data.windows(2).rposition(|w| w == b"\n\n").map(|p| p + 2);
+    let lf = data
+        .windows(2)
+        .rposition(|w| w == b"\n\n")
+        .map(|p| p.saturating_add(2));
     let crlf = data
         .windows(4)
         .rposition(|w| w == b"\r\n\r\n")
-        .map(|p| p + 4);
+        .map(|p| p.saturating_add(4));
     lf.max(crlf)
 }
 
@@ -322,5 +346,35 @@ mod tests {
             "data: {\"a\":2}\n\n"
         );
         assert_eq!(t.finish().unwrap().unwrap(), "data: 3\n\n");
+    }
+
+    #[test]
+    fn sse_passthrough_finds_boundaries_split_across_chunks() {
+        let mut t = SsePassthrough::default();
+        assert_eq!(t.feed(Bytes::from_static(b"data: 1\r\n\r")).unwrap(), None);
+        assert_eq!(
+            t.feed(Bytes::from_static(b"\ndata: 2\n")).unwrap().unwrap(),
+            "data: 1\r\n\r\n"
+        );
+        assert_eq!(
+            t.feed(Bytes::from_static(b"\ndata: 3")).unwrap().unwrap(),
+            "data: 2\n\n"
+        );
+        assert_eq!(t.finish().unwrap().unwrap(), "data: 3\n\n");
+    }
+
+    #[test]
+    fn sse_passthrough_refuses_an_event_past_the_limit() {
+        let mut t = SsePassthrough::default();
+        let piece = Bytes::from(vec![b'x'; 1024 * 1024]);
+        let mut last = Ok(None);
+        for _ in 0..=MAX_EVENT_BYTES / piece.len() {
+            last = t.feed(piece.clone());
+            if last.is_err() {
+                break;
+            }
+        }
+        assert_eq!(last.unwrap_err().code, "upstream_event_too_large");
+        assert!(t.partial.len() <= MAX_EVENT_BYTES + piece.len());
     }
 }

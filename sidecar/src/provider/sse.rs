@@ -1,6 +1,20 @@
 //! An incremental parser for server-sent events, for translating providers whose streams
 //! are SSE (Anthropic, Gemini, Cohere). Bytes arrive in arbitrary chunks; whole events
 //! come out.
+//!
+//! Upstream input is bounded: a line, and the data of one event, may hold at most
+//! [`MAX_EVENT_BYTES`]; past that the stream is refused rather than buffered. Each
+//! chunk is scanned once (only the new bytes are searched for line ends), so a stream
+//! that never ends a line costs linear time up to the limit, not quadratic.
+
+// Every sum here is bounded by a length already in memory; the lint proves no other
+// arithmetic on upstream input slipped in.
+#![deny(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
+
+/// The most bytes one SSE line or one event's data may hold. The largest events real
+/// providers send are inline images (a few MB of base64 in one Gemini chunk); 8 MiB
+/// leaves room for those while bounding what one stream can make the sidecar hold.
+pub const MAX_EVENT_BYTES: usize = 8 * 1024 * 1024;
 
 /// One server-sent event.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -19,18 +33,42 @@ pub struct SseParser {
     has_data: bool,
 }
 
-/// A stream that is not valid SSE text.
+/// A stream that cannot be read as SSE.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("the event stream is not valid UTF-8")]
-pub struct NotUtf8;
+pub enum SseError {
+    /// A line is not UTF-8 text.
+    #[error("the event stream is not valid UTF-8")]
+    NotUtf8,
+    /// A line or an event is larger than [`MAX_EVENT_BYTES`].
+    #[error("an upstream event is larger than {} MiB", MAX_EVENT_BYTES >> 20)]
+    TooLarge,
+}
+
+impl From<SseError> for crate::provider::StreamError {
+    fn from(err: SseError) -> Self {
+        match err {
+            SseError::NotUtf8 => crate::provider::StreamError::malformed(err),
+            SseError::TooLarge => crate::provider::StreamError::too_large(err),
+        }
+    }
+}
+
+/// Whether `have` more bytes joined to `more` would exceed [`MAX_EVENT_BYTES`].
+fn over_limit(have: usize, more: usize) -> bool {
+    have.saturating_add(more) > MAX_EVENT_BYTES
+}
 
 impl SseParser {
     /// Feeds a chunk; appends the events it completes to `out`.
-    pub fn push(&mut self, chunk: &[u8], out: &mut Vec<Event>) -> Result<(), NotUtf8> {
+    pub fn push(&mut self, chunk: &[u8], out: &mut Vec<Event>) -> Result<(), SseError> {
         let mut rest = chunk;
         while let Some(pos) = rest.iter().position(|&b| b == b'\n') {
-            self.line.extend_from_slice(&rest[..pos]);
-            rest = &rest[pos + 1..];
+            let (head, tail) = rest.split_at(pos);
+            rest = tail.get(1..).unwrap_or_default();
+            if over_limit(self.line.len(), head.len()) {
+                return Err(SseError::TooLarge);
+            }
+            self.line.extend_from_slice(head);
             let mut line = std::mem::take(&mut self.line);
             if line.last() == Some(&b'\r') {
                 line.pop();
@@ -39,12 +77,15 @@ impl SseParser {
             line.clear();
             self.line = line;
         }
+        if over_limit(self.line.len(), rest.len()) {
+            return Err(SseError::TooLarge);
+        }
         self.line.extend_from_slice(rest);
         Ok(())
     }
 
     /// The stream ended: returns an event left without its closing blank line.
-    pub fn finish(&mut self) -> Result<Option<Event>, NotUtf8> {
+    pub fn finish(&mut self) -> Result<Option<Event>, SseError> {
         let mut out = Vec::new();
         if !self.line.is_empty() {
             let line = std::mem::take(&mut self.line);
@@ -54,7 +95,7 @@ impl SseParser {
         Ok(out.pop())
     }
 
-    fn line_done(&mut self, line: &[u8], out: &mut Vec<Event>) -> Result<(), NotUtf8> {
+    fn line_done(&mut self, line: &[u8], out: &mut Vec<Event>) -> Result<(), SseError> {
         if line.is_empty() {
             if self.has_data || self.current.event.is_some() {
                 out.push(std::mem::take(&mut self.current));
@@ -62,10 +103,10 @@ impl SseParser {
             }
             return Ok(());
         }
-        if line[0] == b':' {
+        if line.first() == Some(&b':') {
             return Ok(());
         }
-        let line = std::str::from_utf8(line).map_err(|_| NotUtf8)?;
+        let line = std::str::from_utf8(line).map_err(|_| SseError::NotUtf8)?;
         let (field, value) = match line.split_once(':') {
             Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
             None => (line, ""),
@@ -73,6 +114,10 @@ impl SseParser {
         match field {
             "event" => self.current.event = Some(value.to_owned()),
             "data" => {
+                // Many short `data:` lines add up: the event as a whole is bounded too.
+                if over_limit(self.current.data.len(), value.len().saturating_add(1)) {
+                    return Err(SseError::TooLarge);
+                }
                 if self.has_data {
                     self.current.data.push('\n');
                 }
@@ -128,6 +173,44 @@ mod tests {
     #[test]
     fn invalid_utf8_is_an_error() {
         let mut p = SseParser::default();
-        assert_eq!(p.push(b"data: \xff\n", &mut Vec::new()), Err(NotUtf8));
+        assert_eq!(
+            p.push(b"data: \xff\n", &mut Vec::new()),
+            Err(SseError::NotUtf8)
+        );
+    }
+
+    #[test]
+    fn a_line_without_an_end_is_refused_past_the_limit() {
+        let mut p = SseParser::default();
+        let mut out = Vec::new();
+        let piece = vec![b'x'; 1024 * 1024];
+        let mut result = Ok(());
+        for _ in 0..=MAX_EVENT_BYTES / piece.len() {
+            result = p.push(&piece, &mut out);
+            if result.is_err() {
+                break;
+            }
+        }
+        assert_eq!(result, Err(SseError::TooLarge));
+        assert!(
+            p.line.len() <= MAX_EVENT_BYTES,
+            "never held more than the limit"
+        );
+    }
+
+    #[test]
+    fn an_event_of_many_short_lines_is_refused_past_the_limit() {
+        let mut p = SseParser::default();
+        let mut out = Vec::new();
+        let lines = "data: 0123456789abcdef0123456789abcdef\n".repeat(32 * 1024);
+        let mut result = Ok(());
+        for _ in 0..=2 * MAX_EVENT_BYTES / lines.len() {
+            result = p.push(lines.as_bytes(), &mut out);
+            if result.is_err() {
+                break;
+            }
+        }
+        assert_eq!(result, Err(SseError::TooLarge));
+        assert!(out.is_empty());
     }
 }

@@ -95,7 +95,8 @@ impl Failure {
     /// The error the client sees once nothing is left to try.
     fn into_api_error(self) -> ApiError {
         let retry_secs = self.retry_after.map(|d| {
-            u32::try_from(d.as_secs() + u64::from(d.subsec_nanos() > 0)).unwrap_or(u32::MAX)
+            u32::try_from(d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0)))
+                .unwrap_or(u32::MAX)
         });
         let shaped = self.body.filter(|b| ApiError::is_openai_shaped(b));
         let (status, kind, code) = match self.class {
@@ -297,8 +298,8 @@ async fn try_model(
                 .inc();
             tracing::warn!(model = %model.name, deployment = %deployment.name, reason = failure.class.as_str(), "deployment cooling down");
         }
-        if let Some(wait) = failure.retry_after {
-            deployment.state.rest_until(now + wait);
+        if let Some(until) = failure.retry_after.and_then(|wait| now.checked_add(wait)) {
+            deployment.state.rest_until(until);
         }
         tracing::debug!(model = %model.name, deployment = %deployment.name, reason = failure.class.as_str(), error = %failure.message, "attempt failed");
         let slot = failure.class as usize;
@@ -308,7 +309,7 @@ async fn try_model(
         used[slot] += 1;
         let wait = backoff(&model.retry, retries);
         retries += 1;
-        if now + wait >= deadline {
+        if now.checked_add(wait).is_none_or(|at| at >= deadline) {
             return Err(failure);
         }
         metrics

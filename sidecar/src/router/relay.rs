@@ -2,7 +2,9 @@
 //! arrives, through the provider's [`StreamTranslator`] (a pass-through for OpenAI-style
 //! upstreams). Only whole events are forwarded, so if the upstream fails mid-stream the
 //! client gets a well-formed `data: {"error":...}` event and a clean end, never half an
-//! event. The total deadline keeps running while the stream flows.
+//! event. The total deadline keeps running while the stream flows: it is checked on
+//! every poll, not only when the upstream is idle, so an upstream that never pauses
+//! (a flood, or a drip of bytes that never completes an event) still hits it.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -57,6 +59,9 @@ pub struct Relay {
 
 /// Largest batch of events sent as one frame.
 const COALESCE_BYTES: usize = 64 * 1024;
+/// Most upstream bytes read in one poll: an upstream that is always ready and whose
+/// bytes yield no event (pings, comments) must not keep the task from yielding.
+const READ_PER_POLL: usize = 1024 * 1024;
 
 /// The upstream's end, held back until the events before it are sent.
 enum Held {
@@ -154,6 +159,9 @@ impl Relay {
     pub async fn first_event(&mut self) -> Result<(), EarlyEnd> {
         use http_body_util::BodyExt;
         loop {
+            // Cooperative: an always-ready upstream must not starve the time-to-first-token
+            // timer wrapped around this future.
+            tokio::task::consume_budget().await;
             match self.upstream.frame().await {
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data() {
@@ -213,6 +221,13 @@ impl Relay {
         self.finish(StreamEnd::Failed);
         Poll::Ready(Some(Ok(Frame::data(error.sse_event()))))
     }
+
+    fn timed_out(&mut self) -> Poll<Option<Result<Frame<Bytes>, std::convert::Infallible>>> {
+        self.fail(StreamError {
+            message: "The stream exceeded the model's total timeout.".into(),
+            code: "upstream_timeout",
+        })
+    }
 }
 
 impl Body for Relay {
@@ -246,12 +261,27 @@ impl Body for Relay {
             Some(Held::Ended) => return this.end(),
             None => {}
         }
+        // The deadline holds even while bytes keep coming.
+        if this.deadline.as_mut().poll(cx).is_ready() {
+            return this.timed_out();
+        }
         // Everything the upstream already delivered goes out as one frame: one write per
         // burst instead of one per upstream chunk. Nothing waits for more.
         let mut batch = Batch::default();
+        let mut read = 0usize;
         loop {
+            if read >= READ_PER_POLL {
+                if batch.is_empty() {
+                    // Let other tasks (and the deadline) run, then read on.
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                break;
+            }
             match Pin::new(&mut this.upstream).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
+                    // Empty frames count too: endless empty DATA frames must yield as well.
+                    read = read.saturating_add(frame.data_ref().map_or(1, |d| d.len().max(1)));
                     let Ok(data) = frame.into_data() else {
                         continue;
                     };
@@ -287,12 +317,6 @@ impl Body for Relay {
                 }
                 Poll::Pending if !batch.is_empty() => break,
                 Poll::Pending => {
-                    if this.deadline.as_mut().poll(cx).is_ready() {
-                        return this.fail(StreamError {
-                            message: "The stream exceeded the model's total timeout.".into(),
-                            code: "upstream_timeout",
-                        });
-                    }
                     return Poll::Pending;
                 }
             }
@@ -394,6 +418,36 @@ mod tests {
                 .contains("upstream_stream_error")
         );
         assert_eq!(frames.len(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_deadline_holds_against_an_upstream_that_never_pauses() {
+        // Always ready, never idle: the deadline cannot rely on the upstream pausing.
+        let flood = futures_util::stream::repeat_with(|| {
+            Ok::<_, BoxError>(Frame::data(Bytes::from_static(b"data: {}\n\n")))
+        });
+        let state = Arc::new(DeploymentState::default());
+        let mut r = Relay::new(
+            StreamBody::new(flood).boxed(),
+            Box::new(crate::provider::openai_compat::SsePassthrough::default()),
+            Instant::now() + Duration::from_secs(5),
+            state.start(),
+            state,
+            CooldownSpec::default(),
+        );
+        r.first_event().await.unwrap();
+        for _ in 0..100 {
+            let frame = r.frame().await.unwrap().unwrap().into_data().unwrap();
+            if std::str::from_utf8(&frame)
+                .unwrap()
+                .contains("upstream_timeout")
+            {
+                assert!(r.frame().await.is_none(), "the stream ends after the error");
+                return;
+            }
+            tokio::time::advance(Duration::from_secs(1)).await;
+        }
+        panic!("the total timeout never ended the stream");
     }
 
     #[tokio::test]

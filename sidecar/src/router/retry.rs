@@ -1,6 +1,15 @@
 //! Failure classes and the retry rules attached to them: which upstream failures are
 //! retried and how often, how long to back off, what `Retry-After` asks for, and which
 //! fallback list a failure leads to.
+//!
+//! `Retry-After` comes from outside: every form saturates at [`MAX_RETRY_AFTER`], and
+//! the lints below make the compiler reject unchecked arithmetic here.
+
+#![deny(
+    clippy::arithmetic_side_effects,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
 
 use std::time::{Duration, SystemTime};
 
@@ -150,8 +159,15 @@ const CONTENT_POLICY_MARKERS: &[&str] = &[
     "responsibleaipolicyviolation",
 ];
 
+/// The longest wait an upstream can ask for. A deployment rests for what its upstream
+/// asks, and the client is told it; past an hour the answer means "not soon", and a
+/// larger number (`1e300`, `u64::MAX` seconds) must neither overflow a clock nor bench
+/// a deployment for ever. Whether the sidecar itself waits is decided against the
+/// model's `maxBackoff`: a longer wait ends the call with 429 and `Retry-After`.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
 /// The wait an upstream asks for: `retry-after-ms` (OpenAI, Azure), or `Retry-After`
-/// as seconds or an HTTP date.
+/// as seconds or an HTTP date, saturated at [`MAX_RETRY_AFTER`].
 pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     if let Some(ms) = headers
         .get("retry-after-ms")
@@ -159,18 +175,28 @@ pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
         .and_then(|v| v.trim().parse::<f64>().ok())
         .filter(|ms| ms.is_finite() && *ms >= 0.0)
     {
-        return Some(Duration::from_secs_f64(ms / 1000.0));
+        // Too large for a Duration at all is as good as "the longest".
+        #[allow(clippy::float_arithmetic)]
+        let secs = ms / 1000.0;
+        let wait = Duration::try_from_secs_f64(secs).unwrap_or(MAX_RETRY_AFTER);
+        return Some(wait.min(MAX_RETRY_AFTER));
     }
     let value = headers
         .get(http::header::RETRY_AFTER)?
         .to_str()
         .ok()?
         .trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        // Digits beyond u64 are still "a very long time", not junk.
+        let secs = value.parse::<u64>().unwrap_or(u64::MAX);
+        return Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER));
     }
     let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+    Some(
+        at.duration_since(now)
+            .unwrap_or(Duration::ZERO)
+            .min(MAX_RETRY_AFTER),
+    )
 }
 
 /// The backoff before retry number `retry` (0-based): full jitter over an exponential
@@ -181,11 +207,12 @@ pub fn backoff(spec: &RetrySpec, retry: u32) -> Duration {
         .saturating_mul(1u64 << retry.min(20))
         .min(spec.max_backoff_ms);
     // Half fixed, half random: never retry instantly, never wait past the ceiling.
-    let half = ceiling / 2;
-    Duration::from_millis(half + fastrand::u64(0..=ceiling - half))
+    let half = ceiling.div_euclid(2);
+    Duration::from_millis(half.saturating_add(fastrand::u64(0..=ceiling.saturating_sub(half))))
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
 
@@ -238,6 +265,37 @@ mod tests {
         let mut junk = HeaderMap::new();
         junk.insert("retry-after", "soon".parse().unwrap());
         assert_eq!(retry_after(&junk, now), None);
+    }
+
+    #[test]
+    fn huge_retry_after_values_saturate_instead_of_panicking() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        for (name, value) in [
+            ("retry-after-ms", "1e300"),
+            (
+                "retry-after-ms",
+                "179769313486231570000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
+            ),
+            ("retry-after", "18446744073709551615"),
+            ("retry-after", "99999999999999999999999999"),
+            ("retry-after", "Fri, 31 Dec 9999 23:59:59 GMT"),
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(name, value.parse().unwrap());
+            assert_eq!(
+                retry_after(&h, now),
+                Some(MAX_RETRY_AFTER),
+                "{name}: {value}"
+            );
+        }
+        for value in ["-5", "NaN", "inf", "1e-300"] {
+            let mut h = HeaderMap::new();
+            h.insert("retry-after-ms", value.parse().unwrap());
+            assert!(
+                retry_after(&h, now).is_none_or(|d| d < Duration::from_millis(1)),
+                "{value}"
+            );
+        }
     }
 
     #[test]

@@ -11,6 +11,10 @@
 //! decoder. A CRC mismatch or an impossible length is an error: the stream cannot be
 //! trusted after it, so the decoder stops there instead of guessing where the next
 //! message starts.
+//!
+//! Bounded: a prelude announcing more than [`MAX_MESSAGE`] (16 MiB, AWS's own cap) is
+//! refused before its bytes are buffered, so the decoder holds at most one message and
+//! one received chunk; after an error it holds nothing more.
 
 use bytes::{Buf, Bytes, BytesMut};
 
@@ -19,7 +23,7 @@ const PRELUDE: usize = 12;
 /// The smallest message: prelude and message CRC.
 const MIN_MESSAGE: usize = PRELUDE + 4;
 /// AWS caps a message at 16 MiB and its headers at 128 KiB.
-const MAX_MESSAGE: usize = 16 * 1024 * 1024;
+pub const MAX_MESSAGE: usize = 16 * 1024 * 1024;
 const MAX_HEADERS: usize = 128 * 1024;
 
 /// One decoded message: its string headers and payload.
@@ -83,10 +87,15 @@ pub struct Decoder {
     failed: bool,
 }
 
+// Lengths come from the upstream: the lint proves each one is checked before use.
+#[deny(clippy::arithmetic_side_effects)]
 impl Decoder {
     /// Appends received bytes.
     pub fn push(&mut self, chunk: &[u8]) {
-        self.buf.extend_from_slice(chunk);
+        // After an error nothing more is decoded, so nothing more is kept.
+        if !self.failed {
+            self.buf.extend_from_slice(chunk);
+        }
     }
 
     /// The next whole message, `None` until one is complete.
@@ -97,6 +106,7 @@ impl Decoder {
         let result = self.decode();
         if result.is_err() {
             self.failed = true;
+            self.buf = BytesMut::new();
         }
         result
     }
@@ -120,7 +130,7 @@ impl Decoder {
         }
         if !(MIN_MESSAGE..=MAX_MESSAGE).contains(&total)
             || headers_len > MAX_HEADERS
-            || headers_len > total - MIN_MESSAGE
+            || headers_len > total.saturating_sub(MIN_MESSAGE)
         {
             return Err(DecodeError::Length {
                 total,
@@ -130,13 +140,15 @@ impl Decoder {
         if self.buf.len() < total {
             return Ok(None);
         }
-        let sent = be_u32(&self.buf[total - 4..total]);
-        let computed = crc32(&self.buf[..total - 4]);
+        // total >= MIN_MESSAGE, checked above.
+        let body_end = total.saturating_sub(4);
+        let sent = be_u32(&self.buf[body_end..total]);
+        let computed = crc32(&self.buf[..body_end]);
         if sent != computed {
             return Err(DecodeError::MessageCrc { sent, computed });
         }
         let mut frame = self.buf.split_to(total).freeze();
-        frame.truncate(total - 4);
+        frame.truncate(body_end);
         frame.advance(PRELUDE);
         let headers = parse_headers(&frame[..headers_len])?;
         frame.advance(headers_len);
@@ -151,6 +163,7 @@ fn be_u32(b: &[u8]) -> u32 {
     u32::from_be_bytes([b[0], b[1], b[2], b[3]])
 }
 
+#[deny(clippy::arithmetic_side_effects)]
 fn parse_headers(mut h: &[u8]) -> Result<Vec<(String, String)>, DecodeError> {
     let mut out = Vec::new();
     while let Some((&name_len, rest)) = h.split_first() {
@@ -181,13 +194,14 @@ fn parse_headers(mut h: &[u8]) -> Result<Vec<(String, String)>, DecodeError> {
             None => {
                 let len = rest.get(..2).ok_or(DecodeError::Header("value length"))?;
                 let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
-                let value = rest.get(2..2 + len).ok_or(DecodeError::Header("value"))?;
+                let used = len.saturating_add(2);
+                let value = rest.get(2..used).ok_or(DecodeError::Header("value"))?;
                 if kind == 7 {
                     let value = std::str::from_utf8(value)
                         .map_err(|_| DecodeError::Header("string value is not UTF-8"))?;
                     out.push((name.to_owned(), value.to_owned()));
                 }
-                2 + len
+                used
             }
         };
         h = &rest[used..];

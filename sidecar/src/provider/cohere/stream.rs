@@ -210,12 +210,12 @@ impl StreamTranslator for Translator {
     fn feed(&mut self, chunk: Bytes) -> Result<Option<Bytes>, StreamError> {
         self.parser
             .push(&chunk, &mut self.events)
-            .map_err(StreamError::malformed)?;
+            .map_err(StreamError::from)?;
         self.drain()
     }
 
     fn finish(&mut self) -> Result<Option<Bytes>, StreamError> {
-        if let Some(event) = self.parser.finish().map_err(StreamError::malformed)? {
+        if let Some(event) = self.parser.finish().map_err(StreamError::from)? {
             self.events.push(event);
         }
         let out = self.drain()?;

@@ -182,7 +182,7 @@ impl Leases {
             if let Some(grant) = grants.get(name) {
                 lease.balance = grant.balance;
                 lease.remaining = grant.remaining;
-                lease.valid_until = Some(sent + grant.ttl);
+                lease.valid_until = sent.checked_add(grant.ttl);
             }
         }
     }

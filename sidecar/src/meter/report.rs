@@ -147,6 +147,10 @@ impl Report {
     }
 }
 
+/// The longest lease a sidecar honours, whatever an answer says (the operator grants
+/// [`ledger::LEASE_TTL_MS`]).
+pub const MAX_LEASE_TTL_MS: u64 = 60_000;
+
 /// A lease in an answer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -403,7 +407,8 @@ impl Reporter {
                     Grant {
                         balance: g.balance_micros,
                         remaining: g.remaining_micros,
-                        ttl: Duration::from_millis(g.ttl_ms),
+                        // Bounded, so no later `Instant` arithmetic can overflow.
+                        ttl: Duration::from_millis(g.ttl_ms.min(MAX_LEASE_TTL_MS)),
                     },
                 )
             })

@@ -159,19 +159,7 @@ impl TokenReviewer {
             .bucket
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (tokens, last) = &mut *bucket;
-        let now = Instant::now();
-        let refill = now.duration_since(*last).as_millis() * u128::from(REVIEWS_PER_SEC) / 1000;
-        if refill > 0 {
-            let refill = u32::try_from(refill).unwrap_or(u32::MAX);
-            *tokens = tokens.saturating_add(refill).min(REVIEW_BURST);
-            *last = now;
-        }
-        if *tokens == 0 {
-            return false;
-        }
-        *tokens -= 1;
-        true
+        take(&mut bucket, Instant::now())
     }
 
     async fn review(&self, token: &str) -> Result<Identity, AuthError> {
@@ -191,6 +179,23 @@ impl TokenReviewer {
         self.check_pod(&identity).await?;
         Ok(identity)
     }
+}
+
+/// Refills a token bucket of reviews (`REVIEWS_PER_SEC`, at most `REVIEW_BURST`) up to
+/// `now` and takes one; `false` when none is left.
+fn take(bucket: &mut (u32, Instant), now: Instant) -> bool {
+    let (tokens, last) = bucket;
+    let refill = now.duration_since(*last).as_millis() * u128::from(REVIEWS_PER_SEC) / 1000;
+    if refill > 0 {
+        let refill = u32::try_from(refill).unwrap_or(u32::MAX);
+        *tokens = tokens.saturating_add(refill).min(REVIEW_BURST);
+        *last = now;
+    }
+    if *tokens == 0 {
+        return false;
+    }
+    *tokens -= 1;
+    true
 }
 
 /// The identity a review's status vouches for, or why not.
@@ -363,6 +368,22 @@ mod tests {
         let id = judge(status(Some(vec![AUDIENCE]), Some((POD_UID, "p-1"))), "t").unwrap();
         assert_eq!(id.subject, "pod:p-1");
         assert_eq!(id.pod, None, "a pod is named by its name and uid");
+    }
+
+    /// A caller trying token after token gets a burst of reviews, then 50 a second.
+    #[tokio::test(start_paused = true)]
+    async fn new_reviews_are_rate_limited() {
+        let start = Instant::now();
+        let mut bucket = (REVIEW_BURST, start);
+        let burst = (0..1_000).filter(|_| take(&mut bucket, start)).count();
+        assert_eq!(burst, REVIEW_BURST as usize);
+        let later = start + Duration::from_secs(1);
+        let next = (0..1_000).filter(|_| take(&mut bucket, later)).count();
+        assert_eq!(next, REVIEWS_PER_SEC as usize);
+        // Never more than the burst, however long it was quiet.
+        let much_later = later + Duration::from_secs(3_600);
+        let again = (0..1_000).filter(|_| take(&mut bucket, much_later)).count();
+        assert_eq!(again, REVIEW_BURST as usize);
     }
 
     #[test]

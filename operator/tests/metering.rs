@@ -287,6 +287,77 @@ async fn reported_spend_raises_the_threshold_event() {
     .await;
 }
 
+/// A budget that refuses calls shows it (issue 12): sidecars refuse once what is left
+/// cannot pay one call's worst case, before spend reaches the limit; they say so in
+/// their reports, and the Budget turns `exhausted: true` with the 100 % Event, so the
+/// alert fires while calls are refused.
+#[tokio::test]
+async fn a_budget_that_refuses_calls_is_exhausted_and_alerts() {
+    // Calls cost 9,000 and reserve 38,000 micro-dollars: refused from 63,000 on.
+    let Some(fleet) =
+        Fleet::new("meter-refuse", Budget::test("team", "0.10", ["app"]), key()).await
+    else {
+        return;
+    };
+    let s = fleet.sidecar().await;
+    let mut refused = false;
+    for _ in 0..50 {
+        let c = s.chat().await;
+        match (c.status, c.code.as_str()) {
+            (200, _) => {}
+            (429, "budget_exceeded") => {
+                refused = true;
+                break;
+            }
+            (503, _) => tokio::time::sleep(Duration::from_millis(100)).await,
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+    assert!(refused, "the budget never refused");
+    let budgets = fleet.env.api::<Budget>();
+    let status = eventually("the Budget shown exhausted", 20, || async {
+        let status = budgets.get("team").await.ok()?.status?;
+        status.exhausted.then_some(status)
+    })
+    .await;
+    assert!(
+        status.spent_micros < 100_000,
+        "refused before the limit: {status:?}"
+    );
+    assert_eq!(status.refused_at_limit_micros, Some(100_000));
+    assert_eq!(status.conditions[0].reason, "Exhausted");
+    let events = fleet.env.api::<Event>();
+    eventually("the 100 % BudgetThreshold event", 20, || async {
+        let list = events.list(&ListParams::default()).await.ok()?;
+        let full: Vec<_> = list
+            .items
+            .iter()
+            .filter(|e| e.reason.as_deref() == Some("BudgetThreshold"))
+            .filter(|e| {
+                e.note
+                    .as_deref()
+                    .is_some_and(|n| n.contains("reached 100%"))
+            })
+            .collect();
+        (full.len() == 1).then_some(())
+    })
+    .await;
+    // Refused again: still one Event.
+    assert_eq!(s.chat().await.code, "budget_exceeded");
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let list = events.list(&ListParams::default()).await.unwrap();
+    let full = list
+        .items
+        .iter()
+        .filter(|e| {
+            e.note
+                .as_deref()
+                .is_some_and(|n| n.contains("reached 100%"))
+        })
+        .count();
+    assert_eq!(full, 1, "announced once");
+}
+
 /// A short period ends while a sidecar spends: the finished period's spend goes to
 /// history and new spend counts in the new period.
 #[tokio::test]

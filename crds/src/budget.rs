@@ -170,9 +170,16 @@ pub struct BudgetStatus {
     /// Left this period, for display, e.g. `$37.50`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remaining: Option<String>,
-    /// Whether the limit is reached and the action applies.
+    /// Whether the limit is reached and the action applies: spent reached the limit,
+    /// or sidecars refused calls because what is left cannot pay one call's worst case.
     #[serde(default)]
     pub exhausted: bool,
+    /// Set when sidecars first refused calls this period because what was left could not
+    /// pay one call's worst case (possibly before `spent` reaches the limit): the limit,
+    /// micro-dollars, in force then. It keeps `exhausted` true until the period resets or
+    /// the limit is raised above it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused_at_limit_micros: Option<i64>,
     /// When the current period started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub period_start: Option<Time>,

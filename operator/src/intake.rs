@@ -22,13 +22,13 @@ use kube::Resource;
 use kube::api::PostParams;
 use kube::runtime::events::{Event, EventType};
 use llmesh_crds::Budget;
-use llmesh_crds::budget::BudgetReporter;
+use llmesh_crds::budget::{BudgetReporter, BudgetStatus};
 use llmesh_sidecar::meter::ledger::{self, Reporter};
 use llmesh_sidecar::meter::limiter::WHOLE;
 use llmesh_sidecar::meter::report::{Ack, LeaseGrant, Report};
 use tokio::time::Instant;
 
-use crate::controllers::budget::next_status;
+use crate::controllers::budget::{next_status, threshold_action, threshold_note};
 use crate::controllers::{Context, MANAGER};
 use crate::error::{Error, Result};
 
@@ -101,7 +101,8 @@ impl Intake {
         };
         let mut duplicate = false;
         for (name, part) in report.parts() {
-            if let Some((folded, grant)) = self.fold_budget(namespace, name, part).await? {
+            let refused = report.exhausted.contains(name);
+            if let Some((folded, grant)) = self.fold_budget(namespace, name, part, refused).await? {
                 duplicate |= !folded.applied && part.cost_micros > 0;
                 ack.leases.insert(name.to_owned(), grant);
             }
@@ -117,12 +118,13 @@ impl Intake {
 
     /// Folds one budget's part of a report, returning the reporter's lease and what the
     /// budget has left; `None` when the budget does not exist (its spend has nothing
-    /// left to count against).
+    /// left to count against). `refused`: the sidecar refused calls on it as exhausted.
     async fn fold_budget(
         &self,
         namespace: &str,
         name: &str,
         part: ledger::Part<'_>,
+        refused: bool,
     ) -> Result<Option<(ledger::Folded, LeaseGrant)>> {
         let cost = part.cost_micros;
         // One fold per budget at a time in this replica: concurrent reports would only
@@ -180,6 +182,11 @@ impl Intake {
                 now_ms,
             );
             let grant = LeaseGrant::new(folded.lease_micros, limit, status.spent_micros);
+            // A batch counted once: its refusals mark the budget at the limit in force,
+            // which `next_status` shows as exhausted (and alerts on) until it resets.
+            if refused && folded.applied && status.refused_at_limit_micros.is_none() {
+                status.refused_at_limit_micros = Some(i64::try_from(limit).unwrap_or(i64::MAX));
+            }
             // Nothing new but the time it was heard from: skip the write while its lease
             // is still fresh in status.
             if !folded.applied
@@ -205,8 +212,7 @@ impl Intake {
                             .inc_by(cost);
                     }
                     for threshold in crossed {
-                        self.alert(&updated, threshold, status.spent.as_deref().unwrap_or(""))
-                            .await;
+                        self.alert(&updated, name, threshold, &status).await;
                     }
                     return Ok(Some((folded, grant)));
                 }
@@ -217,21 +223,15 @@ impl Intake {
         Err(Error::Conflict(format!("budget {namespace}/{name}")))
     }
 
-    async fn alert(&self, budget: &Budget, threshold: u32, spent: &str) {
-        let note = format!(
-            "Budget {} reached {threshold}% of {}: spent {spent}",
-            budget.metadata.name.as_deref().unwrap_or(""),
-            budget
-                .status
-                .as_ref()
-                .and_then(|s| s.limit.as_deref())
-                .unwrap_or(&budget.spec.limit.0)
-        );
+    async fn alert(&self, budget: &Budget, name: &str, threshold: u32, status: &BudgetStatus) {
+        let note = threshold_note(name, threshold, status);
         let event = Event {
             type_: EventType::Warning,
             reason: "BudgetThreshold".into(),
             note: Some(note),
-            action: "Alert".into(),
+            // One action per threshold: the recorder folds Events of one action into a
+            // series of the first, which would hide the 100 % Event behind the 80 % one.
+            action: threshold_action(threshold),
             secondary: None,
         };
         if let Err(e) = self

@@ -287,6 +287,77 @@ async fn reported_spend_raises_the_threshold_event() {
     .await;
 }
 
+/// A budget that refuses calls shows it (issue 12): sidecars refuse once what is left
+/// cannot pay one call's worst case, before spend reaches the limit; they say so in
+/// their reports, and the Budget turns `exhausted: true` with the 100 % Event, so the
+/// alert fires while calls are refused.
+#[tokio::test]
+async fn a_budget_that_refuses_calls_is_exhausted_and_alerts() {
+    // Calls cost 9,000 and reserve 38,000 micro-dollars: refused from 63,000 on.
+    let Some(fleet) =
+        Fleet::new("meter-refuse", Budget::test("team", "0.10", ["app"]), key()).await
+    else {
+        return;
+    };
+    let s = fleet.sidecar().await;
+    let mut refused = false;
+    for _ in 0..50 {
+        let c = s.chat().await;
+        match (c.status, c.code.as_str()) {
+            (200, _) => {}
+            (429, "budget_exceeded") => {
+                refused = true;
+                break;
+            }
+            (503, _) => tokio::time::sleep(Duration::from_millis(100)).await,
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+    assert!(refused, "the budget never refused");
+    let budgets = fleet.env.api::<Budget>();
+    let status = eventually("the Budget shown exhausted", 20, || async {
+        let status = budgets.get("team").await.ok()?.status?;
+        status.exhausted.then_some(status)
+    })
+    .await;
+    assert!(
+        status.spent_micros < 100_000,
+        "refused before the limit: {status:?}"
+    );
+    assert_eq!(status.refused_at_limit_micros, Some(100_000));
+    assert_eq!(status.conditions[0].reason, "Exhausted");
+    let events = fleet.env.api::<Event>();
+    eventually("the 100 % BudgetThreshold event", 20, || async {
+        let list = events.list(&ListParams::default()).await.ok()?;
+        let full: Vec<_> = list
+            .items
+            .iter()
+            .filter(|e| e.reason.as_deref() == Some("BudgetThreshold"))
+            .filter(|e| {
+                e.note
+                    .as_deref()
+                    .is_some_and(|n| n.contains("reached 100%"))
+            })
+            .collect();
+        (full.len() == 1).then_some(())
+    })
+    .await;
+    // Refused again: still one Event.
+    assert_eq!(s.chat().await.code, "budget_exceeded");
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let list = events.list(&ListParams::default()).await.unwrap();
+    let full = list
+        .items
+        .iter()
+        .filter(|e| {
+            e.note
+                .as_deref()
+                .is_some_and(|n| n.contains("reached 100%"))
+        })
+        .count();
+    assert_eq!(full, 1, "announced once");
+}
+
 /// A short period ends while a sidecar spends: the finished period's spend goes to
 /// history and new spend counts in the new period.
 #[tokio::test]
@@ -312,4 +383,100 @@ async fn the_period_resets_under_reported_spend() {
     let finished = reset.history.last().expect("the finished period is kept");
     assert_eq!(finished.period_start, started);
     assert!(finished.spent_micros > 0);
+}
+
+/// The storm (issue 12): 200 calls on one Budget over three sidecars, plain and
+/// streamed, with clients cutting at random points (before the answer, mid-stream, or
+/// never). Once reports settle the ledger equals the sum of what the sidecars metered,
+/// nothing stays reserved or in flight, and a normal call is served: a leaked
+/// reservation, a call settled twice or a record lost would each show.
+#[tokio::test]
+async fn a_storm_of_cut_calls_leaves_an_exact_ledger_and_nothing_reserved() {
+    let Some(fleet) = Fleet::new(
+        "meter-storm",
+        Budget::test("team", "1000.00", ["app"]),
+        key(),
+    )
+    .await
+    else {
+        return;
+    };
+    let mut sidecars = Vec::new();
+    for _ in 0..3 {
+        sidecars.push(Arc::new(fleet.sidecar().await));
+    }
+    fleet.mock.set_default(
+        Reply::ok()
+            .with_delay(Duration::from_millis(150))
+            .with_chunk_delay(Duration::from_millis(40)),
+    );
+    let mut rng = fastrand::Rng::with_seed(12);
+    let plans: Vec<(usize, bool, u64)> = (0..200)
+        .map(|i| (i % 3, rng.bool(), rng.u64(0..500)))
+        .collect();
+    let plans = Arc::new(tokio::sync::Mutex::new(plans));
+    let mut workers = Vec::new();
+    for _ in 0..24 {
+        let (plans, sidecars) = (plans.clone(), sidecars.clone());
+        workers.push(tokio::spawn(async move {
+            while let Some((which, stream, cut_ms)) = plans.lock().await.pop() {
+                cut_call(sidecars[which].api, stream, cut_ms).await;
+            }
+        }));
+    }
+    for w in workers {
+        w.await.unwrap();
+    }
+    let metered = || async {
+        let mut sum = 0i64;
+        for s in &sidecars {
+            let (_, text) = s.admin_get("/metrics").await?;
+            for line in text
+                .lines()
+                .filter(|l| l.starts_with("llmesh_spend_micros_total{"))
+            {
+                sum += line.rsplit(' ').next()?.parse::<f64>().ok()? as i64;
+            }
+            for idle in [
+                "llmesh_requests_in_flight ",
+                "llmesh_budget_reserved_micros ",
+                "llmesh_usage_unacknowledged_records ",
+            ] {
+                let value = text.lines().find_map(|l| l.strip_prefix(idle));
+                if value.map(str::trim) != Some("0") {
+                    return None;
+                }
+            }
+        }
+        Some(sum)
+    };
+    // Settled: calls ended (detached ones included), nothing reserved, every record
+    // acknowledged; then the ledger is what the sidecars metered, counted once.
+    let sum = eventually("the sidecars to settle", 20, metered).await;
+    assert!(sum > 0);
+    fleet.settles_at("team", sum).await;
+    assert_eq!(metered().await, Some(sum), "nothing metered twice later");
+    let served = sidecars[0].chat().await;
+    assert_eq!(served.status, 200, "{served:?}");
+}
+
+/// One call to `api` that its client cuts after `cut_ms` (or reads to its end first).
+async fn cut_call(api: std::net::SocketAddr, stream: bool, cut_ms: u64) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = format!(
+        r#"{{"model":"chat","max_tokens":10,"stream":{stream},"messages":[{{"role":"user","content":"hello"}}]}}"#
+    );
+    let Ok(mut conn) = tokio::net::TcpStream::connect(api).await else {
+        return;
+    };
+    let request = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        fleet::KEY,
+        body.len()
+    );
+    if conn.write_all(request.as_bytes()).await.is_err() {
+        return;
+    }
+    let mut sink = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_millis(cut_ms), conn.read_to_end(&mut sink)).await;
 }

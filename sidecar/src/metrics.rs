@@ -57,6 +57,9 @@ pub struct Metrics {
     pub refusals: IntCounterVec,
     /// Usage records not yet acknowledged by the operator.
     pub usage_unacknowledged: IntGauge,
+    /// Micro-dollars reserved from budgets by calls not yet settled (a detached call's
+    /// included): 0 when the sidecar is idle, else a reservation leaked.
+    pub budget_reserved: IntGauge,
     /// 1 when the last exchange with the operator on a channel (`config`, `usage`)
     /// worked, 0 when it failed; absent before the first.
     pub operator_reachable: IntGaugeVec,
@@ -180,6 +183,11 @@ impl Metrics {
             "Usage records not yet acknowledged by the operator.",
         )?;
         registry.register(Box::new(usage_unacknowledged.clone()))?;
+        let budget_reserved = IntGauge::new(
+            "budget_reserved_micros",
+            "Micro-dollars reserved from budgets by calls not yet settled.",
+        )?;
+        registry.register(Box::new(budget_reserved.clone()))?;
         let operator_reachable = IntGaugeVec::new(
             Opts::new(
                 "operator_reachable",
@@ -204,6 +212,7 @@ impl Metrics {
             spend,
             refusals,
             usage_unacknowledged,
+            budget_reserved,
             registry,
             requests,
             request_duration,

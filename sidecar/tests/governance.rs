@@ -1,5 +1,5 @@
 //! Governance on the request path as a user meets it, through the running sidecar and
-//! real HTTP: calls the client gives up on give their reservation back and are charged,
+//! real HTTP: calls the client gives up on run on and are charged what they cost,
 //! a call under two budgets is served, fallbacks pay from their own budgets, client
 //! input never becomes metric series, slow or keyless bodies are cut early, and
 //! `/v1/models` shows a key only its models.
@@ -124,25 +124,34 @@ async fn answer(stream: &mut TcpStream) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Problem 1: four calls to a slow model that the client gives up on. Each ends at
-/// once (its reservation back, charged as a call cut short, with a usage record and
-/// status 499), and the key keeps calling.
+/// Problem 1 (issue 12): a key with a $0.20 budget makes four calls to a model that
+/// answers in 3 s, and each client gives up after 1 s (`curl -m 1`). Each request ends
+/// when its client leaves (status 499, gauge down), the upstream calls run on and are
+/// charged the usage they report, not their worst case, and the key keeps calling: four
+/// worst-case reservations would have left too little for the next call.
 #[tokio::test]
-async fn calls_the_client_gives_up_on_are_settled_and_the_key_keeps_calling() {
+async fn calls_the_client_gives_up_on_are_charged_what_they_cost_and_the_key_keeps_calling() {
     let mock = MockOpenAi::start().await;
-    mock.set_default(Reply::ok().with_delay(Duration::from_secs(3)));
+    // What the provider reports: 10 prompt and 20 completion tokens, 5,000 micros here.
+    let answer = json!({"id": "c", "object": "chat.completion", "created": 0,
+        "model": "gpt-4o-mini", "choices": [{"index": 0, "finish_reason": "stop",
+        "message": {"role": "assistant", "content": "hi"}}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30}});
+    mock.set_default(Reply::json(200, answer).with_delay(Duration::from_secs(3)));
     let mut keyed = key("k", SECRET);
     keyed.budget = Some("b".into());
-    let body = json!({"model": "chat", "max_tokens": 10,
+    let body = json!({"model": "chat", "max_tokens": 200,
         "messages": [{"role": "user", "content": "hello"}]})
     .to_string();
-    // What one call reserves: bytes / 4 prompt tokens at 100 and 10 completion at 200.
-    let reserved = body.len().div_ceil(4) as u64 * 100 + 10 * 200;
-    // Room for the four abandoned calls' charges and a few more calls.
+    // What one call reserves: bytes / 4 prompt tokens at 100 and 200 completion at 200.
+    let reserved = body.len().div_ceil(4) as u64 * 100 + 200 * 200;
+    let limit = 200_000;
+    // Four reservations fit, and what they leave cannot pay a fifth.
+    assert!(4 * reserved <= limit && limit - 4 * reserved < reserved);
     let snap = with(
         vec![priced("chat", &mock.base_url())],
         vec![keyed],
-        vec![budget("b", reserved * 8, &["k"], &[])],
+        vec![budget("b", limit, &["k"], &[])],
     );
     let sidecar = Running::start(Some(snap)).await;
     let head = format!(
@@ -154,23 +163,30 @@ async fn calls_the_client_gives_up_on_are_settled_and_the_key_keeps_calling() {
     for _ in 0..4 {
         clients.push(raw(sidecar.api, &head, body.as_bytes()).await);
     }
-    // The client gives up (`curl -m`) once the model has the calls, well before it
-    // answers.
-    for _ in 0..250 {
-        if mock.request_count() == 4 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // The clients give up after a second, while the model still works on the calls.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(mock.request_count(), 4);
     drop(clients);
     let gone = r#"llmesh_requests_total{deployment="d",model="chat",provider="openai-compatible",status="499"}"#;
     let text = until_metrics(&sidecar, |t| metric(t, gone) == 4).await;
     assert_eq!(metric(&text, gone), 4, "{text}");
     assert_eq!(metric(&text, "llmesh_requests_in_flight"), 0);
+    // The upstream calls finish and are charged what they report.
     let spend = r#"llmesh_spend_micros_total{key="k",model="chat",team=""}"#;
-    assert_eq!(metric(&text, spend), 4 * reserved, "charged as cut short");
-    // The key keeps calling: the held reservations came back.
+    let text = until_metrics(&sidecar, |t| metric(t, spend) > 0).await;
+    let text = if metric(&text, spend) < 4 * 5_000 {
+        until_metrics(&sidecar, |t| metric(t, spend) >= 4 * 5_000).await
+    } else {
+        text
+    };
+    assert_eq!(
+        metric(&text, spend),
+        4 * 5_000,
+        "charged the real usage: {text}"
+    );
+    let completion = r#"llmesh_tokens_total{key="k",kind="completion",model="chat",team=""}"#;
+    assert_eq!(metric(&text, completion), 4 * 20);
+    // The key keeps calling: the reservations came back.
     mock.set_default(Reply::ok());
     let (status, _, bytes) = call(
         sidecar.api,
@@ -184,6 +200,43 @@ async fn calls_the_client_gives_up_on_are_settled_and_the_key_keeps_calling() {
         "{}",
         String::from_utf8_lossy(&bytes)
     );
+}
+
+/// A plain call whose client left and whose upstream answers garbage is charged
+/// its reservation: the provider may have billed it.
+#[tokio::test]
+async fn a_call_abandoned_to_a_failing_upstream_is_charged_its_reservation() {
+    let mock = MockOpenAi::start().await;
+    mock.set_default(Reply::malformed().with_delay(Duration::from_millis(300)));
+    let mut keyed = key("k", SECRET);
+    keyed.budget = Some("b".into());
+    let snap = with(
+        vec![priced("chat", &mock.base_url())],
+        vec![keyed],
+        vec![budget("b", 10_000_000, &["k"], &[])],
+    );
+    let sidecar = Running::start(Some(snap)).await;
+    let body = json!({"model": "chat", "max_tokens": 10,
+        "messages": [{"role": "user", "content": "hello"}]})
+    .to_string();
+    let reserved = body.len().div_ceil(4) as u64 * 100 + 10 * 200;
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: {}\r\nContent-Length: {}\r\n\r\n",
+        auth(),
+        body.len()
+    );
+    let client = raw(sidecar.api, &head, body.as_bytes()).await;
+    for _ in 0..250 {
+        if mock.request_count() >= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(client);
+    let spend = r#"llmesh_spend_micros_total{key="k",model="chat",team=""}"#;
+    let text = until_metrics(&sidecar, |t| metric(t, spend) > 0).await;
+    assert_eq!(metric(&text, spend), reserved, "{text}");
+    assert_eq!(metric(&text, "llmesh_requests_in_flight"), 0);
 }
 
 /// A client leaving mid-stream ends the request: gauge down, charged, counted.

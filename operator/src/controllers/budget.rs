@@ -75,6 +75,7 @@ pub fn next_status(
         }
         status.spent_micros = 0;
         status.alerted_thresholds.clear();
+        status.refused_at_limit_micros = None;
         status.period_start = Some(Time(current.start));
     }
     status.reset_at = Some(Time(current.end));
@@ -85,11 +86,18 @@ pub fn next_status(
     status.remaining_micros = limit.saturating_sub(status.spent_micros);
     status.spent = Some(UsdAmount::format_micros(status.spent_micros));
     status.remaining = Some(UsdAmount::format_micros(status.remaining_micros));
-    status.exhausted = status.spent_micros >= limit;
+    // Refusals seen at a lower limit end once the limit is raised: it may pay again.
+    if status.refused_at_limit_micros.is_some_and(|at| limit > at) {
+        status.refused_at_limit_micros = None;
+    }
+    let refusing = status.refused_at_limit_micros.is_some();
+    status.exhausted = status.spent_micros >= limit || refusing;
     let mut crossed = Vec::new();
     for &threshold in &budget.spec.alert_thresholds {
-        let reached =
-            i128::from(status.spent_micros) * 100 >= i128::from(limit) * i128::from(threshold);
+        // A budget that refuses calls is as good as spent: every threshold (at most
+        // 100 %) is reached, so the 100 % Event and alert fire while it refuses.
+        let reached = refusing
+            || i128::from(status.spent_micros) * 100 >= i128::from(limit) * i128::from(threshold);
         if reached && !status.alerted_thresholds.contains(&threshold) {
             status.alerted_thresholds.push(threshold);
             crossed.push(threshold);
@@ -103,9 +111,14 @@ pub fn next_status(
             "True",
             "Exhausted",
             format!(
-                "spent {} of {}",
+                "spent {} of {}{}",
                 status.spent.clone().unwrap_or_default(),
-                status.limit.clone().unwrap_or_default()
+                status.limit.clone().unwrap_or_default(),
+                if refusing && status.spent_micros < limit {
+                    "; calls are refused: what is left cannot pay one call's worst case"
+                } else {
+                    ""
+                }
             ),
             budget.metadata.generation,
             &previous_conditions,
@@ -125,6 +138,32 @@ pub fn next_status(
     };
     status.conditions = vec![ready];
     Ok((status, crossed))
+}
+
+/// The note of a threshold's Event; a budget that refuses calls before its spend
+/// reaches the threshold says so.
+pub fn threshold_note(name: &str, threshold: u32, status: &BudgetStatus) -> String {
+    let refusing = status.refused_at_limit_micros.is_some()
+        && status.spent_micros.saturating_mul(100)
+            < status
+                .limit_micros
+                .unwrap_or(0)
+                .saturating_mul(i64::from(threshold));
+    format!(
+        "Budget {name} reached {threshold}% of {}: spent {}{}",
+        status.limit.as_deref().unwrap_or(""),
+        status.spent.as_deref().unwrap_or(""),
+        if refusing {
+            "; calls are refused, what is left cannot pay one call's worst case"
+        } else {
+            ""
+        }
+    )
+}
+
+/// The Event action of a threshold, e.g. `Reached100Percent`.
+pub fn threshold_action(threshold: u32) -> String {
+    format!("Reached{threshold}Percent")
 }
 
 /// Updates the ledger and announces crossed thresholds.
@@ -155,16 +194,14 @@ pub async fn reconcile(budget: Arc<Budget>, ctx: Arc<Context>) -> Result<Action>
             Err(e) => return Err(Error::Kube(e)),
         }
         for threshold in crossed {
-            let note = format!(
-                "Budget {name} reached {threshold}% of {}: spent {}",
-                status.limit.clone().unwrap_or_default(),
-                status.spent.clone().unwrap_or_default()
-            );
+            let note = threshold_note(&name, threshold, &status);
             let event = Event {
                 type_: EventType::Warning,
                 reason: "BudgetThreshold".into(),
                 note: Some(note),
-                action: "Alert".into(),
+                // One action per threshold: the recorder folds Events of one action into a
+                // series of the first, which would hide the 100 % Event behind the 80 % one.
+                action: threshold_action(threshold),
                 secondary: None,
             };
             if let Err(e) = ctx.recorder.publish(&event, &budget.object_ref(&())).await {
@@ -255,6 +292,44 @@ mod tests {
         assert!(s.exhausted);
         assert_eq!(s.conditions[0].reason, "Exhausted");
         assert_eq!(s.conditions[0].message, "spent $10.00 of $10.00");
+    }
+
+    #[test]
+    fn a_budget_refusing_calls_is_exhausted_until_reset_or_raised() {
+        let mut b = budget(9_500_000, Some("2026-11-01T00:00:00Z"));
+        let (s, crossed) = status_at(&b, "2026-11-22T10:00:00Z");
+        assert_eq!(crossed, vec![80]);
+        assert!(!s.exhausted);
+        // Sidecars report refusals at $9.50 of $10.00.
+        b.status = Some(BudgetStatus {
+            refused_at_limit_micros: Some(10_000_000),
+            ..s
+        });
+        let (s, crossed) = status_at(&b, "2026-11-22T10:00:01Z");
+        assert!(s.exhausted);
+        assert_eq!(crossed, vec![100], "the 100 % Event fires once");
+        assert_eq!(s.conditions[0].reason, "Exhausted");
+        assert!(
+            s.conditions[0].message.contains("calls are refused"),
+            "{}",
+            s.conditions[0].message
+        );
+        assert!(threshold_note("team", 100, &s).contains("calls are refused"));
+        b.status = Some(s);
+        let (s, crossed) = status_at(&b, "2026-11-22T10:00:02Z");
+        assert!(s.exhausted && crossed.is_empty(), "announced already");
+        // The period resets: the budget may pay again.
+        b.status = Some(s.clone());
+        let (reset, _) = status_at(&b, "2026-12-02T00:00:00Z");
+        assert!(!reset.exhausted);
+        assert_eq!(reset.refused_at_limit_micros, None);
+        // The limit is raised: likewise.
+        b.spec.limit = llmesh_crds::shared::UsdAmount("20.00".into());
+        b.status = Some(s);
+        let (raised, crossed) = status_at(&b, "2026-11-22T10:00:03Z");
+        assert!(!raised.exhausted);
+        assert_eq!(raised.refused_at_limit_micros, None);
+        assert!(crossed.is_empty());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! of calls in flight, so a sidecar never spends more than it was granted, however
 //! slowly reports travel.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -40,6 +40,8 @@ struct Lease {
     valid_until: Option<Instant>,
     /// Reservations since the last report, for sizing the next request.
     recent: u64,
+    /// Whether a call was refused as exhausted since the last report.
+    refused: bool,
 }
 
 impl Lease {
@@ -111,6 +113,7 @@ impl Leases {
                 continue;
             }
             if lease.exhausted(amount, now) {
+                lease.refused = true;
                 short = Some(Short::Exhausted(name.clone()));
                 break;
             }
@@ -127,6 +130,15 @@ impl Leases {
             }
         }
         short.map_or(Ok(()), Err)
+    }
+
+    /// The budgets that refused a call as exhausted since this was last asked, for the
+    /// next report.
+    pub fn take_refused(&self) -> BTreeSet<String> {
+        self.lock()
+            .iter_mut()
+            .filter_map(|(name, lease)| std::mem::take(&mut lease.refused).then(|| name.clone()))
+            .collect()
     }
 
     /// Turns a reservation into the actual cost.
@@ -248,7 +260,11 @@ mod tests {
         l.acknowledged(&grant(10, 15), now);
         l.reserve(&b, 10, now).unwrap();
         // 15 left in the budget, 10 of it reserved here: 5 cannot pay 10.
+        assert!(l.take_refused().is_empty(), "nothing refused yet");
         assert_eq!(l.reserve(&b, 10, now), Err(Short::Exhausted("b".into())));
+        // The refusal goes in the next report, once.
+        assert_eq!(l.take_refused(), BTreeSet::from(["b".to_owned()]));
+        assert!(l.take_refused().is_empty());
     }
 
     #[tokio::test(start_paused = true)]

@@ -133,6 +133,11 @@ fn max_completion(call: &Call, model: &Model) -> u64 {
         .unwrap_or(DEFAULT_RESERVED_COMPLETION)
 }
 
+/// Micro-dollars as a gauge value.
+fn gauge_value(micros: u64) -> i64 {
+    i64::try_from(micros).unwrap_or(i64::MAX)
+}
+
 fn unix_now() -> i64 {
     report::unix_ms() / 1000
 }
@@ -250,6 +255,9 @@ impl Admission {
             );
             match self.meter.reserve(&budgets, amount).await {
                 Ok(()) => {
+                    if !budgets.is_empty() {
+                        self.meter.metrics.budget_reserved.add(gauge_value(amount));
+                    }
                     self.reserved_from = budgets;
                     self.charged_only = charged_only;
                     self.reserved = amount;
@@ -297,6 +305,10 @@ impl Admission {
         let reserved_from = std::mem::take(&mut self.reserved_from);
         if !reserved_from.is_empty() {
             self.meter.leases.settle(&reserved_from, self.reserved, 0);
+            self.meter
+                .metrics
+                .budget_reserved
+                .sub(gauge_value(self.reserved));
         }
         self.charged_only.clear();
         self.reserved = 0;
@@ -336,6 +348,7 @@ impl Admission {
         }
         if !reserved_from.is_empty() {
             meter.leases.settle(&reserved_from, reserved, cost);
+            meter.metrics.budget_reserved.sub(gauge_value(reserved));
         }
         if !charged_only.is_empty() {
             meter.leases.charge(&charged_only, cost);

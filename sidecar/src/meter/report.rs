@@ -8,7 +8,7 @@
 //! and this sidecar's share of each key's limits. A batch is resent, unchanged, until it
 //! is acknowledged; only then is the next one cut, so sequences arrive in order.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -122,6 +122,12 @@ pub struct Report {
     /// Demand per rate-limited key since the last batch.
     #[serde(default)]
     pub demand: BTreeMap<String, Demand>,
+    /// Budgets that refused calls as exhausted since the last batch: what is left, by
+    /// the last answer, could not pay a call's worst case. The operator shows such a
+    /// budget exhausted (and alerts) though its spend may be short of the limit. Absent
+    /// when empty, so an operator that predates it reads the batch as before.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub exhausted: BTreeSet<String>,
 }
 
 impl Report {
@@ -142,6 +148,9 @@ impl Report {
         }
         for (budget, want) in &self.leases {
             parts.entry(budget.as_str()).or_insert(empty).want = Some(*want);
+        }
+        for budget in &self.exhausted {
+            parts.entry(budget.as_str()).or_insert(empty);
         }
         parts
     }
@@ -369,7 +378,9 @@ impl Reporter {
                         .collect()
                 })
                 .unwrap_or_default();
-            if records.is_empty() && leases.is_empty() && demand.is_empty() {
+            let exhausted = self.leases.take_refused();
+            if records.is_empty() && leases.is_empty() && demand.is_empty() && exhausted.is_empty()
+            {
                 return Ok(());
             }
             let mut next = self
@@ -382,6 +393,7 @@ impl Reporter {
                 records,
                 leases,
                 demand,
+                exhausted,
             });
             *next += 1;
         } else if let Some(report) = pending.as_mut() {
@@ -540,6 +552,26 @@ mod tests {
                 Ok(ack)
             })
         }
+    }
+
+    /// Old and new sidecars and operators read each other's reports: the refusals are
+    /// absent when there are none, and a report without them reads as none.
+    #[test]
+    fn refusals_in_reports_are_compatible_both_ways() {
+        let old = serde_json::json!({"reporter": "a", "seq": 1, "records": []});
+        let read: Report = serde_json::from_value(old).unwrap();
+        assert!(read.exhausted.is_empty());
+        let plain = serde_json::to_value(Report::default()).unwrap();
+        assert!(plain.get("exhausted").is_none());
+        let refusing = Report {
+            seq: 1,
+            exhausted: BTreeSet::from(["b".to_owned()]),
+            ..Report::default()
+        };
+        let text = serde_json::to_value(&refusing).unwrap();
+        assert_eq!(text["exhausted"], serde_json::json!(["b"]));
+        // A budget refusing with nothing spent or asked still gets folded.
+        assert!(refusing.parts().contains_key("b"));
     }
 
     #[test]

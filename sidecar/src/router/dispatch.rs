@@ -2,7 +2,7 @@
 //! retries and backoff, rest failing deployments, and fall back to other models, until
 //! one upstream answers or the options (or the total timeout) run out.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -68,7 +68,32 @@ pub struct Trace {
     /// Time spent in backoff or waiting for a deployment to free up.
     pub waiting: Duration,
     /// Last deployment tried: its model and index (shared, not copied, per attempt).
-    pub last: Option<(Arc<Model>, usize)>,
+    pub last: Option<Tried>,
+    /// Where attempts and the last deployment are also published, for an exchange
+    /// whose call is routed in another task (see `server::detached`).
+    pub progress: Option<Arc<Progress>>,
+}
+
+/// Attempts made and the last deployment tried, as a call routed in another task
+/// makes them: its exchange reads them if the client leaves before the answer.
+#[derive(Default)]
+pub struct Progress(Mutex<(u32, Option<Tried>)>);
+
+/// A deployment tried: its model and index.
+pub type Tried = (Arc<Model>, usize);
+
+impl Progress {
+    fn set(&self, attempts: u32, last: &Option<Tried>) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = (attempts, last.clone());
+    }
+
+    /// Attempts made so far and the last deployment tried.
+    pub fn get(&self) -> (u32, Option<Tried>) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
 }
 
 /// Why an attempt (or a model) failed.
@@ -278,6 +303,9 @@ async fn try_model(
         let deployment = &model.deployments[index];
         trace.attempts += 1;
         trace.last = Some((model.clone(), index));
+        if let Some(progress) = &trace.progress {
+            progress.set(trace.attempts, &trace.last);
+        }
         let failure = match attempt(model, deployment, call, metrics, deadline, trace).await {
             Ok(answer) => {
                 return Ok(Success {

@@ -12,6 +12,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 
 use super::body::ProxyBody;
+use super::detached::Detached;
 use super::error::ApiError;
 use super::exchange::Exchange;
 use super::request::{parse_call, read_limited};
@@ -36,6 +37,8 @@ pub struct Proxy {
     pub body_bytes: Arc<Semaphore>,
     /// Keys, limits, budgets and usage.
     pub meter: Arc<Meter>,
+    /// Plain calls' routing tasks, which outlive a client that leaves.
+    pub detached: Arc<Detached>,
 }
 
 /// Handles one API request. Never fails: every error becomes an OpenAI-shaped answer.
@@ -128,11 +131,20 @@ async fn complete(
     let metrics = &proxy.metrics;
     // The trace stays in the exchange while routing runs: a client leaving mid-way
     // ends the request knowing whether an upstream was reached.
-    let result = match exchange.routing() {
-        (trace, Some(gate)) => {
-            dispatch(&routes, &requested, &call, metrics, started, trace, gate).await
+    let result = if call.stream {
+        // A stream's upstream is cut when its client leaves: it is routed here.
+        match exchange.routing() {
+            (trace, Some(gate)) => {
+                dispatch(&routes, &requested, &call, metrics, started, trace, gate).await
+            }
+            (_, None) => Err(ApiError::internal("admitted call without an admission")),
         }
-        (_, None) => Err(ApiError::internal("admitted call without an admission")),
+    } else {
+        // A plain call runs to its end even if the client leaves, so it is charged what
+        // it cost (see `detached`).
+        exchange
+            .route_detached(routes.clone(), requested.clone(), call)
+            .await
     };
     let overhead = started
         .elapsed()

@@ -4,19 +4,27 @@
 //! or a panic unwinding. Ending means, once and in this one place: the request counter
 //! and duration, the access log line, the in-flight gauge, and settling the call's
 //! [`Admission`] (which gives back the unused reservation and records usage).
+//!
+//! A plain call is routed in a task of its own ([`super::detached`]): if its client
+//! leaves first, the exchange still ends the request then, and leaves settling to the
+//! task, which knows what the call cost once the upstream answers.
 
 use std::sync::Arc;
 
 use http::StatusCode;
 use tokio::time::Instant;
 
+use tokio::sync::oneshot;
+
 use super::api::Proxy;
-use crate::config::routes::Model;
+use super::detached::{self, Routed};
+use super::error::ApiError;
+use crate::config::routes::{Model, Routes};
 use crate::config::snapshot::Pricing;
 use crate::meter::usage::Usage;
 use crate::meter::{Admission, Outcome, client_closed};
 use crate::provider::Endpoint;
-use crate::router::dispatch::Trace;
+use crate::router::dispatch::{Call, Progress, Success, Trace};
 use crate::router::relay::StreamEnd;
 
 /// How the request ended, as far as is known.
@@ -46,6 +54,9 @@ pub struct Exchange {
     in_flight: bool,
     /// What routing did; the dispatcher fills it in.
     pub trace: Trace,
+    /// A call being routed in its own task: where its answer arrives, and what it has
+    /// tried so far.
+    routing: Option<(oneshot::Receiver<Routed>, Arc<Progress>)>,
     end: End,
 }
 
@@ -60,7 +71,45 @@ impl Exchange {
             admission: None,
             in_flight: false,
             trace: Trace::default(),
+            routing: None,
             end: End::Open,
+        }
+    }
+
+    /// Routes a plain call in a task of its own and waits for its answer. If the client
+    /// leaves meanwhile, this exchange ends the request and the task settles the call
+    /// once the upstream answers (see [`super::detached`]).
+    pub async fn route_detached(
+        &mut self,
+        routes: Arc<Routes>,
+        requested: Arc<Model>,
+        call: Call,
+    ) -> Result<Success, ApiError> {
+        let Some(admission) = self.admission.take() else {
+            return Err(ApiError::internal("admitted call without an admission"));
+        };
+        let progress = Arc::new(Progress::default());
+        let rx = detached::spawn(
+            &self.proxy,
+            routes,
+            requested,
+            call,
+            self.started,
+            admission,
+            progress.clone(),
+        );
+        let (rx, _) = self.routing.insert((rx, progress));
+        let routed = rx.await;
+        self.routing = None;
+        match routed {
+            Ok(routed) => {
+                self.trace = routed.trace;
+                self.admission = Some(routed.admission);
+                routed.result
+            }
+            // The task ended without an answer: it panicked, and its admission settled
+            // as it was dropped.
+            Err(_) => Err(ApiError::internal("the call's routing task failed")),
         }
     }
 
@@ -119,6 +168,21 @@ impl Exchange {
 
 impl Drop for Exchange {
     fn drop(&mut self) {
+        if let Some((mut rx, progress)) = self.routing.take() {
+            // The client left while the call was routed elsewhere. Closing first means
+            // the task either handed its answer over already (settled here) or learns
+            // that nobody waits and settles the call itself.
+            rx.close();
+            if let Ok(routed) = rx.try_recv() {
+                if let Some(requested) = self.requested.clone() {
+                    self.trace.attempts = routed.trace.attempts;
+                    self.trace.last.clone_from(&routed.trace.last);
+                    detached::settle(routed, &requested, self.started);
+                }
+            } else {
+                (self.trace.attempts, self.trace.last) = progress.get();
+            }
+        }
         let metrics = &self.proxy.metrics;
         let elapsed = self.started.elapsed();
         let requested = self.requested.as_ref().map_or("", |m| m.name.as_str());

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod api;
 pub mod body;
+pub mod detached;
 pub mod error;
 pub mod exchange;
 pub mod request;
@@ -218,6 +219,7 @@ impl Sidecar {
         }
         let (report_stop_tx, report_stop_rx) = watch::channel(false);
         let report_task = tokio::spawn(reporter.clone().run(routes_rx.clone(), report_stop_rx));
+        let detached = Arc::new(detached::Detached::default());
         let proxy = Arc::new(api::Proxy {
             routes: routes_rx.clone(),
             metrics: self.metrics.clone(),
@@ -229,6 +231,7 @@ impl Sidecar {
                     .min(tokio::sync::Semaphore::MAX_PERMITS),
             )),
             meter,
+            detached: detached.clone(),
         });
         let last_routes = routes_rx.clone();
         let admin = Arc::new(admin::Admin {
@@ -251,7 +254,8 @@ impl Sidecar {
         tracing::info!("shutting down: draining in-flight requests");
         let _ = stop_tx.send(true);
         let grace = self.settings.shutdown_grace;
-        let drained = tokio::time::timeout(grace, async {
+        let deadline = tokio::time::Instant::now() + grace;
+        let drained = tokio::time::timeout_at(deadline, async {
             let _ = api_task.await;
             let _ = admin_task.await;
         })
@@ -260,6 +264,15 @@ impl Sidecar {
             tracing::warn!(
                 grace_secs = grace.as_secs(),
                 "in-flight requests still running at the end of the grace period"
+            );
+        }
+        // Calls whose clients left are still running: each settles (at its usage, or
+        // stopped at the grace's end, at its reservation) before the last report.
+        let stopped = detached.settle_all(deadline).await;
+        if stopped > 0 {
+            tracing::warn!(
+                calls = stopped,
+                "calls whose clients left were stopped at the end of the grace period and charged their reservation"
             );
         }
         // Everything served is reported before exiting (SIGTERM loses no usage).

@@ -213,22 +213,49 @@ async fn a_stream_ends_when_its_token_is_revoked_or_expires() {
     }
 }
 
-async fn raw_get(s: &Server, token: &str, path: &str) -> u16 {
-    // A bare HTTPS GET with the same CA, for requests the sidecar client never makes.
-    use http_body_util::Empty;
+/// A TLS client trusting the server's CA.
+fn client_tls(s: &Server) -> rustls::ClientConfig {
     let ca = std::fs::read(&s.ca).unwrap();
     let mut roots = rustls::RootCertStore::empty();
     use rustls::pki_types::pem::PemObject;
     for c in rustls::pki_types::CertificateDer::pem_slice_iter(&ca) {
         roots.add(c.unwrap()).unwrap();
     }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
+/// A client that never finishes its request headers is dropped (hyper's header
+/// timeout), instead of holding a connection and a task for good.
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_dropped() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = server("slow").await;
+    let authority = s.url.trim_start_matches("https://").to_owned();
+    let tcp = tokio::net::TcpStream::connect(authority.replace("localhost", "127.0.0.1"))
+        .await
+        .unwrap();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_tls(&s)));
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = connector.connect(name, tcp).await.unwrap();
+    tls.write_all(b"GET /v1/snapshots HTTP/1.1\r\nHost: localhost\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let ended = tokio::time::timeout(Duration::from_secs(30), tls.read_to_end(&mut buf)).await;
+    assert!(
+        ended.is_ok(),
+        "the half-sent request still holds its connection"
+    );
+}
+
+async fn raw_get(s: &Server, token: &str, path: &str) -> u16 {
+    // A bare HTTPS GET with the same CA, for requests the sidecar client never makes.
+    use http_body_util::Empty;
+    let tls = client_tls(s);
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_only()

@@ -59,18 +59,12 @@ async fn operator(env: &TestEnv) -> llmesh_operator::run::Operator {
 }
 
 /// Polls `check` until it returns `Some`, for up to 20 s.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    for _ in 0..200 {
-        if let Some(v) = check().await {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what}");
+    llmesh_tests::eventually(20, what, check).await
 }
 
 /// The operator's push server (self-signed TLS, TokenReview auth) for `op`, and a

@@ -8,12 +8,10 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use http::StatusCode;
 use llmesh_sidecar::config::snapshot::*;
-use llmesh_sidecar::meter::keys::sha256_hex;
 use llmesh_tests::MockAnthropic;
 use llmesh_tests::openai::{MockOpenAi, Reply};
 use serde_json::{Value, json};
@@ -22,22 +20,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const SECRET: &str = "sk-llmesh-test-key-000000000001";
-
-fn key(name: &str, secret: &str) -> KeySpec {
-    KeySpec {
-        name: name.into(),
-        sha256: sha256_hex(secret),
-        display_prefix: secret[..14].into(),
-        models: vec![],
-        rpm: None,
-        tpm: None,
-        max_parallel_requests: None,
-        expires_at_unix: None,
-        team: None,
-        user: None,
-        budget: None,
-    }
-}
 
 /// A model at $100/M input and $200/M output: a small call reserves a few thousand
 /// micro-dollars.
@@ -59,16 +41,6 @@ fn budget(name: &str, limit_micros: u64, keys: &[&str], models: &[&str]) -> Budg
         models: models.iter().map(|m| (*m).to_owned()).collect(),
         downgrade_to: None,
     }
-}
-
-fn with(models: Vec<ModelSpec>, keys: Vec<KeySpec>, budgets: Vec<BudgetSpec>) -> Arc<Snapshot> {
-    Arc::new(Snapshot {
-        format: FORMAT,
-        version: "v1".into(),
-        models,
-        keys,
-        budgets,
-    })
 }
 
 fn auth() -> String {

@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use http::StatusCode;
 use llmesh_sidecar::config::snapshot::*;
-use llmesh_sidecar::meter::keys::sha256_hex;
 use llmesh_tests::openai::{MockOpenAi, Reply};
 use serde_json::{Value, json};
 use support::*;
@@ -19,19 +18,11 @@ use support::*;
 const SECRET: &str = "sk-llmesh-test-key-000000000001";
 const OTHER: &str = "sk-llmesh-test-key-000000000002";
 
+/// A key of team `team-a`.
 fn key(name: &str, secret: &str) -> KeySpec {
     KeySpec {
-        name: name.into(),
-        sha256: sha256_hex(secret),
-        display_prefix: secret[..14].into(),
-        models: vec![],
-        rpm: None,
-        tpm: None,
-        max_parallel_requests: None,
-        expires_at_unix: None,
         team: Some("team-a".into()),
-        user: None,
-        budget: None,
+        ..support::key(name, secret)
     }
 }
 
@@ -44,16 +35,6 @@ fn priced(name: &str, mock: &MockOpenAi) -> ModelSpec {
         cached_input_micros_per_million: 0,
     };
     m
-}
-
-fn with(models: Vec<ModelSpec>, keys: Vec<KeySpec>, budgets: Vec<BudgetSpec>) -> Arc<Snapshot> {
-    Arc::new(Snapshot {
-        format: FORMAT,
-        version: "v1".into(),
-        models,
-        keys,
-        budgets,
-    })
 }
 
 fn bearer(secret: &str) -> String {

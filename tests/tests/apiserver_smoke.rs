@@ -9,7 +9,7 @@
 mod webhook;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::{StreamExt, TryStreamExt};
 use k8s_openapi::ByteString;
@@ -22,6 +22,7 @@ use kube::discovery::Discovery;
 use kube::{Resource, ResourceExt};
 use llmesh_crds::LlmModel;
 use llmesh_tests::apiserver::{TestEnv, apply_crds};
+use llmesh_tests::eventually;
 use serde_json::json;
 
 /// Starts a test: its own namespace, an admin client, and the llmesh CRDs applied.
@@ -64,22 +65,6 @@ fn api_error<T: std::fmt::Debug>(result: Result<T, kube::Error>) -> (u16, String
     match result {
         Err(kube::Error::Api(status)) => (status.code, status.message.clone()),
         other => panic!("expected an API error, got {other:?}"),
-    }
-}
-
-/// Polls `check` until it returns `Some`, failing after `secs` seconds.
-async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

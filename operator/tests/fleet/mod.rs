@@ -72,18 +72,12 @@ pub fn free_port() -> SocketAddr {
         .unwrap()
 }
 
-pub async fn eventually<T, F, Fut>(what: &str, secs: u64, mut check: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, secs: u64, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    for _ in 0..secs * 10 {
-        if let Some(v) = check().await {
-            return v;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what}");
+    llmesh_tests::eventually(secs, what, check).await
 }
 
 /// Where the operator's serving certificate comes from.

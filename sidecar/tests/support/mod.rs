@@ -276,3 +276,31 @@ pub async fn call(
     let bytes = body.collect().await.unwrap().to_bytes();
     (parts.status, parts.headers, bytes)
 }
+
+/// A virtual key `name` whose secret is `secret`, without limits, team or budget.
+pub fn key(name: &str, secret: &str) -> KeySpec {
+    KeySpec {
+        name: name.into(),
+        sha256: llmesh_sidecar::meter::keys::sha256_hex(secret),
+        display_prefix: secret[..14].into(),
+        models: vec![],
+        rpm: None,
+        tpm: None,
+        max_parallel_requests: None,
+        expires_at_unix: None,
+        team: None,
+        user: None,
+        budget: None,
+    }
+}
+
+/// A snapshot of these models, keys and budgets.
+pub fn with(models: Vec<ModelSpec>, keys: Vec<KeySpec>, budgets: Vec<BudgetSpec>) -> Arc<Snapshot> {
+    Arc::new(Snapshot {
+        format: FORMAT,
+        version: "v1".into(),
+        models,
+        keys,
+        budgets,
+    })
+}

@@ -505,3 +505,72 @@ async fn rpm_limits_spill_over_then_wait_for_the_next_minute() {
         "a new minute opens the limits again"
     );
 }
+
+/// A model whose only deployment had a brief outage (two failures while a vLLM pod
+/// restarted) is not stranded for the whole cooldown: the next call goes through as a
+/// probe and, as it succeeds, ends the cooldown.
+#[tokio::test(start_paused = true)]
+async fn a_probe_ends_the_cooldown_of_a_model_with_nothing_else() {
+    let script = Scripted::default();
+    script.push("vllm", Step::Answer(Duration::ZERO, 503, vec![], "{}"));
+    script.push("vllm", Step::Answer(Duration::ZERO, 503, vec![], "{}"));
+    script.otherwise("vllm", Step::Answer(Duration::ZERO, 200, vec![], OK));
+    let mut m = model(&["vllm"]);
+    m.retry.server_error = 1;
+    m.cooldown = CooldownSpec {
+        allowed_fails: 1,
+        window_ms: 60_000,
+        duration_ms: 30_000,
+    };
+    let h = Harness::new(&script, vec![m]);
+    let (first, trace) = h.call(false).await;
+    assert_eq!(first.err().unwrap().status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(trace.attempts, 2);
+    let model = h.routes.model("chat").unwrap();
+    assert!(
+        model.deployments[0].state.is_resting(Instant::now()),
+        "the outage started a cooldown"
+    );
+    tokio::time::advance(Duration::from_secs(1)).await;
+    let (probe, trace) = h.call(false).await;
+    assert!(probe.is_ok(), "the call went through as a probe");
+    assert_eq!(trace.attempts, 1);
+    assert!(
+        !model.deployments[0].state.is_resting(Instant::now()),
+        "the probe ended the cooldown"
+    );
+    let (after, _) = h.call(false).await;
+    assert!(after.is_ok());
+    assert_eq!(script.calls().len(), 4);
+}
+
+/// The same holds for a fallback whose deployments are all cooling down.
+#[tokio::test(start_paused = true)]
+async fn a_cooling_fallback_is_probed() {
+    let script = Scripted::default();
+    script.otherwise("down", Step::Answer(Duration::ZERO, 503, vec![], "{}"));
+    script.otherwise("back", Step::Answer(Duration::ZERO, 200, vec![], OK));
+    let mut primary = model(&["down"]);
+    primary.retry.server_error = 0;
+    primary.fallbacks = vec!["spare".into()];
+    let mut spare = model(&["back"]);
+    spare.name = "spare".into();
+    let cooldown = CooldownSpec {
+        allowed_fails: 0,
+        window_ms: 60_000,
+        duration_ms: 30_000,
+    };
+    let h = Harness::new(&script, vec![primary, spare]);
+    let spare = h.routes.model("spare").unwrap();
+    spare.deployments[0]
+        .state
+        .record_failure(Instant::now(), &cooldown);
+    assert!(spare.deployments[0].state.is_resting(Instant::now()));
+    let (result, trace) = h.call(false).await;
+    assert!(
+        result.is_ok(),
+        "the fallback's cooling deployment took the call"
+    );
+    assert_eq!(trace.attempts, 2);
+    assert!(!spare.deployments[0].state.is_resting(Instant::now()));
+}

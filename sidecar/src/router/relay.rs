@@ -55,6 +55,11 @@ pub struct Relay {
     render: Option<RenderError>,
     /// What ended the upstream behind the last batch, delivered on the next poll.
     held: Option<Held>,
+    /// Events read but not yet handed out, while the upstream's connection gets a turn
+    /// to deliver what it already holds (see `poll_frame`).
+    gathered: Batch,
+    /// The size `gathered` had when this task last yielded to gather more.
+    gathered_at_yield: Option<usize>,
     _in_flight: InFlight,
 }
 
@@ -105,6 +110,14 @@ impl Batch {
     }
 }
 
+/// The stream outlived the model's total timeout.
+fn timeout() -> StreamError {
+    StreamError {
+        message: "The stream exceeded the model's total timeout.".into(),
+        code: "upstream_timeout",
+    }
+}
+
 /// The stream failed before any event arrived.
 #[derive(Debug)]
 pub enum EarlyEnd {
@@ -136,6 +149,8 @@ impl Relay {
             on_end: None,
             render: None,
             held: None,
+            gathered: Batch::default(),
+            gathered_at_yield: None,
             _in_flight: in_flight,
         }
     }
@@ -222,10 +237,7 @@ impl Relay {
     }
 
     fn timed_out(&mut self) -> Poll<Option<Result<Frame<Bytes>, std::convert::Infallible>>> {
-        self.fail(StreamError {
-            message: "The stream exceeded the model's total timeout.".into(),
-            code: "upstream_timeout",
-        })
+        self.fail(timeout())
     }
 }
 
@@ -259,13 +271,20 @@ impl Body for Relay {
             Some(Held::Ended) => return this.end(),
             None => {}
         }
-        // The deadline holds even while bytes keep coming.
+        // The deadline holds even while bytes keep coming; events already read go out
+        // before the error.
         if this.deadline.as_mut().poll(cx).is_ready() {
-            return this.timed_out();
+            if this.gathered.is_empty() {
+                return this.timed_out();
+            }
+            this.gathered_at_yield = None;
+            this.held = Some(Held::Failed(timeout()));
+            return Poll::Ready(Some(Ok(Frame::data(this.gathered.take()))));
         }
         // Everything the upstream already delivered goes out as one frame: one write per
-        // burst instead of one per upstream chunk. Nothing waits for more.
-        let mut batch = Batch::default();
+        // burst instead of one per upstream chunk.
+        let mut batch = std::mem::take(&mut this.gathered);
+        let yielded_at = this.gathered_at_yield.take();
         let mut read = 0usize;
         loop {
             if read >= READ_PER_POLL {
@@ -313,7 +332,23 @@ impl Body for Relay {
                     this.held = Some(Held::Ended);
                     break;
                 }
-                Poll::Pending if !batch.is_empty() => break,
+                Poll::Pending if !batch.is_empty() => {
+                    // hyper's client hands a body over one chunk at a time, so a burst
+                    // of events the upstream connection already holds arrives here one
+                    // event per poll. Give that connection's task one turn (a deferred
+                    // wake-up, not a timer) before writing, so a burst leaves as one
+                    // write; once a turn brings nothing new, what is here goes out: a
+                    // stream whose events come apart is never held back by more than
+                    // one scheduling round.
+                    let grew = yielded_at.is_none_or(|at| batch.len() > at);
+                    if grew && batch.len() < COALESCE_BYTES {
+                        this.gathered_at_yield = Some(batch.len());
+                        this.gathered = batch;
+                        let _ = std::pin::pin!(tokio::task::yield_now()).poll(cx);
+                        return Poll::Pending;
+                    }
+                    break;
+                }
                 Poll::Pending => {
                     return Poll::Pending;
                 }
@@ -423,6 +458,97 @@ mod tests {
                 .contains("upstream_stream_error")
         );
         assert_eq!(frames.len(), 3);
+    }
+
+    /// An upstream body like hyper's client body: each frame is handed over only after
+    /// a pending poll (the connection's task has it, and runs once the reader waits),
+    /// or, when `apart` is set, after a real pause.
+    fn handed_over(frames: &[&'static str], apart: Option<Duration>) -> Relay {
+        let mut frames: std::collections::VecDeque<Bytes> = frames
+            .iter()
+            .map(|f| Bytes::from_static(f.as_bytes()))
+            .collect();
+        let mut turn = false;
+        let mut pause: Option<Pin<Box<Sleep>>> = None;
+        let stream = futures_util::stream::poll_fn(move |cx| {
+            if let Some(apart) = apart {
+                let sleep = pause.get_or_insert_with(|| Box::pin(tokio::time::sleep(apart)));
+                if sleep.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                pause = None;
+            } else {
+                turn = !turn;
+                if turn {
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+            }
+            Poll::Ready(
+                frames
+                    .pop_front()
+                    .map(|f| Ok::<_, BoxError>(Frame::data(f))),
+            )
+        });
+        let state = Arc::new(DeploymentState::default());
+        let mut relay = Relay::new(
+            StreamBody::new(stream).boxed(),
+            Box::new(crate::provider::openai::SsePassthrough::new(false)),
+            Instant::now() + Duration::from_secs(60),
+            state.start(),
+            state,
+            CooldownSpec::default(),
+        );
+        relay.deliver(Box::new(|_, _| {}), render);
+        relay
+    }
+
+    async fn frames_of(mut r: Relay) -> Vec<Bytes> {
+        r.first_event().await.unwrap();
+        let mut frames = Vec::new();
+        while let Some(frame) = r.frame().await {
+            frames.push(frame.unwrap().into_data().unwrap());
+        }
+        frames
+    }
+
+    const EVENTS: [&str; 5] = [
+        "data: 1\n\n",
+        "data: 2\n\n",
+        "data: 3\n\n",
+        "data: 4\n\n",
+        "data: [DONE]\n\n",
+    ];
+
+    #[tokio::test]
+    async fn a_burst_handed_over_chunk_by_chunk_leaves_in_one_write() {
+        let frames = frames_of(handed_over(&EVENTS, None)).await;
+        assert_eq!(frames[0], "data: 1\n\n", "the first event alone, at once");
+        assert_eq!(
+            frames[1],
+            "data: 2\n\ndata: 3\n\ndata: 4\n\ndata: [DONE]\n\n"
+        );
+        assert_eq!(frames.len(), 2, "{frames:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn events_that_come_apart_go_out_apart() {
+        let started = Instant::now();
+        let mut r = handed_over(&EVENTS, Some(Duration::from_millis(20)));
+        r.first_event().await.unwrap();
+        let mut at = Vec::new();
+        while let Some(frame) = r.frame().await {
+            at.push((
+                started.elapsed().as_millis(),
+                frame.unwrap().into_data().unwrap(),
+            ));
+        }
+        let expected: Vec<(u128, Bytes)> = (20..=100)
+            .step_by(20)
+            .zip(EVENTS)
+            .map(|(ms, e)| (ms, Bytes::from_static(e.as_bytes())))
+            .collect();
+        assert_eq!(at, expected, "each event leaves when it arrives, alone");
     }
 
     #[tokio::test(start_paused = true)]

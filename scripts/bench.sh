@@ -13,7 +13,8 @@
 # per closed-loop run, default 5), BENCH_WARMUP (1), BENCH_RATE (fixed rate, 1000; 0
 # skips), BENCH_RATE_DURATION (10), BENCH_CONCURRENCY (1,16,64), BENCH_KINDS
 # (chat,stream,embed), BENCH_UPSTREAMS (openai,anthropic), MOCK_LATENCY_MS (0),
-# LITELLM=1 (same as --litellm), LITELLM_VERSION (1.106.2).
+# LITELLM=1 (same as --litellm), LITELLM_VERSION (1.106.2), SIDECAR_BIN (a sidecar
+# binary to measure instead of building one, e.g. an older build to compare against).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,7 +25,7 @@ for arg in "$@"; do
   case "$arg" in
     --litellm) litellm=1 ;;
     --quick) duration=2; rate_duration=3 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown argument $arg" >&2; exit 2 ;;
   esac
 done
@@ -46,9 +47,12 @@ cleanup() {
 trap cleanup EXIT
 
 step "release build (llmesh-sidecar, llmesh-bench)"
-cargo build --release -p llmesh-sidecar --bin llmesh-sidecar
+if [ -z "${SIDECAR_BIN:-}" ]; then
+  cargo build --release -p llmesh-sidecar --bin llmesh-sidecar
+fi
 cargo build --release -p llmesh-tests --bin llmesh-bench
 bin="$target_dir/release"
+sidecar_bin="${SIDECAR_BIN:-$bin/llmesh-sidecar}"
 
 # Waits for "listening on http://ADDR" in a file and prints ADDR.
 wait_listening() {
@@ -103,7 +107,7 @@ EOF
 api_port="$("$bin/llmesh-bench" free-port)"
 admin_port="$("$bin/llmesh-bench" free-port)"
 # Logs as in production (info, one access line per request), to a file.
-"$bin/llmesh-sidecar" --config "$bench_dir/snapshot.json" \
+"$sidecar_bin" --config "$bench_dir/snapshot.json" \
   --listen "127.0.0.1:$api_port" --admin-listen "127.0.0.1:$admin_port" \
   2>"$bench_dir/sidecar.log" &
 sidecar_pid=$!

@@ -72,6 +72,24 @@ fn routes() -> Routes {
                     "http://127.0.0.1:9/v1",
                 )],
             ),
+            ModelSpec::new(
+                "chat-gemini",
+                vec![deployment(
+                    "gemini",
+                    ProviderKind::Gemini,
+                    "gemini-2.0-flash",
+                    "http://127.0.0.1:9",
+                )],
+            ),
+            ModelSpec::new(
+                "chat-cohere",
+                vec![deployment(
+                    "cohere",
+                    ProviderKind::Cohere,
+                    "command-r-plus",
+                    "http://127.0.0.1:9",
+                )],
+            ),
         ],
         keys: Vec::new(),
         budgets: Vec::new(),
@@ -229,6 +247,59 @@ fn anthropic_stream() -> Vec<Bytes> {
     events
 }
 
+/// Gemini's `streamGenerateContent?alt=sse`: one candidate chunk per piece, the last
+/// with its finish reason and usage.
+fn gemini_stream() -> Vec<Bytes> {
+    let chunk = |text: &str, last: bool| {
+        let mut data = json!({"candidates": [{"content": {"parts": [{"text": text}], "role": "model"},
+                "index": 0}], "modelVersion": "gemini-2.0-flash", "responseId": "resp-bench"});
+        if last {
+            data["candidates"][0]["finishReason"] = json!("STOP");
+            data["usageMetadata"] = json!({"promptTokenCount": 256, "candidatesTokenCount": PIECES,
+                "totalTokenCount": 256 + PIECES});
+        }
+        Bytes::from(format!("data: {data}\n\n"))
+    };
+    let mut events: Vec<Bytes> = (0..PIECES).map(|_| chunk(" token", false)).collect();
+    events.push(chunk("", true));
+    events
+}
+
+/// Cohere's v2 chat stream: message-start, a text content block, message-end with usage.
+fn cohere_stream() -> Vec<Bytes> {
+    let event = |name: &str, data: Value| Bytes::from(format!("event: {name}\ndata: {data}\n\n"));
+    let mut events = vec![
+        event(
+            "message-start",
+            json!({"id": "msg-bench", "type": "message-start",
+                   "delta": {"message": {"role": "assistant", "content": [], "tool_plan": "", "tool_calls": [], "citations": []}}}),
+        ),
+        event(
+            "content-start",
+            json!({"type": "content-start", "index": 0,
+                   "delta": {"message": {"content": {"type": "text", "text": ""}}}}),
+        ),
+    ];
+    for _ in 0..PIECES {
+        events.push(event(
+            "content-delta",
+            json!({"type": "content-delta", "index": 0,
+                   "delta": {"message": {"content": {"text": " token"}}}}),
+        ));
+    }
+    events.push(event(
+        "content-end",
+        json!({"type": "content-end", "index": 0}),
+    ));
+    events.push(event(
+        "message-end",
+        json!({"type": "message-end", "delta": {"finish_reason": "COMPLETE",
+               "usage": {"billed_units": {"input_tokens": 256, "output_tokens": PIECES},
+                         "tokens": {"input_tokens": 300, "output_tokens": PIECES}}}}),
+    ));
+    events
+}
+
 fn openai_stream() -> Vec<Bytes> {
     let chunk = |delta: Value, finish: Value| {
         let data = json!({"id": "chatcmpl-bench", "object": "chat.completion.chunk",
@@ -293,6 +364,16 @@ fn bench_stream(c: &mut Criterion) {
     group.bench_function("anthropic_to_openai", |b| {
         b.iter(|| translate_stream(&routes, "chat-anthropic", &request, black_box(&anthropic)));
     });
+    for (model, name, stream) in [
+        ("chat-gemini", "gemini_to_openai", gemini_stream()),
+        ("chat-cohere", "cohere_to_openai", cohere_stream()),
+    ] {
+        let request = chat_request(model);
+        assert!(translate_stream(&routes, model, &request, &stream) > 0);
+        group.bench_function(name, |b| {
+            b.iter(|| translate_stream(&routes, model, &request, black_box(&stream)));
+        });
+    }
     let openai = openai_stream();
     let request = chat_request("chat-openai");
     assert!(translate_stream(&routes, "chat-openai", &request, &openai) > 0);

@@ -370,6 +370,13 @@ pub const SIDECAR: Spec = Spec {
             default: "",
             help: "A compiled config snapshot (JSON) to serve instead of the operator's; re-read when it changes.",
         },
+        Flag {
+            name: "worker-threads",
+            value: "N",
+            env: "LLMESH_WORKER_THREADS",
+            default: "1",
+            help: "Threads serving requests. One (the default) keeps every hand-off between the client's and the upstream's connections on one thread, which costs least for a sidecar; raise it for a pod that sends more than one core can proxy.",
+        },
         SERVE_FLAGS[0],
         SERVE_FLAGS[1],
         SERVE_FLAGS[2],
@@ -379,6 +386,18 @@ pub const SIDECAR: Spec = Spec {
     ],
     vars: &SERVE_VARS,
 };
+
+/// `--worker-threads`: how many threads the runtime serves requests with.
+pub fn worker_threads(values: &Values) -> Result<usize, String> {
+    match values.get("worker-threads") {
+        None => Ok(1),
+        Some(v) => v
+            .parse()
+            .ok()
+            .filter(|n| (1..=256).contains(n))
+            .ok_or_else(|| format!("--worker-threads: {v:?} is not a number from 1 to 256")),
+    }
+}
 
 /// Server settings and log format from the [`SERVE_FLAGS`] values.
 pub fn serve_settings(values: &Values) -> Result<(Settings, LogFormat), String> {

@@ -14,13 +14,41 @@ use llmesh_sidecar::config::operator::{self, OperatorSource};
 use llmesh_sidecar::meter::remote::OperatorAuthority;
 use llmesh_sidecar::{Sidecar, cli, config, shutdown_signal};
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let spec = &cli::SIDECAR;
     let (values, settings) = match cli::serve_from_process(spec) {
         Ok(parsed) => parsed,
         Err(code) => return code,
     };
+    let threads = match cli::worker_threads(&values) {
+        Ok(threads) => threads,
+        Err(err) => return cli::usage_error(spec, &err),
+    };
+    // One thread: hyper's client hands each upstream chunk from the connection's task to
+    // the request's, and on one thread that is a queue push, not a wake-up of another
+    // thread (a futex) per event.
+    let mut builder = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(threads);
+        builder
+    };
+    match builder.enable_all().build() {
+        Ok(runtime) => runtime.block_on(run(spec, values, settings)),
+        Err(err) => {
+            eprintln!("llmesh-sidecar: cannot start the runtime: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Serves until a shutdown signal, with config from a file or the operator.
+async fn run(
+    spec: &cli::Spec,
+    values: cli::Values,
+    settings: llmesh_sidecar::Settings,
+) -> ExitCode {
     let file = values.get("config").map(PathBuf::from);
     let operator_url = values.get("operator").map(str::to_owned);
     let (first, source) = match (file, operator_url) {

@@ -62,9 +62,17 @@ impl SseParser {
     /// Feeds a chunk; appends the events it completes to `out`.
     pub fn push(&mut self, chunk: &[u8], out: &mut Vec<Event>) -> Result<(), SseError> {
         let mut rest = chunk;
-        while let Some(pos) = rest.iter().position(|&b| b == b'\n') {
+        while let Some(pos) = memchr::memchr(b'\n', rest) {
             let (head, tail) = rest.split_at(pos);
             rest = tail.get(1..).unwrap_or_default();
+            if self.line.is_empty() {
+                // The common case: the whole line is in this chunk, read where it is.
+                if over_limit(0, head.len()) {
+                    return Err(SseError::TooLarge);
+                }
+                self.line_done(head.strip_suffix(b"\r").unwrap_or(head), out)?;
+                continue;
+            }
             if over_limit(self.line.len(), head.len()) {
                 return Err(SseError::TooLarge);
             }

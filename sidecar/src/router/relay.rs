@@ -60,11 +60,17 @@ pub struct Relay {
     gathered: Batch,
     /// The size `gathered` had when this task last yielded to gather more.
     gathered_at_yield: Option<usize>,
+    /// Turns in a row that brought nothing new.
+    idle_turns: u8,
     _in_flight: InFlight,
 }
 
 /// Largest batch of events sent as one frame.
 const COALESCE_BYTES: usize = 64 * 1024;
+/// Turns without a new event after which gathered events go out. hyper's client
+/// connection needs two turns to hand over the next chunk it holds (one to see the
+/// body wants more, one to send it).
+const IDLE_TURNS: u8 = 2;
 /// Most upstream bytes read in one poll: an upstream that is always ready and whose
 /// bytes yield no event (pings, comments) must not keep the task from yielding.
 const READ_PER_POLL: usize = 1024 * 1024;
@@ -151,6 +157,7 @@ impl Relay {
             held: None,
             gathered: Batch::default(),
             gathered_at_yield: None,
+            idle_turns: 0,
             _in_flight: in_flight,
         }
     }
@@ -335,13 +342,17 @@ impl Body for Relay {
                 Poll::Pending if !batch.is_empty() => {
                     // hyper's client hands a body over one chunk at a time, so a burst
                     // of events the upstream connection already holds arrives here one
-                    // event per poll. Give that connection's task one turn (a deferred
-                    // wake-up, not a timer) before writing, so a burst leaves as one
-                    // write; once a turn brings nothing new, what is here goes out: a
-                    // stream whose events come apart is never held back by more than
-                    // one scheduling round.
-                    let grew = yielded_at.is_none_or(|at| batch.len() > at);
-                    if grew && batch.len() < COALESCE_BYTES {
+                    // event per poll. Give that connection's task its turns (deferred
+                    // wake-ups, not a timer) before writing, so a burst leaves as one
+                    // write; once [`IDLE_TURNS`] turns in a row bring nothing new, what
+                    // is here goes out: a stream whose events come apart is held back
+                    // by that many scheduling rounds, never by a clock.
+                    if yielded_at.is_some_and(|at| batch.len() == at) {
+                        this.idle_turns = this.idle_turns.saturating_add(1);
+                    } else {
+                        this.idle_turns = 0;
+                    }
+                    if this.idle_turns < IDLE_TURNS && batch.len() < COALESCE_BYTES {
                         this.gathered_at_yield = Some(batch.len());
                         this.gathered = batch;
                         let _ = std::pin::pin!(tokio::task::yield_now()).poll(cx);
@@ -461,14 +472,14 @@ mod tests {
     }
 
     /// An upstream body like hyper's client body: each frame is handed over only after
-    /// a pending poll (the connection's task has it, and runs once the reader waits),
-    /// or, when `apart` is set, after a real pause.
+    /// two pending polls (the connection's task has it, and needs two turns once the
+    /// reader waits), or, when `apart` is set, after a real pause.
     fn handed_over(frames: &[&'static str], apart: Option<Duration>) -> Relay {
         let mut frames: std::collections::VecDeque<Bytes> = frames
             .iter()
             .map(|f| Bytes::from_static(f.as_bytes()))
             .collect();
-        let mut turn = false;
+        let mut turn = 0u8;
         let mut pause: Option<Pin<Box<Sleep>>> = None;
         let stream = futures_util::stream::poll_fn(move |cx| {
             if let Some(apart) = apart {
@@ -477,12 +488,13 @@ mod tests {
                     return Poll::Pending;
                 }
                 pause = None;
+            } else if turn < IDLE_TURNS {
+                // Like hyper's connection task: two turns before each chunk.
+                turn += 1;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
             } else {
-                turn = !turn;
-                if turn {
-                    cx.waker().wake_by_ref();
-                    return Poll::Pending;
-                }
+                turn = 0;
             }
             Poll::Ready(
                 frames

@@ -41,3 +41,13 @@ pub(crate) fn reasons(compiled: &Compiled) -> Vec<(String, &str, Reason, Severit
         .map(|p| (p.name.clone(), p.field.as_str(), p.reason, p.severity))
         .collect()
 }
+
+/// The names of the models that compiled, in snapshot order.
+pub(crate) fn model_names(compiled: &Compiled) -> Vec<&str> {
+    compiled
+        .snapshot
+        .models
+        .iter()
+        .map(|m| m.name.as_str())
+        .collect()
+}

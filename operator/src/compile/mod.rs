@@ -76,57 +76,38 @@ pub fn compile(input: &Inputs) -> Compiled {
     let secrets = Secrets::new(&input.secrets);
     let mut problems = Vec::new();
 
-    let mut models: Vec<ModelSpec> = unique_by_name(&input.models, Kind::LlmModel, &mut problems)
-        .into_iter()
-        .filter_map(|(name, model)| {
-            let mut report = Report::new(Kind::LlmModel, name, &mut problems);
-            let spec = models::compile_model(name, model, &secrets, &mut report);
-            report.ok().then_some(spec)
-        })
-        .collect();
+    let mut models: Vec<ModelSpec> = compile_each(
+        &input.models,
+        Kind::LlmModel,
+        &mut problems,
+        |name, model, report| models::compile_model(name, model, &secrets, report),
+    );
     let model_names: BTreeSet<String> = models.iter().map(|m| m.name.clone()).collect();
-    let declared_models: BTreeSet<&str> = input
-        .models
-        .iter()
-        .filter_map(|m| m.metadata.name.as_deref())
-        .collect();
+    let declared_models = declared(&input.models);
     for model in &mut models {
         let mut report = Report::new(Kind::LlmModel, &model.name, &mut problems);
         models::prune_fallbacks(model, &model_names, &declared_models, &mut report);
     }
 
-    let mut budgets: Vec<BudgetSpec> = unique_by_name(&input.budgets, Kind::Budget, &mut problems)
-        .into_iter()
-        .filter_map(|(name, budget)| {
-            let mut report = Report::new(Kind::Budget, name, &mut problems);
-            let spec = budgets::compile_budget(name, budget, &model_names, &mut report);
-            report.ok().then_some(spec)
-        })
-        .collect();
+    let mut budgets: Vec<BudgetSpec> = compile_each(
+        &input.budgets,
+        Kind::Budget,
+        &mut problems,
+        |name, budget, report| budgets::compile_budget(name, budget, &model_names, report),
+    );
     let budget_names: BTreeSet<&str> = budgets.iter().map(|b| b.name.as_str()).collect();
 
-    let keys: Vec<KeySpec> = unique_by_name(&input.keys, Kind::VirtualKey, &mut problems)
-        .into_iter()
-        .filter_map(|(name, key)| {
-            let mut report = Report::new(Kind::VirtualKey, name, &mut problems);
-            let spec = keys::compile_key(
-                name,
-                key,
-                &secrets,
-                &model_names,
-                &budget_names,
-                &mut report,
-            );
-            report.ok().then_some(spec)
-        })
-        .collect();
+    let keys: Vec<KeySpec> = compile_each(
+        &input.keys,
+        Kind::VirtualKey,
+        &mut problems,
+        |name, key, report| {
+            keys::compile_key(name, key, &secrets, &model_names, &budget_names, report)
+        },
+    );
 
     // Resolve the key→budget direction too, so the sidecar reads one list per budget.
-    let declared_keys: BTreeSet<&str> = input
-        .keys
-        .iter()
-        .filter_map(|k| k.metadata.name.as_deref())
-        .collect();
+    let declared_keys = declared(&input.keys);
     for budget in &mut budgets {
         let mut report = Report::new(Kind::Budget, &budget.name, &mut problems);
         for (i, key) in budget.keys.iter().enumerate() {
@@ -169,6 +150,31 @@ fn content_version(snapshot: &Snapshot) -> String {
     let mut hex = llmesh_sidecar::hex::hex(&Sha256::digest(&bytes));
     hex.truncate(16);
     hex
+}
+
+/// Compiles each uniquely named resource with `one`, keeping those that compiled without
+/// an error.
+fn compile_each<'a, K: named::Named, S>(
+    items: &'a [K],
+    kind: Kind,
+    problems: &mut Vec<Problem>,
+    mut one: impl FnMut(&'a str, &'a K, &mut Report<'_>) -> S,
+) -> Vec<S> {
+    let mut out = Vec::new();
+    for (name, item) in unique_by_name(items, kind, problems) {
+        let mut report = Report::new(kind, name, problems);
+        let spec = one(name, item, &mut report);
+        if report.ok() {
+            out.push(spec);
+        }
+    }
+    out
+}
+
+/// Every name given, compiled or not: a reference to one of these is to something that
+/// exists.
+fn declared<K: named::Named>(items: &[K]) -> BTreeSet<&str> {
+    items.iter().filter_map(named::Named::name).collect()
 }
 
 /// Resources sorted by name; nameless and repeated ones are reported and dropped (the
@@ -229,6 +235,7 @@ mod named {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compile::fixtures::model_names;
 
     #[test]
     fn empty_inputs_give_an_empty_versioned_snapshot() {
@@ -250,13 +257,7 @@ mod tests {
             ..Inputs::default()
         };
         let first = compile(&inputs);
-        let names: Vec<_> = first
-            .snapshot
-            .models
-            .iter()
-            .map(|m| m.name.as_str())
-            .collect();
-        assert_eq!(names, ["a", "b", "c"]);
+        assert_eq!(model_names(&first), ["a", "b", "c"]);
 
         let mut reordered = inputs.clone();
         reordered.models.reverse();

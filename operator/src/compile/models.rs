@@ -7,13 +7,14 @@ use std::collections::BTreeSet;
 use llmesh_crds::{
     LlmModel,
     llm_model::{ModelDeployment, Provider},
+    shared::HumanDuration,
 };
 use llmesh_sidecar::config::snapshot::{
     AwsCredentials, CooldownSpec, DeploymentSpec, ModelSpec, Pricing, ProviderKind, RetrySpec,
     SecretString, Strategy, TimeoutSpec,
 };
 
-use super::units::{is_http_url, millis, positive_millis, pricing};
+use super::units::{is_http_url, millis, nonzero, pricing};
 use super::{Reason, Report, secrets::Secrets};
 
 pub(super) fn compile_model(
@@ -54,62 +55,7 @@ pub(super) fn compile_model(
         })
         .collect();
 
-    let retry = spec.retry.clone().unwrap_or_default();
-    let defaults = RetrySpec::default();
-    let retry = RetrySpec {
-        rate_limited: retry.rate_limited.unwrap_or(defaults.rate_limited),
-        server_error: retry.server_error.unwrap_or(defaults.server_error),
-        timeout: retry.timeout.unwrap_or(defaults.timeout),
-        connect_error: retry.connect_error.unwrap_or(defaults.connect_error),
-        client_error: retry.client_error.unwrap_or(defaults.client_error),
-        initial_backoff_ms: millis(
-            "spec.retry.initialBackoff",
-            retry.initial_backoff.as_ref(),
-            defaults.initial_backoff_ms,
-            report,
-        ),
-        max_backoff_ms: millis(
-            "spec.retry.maxBackoff",
-            retry.max_backoff.as_ref(),
-            defaults.max_backoff_ms,
-            report,
-        ),
-    };
-
-    let timeouts = spec.timeouts.clone().unwrap_or_default();
-    let defaults = TimeoutSpec::default();
-    let timeouts = TimeoutSpec {
-        total_ms: positive_millis(
-            "spec.timeouts.total",
-            timeouts.total.as_ref(),
-            defaults.total_ms,
-            report,
-        ),
-        time_to_first_token_ms: positive_millis(
-            "spec.timeouts.timeToFirstToken",
-            timeouts.time_to_first_token.as_ref(),
-            defaults.time_to_first_token_ms,
-            report,
-        ),
-    };
-
-    let cooldown = spec.cooldown.clone().unwrap_or_default();
-    let defaults = CooldownSpec::default();
-    let cooldown = CooldownSpec {
-        allowed_fails: cooldown.allowed_fails.unwrap_or(defaults.allowed_fails),
-        window_ms: millis(
-            "spec.cooldown.window",
-            cooldown.window.as_ref(),
-            defaults.window_ms,
-            report,
-        ),
-        duration_ms: millis(
-            "spec.cooldown.duration",
-            cooldown.duration.as_ref(),
-            defaults.duration_ms,
-            report,
-        ),
-    };
+    let (retry, timeouts, cooldown) = policies(spec, report);
 
     if let Some(ttl) = spec.cache.as_ref().and_then(|c| c.ttl.as_ref()) {
         // Reserved: not in the snapshot yet, but a typo should not wait until it is.
@@ -247,6 +193,58 @@ pub(super) fn compile_deployment(
         gcp_service_account,
         token_url: d.token_url.clone(),
     }
+}
+
+/// The retry, timeout and cooldown policies, unset fields taking the sidecar's defaults.
+fn policies(
+    spec: &llmesh_crds::llm_model::LlmModelSpec,
+    report: &mut Report<'_>,
+) -> (RetrySpec, TimeoutSpec, CooldownSpec) {
+    let mut ms = |field: &str, value: &Option<HumanDuration>, default: u64| {
+        millis(field, value.as_ref(), default, report)
+    };
+    let (r, d) = (spec.retry.clone().unwrap_or_default(), RetrySpec::default());
+    let retry = RetrySpec {
+        rate_limited: r.rate_limited.unwrap_or(d.rate_limited),
+        server_error: r.server_error.unwrap_or(d.server_error),
+        timeout: r.timeout.unwrap_or(d.timeout),
+        connect_error: r.connect_error.unwrap_or(d.connect_error),
+        client_error: r.client_error.unwrap_or(d.client_error),
+        initial_backoff_ms: ms(
+            "spec.retry.initialBackoff",
+            &r.initial_backoff,
+            d.initial_backoff_ms,
+        ),
+        max_backoff_ms: ms("spec.retry.maxBackoff", &r.max_backoff, d.max_backoff_ms),
+    };
+    let (c, d) = (
+        spec.cooldown.clone().unwrap_or_default(),
+        CooldownSpec::default(),
+    );
+    let cooldown = CooldownSpec {
+        allowed_fails: c.allowed_fails.unwrap_or(d.allowed_fails),
+        window_ms: ms("spec.cooldown.window", &c.window, d.window_ms),
+        duration_ms: ms("spec.cooldown.duration", &c.duration, d.duration_ms),
+    };
+    // Each timeout is read, then checked for zero, so its problems come in that order.
+    let (t, d) = (
+        spec.timeouts.clone().unwrap_or_default(),
+        TimeoutSpec::default(),
+    );
+    let (total, ttft) = ("spec.timeouts.total", "spec.timeouts.timeToFirstToken");
+    let total_ms = millis(total, t.total.as_ref(), d.total_ms, report);
+    let total_ms = nonzero(total, total_ms, report);
+    let ttft_ms = millis(
+        ttft,
+        t.time_to_first_token.as_ref(),
+        d.time_to_first_token_ms,
+        report,
+    );
+    let timeouts = TimeoutSpec {
+        total_ms,
+        time_to_first_token_ms: nonzero(ttft, ttft_ms, report),
+    };
+    (retry, timeouts, cooldown)
 }
 
 /// Drops fallbacks the sidecar could not follow, with a warning each: the model itself

@@ -6,7 +6,7 @@ use llmesh_crds::{
 };
 
 use super::*;
-use crate::compile::fixtures::{openai, reasons, secret};
+use crate::compile::fixtures::{model_names, openai, reasons, secret};
 use crate::compile::{Inputs, Kind, Severity, compile};
 
 #[test]
@@ -142,13 +142,7 @@ fn a_model_with_a_missing_secret_is_left_out_and_named() {
         secrets: vec![secret("openai", &[], &[("apiKey", "sk")])],
         ..Inputs::default()
     });
-    let names: Vec<_> = compiled
-        .snapshot
-        .models
-        .iter()
-        .map(|m| m.name.as_str())
-        .collect();
-    assert_eq!(names, ["chat"]);
+    assert_eq!(model_names(&compiled), ["chat"]);
     assert_eq!(
         reasons(&compiled),
         [
@@ -288,16 +282,13 @@ fn a_regional_provider_without_a_region_has_its_own_reason() {
         secrets: vec![secret("aws", &[("apiKey", "k")], &[])],
         ..Inputs::default()
     });
-    assert!(compiled.snapshot.models.is_empty());
-    assert_eq!(
-        reasons(&compiled),
-        [(
-            "a".to_owned(),
-            "spec.deployments[0].region",
-            Reason::MissingRegion,
-            Severity::Error
-        )]
-    );
+    let found: Vec<_> = compiled
+        .problems_for(Kind::LlmModel, "a")
+        .map(|p| (p.field.as_str(), p.reason, p.severity))
+        .collect();
+    let region = ("spec.deployments[0].region", Reason::MissingRegion);
+    assert_eq!(found, [(region.0, region.1, Severity::Error)]);
+    assert!(model_names(&compiled).is_empty());
     assert_eq!(compiled.problems[0].reason.as_str(), "MissingRegion");
 
     bedrock.region = Some("us-east-1".to_owned());

@@ -41,9 +41,27 @@ pub enum Severity {
     Warning,
 }
 
-/// Machine-readable cause of a problem; used as a condition `reason`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Reason {
+/// Defines [`Reason`] from one list, so a variant and its condition word cannot drift.
+macro_rules! reasons {
+    ($($(#[$doc:meta])* $name:ident,)*) => {
+        /// Machine-readable cause of a problem; used as a condition `reason`.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum Reason {
+            $($(#[$doc])* $name,)*
+        }
+
+        impl Reason {
+            /// The reason as a `CamelCase` word, as Kubernetes conditions expect.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Reason::$name => stringify!($name),)*
+                }
+            }
+        }
+    };
+}
+
+reasons! {
     /// The resource has no name.
     MissingName,
     /// Another resource of the same kind has the same name.
@@ -89,36 +107,6 @@ pub enum Reason {
     EmptySelector,
     /// A budget's action is inconsistent (downgrade without a target).
     InvalidAction,
-}
-
-impl Reason {
-    /// The reason as a `CamelCase` word, as Kubernetes conditions expect.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::MissingName => "MissingName",
-            Reason::DuplicateName => "DuplicateName",
-            Reason::SecretNotFound => "SecretNotFound",
-            Reason::SecretKeyMissing => "SecretKeyMissing",
-            Reason::InvalidSecretValue => "InvalidSecretValue",
-            Reason::MissingApiKey => "MissingApiKey",
-            Reason::MissingRegion => "MissingRegion",
-            Reason::InvalidDuration => "InvalidDuration",
-            Reason::InvalidPrice => "InvalidPrice",
-            Reason::InvalidPeriod => "InvalidPeriod",
-            Reason::NoDeployments => "NoDeployments",
-            Reason::DuplicateDeployment => "DuplicateDeployment",
-            Reason::InvalidWeight => "InvalidWeight",
-            Reason::InvalidBaseUrl => "InvalidBaseUrl",
-            Reason::UnknownFallback => "UnknownFallback",
-            Reason::FallbackNotReady => "FallbackNotReady",
-            Reason::SelfFallback => "SelfFallback",
-            Reason::UnknownModel => "UnknownModel",
-            Reason::UnknownBudget => "UnknownBudget",
-            Reason::UnknownKey => "UnknownKey",
-            Reason::EmptySelector => "EmptySelector",
-            Reason::InvalidAction => "InvalidAction",
-        }
-    }
 }
 
 impl fmt::Display for Reason {
@@ -183,35 +171,22 @@ impl<'p> Report<'p> {
         });
     }
 
-    pub(super) fn error(
-        &mut self,
-        field: impl Into<String>,
-        reason: Reason,
-        message: impl Into<String>,
-    ) {
+    /// A fatal problem: the resource is left out.
+    pub(super) fn error(&mut self, at: impl Into<String>, reason: Reason, why: impl Into<String>) {
         self.failed = true;
-        self.push(field.into(), reason, Severity::Error, message.into());
+        self.push(at.into(), reason, Severity::Error, why.into());
     }
 
-    pub(super) fn warn(
-        &mut self,
-        field: impl Into<String>,
-        reason: Reason,
-        message: impl Into<String>,
-    ) {
-        self.push(field.into(), reason, Severity::Warning, message.into());
+    /// The resource stays, without the part at fault.
+    pub(super) fn warn(&mut self, at: impl Into<String>, reason: Reason, why: impl Into<String>) {
+        self.push(at.into(), reason, Severity::Warning, why.into());
     }
 
     /// An error (the resource is not Ready) that keeps the resource in the snapshot,
     /// where the sidecar refuses its use and says why: better than the silence of a
     /// resource left out.
-    pub(super) fn refuse(
-        &mut self,
-        field: impl Into<String>,
-        reason: Reason,
-        message: impl Into<String>,
-    ) {
-        self.push(field.into(), reason, Severity::Error, message.into());
+    pub(super) fn refuse(&mut self, at: impl Into<String>, reason: Reason, why: impl Into<String>) {
+        self.push(at.into(), reason, Severity::Error, why.into());
     }
 
     pub(super) fn ok(&self) -> bool {

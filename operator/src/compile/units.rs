@@ -9,29 +9,20 @@ use llmesh_sidecar::config::snapshot::Pricing;
 
 use super::{Reason, Report};
 
-pub(super) fn millis(
-    field: &str,
-    value: Option<&HumanDuration>,
-    default: u64,
-    report: &mut Report<'_>,
-) -> u64 {
+/// The duration in milliseconds; `default` when unset or (reported) invalid.
+pub(super) fn millis(at: &str, value: Option<&HumanDuration>, or: u64, r: &mut Report<'_>) -> u64 {
     match value.map(HumanDuration::to_millis) {
-        None => default,
+        None => or,
         Some(Ok(ms)) => ms,
         Some(Err(err)) => {
-            report.error(field, Reason::InvalidDuration, err.to_string());
-            default
+            r.error(at, Reason::InvalidDuration, err.to_string());
+            or
         }
     }
 }
 
-pub(super) fn positive_millis(
-    field: &str,
-    value: Option<&HumanDuration>,
-    default: u64,
-    report: &mut Report<'_>,
-) -> u64 {
-    let ms = millis(field, value, default, report);
+/// `ms`, reported as an error when it is zero (a timeout of nothing).
+pub(super) fn nonzero(field: &str, ms: u64, report: &mut Report<'_>) -> u64 {
     if ms == 0 {
         report.error(field, Reason::InvalidDuration, "must be longer than 0s");
     }

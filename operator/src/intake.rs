@@ -164,7 +164,7 @@ impl Intake {
                 return Ok(None);
             };
             let now = jiff::Timestamp::now();
-            let compiled = self.ctx.hub.compile(namespace);
+            let compiled = self.ctx.hub.compiled(namespace);
             // Roll the period first, so spend lands in the period it is folded in.
             let (mut status, _) = next_status(&budget, &compiled, name, now)?;
             let limit = budget.spec.limit.to_micros().unwrap_or(0);

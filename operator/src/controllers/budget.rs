@@ -173,7 +173,7 @@ pub async fn reconcile(budget: Arc<Budget>, ctx: Arc<Context>) -> Result<Action>
     let started = std::time::Instant::now();
     let (ns, name) = locate(budget.as_ref())?;
     let now = jiff::Timestamp::now();
-    let compiled = ctx.hub.compile(&ns);
+    let compiled = ctx.hub.compiled(&ns);
     let (status, crossed) = next_status(&budget, &compiled, &name, now)?;
     if budget.status.as_ref() != Some(&status) {
         let api: Api<Budget> = Api::namespaced(ctx.client.clone(), &ns);

@@ -206,14 +206,7 @@ impl Hub {
             self.changes.touch(namespace);
         }
         let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
-        for name in used {
-            let meta = self.secrets.get(&ObjectRef::new(&name).within(namespace));
-            let fresh = lock(&self.values)
-                .get(&(namespace.to_owned(), name.clone()))
-                .is_some_and(|s| self.is_current(s));
-            if fresh || meta.is_none() {
-                continue;
-            }
+        for name in self.unread(namespace, used) {
             match api.get_opt(&name).await {
                 Ok(Some(secret)) => {
                     lock(&self.values).insert((namespace.to_owned(), name), secret);
@@ -226,6 +219,23 @@ impl Hub {
                 }
             }
         }
+    }
+
+    /// Of the Secrets `used`, those that exist but whose current value the hub has not
+    /// read.
+    fn unread(&self, namespace: &str, used: impl IntoIterator<Item = String>) -> Vec<String> {
+        used.into_iter()
+            .filter(|name| {
+                let exists = self
+                    .secrets
+                    .get(&ObjectRef::new(name).within(namespace))
+                    .is_some();
+                let fresh = lock(&self.values)
+                    .get(&(namespace.to_owned(), name.clone()))
+                    .is_some_and(|s| self.is_current(s));
+                exists && !fresh
+            })
+            .collect()
     }
 
     /// The namespace's compiled resources: the result the hub holds while none of the
@@ -250,31 +260,28 @@ impl Hub {
     }
 
     /// The namespace's snapshot channel, compiling it first if nobody asked before (once
-    /// the caches are synced; until then the channel stays empty).
+    /// the caches are synced and the referenced Secrets' values read; until then the
+    /// channel stays empty).
     pub fn subscribe(&self, namespace: &str) -> watch::Receiver<Option<Arc<Snapshot>>> {
         if let Some(ns) = lock(&self.namespaces).get(namespace) {
             return ns.tx.subscribe();
         }
-        if !*self.synced.borrow() {
-            let mut namespaces = lock(&self.namespaces);
-            let entry = namespaces
-                .entry(namespace.to_owned())
-                .or_insert_with(|| Namespace {
-                    tx: watch::channel(None).0,
-                    compiled: None,
-                    changed_at: Instant::now(),
-                });
-            return entry.tx.subscribe();
+        if *self.synced.borrow() {
+            // Published at once only when every referenced Secret's value is held: a
+            // snapshot compiled before they are read would leave out the models that
+            // use them, and its sidecars would answer 404 until the whole one came.
+            let used = self.compiled(namespace).secrets_used.clone();
+            if self.unread(namespace, used).is_empty() {
+                self.recompile(namespace, Instant::now());
+            }
+            // The loop reads what is missing and publishes.
+            let _ = self.dirty.send((namespace.to_owned(), Instant::now()));
         }
-        self.recompile(namespace, Instant::now());
-        // Compiled from the values read so far; the loop reads what is missing and
-        // recompiles.
-        let _ = self.dirty.send((namespace.to_owned(), Instant::now()));
-        let namespaces = lock(&self.namespaces);
-        match namespaces.get(namespace) {
-            Some(ns) => ns.tx.subscribe(),
-            None => watch::channel(None).1,
-        }
+        // Before the caches are synced, the loop compiles every namespace asked for.
+        let mut namespaces = lock(&self.namespaces);
+        slot(&mut namespaces, namespace, Instant::now())
+            .tx
+            .subscribe()
     }
 
     /// When the change behind the namespace's current snapshot was seen.
@@ -332,13 +339,7 @@ impl Hub {
         let problems_changed;
         {
             let mut namespaces = lock(&self.namespaces);
-            let entry = namespaces
-                .entry(namespace.to_owned())
-                .or_insert_with(|| Namespace {
-                    tx: watch::channel(None).0,
-                    compiled: None,
-                    changed_at: seen,
-                });
+            let entry = slot(&mut namespaces, namespace, seen);
             problems_changed = entry
                 .compiled
                 .as_ref()
@@ -371,6 +372,21 @@ impl Hub {
             lock(&self.listeners).retain(|tx| tx.send(namespace.to_owned()).is_ok());
         }
     }
+}
+
+/// The namespace's entry, made empty (no snapshot yet) if there is none.
+fn slot<'a>(
+    namespaces: &'a mut HashMap<String, Namespace>,
+    namespace: &str,
+    seen: Instant,
+) -> &'a mut Namespace {
+    namespaces
+        .entry(namespace.to_owned())
+        .or_insert_with(|| Namespace {
+            tx: watch::channel(None).0,
+            compiled: None,
+            changed_at: seen,
+        })
 }
 
 /// Runs a reflector for `K`, marking each changed object's namespace as changed (once

@@ -1,23 +1,15 @@
 //! Tests of the admission review.
 
 use super::*;
-use std::collections::HashMap;
-
-fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-    let map: HashMap<String, String> = pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    move |k| map.get(k).cloned()
-}
 
 fn settings() -> crate::settings::Webhook {
-    crate::settings::Webhook::from_lookup(env(&[
-        (crate::settings::ENV_WEBHOOK_LISTEN, "127.0.0.1:0"),
-        (crate::settings::ENV_SIDECAR_IMAGE, "img:1"),
-    ]))
-    .unwrap()
-    .unwrap()
+    use crate::settings::{ENV_SIDECAR_IMAGE, ENV_WEBHOOK_LISTEN, Webhook};
+    let env = |k: &str| match k {
+        ENV_WEBHOOK_LISTEN => Some("127.0.0.1:0".to_owned()),
+        ENV_SIDECAR_IMAGE => Some("img:1".to_owned()),
+        _ => None,
+    };
+    Webhook::from_lookup(env).unwrap().unwrap()
 }
 
 /// An AdmissionReview as the API server sends it.

@@ -68,34 +68,27 @@ async fn a_successful_accept_starts_the_pauses_over() {
     assert_eq!(attempts.load(Ordering::Relaxed), 9);
 }
 
-/// A server on a free port with `make`'s service and `grace`, its stop switch, and a
-/// client that sent one request and read the status line of the answer.
-async fn started<M, S, B>(
-    make: M,
-    grace: Duration,
+/// What a test's server runs until.
+type Stopped = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A server `spawn` starts on a free port, its stop switch, and a client that sent one
+/// request and read the status line of the answer.
+async fn started(
+    spawn: impl FnOnce(TcpListener, Stopped) -> tokio::task::JoinHandle<()>,
 ) -> (
     tokio::net::TcpStream,
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<()>,
-)
-where
-    M: Fn(SocketAddr) -> S + Send + Sync + 'static,
-    S: Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
+) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serve = Server::plain("test")
-        .with_grace(grace)
-        .serve(listener, make, async move {
+    let server = spawn(
+        listener,
+        Box::pin(async move {
             let _ = stopped.await;
-        });
-    let server = tokio::spawn(serve);
+        }),
+    );
     let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
     client
         .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
@@ -117,7 +110,9 @@ async fn shutdown_waits_for_open_connections_a_bounded_time() {
             Ok::<_, Infallible>(Response::new(StreamBody::new(endless).boxed()))
         })
     };
-    let (_client, stop, server) = started(make, Duration::from_millis(300)).await;
+    let server = Server::plain("test").with_grace(Duration::from_millis(300));
+    let (_client, stop, server) =
+        started(|listener, stopped| tokio::spawn(server.serve(listener, make, stopped))).await;
     let asked = std::time::Instant::now();
     stop.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(3), server)
@@ -136,7 +131,10 @@ async fn idle_connections_do_not_hold_the_shutdown() {
             Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
         })
     };
-    let (mut client, stop, server) = started(make, GRACE).await;
+    let (mut client, stop, server) = started(|listener, stopped| {
+        tokio::spawn(Server::plain("test").serve(listener, make, stopped))
+    })
+    .await;
     stop.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(1), server)
         .await

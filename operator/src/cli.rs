@@ -1,10 +1,12 @@
 //! The command lines of `llmesh-operator` and `llmesh-local`: flags, the variables behind
 //! them, and the variables read without a flag (the webhook's, which the chart sets).
 //! One description per binary parses, prints `--help` and renders `docs/operations.md`'s
-//! tables (see [`llmesh_sidecar::cli`]); a test checks every `LLMESH_*` name the crate
-//! reads is listed here.
+//! tables (see [`llmesh_sidecar::cli`]); the names are [`crate::settings`]'s constants,
+//! and a test checks every `LLMESH_*` name the crate reads is listed here.
 
 use llmesh_sidecar::cli::{Flag, SERVE_FLAGS, SERVE_VARS, Spec, Var};
+
+use crate::settings::*;
 
 /// `llmesh-operator`.
 pub const OPERATOR: Spec = Spec {
@@ -17,42 +19,42 @@ pub const OPERATOR: Spec = Spec {
         Flag {
             name: "push-listen",
             value: "ADDR",
-            env: "LLMESH_PUSH_LISTEN",
+            env: ENV_PUSH_LISTEN,
             default: "0.0.0.0:8443",
             help: "The HTTPS address sidecars stream config from and report usage to.",
         },
         Flag {
             name: "admin-listen",
             value: "ADDR",
-            env: "LLMESH_ADMIN_LISTEN",
+            env: ENV_ADMIN_LISTEN,
             default: "0.0.0.0:8080",
             help: "The admin address: /metrics, /healthz, /readyz.",
         },
         Flag {
             name: "tls-cert",
             value: "FILE",
-            env: "LLMESH_TLS_CERT",
+            env: ENV_TLS_CERT,
             default: "",
             help: "PEM certificate chain the push serves (with --tls-key; cert-manager mode). Unset: the webhook's self-managed certificate, else one kept in a Secret.",
         },
         Flag {
             name: "tls-key",
             value: "FILE",
-            env: "LLMESH_TLS_KEY",
+            env: ENV_TLS_KEY,
             default: "",
             help: "PEM private key of --tls-cert.",
         },
         Flag {
             name: "tls-names",
             value: "NAMES",
-            env: "LLMESH_TLS_NAMES",
+            env: ENV_TLS_NAMES,
             default: "llmesh-operator, llmesh-operator.NS.svc, llmesh-operator.NS.svc.cluster.local, localhost",
             help: "Comma-separated DNS names of a certificate the operator makes itself.",
         },
         Flag {
             name: "ca-out",
             value: "FILE",
-            env: "LLMESH_CA_OUT",
+            env: ENV_CA_OUT,
             default: "",
             help: "Also write the CA sidecars must trust to this file.",
         },
@@ -66,97 +68,97 @@ pub const OPERATOR: Spec = Spec {
             help: "A kubeconfig to use instead of the pod's in-cluster service account.",
         },
         Var {
-            name: "POD_NAME",
+            name: ENV_POD_NAME,
             default: "",
             help: "This replica's name, recorded as the writer of what it changes.",
         },
         Var {
-            name: "POD_NAMESPACE",
+            name: ENV_POD_NAMESPACE,
             default: "llmesh-system",
             help: "The operator's namespace: its Secrets live there and its pods are never injected.",
         },
         Var {
-            name: "LLMESH_ALLOW_UNBOUND_TOKENS",
+            name: ENV_ALLOW_UNBOUND_TOKENS,
             default: "false",
             help: "`true`: accept sidecar tokens bound to no pod (clusters older than Kubernetes 1.30), so any pod of a namespace can read its config. Otherwise only pods the webhook injected can.",
         },
         Var {
-            name: "LLMESH_WATCH_NAMESPACE",
+            name: ENV_WATCH_NAMESPACE,
             default: "",
             help: "Serve this one namespace only (unset: all); the only one given the CA ConfigMap.",
         },
         Var {
-            name: "LLMESH_WEBHOOK_LISTEN",
+            name: ENV_WEBHOOK_LISTEN,
             default: "",
             help: "HTTPS address of the injection webhook; unset: no webhook.",
         },
         Var {
-            name: "LLMESH_SIDECAR_IMAGE",
+            name: ENV_SIDECAR_IMAGE,
             default: "",
             help: "The injected sidecar's image; required with the webhook.",
         },
         Var {
-            name: "LLMESH_SIDECAR_PULL_POLICY",
+            name: ENV_SIDECAR_PULL_POLICY,
             default: "IfNotPresent",
             help: "The injected sidecar's imagePullPolicy.",
         },
         Var {
-            name: "LLMESH_SIDECAR_LOG_FORMAT",
+            name: ENV_SIDECAR_LOG_FORMAT,
             default: "json",
             help: "The injected sidecar's log format, text or json.",
         },
         Var {
-            name: "LLMESH_SIDECAR_CPU_REQUEST",
+            name: ENV_SIDECAR_CPU_REQUEST,
             default: "50m",
             help: "The injected sidecar's CPU request; empty: none; above the CPU limit stops the start. Pods override it with `llmesh.io/sidecar-cpu`.",
         },
         Var {
-            name: "LLMESH_SIDECAR_MEMORY_REQUEST",
+            name: ENV_SIDECAR_MEMORY_REQUEST,
             default: "64Mi",
             help: "The injected sidecar's memory request; empty: none; above the memory limit stops the start. Pods override it with `llmesh.io/sidecar-memory`.",
         },
         Var {
-            name: "LLMESH_SIDECAR_CPU_LIMIT",
+            name: ENV_SIDECAR_CPU_LIMIT,
             default: "",
             help: "The injected sidecar's CPU limit; empty: none. Pods override it with `llmesh.io/sidecar-cpu-limit`.",
         },
         Var {
-            name: "LLMESH_SIDECAR_MEMORY_LIMIT",
+            name: ENV_SIDECAR_MEMORY_LIMIT,
             default: "256Mi",
             help: "The injected sidecar's memory limit; empty: none. Pods override it with `llmesh.io/sidecar-memory-limit`.",
         },
         Var {
-            name: "LLMESH_SERVICE_NAME",
+            name: ENV_SERVICE_NAME,
             default: "llmesh-operator",
             help: "The operator's Service: the injected sidecars' --operator host and the self-managed certificate's names.",
         },
         Var {
-            name: "LLMESH_PUSH_PORT",
+            name: ENV_PUSH_PORT,
             default: "8443",
             help: "The Service's push port, for the injected sidecars' --operator.",
         },
         Var {
-            name: "LLMESH_CA_CONFIGMAP",
+            name: ENV_CA_CONFIGMAP,
             default: "llmesh-ca",
             help: "The ConfigMap (key `ca.crt`) published into every served namespace for the sidecars.",
         },
         Var {
-            name: "LLMESH_TLS_DIR",
+            name: ENV_TLS_DIR,
             default: "",
             help: "cert-manager mode: the directory with `tls.crt`, `tls.key` and `ca.crt`; unset: self-managed certificates.",
         },
         Var {
-            name: "LLMESH_CERT_SECRET",
+            name: ENV_CERT_SECRET,
             default: "llmesh-operator-tls",
             help: "Self-managed mode: the Secret holding the CA and serving pair.",
         },
         Var {
-            name: "LLMESH_CERT_DIR",
+            name: ENV_CERT_DIR,
             default: "/tmp/llmesh-tls",
             help: "Self-managed mode: where the serving pair is written for the push server.",
         },
         Var {
-            name: "LLMESH_WEBHOOK_CONFIG",
+            name: ENV_WEBHOOK_CONFIG,
             default: "llmesh-sidecar-injector",
             help: "Self-managed mode: the MutatingWebhookConfiguration whose caBundle is kept current.",
         },
@@ -172,7 +174,7 @@ pub const LOCAL: Spec = Spec {
         Flag {
             name: "manifests",
             value: "DIR",
-            env: "LLMESH_MANIFESTS",
+            env: ENV_MANIFESTS,
             default: "",
             help: "The directory of LLMModel, VirtualKey, Budget and Secret manifests (YAML); polled, edits apply live. Required.",
         },

@@ -9,6 +9,7 @@
 //! fallback was deleted, a key whose Secret appeared) get their status refreshed.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -42,13 +43,52 @@ pub struct Hub {
     /// Values of the referenced Secrets, by namespace and name.
     values: Mutex<HashMap<(String, String), Secret>>,
     client: Client,
-    dirty: mpsc::UnboundedSender<(String, Instant)>,
+    dirty: Dirty,
     namespaces: Mutex<HashMap<String, Namespace>>,
     listeners: Mutex<Vec<mpsc::UnboundedSender<String>>>,
     metrics: Metrics,
     /// True once every cache holds a full list: nothing is compiled before, since a
     /// snapshot from half-filled caches would drop models, keys or Secrets.
     synced: watch::Sender<bool>,
+    /// What changed since each namespace was last compiled.
+    changes: Arc<Changes>,
+    /// The latest compile of each namespace, with the inputs' stamp it was made at.
+    latest: Mutex<HashMap<String, (Stamp, Arc<Compiled>)>>,
+}
+
+/// Where a namespace's inputs stand: every change to them moves it.
+type Stamp = (u64, u64);
+
+/// Counts changes to the caches' contents, per namespace and for all at once (a relist
+/// replaces a whole cache), so a compile can tell whether it is still current.
+#[derive(Default)]
+struct Changes {
+    all: AtomicU64,
+    by_namespace: Mutex<HashMap<String, u64>>,
+}
+
+impl Changes {
+    /// Marks a change to one namespace's inputs. Called after the cache holds it.
+    fn touch(&self, namespace: &str) {
+        *lock(&self.by_namespace)
+            .entry(namespace.to_owned())
+            .or_default() += 1;
+    }
+
+    /// Marks a change that may touch every namespace.
+    fn touch_all(&self) {
+        self.all.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The namespace's stamp now; read before its inputs are, so a change that races
+    /// with a compile leaves that compile stale rather than taken for current.
+    fn stamp(&self, namespace: &str) -> Stamp {
+        let own = lock(&self.by_namespace)
+            .get(namespace)
+            .copied()
+            .unwrap_or(0);
+        (self.all.load(Ordering::SeqCst), own)
+    }
 }
 
 struct Namespace {
@@ -62,12 +102,16 @@ impl Hub {
     /// Starts the four reflectors (over one namespace, or all) and the recompile loop.
     pub fn start(client: Client, namespace: Option<&str>, metrics: Metrics) -> Arc<Hub> {
         let (dirty_tx, dirty_rx) = mpsc::unbounded_channel();
-        let models = reflect::<LlmModel>(scoped(&client, namespace), dirty_tx.clone());
-        let keys = reflect::<VirtualKey>(scoped(&client, namespace), dirty_tx.clone());
-        let budgets = reflect::<Budget>(scoped(&client, namespace), dirty_tx.clone());
-        // `Api<PartialObjectMeta<_>>` lists and watches metadata only: no values.
+        let changes = Arc::new(Changes::default());
+        let dirty = (dirty_tx.clone(), changes.clone());
+        // The CRDs' status writes leave their generation: only spec changes count.
+        let models = reflect::<LlmModel>(scoped(&client, namespace), dirty.clone(), true);
+        let keys = reflect::<VirtualKey>(scoped(&client, namespace), dirty.clone(), true);
+        let budgets = reflect::<Budget>(scoped(&client, namespace), dirty.clone(), true);
+        // `Api<PartialObjectMeta<_>>` lists and watches metadata only: no values. A
+        // Secret's generation does not follow its data, so every change counts.
         let secrets =
-            reflect::<PartialObjectMeta<Secret>>(scoped(&client, namespace), dirty_tx.clone());
+            reflect::<PartialObjectMeta<Secret>>(scoped(&client, namespace), dirty, false);
         let hub = Arc::new(Hub {
             models,
             keys,
@@ -80,6 +124,8 @@ impl Hub {
             listeners: Mutex::new(Vec::new()),
             metrics,
             synced: watch::channel(false).0,
+            changes,
+            latest: Mutex::new(HashMap::new()),
         });
         tokio::spawn(hub.clone().run(dirty_rx));
         hub
@@ -149,20 +195,23 @@ impl Hub {
     /// Reads the Secrets the namespace's resources reference whose value is missing or
     /// stale, and forgets the values of Secrets no longer referenced or gone.
     async fn read_referenced(&self, namespace: &str) {
-        let used = self.compile(namespace).secrets_used;
-        lock(&self.values).retain(|(ns, name), _| ns != namespace || used.contains(name));
+        let used = self.compiled(namespace).secrets_used.clone();
+        let forgotten = {
+            let mut values = lock(&self.values);
+            let before = values.len();
+            values.retain(|(ns, name), _| ns != namespace || used.contains(name));
+            before != values.len()
+        };
+        if forgotten {
+            self.changes.touch(namespace);
+        }
         let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
-        for name in used {
-            let meta = self.secrets.get(&ObjectRef::new(&name).within(namespace));
-            let fresh = lock(&self.values)
-                .get(&(namespace.to_owned(), name.clone()))
-                .is_some_and(|s| self.is_current(s));
-            if fresh || meta.is_none() {
-                continue;
-            }
+        for name in self.unread(namespace, used) {
             match api.get_opt(&name).await {
                 Ok(Some(secret)) => {
                     lock(&self.values).insert((namespace.to_owned(), name), secret);
+                    // A value read is an input the last compile did not have.
+                    self.changes.touch(namespace);
                 }
                 Ok(None) => {}
                 Err(e) => {
@@ -172,37 +221,67 @@ impl Hub {
         }
     }
 
-    /// Compiles a namespace from the caches (pure: no API calls).
-    pub fn compile(&self, namespace: &str) -> Compiled {
-        compile(&self.inputs(namespace))
+    /// Of the Secrets `used`, those that exist but whose current value the hub has not
+    /// read.
+    fn unread(&self, namespace: &str, used: impl IntoIterator<Item = String>) -> Vec<String> {
+        used.into_iter()
+            .filter(|name| {
+                let exists = self
+                    .secrets
+                    .get(&ObjectRef::new(name).within(namespace))
+                    .is_some();
+                let fresh = lock(&self.values)
+                    .get(&(namespace.to_owned(), name.clone()))
+                    .is_some_and(|s| self.is_current(s));
+                exists && !fresh
+            })
+            .collect()
+    }
+
+    /// The namespace's compiled resources: the result the hub holds while none of the
+    /// namespace's inputs changed since, else a compile from the caches (pure: no API
+    /// calls), kept for the next caller.
+    pub fn compiled(&self, namespace: &str) -> Arc<Compiled> {
+        let stamp = self.changes.stamp(namespace);
+        if let Some((at, compiled)) = lock(&self.latest).get(namespace)
+            && *at == stamp
+        {
+            return compiled.clone();
+        }
+        let compiled = Arc::new(compile(&self.inputs(namespace)));
+        self.metrics.compiles.inc();
+        let mut latest = lock(&self.latest);
+        // A slower compile of older inputs never replaces a newer one.
+        let newer = latest.get(namespace).is_none_or(|(at, _)| *at <= stamp);
+        if newer {
+            latest.insert(namespace.to_owned(), (stamp, compiled.clone()));
+        }
+        compiled
     }
 
     /// The namespace's snapshot channel, compiling it first if nobody asked before (once
-    /// the caches are synced; until then the channel stays empty).
+    /// the caches are synced and the referenced Secrets' values read; until then the
+    /// channel stays empty).
     pub fn subscribe(&self, namespace: &str) -> watch::Receiver<Option<Arc<Snapshot>>> {
         if let Some(ns) = lock(&self.namespaces).get(namespace) {
             return ns.tx.subscribe();
         }
-        if !*self.synced.borrow() {
-            let mut namespaces = lock(&self.namespaces);
-            let entry = namespaces
-                .entry(namespace.to_owned())
-                .or_insert_with(|| Namespace {
-                    tx: watch::channel(None).0,
-                    compiled: None,
-                    changed_at: Instant::now(),
-                });
-            return entry.tx.subscribe();
+        if *self.synced.borrow() {
+            // Published at once only when every referenced Secret's value is held: a
+            // snapshot compiled before they are read would leave out the models that
+            // use them, and its sidecars would answer 404 until the whole one came.
+            let used = self.compiled(namespace).secrets_used.clone();
+            if self.unread(namespace, used).is_empty() {
+                self.recompile(namespace, Instant::now());
+            }
+            // The loop reads what is missing and publishes.
+            let _ = self.dirty.send((namespace.to_owned(), Instant::now()));
         }
-        self.recompile(namespace, Instant::now());
-        // Compiled from the values read so far; the loop reads what is missing and
-        // recompiles.
-        let _ = self.dirty.send((namespace.to_owned(), Instant::now()));
-        let namespaces = lock(&self.namespaces);
-        match namespaces.get(namespace) {
-            Some(ns) => ns.tx.subscribe(),
-            None => watch::channel(None).1,
-        }
+        // Before the caches are synced, the loop compiles every namespace asked for.
+        let mut namespaces = lock(&self.namespaces);
+        slot(&mut namespaces, namespace, Instant::now())
+            .tx
+            .subscribe()
     }
 
     /// When the change behind the namespace's current snapshot was seen.
@@ -256,17 +335,11 @@ impl Hub {
     /// Recompiles a namespace; publishes the snapshot if it changed and tells the
     /// controllers if its problems changed.
     fn recompile(&self, namespace: &str, seen: Instant) {
-        let compiled = Arc::new(self.compile(namespace));
+        let compiled = self.compiled(namespace);
         let problems_changed;
         {
             let mut namespaces = lock(&self.namespaces);
-            let entry = namespaces
-                .entry(namespace.to_owned())
-                .or_insert_with(|| Namespace {
-                    tx: watch::channel(None).0,
-                    compiled: None,
-                    changed_at: seen,
-                });
+            let entry = slot(&mut namespaces, namespace, seen);
             problems_changed = entry
                 .compiled
                 .as_ref()
@@ -301,8 +374,25 @@ impl Hub {
     }
 }
 
-/// Runs a reflector for `K`, reporting each changed object's namespace as dirty.
-fn reflect<K>(api: Api<K>, dirty: mpsc::UnboundedSender<(String, Instant)>) -> Store<K>
+/// The namespace's entry, made empty (no snapshot yet) if there is none.
+fn slot<'a>(
+    namespaces: &'a mut HashMap<String, Namespace>,
+    namespace: &str,
+    seen: Instant,
+) -> &'a mut Namespace {
+    namespaces
+        .entry(namespace.to_owned())
+        .or_insert_with(|| Namespace {
+            tx: watch::channel(None).0,
+            compiled: None,
+            changed_at: seen,
+        })
+}
+
+/// Runs a reflector for `K`, marking each changed object's namespace as changed (once
+/// the cache holds the change) and dirty; with `by_generation`, an update that leaves
+/// the object's generation (a status write) is no change.
+fn reflect<K>(api: Api<K>, (dirty, changes): (Dirty, Arc<Changes>), by_generation: bool) -> Store<K>
 where
     K: Resource<DynamicType = ()>
         + Clone
@@ -313,26 +403,55 @@ where
         + 'static,
 {
     let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()))
-        .default_backoff()
-        .touched_objects();
+    let stream =
+        reflector::reflector(writer, watcher(api, watcher::Config::default())).default_backoff();
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
+        // Each object's generation as last seen: a status write (the controllers' own,
+        // usage intake's) leaves it, and changes nothing the compiler reads.
+        let mut generations: HashMap<(String, String), i64> = HashMap::new();
         while let Some(item) = stream.next().await {
-            match item {
-                Ok(obj) => {
-                    if let Some(ns) = obj.namespace() {
-                        let _ = dirty.send((ns, Instant::now()));
-                    }
+            let (obj, deleted) = match item {
+                Ok(watcher::Event::Apply(obj) | watcher::Event::InitApply(obj)) => (obj, false),
+                Ok(watcher::Event::Delete(obj)) => (obj, true),
+                // A relist swaps the whole cache in at its end: every namespace may
+                // have changed, including ones whose objects are gone.
+                Ok(watcher::Event::Init) => {
+                    generations.clear();
+                    changes.touch_all();
+                    continue;
+                }
+                Ok(watcher::Event::InitDone) => {
+                    changes.touch_all();
+                    continue;
                 }
                 Err(err) => {
-                    tracing::warn!(kind = %K::kind(&()), error = %err, "watch failed; retrying")
+                    tracing::warn!(kind = %K::kind(&()), error = %err, "watch failed; retrying");
+                    continue;
                 }
+            };
+            let Some(ns) = obj.namespace() else { continue };
+            let id = (ns.clone(), obj.name_any());
+            let generation = obj.meta().generation.filter(|_| by_generation);
+            let same = match (deleted, generation) {
+                (true, _) => {
+                    generations.remove(&id);
+                    false
+                }
+                (false, Some(g)) => generations.insert(id, g) == Some(g),
+                (false, None) => false,
+            };
+            if !same {
+                changes.touch(&ns);
+                let _ = dirty.send((ns, Instant::now()));
             }
         }
     });
     reader
 }
+
+/// Where the reflectors report a namespace as changed, and when they saw it.
+type Dirty = mpsc::UnboundedSender<(String, Instant)>;
 
 /// An API over one namespace, or all of them.
 pub fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
@@ -347,4 +466,21 @@ where
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stamp_moves_with_its_own_namespace_and_with_a_relist() {
+        let changes = Changes::default();
+        let (a, b) = (changes.stamp("a"), changes.stamp("b"));
+        changes.touch("a");
+        assert_ne!(changes.stamp("a"), a);
+        assert_eq!(changes.stamp("b"), b, "another namespace's change");
+        let a = changes.stamp("a");
+        changes.touch_all();
+        assert!(changes.stamp("a") > a && changes.stamp("b") > b);
+    }
 }

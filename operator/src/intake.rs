@@ -18,17 +18,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kube::Api;
-use kube::Resource;
 use kube::api::PostParams;
-use kube::runtime::events::{Event, EventType};
 use llmesh_crds::Budget;
-use llmesh_crds::budget::{BudgetReporter, BudgetStatus};
+use llmesh_crds::budget::BudgetReporter;
 use llmesh_sidecar::meter::ledger::{self, Reporter};
 use llmesh_sidecar::meter::limiter::WHOLE;
 use llmesh_sidecar::meter::report::{Ack, LeaseGrant, Report};
 use tokio::time::Instant;
 
-use crate::controllers::budget::{next_status, threshold_action, threshold_note};
+use crate::controllers::budget::{alert, next_status};
 use crate::controllers::{Context, MANAGER};
 use crate::error::{Error, Result};
 
@@ -164,7 +162,7 @@ impl Intake {
                 return Ok(None);
             };
             let now = jiff::Timestamp::now();
-            let compiled = self.ctx.hub.compile(namespace);
+            let compiled = self.ctx.hub.compiled(namespace);
             // Roll the period first, so spend lands in the period it is folded in.
             let (mut status, _) = next_status(&budget, &compiled, name, now)?;
             let limit = budget.spec.limit.to_micros().unwrap_or(0);
@@ -212,7 +210,7 @@ impl Intake {
                             .inc_by(cost);
                     }
                     for threshold in crossed {
-                        self.alert(&updated, name, threshold, &status).await;
+                        alert(&self.ctx, &updated, name, threshold, &status).await;
                     }
                     return Ok(Some((folded, grant)));
                 }
@@ -221,27 +219,6 @@ impl Intake {
             }
         }
         Err(Error::Conflict(format!("budget {namespace}/{name}")))
-    }
-
-    async fn alert(&self, budget: &Budget, name: &str, threshold: u32, status: &BudgetStatus) {
-        let note = threshold_note(name, threshold, status);
-        let event = Event {
-            type_: EventType::Warning,
-            reason: "BudgetThreshold".into(),
-            note: Some(note),
-            // One action per threshold: the recorder folds Events of one action into a
-            // series of the first, which would hide the 100 % Event behind the 80 % one.
-            action: threshold_action(threshold),
-            secondary: None,
-        };
-        if let Err(e) = self
-            .ctx
-            .recorder
-            .publish(&event, &budget.object_ref(&()))
-            .await
-        {
-            tracing::warn!(error = %e, "cannot record the alert Event");
-        }
     }
 
     /// This reporter's share of each key it reported demand for: its smoothed demand

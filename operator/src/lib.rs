@@ -18,6 +18,8 @@ pub mod metrics;
 pub mod period;
 pub mod push;
 pub mod run;
+pub mod serving;
+pub mod settings;
 pub mod webhook;
 
 /// The label on everything the operator creates at run time (VirtualKey Secrets, its

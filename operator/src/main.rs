@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use llmesh_operator::intake::Intake;
 use llmesh_operator::push::{self, Push, TlsSource, TokenReviewer};
 use llmesh_operator::run::{self, Settings};
+use llmesh_operator::settings::Process;
 use llmesh_sidecar::telemetry::{self, LogFormat};
 
 use llmesh_operator::cli::OPERATOR;
@@ -24,7 +25,7 @@ struct Args {
     log: LogFormat,
 }
 
-fn parse(values: &cli::Values) -> Result<Args, String> {
+fn parse(values: &cli::Values, process: &Process) -> Result<Args, String> {
     let addr = |flag: &str, default: SocketAddr| {
         values
             .get(flag)
@@ -36,8 +37,7 @@ fn parse(values: &cli::Values) -> Result<Args, String> {
             key: key.into(),
         },
         (None, None) => {
-            let namespace =
-                std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "llmesh-system".into());
+            let namespace = &process.pod_namespace;
             let names = values
                 .get("tls-names")
                 .map(|n| n.split(',').map(|n| n.trim().to_owned()).collect())
@@ -68,7 +68,8 @@ async fn main() -> ExitCode {
         Ok(values) => values,
         Err(code) => return code,
     };
-    let mut args = match parse(&values) {
+    let process = Process::from_env();
+    let mut args = match parse(&values, &process) {
         Ok(args) => args,
         Err(err) => return cli::usage_error(&OPERATOR, &err),
     };
@@ -119,10 +120,8 @@ async fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let settings = Settings {
-        instance: std::env::var("POD_NAME").ok(),
-        namespace: std::env::var("LLMESH_WATCH_NAMESPACE")
-            .ok()
-            .filter(|n| !n.is_empty()),
+        instance: process.pod_name.clone(),
+        namespace: process.watch_namespace.clone(),
     };
     let shutdown = async { llmesh_sidecar::shutdown_signal().await };
     let shared_shutdown = futures_util::FutureExt::shared(Box::pin(shutdown));
@@ -161,10 +160,11 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tokio::spawn(llmesh_operator::admin::serve(
+    let admin = tokio::spawn(llmesh_operator::admin::serve(
         admin_listener,
         operator.ctx.metrics.clone(),
         ready.clone(),
+        shared_shutdown.clone(),
     ));
     let hub = operator.ctx.hub.clone();
     tokio::spawn({
@@ -177,14 +177,14 @@ async fn main() -> ExitCode {
     let push = Arc::new(
         Push::new(
             operator.ctx.hub.clone(),
-            Arc::new(TokenReviewer::new(client).allow_unbound(
-                std::env::var("LLMESH_ALLOW_UNBOUND_TOKENS").is_ok_and(|v| v == "true"),
-            )),
+            Arc::new(TokenReviewer::new(client).allow_unbound(process.allow_unbound_tokens)),
             operator.ctx.metrics.clone(),
         )
         .with_intake(Arc::new(Intake::new(operator.ctx.clone()))),
     );
     tracing::info!(push = %args.push, admin = %args.admin, "llmesh operator running");
     push::serve(push_listener, tls, push, shared_shutdown).await;
+    // The admin server stopped on the same signal; `/metrics` stays up until it has.
+    let _ = admin.await;
     ExitCode::SUCCESS
 }

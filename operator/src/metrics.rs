@@ -1,7 +1,7 @@
 //! Prometheus metrics of the control plane.
 
 use prometheus::{
-    HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
 /// Every operator metric.
@@ -26,6 +26,9 @@ pub struct Metrics {
     pub usage_reports: IntCounterVec,
     /// Spend folded into Budget status, micro-dollars, by namespace and budget.
     pub budget_spend: IntCounterVec,
+    /// Namespace compiles: one per change to a namespace's inputs, however many
+    /// reconciles and usage reports read the result.
+    pub compiles: IntCounter,
 }
 
 impl Metrics {
@@ -79,8 +82,13 @@ impl Metrics {
             ),
             &["namespace", "budget"],
         )?;
+        let compiles = IntCounter::new(
+            "compiles_total",
+            "Namespace compiles (one per change to a namespace's resources).",
+        )?;
         for m in [
             Box::new(usage_reports.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(compiles.clone()),
             Box::new(budget_spend.clone()),
             Box::new(reconciles.clone()),
             Box::new(reconcile_errors.clone()),
@@ -101,6 +109,7 @@ impl Metrics {
             push_latency,
             usage_reports,
             budget_spend,
+            compiles,
         })
     }
 

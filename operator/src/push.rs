@@ -20,18 +20,16 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use llmesh_sidecar::config::Snapshot;
 use llmesh_sidecar::config::push::{HEARTBEAT_SECS, Message, PATH};
 use llmesh_sidecar::meter::report::{PATH as USAGE_PATH, Report};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tokio_rustls::TlsAcceptor;
 
 use crate::intake::{Intake, MAX_REPORT_BYTES};
 use crate::metrics::Metrics;
+use crate::serving::Server;
 
 /// Where snapshots come from (the hub, or a test's channels).
 pub trait SnapshotSource: Send + Sync + 'static {
@@ -123,57 +121,27 @@ impl Push {
     }
 }
 
-/// Serves the push endpoint with TLS on `listener` until `shutdown`.
+/// Serves the push endpoint with TLS on `listener` until `shutdown`. Open snapshot
+/// streams end at shutdown (their sidecars reconnect to another replica), so the
+/// server's grace waits only for usage reports in flight.
 pub async fn serve(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     push: Arc<Push>,
     shutdown: impl Future<Output = ()> + Send,
 ) {
-    let acceptor = TlsAcceptor::from(tls);
-    let builder = builder();
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => { tracing::warn!(error = %e, "accept failed"); tokio::time::sleep(Duration::from_millis(50)).await; continue; }
-            },
-            () = &mut shutdown => break,
-        };
-        let acceptor = acceptor.clone();
-        let builder = builder.clone();
-        let push = push.clone();
-        tokio::spawn(async move {
-            let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
-                .await
-            {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
-            };
-            let service = hyper::service::service_fn(move |req| handle(push.clone(), req, peer));
-            let _ = builder.serve_connection(TokioIo::new(tls), service).await;
-        });
-    }
-}
-
-/// A connection builder with hyper's timers on: a client that never finishes its
-/// request headers is dropped instead of holding a connection (and a task) forever.
-pub fn builder() -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(10))
-        .max_buf_size(64 * 1024);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(64 * 1024)
-        .keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_timeout(Duration::from_secs(20));
-    builder
+    let (closing_tx, closing) = watch::channel(false);
+    let shutdown = async move {
+        shutdown.await;
+        closing_tx.send_replace(true);
+    };
+    let make = move |peer: SocketAddr| {
+        let (push, closing) = (push.clone(), closing.clone());
+        hyper::service::service_fn(move |req| handle(push.clone(), req, peer, closing.clone()))
+    };
+    Server::tls("push", tls)
+        .serve(listener, make, shutdown)
+        .await;
 }
 
 type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
@@ -188,6 +156,7 @@ async fn handle(
     push: Arc<Push>,
     req: Request<Incoming>,
     peer: SocketAddr,
+    mut closing: watch::Receiver<bool>,
 ) -> Result<Response<Body>, Infallible> {
     let usage = req.method() == http::Method::POST && req.uri().path() == USAGE_PATH;
     if !usage && (req.method() != http::Method::GET || req.uri().path() != PATH) {
@@ -284,6 +253,7 @@ async fn handle(
                     if tx.send(Bytes::from(line)).await.is_err() { break; }
                 }
                 () = tx.closed() => break,
+                () = ending(&mut closing) => break,
                 () = &mut expiry => {
                     tracing::debug!(%peer, namespace, "the sidecar's token expired; ending its stream");
                     break;
@@ -313,6 +283,11 @@ async fn handle(
         http::HeaderValue::from_static("application/x-ndjson"),
     );
     Ok(response)
+}
+
+/// Resolves once the server is shutting down (or gone).
+async fn ending(closing: &mut watch::Receiver<bool>) {
+    let _ = closing.wait_for(|c| *c).await;
 }
 
 /// Resolves when the token the identity came from expires (never, when it does not say).

@@ -744,6 +744,59 @@ async fn a_report_under_another_sidecars_name_does_not_swallow_its_spend() {
     assert_eq!(spent().await, 13, "the victim's batches were dropped");
 }
 
+/// The hub compiles a namespace once per change to its resources: reconciles, usage
+/// reports and the status writes they cause read the result it holds; an edit compiles
+/// again.
+#[tokio::test]
+async fn usage_reports_and_status_writes_do_not_recompile() {
+    let Some(env) = env("compile-once").await else {
+        return;
+    };
+    create(&env, LlmModel::test("chat")).await;
+    create(&env, Budget::test("team", "10.00", ["team-a"])).await;
+    let op = operator(&env).await;
+    let (source, _server) = push_server(&env, &op, "once").await;
+    let budgets = env.api::<Budget>();
+    eventually("the Budget's status", || async {
+        budgets.get("team").await.ok()?.status.map(|_| ())
+    })
+    .await;
+    let compiles = || op.ctx.metrics.compiles.get();
+    // Wait out the start: the first compiles, the controllers' first status writes.
+    let mut before = compiles();
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = compiles();
+        if now == before {
+            break;
+        }
+        before = now;
+    }
+    for seq in 1..=5 {
+        report(&source, "sidecar-1", seq, "team", 10).await;
+    }
+    for _ in 0..10 {
+        op.ctx.hub.compiled(&env.namespace);
+    }
+    // Let the status writes' watch events arrive, and the hub's debounce pass.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(compiles(), before, "usage reports recompiled the namespace");
+
+    let models = env.api::<LlmModel>();
+    let mut chat = models.get("chat").await.unwrap();
+    chat.spec.deployments[0].weight = 3;
+    models
+        .replace("chat", &PostParams::default(), &chat)
+        .await
+        .unwrap();
+    eventually("a compile after the edit", || async {
+        let compiled = op.ctx.hub.compiled(&env.namespace);
+        (compiled.snapshot.models[0].deployments[0].weight == 3).then_some(())
+    })
+    .await;
+    assert!(compiles() > before);
+}
+
 /// Only pods the webhook injected receive config: a token bound to another pod of the
 /// namespace, or bound to no pod at all, is refused even with the `llmesh` audience.
 #[tokio::test]

@@ -31,6 +31,29 @@ pub const NAME: &str = "budget";
 /// Finished periods kept in status.
 const HISTORY: usize = 24;
 
+/// Records the Event of a crossed alert threshold (a failure to record is logged: the
+/// status already says it).
+pub async fn alert(
+    ctx: &Context,
+    budget: &Budget,
+    name: &str,
+    threshold: u32,
+    status: &BudgetStatus,
+) {
+    let event = Event {
+        type_: EventType::Warning,
+        reason: "BudgetThreshold".into(),
+        note: Some(threshold_note(name, threshold, status)),
+        // One action per threshold: the recorder folds Events of one action into a
+        // series of the first, which would hide the 100 % Event behind the 80 % one.
+        action: threshold_action(threshold),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &budget.object_ref(&())).await {
+        tracing::warn!(budget = %name, error = %e, "cannot record the alert Event");
+    }
+}
+
 /// The ledger a budget should show at `now`, and the thresholds newly crossed.
 pub fn next_status(
     budget: &Budget,
@@ -173,7 +196,7 @@ pub async fn reconcile(budget: Arc<Budget>, ctx: Arc<Context>) -> Result<Action>
     let started = std::time::Instant::now();
     let (ns, name) = locate(budget.as_ref())?;
     let now = jiff::Timestamp::now();
-    let compiled = ctx.hub.compile(&ns);
+    let compiled = ctx.hub.compiled(&ns);
     let (status, crossed) = next_status(&budget, &compiled, &name, now)?;
     if budget.status.as_ref() != Some(&status) {
         let api: Api<Budget> = Api::namespaced(ctx.client.clone(), &ns);
@@ -194,19 +217,7 @@ pub async fn reconcile(budget: Arc<Budget>, ctx: Arc<Context>) -> Result<Action>
             Err(e) => return Err(Error::Kube(e)),
         }
         for threshold in crossed {
-            let note = threshold_note(&name, threshold, &status);
-            let event = Event {
-                type_: EventType::Warning,
-                reason: "BudgetThreshold".into(),
-                note: Some(note),
-                // One action per threshold: the recorder folds Events of one action into a
-                // series of the first, which would hide the 100 % Event behind the 80 % one.
-                action: threshold_action(threshold),
-                secondary: None,
-            };
-            if let Err(e) = ctx.recorder.publish(&event, &budget.object_ref(&())).await {
-                tracing::warn!(budget = %name, error = %e, "cannot record the alert Event");
-            }
+            alert(&ctx, &budget, &name, threshold, &status).await;
         }
     }
     ctx.succeeded(NAME, budget.as_ref(), started);

@@ -57,7 +57,7 @@ pub async fn reconcile(model: Arc<LlmModel>, ctx: Arc<Context>) -> Result<Action
     ctx.hub.ready().await;
     let started = std::time::Instant::now();
     let (ns, name) = locate(model.as_ref())?;
-    let compiled = ctx.hub.compile(&ns);
+    let compiled = ctx.hub.compiled(&ns);
     let status = desired_status(&model, &compiled);
     if model.status.as_ref() != Some(&status) {
         let api: Api<LlmModel> = Api::namespaced(ctx.client.clone(), &ns);

@@ -159,7 +159,7 @@ pub async fn reconcile(vk: Arc<VirtualKey>, ctx: Arc<Context>) -> Result<Action>
     let now = jiff::Timestamp::now();
     let expires = vk.spec.expires_at.as_ref().map(|t| t.0);
     let expired = expires.is_some_and(|e| e <= now);
-    let compiled = ctx.hub.compile(&ns);
+    let compiled = ctx.hub.compiled(&ns);
     let problems: Vec<_> = compiled.problems_for(Kind::VirtualKey, &name).collect();
     let previous = vk
         .status

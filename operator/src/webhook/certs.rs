@@ -290,7 +290,7 @@ pub async fn ensure_secret(
 
 /// The Secret the push server's CA is kept in when the webhook is off: the webhook's
 /// (`LLMESH_CERT_SECRET`), so turning the webhook on or off keeps the CA.
-pub const DEFAULT_SECRET: &str = "llmesh-operator-tls";
+pub const DEFAULT_SECRET: &str = crate::settings::DEFAULT_CERT_SECRET;
 
 /// The push server's certificate: `source`, unless it is [`TlsSource::SelfSigned`]. A
 /// certificate signed afresh at every start would be trusted by no sidecar after a
@@ -299,15 +299,8 @@ pub const DEFAULT_SECRET: &str = "llmesh-operator-tls";
 /// [`DEFAULT_SECRET`]) in `POD_NAMESPACE` (default `llmesh-system`), created by the
 /// first replica to start and read by every later start ([`ensure_secret`]).
 pub async fn keep_push_tls(client: &kube::Client, source: TlsSource) -> Result<TlsSource> {
-    let env = |k: &str, default: &str| {
-        std::env::var(k)
-            .ok()
-            .filter(|v| !v.trim().is_empty())
-            .unwrap_or_else(|| default.to_owned())
-    };
-    let namespace = env("POD_NAMESPACE", "llmesh-system");
-    let secret = env("LLMESH_CERT_SECRET", DEFAULT_SECRET);
-    keep_push_tls_in(client, source, &namespace, &secret).await
+    let process = crate::settings::Process::from_env();
+    keep_push_tls_in(client, source, &process.pod_namespace, &process.cert_secret).await
 }
 
 /// [`keep_push_tls`] with the Secret named.

@@ -53,7 +53,7 @@ pub const ADMIN_PORT: u16 = 4001;
 /// What the app containers get as `OPENAI_BASE_URL`.
 pub const BASE_URL: &str = "http://127.0.0.1:4000/v1";
 /// The sidecar's environment variable naming the pod's VirtualKey.
-pub const SIDECAR_KEY_ENV: &str = "LLMESH_VIRTUAL_KEY";
+pub const SIDECAR_KEY_ENV: &str = crate::settings::ENV_SIDECAR_VIRTUAL_KEY;
 /// The uid the sidecar runs as (distroless `nonroot`).
 pub const SIDECAR_UID: i64 = 65532;
 /// Service-account token lifetime; kubelet refreshes it at 80 %, the sidecar re-reads

@@ -4,195 +4,34 @@
 //! namespace) or mounted from files (cert-manager).
 //!
 //! Configured from the environment (the chart sets it), so that turning injection on
-//! needs no new flag: the variables, their defaults and meanings are described once, in
-//! [`crate::cli::OPERATOR`] (`llmesh-operator --help`, `docs/operations.md`).
+//! needs no new flag: the variables are read in [`crate::settings`], and their defaults
+//! and meanings are described once, in [`crate::cli::OPERATOR`] (`llmesh-operator
+//! --help`, `docs/operations.md`). The admission review itself is in `review.rs`; the
+//! HTTPS serving is [`crate::serving`]'s, shared with the config push.
 
 pub mod certs;
 pub mod inject;
 pub mod quantity;
 pub mod reload;
+mod review;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
-use bytes::Bytes;
-use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
-use k8s_openapi::api::core::v1::{Namespace, Pod};
-use kube::Api;
-use kube::core::DynamicObject;
-use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use llmesh_crds::VirtualKey;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::runtime::reflector;
 use prometheus::IntCounterVec;
 use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
 
 use crate::Error;
 use crate::metrics::Metrics;
 use crate::push::TlsSource;
-use inject::{Config, Context, Outcome, Resources};
-use quantity::{Quantity, Resource};
+use crate::serving::Server;
+use review::State;
 
-/// The path the webhook configuration calls.
-pub const PATH: &str = "/inject";
-/// Admission reviews are at most a few MiB (etcd's object limit is 1.5 MiB).
-const MAX_BODY: usize = 8 << 20;
-
-/// Where the certificates come from.
-#[derive(Clone, Debug)]
-pub enum CertSource {
-    /// cert-manager (or any tool) mounts `tls.crt`, `tls.key` and `ca.crt` here, and
-    /// injects the caBundle itself.
-    Dir(PathBuf),
-    /// The operator keeps them in this Secret and writes the pair into `dir` for the
-    /// push server.
-    Secret {
-        /// Secret name in the operator's namespace.
-        name: String,
-        /// Where the serving pair is written.
-        dir: PathBuf,
-        /// The MutatingWebhookConfiguration to keep the caBundle of.
-        webhook_config: String,
-    },
-}
-
-/// The webhook's settings.
-#[derive(Clone, Debug)]
-pub struct Settings {
-    /// HTTPS address.
-    pub listen: SocketAddr,
-    /// What injected pods get.
-    pub inject: Config,
-    /// Certificates.
-    pub certs: CertSource,
-    /// The Service's DNS names (for the self-managed certificate).
-    pub names: Vec<String>,
-    /// `LLMESH_WATCH_NAMESPACE`: the one namespace the operator serves, so the only one
-    /// whose pods can use a sidecar and get the CA ConfigMap.
-    pub watch_namespace: Option<String>,
-}
-
-impl Settings {
-    /// Reads the settings from the environment; `Ok(None)` when the webhook is off.
-    pub fn from_env() -> Result<Option<Settings>, String> {
-        Self::from_lookup(|k| std::env::var(k).ok())
-    }
-
-    /// As [`Settings::from_env`], from any lookup (tests).
-    pub fn from_lookup(env: impl Fn(&str) -> Option<String>) -> Result<Option<Settings>, String> {
-        let get = |k: &str| env(k).filter(|v| !v.trim().is_empty());
-        let Some(listen) = get("LLMESH_WEBHOOK_LISTEN") else {
-            return Ok(None);
-        };
-        let listen = listen
-            .parse()
-            .map_err(|_| format!("LLMESH_WEBHOOK_LISTEN: {listen:?} is not an address"))?;
-        let image = get("LLMESH_SIDECAR_IMAGE")
-            .ok_or("LLMESH_SIDECAR_IMAGE is required with LLMESH_WEBHOOK_LISTEN")?;
-        let namespace = get("POD_NAMESPACE").unwrap_or_else(|| "llmesh-system".into());
-        let service = get("LLMESH_SERVICE_NAME").unwrap_or_else(|| "llmesh-operator".into());
-        let port: u16 = get("LLMESH_PUSH_PORT")
-            .unwrap_or_else(|| "8443".into())
-            .parse()
-            .map_err(|_| "LLMESH_PUSH_PORT: not a port".to_owned())?;
-        // Unset means the default; set but empty means no value at all.
-        let resource = |k: &str, kind: Resource, default: Option<&str>| match env(k) {
-            Some(v) if v.trim().is_empty() => Ok(None),
-            Some(v) => match kind.check(v.trim()) {
-                Ok(_) => Ok(Some(v.trim().to_owned())),
-                Err(e) => Err(format!("{k}: {v:?} {e}")),
-            },
-            None => Ok(default.map(str::to_owned)),
-        };
-        let log_format = get("LLMESH_SIDECAR_LOG_FORMAT").unwrap_or_else(|| "json".into());
-        if log_format != "json" && log_format != "text" {
-            return Err(format!(
-                "LLMESH_SIDECAR_LOG_FORMAT: {log_format:?} is not text or json"
-            ));
-        }
-        let pull_policy =
-            get("LLMESH_SIDECAR_PULL_POLICY").unwrap_or_else(|| "IfNotPresent".into());
-        if !["Always", "IfNotPresent", "Never"].contains(&pull_policy.as_str()) {
-            return Err(format!(
-                "LLMESH_SIDECAR_PULL_POLICY: {pull_policy:?} is not Always, IfNotPresent or Never"
-            ));
-        }
-        let inject = Config {
-            image,
-            pull_policy,
-            operator_url: format!("https://{service}.{namespace}.svc:{port}"),
-            ca_config_map: get("LLMESH_CA_CONFIGMAP").unwrap_or_else(|| "llmesh-ca".into()),
-            operator_namespace: namespace.clone(),
-            resources: Resources {
-                cpu_request: resource("LLMESH_SIDECAR_CPU_REQUEST", Resource::Cpu, Some("50m"))?,
-                memory_request: resource(
-                    "LLMESH_SIDECAR_MEMORY_REQUEST",
-                    Resource::Memory,
-                    Some("64Mi"),
-                )?,
-                cpu_limit: resource("LLMESH_SIDECAR_CPU_LIMIT", Resource::Cpu, None)?,
-                memory_limit: resource(
-                    "LLMESH_SIDECAR_MEMORY_LIMIT",
-                    Resource::Memory,
-                    Some("256Mi"),
-                )?,
-            },
-            log_format,
-        };
-        // Every injected pod starts from these: a default request above its default
-        // limit would make every pod without annotations invalid, so it stops the start.
-        let r = &inject.resources;
-        for (request, limit, names) in [
-            (&r.cpu_request, &r.cpu_limit, "CPU"),
-            (&r.memory_request, &r.memory_limit, "MEMORY"),
-        ] {
-            let (Some(request), Some(limit)) = (request, limit) else {
-                continue;
-            };
-            let above = Quantity::parse(request)
-                .ok()
-                .zip(Quantity::parse(limit).ok())
-                .is_some_and(|(request, limit)| request > limit);
-            if above {
-                return Err(format!(
-                    "LLMESH_SIDECAR_{names}_REQUEST ({request}) is above \
-                     LLMESH_SIDECAR_{names}_LIMIT ({limit}): a request cannot exceed its limit \
-                     (an unset variable means its default)"
-                ));
-            }
-        }
-        let certs = match get("LLMESH_TLS_DIR") {
-            Some(dir) => CertSource::Dir(dir.into()),
-            None => CertSource::Secret {
-                name: get("LLMESH_CERT_SECRET").unwrap_or_else(|| "llmesh-operator-tls".into()),
-                dir: get("LLMESH_CERT_DIR")
-                    .unwrap_or_else(|| "/tmp/llmesh-tls".into())
-                    .into(),
-                webhook_config: get("LLMESH_WEBHOOK_CONFIG")
-                    .unwrap_or_else(|| "llmesh-sidecar-injector".into()),
-            },
-        };
-        let names = vec![
-            format!("{service}.{namespace}.svc"),
-            format!("{service}.{namespace}.svc.cluster.local"),
-            service,
-            "localhost".to_owned(),
-        ];
-        Ok(Some(Settings {
-            listen,
-            inject,
-            certs,
-            names,
-            watch_namespace: get("LLMESH_WATCH_NAMESPACE"),
-        }))
-    }
-}
+pub use crate::settings::{CertSource, Webhook as Settings};
+pub use review::{PATH, respond};
 
 /// The webhook, ready to serve: certificates loaded, listener bound.
 pub struct Prepared {
@@ -380,7 +219,13 @@ impl Prepared {
             namespaces: store,
             counter,
         });
-        serve(self.listener, tls, state, shutdown).await;
+        let make = move |_peer| {
+            let state = state.clone();
+            hyper::service::service_fn(move |req| review::handle(state.clone(), req))
+        };
+        Server::tls("webhook", tls)
+            .serve(self.listener, make, shutdown)
+            .await;
         watch.abort();
         upkeep.abort();
         if let Some(renewal) = renewal {
@@ -427,232 +272,3 @@ async fn renew_loop(
         }
     }
 }
-
-struct State {
-    config: Config,
-    client: kube::Client,
-    namespaces: Store<Namespace>,
-    counter: IntCounterVec,
-}
-
-async fn serve(
-    listener: TcpListener,
-    tls: Arc<rustls::ServerConfig>,
-    state: Arc<State>,
-    shutdown: impl std::future::Future<Output = ()> + Send,
-) {
-    let acceptor = TlsAcceptor::from(tls);
-    // Hyper's timers on: a client that never finishes its headers is dropped.
-    let builder = crate::push::builder();
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "webhook accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let acceptor = acceptor.clone();
-        let builder = builder.clone();
-        let state = state.clone();
-        tokio::spawn(async move {
-            let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
-                .await
-            {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => {
-                    return tracing::debug!(%peer, error = %e, "webhook TLS handshake failed");
-                }
-                Err(_) => return tracing::debug!(%peer, "webhook TLS handshake timed out"),
-            };
-            let service = hyper::service::service_fn(move |req| handle(state.clone(), req));
-            let _ = builder.serve_connection(TokioIo::new(tls), service).await;
-        });
-    }
-}
-
-fn reply(status: StatusCode, body: Vec<u8>, json: bool) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    let kind = if json {
-        "application/json"
-    } else {
-        "text/plain"
-    };
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static(kind),
-    );
-    response
-}
-
-async fn handle(
-    state: Arc<State>,
-    req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    if req.method() != http::Method::POST || req.uri().path() != PATH {
-        return Ok(reply(StatusCode::NOT_FOUND, b"not found\n".to_vec(), false));
-    }
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => {
-            return Ok(reply(
-                StatusCode::BAD_REQUEST,
-                format!("cannot read the body: {e}\n").into_bytes(),
-                false,
-            ));
-        }
-    };
-    let review: AdmissionReview<Pod> = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => {
-            return Ok(reply(
-                StatusCode::BAD_REQUEST,
-                format!("not an AdmissionReview of a Pod: {e}\n").into_bytes(),
-                false,
-            ));
-        }
-    };
-    let request: AdmissionRequest<Pod> = match review.try_into() {
-        Ok(r) => r,
-        Err(_) => {
-            return Ok(reply(
-                StatusCode::BAD_REQUEST,
-                b"the AdmissionReview has no request\n".to_vec(),
-                false,
-            ));
-        }
-    };
-    let response = review_pod(&state, &request).await;
-    let review: AdmissionReview<DynamicObject> = response.into_review();
-    match serde_json::to_vec(&review) {
-        Ok(body) => Ok(reply(StatusCode::OK, body, true)),
-        Err(e) => Ok(reply(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("{e}\n").into_bytes(),
-            false,
-        )),
-    }
-}
-
-/// Looks up what the pure decision needs, decides, and answers.
-async fn review_pod(state: &State, request: &AdmissionRequest<Pod>) -> AdmissionResponse {
-    let Some(pod) = &request.object else {
-        return AdmissionResponse::from(request);
-    };
-    let namespace = request
-        .namespace
-        .clone()
-        .or_else(|| pod.metadata.namespace.clone())
-        .unwrap_or_default();
-    let enabled = |ns: &Namespace| {
-        ns.metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(inject::NAMESPACE_LABEL))
-            .is_some_and(|v| v == inject::NAMESPACE_ENABLED)
-    };
-    let namespace_enabled = match state.namespaces.get(&ObjectRef::new(&namespace)) {
-        Some(ns) => enabled(&ns),
-        // A namespace created a moment ago may not have reached the watch yet.
-        None => match Api::<Namespace>::all(state.client.clone())
-            .get_opt(&namespace)
-            .await
-        {
-            Ok(ns) => ns.as_ref().is_some_and(enabled),
-            Err(e) => {
-                tracing::warn!(namespace, error = %e, "cannot read the namespace");
-                false
-            }
-        },
-    };
-    let mut warnings = Vec::new();
-    let virtual_key_secret = match inject::virtual_key(pod) {
-        None => None,
-        Some(name) => {
-            let api: Api<VirtualKey> = Api::namespaced(state.client.clone(), &namespace);
-            match api.get_opt(name).await {
-                Ok(Some(vk)) => Some(vk.secret_name()),
-                // Not there yet (applied in the same sync, say): the default Secret name,
-                // which the pod waits for like any missing Secret.
-                Ok(None) => {
-                    warnings.push(format!(
-                        "llmesh: VirtualKey {name:?} not found in {namespace}; using Secret {name}-key"
-                    ));
-                    Some(format!("{name}-key"))
-                }
-                Err(e) => {
-                    tracing::warn!(namespace, key = name, error = %e, "cannot read the VirtualKey");
-                    warnings.push(format!(
-                        "llmesh: cannot read VirtualKey {name:?}; using Secret {name}-key"
-                    ));
-                    Some(format!("{name}-key"))
-                }
-            }
-        }
-    };
-    let ctx = Context {
-        namespace: namespace.clone(),
-        namespace_enabled,
-        virtual_key_secret,
-    };
-    let (response, result) = respond(request, &state.config, &ctx, warnings);
-    state.counter.with_label_values(&[result]).inc();
-    response
-}
-
-/// The answer to an admission request, given what was looked up: the pure part of the
-/// handler. `warnings` are the lookups' own. Returns the response and a metric label.
-pub fn respond(
-    request: &AdmissionRequest<Pod>,
-    config: &Config,
-    ctx: &Context,
-    mut warnings: Vec<String>,
-) -> (AdmissionResponse, &'static str) {
-    let response = AdmissionResponse::from(request);
-    let Some(pod) = &request.object else {
-        return (response, "skipped");
-    };
-    let namespace = &ctx.namespace;
-    let pod_name = pod
-        .metadata
-        .name
-        .clone()
-        .or_else(|| pod.metadata.generate_name.clone())
-        .unwrap_or_default();
-    let (response, result) = match inject::inject(pod, config, ctx) {
-        Outcome::Patch(patch, more) => {
-            warnings.extend(more);
-            match response.clone().with_patch(patch) {
-                Ok(r) => {
-                    tracing::info!(namespace, pod = %pod_name, dry_run = request.dry_run, "injected the sidecar");
-                    (r, "injected")
-                }
-                Err(e) => (response.deny(format!("llmesh: {e}")), "error"),
-            }
-        }
-        Outcome::Skip(skip) => {
-            warnings.extend(skip.warning());
-            tracing::debug!(namespace, pod = %pod_name, ?skip, "not injected");
-            (response, "skipped")
-        }
-        Outcome::Deny(message) => {
-            tracing::info!(namespace, pod = %pod_name, %message, "pod refused");
-            (response.deny(message), "denied")
-        }
-    };
-    let mut response = response;
-    if !warnings.is_empty() {
-        response.warnings = Some(warnings);
-    }
-    (response, result)
-}
-
-#[cfg(test)]
-#[path = "mod_tests.rs"]
-mod tests;

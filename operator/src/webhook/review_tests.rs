@@ -1,23 +1,15 @@
-//! Tests of the webhook's settings and admission handling.
+//! Tests of the admission review.
 
 use super::*;
-use std::collections::HashMap;
 
-fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-    let map: HashMap<String, String> = pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    move |k| map.get(k).cloned()
-}
-
-fn settings() -> Settings {
-    Settings::from_lookup(env(&[
-        ("LLMESH_WEBHOOK_LISTEN", "127.0.0.1:0"),
-        ("LLMESH_SIDECAR_IMAGE", "img:1"),
-    ]))
-    .unwrap()
-    .unwrap()
+fn settings() -> crate::settings::Webhook {
+    use crate::settings::{ENV_SIDECAR_IMAGE, ENV_WEBHOOK_LISTEN, Webhook};
+    let env = |k: &str| match k {
+        ENV_WEBHOOK_LISTEN => Some("127.0.0.1:0".to_owned()),
+        ENV_SIDECAR_IMAGE => Some("img:1".to_owned()),
+        _ => None,
+    };
+    Webhook::from_lookup(env).unwrap().unwrap()
 }
 
 /// An AdmissionReview as the API server sends it.
@@ -118,86 +110,4 @@ fn skipped_and_denied_reviews() {
     };
     let (_, result) = respond(&review(own, "llmesh-system"), &s.inject, &ctx, vec![]);
     assert_eq!(result, "skipped");
-}
-
-#[test]
-fn the_webhook_is_off_unless_it_has_an_address() {
-    assert!(Settings::from_lookup(env(&[])).unwrap().is_none());
-    let err = Settings::from_lookup(env(&[("LLMESH_WEBHOOK_LISTEN", "0.0.0.0:9443")])).unwrap_err();
-    assert!(err.contains("LLMESH_SIDECAR_IMAGE"));
-}
-
-#[test]
-fn settings_from_the_environment() {
-    let s = Settings::from_lookup(env(&[
-        ("LLMESH_WEBHOOK_LISTEN", "0.0.0.0:9443"),
-        ("LLMESH_SIDECAR_IMAGE", "img:1"),
-        ("POD_NAMESPACE", "gw"),
-        ("LLMESH_SIDECAR_CPU_LIMIT", "500m"),
-        ("LLMESH_SIDECAR_MEMORY_LIMIT", ""),
-    ]))
-    .unwrap()
-    .unwrap();
-    assert_eq!(s.inject.operator_url, "https://llmesh-operator.gw.svc:8443");
-    assert_eq!(s.inject.operator_namespace, "gw");
-    assert_eq!(s.inject.resources.cpu_request.as_deref(), Some("50m"));
-    assert_eq!(s.inject.resources.cpu_limit.as_deref(), Some("500m"));
-    assert_eq!(s.inject.resources.memory_limit, None);
-    assert_eq!(s.names[0], "llmesh-operator.gw.svc");
-    assert!(matches!(s.certs, CertSource::Secret { .. }));
-    let bad = Settings::from_lookup(env(&[
-        ("LLMESH_WEBHOOK_LISTEN", "0.0.0.0:9443"),
-        ("LLMESH_SIDECAR_IMAGE", "img:1"),
-        ("LLMESH_SIDECAR_CPU_REQUEST", "lots"),
-    ]));
-    assert!(bad.unwrap_err().contains("LLMESH_SIDECAR_CPU_REQUEST"));
-}
-
-#[test]
-fn default_resources_are_checked_at_start() {
-    let with = |pairs: &[(&str, &str)]| {
-        let mut all = vec![
-            ("LLMESH_WEBHOOK_LISTEN", "0.0.0.0:9443"),
-            ("LLMESH_SIDECAR_IMAGE", "img:1"),
-        ];
-        all.extend_from_slice(pairs);
-        Settings::from_lookup(env(&all))
-    };
-    // A request above its limit, set or defaulted, stops the start naming both.
-    let err = with(&[("LLMESH_SIDECAR_MEMORY_REQUEST", "1Gi")]).unwrap_err();
-    assert!(
-        err.contains("LLMESH_SIDECAR_MEMORY_REQUEST (1Gi)")
-            && err.contains("LLMESH_SIDECAR_MEMORY_LIMIT (256Mi)"),
-        "{err}"
-    );
-    let err = with(&[("LLMESH_SIDECAR_CPU_LIMIT", "10m")]).unwrap_err();
-    assert!(
-        err.contains("LLMESH_SIDECAR_CPU_REQUEST (50m)")
-            && err.contains("LLMESH_SIDECAR_CPU_LIMIT (10m)"),
-        "{err}"
-    );
-    // Raising both, or unsetting the limit, is fine; equal across suffixes too.
-    assert!(
-        with(&[
-            ("LLMESH_SIDECAR_MEMORY_REQUEST", "1Gi"),
-            ("LLMESH_SIDECAR_MEMORY_LIMIT", "1024Mi")
-        ])
-        .is_ok()
-    );
-    assert!(
-        with(&[
-            ("LLMESH_SIDECAR_MEMORY_REQUEST", "1Gi"),
-            ("LLMESH_SIDECAR_MEMORY_LIMIT", "")
-        ])
-        .is_ok()
-    );
-    for (k, v, why) in [
-        ("LLMESH_SIDECAR_MEMORY_LIMIT", "0", "zero"),
-        ("LLMESH_SIDECAR_CPU_REQUEST", "-50m", "negative"),
-        ("LLMESH_SIDECAR_MEMORY_REQUEST", "64", "below the minimum"),
-        ("LLMESH_SIDECAR_CPU_LIMIT", "5000", "above the maximum"),
-    ] {
-        let err = with(&[(k, v)]).unwrap_err();
-        assert!(err.contains(k) && err.contains(why), "{err}");
-    }
 }

@@ -1,0 +1,264 @@
+//! The operator's settings from the environment: every variable it reads, by name, in
+//! one place. Their defaults and meanings are described once, in [`crate::cli`] (which
+//! uses these names), for `--help` and `docs/operations.md`; the flags' variables are
+//! read by [`llmesh_sidecar::cli`] from those descriptions.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::webhook::inject::{Config, Resources};
+use crate::webhook::quantity::{Quantity, Resource};
+
+/// `--push-listen`.
+pub const ENV_PUSH_LISTEN: &str = "LLMESH_PUSH_LISTEN";
+/// `--admin-listen`.
+pub const ENV_ADMIN_LISTEN: &str = "LLMESH_ADMIN_LISTEN";
+/// `--tls-cert`.
+pub const ENV_TLS_CERT: &str = "LLMESH_TLS_CERT";
+/// `--tls-key`.
+pub const ENV_TLS_KEY: &str = "LLMESH_TLS_KEY";
+/// `--tls-names`.
+pub const ENV_TLS_NAMES: &str = "LLMESH_TLS_NAMES";
+/// `--ca-out`.
+pub const ENV_CA_OUT: &str = "LLMESH_CA_OUT";
+/// `llmesh-local --manifests`.
+pub const ENV_MANIFESTS: &str = "LLMESH_MANIFESTS";
+/// This replica's pod name (the downward API).
+pub const ENV_POD_NAME: &str = "POD_NAME";
+/// The operator's namespace (the downward API).
+pub const ENV_POD_NAMESPACE: &str = "POD_NAMESPACE";
+/// Accept sidecar tokens bound to no pod.
+pub const ENV_ALLOW_UNBOUND_TOKENS: &str = "LLMESH_ALLOW_UNBOUND_TOKENS";
+/// Serve one namespace only.
+pub const ENV_WATCH_NAMESPACE: &str = "LLMESH_WATCH_NAMESPACE";
+/// The webhook's address; unset, no webhook.
+pub const ENV_WEBHOOK_LISTEN: &str = "LLMESH_WEBHOOK_LISTEN";
+/// The injected sidecar's image.
+pub const ENV_SIDECAR_IMAGE: &str = "LLMESH_SIDECAR_IMAGE";
+/// The injected sidecar's imagePullPolicy.
+pub const ENV_SIDECAR_PULL_POLICY: &str = "LLMESH_SIDECAR_PULL_POLICY";
+/// The injected sidecar's log format.
+pub const ENV_SIDECAR_LOG_FORMAT: &str = "LLMESH_SIDECAR_LOG_FORMAT";
+/// The injected sidecar's CPU request.
+pub const ENV_SIDECAR_CPU_REQUEST: &str = "LLMESH_SIDECAR_CPU_REQUEST";
+/// The injected sidecar's memory request.
+pub const ENV_SIDECAR_MEMORY_REQUEST: &str = "LLMESH_SIDECAR_MEMORY_REQUEST";
+/// The injected sidecar's CPU limit.
+pub const ENV_SIDECAR_CPU_LIMIT: &str = "LLMESH_SIDECAR_CPU_LIMIT";
+/// The injected sidecar's memory limit.
+pub const ENV_SIDECAR_MEMORY_LIMIT: &str = "LLMESH_SIDECAR_MEMORY_LIMIT";
+/// The operator's Service.
+pub const ENV_SERVICE_NAME: &str = "LLMESH_SERVICE_NAME";
+/// The Service's push port.
+pub const ENV_PUSH_PORT: &str = "LLMESH_PUSH_PORT";
+/// The CA ConfigMap published into served namespaces.
+pub const ENV_CA_CONFIGMAP: &str = "LLMESH_CA_CONFIGMAP";
+/// cert-manager mode's certificate directory.
+pub const ENV_TLS_DIR: &str = "LLMESH_TLS_DIR";
+/// Self-managed mode's certificate Secret.
+pub const ENV_CERT_SECRET: &str = "LLMESH_CERT_SECRET";
+/// Self-managed mode's directory for the serving pair.
+pub const ENV_CERT_DIR: &str = "LLMESH_CERT_DIR";
+/// Self-managed mode's MutatingWebhookConfiguration.
+pub const ENV_WEBHOOK_CONFIG: &str = "LLMESH_WEBHOOK_CONFIG";
+/// Not read here: the variable the webhook sets on injected sidecars for their key
+/// (described with the sidecar's flags, [`llmesh_sidecar::cli::SIDECAR`]).
+pub const ENV_SIDECAR_VIRTUAL_KEY: &str = "LLMESH_VIRTUAL_KEY";
+
+/// The operator's namespace when [`ENV_POD_NAMESPACE`] is unset.
+pub const DEFAULT_NAMESPACE: &str = "llmesh-system";
+/// The certificate Secret when [`ENV_CERT_SECRET`] is unset: the push server's CA is
+/// kept there with the webhook off too, so turning the webhook on or off keeps the CA.
+pub const DEFAULT_CERT_SECRET: &str = "llmesh-operator-tls";
+
+/// What the operator process reads besides its flags and the webhook's settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Process {
+    /// [`ENV_POD_NAME`]: this replica, for Events.
+    pub pod_name: Option<String>,
+    /// [`ENV_POD_NAMESPACE`]: the operator's namespace.
+    pub pod_namespace: String,
+    /// [`ENV_WATCH_NAMESPACE`]: the one namespace served; all when unset.
+    pub watch_namespace: Option<String>,
+    /// [`ENV_ALLOW_UNBOUND_TOKENS`] is `true`.
+    pub allow_unbound_tokens: bool,
+    /// [`ENV_CERT_SECRET`]: where the push server's CA is kept.
+    pub cert_secret: String,
+}
+
+impl Process {
+    /// Reads the process's settings from the environment.
+    pub fn from_env() -> Process {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// As [`Process::from_env`], from any lookup (tests).
+    pub fn from_lookup(env: impl Fn(&str) -> Option<String>) -> Process {
+        let get = |k: &str| env(k).filter(|v| !v.trim().is_empty());
+        Process {
+            pod_name: get(ENV_POD_NAME),
+            pod_namespace: get(ENV_POD_NAMESPACE).unwrap_or_else(|| DEFAULT_NAMESPACE.into()),
+            watch_namespace: get(ENV_WATCH_NAMESPACE),
+            allow_unbound_tokens: get(ENV_ALLOW_UNBOUND_TOKENS).is_some_and(|v| v == "true"),
+            cert_secret: get(ENV_CERT_SECRET).unwrap_or_else(|| DEFAULT_CERT_SECRET.into()),
+        }
+    }
+}
+
+/// Where the certificates come from.
+#[derive(Clone, Debug)]
+pub enum CertSource {
+    /// cert-manager (or any tool) mounts `tls.crt`, `tls.key` and `ca.crt` here, and
+    /// injects the caBundle itself.
+    Dir(PathBuf),
+    /// The operator keeps them in this Secret and writes the pair into `dir` for the
+    /// push server.
+    Secret {
+        /// Secret name in the operator's namespace.
+        name: String,
+        /// Where the serving pair is written.
+        dir: PathBuf,
+        /// The MutatingWebhookConfiguration to keep the caBundle of.
+        webhook_config: String,
+    },
+}
+
+/// The injection webhook's settings.
+#[derive(Clone, Debug)]
+pub struct Webhook {
+    /// HTTPS address.
+    pub listen: SocketAddr,
+    /// What injected pods get.
+    pub inject: Config,
+    /// Certificates.
+    pub certs: CertSource,
+    /// The Service's DNS names (for the self-managed certificate).
+    pub names: Vec<String>,
+    /// [`ENV_WATCH_NAMESPACE`]: the one namespace the operator serves, so the only one
+    /// whose pods can use a sidecar and get the CA ConfigMap.
+    pub watch_namespace: Option<String>,
+}
+
+impl Webhook {
+    /// Reads the settings from the environment; `Ok(None)` when the webhook is off.
+    pub fn from_env() -> Result<Option<Webhook>, String> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// As [`Webhook::from_env`], from any lookup (tests).
+    pub fn from_lookup(env: impl Fn(&str) -> Option<String>) -> Result<Option<Webhook>, String> {
+        let get = |k: &str| env(k).filter(|v| !v.trim().is_empty());
+        let Some(listen) = get(ENV_WEBHOOK_LISTEN) else {
+            return Ok(None);
+        };
+        let listen = listen
+            .parse()
+            .map_err(|_| format!("{ENV_WEBHOOK_LISTEN}: {listen:?} is not an address"))?;
+        let image = get(ENV_SIDECAR_IMAGE)
+            .ok_or_else(|| format!("{ENV_SIDECAR_IMAGE} is required with {ENV_WEBHOOK_LISTEN}"))?;
+        let namespace = get(ENV_POD_NAMESPACE).unwrap_or_else(|| DEFAULT_NAMESPACE.into());
+        let service = get(ENV_SERVICE_NAME).unwrap_or_else(|| "llmesh-operator".into());
+        let port: u16 = get(ENV_PUSH_PORT)
+            .unwrap_or_else(|| "8443".into())
+            .parse()
+            .map_err(|_| format!("{ENV_PUSH_PORT}: not a port"))?;
+        // Unset means the default; set but empty means no value at all.
+        let resource = |k: &str, kind: Resource, default: Option<&str>| match env(k) {
+            Some(v) if v.trim().is_empty() => Ok(None),
+            Some(v) => match kind.check(v.trim()) {
+                Ok(_) => Ok(Some(v.trim().to_owned())),
+                Err(e) => Err(format!("{k}: {v:?} {e}")),
+            },
+            None => Ok(default.map(str::to_owned)),
+        };
+        let log_format = get(ENV_SIDECAR_LOG_FORMAT).unwrap_or_else(|| "json".into());
+        if log_format != "json" && log_format != "text" {
+            return Err(format!(
+                "{ENV_SIDECAR_LOG_FORMAT}: {log_format:?} is not text or json"
+            ));
+        }
+        let pull_policy = get(ENV_SIDECAR_PULL_POLICY).unwrap_or_else(|| "IfNotPresent".into());
+        if !["Always", "IfNotPresent", "Never"].contains(&pull_policy.as_str()) {
+            return Err(format!(
+                "{ENV_SIDECAR_PULL_POLICY}: {pull_policy:?} is not Always, IfNotPresent or Never"
+            ));
+        }
+        let inject = Config {
+            image,
+            pull_policy,
+            operator_url: format!("https://{service}.{namespace}.svc:{port}"),
+            ca_config_map: get(ENV_CA_CONFIGMAP).unwrap_or_else(|| "llmesh-ca".into()),
+            operator_namespace: namespace.clone(),
+            resources: Resources {
+                cpu_request: resource(ENV_SIDECAR_CPU_REQUEST, Resource::Cpu, Some("50m"))?,
+                memory_request: resource(
+                    ENV_SIDECAR_MEMORY_REQUEST,
+                    Resource::Memory,
+                    Some("64Mi"),
+                )?,
+                cpu_limit: resource(ENV_SIDECAR_CPU_LIMIT, Resource::Cpu, None)?,
+                memory_limit: resource(ENV_SIDECAR_MEMORY_LIMIT, Resource::Memory, Some("256Mi"))?,
+            },
+            log_format,
+        };
+        // Every injected pod starts from these: a default request above its default
+        // limit would make every pod without annotations invalid, so it stops the start.
+        let r = &inject.resources;
+        for (request, limit, request_var, limit_var) in [
+            (
+                &r.cpu_request,
+                &r.cpu_limit,
+                ENV_SIDECAR_CPU_REQUEST,
+                ENV_SIDECAR_CPU_LIMIT,
+            ),
+            (
+                &r.memory_request,
+                &r.memory_limit,
+                ENV_SIDECAR_MEMORY_REQUEST,
+                ENV_SIDECAR_MEMORY_LIMIT,
+            ),
+        ] {
+            let (Some(request), Some(limit)) = (request, limit) else {
+                continue;
+            };
+            let above = Quantity::parse(request)
+                .ok()
+                .zip(Quantity::parse(limit).ok())
+                .is_some_and(|(request, limit)| request > limit);
+            if above {
+                return Err(format!(
+                    "{request_var} ({request}) is above {limit_var} ({limit}): a request \
+                     cannot exceed its limit (an unset variable means its default)"
+                ));
+            }
+        }
+        let certs = match get(ENV_TLS_DIR) {
+            Some(dir) => CertSource::Dir(dir.into()),
+            None => CertSource::Secret {
+                name: get(ENV_CERT_SECRET).unwrap_or_else(|| DEFAULT_CERT_SECRET.into()),
+                dir: get(ENV_CERT_DIR)
+                    .unwrap_or_else(|| "/tmp/llmesh-tls".into())
+                    .into(),
+                webhook_config: get(ENV_WEBHOOK_CONFIG)
+                    .unwrap_or_else(|| "llmesh-sidecar-injector".into()),
+            },
+        };
+        let names = vec![
+            format!("{service}.{namespace}.svc"),
+            format!("{service}.{namespace}.svc.cluster.local"),
+            service,
+            "localhost".to_owned(),
+        ];
+        Ok(Some(Webhook {
+            listen,
+            inject,
+            certs,
+            names,
+            watch_namespace: get(ENV_WATCH_NAMESPACE),
+        }))
+    }
+}
+
+#[cfg(test)]
+#[path = "settings_tests.rs"]
+mod tests;

@@ -374,8 +374,8 @@ pub const SIDECAR: Spec = Spec {
             name: "worker-threads",
             value: "N",
             env: "LLMESH_WORKER_THREADS",
-            default: "1",
-            help: "Threads serving requests. One (the default) keeps every hand-off between the client's and the upstream's connections on one thread, which costs least for a sidecar; raise it for a pod that sends more than one core can proxy.",
+            default: "0",
+            help: "Threads serving requests; 0 means one per CPU the container may use (its CPU limit, rounded up). With one, every hand-off between the client's and the upstream's connections stays on one thread.",
         },
         SERVE_FLAGS[0],
         SERVE_FLAGS[1],
@@ -387,16 +387,22 @@ pub const SIDECAR: Spec = Spec {
     vars: &SERVE_VARS,
 };
 
-/// `--worker-threads`: how many threads the runtime serves requests with.
+/// `--worker-threads`: how many threads the runtime serves requests with; 0 (the
+/// default) is one per CPU the process may use, which the standard library reads from
+/// the cgroup's CPU quota.
 pub fn worker_threads(values: &Values) -> Result<usize, String> {
-    match values.get("worker-threads") {
-        None => Ok(1),
+    let asked = match values.get("worker-threads") {
+        None => 0,
         Some(v) => v
             .parse()
             .ok()
-            .filter(|n| (1..=256).contains(n))
-            .ok_or_else(|| format!("--worker-threads: {v:?} is not a number from 1 to 256")),
-    }
+            .filter(|n| *n <= 256)
+            .ok_or_else(|| format!("--worker-threads: {v:?} is not a number from 0 to 256"))?,
+    };
+    Ok(match asked {
+        0 => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+        n => n,
+    })
 }
 
 /// Server settings and log format from the [`SERVE_FLAGS`] values.
@@ -545,6 +551,23 @@ mod tests {
         assert!(settings(&["--listen", "4000"]).contains("--listen"));
         assert!(settings(&["--max-body-bytes=0"]).contains("positive integer"));
         assert!(settings(&["--log-format=xml"]).contains("text or json"));
+    }
+
+    #[test]
+    fn worker_threads_default_to_the_cpus_the_process_may_use() {
+        let threads = |a: &[&str]| {
+            let values = match SIDECAR.parse(args(a), none) {
+                Ok(Invocation::Run(values)) => values,
+                other => panic!("{other:?}"),
+            };
+            worker_threads(&values)
+        };
+        let cpus = std::thread::available_parallelism().unwrap().get();
+        assert_eq!(threads(&[]), Ok(cpus));
+        assert_eq!(threads(&["--worker-threads", "0"]), Ok(cpus));
+        assert_eq!(threads(&["--worker-threads=3"]), Ok(3));
+        assert!(threads(&["--worker-threads", "many"]).is_err());
+        assert!(threads(&["--worker-threads", "1000"]).is_err());
     }
 
     #[test]

@@ -24,9 +24,8 @@ fn main() -> ExitCode {
         Ok(threads) => threads,
         Err(err) => return cli::usage_error(spec, &err),
     };
-    // One thread: hyper's client hands each upstream chunk from the connection's task to
-    // the request's, and on one thread that is a queue push, not a wake-up of another
-    // thread (a futex) per event.
+    // One thread (a pod limited to one CPU): every hand-off between tasks is a queue push,
+    // never a wake-up of another thread.
     let mut builder = if threads == 1 {
         tokio::runtime::Builder::new_current_thread()
     } else {

@@ -36,6 +36,10 @@ pub struct SsePassthrough {
 const USAGE_KEY: &[u8] = b"\"usage\"";
 const NULL_USAGE: &[u8] = b",\"usage\":null";
 
+/// The search for [`USAGE_KEY`], built once: every batch of events is searched.
+static USAGE: std::sync::LazyLock<memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memmem::Finder::new(USAGE_KEY));
+
 impl SsePassthrough {
     /// A relay; `strip` removes usage the client did not ask for.
     pub fn new(strip: bool) -> Self {
@@ -49,7 +53,7 @@ impl SsePassthrough {
 
     /// Whole events on their way to the client: usage is read, and stripped when asked.
     fn tap(&mut self, events: Bytes) -> Bytes {
-        if memmem::find(&events, USAGE_KEY).is_none() {
+        if USAGE.find(&events).is_none() {
             return events;
         }
         let mut out = BytesMut::with_capacity(events.len());
@@ -69,7 +73,7 @@ impl SsePassthrough {
 
     /// One event, with its trailing blank line: what to forward, `None` to drop it.
     fn event(&mut self, event: &[u8]) -> Option<Vec<u8>> {
-        let Some(at) = memmem::find(event, USAGE_KEY) else {
+        let Some(at) = USAGE.find(event) else {
             return Some(event.to_vec());
         };
         if let Some(at_null) = memmem::find(event, NULL_USAGE)

@@ -353,8 +353,8 @@ fn unavailable(
     failure
 }
 
-/// One upstream attempt on one deployment: send, then classify an error answer or read
-/// a good one.
+/// One upstream attempt on one deployment: [`send`], then [`classify`] an error answer,
+/// or read a good one (whole, or its [`first_event`]).
 async fn attempt(
     model: &Model,
     deployment: &Deployment,
@@ -392,14 +392,8 @@ async fn attempt(
             clock.stop();
         })?;
     if !parts.status.is_success() {
-        let bytes = read_body(body, MAX_ERROR_BODY, deadline)
-            .await
-            .unwrap_or_default();
+        let error = classify(deployment, &parts, body, deadline).await;
         clock.stop();
-        let mut error = deployment.dialect.error(parts.status, &bytes);
-        if error.retry_after.is_none() {
-            error.retry_after = retry_after(&parts.headers, SystemTime::now());
-        }
         return Err(error);
     }
     if call.stream && deployment.dialect.is_stream(&parts.headers) {
@@ -494,6 +488,24 @@ async fn send(
         )),
         Ok(Ok(response)) => Ok(response.into_parts()),
     }
+}
+
+/// Reads an error answer (bounded) and has the provider, which knows its wire, say what
+/// it means; the wait an upstream asks for in its headers is kept.
+async fn classify(
+    deployment: &Deployment,
+    parts: &http::response::Parts,
+    body: UpstreamBody,
+    deadline: Instant,
+) -> UpstreamError {
+    let bytes = read_body(body, MAX_ERROR_BODY, deadline)
+        .await
+        .unwrap_or_default();
+    let mut error = deployment.dialect.error(parts.status, &bytes);
+    if error.retry_after.is_none() {
+        error.retry_after = retry_after(&parts.headers, SystemTime::now());
+    }
+    error
 }
 
 /// Hands a stream on once its first event arrived, within the time-to-first-token

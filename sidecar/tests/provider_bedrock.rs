@@ -10,9 +10,11 @@ mod support;
 
 use http::StatusCode;
 use llmesh_sidecar::config::snapshot::*;
+use llmesh_tests::MockConfig;
+use llmesh_tests::Reply;
 use llmesh_tests::bedrock::eventstream::Message;
 use llmesh_tests::bedrock::sigv4::Credentials;
-use llmesh_tests::bedrock::{self, BedrockConfig, MockBedrock, Reply};
+use llmesh_tests::bedrock::{self, Bedrock, MockBedrock};
 use provider_support::{golden, stream_chat};
 use serde_json::{Value, json};
 use support::*;
@@ -471,10 +473,10 @@ async fn throttling_and_context_window_fall_back() {
 async fn bad_credentials_are_403_and_session_tokens_work() {
     let creds = Credentials::new("ASIAMOCKTEMPORARY001", "temp/secret")
         .with_session_token("FwoGZXIvYXdzEJr//////////mock");
-    let mock = MockBedrock::start_with(BedrockConfig {
-        credentials: creds.clone(),
-        ..BedrockConfig::default()
-    })
+    let mock = MockBedrock::start_with(
+        Bedrock::with_credentials(creds.clone()),
+        MockConfig::default(),
+    )
     .await
     .unwrap();
     let mut good = bedrock_deployment(&mock, "good", CLAUDE);

@@ -10,8 +10,9 @@ mod support;
 
 use http::StatusCode;
 use llmesh_sidecar::config::snapshot::*;
+use llmesh_tests::Reply;
 use llmesh_tests::bedrock::MockBedrock;
-use llmesh_tests::cohere::{self, MockCohere, Reply};
+use llmesh_tests::cohere::{self, MockCohere};
 use provider_support::{golden, stream_chat};
 use serde_json::{Value, json};
 use support::*;
@@ -391,7 +392,7 @@ async fn malformed_answers_and_broken_streams() {
     );
 
     // A stream that breaks before any content is retried.
-    mock.enqueue(Reply::raw_events(vec![bytes::Bytes::from_static(
+    mock.enqueue(Reply::raw(200, "text/event-stream", vec![bytes::Bytes::from_static(
         b"event: message-start\ndata: {\"id\":\"x\",\"type\":\"message-start\"}\n\nevent: message-end\ndata: {\"type\":\"message-end\",\"delta\":{\"finish_reason\":\"ERROR\"}}\n\n",
     )]));
     let sidecar = start(&mock, COMMAND).await;

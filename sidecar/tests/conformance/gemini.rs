@@ -581,7 +581,7 @@ async fn broken_streams_end_with_an_error_event(api: Api) {
         assert_eq!(first["choices"][0]["delta"]["role"], "assistant", "{name}");
     }
     // A stream that ends cleanly but without a finish reason was cut short too.
-    mock.set_default(Reply::stream(vec![
+    mock.set_default(Reply::chunks(vec![
         json!({"candidates": [{"content": {"parts": [{"text": "Hi"}], "role": "model"}}]}),
     ]));
     let (_, _, frames) = post_stream(sidecar.api, chat_stream("garbled")).await;

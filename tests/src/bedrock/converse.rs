@@ -15,7 +15,9 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::eventstream::Message;
-use crate::http_mock::{base64_decode, input_from_schema, to_bytes, words};
+use crate::mock::{input_from_schema, to_bytes, words};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 
 /// A request Bedrock would refuse, as the exception to answer with.
 #[derive(Debug)]
@@ -334,7 +336,7 @@ fn check_image(image: &Value, at: &str) -> Result<(), Failure> {
     let source = image["source"].as_object();
     match source.and_then(|s| s.get("bytes")) {
         Some(Value::String(b64)) => {
-            if base64_decode(b64).is_none_or(|b| b.is_empty()) {
+            if STANDARD.decode(b64).ok().is_none_or(|b| b.is_empty()) {
                 return Err(invalid(format!(
                     "{at}.source.bytes is not valid base64-encoded image data."
                 )));
@@ -470,7 +472,7 @@ fn turn_text(content: &[Value]) -> String {
         } else if let Some(image) = block.get("image") {
             let bytes = image["source"]["bytes"]
                 .as_str()
-                .and_then(base64_decode)
+                .and_then(|b| STANDARD.decode(b).ok())
                 .map_or(0, |b| b.len());
             parts.push(format!(
                 "[image/{} {bytes} bytes]",

@@ -10,8 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use http::HeaderMap;
 use ring::{digest, hmac};
 
-use crate::http_mock::{hex, percent_decode, uri_encode};
-use crate::openai::Recorded;
+use crate::mock::{Recorded, hex, percent_decode, uri_encode};
 
 /// The only algorithm SigV4 header signing uses.
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";

@@ -10,7 +10,9 @@
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use crate::http_mock::{base64_decode, input_from_schema, to_bytes, words};
+use crate::mock::{input_from_schema, to_bytes, words};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 
 /// A refused request: status and Cohere's message.
 #[derive(Debug)]
@@ -126,7 +128,10 @@ fn describe_image(url: &str) -> Result<String, Refusal> {
         let (mime, data) = rest
             .split_once(";base64,")
             .ok_or_else(|| bad("image_url data URIs must be base64"))?;
-        let bytes = base64_decode(data).ok_or_else(|| bad("image_url data is not valid base64"))?;
+        let bytes = STANDARD
+            .decode(data)
+            .ok()
+            .ok_or_else(|| bad("image_url data is not valid base64"))?;
         Ok(format!("[image {mime} {} bytes]", bytes.len()))
     } else if url.starts_with("https://") || url.starts_with("http://") {
         Ok("[image url]".into())

@@ -10,7 +10,6 @@ mod support;
 
 use http::StatusCode;
 use llmesh_sidecar::config::snapshot::*;
-use llmesh_tests::MockConfig;
 use llmesh_tests::Reply;
 use llmesh_tests::bedrock::eventstream::Message;
 use llmesh_tests::bedrock::sigv4::Credentials;
@@ -473,12 +472,7 @@ async fn throttling_and_context_window_fall_back() {
 async fn bad_credentials_are_403_and_session_tokens_work() {
     let creds = Credentials::new("ASIAMOCKTEMPORARY001", "temp/secret")
         .with_session_token("FwoGZXIvYXdzEJr//////////mock");
-    let mock = MockBedrock::start_with(
-        Bedrock::with_credentials(creds.clone()),
-        MockConfig::default(),
-    )
-    .await
-    .unwrap();
+    let mock = MockBedrock::start_with(Bedrock::with_credentials(creds.clone())).await;
     let mut good = bedrock_deployment(&mock, "good", CLAUDE);
     good.aws = Some(creds_of(&creds));
     let mut wrong = bedrock_deployment(&mock, "wrong", CLAUDE);

@@ -17,7 +17,9 @@ use bytes::Bytes;
 use http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::mock::{Kind, Mock, Provider, Recorded, Reply, Resolved, status_code, to_bytes};
+use crate::mock::{
+    Failure, Kind, Mock, Provider, Recorded, Reply, Resolved, status_code, to_bytes,
+};
 
 /// The API key the mock accepts.
 pub const API_KEY: &str = "sk-ant-mock";
@@ -32,35 +34,20 @@ pub struct Anthropic;
 /// A running mock Anthropic API; its base URL is what clients append `/v1/messages` to.
 pub type MockAnthropic = Mock<Anthropic>;
 
-impl Mock<Anthropic> {
-    /// Starts the mock on an ephemeral loopback port.
-    ///
-    /// # Panics
-    ///
-    /// If no port can be bound, or outside a Tokio runtime.
-    pub async fn start() -> MockAnthropic {
-        Mock::serve_default(Anthropic).await
-    }
-}
-
 impl Provider for Anthropic {
     // Scripted replies skip the checks: a script decides the answer.
     fn render(&self, req: &Recorded, reply: &Reply) -> Resolved {
         match reply.kind() {
             Kind::Ok => healthy(req),
-            Kind::Json(status, body) => Resolved::whole(*status, JSON, to_bytes(body)),
-            Kind::Error {
-                status,
-                message,
-                kind,
-                ..
-            } => {
-                let kind = kind.as_deref().unwrap_or(error_type(status.as_u16()));
-                error(status.as_u16(), kind, message)
-            }
             Kind::Malformed => malformed(false),
             _ => Resolved::unsupported("Anthropic", reply),
         }
+    }
+
+    fn error(&self, _req: &Recorded, failure: &Failure) -> Resolved {
+        let status = failure.status.as_u16();
+        let kind = failure.kind.as_deref().unwrap_or(error_type(status));
+        error(status, kind, &failure.message)
     }
 }
 

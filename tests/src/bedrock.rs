@@ -43,7 +43,6 @@ mod embed;
 #[cfg(test)]
 mod tests;
 
-use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
@@ -53,8 +52,8 @@ use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::mock::{
-    Kind, Mock, MockConfig, Provider, Recorded, Reply, Resolved, header_pair, percent_decode,
-    to_bytes, uri_encode,
+    Failure, Kind, Mock, Provider, Recorded, Reply, Resolved, header_pair, percent_decode,
+    uri_encode,
 };
 use errors::Exception;
 use eventstream::Message;
@@ -112,20 +111,6 @@ impl Bedrock {
 pub type MockBedrock = Mock<Bedrock>;
 
 impl Mock<Bedrock> {
-    /// Starts a mock on an ephemeral port of 127.0.0.1 with the default credentials.
-    ///
-    /// # Panics
-    ///
-    /// If no port can be bound, or outside a Tokio runtime.
-    pub async fn start() -> MockBedrock {
-        Mock::serve_default(Bedrock::default()).await
-    }
-
-    /// Starts `bedrock` as `config` says.
-    pub async fn start_with(bedrock: Bedrock, config: MockConfig) -> io::Result<MockBedrock> {
-        Mock::serve(bedrock, config).await
-    }
-
     /// The URL of `operation` (`converse`, `converse-stream`, `invoke`) for `model_id`,
     /// with the id percent-encoded as a path segment.
     pub fn url(&self, model_id: &str, operation: &str) -> String {
@@ -176,26 +161,18 @@ impl Provider for Bedrock {
     }
 
     fn render(&self, req: &Recorded, reply: &Reply) -> Resolved {
-        let model = || {
-            route(&req.method, &req.path)
-                .map(|(m, _)| m)
-                .unwrap_or_default()
-        };
         match reply.kind() {
             Kind::Ok => healthy(self, req),
-            Kind::Json(status, body) => Resolved::whole(*status, JSON, to_bytes(body)),
-            Kind::Error {
-                status,
-                message,
-                kind,
-                ..
-            } => {
-                let name = kind.as_deref().unwrap_or("InternalServerException");
-                exception_named(name, message, &model()).with_status(*status)
-            }
             Kind::Malformed => malformed(),
             _ => Resolved::unsupported("Bedrock", reply),
         }
+    }
+
+    fn error(&self, req: &Recorded, failure: &Failure) -> Resolved {
+        let model = route(&req.method, &req.path).map(|(m, _)| m);
+        let name = failure.kind.as_deref().unwrap_or("InternalServerException");
+        let answer = exception_named(name, &failure.message, model.as_deref().unwrap_or(""));
+        answer.with_status(failure.status)
     }
 
     fn stamp(&self) -> Vec<(HeaderName, HeaderValue)> {

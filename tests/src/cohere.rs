@@ -24,7 +24,6 @@
 mod chat;
 mod embed;
 
-use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -34,7 +33,7 @@ use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::mock::{
-    Kind, Mock, MockConfig, Provider, Recorded, Reply, Resolved, header_pair, status_code, to_bytes,
+    Failure, Kind, Mock, Provider, Recorded, Reply, Resolved, header_pair, status_code, to_bytes,
 };
 
 /// The API key the mock accepts by default.
@@ -75,7 +74,7 @@ impl Cohere {
         format!("c0e1e2e3-0000-4000-8000-{:012x}", self.id())
     }
 
-    fn error(&self, status: u16, message: &str) -> Resolved {
+    fn refuse(&self, status: u16, message: &str) -> Resolved {
         let body = to_bytes(&json!({ "id": self.uuid(), "message": message }));
         Resolved::whole(status_code(status), JSON, body)
     }
@@ -85,20 +84,6 @@ impl Cohere {
 pub type MockCohere = Mock<Cohere>;
 
 impl Mock<Cohere> {
-    /// Starts a mock on an ephemeral port of 127.0.0.1 with [`API_KEY`].
-    ///
-    /// # Panics
-    ///
-    /// If no port can be bound, or outside a Tokio runtime.
-    pub async fn start() -> MockCohere {
-        Mock::serve_default(Cohere::default()).await
-    }
-
-    /// Starts `cohere` as `config` says.
-    pub async fn start_with(cohere: Cohere, config: MockConfig) -> io::Result<MockCohere> {
-        Mock::serve(cohere, config).await
-    }
-
     /// The accepted API key.
     pub fn api_key(&self) -> &str {
         &self.provider().api_key
@@ -113,22 +98,22 @@ impl Provider for Cohere {
             Some(key) if key != self.api_key => "invalid api token",
             Some(_) => return None,
         };
-        Some(self.error(401, refused))
+        Some(self.refuse(401, refused))
     }
 
     fn render(&self, req: &Recorded, reply: &Reply) -> Resolved {
         match reply.kind() {
             Kind::Ok => healthy(self, req),
-            Kind::Json(status, body) => Resolved::whole(*status, JSON, to_bytes(body)),
-            Kind::Error {
-                status, message, ..
-            } => self.error(status.as_u16(), message),
             Kind::Chunks(events) => {
                 Resolved::frames(EVENT_STREAM, events.iter().map(chat::sse).collect())
             }
             Kind::Malformed => malformed(),
             _ => Resolved::unsupported("Cohere", reply),
         }
+    }
+
+    fn error(&self, _req: &Recorded, failure: &Failure) -> Resolved {
+        self.refuse(failure.status.as_u16(), &failure.message)
     }
 
     fn stamp(&self) -> Vec<(HeaderName, HeaderValue)> {
@@ -161,10 +146,10 @@ fn healthy(shared: &Cohere, req: &Recorded) -> Resolved {
     let chat = req.method == Method::POST && path == "/v2/chat";
     let embed = req.method == Method::POST && path == "/v2/embed";
     if !chat && !embed {
-        return shared.error(404, &format!("{} {path} not found", req.method));
+        return shared.refuse(404, &format!("{} {path} not found", req.method));
     }
     let Ok(body) = serde_json::from_slice::<Value>(&req.body) else {
-        return shared.error(400, "invalid request: invalid json");
+        return shared.refuse(400, "invalid request: invalid json");
     };
     let model = body["model"].as_str().unwrap_or("").to_owned();
     if let Some(status) = model
@@ -173,10 +158,10 @@ fn healthy(shared: &Cohere, req: &Recorded) -> Resolved {
         .and_then(|s| s.get(..3))
         .and_then(|s| s.parse::<u16>().ok())
     {
-        return shared.error(status, &status_message(status, &model));
+        return shared.refuse(status, &status_message(status, &model));
     }
     if model.contains("mock-context-length") {
-        return shared.error(
+        return shared.refuse(
             400,
             "too many tokens: total number of tokens in the prompt cannot exceed 128000 - \
              received 128412. Try using a shorter prompt, or enabling prompt truncating.",
@@ -190,14 +175,14 @@ fn healthy(shared: &Cohere, req: &Recorded) -> Resolved {
     let mut resolved = if embed {
         match embed::answer(&body, &shared.uuid()) {
             Ok(bytes) => Resolved::whole(StatusCode::OK, JSON, bytes),
-            Err(r) => shared.error(r.status, &r.message),
+            Err(r) => shared.refuse(r.status, &r.message),
         }
     } else if model.contains("mock-malformed") && body["stream"] != true {
         malformed()
     } else {
         let mut next = || shared.id();
         match chat::answer(&body, &mut next) {
-            Err(r) => shared.error(r.status, &r.message),
+            Err(r) => shared.refuse(r.status, &r.message),
             Ok(a) => {
                 let id = shared.uuid();
                 if body["stream"] == true {

@@ -52,7 +52,6 @@ mod render;
 mod validate;
 mod wire;
 
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -78,13 +77,15 @@ pub struct Gemini {
     next_id: AtomicU64,
     issuer: Issuer,
     strict: AtomicBool,
-    /// Known once the port is bound; token assertions must name it as audience.
-    token_url: OnceLock<String>,
 }
 
-impl Gemini {
-    fn token_url(&self) -> &str {
-        self.token_url.get().map_or("", String::as_str)
+impl Default for Gemini {
+    fn default() -> Self {
+        Gemini {
+            next_id: AtomicU64::new(1),
+            issuer: Issuer::new(),
+            strict: AtomicBool::new(true),
+        }
     }
 }
 
@@ -92,24 +93,6 @@ impl Gemini {
 pub type MockGemini = Mock<Gemini>;
 
 impl Mock<Gemini> {
-    /// Starts a mock on an ephemeral port of 127.0.0.1.
-    ///
-    /// # Panics
-    ///
-    /// If no port can be bound, or outside a Tokio runtime.
-    pub async fn start() -> MockGemini {
-        let gemini = Gemini {
-            next_id: AtomicU64::new(1),
-            issuer: Issuer::new(),
-            strict: AtomicBool::new(true),
-            token_url: OnceLock::new(),
-        };
-        let mock = Mock::serve_default(gemini).await;
-        let url = format!("http://{}/token", mock.addr());
-        let _ = mock.provider().token_url.set(url);
-        mock
-    }
-
     /// `http://127.0.0.1:PORT/v1beta`, standing in for
     /// `https://generativelanguage.googleapis.com/v1beta`.
     pub fn ai_studio_base(&self) -> String {
@@ -123,12 +106,12 @@ impl Mock<Gemini> {
 
     /// The token endpoint, `http://127.0.0.1:PORT/token`.
     pub fn token_url(&self) -> String {
-        self.provider().token_url().to_owned()
+        format!("{}/token", self.base_url())
     }
 
     /// A service-account key file whose `token_uri` is this mock's.
     pub fn service_account_json(&self) -> String {
-        service_account_json(self.provider().token_url())
+        service_account_json(&self.token_url())
     }
 
     /// Whether requests are checked as Google checks them (on by default).

@@ -21,7 +21,6 @@ mod wire;
 #[cfg(test)]
 mod tests;
 
-use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -30,8 +29,8 @@ use http::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::mock::{Kind, Mock, Provider, Resolved, unit_vector, words};
-pub use crate::mock::{MockConfig, Recorded, Reply};
+use crate::mock::{Failure, Kind, Mock, Provider, Resolved, unit_vector, words};
+pub use crate::mock::{Recorded, Reply};
 use wire::{EMBEDDING_DIM, Meta, Usage};
 
 const JSON: &str = "application/json";
@@ -49,20 +48,6 @@ pub struct OpenAi {
 pub type MockOpenAi = Mock<OpenAi>;
 
 impl Mock<OpenAi> {
-    /// Starts a mock on an ephemeral port of 127.0.0.1, recording requests.
-    ///
-    /// # Panics
-    ///
-    /// If no port can be bound, or outside a Tokio runtime.
-    pub async fn start() -> MockOpenAi {
-        Mock::serve_default(OpenAi::default()).await
-    }
-
-    /// Starts a mock as `config` says.
-    pub async fn start_with(config: MockConfig) -> io::Result<MockOpenAi> {
-        Mock::serve(OpenAi::default(), config).await
-    }
-
     /// `base_url()` followed by `path`, e.g. `url("/chat/completions")`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url())
@@ -77,16 +62,6 @@ impl Provider for OpenAi {
         let route = Route::of(&req.method, path);
         match reply.kind() {
             Kind::Ok => healthy(self, route, &req.method, path, &req.body),
-            Kind::Json(status, body) => json_answer(*status, crate::mock::to_bytes(body)),
-            Kind::Error {
-                status,
-                message,
-                kind,
-                code,
-            } => {
-                let body = wire::error(message, kind.as_deref(), None, code.as_deref());
-                json_answer(*status, body)
-            }
             Kind::Pieces(pieces) => {
                 // Scripted streams answer whatever was sent, so a body that is not a
                 // completion request just means defaults.
@@ -101,6 +76,12 @@ impl Provider for OpenAi {
             }
             _ => Resolved::unsupported("OpenAI", reply),
         }
+    }
+
+    fn error(&self, _req: &Recorded, failure: &Failure) -> Resolved {
+        let kind = failure.kind.as_deref();
+        let body = wire::error(&failure.message, kind, None, failure.code.as_deref());
+        json_answer(failure.status, body)
     }
 }
 
@@ -455,29 +436,23 @@ fn stream_events(
     pieces: &[&str],
     completion_tokens: u64,
 ) -> Vec<Bytes> {
-    let model = req.model(path);
-    let created = now();
-    if route == Route::Completions {
-        let id = next_id(shared, "cmpl-");
-        let meta = Meta {
-            id: &id,
-            created,
-            model,
-        };
-        let usage = req
-            .include_usage()
-            .then(|| Usage::legacy(words(req.prompt_text()).max(1), completion_tokens));
+    let completions = route == Route::Completions;
+    let id = next_id(shared, if completions { "cmpl-" } else { "chatcmpl-" });
+    let meta = Meta {
+        id: &id,
+        created: now(),
+        model: req.model(path),
+    };
+    let usage = req.include_usage().then(|| {
+        if completions {
+            Usage::legacy(words(req.prompt_text()).max(1), completion_tokens)
+        } else {
+            Usage::chat(req.chat_prompt_tokens(), completion_tokens)
+        }
+    });
+    if completions {
         wire::text_chunks(&meta, pieces, usage)
     } else {
-        let id = next_id(shared, "chatcmpl-");
-        let meta = Meta {
-            id: &id,
-            created,
-            model,
-        };
-        let usage = req
-            .include_usage()
-            .then(|| Usage::chat(req.chat_prompt_tokens(), completion_tokens));
         wire::chat_chunks(&meta, pieces, usage)
     }
 }

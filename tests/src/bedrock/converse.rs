@@ -15,7 +15,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::eventstream::Message;
-use crate::mock::{input_from_schema, to_bytes, words};
+use crate::mock::{first_stop, first_words, input_from_schema, to_bytes, words};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
@@ -576,25 +576,14 @@ pub(crate) fn answer(
         text = "Sorry".into();
         stop_reason = "content_filtered";
     }
-    if let Some(cut) = req
-        .stop_sequences
-        .iter()
-        .filter(|s| !s.is_empty())
-        .filter_map(|s| text.find(s))
-        .min()
-    {
+    if let Some(cut) = first_stop(&text, &req.stop_sequences) {
         text.truncate(cut);
         stop_reason = "stop_sequence";
     }
     if let Some(max) = req.max_tokens
         && words(&text) > max
     {
-        text = text
-            .split_inclusive(' ')
-            .take(max as usize)
-            .collect::<String>()
-            .trim_end()
-            .to_owned();
+        text = first_words(&text, max);
         stop_reason = "max_tokens";
     }
     let output = words(&text);

@@ -62,6 +62,11 @@ async fn json_of(response: Response<Incoming>) -> (StatusCode, http::HeaderMap, 
     (parts.status, parts.headers, value)
 }
 
+/// The exception a response names in `x-amzn-ErrorType`.
+fn error_type(headers: &http::HeaderMap) -> &str {
+    headers["x-amzn-errortype"].to_str().unwrap()
+}
+
 fn hello() -> Value {
     json!({"messages": [{"role": "user", "content": [{"text": "hello there"}]}]})
 }
@@ -134,12 +139,7 @@ async fn bad_signatures_are_refused_like_aws() {
     let (status, headers, body) =
         json_of(call_as(&mock, &wrong, "m", "converse", &hello()).await).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    assert!(
-        headers["x-amzn-errortype"]
-            .to_str()
-            .unwrap()
-            .starts_with("InvalidSignatureException:")
-    );
+    assert!(error_type(&headers).starts_with("InvalidSignatureException:"));
     let message = body["message"].as_str().unwrap();
     assert!(message.contains("/model/m/converse"), "{message}");
 
@@ -147,12 +147,7 @@ async fn bad_signatures_are_refused_like_aws() {
     let (status, headers, _) =
         json_of(call_as(&mock, &unknown, "m", "converse", &hello()).await).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    assert!(
-        headers["x-amzn-errortype"]
-            .to_str()
-            .unwrap()
-            .starts_with("UnrecognizedClientException")
-    );
+    assert!(error_type(&headers).starts_with("UnrecognizedClientException"));
 
     let unsigned = http::Request::post(mock.url("m", "converse"))
         .body(Full::new(Bytes::from(hello().to_string())))
@@ -174,12 +169,7 @@ async fn bad_signatures_are_refused_like_aws() {
 #[tokio::test]
 async fn session_tokens_are_checked() {
     let creds = Credentials::new("ASIAMOCK", "temp-secret").with_session_token("FwoGZXIvYXdzEMock");
-    let mock = MockBedrock::start_with(
-        Bedrock::with_credentials(creds.clone()),
-        MockConfig::default(),
-    )
-    .await
-    .unwrap();
+    let mock = MockBedrock::start_with(Bedrock::with_credentials(creds.clone())).await;
     let (status, _, _) = json_of(call_as(&mock, &creds, "m", "converse", &hello()).await).await;
     assert_eq!(status, StatusCode::OK);
     let no_token = Credentials::new("ASIAMOCK", "temp-secret");
@@ -205,10 +195,7 @@ async fn model_ids_script_exceptions() {
         let (got, headers, body) = json_of(call(&mock, &model, "converse", &hello()).await).await;
         assert_eq!(got.as_u16(), status, "{name}");
         assert!(
-            headers["x-amzn-errortype"]
-                .to_str()
-                .unwrap()
-                .starts_with(&format!("{name}:")),
+            error_type(&headers).starts_with(&format!("{name}:")),
             "{name}"
         );
         assert!(body["message"].is_string());
@@ -220,65 +207,36 @@ async fn model_ids_script_exceptions() {
     let (status, headers, _) =
         json_of(call(&mock, "m", "converse", &json!({"messages": "nope"})).await).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(
-        headers["x-amzn-errortype"]
-            .to_str()
-            .unwrap()
-            .starts_with("ValidationException")
-    );
+    assert!(error_type(&headers).starts_with("ValidationException"));
 }
 
 #[tokio::test]
 async fn broken_streams_break_as_scripted() {
     let mock = MockBedrock::start().await;
-    let bytes_of = |r: Response<Incoming>| async move { r.into_body().collect().await };
-    let bad = bytes_of(call(&mock, "mock-stream-bad-crc", "converse-stream", &hello()).await)
-        .await
-        .unwrap()
-        .to_bytes();
+    let stream = async |model: &str| {
+        let response = call(&mock, model, "converse-stream", &hello()).await;
+        response.into_body().collect().await.map(|b| b.to_bytes())
+    };
+    let bad = stream("mock-stream-bad-crc").await.unwrap();
     assert_eq!(
         eventstream::decode_all(&bad).unwrap_err(),
         "message CRC mismatch"
     );
-    let bad = bytes_of(
-        call(
-            &mock,
-            "mock-stream-bad-prelude",
-            "converse-stream",
-            &hello(),
-        )
-        .await,
-    )
-    .await
-    .unwrap()
-    .to_bytes();
+    let bad = stream("mock-stream-bad-prelude").await.unwrap();
     assert_eq!(
         eventstream::decode_all(&bad).unwrap_err(),
         "prelude CRC mismatch"
     );
-    let cut = bytes_of(call(&mock, "mock-stream-cut", "converse-stream", &hello()).await).await;
+    let cut = stream("mock-stream-cut").await;
     assert!(cut.is_err(), "the connection is cut");
-    let exc = bytes_of(
-        call(
-            &mock,
-            "mock-stream-exception-throttlingException",
-            "converse-stream",
-            &hello(),
-        )
-        .await,
-    )
-    .await
-    .unwrap()
-    .to_bytes();
+    let exc = stream("mock-stream-exception-throttlingException")
+        .await
+        .unwrap();
     let messages = eventstream::decode_all(&exc).unwrap();
     let last = messages.last().unwrap();
     assert_eq!(last.header(":message-type"), Some("exception"));
     assert_eq!(last.header(":exception-type"), Some("throttlingException"));
-    let malformed =
-        bytes_of(call(&mock, "mock-stream-malformed", "converse-stream", &hello()).await)
-            .await
-            .unwrap()
-            .to_bytes();
+    let malformed = stream("mock-stream-malformed").await.unwrap();
     let messages = eventstream::decode_all(&malformed).unwrap();
     assert!(messages[2].json().is_null());
 }

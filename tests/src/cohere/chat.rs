@@ -8,9 +8,9 @@
 //! `mock-parallel-tools` (every tool), with a `tool_plan` first.
 
 use bytes::Bytes;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
-use crate::mock::{input_from_schema, to_bytes, words};
+use crate::mock::{first_stop, first_words, input_from_schema, to_bytes, words};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
@@ -21,7 +21,8 @@ pub(crate) struct Refusal {
     pub(crate) message: String,
 }
 
-fn bad(message: impl Into<String>) -> Refusal {
+/// A 400 in Cohere's words.
+pub(crate) fn bad(message: impl Into<String>) -> Refusal {
     Refusal {
         status: 400,
         message: format!("invalid request: {}", message.into()),
@@ -140,12 +141,15 @@ fn describe_image(url: &str) -> Result<String, Refusal> {
     }
 }
 
-/// Checks the request and answers it. `next_id` numbers tool-call ids.
-pub(crate) fn answer(body: &Value, next_id: &mut dyn FnMut() -> u64) -> Result<Answer, Refusal> {
+/// The body as an object of only `fields`, and its model, or Cohere's refusal.
+pub(crate) fn object_with_model<'a>(
+    body: &'a Value,
+    fields: &[&str],
+) -> Result<(&'a Map<String, Value>, &'a str), Refusal> {
     let obj = body
         .as_object()
         .ok_or_else(|| bad("request body must be a JSON object"))?;
-    if let Some(unknown) = obj.keys().find(|k| !TOP_LEVEL.contains(&k.as_str())) {
+    if let Some(unknown) = obj.keys().find(|k| !fields.contains(&k.as_str())) {
         return Err(bad(format!(
             "unknown field: parameter {unknown} is not a valid field"
         )));
@@ -154,6 +158,12 @@ pub(crate) fn answer(body: &Value, next_id: &mut dyn FnMut() -> u64) -> Result<A
         .get("model")
         .and_then(Value::as_str)
         .ok_or_else(|| bad("a model parameter is required for this endpoint."))?;
+    Ok((obj, model))
+}
+
+/// Checks the request and answers it. `next_id` numbers tool-call ids.
+pub(crate) fn answer(body: &Value, next_id: &mut dyn FnMut() -> u64) -> Result<Answer, Refusal> {
+    let (obj, model) = object_with_model(body, TOP_LEVEL)?;
     let messages = obj
         .get("messages")
         .and_then(Value::as_array)
@@ -320,24 +330,14 @@ pub(crate) fn answer(body: &Value, next_id: &mut dyn FnMut() -> u64) -> Result<A
         format!("mock reply to tool results: {}", results.join("; "))
     };
     let mut finish = "COMPLETE";
-    if let Some(cut) = stops
-        .iter()
-        .filter(|s| !s.is_empty())
-        .filter_map(|s| text.find(s))
-        .min()
-    {
+    if let Some(cut) = first_stop(&text, &stops) {
         text.truncate(cut);
         finish = "STOP_SEQUENCE";
     }
     if let Some(max) = max_tokens
         && words(&text) > max
     {
-        text = text
-            .split_inclusive(' ')
-            .take(max as usize)
-            .collect::<String>()
-            .trim_end()
-            .to_owned();
+        text = first_words(&text, max);
         finish = "MAX_TOKENS";
     }
     let output = words(&text);

@@ -4,17 +4,10 @@
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
-use super::chat::Refusal;
+use super::chat::{Refusal, bad, object_with_model};
 use crate::mock::{to_bytes, unit_vector, words};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-
-fn bad(message: impl Into<String>) -> Refusal {
-    Refusal {
-        status: 400,
-        message: format!("invalid request: {}", message.into()),
-    }
-}
 
 const FIELDS: &[&str] = &[
     "model",
@@ -30,18 +23,7 @@ const FIELDS: &[&str] = &[
 
 /// Checks an embed request and answers it.
 pub(crate) fn answer(body: &Value, id: &str) -> Result<Bytes, Refusal> {
-    let obj = body
-        .as_object()
-        .ok_or_else(|| bad("request body must be a JSON object"))?;
-    if let Some(unknown) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
-        return Err(bad(format!(
-            "unknown field: parameter {unknown} is not a valid field"
-        )));
-    }
-    let model = obj
-        .get("model")
-        .and_then(Value::as_str)
-        .ok_or_else(|| bad("a model parameter is required for this endpoint."))?;
+    let (obj, model) = object_with_model(body, FIELDS)?;
     let texts: Vec<&str> = obj
         .get("texts")
         .and_then(Value::as_array)

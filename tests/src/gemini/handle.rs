@@ -11,7 +11,7 @@ use super::auth::authenticate;
 use super::render::{healthy, stream};
 use super::validate::{self, Shape};
 use super::{Gemini, JSON, wire};
-use crate::mock::{Kind, Provider, Recorded, Reply, Resolved, status_code};
+use crate::mock::{Failure, Kind, Provider, Recorded, Reply, Resolved, status_code};
 
 /// Which API a path belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,15 +97,22 @@ pub(super) fn error(status: u16, message: &str, details: Vec<Value>) -> Resolved
 }
 
 impl Provider for Gemini {
+    const JSON: &'static str = JSON;
+
+    /// Google pretty-prints its JSON.
+    fn json_body(&self, body: &Value) -> Bytes {
+        wire::pretty(body)
+    }
+
     /// The token endpoint, unknown URLs, authentication, and the strict checks answer
     /// before the script.
     fn screen(&self, req: &Recorded) -> Option<Resolved> {
         let path = req.path_only();
         match route(path) {
             Route::Token => {
-                let (status, body) =
-                    self.issuer
-                        .exchange(&req.headers, &req.body, self.token_url());
+                // Assertions name the endpoint as audience; the host is how it knows itself.
+                let url = format!("http://{}/token", req.header("host").unwrap_or_default());
+                let (status, body) = self.issuer.exchange(&req.headers, &req.body, &url);
                 Some(json(status, wire::pretty(&body)))
             }
             Route::Unknown => Some(not_found_page(path)),
@@ -138,10 +145,6 @@ impl Provider for Gemini {
                     &response_id,
                 )
             }
-            Kind::Json(status, body) => json(status.as_u16(), wire::pretty(body)),
-            Kind::Error {
-                status, message, ..
-            } => error(status.as_u16(), message, Vec::new()),
             Kind::Chunks(chunks) => stream(chunks, sse),
             Kind::Malformed => json(
                 200,
@@ -149,6 +152,10 @@ impl Provider for Gemini {
             ),
             _ => Resolved::unsupported("Gemini", reply),
         }
+    }
+
+    fn error(&self, _req: &Recorded, failure: &Failure) -> Resolved {
+        error(failure.status.as_u16(), &failure.message, Vec::new())
     }
 }
 

@@ -31,6 +31,22 @@ pub(crate) fn words(text: &str) -> u64 {
     text.split_whitespace().count() as u64
 }
 
+/// The first `max` words of `text`, as an answer cut at an output limit reads.
+pub(crate) fn first_words(text: &str, max: u64) -> String {
+    let kept: String = text.split_inclusive(' ').take(max as usize).collect();
+    kept.trim_end().to_owned()
+}
+
+/// Where the earliest of `stops` occurs in `text`, as a stop sequence cuts an answer.
+pub(crate) fn first_stop<S: AsRef<str>>(text: &str, stops: &[S]) -> Option<usize> {
+    stops
+        .iter()
+        .map(AsRef::as_ref)
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| text.find(s))
+        .min()
+}
+
 /// A deterministic unit vector of `dim` components derived from `seed`: equal inputs
 /// embed equally and different ones (almost always) differently, as real embeddings do.
 pub(crate) fn unit_vector(seed: &[u8], dim: usize) -> Vec<f32> {

@@ -35,11 +35,14 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
-pub(crate) use codec::{header_pair, input_from_schema, status_code, to_bytes, unit_vector, words};
+pub(crate) use codec::{
+    first_stop, first_words, header_pair, input_from_schema, status_code, to_bytes, unit_vector,
+    words,
+};
 pub use codec::{hex, percent_decode, uri_encode};
 pub use plain::{MockHttp, Plain};
 pub(crate) use reply::Kind;
-pub use reply::Reply;
+pub use reply::{Failure, Reply};
 pub(crate) use respond::{Body, Resolved};
 
 /// How to run a mock. [`MockConfig::default`] is what every `start()` uses.
@@ -106,15 +109,26 @@ pub trait Provider: Send + Sync + 'static {
     /// Appended to the mock's origin for [`Mock::base_url`] (`/v1` for OpenAI).
     const BASE_PATH: &'static str = "";
 
+    /// The content type of the provider's JSON bodies.
+    const JSON: &'static str = "application/json";
+
+    /// Serializes a scripted JSON body as the provider does (compact by default).
+    fn json_body(&self, body: &Value) -> Bytes {
+        to_bytes(body)
+    }
+
     /// An answer given before the script is consulted, so refused requests never use up
     /// a queued reply: unknown paths, failed authentication, invalid bodies.
     fn screen(&self, _req: &Recorded) -> Option<Resolved> {
         None
     }
 
-    /// Renders `reply` for `req` in the provider's wire format. Raw replies and hangs
-    /// never get here.
+    /// Renders `reply` for `req` in the provider's wire format. JSON, errors, raw
+    /// replies and hangs never get here.
     fn render(&self, req: &Recorded, reply: &Reply) -> Resolved;
+
+    /// The provider's error response for a scripted failure.
+    fn error(&self, req: &Recorded, failure: &Failure) -> Resolved;
 
     /// Headers the provider adds to every response, e.g. a request id.
     fn stamp(&self) -> Vec<(http::HeaderName, HeaderValue)> {
@@ -179,7 +193,7 @@ impl<P: Provider> Mock<P> {
     /// # Panics
     ///
     /// If no port can be bound, or outside a Tokio runtime.
-    pub async fn serve_default(provider: P) -> Mock<P> {
+    pub async fn start_with(provider: P) -> Mock<P> {
         match Mock::serve(provider, MockConfig::default()).await {
             Ok(mock) => mock,
             Err(e) => panic!("mock: cannot bind 127.0.0.1:0: {e}"),
@@ -227,6 +241,18 @@ impl<P: Provider> Mock<P> {
     /// The provider, for its own settings.
     pub(crate) fn provider(&self) -> &P {
         &self.shared.provider
+    }
+}
+
+impl<P: Provider + Default> Mock<P> {
+    /// Starts the provider's mock with its defaults (the documented keys and
+    /// credentials) on an ephemeral port of 127.0.0.1, recording requests.
+    ///
+    /// # Panics
+    ///
+    /// If no port can be bound, or outside a Tokio runtime.
+    pub async fn start() -> Mock<P> {
+        Mock::start_with(P::default()).await
     }
 }
 
@@ -311,6 +337,10 @@ async fn answer<P: Provider>(
                     content_type,
                     frames,
                 } => Resolved::frames(content_type, frames.to_vec()).with_status(*status),
+                Kind::Json(status, body) => {
+                    Resolved::whole(*status, P::JSON, shared.provider.json_body(body))
+                }
+                Kind::Error(failure) => shared.provider.error(&req, failure),
                 _ => shared.provider.render(&req, &reply),
             };
             (Some(reply), resolved)

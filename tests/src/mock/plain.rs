@@ -4,9 +4,9 @@
 use bytes::Bytes;
 use http::StatusCode;
 
-use super::{Kind, Mock, Provider, Recorded, Reply, Resolved, to_bytes};
+use super::{Failure, Kind, Mock, Provider, Recorded, Reply, Resolved, to_bytes};
 
-/// Renders scripted JSON as is; a request the script does not cover gets `{}`.
+/// Renders scripted replies as they are; a request the script does not cover gets `{}`.
 #[derive(Debug, Default)]
 pub struct Plain;
 
@@ -15,27 +15,18 @@ pub type MockHttp = Mock<Plain>;
 
 impl Provider for Plain {
     fn render(&self, _req: &Recorded, reply: &Reply) -> Resolved {
-        let json = |status, body: &serde_json::Value| {
-            Resolved::whole(status, "application/json", to_bytes(body))
+        let json = |body: &'static [u8]| {
+            Resolved::whole(StatusCode::OK, Self::JSON, Bytes::from_static(body))
         };
         match reply.kind() {
-            Kind::Json(status, body) => json(*status, body),
-            Kind::Ok => json(StatusCode::OK, &serde_json::json!({})),
-            Kind::Malformed => {
-                Resolved::whole(StatusCode::OK, "application/json", Bytes::from_static(b"{"))
-            }
+            Kind::Ok => json(b"{}"),
+            Kind::Malformed => json(b"{"),
             _ => Resolved::unsupported("plain", reply),
         }
     }
-}
 
-impl Mock<Plain> {
-    /// Starts a plain mock on an ephemeral port of 127.0.0.1.
-    ///
-    /// # Panics
-    ///
-    /// If no port can be bound, or outside a Tokio runtime.
-    pub async fn start() -> MockHttp {
-        Mock::serve_default(Plain).await
+    fn error(&self, _req: &Recorded, failure: &Failure) -> Resolved {
+        let body = serde_json::json!({"error": {"message": failure.message}});
+        Resolved::whole(failure.status, Self::JSON, to_bytes(&body))
     }
 }

@@ -27,6 +27,20 @@ struct Spec {
     rechunk: Option<usize>,
 }
 
+/// A scripted failure, for the provider to render in its error format.
+#[derive(Clone, Debug)]
+pub struct Failure {
+    /// The status code.
+    pub status: StatusCode,
+    /// What went wrong.
+    pub message: String,
+    /// The error's type where the format has one: OpenAI's `type`, Anthropic's
+    /// `error.type`, Bedrock's exception name.
+    pub kind: Option<String>,
+    /// OpenAI's `code`.
+    pub code: Option<String>,
+}
+
 /// The answer itself, before the modifiers.
 #[derive(Clone, Debug)]
 pub(crate) enum Kind {
@@ -34,14 +48,8 @@ pub(crate) enum Kind {
     Ok,
     /// This JSON with this status, serialized as the provider does.
     Json(StatusCode, Value),
-    /// The provider's error body with this status and message; `kind` and `code` go
-    /// where the provider's format has room for them.
-    Error {
-        status: StatusCode,
-        message: String,
-        kind: Option<String>,
-        code: Option<String>,
-    },
+    /// The provider's error body.
+    Error(Failure),
     /// The provider's stream of these text pieces.
     Pieces(Arc<[String]>),
     /// The provider's stream of these JSON chunks (each framed as the provider frames
@@ -92,12 +100,12 @@ impl Reply {
     /// type where the format has one (OpenAI's `type`, Anthropic's `error.type`,
     /// Bedrock's exception name); `code` OpenAI's `code`.
     pub fn error(status: u16, message: &str, kind: &str, code: Option<&str>) -> Reply {
-        Reply::new(Kind::Error {
+        Reply::new(Kind::Error(Failure {
             status: status_code(status),
             message: message.to_owned(),
             kind: Some(kind.to_owned()).filter(|k| !k.is_empty()),
             code: code.map(str::to_owned),
-        })
+        }))
     }
 
     /// A streamed answer of these text pieces, in the provider's stream format, each

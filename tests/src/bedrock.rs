@@ -21,12 +21,14 @@
 //! | model id contains | answer |
 //! |---|---|
 //! | `mock-tool-call` / `mock-parallel-tools` | a text block, then one / every tool called |
+//! | `mock-two-cities` | a text block, then the first tool called for Paris and for Rome |
+//! | `mock-max-tokens` | half the reply, `max_tokens` |
 //! | `mock-guardrail` / `mock-content-filtered` | `guardrail_intervened` / `content_filtered` |
 //! | `mock-cache` | usage with cache read and write tokens |
 //! | `mock-exception-<Name>` | that exception (`mock-exception-ThrottlingException`) |
 //! | `mock-context-length` | 400 ValidationException "Input is too long for requested model." |
 //! | `mock-slow-<ms>` | waits before answering |
-//! | `mock-malformed` | 200 with truncated JSON (Converse) |
+//! | `mock-malformed` | 200 with truncated JSON (Converse); a stream whose first frame has a bad prelude CRC |
 //! | `mock-stream-exception-<member>` | two events, then an exception frame (`throttlingException`) |
 //! | `mock-stream-error` | two events, then a `:message-type: error` frame |
 //! | `mock-stream-bad-crc` / `mock-stream-bad-prelude` | the third frame's message / prelude CRC is wrong |
@@ -377,6 +379,9 @@ fn scripted_stream(model: &str, events: Vec<Message>) -> (Vec<Bytes>, Option<usi
         frames.truncate(2);
         frames.push(half);
         return (frames, Some(3));
+    } else if model.contains("mock-malformed") {
+        // Broken before the first event: nothing can reach the client.
+        frames[0] = eventstream::with_bad_prelude_crc(&frames[0]);
     } else if model.contains("mock-stream-malformed") {
         let mut bad = Message::event("contentBlockDelta", &json!({}));
         bad.payload = br#"{"contentBlockIndex":0,"delta":{"text":"#.to_vec();

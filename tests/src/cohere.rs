@@ -11,11 +11,13 @@
 //! | model contains | answer |
 //! |---|---|
 //! | `mock-tool-call` / `mock-parallel-tools` | a tool plan, then one / every tool called |
+//! | `mock-two-cities` | the first tool called twice, for Paris and for Rome |
+//! | `mock-max-tokens` | half the reply, `MAX_TOKENS` |
 //! | `mock-cache` | usage with `cached_tokens` |
 //! | `mock-error-<status>` | that status with a message Cohere sends for it (400, 401, 402, 404, 429, 499, 500, 503) |
 //! | `mock-context-length` | 400 "too many tokens: ..." |
 //! | `mock-slow-<ms>` | waits before answering |
-//! | `mock-malformed` | 200 with truncated JSON (chat) |
+//! | `mock-malformed` | 200 with truncated JSON (chat), or the stream of `mock-stream-malformed` |
 //! | `mock-stream-malformed` | the third event's data is not JSON |
 //! | `mock-stream-cut` | three events, then the connection drops |
 //! | `mock-stream-error` | the stream ends with `finish_reason: "ERROR"` |
@@ -215,7 +217,7 @@ fn stream(model: &str, id: &str, answer: &chat::Answer) -> Resolved {
     }
     let mut frames: Vec<Bytes> = events.iter().map(chat::sse).collect();
     let mut resolved = Resolved::frames(EVENT_STREAM, Vec::new());
-    if model.contains("mock-stream-malformed") {
+    if model.contains("mock-stream-malformed") || model.contains("mock-malformed") {
         frames[2] = Bytes::from_static(
             b"event: content-delta\ndata: {\"type\":\"content-delta\",\"index\":0,\"delta\":\n\n",
         );

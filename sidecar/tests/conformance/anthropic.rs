@@ -80,9 +80,7 @@ async fn golden_upstream_request() {
     let (status, _, body) = post(sidecar.api, "/v1/chat/completions", request).await;
     assert_eq!(status, http::StatusCode::OK, "{body}");
     let sent = up.bodies().pop().unwrap();
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden/anthropic/chat_tools_vision.json");
-    crate::golden::check(&path, &sent);
+    crate::golden::check("anthropic", "chat_tools_vision", &sent);
     let headers = &up.requests()[0].headers;
     assert_eq!(headers["anthropic-version"], "2023-06-01");
     assert_eq!(headers["x-api-key"], API_KEY);

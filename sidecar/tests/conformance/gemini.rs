@@ -716,12 +716,8 @@ async fn upstream_request_matches_golden(api: Api) {
     let sidecar = sidecar(&mock, api, &[("g", "gemini-2.5-flash")]).await;
     let (chunks, done) = stream(&sidecar, representative_request()).await;
     assert!(done, "the strict mock accepted the request: {chunks:?}");
-    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/gemini");
     // Both APIs take the very same generateContent body.
-    crate::golden::check(
-        &golden.join("generate_content_request.json"),
-        &last_sent(&mock),
-    );
+    crate::golden::check("gemini", "generate_content_request", &last_sent(&mock));
     let (status, _, _) = post(
         sidecar.api,
         "/v1/embeddings",
@@ -730,10 +726,10 @@ async fn upstream_request_matches_golden(api: Api) {
     .await;
     assert_eq!(status, StatusCode::OK);
     let name = match api {
-        Api::Studio => "batch_embed_contents_request.json",
-        Api::Vertex => "predict_request.json",
+        Api::Studio => "batch_embed_contents_request",
+        Api::Vertex => "predict_request",
     };
-    crate::golden::check(&golden.join(name), &last_sent(&mock));
+    crate::golden::check("gemini", name, &last_sent(&mock));
 }
 
 #[tokio::test]

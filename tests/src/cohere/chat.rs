@@ -10,7 +10,9 @@
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
-use crate::mock::{first_stop, first_words, input_from_schema, to_bytes, words};
+use crate::mock::{
+    first_stop, first_words, input_from_schema, max_tokens_for, to_bytes, two_cities, words,
+};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
@@ -280,9 +282,10 @@ pub(crate) fn answer(body: &Value, next_id: &mut dyn FnMut() -> u64) -> Result<A
         .rev()
         .take_while(|m| m["role"] == "tool")
         .collect();
+    let two = model.contains("mock-two-cities");
     let wants_tools = tool_choice == Some("REQUIRED")
         || (tool_choice != Some("NONE")
-            && (model.contains("mock-tool-call") || model.contains("mock-parallel-tools")));
+            && (two || model.contains("mock-tool-call") || model.contains("mock-parallel-tools")));
     if trailing_results.is_empty() && wants_tools && !tools.is_empty() {
         let chosen: Vec<&(String, Value)> = if model.contains("mock-parallel-tools") {
             tools.iter().collect()
@@ -290,12 +293,19 @@ pub(crate) fn answer(body: &Value, next_id: &mut dyn FnMut() -> u64) -> Result<A
             tools.iter().take(1).collect()
         };
         let names: Vec<&str> = chosen.iter().map(|(n, _)| n.as_str()).collect();
-        let calls = chosen
-            .iter()
-            .map(|(name, schema)| ToolCall {
+        let arguments: Vec<(&String, Value)> = match chosen.first() {
+            Some((first, _)) if two => two_cities().into_iter().map(|a| (first, a)).collect(),
+            _ => chosen
+                .iter()
+                .map(|(n, s)| (n, input_from_schema(s)))
+                .collect(),
+        };
+        let calls = arguments
+            .into_iter()
+            .map(|(name, input)| ToolCall {
                 id: format!("{name}_mock{:012}", next_id()),
                 name: name.clone(),
-                arguments: input_from_schema(schema).to_string(),
+                arguments: input.to_string(),
             })
             .collect::<Vec<_>>();
         let plan = format!("I will use {}.", names.join(" and "));
@@ -334,7 +344,7 @@ pub(crate) fn answer(body: &Value, next_id: &mut dyn FnMut() -> u64) -> Result<A
         text.truncate(cut);
         finish = "STOP_SEQUENCE";
     }
-    if let Some(max) = max_tokens
+    if let Some(max) = max_tokens_for(model, &text, max_tokens)
         && words(&text) > max
     {
         text = first_words(&text, max);

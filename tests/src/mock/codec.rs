@@ -47,6 +47,22 @@ pub(crate) fn first_stop<S: AsRef<str>>(text: &str, stops: &[S]) -> Option<usize
         .min()
 }
 
+/// The arguments of `mock-two-cities`: the first declared tool called twice in
+/// parallel, for Paris and for Rome.
+pub(crate) fn two_cities() -> [Value; 2] {
+    [json!({"city": "Paris"}), json!({"city": "Rome"})]
+}
+
+/// The output limit `mock-max-tokens` answers stop at: half the reply, whatever the
+/// request asked.
+pub(crate) fn max_tokens_for(model: &str, text: &str, requested: Option<u64>) -> Option<u64> {
+    if model.contains("mock-max-tokens") {
+        Some((words(text) / 2).max(1))
+    } else {
+        requested
+    }
+}
+
 /// A deterministic unit vector of `dim` components derived from `seed`: equal inputs
 /// embed equally and different ones (almost always) differently, as real embeddings do.
 pub(crate) fn unit_vector(seed: &[u8], dim: usize) -> Vec<f32> {

@@ -36,8 +36,8 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
 pub(crate) use codec::{
-    first_stop, first_words, header_pair, input_from_schema, status_code, to_bytes, unit_vector,
-    words,
+    first_stop, first_words, header_pair, input_from_schema, max_tokens_for, status_code, to_bytes,
+    two_cities, unit_vector, words,
 };
 pub use codec::{hex, percent_decode, uri_encode};
 pub use plain::{MockHttp, Plain};

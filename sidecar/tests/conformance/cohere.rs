@@ -1,21 +1,48 @@
-//! The sidecar translating OpenAI calls for Cohere's v2 API, over real HTTP against the
-//! mock Cohere (`llmesh_tests::cohere`), which answers in Cohere's exact JSON, SSE and
-//! error formats. Upstream request bodies are checked field by field against
-//! `tests/golden/cohere/`.
-
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod provider_support;
-mod support;
+//! Cohere's v2 API through the conformance suite, and the cases only Cohere has: tool
+//! plans and a required tool, billed units, citations and `ERROR` finishes in streams,
+//! Cohere's error statuses and their retries, v2 embeddings. Upstream request bodies are
+//! checked field by field against `tests/golden/cohere/`.
 
 use http::StatusCode;
 use llmesh_sidecar::config::snapshot::*;
 use llmesh_tests::Reply;
 use llmesh_tests::bedrock::MockBedrock;
 use llmesh_tests::cohere::{self, MockCohere};
-use provider_support::{golden, stream_chat};
 use serde_json::{Value, json};
-use support::*;
+
+use crate::assemble::stream_chat;
+use crate::bedrock::bedrock_deployment;
+use crate::golden;
+use crate::suite::{Behaviour, Upstream};
+use crate::support::*;
+
+impl Upstream for MockCohere {
+    async fn start() -> Self {
+        MockCohere::start().await
+    }
+
+    fn deployment(&self, behaviour: Behaviour) -> DeploymentSpec {
+        let model = match behaviour {
+            Behaviour::Text | Behaviour::StopSequence => COMMAND.to_owned(),
+            Behaviour::Tools => "mock-two-cities".to_owned(),
+            Behaviour::MaxTokens => "mock-max-tokens".to_owned(),
+            Behaviour::Error(status) => format!("mock-error-{status}"),
+            Behaviour::Malformed => "mock-malformed".to_owned(),
+            Behaviour::Cut => "mock-stream-cut".to_owned(),
+        };
+        cohere_deployment(self, "cohere", &model)
+    }
+
+    fn bodies(&self) -> Vec<Value> {
+        llmesh_tests::Mock::bodies(self)
+    }
+
+    fn error_statuses(&self) -> Vec<(u16, u16)> {
+        [400, 401, 402, 404, 429, 500, 503].map(|s| (s, s)).to_vec()
+    }
+}
+
+crate::conformance!(MockCohere);
 
 const COMMAND: &str = "command-a-03-2025";
 
@@ -80,7 +107,7 @@ async fn plain_chat_with_a_system_prompt() {
         seen.headers["authorization"],
         format!("Bearer {}", cohere::API_KEY)
     );
-    golden("cohere", "plain_chat", &seen.json());
+    golden::check("cohere", "plain_chat", &seen.json());
 }
 
 #[tokio::test]
@@ -104,7 +131,7 @@ async fn multi_turn_and_tool_round_trip() {
     let call = &message["tool_calls"][0];
     assert_eq!(call["function"]["name"], "get_weather");
     assert_eq!(call["function"]["arguments"], r#"{"city":"mock-city"}"#);
-    golden("cohere", "tools", &last_body(&mock));
+    golden::check("cohere", "tools", &last_body(&mock));
 
     let id = call["id"].as_str().unwrap().to_owned();
     let (status, _, body) = post(
@@ -127,7 +154,7 @@ async fn multi_turn_and_tool_round_trip() {
     let mut sent = last_body(&mock);
     sent["messages"][3]["tool_calls"][0]["id"] = json!("CALL_ID");
     sent["messages"][4]["tool_call_id"] = json!("CALL_ID");
-    golden("cohere", "tool_result", &sent);
+    golden::check("cohere", "tool_result", &sent);
 }
 
 #[tokio::test]
@@ -239,7 +266,7 @@ async fn vision_stop_sequences_and_max_tokens() {
         body["choices"][0]["message"]["content"],
         "mock reply to: Describe [image image/png 70 bytes]"
     );
-    golden("cohere", "vision", &last_body(&mock));
+    golden::check("cohere", "vision", &last_body(&mock));
 
     let (_, _, body) = post(
         sidecar.api,
@@ -309,15 +336,7 @@ async fn cohere_falls_back_to_bedrock_and_context_windows_fall_back() {
         vec![cohere_deployment(&cohere_mock, "s", "mock-context-length")],
     );
     small.context_window_fallbacks = vec!["bedrock".into()];
-    let mut b = DeploymentSpec::new("b", ProviderKind::Bedrock, "amazon.nova-pro-v1:0");
-    b.base_url = Some(bedrock_mock.base_url());
-    b.region = Some(bedrock_mock.region().into());
-    let c = bedrock_mock.credentials();
-    b.aws = Some(AwsCredentials {
-        access_key_id: SecretString::new(c.access_key_id.clone()),
-        secret_access_key: SecretString::new(c.secret_access_key.clone()),
-        session_token: None,
-    });
+    let b = bedrock_deployment(&bedrock_mock, "b", "amazon.nova-pro-v1:0");
     let sidecar = Running::start(Some(snapshot(
         "v1",
         vec![primary, small, model("bedrock", vec![b])],
@@ -420,7 +439,7 @@ async fn embeddings_v2() {
     assert_eq!(body["data"].as_array().unwrap().len(), 2);
     assert_eq!(body["data"][0]["embedding"].as_array().unwrap().len(), 256);
     assert_eq!(body["usage"]["prompt_tokens"], 3);
-    golden("cohere", "embed", &last_body(&mock));
+    golden::check("cohere", "embed", &last_body(&mock));
     let (status, _, body) = post(
         sidecar.api,
         "/v1/embeddings",

@@ -1,12 +1,8 @@
-//! The sidecar translating OpenAI calls for AWS Bedrock, over real HTTP against the mock
-//! Bedrock (`llmesh_tests::bedrock`), which checks every request's SigV4 signature and
-//! answers in Bedrock's exact formats, ConverseStream's binary eventstream included.
-//! Upstream request bodies are checked field by field against `tests/golden/bedrock/`.
-
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod provider_support;
-mod support;
+//! AWS Bedrock through the conformance suite, and the cases only Bedrock has: SigV4
+//! signing (checked by the mock on every request) and API keys, Converse's shape and
+//! ConverseStream's binary eventstream (re-cut, broken and failing), exceptions and
+//! their retries, cache tokens, guardrails and InvokeModel embeddings. Upstream request
+//! bodies are checked field by field against `tests/golden/bedrock/`.
 
 use http::StatusCode;
 use llmesh_sidecar::config::snapshot::*;
@@ -14,9 +10,52 @@ use llmesh_tests::Reply;
 use llmesh_tests::bedrock::eventstream::Message;
 use llmesh_tests::bedrock::sigv4::Credentials;
 use llmesh_tests::bedrock::{self, Bedrock, MockBedrock};
-use provider_support::{golden, stream_chat};
 use serde_json::{Value, json};
-use support::*;
+
+use crate::assemble::stream_chat;
+use crate::golden;
+use crate::suite::{Behaviour, Upstream};
+use crate::support::*;
+
+impl Upstream for MockBedrock {
+    async fn start() -> Self {
+        MockBedrock::start().await
+    }
+
+    fn deployment(&self, behaviour: Behaviour) -> DeploymentSpec {
+        let model = match behaviour {
+            Behaviour::Text | Behaviour::StopSequence => CLAUDE.to_owned(),
+            Behaviour::Tools => "us.mock-two-cities-v1:0".to_owned(),
+            Behaviour::MaxTokens => "mock-max-tokens".to_owned(),
+            Behaviour::Error(status) => format!("mock-exception-{}", exception(status)),
+            Behaviour::Malformed => "mock-malformed".to_owned(),
+            Behaviour::Cut => "mock-stream-cut".to_owned(),
+        };
+        bedrock_deployment(self, "bedrock", &model)
+    }
+
+    fn bodies(&self) -> Vec<Value> {
+        llmesh_tests::Mock::bodies(self)
+    }
+
+    fn error_statuses(&self) -> Vec<(u16, u16)> {
+        [400, 403, 404, 429, 500, 503].map(|s| (s, s)).to_vec()
+    }
+}
+
+/// The exception Bedrock answers with `status`.
+fn exception(status: u16) -> &'static str {
+    match status {
+        400 => "ValidationException",
+        403 => "AccessDeniedException",
+        404 => "ResourceNotFoundException",
+        429 => "ThrottlingException",
+        503 => "ServiceUnavailableException",
+        _ => "InternalServerException",
+    }
+}
+
+crate::conformance!(MockBedrock);
 
 /// A realistic model id: its `:` must be percent-encoded in the path and signed as
 /// `%253A`.
@@ -30,7 +69,8 @@ fn creds_of(c: &Credentials) -> AwsCredentials {
     }
 }
 
-fn bedrock_deployment(mock: &MockBedrock, name: &str, model_id: &str) -> DeploymentSpec {
+/// A deployment of `model_id` on the mock, signing with its credentials.
+pub fn bedrock_deployment(mock: &MockBedrock, name: &str, model_id: &str) -> DeploymentSpec {
     let mut d = DeploymentSpec::new(name, ProviderKind::Bedrock, model_id);
     d.base_url = Some(mock.base_url());
     d.region = Some(mock.region().into());
@@ -104,7 +144,7 @@ async fn plain_chat_with_a_system_prompt_is_signed_and_translated() {
         auth, "Bearer sk-client-secret",
         "the client's key never goes upstream"
     );
-    golden("bedrock", "plain_chat", &seen.json());
+    golden::check("bedrock", "plain_chat", &seen.json());
 }
 
 #[tokio::test]
@@ -127,7 +167,7 @@ async fn multi_turn_conversations_alternate_roles() {
         body["choices"][0]["message"]["content"],
         "mock reply to: What is my name?"
     );
-    golden("bedrock", "multi_turn", &last_body(&mock));
+    golden::check("bedrock", "multi_turn", &last_body(&mock));
 }
 
 #[tokio::test]
@@ -168,7 +208,7 @@ async fn single_and_parallel_tool_calls() {
     let args: Value =
         serde_json::from_str(calls[0]["function"]["arguments"].as_str().unwrap()).unwrap();
     assert_eq!(args, json!({"city": "mock-city", "unit": "celsius"}));
-    golden("bedrock", "tools", &last_body(&mock));
+    golden::check("bedrock", "tools", &last_body(&mock));
 
     let (_, _, body) = post(sidecar.api, "/v1/chat/completions", request("many")).await;
     let calls = body["choices"][0]["message"]["tool_calls"]
@@ -219,7 +259,7 @@ async fn tool_results_round_trip() {
     let placeholder = json!("tooluse_ID");
     sent["messages"][1]["content"][1]["toolUse"]["toolUseId"] = placeholder.clone();
     sent["messages"][2]["content"][0]["toolResult"]["toolUseId"] = placeholder;
-    golden("bedrock", "tool_result", &sent);
+    golden::check("bedrock", "tool_result", &sent);
 }
 
 #[tokio::test]
@@ -310,7 +350,7 @@ async fn vision_input_sends_image_bytes() {
         body["choices"][0]["message"]["content"],
         "mock reply to: What is in this image? [image/png 70 bytes]"
     );
-    golden("bedrock", "vision", &last_body(&mock));
+    golden::check("bedrock", "vision", &last_body(&mock));
 
     let before = mock.request_count();
     let (status, _, body) = post(
@@ -360,7 +400,7 @@ async fn stop_sequences_max_tokens_and_content_filters() {
         "mock reply to: one "
     );
     assert_eq!(body["choices"][0]["finish_reason"], "stop");
-    golden("bedrock", "stop", &last_body(&mock));
+    golden::check("bedrock", "stop", &last_body(&mock));
 
     let (_, _, body) = post(
         sidecar.api,
@@ -516,7 +556,7 @@ async fn bad_credentials_are_403_and_session_tokens_work() {
 }
 
 #[tokio::test]
-async fn malformed_answers_are_clean_502s() {
+async fn malformed_answers_are_retried_then_a_clean_502() {
     let mock = MockBedrock::start().await;
     let sidecar = start(&mock, "mock-malformed").await;
     let (status, _, body) = post(sidecar.api, "/v1/chat/completions", chat("chat")).await;
@@ -636,7 +676,7 @@ async fn embeddings_through_invoke_model() {
             .path
             .ends_with("/model/amazon.titan-embed-text-v2%3A0/invoke")
     );
-    golden("bedrock", "titan_embed", &last_body(&mock));
+    golden::check("bedrock", "titan_embed", &last_body(&mock));
 
     let (status, _, body) = post(
         sidecar.api,
@@ -663,5 +703,5 @@ async fn embeddings_through_invoke_model() {
         data[0]["embedding"].as_str().unwrap().len(),
         4096 / 3 * 4 + 4
     );
-    golden("bedrock", "cohere_embed", &last_body(&mock));
+    golden::check("bedrock", "cohere_embed", &last_body(&mock));
 }

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::assemble::stream_chat;
 use crate::golden;
-use crate::suite::{Behaviour, Upstream};
+use crate::suite::{Behaviour, Upstream, last_body, serving, streamed, with_png};
 use crate::support::*;
 
 impl Upstream for MockBedrock {
@@ -79,18 +79,7 @@ pub fn bedrock_deployment(mock: &MockBedrock, name: &str, model_id: &str) -> Dep
 }
 
 async fn start(mock: &MockBedrock, model_id: &str) -> Running {
-    Running::start(Some(snapshot(
-        "v1",
-        vec![model(
-            "chat",
-            vec![bedrock_deployment(mock, "bedrock", model_id)],
-        )],
-    )))
-    .await
-}
-
-fn last_body(mock: &MockBedrock) -> Value {
-    mock.requests().last().unwrap().json()
+    serving(bedrock_deployment(mock, "bedrock", model_id)).await
 }
 
 fn weather_tools() -> Value {
@@ -294,11 +283,7 @@ async fn streamed_text_and_usage() {
 
     // Without include_usage there is no usage chunk; frames split anywhere still decode.
     mock.enqueue(Reply::ok().with_rechunk(7));
-    let got = stream_chat(
-        sidecar.api,
-        json!({"model": "chat", "stream": true, "messages": [{"role": "user", "content": "again"}]}),
-    )
-    .await;
+    let got = stream_chat(sidecar.api, streamed("chat", "again")).await;
     assert_eq!(got.text, "mock reply to: again");
     assert!(got.usage.is_none() && got.done);
 }
@@ -334,15 +319,10 @@ async fn streamed_tool_calls_arrive_intact() {
 async fn vision_input_sends_image_bytes() {
     let mock = MockBedrock::start().await;
     let sidecar = start(&mock, CLAUDE).await;
-    // A 1x1 PNG.
-    let png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
     let (status, _, body) = post(
         sidecar.api,
         "/v1/chat/completions",
-        json!({"model": "chat", "messages": [{"role": "user", "content": [
-            {"type": "text", "text": "What is in this image?"},
-            {"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{png}")}}
-        ]}]}),
+        json!({"model": "chat", "messages": with_png("What is in this image?")}),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -583,11 +563,7 @@ async fn broken_streams_end_with_an_error_event() {
         ("mock-stream-error", "upstream_stream_error"),
     ] {
         let sidecar = start(&mock, model_id).await;
-        let got = stream_chat(
-            sidecar.api,
-            json!({"model": "chat", "stream": true, "messages": [{"role": "user", "content": "hello there"}]}),
-        )
-        .await;
+        let got = stream_chat(sidecar.api, streamed("chat", "hello there")).await;
         assert_eq!(
             got.status, 200,
             "{model_id}: the first content already went out"
@@ -600,18 +576,10 @@ async fn broken_streams_end_with_an_error_event() {
         assert!(!got.done, "{model_id}: no [DONE] after an error");
     }
     let sidecar = start(&mock, "mock-stream-cut").await;
-    let got = stream_chat(
-        sidecar.api,
-        json!({"model": "chat", "stream": true, "messages": [{"role": "user", "content": "hello there"}]}),
-    )
-    .await;
+    let got = stream_chat(sidecar.api, streamed("chat", "hello there")).await;
     assert!(got.error.is_some() && !got.done);
     let sidecar = start(&mock, "mock-stream-unknown").await;
-    let got = stream_chat(
-        sidecar.api,
-        json!({"model": "chat", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
-    )
-    .await;
+    let got = stream_chat(sidecar.api, streamed("chat", "hi")).await;
     assert!(
         got.done && got.error.is_none(),
         "unknown event types are skipped"
@@ -629,11 +597,7 @@ async fn a_stream_failing_before_content_is_retried() {
         ),
     ]));
     let sidecar = start(&mock, CLAUDE).await;
-    let got = stream_chat(
-        sidecar.api,
-        json!({"model": "chat", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
-    )
-    .await;
+    let got = stream_chat(sidecar.api, streamed("chat", "hi")).await;
     assert!(got.done && got.error.is_none(), "{:?}", got.error);
     assert_eq!(got.text, "mock reply to: hi");
     assert_eq!(mock.request_count(), 2);

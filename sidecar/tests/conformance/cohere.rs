@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::assemble::stream_chat;
 use crate::bedrock::bedrock_deployment;
 use crate::golden;
-use crate::suite::{Behaviour, Upstream};
+use crate::suite::{Behaviour, Upstream, last_body, serving, streamed, with_png};
 use crate::support::*;
 
 impl Upstream for MockCohere {
@@ -54,18 +54,7 @@ fn cohere_deployment(mock: &MockCohere, name: &str, model_id: &str) -> Deploymen
 }
 
 async fn start(mock: &MockCohere, model_id: &str) -> Running {
-    Running::start(Some(snapshot(
-        "v1",
-        vec![model(
-            "chat",
-            vec![cohere_deployment(mock, "cohere", model_id)],
-        )],
-    )))
-    .await
-}
-
-fn last_body(mock: &MockCohere) -> Value {
-    mock.requests().last().unwrap().json()
+    serving(cohere_deployment(mock, "cohere", model_id)).await
 }
 
 fn tools() -> Value {
@@ -251,14 +240,10 @@ async fn streamed_text_and_tool_calls() {
 async fn vision_stop_sequences_and_max_tokens() {
     let mock = MockCohere::start().await;
     let sidecar = start(&mock, COMMAND).await;
-    let png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
     let (status, _, body) = post(
         sidecar.api,
         "/v1/chat/completions",
-        json!({"model": "chat", "messages": [{"role": "user", "content": [
-            {"type": "text", "text": "Describe"},
-            {"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{png}")}}
-        ]}]}),
+        json!({"model": "chat", "messages": with_png("Describe")}),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -349,11 +334,7 @@ async fn cohere_falls_back_to_bedrock_and_context_windows_fall_back() {
         body["choices"][0]["message"]["content"],
         "mock reply to: hello"
     );
-    let got = stream_chat(
-        sidecar.api,
-        json!({"model": "chat", "stream": true, "messages": [{"role": "user", "content": "hello"}]}),
-    )
-    .await;
+    let got = stream_chat(sidecar.api, streamed("chat", "hello")).await;
     assert!(
         got.done && got.text == "mock reply to: hello",
         "streams fall back too"
@@ -374,37 +355,21 @@ async fn malformed_answers_and_broken_streams() {
     // The malformed event is the first with content: nothing reached the client yet,
     // so it is a clean 502 after the retries.
     let sidecar = start(&mock, "mock-stream-malformed").await;
-    let got = stream_chat(
-        sidecar.api,
-        json!({"model": "chat", "stream": true, "messages": [{"role": "user", "content": "hello there"}]}),
-    )
-    .await;
+    let got = stream_chat(sidecar.api, streamed("chat", "hello there")).await;
     assert_eq!(got.status, 502);
     assert_eq!(got.error.unwrap()["error"]["type"], "server_error");
     // finish_reason ERROR after the content: an error event, no [DONE].
     let sidecar = start(&mock, "mock-stream-error").await;
-    let got = stream_chat(
-        sidecar.api,
-        json!({"model": "chat", "stream": true, "messages": [{"role": "user", "content": "hello there"}]}),
-    )
-    .await;
+    let got = stream_chat(sidecar.api, streamed("chat", "hello there")).await;
     assert_eq!(got.text, "mock reply to: hello there");
     let error = got.error.expect("an error event");
     assert_eq!(error["error"]["code"], "upstream_stream_error");
     assert!(!got.done);
     let sidecar = start(&mock, "mock-stream-cut").await;
-    let got = stream_chat(
-        sidecar.api,
-        json!({"model": "chat", "stream": true, "messages": [{"role": "user", "content": "hello there"}]}),
-    )
-    .await;
+    let got = stream_chat(sidecar.api, streamed("chat", "hello there")).await;
     assert!(got.error.is_some() && !got.done);
     let sidecar = start(&mock, "mock-stream-citations").await;
-    let got = stream_chat(
-        sidecar.api,
-        json!({"model": "chat", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
-    )
-    .await;
+    let got = stream_chat(sidecar.api, streamed("chat", "hi")).await;
     assert!(
         got.done && got.error.is_none(),
         "citation events are skipped"
@@ -416,11 +381,7 @@ async fn malformed_answers_and_broken_streams() {
     )]));
     let sidecar = start(&mock, COMMAND).await;
     let before = mock.request_count();
-    let got = stream_chat(
-        sidecar.api,
-        json!({"model": "chat", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
-    )
-    .await;
+    let got = stream_chat(sidecar.api, streamed("chat", "hi")).await;
     assert!(got.done && got.error.is_none(), "{:?}", got.error);
     assert_eq!(mock.request_count() - before, 2);
 }

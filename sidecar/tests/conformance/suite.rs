@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use http::StatusCode;
 use llmesh_sidecar::config::snapshot::{DeploymentSpec, ModelSpec};
-use llmesh_tests::MockOpenAi;
+use llmesh_tests::mock::Provider;
+use llmesh_tests::{Mock, MockOpenAi};
 use serde_json::{Value, json};
 
 use crate::support::{Running, header, model, post, post_stream, snapshot, sse_data};
@@ -60,6 +61,32 @@ async fn setup<U: Upstream>(up: &U, extra: Vec<ModelSpec>) -> Running {
 
 fn user(text: &str) -> Value {
     json!({"role": "user", "content": text})
+}
+
+/// A 1x1 PNG, base64-encoded.
+pub const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+
+/// One user message of `text` and [`PNG`] as a data URL.
+pub fn with_png(text: &str) -> Value {
+    json!([{"role": "user", "content": [
+        {"type": "text", "text": text},
+        {"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{PNG}")}}
+    ]}])
+}
+
+/// A sidecar serving `deployment` as model `chat`.
+pub async fn serving(deployment: DeploymentSpec) -> Running {
+    Running::start(Some(snapshot("v1", vec![model("chat", vec![deployment])]))).await
+}
+
+/// The JSON body of the last request the mock received.
+pub fn last_body<P: Provider>(mock: &Mock<P>) -> Value {
+    mock.requests().last().unwrap().json()
+}
+
+/// A streamed chat request to `model` of one user message.
+pub fn streamed(model: &str, text: &str) -> Value {
+    json!({"model": model, "stream": true, "messages": [user(text)]})
 }
 
 const TOOLS: &str = r#"[{"type":"function","function":{"name":"get_weather","description":"Current weather for a city","parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}}]"#;
@@ -291,11 +318,8 @@ pub async fn streaming_tool_calls<U: Upstream>() {
 pub async fn vision_input<U: Upstream>() {
     let up = U::start().await;
     let sidecar = setup(&up, vec![]).await;
-    let image = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
-    let messages = json!([{"role": "user", "content": [
-        {"type": "text", "text": "What is in this image?"},
-        {"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{image}")}}
-    ]}]);
+    let image = PNG;
+    let messages = with_png("What is in this image?");
     let (status, _, body) = chat(&sidecar, json!({"model": "text", "messages": messages})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let sent = up.bodies().last().unwrap().to_string();

@@ -5,9 +5,12 @@
 //! Tests script it as every mock ([`crate::mock`]): queue [`Reply`]s or change the
 //! default, then inspect what arrived. Callers that cannot reach the mock's API (the
 //! `llmesh-mock` binary, benchmarks) script it by model name instead: with
-//! [`Reply::ok`] in effect, models `mock-error-429`, `mock-error-500`, `mock-error-503`,
-//! `mock-context-length`, `mock-content-filter` and `mock-slow-<ms>` answer as their
-//! names say.
+//! [`Reply::ok`] in effect, models `mock-error-<status>` (429 with OpenAI's rate-limit
+//! headers), `mock-context-length`, `mock-content-filter`, `mock-malformed` (a truncated
+//! body, or a stream whose first event is), `mock-slow-<ms>`, `mock-max-tokens` (half
+//! the reply, finish `length`), `mock-two-cities` (the first tool called for Paris and
+//! for Rome) and `mock-stream-cut` (the role and one piece, then the connection drops)
+//! answer as their names say.
 //!
 //! | reply | rendered as |
 //! |---|---|
@@ -29,9 +32,12 @@ use http::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::mock::{Failure, Kind, Mock, Provider, Resolved, unit_vector, words};
+use crate::mock::{
+    Failure, Kind, Mock, Provider, Resolved, first_words, max_tokens_for, two_cities, unit_vector,
+    words,
+};
 pub use crate::mock::{Recorded, Reply};
-use wire::{EMBEDDING_DIM, Meta, Usage};
+use wire::{EMBEDDING_DIM, Ending, FunctionCall, Meta, ToolCall, Usage};
 
 const JSON: &str = "application/json";
 /// What OpenAI sends for streams; clients should match on the media type, so the
@@ -68,7 +74,8 @@ impl Provider for OpenAi {
                 let api = ApiRequest::parse(&req.body).unwrap_or_default();
                 let pieces: Vec<&str> = pieces.iter().map(String::as_str).collect();
                 let completion = pieces.iter().map(|p| words(p)).sum();
-                let events = stream_events(self, route, &api, path, &pieces, completion);
+                let ending = Ending::STOP;
+                let events = stream_events(self, route, &api, path, &pieces, &ending, completion);
                 Resolved::frames(EVENT_STREAM, events)
             }
             Kind::Malformed => {
@@ -151,6 +158,8 @@ struct ApiRequest {
     input: Option<Value>,
     #[serde(default)]
     encoding_format: Option<String>,
+    #[serde(default)]
+    tools: Option<Vec<Value>>,
 }
 
 #[derive(Deserialize)]
@@ -361,6 +370,26 @@ fn scripted_by_model(model: &str, req: &ApiRequest) -> Option<ByModel> {
             )
         }
         "mock-content-filter" => json_answer(StatusCode::BAD_REQUEST, wire::azure_content_filter()),
+        "mock-malformed" if req.streaming() => {
+            // Broken off before the first event ends.
+            let event = Bytes::from_static(b"data: {\"id\": \"chatcmpl-");
+            Resolved::frames(EVENT_STREAM, vec![event])
+        }
+        "mock-malformed" => {
+            json_answer(StatusCode::OK, Bytes::from_static(br#"{"id": "chatcmpl-"#))
+        }
+        _ if model.starts_with("mock-error-") => {
+            let status = model["mock-error-".len()..].parse().ok()?;
+            let status = StatusCode::from_u16(status).ok()?;
+            let (kind, code) = match status.as_u16() {
+                401 => ("invalid_request_error", Some("invalid_api_key")),
+                404 => ("invalid_request_error", Some("model_not_found")),
+                s if s >= 500 => ("server_error", None),
+                _ => ("invalid_request_error", None),
+            };
+            let message = format!("mock {} error", status.as_u16());
+            error(status, &message, kind, None, code)
+        }
         _ => {
             let ms = model.strip_prefix("mock-slow-")?.parse().ok()?;
             return Some(ByModel::Slow(Duration::from_millis(ms)));
@@ -380,20 +409,59 @@ fn next_id(shared: &OpenAi, prefix: &str) -> String {
     format!("{prefix}mock{n:020}")
 }
 
+/// `mock-two-cities` calls the request's first tool twice, for Paris and for Rome.
+fn tool_calls(shared: &OpenAi, model: &str, req: &ApiRequest) -> Vec<ToolCall> {
+    let first = req.tools.iter().flatten().next();
+    let name = first.and_then(|t| t["function"]["name"].as_str());
+    let Some(name) = name.filter(|_| model == "mock-two-cities") else {
+        return Vec::new();
+    };
+    two_cities()
+        .into_iter()
+        .map(|arguments| ToolCall {
+            id: next_id(shared, "call_"),
+            kind: "function",
+            function: FunctionCall {
+                name: name.to_owned(),
+                arguments: arguments.to_string(),
+            },
+        })
+        .collect()
+}
+
 /// Splits a reply into word-sized stream pieces that concatenate back to it.
 fn pieces_of(text: &str) -> Vec<&str> {
     text.split_inclusive(' ').collect()
 }
 
 fn chat(shared: &OpenAi, req: &ApiRequest, path: &str) -> Resolved {
-    let content = format!("mock reply to: {}", req.last_user_text());
+    let model = req.model(path);
+    let mut content = format!("mock reply to: {}", req.last_user_text());
+    let mut finish_reason = "stop";
+    if let Some(max) = max_tokens_for(model, &content, None) {
+        content = first_words(&content, max);
+        finish_reason = "length";
+    }
+    let calls = tool_calls(shared, model, req);
+    if !calls.is_empty() {
+        content.clear();
+        finish_reason = "tool_calls";
+    }
+    let ending = Ending {
+        tool_calls: &calls,
+        finish_reason,
+    };
     if req.streaming() {
         let pieces = pieces_of(&content);
-        let completion = words(&content);
-        return Resolved::frames(
-            EVENT_STREAM,
-            stream_events(shared, Route::Chat, req, path, &pieces, completion),
-        );
+        let completion = words(&content) + 10 * calls.len() as u64;
+        let events = stream_events(shared, Route::Chat, req, path, &pieces, &ending, completion);
+        let stream = Resolved::frames(EVENT_STREAM, events);
+        // The role and the first piece, then the connection drops.
+        return if model == "mock-stream-cut" {
+            stream.cut_after(2)
+        } else {
+            stream
+        };
     }
     let id = next_id(shared, "chatcmpl-");
     let meta = Meta {
@@ -404,7 +472,7 @@ fn chat(shared: &OpenAi, req: &ApiRequest, path: &str) -> Resolved {
     let usage = Usage::chat(req.chat_prompt_tokens(), words(&content));
     json_answer(
         StatusCode::OK,
-        wire::chat_completion(&meta, &content, usage),
+        wire::chat_completion(&meta, &content, &ending, usage),
     )
 }
 
@@ -414,7 +482,15 @@ fn completion(shared: &OpenAi, req: &ApiRequest, path: &str) -> Resolved {
         let pieces = pieces_of(&text);
         return Resolved::frames(
             EVENT_STREAM,
-            stream_events(shared, Route::Completions, req, path, &pieces, words(&text)),
+            stream_events(
+                shared,
+                Route::Completions,
+                req,
+                path,
+                &pieces,
+                &Ending::STOP,
+                words(&text),
+            ),
         );
     }
     let id = next_id(shared, "cmpl-");
@@ -434,6 +510,7 @@ fn stream_events(
     req: &ApiRequest,
     path: &str,
     pieces: &[&str],
+    ending: &Ending<'_>,
     completion_tokens: u64,
 ) -> Vec<Bytes> {
     let completions = route == Route::Completions;
@@ -453,7 +530,7 @@ fn stream_events(
     if completions {
         wire::text_chunks(&meta, pieces, usage)
     } else {
-        wire::chat_chunks(&meta, pieces, usage)
+        wire::chat_chunks(&meta, pieces, ending, usage)
     }
 }
 

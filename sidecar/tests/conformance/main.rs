@@ -1,6 +1,6 @@
 //! The provider conformance suite: the same cases, through the running sidecar, against
-//! a mock of each provider speaking its exact wire format (Anthropic, Bedrock, Cohere,
-//! Gemini and Vertex AI), then each provider's own cases.
+//! a mock of each provider speaking its exact wire format (OpenAI, Anthropic, Bedrock,
+//! Cohere, Gemini and Vertex AI), then each provider's own cases.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -15,3 +15,4 @@ mod anthropic;
 mod bedrock;
 mod cohere;
 mod gemini;
+mod openai;

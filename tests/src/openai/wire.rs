@@ -108,13 +108,52 @@ struct ChatChoice<'a> {
 #[derive(Serialize)]
 struct AssistantMessage<'a> {
     role: &'static str,
-    content: &'a str,
+    content: Option<&'a str>,
     refusal: Option<()>,
     annotations: [(); 0],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    tool_calls: &'a [ToolCall],
 }
 
-/// A complete `chat.completion` object.
-pub(crate) fn chat_completion(meta: &Meta<'_>, content: &str, usage: Usage) -> Bytes {
+/// One function call of an assistant message.
+#[derive(Serialize, Clone, Debug)]
+pub(crate) struct ToolCall {
+    pub(crate) id: String,
+    #[serde(rename = "type")]
+    pub(crate) kind: &'static str,
+    pub(crate) function: FunctionCall,
+}
+
+/// The function a [`ToolCall`] calls, with its arguments as JSON text.
+#[derive(Serialize, Clone, Debug)]
+pub(crate) struct FunctionCall {
+    pub(crate) name: String,
+    pub(crate) arguments: String,
+}
+
+/// How an answer ends: its tool calls (none for text) and its finish reason.
+pub(crate) struct Ending<'a> {
+    pub(crate) tool_calls: &'a [ToolCall],
+    pub(crate) finish_reason: &'static str,
+}
+
+impl Ending<'_> {
+    /// A text answer that ended by itself.
+    pub(crate) const STOP: Ending<'static> = Ending {
+        tool_calls: &[],
+        finish_reason: "stop",
+    };
+}
+
+/// A complete `chat.completion` object; the content is `null` when the answer is tool
+/// calls.
+pub(crate) fn chat_completion(
+    meta: &Meta<'_>,
+    content: &str,
+    ending: &Ending<'_>,
+    usage: Usage,
+) -> Bytes {
+    let calls = ending.tool_calls;
     to_bytes(&ChatCompletion {
         id: meta.id,
         object: "chat.completion",
@@ -124,12 +163,13 @@ pub(crate) fn chat_completion(meta: &Meta<'_>, content: &str, usage: Usage) -> B
             index: 0,
             message: AssistantMessage {
                 role: "assistant",
-                content,
+                content: Some(content).filter(|_| calls.is_empty()),
                 refusal: None,
                 annotations: [],
+                tool_calls: calls,
             },
             logprobs: None,
-            finish_reason: "stop",
+            finish_reason: ending.finish_reason,
         }],
         usage,
         service_tier: "default",
@@ -169,12 +209,38 @@ struct Delta<'a> {
     // Only the role chunk carries `refusal: null`, as OpenAI's does.
     #[serde(skip_serializing_if = "Option::is_none")]
     refusal: Option<Option<()>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_calls: Option<[ToolCallDelta<'a>; 1]>,
+}
+
+/// A piece of a streamed tool call: the first names it, the rest carry arguments.
+#[derive(Serialize)]
+struct ToolCallDelta<'a> {
+    index: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+    function: FunctionDelta<'a>,
+}
+
+#[derive(Serialize)]
+struct FunctionDelta<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    arguments: &'a str,
 }
 
 /// The SSE events of a streamed chat completion, one `Bytes` per event:
-/// the role chunk, one chunk per piece, the `stop` chunk, the usage chunk
-/// when `usage` is given, and `[DONE]`.
-pub(crate) fn chat_chunks(meta: &Meta<'_>, pieces: &[&str], usage: Option<Usage>) -> Vec<Bytes> {
+/// the role chunk, one chunk per piece, each tool call (its id and name, then its
+/// arguments in two halves), the finish chunk, the usage chunk when `usage` is given,
+/// and `[DONE]`.
+pub(crate) fn chat_chunks(
+    meta: &Meta<'_>,
+    pieces: &[&str],
+    ending: &Ending<'_>,
+    usage: Option<Usage>,
+) -> Vec<Bytes> {
     let mut events = Vec::with_capacity(pieces.len() + 4);
     let per_chunk_usage = usage.map(|_| None);
     let chunk = |choices: &[ChunkChoice<'_>], usage: Option<Option<Usage>>| {
@@ -202,6 +268,7 @@ pub(crate) fn chat_chunks(meta: &Meta<'_>, pieces: &[&str], usage: Option<Usage>
         role: Some("assistant"),
         content: Some(""),
         refusal: Some(None),
+        tool_calls: None,
     };
     events.push(chunk(&[choice(role, None)], per_chunk_usage));
     for piece in pieces {
@@ -211,8 +278,37 @@ pub(crate) fn chat_chunks(meta: &Meta<'_>, pieces: &[&str], usage: Option<Usage>
         };
         events.push(chunk(&[choice(delta, None)], per_chunk_usage));
     }
+    for (index, call) in ending.tool_calls.iter().enumerate() {
+        let arguments = &call.function.arguments;
+        let (a, b) = arguments.split_at(arguments.len() / 2);
+        let opening = ToolCallDelta {
+            index,
+            id: Some(&call.id),
+            kind: Some("function"),
+            function: FunctionDelta {
+                name: Some(&call.function.name),
+                arguments: "",
+            },
+        };
+        let rest = [a, b].map(|arguments| ToolCallDelta {
+            index,
+            id: None,
+            kind: None,
+            function: FunctionDelta {
+                name: None,
+                arguments,
+            },
+        });
+        for piece in std::iter::once(opening).chain(rest) {
+            let delta = Delta {
+                tool_calls: Some([piece]),
+                ..Delta::default()
+            };
+            events.push(chunk(&[choice(delta, None)], per_chunk_usage));
+        }
+    }
     events.push(chunk(
-        &[choice(Delta::default(), Some("stop"))],
+        &[choice(Delta::default(), Some(ending.finish_reason))],
         per_chunk_usage,
     ));
     if let Some(usage) = usage {

@@ -43,7 +43,8 @@ pub use codec::{hex, percent_decode, uri_encode};
 pub use plain::{MockHttp, Plain};
 pub(crate) use reply::Kind;
 pub use reply::{Failure, Reply};
-pub(crate) use respond::{Body, Resolved};
+pub(crate) use respond::Body;
+pub use respond::Resolved;
 
 /// How to run a mock. [`MockConfig::default`] is what every `start()` uses.
 #[derive(Clone, Debug)]

@@ -37,7 +37,7 @@ pub struct Resolved {
 
 impl Resolved {
     /// A whole body.
-    pub(crate) fn whole(status: StatusCode, content_type: &'static str, body: Bytes) -> Resolved {
+    pub fn whole(status: StatusCode, content_type: &'static str, body: Bytes) -> Resolved {
         Resolved {
             status,
             content_type,
@@ -50,7 +50,7 @@ impl Resolved {
     }
 
     /// A 200 body of these frames, one per poll.
-    pub(crate) fn frames(content_type: &'static str, frames: Vec<Bytes>) -> Resolved {
+    pub fn frames(content_type: &'static str, frames: Vec<Bytes>) -> Resolved {
         Resolved {
             status: StatusCode::OK,
             content_type,
@@ -69,22 +69,30 @@ impl Resolved {
         Resolved::whole(status, "text/plain", Bytes::from(text))
     }
 
-    pub(crate) fn with_status(mut self, status: StatusCode) -> Resolved {
+    /// Answers with `status` instead.
+    pub fn with_status(mut self, status: StatusCode) -> Resolved {
         self.status = status;
         self
     }
 
-    pub(crate) fn with_header(mut self, name: &str, value: &str) -> Resolved {
+    /// Adds a header.
+    ///
+    /// # Panics
+    ///
+    /// If `name` or `value` is not a valid header name or value.
+    pub fn with_header(mut self, name: &str, value: &str) -> Resolved {
         self.headers.push(header_pair(name, value));
         self
     }
 
-    pub(crate) fn with_delay(mut self, delay: Duration) -> Resolved {
+    /// Waits `delay` before the headers.
+    pub fn with_delay(mut self, delay: Duration) -> Resolved {
         self.delay = delay;
         self
     }
 
-    pub(crate) fn cut_after(mut self, frames: usize) -> Resolved {
+    /// Cuts the connection after `frames` body frames.
+    pub fn cut_after(mut self, frames: usize) -> Resolved {
         self.cut_after = Some(frames);
         self
     }

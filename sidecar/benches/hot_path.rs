@@ -20,13 +20,14 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use llmesh_sidecar::config::Snapshot;
 use llmesh_sidecar::config::snapshot::{
     AwsCredentials, DeploymentSpec, FORMAT, ModelSpec, ProviderKind, SecretString,
 };
-use llmesh_sidecar::config::{Routes, RoutesBuilder, Snapshot};
+use llmesh_sidecar::domain::{CallView, Endpoint};
 use llmesh_sidecar::provider::bedrock::eventstream::Decoder;
-use llmesh_sidecar::provider::{CallView, Endpoint};
 use llmesh_sidecar::router::strategy::pick;
+use llmesh_sidecar::router::{Routes, RoutesBuilder};
 use llmesh_sidecar::server::request::parse_call;
 use llmesh_sidecar::upstream::{ResponseFuture, Transport, TransportError, UpstreamRequest};
 use llmesh_tests::bedrock::eventstream::Message as EventMessage;
@@ -143,7 +144,7 @@ fn chat_path(routes: &Routes, request: &[u8], answer: &Bytes) -> Bytes {
     let Some(model) = routes.model(&name) else {
         panic!("benchmark model missing");
     };
-    let Ok(index) = pick(
+    let Ok(picked) = pick(
         model,
         tokio::time::Instant::now(),
         &[],
@@ -151,7 +152,7 @@ fn chat_path(routes: &Routes, request: &[u8], answer: &Bytes) -> Bytes {
     ) else {
         panic!("no deployment");
     };
-    let deployment = &model.deployments[index];
+    let deployment = &model.deployments[picked.index];
     let view = CallView {
         endpoint: call.endpoint,
         body: &call.body,
@@ -164,7 +165,7 @@ fn chat_path(routes: &Routes, request: &[u8], answer: &Bytes) -> Bytes {
     };
     black_box(upstream);
     match deployment.dialect.response(&view, answer.clone()) {
-        Ok(body) => body,
+        Ok(reply) => reply.body,
         Err(err) => panic!("response refused: {err}"),
     }
 }

@@ -13,13 +13,12 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
-use crate::config::snapshot::{
-    AwsCredentials, DeploymentSpec, ModelSpec, ProviderKind, SecretString,
-};
+use crate::config::snapshot::{AwsCredentials, DeploymentSpec, ProviderKind, SecretString};
+use crate::domain::{CallView, Endpoint};
 use crate::provider::bedrock::eventstream::{DecodeError, Decoder, Message};
-use crate::provider::openai_compat::SsePassthrough;
+use crate::provider::openai::SsePassthrough;
 use crate::provider::sse::{Event, SseError, SseParser};
-use crate::provider::{CallView, Endpoint, Prepared, ProviderContext, StreamTranslator};
+use crate::provider::{Prepared, ProviderContext, StreamTranslator};
 use crate::upstream::{ResponseFuture, Transport, TransportError, UpstreamRequest};
 
 /// One target: takes the fuzzer's bytes, panics on a broken invariant.
@@ -71,7 +70,7 @@ fn spec(kind: ProviderKind) -> DeploymentSpec {
 
 fn prepared(kind: ProviderKind) -> Option<Prepared> {
     let ctx = ProviderContext::new(Arc::new(Offline));
-    crate::provider::build(&spec(kind), &ModelSpec::new("m", Vec::new()), &ctx).ok()
+    crate::provider::build(&spec(kind), &ctx).ok()
 }
 
 /// Providers whose request translation the request target drives.
@@ -131,7 +130,7 @@ pub fn sse(data: &[u8]) {
         "SSE events depend on how the bytes were split"
     );
 
-    let mut passthrough = SsePassthrough::default();
+    let mut passthrough = SsePassthrough::new(false);
     let mut relayed = Vec::new();
     for chunk in input.chunks(step) {
         match passthrough.feed(Bytes::copy_from_slice(chunk)) {
@@ -329,5 +328,5 @@ pub fn snapshot(data: &[u8]) {
     let Ok(snapshot) = serde_json::from_slice::<crate::config::Snapshot>(data) else {
         return;
     };
-    let _ = crate::config::RoutesBuilder::new(Arc::new(Offline)).build(&snapshot);
+    let _ = crate::router::RoutesBuilder::new(Arc::new(Offline)).build(&snapshot);
 }

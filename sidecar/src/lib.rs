@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod domain;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod hex;

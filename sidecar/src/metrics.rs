@@ -6,7 +6,7 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
-use crate::config::routes::Routes;
+use crate::router::routes::Routes;
 
 /// Latency buckets from 1 ms to 5 minutes: LLM calls span that whole range.
 const LATENCY_BUCKETS: &[f64] = &[

@@ -12,11 +12,12 @@ use bytes::Bytes;
 use http::{Response, StatusCode};
 use http_body::Frame;
 use http_body_util::{BodyExt, Full, StreamBody};
-use llmesh_sidecar::config::RoutesBuilder;
 use llmesh_sidecar::config::snapshot::*;
+use llmesh_sidecar::domain::Endpoint;
 use llmesh_sidecar::metrics::Metrics;
-use llmesh_sidecar::provider::Endpoint;
+use llmesh_sidecar::router::RoutesBuilder;
 use llmesh_sidecar::router::dispatch::{Answer, Trace, dispatch};
+use llmesh_sidecar::server::error::sse_event;
 use llmesh_sidecar::server::request::parse_call;
 use llmesh_sidecar::upstream::{
     BoxError, ResponseFuture, Transport, TransportError, UpstreamBody, UpstreamRequest,
@@ -176,7 +177,7 @@ fn model(hosts: &[&str]) -> ModelSpec {
 }
 
 struct Harness {
-    routes: llmesh_sidecar::config::Routes,
+    routes: llmesh_sidecar::router::Routes,
     metrics: Metrics,
 }
 
@@ -352,7 +353,7 @@ async fn the_total_timeout_bounds_the_whole_request() {
     let (result, trace) = h.call(false).await;
     let err = result.err().unwrap();
     assert_eq!(err.status, StatusCode::GATEWAY_TIMEOUT);
-    assert_eq!(err.code, Some("upstream_timeout"));
+    assert_eq!(err.code.as_deref(), Some("upstream_timeout"));
     assert_eq!(started.elapsed(), Duration::from_secs(5));
     assert_eq!(trace.attempts, 1, "no retry fits after the deadline");
 }
@@ -378,9 +379,10 @@ async fn the_total_timeout_ends_a_stream_with_an_error_event() {
     let h = Harness::new(&script, vec![m]);
     let started = Instant::now();
     let (result, _) = h.call(true).await;
-    let Ok(Answer::Stream(relay)) = result else {
+    let Ok(Answer::Stream(mut relay)) = result else {
         panic!("expected a stream")
     };
+    relay.deliver(Box::new(|_, _| {}), sse_event);
     let bytes = relay.collect().await.unwrap().to_bytes();
     let text = String::from_utf8(bytes.to_vec()).unwrap();
     assert!(text.starts_with("data: {\"n\":1}\n\n"), "{text}");
@@ -402,6 +404,7 @@ async fn the_total_timeout_ends_a_stream_that_never_pauses() {
     let Ok(Answer::Stream(mut relay)) = result else {
         panic!("expected a stream")
     };
+    relay.deliver(Box::new(|_, _| {}), sse_event);
     // Paused time only moves when told: one second per frame read.
     for _ in 0..100 {
         let frame = relay.frame().await.unwrap().unwrap().into_data().unwrap();

@@ -1,13 +1,12 @@
-//! Config: the snapshot wire format, its conversion into the routing table the data
-//! path reads, and the snapshot-file source.
+//! Config: the snapshot wire format and where snapshots come from (a file, or the
+//! operator's push stream). The routing table built from a snapshot lives in
+//! [`crate::router::routes`].
 
 pub mod file;
 pub mod link;
 pub mod operator;
 pub mod push;
-pub mod routes;
 pub mod snapshot;
 pub mod trust;
 
-pub use routes::{Routes, RoutesBuilder};
 pub use snapshot::Snapshot;

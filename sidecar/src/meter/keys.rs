@@ -11,7 +11,7 @@ use http::StatusCode;
 
 use super::limiter::{KeyLimiter, Limits};
 use crate::config::snapshot::KeySpec;
-use crate::server::error::ApiError;
+use crate::domain::{ApiError, ErrorKind};
 
 /// One virtual key as requests use it.
 #[derive(Debug)]
@@ -126,7 +126,7 @@ impl KeyTable {
             (None, Some(name)) => self.by_name.get(name).ok_or_else(|| {
                 ApiError::new(
                     StatusCode::UNAUTHORIZED,
-                    "invalid_request_error",
+                    ErrorKind::InvalidRequest,
                     format!("This pod is bound to virtual key `{name}`, which does not exist."),
                 )
                 .with_code("invalid_api_key")
@@ -134,7 +134,7 @@ impl KeyTable {
             (None, None) => {
                 return Err(ApiError::new(
                     StatusCode::UNAUTHORIZED,
-                    "invalid_request_error",
+                    ErrorKind::InvalidRequest,
                     "You didn't provide an API key. You need to provide your virtual key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
                 )
                 .with_code("missing_api_key"));
@@ -143,7 +143,7 @@ impl KeyTable {
         if key.expires_at_unix.is_some_and(|at| at <= now_unix) {
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                "invalid_request_error",
+                ErrorKind::InvalidRequest,
                 format!("Virtual key `{}` has expired.", key.name),
             )
             .with_code("expired_api_key"));
@@ -151,7 +151,7 @@ impl KeyTable {
         if let Some(budget) = &key.missing_budget {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
-                "permission_error",
+                ErrorKind::Permission,
                 format!(
                     "Virtual key `{}` spends from Budget `{budget}`, which does not exist or is not ready; its calls are refused until it is.",
                     key.name
@@ -171,7 +171,7 @@ pub fn check_model(key: &Key, model: &str) -> Result<(), ApiError> {
     }
     Err(ApiError::new(
         StatusCode::FORBIDDEN,
-        "permission_error",
+        ErrorKind::Permission,
         format!(
             "Virtual key `{}` is not allowed to use model `{model}`.",
             key.name
@@ -190,7 +190,7 @@ fn invalid_key(secret: &str) -> ApiError {
     };
     ApiError::new(
         StatusCode::UNAUTHORIZED,
-        "invalid_request_error",
+        ErrorKind::InvalidRequest,
         format!("Incorrect API key provided: {shown}."),
     )
     .with_code("invalid_api_key")
@@ -255,14 +255,12 @@ mod tests {
             .authenticate(Some("sk-llmesh-wrong-0000000"), None, 0)
             .unwrap_err();
         assert_eq!(err.status, StatusCode::UNAUTHORIZED);
-        let body = String::from_utf8(err.body().to_vec()).unwrap();
+        assert_eq!(err.code.as_deref(), Some("invalid_api_key"));
+        assert!(err.message.contains("sk-llm...0000"), "{}", err.message);
         assert!(
-            body.contains("invalid_api_key") && body.contains("sk-llm...0000"),
-            "{body}"
-        );
-        assert!(
-            !body.contains("wrong"),
-            "the key is not echoed whole: {body}"
+            !err.message.contains("wrong"),
+            "the key is not echoed whole: {}",
+            err.message
         );
         let err = t.authenticate(None, None, 0).unwrap_err();
         assert_eq!(err.status, StatusCode::UNAUTHORIZED);
@@ -284,11 +282,7 @@ mod tests {
             "team-a"
         );
         let err = t.authenticate(None, Some("team-a"), 100).unwrap_err();
-        assert!(
-            String::from_utf8(err.body().to_vec())
-                .unwrap()
-                .contains("expired_api_key")
-        );
+        assert_eq!(err.code.as_deref(), Some("expired_api_key"));
         assert!(t.authenticate(None, Some("nobody"), 0).is_err());
     }
 

@@ -17,7 +17,6 @@ pub mod ledger;
 pub mod limiter;
 pub mod remote;
 pub mod report;
-pub mod stream_tap;
 pub mod usage;
 
 use std::future::Future;
@@ -33,13 +32,13 @@ use self::lease::{Leases, Short};
 use self::limiter::{Permit, Refused};
 use self::report::{Reporter, UsageRecord};
 use self::usage::{Usage, worst_case_micros};
-use crate::config::routes::{Model, Routes};
 use crate::config::snapshot::Pricing;
+use crate::domain::Call;
+use crate::domain::Endpoint;
+use crate::domain::{ApiError, ErrorKind};
 use crate::metrics::Metrics;
-use crate::provider::Endpoint;
-use crate::router::dispatch::Call;
 use crate::router::gate::Gate;
-use crate::server::error::ApiError;
+use crate::router::routes::{Model, Routes};
 
 /// Completion tokens reserved for a call that sets no `max_tokens` and whose model has
 /// no default: enough for almost every answer, and settled to the actual usage after.
@@ -267,7 +266,7 @@ impl Admission {
                     self.meter.refused(key_label, "budget_unavailable");
                     return Err(ApiError::new(
                         StatusCode::SERVICE_UNAVAILABLE,
-                        "server_error",
+                        ErrorKind::Server,
                         format!("Budget `{budget}` cannot grant this call now: the operator did not answer, or what is left is held by other sidecars. Retry shortly."),
                     )
                     .with_code("budget_unavailable")
@@ -288,7 +287,7 @@ impl Admission {
                             self.meter.refused(key_label, "budget_exceeded");
                             return Err(ApiError::new(
                                 StatusCode::TOO_MANY_REQUESTS,
-                                "insufficient_quota",
+                                ErrorKind::InsufficientQuota,
                                 format!("Budget `{budget}` is exhausted for this period; calls are refused until it resets."),
                             )
                             .with_code("budget_exceeded"));
@@ -469,7 +468,7 @@ fn rate_limited(key: &str, refused: Refused) -> ApiError {
     });
     ApiError::new(
         StatusCode::TOO_MANY_REQUESTS,
-        "rate_limit_error",
+        ErrorKind::RateLimit,
         format!("Rate limit reached for virtual key `{key}` on {what}. Please try again later."),
     )
     .with_code("rate_limit_exceeded")

@@ -22,7 +22,7 @@ use super::lease::{Grant, Leases};
 use super::ledger;
 use super::limiter::Demand;
 use super::usage::Usage;
-use crate::config::routes::Routes;
+use crate::router::routes::Routes;
 
 /// The path reports are posted to.
 pub const PATH: &str = "/v1/usage";

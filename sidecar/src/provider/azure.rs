@@ -8,19 +8,19 @@ use std::sync::Arc;
 
 use http::header::HeaderName;
 
-use super::openai_compat::OpenAiCompat;
-use super::{Credential, Endpoint, Prepared, join, secret_header};
+use super::openai::OpenAiCompat;
+use super::{BuildError, Credential, Prepared, join, secret_header};
 use crate::config::snapshot::DeploymentSpec;
+use crate::domain::Endpoint;
 
 /// The GA data-plane API version used when the deployment names none.
 pub const DEFAULT_API_VERSION: &str = "2024-10-21";
 
 /// Dialect and `api-key` credential for an Azure OpenAI deployment.
-pub fn build(spec: &DeploymentSpec) -> Result<Prepared, String> {
-    let base = spec
-        .base_url
-        .as_deref()
-        .ok_or("baseUrl is required for azure (https://RESOURCE.openai.azure.com)")?;
+pub fn build(spec: &DeploymentSpec) -> Result<Prepared, BuildError> {
+    let base = spec.base_url.as_deref().ok_or(BuildError::Missing(
+        "baseUrl is required for azure (https://RESOURCE.openai.azure.com)",
+    ))?;
     if spec.model.is_empty() || spec.model.contains(['/', '?', '#']) {
         return Err("model must be the Azure deployment name".into());
     }
@@ -29,7 +29,7 @@ pub fn build(spec: &DeploymentSpec) -> Result<Prepared, String> {
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
     {
-        return Err(format!("apiVersion {version:?} is not a valid api-version"));
+        return Err(format!("apiVersion {version:?} is not a valid api-version").into());
     }
     let query = format!("api-version={version}");
     let base = format!(
@@ -41,7 +41,7 @@ pub fn build(spec: &DeploymentSpec) -> Result<Prepared, String> {
     let key = spec
         .api_key
         .as_ref()
-        .ok_or("apiKey is required for azure")?;
+        .ok_or(BuildError::Missing("apiKey is required for azure"))?;
     Ok(Prepared {
         dialect: Arc::new(OpenAiCompat { uris: [a?, b?, c?] }),
         credential: Credential::Header(
@@ -57,7 +57,8 @@ mod tests {
 
     use super::*;
     use crate::config::snapshot::{ProviderKind, SecretString};
-    use crate::provider::{CallView, spec};
+    use crate::domain::CallView;
+    use crate::provider::spec;
 
     #[test]
     fn builds_deployment_urls_with_api_version_and_api_key() {
@@ -88,9 +89,9 @@ mod tests {
     #[test]
     fn requires_base_url_and_key() {
         let mut s = spec(ProviderKind::Azure);
-        assert!(build(&s).err().unwrap().contains("baseUrl"));
+        assert!(build(&s).err().unwrap().to_string().contains("baseUrl"));
         s.base_url = Some("https://res.openai.azure.com".into());
-        assert!(build(&s).err().unwrap().contains("apiKey"));
+        assert!(build(&s).err().unwrap().to_string().contains("apiKey"));
         s.api_key = Some(SecretString::new("k"));
         s.api_version = Some("2024-10-21&x=1".into());
         assert!(build(&s).is_err());

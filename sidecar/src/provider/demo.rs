@@ -17,8 +17,9 @@ use http_body::Frame;
 use http_body_util::{BodyExt, Full, StreamBody};
 use serde_json::{Value, json};
 
-use super::openai_compat::OpenAiCompat;
-use super::{Credential, Endpoint, Prepared, join};
+use super::openai::OpenAiCompat;
+use super::{BuildError, Credential, Prepared, join};
+use crate::domain::Endpoint;
 use crate::upstream::{BoxError, ResponseFuture, Transport, UpstreamBody, UpstreamRequest};
 
 const BASE: &str = "http://demo.llmesh.invalid/v1";
@@ -33,7 +34,7 @@ pub fn uris() -> Result<[Uri; 3], String> {
 }
 
 /// The demo speaks OpenAI's API, so it is a pass-through with no credential.
-pub fn build() -> Result<Prepared, String> {
+pub fn build() -> Result<Prepared, BuildError> {
     Ok(Prepared {
         dialect: std::sync::Arc::new(OpenAiCompat { uris: uris()? }),
         credential: Credential::None,
@@ -322,7 +323,8 @@ mod tests {
         )
         .await;
         assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
-        assert!(crate::server::error::ApiError::is_openai_shaped(&body));
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!(body["error"]["message"].is_string(), "{body}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -31,7 +31,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::time::Instant;
 
-use super::openai::base64_encode;
+use super::openai_wire::base64_encode;
 use super::{CredentialError, secret_header};
 use crate::upstream::Transport;
 

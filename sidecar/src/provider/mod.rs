@@ -16,7 +16,7 @@ pub mod demo;
 pub mod gemini;
 pub mod google_auth;
 pub mod openai;
-pub mod openai_compat;
+pub mod openai_wire;
 pub mod sse;
 
 use std::sync::Arc;
@@ -24,74 +24,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, StatusCode, Uri};
-use serde_json::{Map, Value};
 
-use crate::config::snapshot::{DeploymentSpec, ModelSpec, ProviderKind};
+use crate::config::snapshot::{DeploymentSpec, ProviderKind};
+use crate::domain::{CallView, Endpoint, ErrorClass, Reply, UpstreamError, Usage};
 use crate::upstream::Transport;
-
-/// The OpenAI API operations the sidecar serves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Endpoint {
-    /// `POST /v1/chat/completions`.
-    ChatCompletions,
-    /// `POST /v1/completions` (legacy text completions).
-    Completions,
-    /// `POST /v1/embeddings`.
-    Embeddings,
-}
-
-impl Endpoint {
-    /// All endpoints, in [`Endpoint::index`] order.
-    pub const ALL: [Endpoint; 3] = [
-        Endpoint::ChatCompletions,
-        Endpoint::Completions,
-        Endpoint::Embeddings,
-    ];
-
-    /// The path below an OpenAI-style base URL.
-    pub fn path(self) -> &'static str {
-        match self {
-            Endpoint::ChatCompletions => "/chat/completions",
-            Endpoint::Completions => "/completions",
-            Endpoint::Embeddings => "/embeddings",
-        }
-    }
-
-    /// Position in per-endpoint tables.
-    pub fn index(self) -> usize {
-        self as usize
-    }
-
-    /// Whether requests may ask for `stream: true`.
-    pub fn streams(self) -> bool {
-        !matches!(self, Endpoint::Embeddings)
-    }
-
-    /// Label for metrics and logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Endpoint::ChatCompletions => "chat_completions",
-            Endpoint::Completions => "completions",
-            Endpoint::Embeddings => "embeddings",
-        }
-    }
-}
-
-/// One call as a dialect sees it.
-#[derive(Clone, Copy, Debug)]
-pub struct CallView<'a> {
-    /// The OpenAI operation.
-    pub endpoint: Endpoint,
-    /// The client's request body, validated as an object with the endpoint's required
-    /// fields.
-    pub body: &'a Map<String, Value>,
-    /// Whether the client asked for a stream.
-    pub stream: bool,
-    /// The deployment's upstream model id.
-    pub model: &'a str,
-    /// The model's `max_tokens` for providers that require one, when the client sent none.
-    pub default_max_tokens: Option<u32>,
-}
 
 /// A request as a dialect builds it: credentials are added afterwards.
 pub type UnsignedRequest = http::Request<Bytes>;
@@ -109,8 +45,9 @@ pub trait Dialect: Send + Sync + 'static {
     /// Builds the upstream request for a call.
     fn request(&self, call: &CallView<'_>) -> Result<UnsignedRequest, TranslateError>;
 
-    /// Converts a successful, whole upstream body into OpenAI's JSON.
-    fn response(&self, call: &CallView<'_>, body: Bytes) -> Result<Bytes, TranslateError>;
+    /// Converts a successful, whole upstream body into the client's answer and the usage
+    /// it reports.
+    fn response(&self, call: &CallView<'_>, body: Bytes) -> Result<Reply, TranslateError>;
 
     /// Whether a 2xx answer to a streaming call is a stream (as opposed to a whole body
     /// the upstream sent despite being asked to stream).
@@ -122,8 +59,9 @@ pub trait Dialect: Send + Sync + 'static {
     /// A translator for one streamed answer.
     fn stream(&self, call: &CallView<'_>) -> Box<dyn StreamTranslator>;
 
-    /// The status and OpenAI-shaped body a client sees for an upstream error.
-    fn error(&self, status: StatusCode, body: Bytes) -> (StatusCode, Bytes);
+    /// What an upstream error answer means: the provider reads its own error format and
+    /// classifies it (a prompt over the context window, a content refusal...).
+    fn error(&self, status: StatusCode, body: &[u8]) -> UpstreamError;
 }
 
 /// Turns one upstream stream into whole OpenAI SSE events, chunk by chunk.
@@ -133,6 +71,10 @@ pub trait StreamTranslator: Send + Sync + 'static {
 
     /// The upstream ended cleanly; returns the last events (and `[DONE]`), if any.
     fn finish(&mut self) -> Result<Option<Bytes>, StreamError>;
+
+    /// The usage the stream reported so far: complete once [`finish`](Self::finish)
+    /// returned.
+    fn usage(&self) -> Option<Usage>;
 }
 
 /// A stream the upstream broke off or reported an error in.
@@ -285,13 +227,31 @@ pub struct Prepared {
     pub credential: Credential,
 }
 
-/// Builds the dialect and credential for a deployment of `model`, or says what is wrong.
-pub fn build(
-    spec: &DeploymentSpec,
-    model: &ModelSpec,
-    ctx: &ProviderContext,
-) -> Result<Prepared, String> {
-    let _ = (model, ctx);
+/// Why a deployment's provider could not be prepared.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BuildError {
+    /// A field the provider needs is not set; the message names it.
+    #[error("{0}")]
+    Missing(&'static str),
+    /// A field's value cannot be used.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl From<String> for BuildError {
+    fn from(message: String) -> Self {
+        BuildError::Invalid(message)
+    }
+}
+
+impl From<&str> for BuildError {
+    fn from(message: &str) -> Self {
+        BuildError::Invalid(message.to_owned())
+    }
+}
+
+/// Builds the dialect and credential for a deployment, or says what is wrong.
+pub fn build(spec: &DeploymentSpec, ctx: &ProviderContext) -> Result<Prepared, BuildError> {
     match spec.provider {
         ProviderKind::Azure => azure::build(spec),
         ProviderKind::Demo => demo::build(),
@@ -300,8 +260,49 @@ pub fn build(
         ProviderKind::Vertex => gemini::build_vertex(spec, ctx),
         ProviderKind::Bedrock => bedrock::build(spec),
         ProviderKind::Cohere => cohere::build(spec),
-        kind => openai_compat::build(kind, spec),
+        kind => openai::build(kind, spec),
     }
+}
+
+/// What marks an error as a prompt over the context window or a content refusal, in one
+/// provider's words (lower case).
+pub(crate) struct Markers {
+    /// Context-window phrases and codes.
+    pub context_window: &'static [&'static str],
+    /// Content-policy phrases and codes.
+    pub content_policy: &'static [&'static str],
+}
+
+/// Classifies an upstream error by its status and, for the statuses providers use for
+/// bad requests, by what its code and message say: most providers report a prompt over
+/// the context window, or a content refusal, as a plain 400.
+pub(crate) fn classify(status: StatusCode, said: &[&str], markers: &Markers) -> ErrorClass {
+    let class = ErrorClass::from_status(status.as_u16());
+    if class != ErrorClass::Invalid || !matches!(status.as_u16(), 400 | 413 | 422) {
+        return class;
+    }
+    let mentions = |phrases: &[&str]| {
+        said.iter().any(|text| {
+            let text = text
+                .get(..text.len().min(4096))
+                .unwrap_or(text)
+                .to_ascii_lowercase();
+            phrases.iter().any(|p| text.contains(p))
+        })
+    };
+    if mentions(markers.context_window) {
+        ErrorClass::ContextWindow
+    } else if mentions(markers.content_policy) {
+        ErrorClass::ContentPolicy
+    } else {
+        ErrorClass::Invalid
+    }
+}
+
+/// The first bytes of an error body that is not the provider's error format, for the
+/// message.
+pub(crate) fn excerpt(body: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(&body[..body.len().min(512)])
 }
 
 /// Joins a base URL and a path (plus optional query) into a URI, refusing anything but

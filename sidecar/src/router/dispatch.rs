@@ -5,22 +5,23 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use http::StatusCode;
 use http_body::Body as _;
 use http_body_util::{BodyExt, Full};
-use serde_json::{Map, Value};
 use tokio::time::Instant;
 
 use super::gate::Gate;
+use super::params::check_params;
 use super::relay::{EarlyEnd, Relay};
-use super::retry::{FailureClass, backoff, classify, retry_after};
+use super::retry::{backoff, cools_down, fallback, retries, retry_after};
 use super::strategy::pick;
-use crate::config::routes::{Deployment, Model, Routes};
-use crate::meter::usage::Usage;
+use crate::domain::{ApiError, Call, CallView, ErrorClass, ErrorKind, Reply, UpstreamError};
 use crate::metrics::Metrics;
-use crate::provider::{CallView, Endpoint, TranslateError};
-use crate::server::error::ApiError;
+use crate::provider::TranslateError;
+use crate::router::routes::{Deployment, Model, Routes};
 use crate::upstream::{TransportError, UpstreamBody};
 
 /// Largest upstream response body read whole (non-streaming answers, error bodies).
@@ -28,22 +29,10 @@ const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
 /// Largest upstream error body kept to show the client.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
-/// One validated client call.
-pub struct Call {
-    /// Which API operation.
-    pub endpoint: Endpoint,
-    /// The request body; `model` is rewritten per deployment.
-    pub body: Map<String, Value>,
-    /// Whether the client asked for a stream.
-    pub stream: bool,
-    /// Rough token count for rpm/tpm accounting before usage is known.
-    pub estimated_tokens: u64,
-}
-
 /// What the client gets on success.
 pub enum Answer {
-    /// A whole JSON body and the usage it reports.
-    Full(Bytes, Option<Usage>),
+    /// A whole body and the usage it reports.
+    Full(Reply),
     /// A stream being relayed.
     Stream(Box<Relay>),
 }
@@ -96,84 +85,81 @@ impl Progress {
     }
 }
 
-/// Why an attempt (or a model) failed.
-#[derive(Debug)]
-struct Failure {
-    class: FailureClass,
-    status: Option<StatusCode>,
-    message: String,
-    body: Option<Bytes>,
-    retry_after: Option<Duration>,
-}
-
-impl Failure {
-    fn new(class: FailureClass, message: impl Into<String>) -> Self {
-        Failure {
-            class,
-            status: None,
-            message: message.into(),
-            body: None,
-            retry_after: None,
+/// The error the client sees once nothing is left to try.
+fn client_error(error: UpstreamError) -> ApiError {
+    let retry_secs = error.retry_after.map(|d| {
+        u32::try_from(d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0)))
+            .unwrap_or(u32::MAX)
+    });
+    let status = error.status.and_then(|s| StatusCode::from_u16(s).ok());
+    let refusal = status.filter(StatusCode::is_client_error);
+    let (status, kind, code) = match error.class {
+        ErrorClass::RateLimited => (
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::RateLimit,
+            "rate_limit_exceeded",
+        ),
+        ErrorClass::Server => {
+            let status = match status {
+                // Anthropic's 529 (overloaded) is not a status OpenAI clients know.
+                Some(s) if s.as_u16() == 529 => StatusCode::SERVICE_UNAVAILABLE,
+                Some(s) if s.is_server_error() => s,
+                _ => StatusCode::BAD_GATEWAY,
+            };
+            (status, ErrorKind::Server, "upstream_error")
         }
-    }
-
-    /// The error the client sees once nothing is left to try.
-    fn into_api_error(self) -> ApiError {
-        let retry_secs = self.retry_after.map(|d| {
-            u32::try_from(d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0)))
-                .unwrap_or(u32::MAX)
-        });
-        let shaped = self.body.filter(|b| ApiError::is_openai_shaped(b));
-        let (status, kind, code) = match self.class {
-            FailureClass::RateLimited => (
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limit_error",
-                "rate_limit_exceeded",
-            ),
-            FailureClass::ServerError => (
-                self.status
-                    .filter(StatusCode::is_server_error)
-                    .unwrap_or(StatusCode::BAD_GATEWAY),
-                "server_error",
-                "upstream_error",
-            ),
-            FailureClass::Timeout => (
-                StatusCode::GATEWAY_TIMEOUT,
-                "server_error",
-                "upstream_timeout",
-            ),
-            FailureClass::Connect => (
-                StatusCode::BAD_GATEWAY,
-                "server_error",
-                "upstream_unreachable",
-            ),
-            FailureClass::ContextWindow => (
-                self.status.unwrap_or(StatusCode::BAD_REQUEST),
-                "invalid_request_error",
-                "context_length_exceeded",
-            ),
-            FailureClass::ContentPolicy => (
-                self.status.unwrap_or(StatusCode::BAD_REQUEST),
-                "invalid_request_error",
-                "content_policy_violation",
-            ),
-            FailureClass::ClientError => (
-                self.status.unwrap_or(StatusCode::BAD_REQUEST),
-                "invalid_request_error",
-                "upstream_rejected",
-            ),
-            FailureClass::NoDeployment => (
-                self.status.unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
-                "server_error",
-                "no_healthy_deployment",
-            ),
-        };
-        let mut error = ApiError::new(status, kind, self.message)
-            .with_code(code)
-            .with_retry_after(retry_secs);
-        error.upstream_body = shaped;
-        error
-    }
+        ErrorClass::Timeout => (
+            StatusCode::GATEWAY_TIMEOUT,
+            ErrorKind::Server,
+            "upstream_timeout",
+        ),
+        ErrorClass::Connect => (
+            StatusCode::BAD_GATEWAY,
+            ErrorKind::Server,
+            "upstream_unreachable",
+        ),
+        ErrorClass::ContextWindow => (
+            refusal.unwrap_or(StatusCode::BAD_REQUEST),
+            ErrorKind::InvalidRequest,
+            "context_length_exceeded",
+        ),
+        ErrorClass::ContentPolicy => (
+            refusal.unwrap_or(StatusCode::BAD_REQUEST),
+            ErrorKind::InvalidRequest,
+            "content_policy_violation",
+        ),
+        ErrorClass::Auth => {
+            let status = refusal.unwrap_or(StatusCode::UNAUTHORIZED);
+            let kind = if status == StatusCode::FORBIDDEN {
+                ErrorKind::Permission
+            } else {
+                ErrorKind::Authentication
+            };
+            (status, kind, "invalid_api_key")
+        }
+        ErrorClass::Invalid => {
+            let status = refusal.unwrap_or(StatusCode::BAD_REQUEST);
+            let kind = match status {
+                StatusCode::PAYMENT_REQUIRED => ErrorKind::InsufficientQuota,
+                StatusCode::NOT_FOUND => ErrorKind::NotFound,
+                _ => ErrorKind::InvalidRequest,
+            };
+            (status, kind, "upstream_rejected")
+        }
+        ErrorClass::Unavailable => (
+            refusal.unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+            ErrorKind::Server,
+            "no_healthy_deployment",
+        ),
+    };
+    let mut api = ApiError::new(status, kind, error.message)
+        .with_code(error.code.map_or(Cow::Borrowed(code), Cow::Owned))
+        .with_retry_after(retry_secs);
+    api.param = error.param.map(Cow::Owned);
+    api.details = error.details;
+    // An answer's message is the upstream's own words.
+    api.quotes_upstream = error.status.is_some();
+    api
 }
 
 /// Serves `call` from `primary`, falling back to other models of `routes` as the
@@ -195,8 +181,8 @@ pub async fn dispatch(
         Ok(success) => return Ok(success),
         Err(failure) => failure,
     };
-    let Some(kind) = failure.class.fallback() else {
-        return Err(failure.into_api_error());
+    let Some(kind) = fallback(failure.class) else {
+        return Err(client_error(failure));
     };
     let mut last = failure;
     let mut skipped: Vec<String> = Vec::new();
@@ -210,7 +196,7 @@ pub async fn dispatch(
         let model = match gate.enter(model, call).await {
             Ok(model) => model,
             Err(refused) => {
-                tracing::info!(from = %primary.name, to = %name, reason = refused.code.unwrap_or(""), "fallback skipped");
+                tracing::info!(from = %primary.name, to = %name, reason = refused.code.as_deref().unwrap_or(""), "fallback skipped");
                 skipped.push(format!(
                     "fallback `{name}` was skipped: {}",
                     refused.message
@@ -226,7 +212,7 @@ pub async fn dispatch(
         match try_model(&model, call, metrics, deadline, trace).await {
             Ok(success) => return Ok(success),
             Err(failure) => {
-                let stop = failure.class.fallback().is_none();
+                let stop = fallback(failure.class).is_none();
                 last = failure;
                 if stop {
                     break;
@@ -239,9 +225,8 @@ pub async fn dispatch(
         // could not take the call.
         // The upstream's own error body would hide that, so the gateway's is sent.
         last.message = format!("{} Also, {}.", last.message, skipped.join("; "));
-        last.body = None;
     }
-    Err(last.into_api_error())
+    Err(client_error(last))
 }
 
 /// Tries one model's deployments, with retries per the model's policy.
@@ -251,23 +236,23 @@ async fn try_model(
     metrics: &Metrics,
     deadline: Instant,
     trace: &mut Trace,
-) -> Result<Success, Failure> {
+) -> Result<Success, UpstreamError> {
     let mut avoid: Vec<usize> = Vec::new();
-    let mut used = [0u32; 8];
-    let mut retries = 0u32;
-    let mut last: Option<Failure> = None;
+    let mut used = [0u32; ErrorClass::ALL.len()];
+    let mut retried = 0u32;
+    let mut last: Option<UpstreamError> = None;
     loop {
         let now = Instant::now();
         if now >= deadline {
             return Err(last.unwrap_or_else(|| {
-                Failure::new(
-                    FailureClass::Timeout,
+                UpstreamError::new(
+                    ErrorClass::Timeout,
                     "The request exceeded the model's total timeout.",
                 )
             }));
         }
-        let index = match pick(model, now, &avoid, call.estimated_tokens) {
-            Ok(index) => index,
+        let picked = match pick(model, now, &avoid, call.estimated_tokens) {
+            Ok(picked) => picked,
             Err(none) => {
                 // Wait for the pool if it frees up within one backoff and the deadline.
                 let max_wait = Duration::from_millis(model.retry.max_backoff_ms);
@@ -276,30 +261,10 @@ async fn try_model(
                     trace.waiting += now.elapsed();
                     continue;
                 }
-                if let Some(last) = last {
-                    return Err(last);
-                }
-                let mut failure = Failure::new(
-                    FailureClass::NoDeployment,
-                    if none.all_limited {
-                        format!(
-                            "Every deployment of model `{}` is at its rate limit.",
-                            model.name
-                        )
-                    } else {
-                        format!(
-                            "Every deployment of model `{}` is cooling down after failures.",
-                            model.name
-                        )
-                    },
-                );
-                if none.all_limited {
-                    failure.status = Some(StatusCode::TOO_MANY_REQUESTS);
-                }
-                failure.retry_after = Some(none.until.saturating_duration_since(now));
-                return Err(failure);
+                return Err(last.unwrap_or_else(|| unavailable(model, &none, now)));
             }
         };
+        let index = picked.index;
         let deployment = &model.deployments[index];
         trace.attempts += 1;
         trace.last = Some((model.clone(), index));
@@ -308,6 +273,10 @@ async fn try_model(
         }
         let failure = match attempt(model, deployment, call, metrics, deadline, trace).await {
             Ok(answer) => {
+                if picked.probe.is_some() {
+                    deployment.state.recovered();
+                    tracing::info!(model = %model.name, deployment = %deployment.name, "probe succeeded: cooldown ended");
+                }
                 return Ok(Success {
                     model: model.clone(),
                     deployment: index,
@@ -316,10 +285,9 @@ async fn try_model(
             }
             Err(failure) => failure,
         };
+        drop(picked);
         let now = Instant::now();
-        if failure.class.counts_toward_cooldown()
-            && deployment.state.record_failure(now, &model.cooldown)
-        {
+        if cools_down(failure.class) && deployment.state.record_failure(now, &model.cooldown) {
             metrics
                 .cooldowns
                 .with_label_values(&[model.name.as_str(), deployment.name.as_str()])
@@ -329,14 +297,14 @@ async fn try_model(
         if let Some(until) = failure.retry_after.and_then(|wait| now.checked_add(wait)) {
             deployment.state.rest_until(until);
         }
-        tracing::debug!(model = %model.name, deployment = %deployment.name, reason = failure.class.as_str(), error = %failure.message, "attempt failed");
+        tracing::debug!(model = %model.name, deployment = %deployment.name, reason = failure.class.as_str(), status = failure.status, "attempt failed");
         let slot = failure.class as usize;
-        if used[slot] >= failure.class.retries(&model.retry) {
+        if used[slot] >= retries(failure.class, &model.retry) {
             return Err(failure);
         }
         used[slot] += 1;
-        let wait = backoff(&model.retry, retries);
-        retries += 1;
+        let wait = backoff(&model.retry, retried);
+        retried += 1;
         if now.checked_add(wait).is_none_or(|at| at >= deadline) {
             return Err(failure);
         }
@@ -358,7 +326,35 @@ async fn try_model(
     }
 }
 
-/// One upstream attempt on one deployment.
+/// Why no deployment of `model` could take the call.
+fn unavailable(
+    model: &Model,
+    none: &super::strategy::NoneAvailable,
+    now: Instant,
+) -> UpstreamError {
+    let mut failure = UpstreamError::new(
+        ErrorClass::Unavailable,
+        if none.all_limited {
+            format!(
+                "Every deployment of model `{}` is at its rate limit.",
+                model.name
+            )
+        } else {
+            format!(
+                "Every deployment of model `{}` is cooling down after failures.",
+                model.name
+            )
+        },
+    );
+    if none.all_limited {
+        failure.status = Some(StatusCode::TOO_MANY_REQUESTS.as_u16());
+    }
+    failure.retry_after = Some(none.until.saturating_duration_since(now));
+    failure
+}
+
+/// One upstream attempt on one deployment: send, then classify an error answer or read
+/// a good one.
 async fn attempt(
     model: &Model,
     deployment: &Deployment,
@@ -366,7 +362,7 @@ async fn attempt(
     metrics: &Metrics,
     deadline: Instant,
     trace: &mut Trace,
-) -> Result<Answer, Failure> {
+) -> Result<Answer, UpstreamError> {
     let view = CallView {
         endpoint: call.endpoint,
         body: &call.body,
@@ -374,89 +370,40 @@ async fn attempt(
         model: &deployment.upstream_model,
         default_max_tokens: model.default_max_tokens,
     };
-    check_params(model, deployment, &view, metrics)?;
-    let mut request = deployment
-        .dialect
-        .request(&view)
+    check_params(model, deployment, &view, metrics)
         .map_err(|e| translate_failure(e, deployment))?;
-    deployment
-        .credential
-        .apply(&mut request)
-        .await
-        .map_err(|e| {
-            Failure::new(
-                FailureClass::Connect,
-                format!("Deployment `{}`: {e}", deployment.name),
-            )
-        })?;
-    let request = request.map(Full::new);
-    let in_flight = deployment.state.start();
-    let sent = Instant::now();
     // A stream must show its first event within the time-to-first-token limit; a plain
     // answer arrives whole, so only the total deadline bounds it.
     let first_deadline = if call.stream {
-        deadline.min(sent + model.ttft_timeout)
+        deadline.min(Instant::now() + model.ttft_timeout)
     } else {
         deadline
     };
-    let result = tokio::time::timeout_at(first_deadline, deployment.transport.send(request)).await;
-    let observe = |trace: &mut Trace| {
-        let waited = sent.elapsed();
-        trace.upstream += waited;
-        metrics
-            .upstream_latency
-            .with_label_values(&[deployment.provider_label, deployment.name.as_str()])
-            .observe(waited.as_secs_f64());
-        waited
+    let in_flight = deployment.state.start();
+    let mut clock = Clock {
+        sent: Instant::now(),
+        trace,
+        metrics,
+        deployment,
     };
-    let response = match result {
-        Err(_) => {
-            observe(trace);
-            return Err(Failure::new(
-                FailureClass::Timeout,
-                format!("Deployment `{}` did not answer in time.", deployment.name),
-            ));
-        }
-        Ok(Err(TransportError::Connect(e))) => {
-            observe(trace);
-            return Err(Failure::new(
-                FailureClass::Connect,
-                format!("Deployment `{}` is unreachable: {e}", deployment.name),
-            ));
-        }
-        Ok(Err(TransportError::Io(e))) => {
-            observe(trace);
-            return Err(Failure::new(
-                FailureClass::Connect,
-                format!(
-                    "Deployment `{}` dropped the connection: {e}",
-                    deployment.name
-                ),
-            ));
-        }
-        Ok(Ok(response)) => response,
-    };
-    let (parts, body) = response.into_parts();
+    let (parts, body) = send(deployment, &view, first_deadline)
+        .await
+        .inspect_err(|_| {
+            clock.stop();
+        })?;
     if !parts.status.is_success() {
         let bytes = read_body(body, MAX_ERROR_BODY, deadline)
             .await
             .unwrap_or_default();
-        observe(trace);
-        let (status, bytes) = deployment.dialect.error(parts.status, bytes);
-        let class = classify(status, &bytes);
-        return Err(Failure {
-            class,
-            status: Some(status),
-            message: format!(
-                "Deployment `{}` answered {}.",
-                deployment.name, parts.status
-            ),
-            body: Some(bytes),
-            retry_after: retry_after(&parts.headers, SystemTime::now()),
-        });
+        clock.stop();
+        let mut error = deployment.dialect.error(parts.status, &bytes);
+        if error.retry_after.is_none() {
+            error.retry_after = retry_after(&parts.headers, SystemTime::now());
+        }
+        return Err(error);
     }
     if call.stream && deployment.dialect.is_stream(&parts.headers) {
-        let mut relay = Relay::new(
+        let relay = Relay::new(
             body,
             deployment.dialect.stream(&view),
             deadline,
@@ -464,199 +411,147 @@ async fn attempt(
             deployment.state.clone(),
             model.cooldown,
         );
-        let first = tokio::time::timeout_at(first_deadline, relay.first_event()).await;
-        let waited = observe(trace);
-        return match first {
-            Ok(Ok(())) => {
-                deployment.state.observe_latency(waited);
-                Ok(Answer::Stream(Box::new(relay)))
-            }
-            Ok(Err(EarlyEnd::Error(e))) => Err(Failure::new(
-                FailureClass::ServerError,
-                format!(
-                    "Deployment `{}` failed before the first token: {e}",
-                    deployment.name
-                ),
-            )),
-            Ok(Err(EarlyEnd::Empty)) => Err(Failure::new(
-                FailureClass::ServerError,
-                format!(
-                    "Deployment `{}` ended the stream without an event.",
-                    deployment.name
-                ),
-            )),
-            Err(_) => Err(Failure::new(
-                FailureClass::Timeout,
-                format!(
-                    "Deployment `{}` sent no token within the time-to-first-token limit.",
-                    deployment.name
-                ),
-            )),
-        };
+        return first_event(relay, deployment, first_deadline, clock).await;
     }
-    let bytes = match read_body(body, MAX_UPSTREAM_BODY, deadline).await {
-        Ok(bytes) => bytes,
-        Err(class) => {
-            observe(trace);
-            return Err(Failure::new(
-                class,
-                format!(
-                    "Deployment `{}` failed while sending its answer.",
-                    deployment.name
-                ),
-            ));
-        }
-    };
-    let waited = observe(trace);
+    let bytes = read_body(body, MAX_UPSTREAM_BODY, deadline)
+        .await
+        .map_err(|class| {
+            clock.stop();
+            failed(class, deployment, "failed while sending its answer")
+        })?;
+    let waited = clock.stop();
     // A 2xx that is not the provider's format is an upstream fault: retry it rather
     // than hand it on.
-    let bytes = deployment.dialect.response(&view, bytes).map_err(|e| {
-        Failure::new(
-            FailureClass::ServerError,
-            format!(
-                "Deployment `{}` answered with a malformed body: {e}",
-                deployment.name
-            ),
-        )
-    })?;
-    let Ok(usage) = Usage::from_answer(&bytes) else {
-        return Err(Failure::new(
-            FailureClass::ServerError,
-            format!(
-                "Deployment `{}` answered with a malformed body.",
-                deployment.name
-            ),
-        ));
-    };
+    let reply = deployment
+        .dialect
+        .response(&view, bytes)
+        .map_err(|e| translate_failure(e, deployment))?;
     deployment.state.observe_latency(waited);
-    if let Some(usage) = usage {
+    if let Some(usage) = reply.usage {
         deployment
             .state
             .settle_tokens(Instant::now(), call.estimated_tokens, usage.total());
     }
-    Ok(Answer::Full(bytes, usage))
+    Ok(Answer::Full(reply))
 }
 
-/// Parameters every endpoint accepts whatever the provider.
-const ALWAYS_SUPPORTED: &[&str] = &["model", "stream"];
+/// Times one attempt's wait on its upstream, into the trace and the latency metric.
+struct Clock<'a> {
+    sent: Instant,
+    trace: &'a mut Trace,
+    metrics: &'a Metrics,
+    deployment: &'a Deployment,
+}
 
-/// Refuses (or, with `dropUnsupportedParams`, counts and drops) request parameters the
-/// deployment's provider cannot honour. Dialects only read the fields they know, so
-/// dropping needs no rewrite of the body.
-fn check_params(
-    model: &Model,
+impl Clock<'_> {
+    /// The wait ended: records and returns it.
+    fn stop(&mut self) -> Duration {
+        let waited = self.sent.elapsed();
+        self.trace.upstream += waited;
+        self.metrics
+            .upstream_latency
+            .with_label_values(&[
+                self.deployment.provider_label,
+                self.deployment.name.as_str(),
+            ])
+            .observe(waited.as_secs_f64());
+        waited
+    }
+}
+
+/// Builds, authenticates and sends the upstream request; the answer's head must arrive
+/// by `deadline`.
+async fn send(
     deployment: &Deployment,
     view: &CallView<'_>,
-    metrics: &Metrics,
-) -> Result<(), Failure> {
-    let Some(supported) = deployment.dialect.supported_params(view.endpoint) else {
-        return Ok(());
-    };
-    for key in view.body.keys() {
-        let key = key.as_str();
-        if ALWAYS_SUPPORTED.contains(&key) || supported.contains(&key) {
-            continue;
-        }
-        if model.drop_unsupported_params {
-            metrics
-                .dropped_params
-                .with_label_values(&[
-                    model.name.as_str(),
-                    deployment.provider_label,
-                    param_label(key),
-                ])
-                .inc();
-            continue;
-        }
-        return Err(translate_failure(
-            TranslateError::Unsupported {
-                param: key.to_owned(),
-                provider: deployment.provider_label,
-            },
+    deadline: Instant,
+) -> Result<(http::response::Parts, UpstreamBody), UpstreamError> {
+    let mut request = deployment
+        .dialect
+        .request(view)
+        .map_err(|e| translate_failure(e, deployment))?;
+    deployment
+        .credential
+        .apply(&mut request)
+        .await
+        .map_err(|e| failed(ErrorClass::Connect, deployment, &e.to_string()))?;
+    let sent = deployment.transport.send(request.map(Full::new));
+    match tokio::time::timeout_at(deadline, sent).await {
+        Err(_) => Err(failed(
+            ErrorClass::Timeout,
             deployment,
-        ));
+            "did not answer in time",
+        )),
+        Ok(Err(TransportError::Connect(e))) => Err(failed(
+            ErrorClass::Connect,
+            deployment,
+            &format!("is unreachable: {e}"),
+        )),
+        Ok(Err(TransportError::Io(e))) => Err(failed(
+            ErrorClass::Connect,
+            deployment,
+            &format!("dropped the connection: {e}"),
+        )),
+        Ok(Ok(response)) => Ok(response.into_parts()),
     }
-    Ok(())
 }
 
-/// OpenAI request parameters that may be metric labels; anything else a client sends is
-/// counted as `other`, so client-chosen names never become series.
-const KNOWN_PARAMS: &[&str] = &[
-    "audio",
-    "dimensions",
-    "encoding_format",
-    "frequency_penalty",
-    "function_call",
-    "functions",
-    "logit_bias",
-    "logprobs",
-    "max_completion_tokens",
-    "max_tokens",
-    "messages",
-    "metadata",
-    "modalities",
-    "n",
-    "parallel_tool_calls",
-    "prediction",
-    "presence_penalty",
-    "prompt",
-    "reasoning_effort",
-    "response_format",
-    "seed",
-    "service_tier",
-    "stop",
-    "store",
-    "stream_options",
-    "suffix",
-    "temperature",
-    "tool_choice",
-    "tools",
-    "top_logprobs",
-    "top_p",
-    "user",
-    "web_search_options",
-    "best_of",
-    "echo",
-    "input",
-];
-
-/// The label for a dropped parameter: its name if OpenAI defines it, else `other`.
-fn param_label(param: &str) -> &str {
-    if KNOWN_PARAMS.contains(&param) {
-        param
-    } else {
-        "other"
+/// Hands a stream on once its first event arrived, within the time-to-first-token
+/// limit: a stream that fails before then can still be retried or fall back.
+async fn first_event(
+    mut relay: Relay,
+    deployment: &Deployment,
+    first_deadline: Instant,
+    mut clock: Clock<'_>,
+) -> Result<Answer, UpstreamError> {
+    let first = tokio::time::timeout_at(first_deadline, relay.first_event()).await;
+    let waited = clock.stop();
+    match first {
+        Ok(Ok(())) => {
+            deployment.state.observe_latency(waited);
+            Ok(Answer::Stream(Box::new(relay)))
+        }
+        Ok(Err(EarlyEnd::Error(e))) => Err(failed(
+            ErrorClass::Server,
+            deployment,
+            &format!("failed before the first token: {e}"),
+        )),
+        Ok(Err(EarlyEnd::Empty)) => Err(failed(
+            ErrorClass::Server,
+            deployment,
+            "ended the stream without an event",
+        )),
+        Err(_) => Err(failed(
+            ErrorClass::Timeout,
+            deployment,
+            "sent no token within the time-to-first-token limit",
+        )),
     }
+}
+
+/// A failure the sidecar saw (no answer to read), worded with the deployment's name.
+fn failed(class: ErrorClass, deployment: &Deployment, what: &str) -> UpstreamError {
+    UpstreamError::new(class, format!("Deployment `{}` {what}.", deployment.name))
 }
 
 /// A request the provider cannot take is the client's to fix (400); an answer we cannot
 /// read is the upstream's fault (502, retried).
-fn translate_failure(err: TranslateError, deployment: &Deployment) -> Failure {
-    let (class, status, api) = match &err {
-        TranslateError::Unsupported { .. } => (
-            FailureClass::ClientError,
-            StatusCode::BAD_REQUEST,
-            ApiError::invalid_request(err.to_string()).with_code("unsupported_parameter"),
+fn translate_failure(err: TranslateError, deployment: &Deployment) -> UpstreamError {
+    match &err {
+        TranslateError::Unsupported { .. } => {
+            UpstreamError::answered(ErrorClass::Invalid, 400, err.to_string())
+                .with_code(Some("unsupported_parameter".into()))
+        }
+        TranslateError::Invalid { param, .. } => {
+            UpstreamError::answered(ErrorClass::Invalid, 400, err.to_string())
+                .with_code(Some("invalid_value".into()))
+                .with_param(Some((*param).to_owned()))
+        }
+        TranslateError::Malformed(_) => failed(
+            ErrorClass::Server,
+            deployment,
+            "answered with a malformed body",
         ),
-        TranslateError::Invalid { param, .. } => (
-            FailureClass::ClientError,
-            StatusCode::BAD_REQUEST,
-            ApiError::invalid_request(err.to_string())
-                .with_param(param)
-                .with_code("invalid_value"),
-        ),
-        TranslateError::Malformed(_) => (
-            FailureClass::ServerError,
-            StatusCode::BAD_GATEWAY,
-            ApiError::new(StatusCode::BAD_GATEWAY, "server_error", err.to_string()),
-        ),
-    };
-    Failure {
-        class,
-        status: Some(status),
-        message: format!("Deployment `{}`: {err}", deployment.name),
-        body: Some(api.body()),
-        retry_after: None,
     }
 }
 
@@ -665,15 +560,15 @@ async fn read_body(
     mut body: UpstreamBody,
     limit: usize,
     deadline: Instant,
-) -> Result<Bytes, FailureClass> {
+) -> Result<Bytes, ErrorClass> {
     let collect = async {
         let mut buf = bytes::BytesMut::new();
         while let Some(frame) = body.frame().await {
-            let Ok(data) = frame.map_err(|_| FailureClass::ServerError)?.into_data() else {
+            let Ok(data) = frame.map_err(|_| ErrorClass::Server)?.into_data() else {
                 continue;
             };
             if buf.len() + data.len() > limit {
-                return Err(FailureClass::ServerError);
+                return Err(ErrorClass::Server);
             }
             if buf.is_empty() && body.is_end_stream() {
                 // A body in one frame is handed on without copying.
@@ -685,5 +580,5 @@ async fn read_body(
     };
     tokio::time::timeout_at(deadline, collect)
         .await
-        .unwrap_or(Err(FailureClass::Timeout))
+        .unwrap_or(Err(ErrorClass::Timeout))
 }

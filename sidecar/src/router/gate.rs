@@ -6,9 +6,9 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use super::dispatch::Call;
-use crate::config::routes::Model;
-use crate::server::error::ApiError;
+use crate::domain::ApiError;
+use crate::domain::Call;
+use crate::router::routes::Model;
 
 /// Admission per model, asked before each model is tried.
 pub trait Gate: Send {

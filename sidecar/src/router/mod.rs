@@ -4,7 +4,11 @@
 
 pub mod dispatch;
 pub mod gate;
+pub mod params;
 pub mod relay;
 pub mod retry;
+pub mod routes;
 pub mod state;
 pub mod strategy;
+
+pub use routes::{Routes, RoutesBuilder};

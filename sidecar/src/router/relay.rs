@@ -15,11 +15,9 @@ use http_body::{Body, Frame};
 use tokio::time::{Instant, Sleep};
 
 use crate::config::snapshot::CooldownSpec;
-use crate::meter::stream_tap::StreamTap;
-use crate::meter::usage::Usage;
+use crate::domain::{ApiError, ErrorKind, Usage};
 use crate::provider::{StreamError, StreamTranslator};
 use crate::router::state::{DeploymentState, InFlight};
-use crate::server::error::ApiError;
 use crate::upstream::UpstreamBody;
 
 /// How a relayed stream ended.
@@ -37,6 +35,9 @@ pub enum StreamEnd {
 /// metrics and logs.
 pub type OnEnd = Box<dyn FnOnce(StreamEnd, Option<Usage>) + Send + Sync>;
 
+/// Renders the error event a stream that fails mid-way ends with, in the client's API.
+pub type RenderError = fn(&ApiError) -> Bytes;
+
 /// An upstream SSE stream being relayed to a client.
 pub struct Relay {
     upstream: UpstreamBody,
@@ -51,7 +52,7 @@ pub struct Relay {
     state: Arc<DeploymentState>,
     cooldown: CooldownSpec,
     on_end: Option<OnEnd>,
-    tap: StreamTap,
+    render: Option<RenderError>,
     /// What ended the upstream behind the last batch, delivered on the next poll.
     held: Option<Held>,
     _in_flight: InFlight,
@@ -133,25 +134,17 @@ impl Relay {
             state,
             cooldown,
             on_end: None,
-            tap: StreamTap::new(false),
+            render: None,
             held: None,
             _in_flight: in_flight,
         }
     }
 
-    /// Sets the end-of-stream callback.
-    pub fn on_end(&mut self, on_end: OnEnd) {
+    /// Sets the end-of-stream callback, and how a mid-stream failure is told to the
+    /// client.
+    pub fn deliver(&mut self, on_end: OnEnd, render: RenderError) {
         self.on_end = Some(on_end);
-    }
-
-    /// Removes usage the client did not ask for (the sidecar asked for it to meter).
-    pub fn strip_usage(&mut self) {
-        self.tap = StreamTap::new(true);
-    }
-
-    /// Events on their way out: usage is read, and stripped when asked.
-    fn out(&mut self, events: Bytes) -> Bytes {
-        self.tap.pass(events)
+        self.render = Some(render);
     }
 
     /// Reads until the first whole event and keeps it for the client. Callers bound this
@@ -194,7 +187,7 @@ impl Relay {
     fn finish(&mut self, end: StreamEnd) {
         self.done = true;
         if let Some(on_end) = self.on_end.take() {
-            on_end(end, self.tap.usage());
+            on_end(end, self.translator.usage());
         }
     }
 
@@ -202,7 +195,6 @@ impl Relay {
     fn end(&mut self) -> Poll<Option<Result<Frame<Bytes>, std::convert::Infallible>>> {
         match self.translator.finish() {
             Ok(rest) => {
-                let rest = rest.map(|b| self.out(b));
                 self.finish(StreamEnd::Complete);
                 Poll::Ready(rest.map(|b| Ok(Frame::data(b))))
             }
@@ -215,11 +207,18 @@ impl Relay {
         error: StreamError,
     ) -> Poll<Option<Result<Frame<Bytes>, std::convert::Infallible>>> {
         tracing::warn!(code = error.code, "upstream stream failed mid-way");
-        let error = ApiError::new(http::StatusCode::BAD_GATEWAY, "server_error", error.message)
-            .with_code(error.code);
+        let error = ApiError::new(
+            http::StatusCode::BAD_GATEWAY,
+            ErrorKind::Server,
+            error.message,
+        )
+        .with_code(error.code);
         self.state.record_failure(Instant::now(), &self.cooldown);
         self.finish(StreamEnd::Failed);
-        Poll::Ready(Some(Ok(Frame::data(error.sse_event()))))
+        match self.render {
+            Some(render) => Poll::Ready(Some(Ok(Frame::data(render(&error))))),
+            None => Poll::Ready(None),
+        }
     }
 
     fn timed_out(&mut self) -> Poll<Option<Result<Frame<Bytes>, std::convert::Infallible>>> {
@@ -240,7 +239,6 @@ impl Body for Relay {
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
         if let Some(first) = this.first.take() {
-            let first = this.out(first);
             this.yield_once = true;
             return Poll::Ready(Some(Ok(Frame::data(first))));
         }
@@ -321,8 +319,7 @@ impl Body for Relay {
                 }
             }
         }
-        let events = this.out(batch.take());
-        Poll::Ready(Some(Ok(Frame::data(events))))
+        Poll::Ready(Some(Ok(Frame::data(batch.take()))))
     }
 
     fn is_end_stream(&self) -> bool {
@@ -354,14 +351,22 @@ mod tests {
                 .map_err(|e| -> BoxError { e.into() })
         }));
         let state = Arc::new(DeploymentState::default());
-        Relay::new(
+        let mut relay = Relay::new(
             StreamBody::new(stream).boxed(),
-            Box::new(crate::provider::openai_compat::SsePassthrough::default()),
+            Box::new(crate::provider::openai::SsePassthrough::new(false)),
             Instant::now() + Duration::from_secs(60),
             state.start(),
             state,
             CooldownSpec::default(),
-        )
+        );
+        relay.deliver(Box::new(|_, _| {}), render);
+        relay
+    }
+
+    /// The error event, as a client API would render it.
+    fn render(error: &ApiError) -> Bytes {
+        let code = error.code.as_deref().unwrap_or("");
+        Bytes::from(format!("data: {{\"error\":{{\"code\":\"{code}\"}}}}\n\n"))
     }
 
     async fn collect(mut r: Relay) -> String {
@@ -429,12 +434,13 @@ mod tests {
         let state = Arc::new(DeploymentState::default());
         let mut r = Relay::new(
             StreamBody::new(flood).boxed(),
-            Box::new(crate::provider::openai_compat::SsePassthrough::default()),
+            Box::new(crate::provider::openai::SsePassthrough::new(false)),
             Instant::now() + Duration::from_secs(5),
             state.start(),
             state,
             CooldownSpec::default(),
         );
+        r.deliver(Box::new(|_, _| {}), render);
         r.first_event().await.unwrap();
         for _ in 0..100 {
             let frame = r.frame().await.unwrap().unwrap().into_data().unwrap();
@@ -462,14 +468,14 @@ mod tests {
     async fn reports_how_the_stream_ended() {
         let (tx, rx) = std::sync::mpsc::channel();
         let mut r = relay(vec![Ok("data: 1\n\n"), Ok("data: 2\n\n")]);
-        r.on_end(Box::new(move |end, _| tx.send(end).unwrap()));
+        r.deliver(Box::new(move |end, _| tx.send(end).unwrap()), render);
         r.first_event().await.unwrap();
         drop(r);
         assert_eq!(rx.recv().unwrap(), StreamEnd::ClientGone);
 
         let (tx, rx) = std::sync::mpsc::channel();
         let mut r = relay(vec![Ok("data: 1\n\n")]);
-        r.on_end(Box::new(move |end, _| tx.send(end).unwrap()));
+        r.deliver(Box::new(move |end, _| tx.send(end).unwrap()), render);
         collect(r).await;
         assert_eq!(rx.recv().unwrap(), StreamEnd::Complete);
     }

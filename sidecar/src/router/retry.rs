@@ -1,6 +1,6 @@
-//! Failure classes and the retry rules attached to them: which upstream failures are
-//! retried and how often, how long to back off, what `Retry-After` asks for, and which
-//! fallback list a failure leads to.
+//! The retry rules attached to failure classes: which upstream failures are retried and
+//! how often, which cool a deployment down, how long to back off, what `Retry-After`
+//! asks for, and which fallback list a failure leads to.
 //!
 //! `Retry-After` comes from outside: every form saturates at [`MAX_RETRY_AFTER`], and
 //! the lints below make the compiler reject unchecked arithmetic here.
@@ -13,30 +13,10 @@
 
 use std::time::{Duration, SystemTime};
 
-use http::{HeaderMap, StatusCode};
+use http::HeaderMap;
 
 use crate::config::snapshot::RetrySpec;
-
-/// What went wrong with one attempt.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FailureClass {
-    /// 429 from the upstream.
-    RateLimited,
-    /// 5xx, or a 2xx whose body was broken.
-    ServerError,
-    /// No answer in time.
-    Timeout,
-    /// No connection.
-    Connect,
-    /// The prompt exceeds the model's context window.
-    ContextWindow,
-    /// The upstream refused the content on policy grounds.
-    ContentPolicy,
-    /// Any other 4xx: the request itself is at fault.
-    ClientError,
-    /// No deployment could take the request (all cooling down or at their limits).
-    NoDeployment,
-}
+use crate::domain::ErrorClass;
 
 /// The fallback lists an LLMModel has.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,59 +29,37 @@ pub enum FallbackKind {
     ContentPolicy,
 }
 
-impl FailureClass {
-    /// Retries allowed for this class by a model's policy.
-    pub fn retries(self, spec: &RetrySpec) -> u32 {
-        match self {
-            FailureClass::RateLimited => spec.rate_limited,
-            FailureClass::ServerError => spec.server_error,
-            FailureClass::Timeout => spec.timeout,
-            FailureClass::Connect => spec.connect_error,
-            FailureClass::ClientError => spec.client_error,
-            // Retrying cannot shrink a prompt or change a policy verdict, and an empty
-            // pool is handled by waiting for it, not by counting retries.
-            FailureClass::ContextWindow | FailureClass::ContentPolicy => 0,
-            FailureClass::NoDeployment => 0,
-        }
+/// Retries a model's policy allows for failures of `class`.
+pub fn retries(class: ErrorClass, spec: &RetrySpec) -> u32 {
+    match class {
+        ErrorClass::RateLimited => spec.rate_limited,
+        ErrorClass::Server => spec.server_error,
+        ErrorClass::Timeout => spec.timeout,
+        ErrorClass::Connect => spec.connect_error,
+        ErrorClass::Invalid | ErrorClass::Auth => spec.client_error,
+        // Retrying cannot shrink a prompt or change a policy verdict, and an empty
+        // pool is handled by waiting for it, not by counting retries.
+        ErrorClass::ContextWindow | ErrorClass::ContentPolicy | ErrorClass::Unavailable => 0,
     }
+}
 
-    /// Whether the failure counts toward the deployment's cooldown.
-    pub fn counts_toward_cooldown(self) -> bool {
-        matches!(
-            self,
-            FailureClass::RateLimited
-                | FailureClass::ServerError
-                | FailureClass::Timeout
-                | FailureClass::Connect
-        )
-    }
+/// Whether a failure of `class` counts toward the deployment's cooldown: only what
+/// says the deployment, not the request, is in trouble.
+pub fn cools_down(class: ErrorClass) -> bool {
+    class.retryable()
+}
 
-    /// The fallback list this failure leads to, if any.
-    pub fn fallback(self) -> Option<FallbackKind> {
-        match self {
-            FailureClass::RateLimited
-            | FailureClass::ServerError
-            | FailureClass::Timeout
-            | FailureClass::Connect
-            | FailureClass::NoDeployment => Some(FallbackKind::General),
-            FailureClass::ContextWindow => Some(FallbackKind::ContextWindow),
-            FailureClass::ContentPolicy => Some(FallbackKind::ContentPolicy),
-            FailureClass::ClientError => None,
-        }
-    }
-
-    /// Label for metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FailureClass::RateLimited => "rate_limited",
-            FailureClass::ServerError => "server_error",
-            FailureClass::Timeout => "timeout",
-            FailureClass::Connect => "connect_error",
-            FailureClass::ContextWindow => "context_window",
-            FailureClass::ContentPolicy => "content_policy",
-            FailureClass::ClientError => "client_error",
-            FailureClass::NoDeployment => "no_deployment",
-        }
+/// The fallback list a failure of `class` leads to, if any.
+pub fn fallback(class: ErrorClass) -> Option<FallbackKind> {
+    match class {
+        ErrorClass::RateLimited
+        | ErrorClass::Server
+        | ErrorClass::Timeout
+        | ErrorClass::Connect
+        | ErrorClass::Unavailable => Some(FallbackKind::General),
+        ErrorClass::ContextWindow => Some(FallbackKind::ContextWindow),
+        ErrorClass::ContentPolicy => Some(FallbackKind::ContentPolicy),
+        ErrorClass::Invalid | ErrorClass::Auth => None,
     }
 }
 
@@ -115,49 +73,6 @@ impl FallbackKind {
         }
     }
 }
-
-/// Classifies an upstream error response by status and, for 400s, by what the body
-/// says: providers report context-window and content-policy refusals as plain 400s.
-pub fn classify(status: StatusCode, body: &[u8]) -> FailureClass {
-    match status.as_u16() {
-        429 => FailureClass::RateLimited,
-        500..=599 => FailureClass::ServerError,
-        400 | 413 | 422 => {
-            let text = String::from_utf8_lossy(&body[..body.len().min(4096)]).to_ascii_lowercase();
-            if CONTEXT_WINDOW_MARKERS.iter().any(|m| text.contains(m)) {
-                FailureClass::ContextWindow
-            } else if CONTENT_POLICY_MARKERS.iter().any(|m| text.contains(m)) {
-                FailureClass::ContentPolicy
-            } else {
-                FailureClass::ClientError
-            }
-        }
-        408 => FailureClass::Timeout,
-        _ => FailureClass::ClientError,
-    }
-}
-
-/// Phrases providers use for prompts over the context window (OpenAI's
-/// `context_length_exceeded`, Azure's and vLLM's wording, Anthropic's "prompt is too long").
-const CONTEXT_WINDOW_MARKERS: &[&str] = &[
-    "context_length_exceeded",
-    "maximum context length",
-    "context window",
-    "context length",
-    "prompt is too long",
-    "input is too long",
-    "too many tokens",
-];
-
-/// Phrases providers use for content refusals (OpenAI's `content_policy_violation`,
-/// Azure's `content_filter`).
-const CONTENT_POLICY_MARKERS: &[&str] = &[
-    "content_policy_violation",
-    "content_filter",
-    "content management policy",
-    "content policy",
-    "responsibleaipolicyviolation",
-];
 
 /// The longest wait an upstream can ask for. A deployment rests for what its upstream
 /// asks, and the client is told it; past an hour the answer means "not soon", and a
@@ -217,33 +132,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn classifies_statuses_and_400_bodies() {
-        let s = |c| StatusCode::from_u16(c).unwrap();
-        assert_eq!(classify(s(429), b""), FailureClass::RateLimited);
-        assert_eq!(classify(s(503), b""), FailureClass::ServerError);
-        assert_eq!(classify(s(401), b""), FailureClass::ClientError);
-        assert_eq!(classify(s(404), b""), FailureClass::ClientError);
-        let openai = br#"{"error":{"message":"This model's maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens.","type":"invalid_request_error","param":"messages","code":"context_length_exceeded"}}"#;
-        assert_eq!(classify(s(400), openai), FailureClass::ContextWindow);
-        let azure = br#"{"error":{"message":"The response was filtered due to the prompt triggering Azure OpenAI's content management policy.","type":null,"param":"prompt","code":"content_filter","status":400}}"#;
-        assert_eq!(classify(s(400), azure), FailureClass::ContentPolicy);
-        assert_eq!(
-            classify(s(400), br#"{"error":{"message":"bad"}}"#),
-            FailureClass::ClientError
-        );
-    }
-
-    #[test]
     fn only_transient_failures_are_retried_by_default() {
         let spec = RetrySpec::default();
-        assert!(FailureClass::RateLimited.retries(&spec) > 0);
-        assert!(FailureClass::ServerError.retries(&spec) > 0);
-        assert!(FailureClass::Timeout.retries(&spec) > 0);
-        assert!(FailureClass::Connect.retries(&spec) > 0);
-        assert_eq!(FailureClass::ClientError.retries(&spec), 0);
-        assert_eq!(FailureClass::ContextWindow.retries(&spec), 0);
-        assert_eq!(FailureClass::ClientError.fallback(), None);
-        assert!(!FailureClass::ClientError.counts_toward_cooldown());
+        for class in [
+            ErrorClass::RateLimited,
+            ErrorClass::Server,
+            ErrorClass::Timeout,
+            ErrorClass::Connect,
+        ] {
+            assert!(retries(class, &spec) > 0, "{class:?}");
+            assert!(cools_down(class));
+            assert_eq!(fallback(class), Some(FallbackKind::General));
+        }
+        assert_eq!(retries(ErrorClass::Invalid, &spec), 0);
+        assert_eq!(retries(ErrorClass::Auth, &spec), 0);
+        assert_eq!(retries(ErrorClass::ContextWindow, &spec), 0);
+        assert_eq!(fallback(ErrorClass::Invalid), None);
+        assert_eq!(fallback(ErrorClass::Auth), None);
+        assert!(!cools_down(ErrorClass::Invalid));
     }
 
     #[test]

@@ -2,6 +2,11 @@
 //! reloads: requests in flight, a latency average, recent failures and cooldown, and
 //! this minute's request and token counts. All times are `tokio::time::Instant` so
 //! tests can drive them with paused time.
+//!
+//! A cooldown is half-open, as a circuit breaker's: while a model has nothing else to
+//! offer, one call at a time may go to a cooling deployment as a probe
+//! ([`DeploymentState::try_probe`]), and a probe that succeeds ends the cooldown. A
+//! rest an upstream asked for (`Retry-After`) is not probed: the upstream said when.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -30,6 +35,11 @@ struct Health {
     fails: VecDeque<Instant>,
     /// The deployment rests until then.
     resting_until: Option<Instant>,
+    /// The rest is a cooldown after failures, which a probe may end early (not a wait
+    /// the upstream asked for).
+    cooling: bool,
+    /// A probe is in flight.
+    probing: bool,
 }
 
 #[derive(Debug)]
@@ -114,7 +124,14 @@ impl DeploymentState {
         if health.fails.len() > spec.allowed_fails as usize {
             health.fails.clear();
             let until = now + Duration::from_millis(spec.duration_ms);
-            health.resting_until = Some(health.resting_until.map_or(until, |u| u.max(until)));
+            match health.resting_until {
+                // A longer wait the upstream asked for stands, and is not probed.
+                Some(resting) if resting >= until && !health.cooling => {}
+                _ => {
+                    health.resting_until = Some(until);
+                    health.cooling = true;
+                }
+            }
             return true;
         }
         false
@@ -123,7 +140,44 @@ impl DeploymentState {
     /// Rests the deployment until `until` (an upstream's `Retry-After`).
     pub fn rest_until(&self, until: Instant) {
         let mut health = lock(&self.health);
-        health.resting_until = Some(health.resting_until.map_or(until, |u| u.max(until)));
+        if health.resting_until.is_none_or(|u| until > u) {
+            health.resting_until = Some(until);
+            health.cooling = false;
+        }
+    }
+
+    /// Lets one call through to a cooling deployment as a probe, if none is in flight
+    /// and the rest is a cooldown (not a wait the upstream asked for), counting it
+    /// against this minute's limits like any call. The probe ends with the returned
+    /// guard; [`recovered`](Self::recovered) ends the cooldown when it succeeds.
+    pub fn try_probe(
+        self: &std::sync::Arc<Self>,
+        now: Instant,
+        rpm: Option<u32>,
+        tpm: Option<u64>,
+        tokens: u64,
+    ) -> Option<Probe> {
+        {
+            let mut health = lock(&self.health);
+            let cooling = health.resting_until.is_some_and(|u| u > now) && health.cooling;
+            if !cooling || health.probing {
+                return None;
+            }
+            health.probing = true;
+        }
+        let probe = Probe(self.clone());
+        lock(&self.usage).admit(now, rpm, tpm, tokens).ok()?;
+        Some(probe)
+    }
+
+    /// A probe succeeded: the cooldown ends.
+    pub fn recovered(&self) {
+        let mut health = lock(&self.health);
+        if health.cooling {
+            health.resting_until = None;
+            health.cooling = false;
+            health.fails.clear();
+        }
     }
 
     /// Whether the deployment is cooling down at `now`.
@@ -143,16 +197,7 @@ impl DeploymentState {
         if let Some(until) = lock(&self.health).resting_until.filter(|u| *u > now) {
             return Err(Unavailable::Resting(until));
         }
-        let mut usage = lock(&self.usage);
-        usage.roll(now);
-        let full = rpm.is_some_and(|limit| usage.requests >= limit)
-            || tpm.is_some_and(|limit| usage.tokens >= limit);
-        if full {
-            return Err(Unavailable::Limited(usage.started + MINUTE));
-        }
-        usage.requests += 1;
-        usage.tokens = usage.tokens.saturating_add(tokens);
-        Ok(())
+        lock(&self.usage).admit(now, rpm, tpm, tokens)
     }
 
     /// Corrects this minute's token count once actual usage is known.
@@ -178,6 +223,25 @@ impl DeploymentState {
 }
 
 impl MinuteUsage {
+    /// Counts one request and its estimated tokens, unless a limit is reached.
+    fn admit(
+        &mut self,
+        now: Instant,
+        rpm: Option<u32>,
+        tpm: Option<u64>,
+        tokens: u64,
+    ) -> Result<(), Unavailable> {
+        self.roll(now);
+        let full = rpm.is_some_and(|limit| self.requests >= limit)
+            || tpm.is_some_and(|limit| self.tokens >= limit);
+        if full {
+            return Err(Unavailable::Limited(self.started + MINUTE));
+        }
+        self.requests = self.requests.saturating_add(1);
+        self.tokens = self.tokens.saturating_add(tokens);
+        Ok(())
+    }
+
     fn roll(&mut self, now: Instant) {
         if now.saturating_duration_since(self.started) >= MINUTE {
             self.started = now;
@@ -194,6 +258,16 @@ pub struct InFlight(std::sync::Arc<DeploymentState>);
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A probe of a cooling deployment in flight; dropping it lets the next one through.
+#[derive(Debug)]
+pub struct Probe(std::sync::Arc<DeploymentState>);
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        lock(&self.0.health).probing = false;
     }
 }
 
@@ -268,6 +342,48 @@ mod tests {
             Err(Unavailable::Limited(_))
         ));
         assert!(s.utilisation(t0, None, Some(1000)) > 1.0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_probe_at_a_time_and_success_ends_the_cooldown() {
+        let s = Arc::new(DeploymentState::default());
+        let now = Instant::now();
+        assert!(
+            s.try_probe(now, None, None, 0).is_none(),
+            "nothing to probe"
+        );
+        s.record_failure(now, &cooldown(0));
+        assert!(s.is_resting(now));
+        let probe = s.try_probe(now, None, None, 0).expect("a probe");
+        assert!(s.try_probe(now, None, None, 0).is_none(), "one at a time");
+        drop(probe);
+        let probe = s.try_probe(now, None, None, 0).expect("the next probe");
+        s.recovered();
+        drop(probe);
+        assert!(!s.is_resting(now));
+        assert_eq!(s.try_reserve(now, None, None, 0), Ok(()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_the_upstream_asked_for_is_not_probed() {
+        let s = Arc::new(DeploymentState::default());
+        let now = Instant::now();
+        s.rest_until(now + Duration::from_secs(60));
+        assert!(s.try_probe(now, None, None, 0).is_none());
+        // A cooldown after failures does not shorten it, nor make it probeable.
+        s.record_failure(now, &cooldown(0));
+        assert!(s.try_probe(now, None, None, 0).is_none());
+        assert!(s.is_resting(now + Duration::from_secs(59)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_probe_counts_against_the_rpm_limit() {
+        let s = Arc::new(DeploymentState::default());
+        let now = Instant::now();
+        assert_eq!(s.try_reserve(now, Some(1), None, 0), Ok(()));
+        s.record_failure(now, &cooldown(0));
+        assert!(s.try_probe(now, Some(1), None, 0).is_none());
+        assert!(s.try_probe(now, Some(2), None, 0).is_some());
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,11 +1,22 @@
 //! Deployment selection: orders a model's deployments by its strategy, then takes the
-//! first that is neither cooling down nor at its rpm/tpm limit.
+//! first that is neither cooling down nor at its rpm/tpm limit. When every deployment
+//! is out, one cooling down may take the call as a probe, so that a brief outage does
+//! not strand the model for a whole cooldown.
 
 use tokio::time::Instant;
 
-use crate::config::routes::{Deployment, Model};
 use crate::config::snapshot::Strategy;
-use crate::router::state::Unavailable;
+use crate::router::routes::{Deployment, Model};
+use crate::router::state::{Probe, Unavailable};
+
+/// The deployment chosen for one attempt.
+#[derive(Debug)]
+pub struct Picked {
+    /// Its index in the model.
+    pub index: usize,
+    /// Set when the deployment is cooling down and the attempt probes it.
+    pub probe: Option<Probe>,
+}
 
 /// Why no deployment could be chosen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,7 +35,7 @@ pub fn pick(
     now: Instant,
     avoid: &[usize],
     tokens: u64,
-) -> Result<usize, NoneAvailable> {
+) -> Result<Picked, NoneAvailable> {
     let deployments = &model.deployments;
     let mut order: Vec<usize> = (0..deployments.len()).collect();
     arrange(model.strategy, deployments, &mut order, now);
@@ -34,15 +45,30 @@ pub fn pick(
     }
     let mut until: Option<Instant> = None;
     let mut all_limited = true;
-    for i in order {
+    for &i in &order {
         let d = &deployments[i];
         match d.state.try_reserve(now, d.rpm, d.tpm, tokens) {
-            Ok(()) => return Ok(i),
+            Ok(()) => {
+                return Ok(Picked {
+                    index: i,
+                    probe: None,
+                });
+            }
             Err(Unavailable::Resting(at)) => {
                 all_limited = false;
                 until = Some(until.map_or(at, |u| u.min(at)));
             }
             Err(Unavailable::Limited(at)) => until = Some(until.map_or(at, |u| u.min(at))),
+        }
+    }
+    // Nothing is available: probe a cooling deployment, in the same order.
+    for i in order {
+        let d = &deployments[i];
+        if let Some(probe) = d.state.try_probe(now, d.rpm, d.tpm, tokens) {
+            return Ok(Picked {
+                index: i,
+                probe: Some(probe),
+            });
         }
     }
     Err(NoneAvailable {
@@ -110,9 +136,9 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::config::routes::RoutesBuilder;
     use crate::config::snapshot::*;
     use crate::provider::demo::DemoTransport;
+    use crate::router::routes::RoutesBuilder;
 
     fn model(strategy: Strategy, weights: &[u32]) -> Arc<Model> {
         let spec = ModelSpec {
@@ -157,7 +183,7 @@ mod tests {
     fn counts(m: &Model, n: usize) -> Vec<usize> {
         let mut counts = vec![0; m.deployments.len()];
         for _ in 0..n {
-            counts[pick(m, Instant::now(), &[], 0).unwrap()] += 1;
+            counts[pick(m, Instant::now(), &[], 0).unwrap().index] += 1;
         }
         counts
     }
@@ -219,7 +245,7 @@ mod tests {
         let m2 = model_with_rpm(&[4, 4]);
         let mut c = [0usize; 2];
         for _ in 0..8 {
-            c[pick(&m2, now, &[], 0).unwrap()] += 1;
+            c[pick(&m2, now, &[], 0).unwrap().index] += 1;
         }
         assert_eq!(c, [4, 4], "alternates as headroom shifts");
         assert!(pick(&m2, now, &[], 0).unwrap_err().all_limited);
@@ -275,8 +301,8 @@ mod tests {
             .rest_until(now + Duration::from_secs(5));
         assert_eq!(counts(&m, 20), vec![0, 20]);
         assert_eq!(
-            pick(&m, now, &[1], 0),
-            Ok(1),
+            pick(&m, now, &[1], 0).unwrap().index,
+            1,
             "avoid is ignored when nothing else is left"
         );
         m.deployments[1]
@@ -285,5 +311,29 @@ mod tests {
         let err = pick(&m, now, &[], 0).unwrap_err();
         assert_eq!(err.until, now + Duration::from_secs(3));
         assert!(!err.all_limited);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cooling_deployment_is_probed_when_nothing_else_is_left() {
+        let m = model(Strategy::WeightedShuffle, &[1, 1]);
+        let now = Instant::now();
+        let cooldown = CooldownSpec {
+            allowed_fails: 0,
+            ..CooldownSpec::default()
+        };
+        m.deployments[0].state.record_failure(now, &cooldown);
+        let picked = pick(&m, now, &[], 0).unwrap();
+        assert_eq!(
+            (picked.index, picked.probe.is_some()),
+            (1, false),
+            "the healthy one first"
+        );
+        m.deployments[1].state.record_failure(now, &cooldown);
+        let probe = pick(&m, now, &[], 0).unwrap();
+        assert!(probe.probe.is_some());
+        let other = pick(&m, now, &[], 0).unwrap();
+        assert_ne!(other.index, probe.index, "one probe per deployment");
+        assert!(other.probe.is_some());
+        assert!(pick(&m, now, &[], 0).is_err(), "both are being probed");
     }
 }

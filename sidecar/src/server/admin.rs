@@ -19,9 +19,9 @@ use tokio::sync::watch;
 
 use super::body::ProxyBody;
 use crate::config::link::{Channel, Health, Link};
-use crate::config::routes::Routes;
 use crate::meter::ledger::LEASE_TTL_MS;
 use crate::metrics::Metrics;
+use crate::router::routes::Routes;
 
 /// What the admin handler reads.
 pub struct Admin {
@@ -144,9 +144,9 @@ pub fn handle<B>(admin: &Admin, request: &Request<B>) -> Response<ProxyBody> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::RoutesBuilder;
     use crate::config::snapshot::{BudgetSpec, FORMAT, Snapshot};
     use crate::provider::demo::DemoTransport;
+    use crate::router::RoutesBuilder;
 
     fn routes(budgets: bool) -> Routes {
         let snapshot = Snapshot {

@@ -26,11 +26,11 @@ use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
 use super::api::Proxy;
-use super::error::ApiError;
-use crate::config::routes::{Model, Routes};
 use crate::config::snapshot::Pricing;
+use crate::domain::{ApiError, Call, ErrorKind};
 use crate::meter::{Admission, Outcome, client_closed};
-use crate::router::dispatch::{Answer, Call, Progress, Success, Trace, dispatch};
+use crate::router::dispatch::{Answer, Progress, Success, Trace, dispatch};
+use crate::router::routes::{Model, Routes};
 
 /// How long shutdown waits for stopped tasks to settle.
 const STOP_WAIT: Duration = Duration::from_secs(2);
@@ -125,7 +125,7 @@ pub fn spawn(
             result = routing => result,
             () = stopped(&mut stop) => Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "server_error",
+                ErrorKind::Server,
                 "The gateway is shutting down.",
             )),
         };
@@ -161,8 +161,8 @@ pub fn settle(routed: Routed, requested: &Model, started: Instant) {
         Ok(Success {
             model,
             deployment,
-            answer: Answer::Full(_, usage),
-        }) => (Some((model.clone(), *deployment)), *usage),
+            answer: Answer::Full(reply),
+        }) => (Some((model.clone(), *deployment)), reply.usage),
         // A plain call is never answered with a stream; dropping one cuts it.
         Ok(Success {
             model, deployment, ..

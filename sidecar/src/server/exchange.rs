@@ -10,29 +10,30 @@
 //! task, which knows what the call cost once the upstream answers.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use http::StatusCode;
+use http::header::{self, HeaderValue};
+use http::{Response, StatusCode};
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use tokio::sync::oneshot;
-
-use super::api::Proxy;
+use super::api::{Proxy, error_response, trace_headers};
+use super::body::ProxyBody;
 use super::detached::{self, Routed};
-use super::error::ApiError;
-use crate::config::routes::{Model, Routes};
+use super::error::{self as render, ApiError};
 use crate::config::snapshot::Pricing;
-use crate::meter::usage::Usage;
+use crate::domain::{Call, Endpoint, Usage};
 use crate::meter::{Admission, Outcome, client_closed};
-use crate::provider::Endpoint;
-use crate::router::dispatch::{Call, Progress, Success, Trace};
+use crate::router::dispatch::{Answer, Progress, Success, Trace, dispatch};
 use crate::router::relay::StreamEnd;
+use crate::router::routes::{Model, Routes};
 
 /// How the request ended, as far as is known.
 enum End {
     /// Not ended: dropped like this, the client went away (or a panic unwound).
     Open,
-    /// Answered with an error.
-    Failed { status: StatusCode, message: String },
+    /// Answered with an error; `detail` is what the log says of it.
+    Failed { status: StatusCode, detail: String },
     /// Answered by a deployment; a stream says how it ended.
     Served {
         model: Arc<Model>,
@@ -57,6 +58,8 @@ pub struct Exchange {
     /// A call being routed in its own task: where its answer arrives, and what it has
     /// tried so far.
     routing: Option<(oneshot::Receiver<Routed>, Arc<Progress>)>,
+    /// Whether the call reached the router (its overhead is then measured).
+    dispatched: bool,
     end: End,
 }
 
@@ -72,8 +75,33 @@ impl Exchange {
             in_flight: false,
             trace: Trace::default(),
             routing: None,
+            dispatched: false,
             end: End::Open,
         }
+    }
+
+    /// Routes a call in this task (streams: a client that leaves ends the stream).
+    pub async fn route(
+        &mut self,
+        routes: &Routes,
+        requested: &Arc<Model>,
+        call: &Call,
+    ) -> Result<Success, ApiError> {
+        self.dispatched = true;
+        let Some(gate) = self.admission.as_mut() else {
+            return Err(ApiError::internal("admitted call without an admission"));
+        };
+        let metrics = &self.proxy.metrics;
+        dispatch(
+            routes,
+            requested,
+            call,
+            metrics,
+            self.started,
+            &mut self.trace,
+            gate,
+        )
+        .await
     }
 
     /// Routes a plain call in a task of its own and waits for its answer. If the client
@@ -85,6 +113,7 @@ impl Exchange {
         requested: Arc<Model>,
         call: Call,
     ) -> Result<Success, ApiError> {
+        self.dispatched = true;
         let Some(admission) = self.admission.take() else {
             return Err(ApiError::internal("admitted call without an admission"));
         };
@@ -126,21 +155,97 @@ impl Exchange {
         self.requested = Some(requested);
     }
 
-    /// What routing fills in and enters models through: the trace and the admission.
-    pub fn routing(&mut self) -> (&mut Trace, Option<&mut Admission>) {
-        (&mut self.trace, self.admission.as_mut())
+    /// The one place a call's answer is made: the error, the whole body, or the stream
+    /// (which ends the exchange when it ends), with the headers that say how it went.
+    pub fn respond(mut self, result: Result<Success, ApiError>) -> Response<ProxyBody> {
+        let overhead = self.dispatched.then(|| self.overhead());
+        let success = match result {
+            Ok(success) => success,
+            Err(err) => {
+                self.failed(&err);
+                return error_response(&err, overhead.map(|o| (&self.trace, o)));
+            }
+        };
+        let (model, deployment) = (success.model, success.deployment);
+        let mut response = match success.answer {
+            Answer::Full(reply) => {
+                self.served(model.clone(), deployment, reply.usage);
+                let mut response = Response::new(ProxyBody::full(reply.body));
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                response
+            }
+            Answer::Stream(relay) => {
+                if let Some(requested) = &self.requested {
+                    self.proxy
+                        .metrics
+                        .time_to_first_token
+                        .with_label_values(&[requested.name.as_str()])
+                        .observe(self.started.elapsed().as_secs_f64());
+                }
+                let mut response = Response::new(ProxyBody::Stream(relay));
+                let headers = response.headers_mut();
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/event-stream"),
+                );
+                headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+                response
+            }
+        };
+        let headers = response.headers_mut();
+        if let Ok(value) = HeaderValue::from_str(&model.deployments[deployment].name) {
+            headers.insert("x-llmesh-deployment", value);
+        }
+        if let Ok(value) = HeaderValue::from_str(&model.name) {
+            headers.insert("x-llmesh-model", value);
+        }
+        if let Some(overhead) = overhead {
+            trace_headers(headers, &self.trace, overhead);
+        }
+        if let ProxyBody::Stream(relay) = response.body_mut() {
+            relay.deliver(
+                Box::new(move |end, usage| self.streamed(model, deployment, end, usage)),
+                render::sse_event,
+            );
+        }
+        response
+    }
+
+    /// The time the sidecar added: all but the upstream's and the waits'. Observed once.
+    fn overhead(&self) -> Duration {
+        let overhead = self
+            .started
+            .elapsed()
+            .saturating_sub(self.trace.upstream)
+            .saturating_sub(self.trace.waiting);
+        self.proxy
+            .metrics
+            .overhead
+            .with_label_values(&[self.endpoint.as_str()])
+            .observe(overhead.as_secs_f64());
+        overhead
     }
 
     /// The answer was an error.
-    pub fn failed(&mut self, status: StatusCode, message: &str) {
+    /// Records an error answer. A message quoting an upstream may echo the request, so
+    /// the log names its code instead.
+    fn failed(&mut self, err: &ApiError) {
+        let detail = if err.quotes_upstream {
+            format!("upstream error {}", err.code.as_deref().unwrap_or("-"))
+        } else {
+            err.message.clone()
+        };
         self.end = End::Failed {
-            status,
-            message: message.to_owned(),
+            status: err.status,
+            detail,
         };
     }
 
     /// The answer was whole and came from `deployment` of `model`.
-    pub fn served(&mut self, model: Arc<Model>, deployment: usize, usage: Option<Usage>) {
+    fn served(&mut self, model: Arc<Model>, deployment: usize, usage: Option<Usage>) {
         self.end = End::Served {
             model,
             deployment,
@@ -150,7 +255,7 @@ impl Exchange {
     }
 
     /// A stream from `deployment` of `model` ended.
-    pub fn streamed(
+    fn streamed(
         &mut self,
         model: Arc<Model>,
         deployment: usize,
@@ -240,16 +345,16 @@ impl Drop for Exchange {
             ),
             // Refused before a model was known (bad input, no key): not worth a line
             // each at info, where anyone able to connect could flood the log.
-            End::Failed { status, message } if self.requested.is_none() => tracing::debug!(
+            End::Failed { status, detail } if self.requested.is_none() => tracing::debug!(
                 target: "llmesh::access",
                 endpoint = self.endpoint.as_str(), status = status.as_u16(), duration_ms,
-                error = %message, "request refused"
+                error = %detail, "request refused"
             ),
-            End::Failed { status, message } => tracing::info!(
+            End::Failed { status, detail } => tracing::info!(
                 target: "llmesh::access",
                 endpoint = self.endpoint.as_str(), model = requested, served_by,
                 deployment = deployment_name, status = status.as_u16(), attempts = self.trace.attempts,
-                duration_ms, error = %message,
+                duration_ms, error = %detail,
                 "request failed"
             ),
             End::Open => tracing::info!(

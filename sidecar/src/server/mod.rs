@@ -23,11 +23,11 @@ use tokio::sync::watch;
 
 use crate::config::Snapshot;
 use crate::config::link::Link;
-use crate::config::routes::{Routes, RoutesBuilder};
 use crate::meter::Meter;
 use crate::meter::lease::Leases;
 use crate::meter::report::{Authority, LocalAuthority, Reporter};
 use crate::metrics::Metrics;
+use crate::router::routes::{Routes, RoutesBuilder};
 
 /// How long shutdown keeps trying to report usage.
 const FLUSH_LIMIT: Duration = Duration::from_secs(10);

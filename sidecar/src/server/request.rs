@@ -8,8 +8,8 @@ use serde_json::{Map, Value};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::error::ApiError;
-use crate::provider::Endpoint;
-use crate::router::dispatch::Call;
+use crate::domain::Call;
+use crate::domain::Endpoint;
 
 /// Reads the whole body, refusing more than `limit` bytes with a 413. Every byte
 /// buffered is first taken from `buffered`, the bytes all connections may hold at once;
@@ -214,41 +214,49 @@ mod tests {
     fn refuses_bad_bodies_with_named_params() {
         let chat = Endpoint::ChatCompletions;
         assert!(err(chat, b"").message.contains("empty"));
-        assert_eq!(err(chat, b"{not json").code, Some("invalid_json"));
+        assert_eq!(
+            err(chat, b"{not json").code.as_deref(),
+            Some("invalid_json")
+        );
         assert!(err(chat, b"[1,2]").message.contains("JSON object"));
         assert!(err(chat, b"{\"model\":\"\xff\"}").message.contains("UTF-8"));
         let e = err(chat, br#"{"messages":[{"role":"user"}]}"#);
         assert_eq!(
-            (e.param, e.code),
+            (e.param.as_deref(), e.code.as_deref()),
             (Some("model"), Some("missing_required_parameter"))
         );
         let e = err(chat, br#"{"model":5,"messages":[]}"#);
-        assert_eq!((e.param, e.code), (Some("model"), Some("invalid_type")));
+        assert_eq!(
+            (e.param.as_deref(), e.code.as_deref()),
+            (Some("model"), Some("invalid_type"))
+        );
         let e = err(chat, br#"{"model":"m","messages":"hi"}"#);
-        assert_eq!(e.param, Some("messages"));
+        assert_eq!(e.param.as_deref(), Some("messages"));
         assert!(e.message.contains("expected an array, but got a string"));
         assert_eq!(
-            err(chat, br#"{"model":"m","messages":[]}"#).code,
+            err(chat, br#"{"model":"m","messages":[]}"#).code.as_deref(),
             Some("empty_array")
         );
         assert_eq!(
-            err(chat, br#"{"model":"m","messages":[5]}"#).code,
+            err(chat, br#"{"model":"m","messages":[5]}"#)
+                .code
+                .as_deref(),
             Some("invalid_value")
         );
         let e = err(
             chat,
             br#"{"model":"m","messages":[{"role":"user"}],"stream":"yes"}"#,
         );
-        assert_eq!(e.param, Some("stream"));
+        assert_eq!(e.param.as_deref(), Some("stream"));
         let e = err(Endpoint::Embeddings, br#"{"model":"m"}"#);
-        assert_eq!(e.param, Some("input"));
+        assert_eq!(e.param.as_deref(), Some("input"));
         let e = err(
             Endpoint::Embeddings,
             br#"{"model":"m","input":"x","stream":true}"#,
         );
-        assert_eq!(e.param, Some("stream"));
+        assert_eq!(e.param.as_deref(), Some("stream"));
         let e = err(Endpoint::Completions, br#"{"model":"m","prompt":{}}"#);
-        assert_eq!(e.code, Some("invalid_type"));
+        assert_eq!(e.code.as_deref(), Some("invalid_type"));
         assert_eq!(e.status, http::StatusCode::BAD_REQUEST);
     }
 
@@ -274,7 +282,7 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(e.status, http::StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(e.code, Some("server_busy"));
+        assert_eq!(e.code.as_deref(), Some("server_busy"));
         drop(held);
         assert_eq!(bytes.available_permits(), 4);
     }

@@ -444,7 +444,7 @@ async fn exceptions_map_to_openai_errors_with_the_right_retries() {
         ("InternalServerException", 500, "server_error", 3),
         ("ServiceUnavailableException", 503, "server_error", 3),
         ("ModelErrorException", 502, "server_error", 3),
-        ("ModelTimeoutException", 504, "timeout_error", 2),
+        ("ModelTimeoutException", 504, "server_error", 2),
     ];
     for (name, status, kind, attempts) in cases {
         let sidecar = start(&mock, &format!("mock-exception-{name}")).await;

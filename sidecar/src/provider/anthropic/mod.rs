@@ -36,10 +36,12 @@ use http::header::{HeaderName, HeaderValue};
 use http::{StatusCode, Uri};
 
 use super::{
-    CallView, Credential, Dialect, Endpoint, Prepared, StreamTranslator, TranslateError,
-    UnsignedRequest, join, secret_header,
+    BuildError, Credential, Dialect, Prepared, StreamTranslator, TranslateError, UnsignedRequest,
+    join, secret_header,
 };
+
 use crate::config::snapshot::DeploymentSpec;
+use crate::domain::{CallView, Endpoint, Reply, UpstreamError};
 
 /// Anthropic's API host.
 pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
@@ -67,7 +69,7 @@ const CHAT_PARAMS: &[&str] = &[
 ];
 
 /// Dialect and `x-api-key` credential for an Anthropic deployment.
-pub fn build(spec: &DeploymentSpec) -> Result<Prepared, String> {
+pub fn build(spec: &DeploymentSpec) -> Result<Prepared, BuildError> {
     let base = spec.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
     let uri = join(base, "/v1/messages", None)?;
     let version = spec.api_version.as_deref().unwrap_or(DEFAULT_VERSION);
@@ -76,7 +78,7 @@ pub fn build(spec: &DeploymentSpec) -> Result<Prepared, String> {
     let key = spec
         .api_key
         .as_ref()
-        .ok_or("apiKey is required for anthropic")?;
+        .ok_or(BuildError::Missing("apiKey is required for anthropic"))?;
     Ok(Prepared {
         dialect: Arc::new(Anthropic { uri, version }),
         credential: Credential::Header(
@@ -111,7 +113,7 @@ impl Dialect for Anthropic {
         Ok(request)
     }
 
-    fn response(&self, call: &CallView<'_>, body: Bytes) -> Result<Bytes, TranslateError> {
+    fn response(&self, call: &CallView<'_>, body: Bytes) -> Result<Reply, TranslateError> {
         response::translate(call, &body)
     }
 
@@ -119,7 +121,7 @@ impl Dialect for Anthropic {
         Box::new(stream::Translator::new(call))
     }
 
-    fn error(&self, status: StatusCode, body: Bytes) -> (StatusCode, Bytes) {
+    fn error(&self, status: StatusCode, body: &[u8]) -> UpstreamError {
         response::error(status, body)
     }
 }

@@ -9,8 +9,9 @@ use super::FALLBACK_MAX_TOKENS;
 use super::wire::{
     Block, ImageSource, MessagesRequest, Metadata, Thinking, ToolChoice, ToolDef, Turn,
 };
-use crate::provider::openai::{self, ChatRequest, Content, Part, ResponseFormat};
-use crate::provider::{CallView, Endpoint, TranslateError};
+use crate::domain::{CallView, Endpoint};
+use crate::provider::TranslateError;
+use crate::provider::openai_wire::{self, ChatRequest, Content, Part, ResponseFormat};
 
 /// The tool that carries a structured (`response_format`) answer.
 pub const JSON_TOOL: &str = "json_response";
@@ -57,7 +58,7 @@ pub fn translate(call: &CallView<'_>) -> Result<Vec<u8>, TranslateError> {
         stop_sequences: req
             .stop
             .as_ref()
-            .map(openai::Stop::to_vec)
+            .map(openai_wire::Stop::to_vec)
             .unwrap_or_default(),
         stream: call.stream,
         tools: Vec::new(),
@@ -90,7 +91,7 @@ pub fn translate(call: &CallView<'_>) -> Result<Vec<u8>, TranslateError> {
         None => no_parallel.then_some(ToolChoice::Auto {
             disable_parallel_tool_use: true,
         }),
-        Some(openai::ToolChoice::Mode(mode)) => Some(match mode.as_ref() {
+        Some(openai_wire::ToolChoice::Mode(mode)) => Some(match mode.as_ref() {
             "auto" => ToolChoice::Auto {
                 disable_parallel_tool_use: no_parallel,
             },
@@ -105,7 +106,7 @@ pub fn translate(call: &CallView<'_>) -> Result<Vec<u8>, TranslateError> {
                 ));
             }
         }),
-        Some(openai::ToolChoice::Named { function }) => Some(ToolChoice::Tool {
+        Some(openai_wire::ToolChoice::Named { function }) => Some(ToolChoice::Tool {
             name: function.name.clone(),
             disable_parallel_tool_use: no_parallel,
         }),
@@ -165,7 +166,7 @@ pub fn translate(call: &CallView<'_>) -> Result<Vec<u8>, TranslateError> {
 
 /// Splits the conversation into system blocks and merged user/assistant turns.
 fn turns<'a>(
-    messages: &'a [openai::Message<'a>],
+    messages: &'a [openai_wire::Message<'a>],
 ) -> Result<(Vec<Block<'a>>, Vec<Turn<'a>>), TranslateError> {
     let mut system = Vec::new();
     let mut turns: Vec<Turn<'a>> = Vec::new();
@@ -306,7 +307,7 @@ fn push_text<'a>(out: &mut Vec<Block<'a>>, text: &'a str) {
 }
 
 fn image_source(url: &str) -> Result<ImageSource<'_>, TranslateError> {
-    if let Some(data) = openai::parse_data_url(url) {
+    if let Some(data) = openai_wire::parse_data_url(url) {
         return Ok(ImageSource::Base64 {
             media_type: data.media_type,
             data: data.data,

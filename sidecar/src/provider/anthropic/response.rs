@@ -5,17 +5,20 @@ use http::StatusCode;
 
 use super::request::{JSON_TOOL, json_mode};
 use super::wire::{ErrorEnvelope, MessageResponse, ResponseBlock, finish_reason};
-use crate::provider::openai::{
-    AssistantMessage, ChatCompletion, Choice, FunctionOut, ToolCallOut, unix_now,
+use crate::domain::CallView;
+use crate::domain::{ErrorClass, Reply, UpstreamError};
+use crate::provider::TranslateError;
+use crate::provider::openai_wire::{
+    AssistantMessage, ChatCompletion, Choice, FunctionOut, ToolCallOut, WireUsage, unix_now,
 };
-use crate::provider::{CallView, TranslateError};
-use crate::server::error::ApiError;
+use crate::provider::{Markers, classify, excerpt};
 
 /// A whole `message` → `chat.completion`.
-pub fn translate(call: &CallView<'_>, body: &[u8]) -> Result<Bytes, TranslateError> {
+pub fn translate(call: &CallView<'_>, body: &[u8]) -> Result<Reply, TranslateError> {
     let message: MessageResponse =
         serde_json::from_slice(body).map_err(TranslateError::malformed)?;
     let json = json_mode(call);
+    let usage = message.usage.to_usage();
     let mut out = AssistantMessage {
         role: "assistant",
         ..AssistantMessage::default()
@@ -58,46 +61,37 @@ pub fn translate(call: &CallView<'_>, body: &[u8]) -> Result<Bytes, TranslateErr
             logprobs: None,
             finish_reason: Some(finish),
         }],
-        usage: message.usage.to_openai(),
+        usage: WireUsage::from(usage),
     };
-    serde_json::to_vec(&completion)
-        .map(Bytes::from)
-        .map_err(TranslateError::malformed)
+    let body = serde_json::to_vec(&completion).map_err(TranslateError::malformed)?;
+    Ok(Reply {
+        body: Bytes::from(body),
+        usage: Some(usage),
+    })
 }
 
 /// An Anthropic error → the status and OpenAI-shaped body a client sees. Anthropic's
 /// 529 (overloaded) becomes 503, which clients and retry rules know.
-pub fn error(status: StatusCode, body: Bytes) -> (StatusCode, Bytes) {
-    let status = if status.as_u16() == 529 {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        status
-    };
-    let (kind, message) = match serde_json::from_slice::<ErrorEnvelope>(&body) {
-        Ok(envelope) => (openai_type(&envelope.error.kind), envelope.error.message),
-        Err(_) => (
-            if status.is_server_error() {
-                "server_error"
-            } else {
-                "invalid_request_error"
-            },
-            format!(
-                "Anthropic answered {status}: {}",
-                String::from_utf8_lossy(&body[..body.len().min(512)])
-            ),
-        ),
-    };
-    (status, ApiError::new(status, kind, message).body())
-}
+/// How Anthropic words its refusals (lower case).
+const MARKERS: Markers = Markers {
+    // "prompt is too long: 210000 tokens > 200000 maximum", and "input length and
+    // `max_tokens` exceed context limit".
+    context_window: &["prompt is too long", "exceed context limit"],
+    content_policy: &["content filtering policy"],
+};
 
-/// OpenAI's error `type` for an Anthropic one.
-fn openai_type(kind: &str) -> &'static str {
-    match kind {
-        "authentication_error" => "authentication_error",
-        "permission_error" => "permission_error",
-        "not_found_error" => "not_found_error",
-        "rate_limit_error" => "rate_limit_error",
-        "api_error" | "overloaded_error" => "server_error",
-        _ => "invalid_request_error",
+/// Reads Anthropic's `{"type":"error","error":{"type","message"}}`. Its 529
+/// `overloaded_error` is a server error like any 5xx.
+pub fn error(status: StatusCode, body: &[u8]) -> UpstreamError {
+    match serde_json::from_slice::<ErrorEnvelope>(body) {
+        Ok(envelope) => {
+            let class = classify(status, &[&envelope.error.message], &MARKERS);
+            UpstreamError::answered(class, status.as_u16(), envelope.error.message)
+        }
+        Err(_) => UpstreamError::answered(
+            ErrorClass::from_status(status.as_u16()),
+            status.as_u16(),
+            format!("Anthropic answered {status}: {}", excerpt(body)),
+        ),
     }
 }

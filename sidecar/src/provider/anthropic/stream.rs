@@ -12,9 +12,12 @@ use bytes::{Bytes, BytesMut};
 
 use super::request::{JSON_TOOL, json_mode};
 use super::wire::{AnthropicUsage, BlockDelta, StartBlock, StreamEvent, finish_reason};
-use crate::provider::openai::{ChunkWriter, Delta, FunctionDelta, ToolCallDelta, take, write_done};
+use crate::domain::{CallView, Usage};
+use crate::provider::openai_wire::{
+    ChunkWriter, Delta, FunctionDelta, ToolCallDelta, take, write_done,
+};
 use crate::provider::sse::{Event, SseParser};
-use crate::provider::{CallView, StreamError, StreamTranslator};
+use crate::provider::{StreamError, StreamTranslator};
 
 /// Translates one Anthropic stream.
 pub struct Translator {
@@ -35,12 +38,7 @@ pub struct Translator {
 impl Translator {
     /// A translator for `call`'s stream.
     pub fn new(call: &CallView<'_>) -> Self {
-        let include_usage = call
-            .body
-            .get("stream_options")
-            .and_then(|o| o.get("include_usage"))
-            .and_then(serde_json::Value::as_bool)
-            == Some(true);
+        let include_usage = call.wants_stream_usage();
         Translator {
             parser: SseParser::default(),
             events: Vec::new(),
@@ -181,7 +179,7 @@ impl Translator {
             StreamEvent::MessageStop => {
                 let writer = self.writer.as_ref().ok_or_else(not_started)?;
                 if self.include_usage {
-                    writer.usage(&mut self.out, self.usage.to_openai());
+                    writer.usage(&mut self.out, self.usage.to_usage());
                 }
                 write_done(&mut self.out);
                 self.stopped = true;
@@ -231,5 +229,9 @@ impl StreamTranslator for Translator {
             ));
         }
         Ok(out)
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        self.stopped.then(|| self.usage.to_usage())
     }
 }

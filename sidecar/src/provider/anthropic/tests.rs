@@ -6,6 +6,7 @@ use serde_json::{Map, Value, json};
 
 use super::*;
 use crate::config::snapshot::{ProviderKind, SecretString};
+use crate::domain::ErrorClass;
 
 fn dialect() -> Prepared {
     let mut spec = crate::provider::spec(ProviderKind::Anthropic);
@@ -229,7 +230,7 @@ fn respond(body: Value, request: Value) -> Value {
         .dialect
         .response(&view(&map, false), Bytes::from(body.to_string()))
         .unwrap();
-    serde_json::from_slice(&out).unwrap()
+    serde_json::from_slice(&out.body).unwrap()
 }
 
 #[test]
@@ -303,22 +304,32 @@ fn malformed_responses_are_errors_not_panics() {
 }
 
 #[test]
-fn errors_map_to_openai_shape_and_529_to_503() {
+fn errors_are_read_and_classified() {
     let d = dialect();
-    let (status, body) = d.dialect.error(
+    let e = d.dialect.error(
         StatusCode::from_u16(529).unwrap(),
-        Bytes::from_static(br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"},"request_id":"req_1"}"#),
+        br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"},"request_id":"req_1"}"#,
     );
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    let v: Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!(v["error"]["message"], "Overloaded");
-    assert_eq!(v["error"]["type"], "server_error");
-    let (status, body) = d
-        .dialect
-        .error(StatusCode::BAD_REQUEST, Bytes::from_static(b"not json"));
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    let v: Value = serde_json::from_slice(&body).unwrap();
-    assert!(v["error"]["message"].as_str().unwrap().contains("not json"));
+    assert_eq!((e.class, e.status), (ErrorClass::Server, Some(529)));
+    assert_eq!(e.message, "Overloaded");
+    let e = d.dialect.error(
+        StatusCode::BAD_REQUEST,
+        br#"{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long: 210000 tokens > 200000 maximum"}}"#,
+    );
+    assert_eq!(e.class, ErrorClass::ContextWindow);
+    let e = d.dialect.error(
+        StatusCode::BAD_REQUEST,
+        br#"{"type":"error","error":{"type":"invalid_request_error","message":"messages: roles must alternate"}}"#,
+    );
+    assert_eq!(e.class, ErrorClass::Invalid);
+    let e = d.dialect.error(StatusCode::BAD_REQUEST, b"not json");
+    assert_eq!((e.class, e.status), (ErrorClass::Invalid, Some(400)));
+    assert!(e.message.contains("not json"));
+    let e = d.dialect.error(
+        StatusCode::UNAUTHORIZED,
+        br#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}"#,
+    );
+    assert_eq!(e.class, ErrorClass::Auth);
 }
 
 /// Anthropic's documented stream for a text block followed by a tool call.

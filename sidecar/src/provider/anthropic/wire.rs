@@ -156,17 +156,21 @@ pub struct AnthropicUsage {
 }
 
 impl AnthropicUsage {
-    /// In OpenAI's terms: cached and cache-writing input tokens are part of the prompt.
-    pub fn to_openai(self) -> crate::provider::openai::Usage {
+    /// The usage: cached and cache-writing input tokens are part of the prompt (Anthropic
+    /// counts them apart from `input_tokens`).
+    pub fn to_usage(self) -> crate::domain::Usage {
         let read = self.cache_read_input_tokens.unwrap_or(0);
         let written = self.cache_creation_input_tokens.unwrap_or(0);
-        crate::provider::openai::Usage::new(
-            self.input_tokens + read + written,
-            self.output_tokens,
-            read,
-            written,
-            0,
-        )
+        crate::domain::Usage {
+            prompt_tokens: self
+                .input_tokens
+                .saturating_add(read)
+                .saturating_add(written),
+            completion_tokens: self.output_tokens,
+            cached_tokens: read,
+            cache_write_tokens: written,
+            reasoning_tokens: 0,
+        }
     }
 }
 

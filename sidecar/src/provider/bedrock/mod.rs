@@ -50,10 +50,12 @@ use http::HeaderValue;
 use http::StatusCode;
 
 use super::{
-    CallView, Credential, Dialect, Endpoint, Prepared, StreamTranslator, TranslateError,
-    UnsignedRequest, join,
+    BuildError, Credential, Dialect, Prepared, StreamTranslator, TranslateError, UnsignedRequest,
+    join,
 };
+
 use crate::config::snapshot::DeploymentSpec;
+use crate::domain::{CallView, Endpoint, Reply, UpstreamError};
 
 /// The AWS service name requests are signed for.
 pub const SERVICE: &str = "bedrock";
@@ -82,17 +84,19 @@ pub fn default_base_url(region: &str) -> String {
 }
 
 /// Dialect and credential (SigV4, or a Bedrock API key) for a Bedrock deployment.
-pub fn build(spec: &DeploymentSpec) -> Result<Prepared, String> {
+pub fn build(spec: &DeploymentSpec) -> Result<Prepared, BuildError> {
     let region = spec
         .region
         .as_deref()
         .filter(|r| !r.is_empty())
-        .ok_or("region is required for bedrock (e.g. us-east-1)")?;
+        .ok_or(BuildError::Missing(
+            "region is required for bedrock (e.g. us-east-1)",
+        ))?;
     if !region
         .bytes()
         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
     {
-        return Err(format!("region {region:?} is not an AWS region name"));
+        return Err(format!("region {region:?} is not an AWS region name").into());
     }
     if spec.model.is_empty() {
         return Err("model must be a Bedrock model id, inference profile id or ARN".into());
@@ -181,7 +185,7 @@ impl Dialect for Bedrock {
         }
     }
 
-    fn response(&self, call: &CallView<'_>, body: Bytes) -> Result<Bytes, TranslateError> {
+    fn response(&self, call: &CallView<'_>, body: Bytes) -> Result<Reply, TranslateError> {
         match call.endpoint {
             Endpoint::Embeddings => response::embeddings(call, &body),
             _ => response::chat(call, &body),
@@ -192,7 +196,7 @@ impl Dialect for Bedrock {
         Box::new(stream::Translator::new(call))
     }
 
-    fn error(&self, status: StatusCode, body: Bytes) -> (StatusCode, Bytes) {
+    fn error(&self, status: StatusCode, body: &[u8]) -> UpstreamError {
         response::error(status, body)
     }
 }

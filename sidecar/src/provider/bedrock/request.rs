@@ -11,10 +11,11 @@ use super::wire::{
     InputSchema, RequestMetadata, ResultBlock, SystemBlock, TitanRequest, ToolChoice, ToolConfig,
     ToolEntry, ToolResult, ToolSpec, ToolUse, Turn,
 };
-use crate::provider::openai::{
+use crate::domain::CallView;
+use crate::provider::TranslateError;
+use crate::provider::openai_wire::{
     self, ChatRequest, Content, EmbeddingInput, EmbeddingsRequest, Part,
 };
-use crate::provider::{CallView, TranslateError};
 
 /// Builds the Converse body for a chat call.
 pub fn chat(call: &CallView<'_>) -> Result<Vec<u8>, TranslateError> {
@@ -34,7 +35,7 @@ pub fn chat(call: &CallView<'_>) -> Result<Vec<u8>, TranslateError> {
         stop_sequences: req
             .stop
             .as_ref()
-            .map(openai::Stop::to_vec)
+            .map(openai_wire::Stop::to_vec)
             .unwrap_or_default(),
     };
     let body = ConverseRequest {
@@ -90,7 +91,7 @@ fn tool_config<'a>(
         .any(|b| matches!(b, Block::ToolUse(_) | Block::ToolResult(_)));
     let choice = match &req.tool_choice {
         None => None,
-        Some(openai::ToolChoice::Mode(mode)) => match mode.as_ref() {
+        Some(openai_wire::ToolChoice::Mode(mode)) => match mode.as_ref() {
             "auto" => Some(ToolChoice::Auto(Empty {})),
             "required" => Some(ToolChoice::Any(Empty {})),
             "none" if has_tool_blocks => None,
@@ -102,7 +103,7 @@ fn tool_config<'a>(
                 ));
             }
         },
-        Some(openai::ToolChoice::Named { function }) => Some(ToolChoice::Tool {
+        Some(openai_wire::ToolChoice::Named { function }) => Some(ToolChoice::Tool {
             name: function.name.clone(),
         }),
     };
@@ -135,7 +136,7 @@ fn open_schema() -> Value {
 /// System blocks and alternating user/assistant turns: consecutive same-role messages
 /// (several user messages, tool results) merge into one turn, as Bedrock requires.
 fn turns<'a>(
-    messages: &'a [openai::Message<'a>],
+    messages: &'a [openai_wire::Message<'a>],
 ) -> Result<(Vec<SystemBlock<'a>>, Vec<Turn<'a>>), TranslateError> {
     let mut system = Vec::new();
     let mut turns: Vec<Turn<'a>> = Vec::new();
@@ -312,7 +313,7 @@ fn push_text<'a>(out: &mut Vec<Block<'a>>, text: &'a str) {
 /// A data URL's bytes; Bedrock takes images as bytes only, and the sidecar does not
 /// fetch URLs on a client's behalf.
 fn image(url: &str) -> Result<Image<'_>, TranslateError> {
-    let Some(data) = openai::parse_data_url(url) else {
+    let Some(data) = openai_wire::parse_data_url(url) else {
         return Err(TranslateError::invalid(
             "messages",
             "Bedrock takes images as bytes: send image_url as a base64 data URL \

@@ -1,6 +1,5 @@
 //! Bedrock answers → OpenAI's: Converse responses, embeddings, and error bodies.
 
-use bytes::Bytes;
 use http::StatusCode;
 
 use super::request::EmbedKind;
@@ -8,12 +7,14 @@ use super::wire::{
     CohereEmbedResponse, CohereEmbeddings, ConverseResponse, ErrorBody, TitanResponse,
     finish_reason,
 };
-use crate::provider::openai::{
+use crate::domain::CallView;
+use crate::domain::{Reply, UpstreamError, Usage};
+use crate::provider::TranslateError;
+use crate::provider::openai_wire::{
     AssistantMessage, ChatCompletion, Choice, EmbeddingList, EmbeddingOut, EmbeddingUsage,
-    EmbeddingVector, FunctionOut, ToolCallOut, unix_now,
+    EmbeddingVector, FunctionOut, ToolCallOut, WireUsage, reply, unix_now,
 };
-use crate::provider::{CallView, TranslateError};
-use crate::server::error::ApiError;
+use crate::provider::{Markers, classify, excerpt};
 
 /// Converse responses carry no id; OpenAI clients expect one per completion.
 pub fn completion_id() -> String {
@@ -25,7 +26,7 @@ pub fn completion_id() -> String {
 }
 
 /// A Converse response → `chat.completion`.
-pub fn chat(call: &CallView<'_>, body: &[u8]) -> Result<Bytes, TranslateError> {
+pub fn chat(call: &CallView<'_>, body: &[u8]) -> Result<Reply, TranslateError> {
     let response: ConverseResponse =
         serde_json::from_slice(body).map_err(TranslateError::malformed)?;
     let mut message = AssistantMessage {
@@ -58,6 +59,7 @@ pub fn chat(call: &CallView<'_>, body: &[u8]) -> Result<Bytes, TranslateError> {
     message.content = (!text.is_empty() || message.tool_calls.is_empty()).then_some(text);
     message.reasoning_content = (!reasoning.is_empty()).then_some(reasoning);
     let id = completion_id();
+    let usage = response.usage.unwrap_or_default().to_usage();
     let completion = ChatCompletion {
         id: &id,
         object: "chat.completion",
@@ -69,15 +71,13 @@ pub fn chat(call: &CallView<'_>, body: &[u8]) -> Result<Bytes, TranslateError> {
             logprobs: None,
             finish_reason: Some(finish_reason(response.stop_reason.as_deref())),
         }],
-        usage: response.usage.unwrap_or_default().to_openai(),
+        usage: WireUsage::from(usage),
     };
-    serde_json::to_vec(&completion)
-        .map(Bytes::from)
-        .map_err(TranslateError::malformed)
+    reply(&completion, Some(usage))
 }
 
 /// An InvokeModel embedding answer → an embeddings `list`.
-pub fn embeddings(call: &CallView<'_>, body: &[u8]) -> Result<Bytes, TranslateError> {
+pub fn embeddings(call: &CallView<'_>, body: &[u8]) -> Result<Reply, TranslateError> {
     let base64 = call
         .body
         .get("encoding_format")
@@ -119,38 +119,38 @@ pub fn embeddings(call: &CallView<'_>, body: &[u8]) -> Result<Bytes, TranslateEr
             total_tokens: tokens,
         },
     };
-    serde_json::to_vec(&list)
-        .map(Bytes::from)
-        .map_err(TranslateError::malformed)
+    let usage = Usage {
+        prompt_tokens: tokens,
+        ..Usage::default()
+    };
+    reply(&list, Some(usage))
 }
 
-/// A Bedrock error (`{"message": ...}`; the exception's name travels in the
-/// `x-amzn-ErrorType` header) → the status and OpenAI-shaped body a client sees.
-/// Statuses map one to one, except `ModelErrorException`'s 424 (the model failed),
-/// which becomes 502 so it is retried and falls back like other upstream faults.
-pub fn error(status: StatusCode, body: Bytes) -> (StatusCode, Bytes) {
+/// How Bedrock and the models on it word a prompt over the context window (lower case).
+const MARKERS: Markers = Markers {
+    context_window: &[
+        "input is too long",
+        "prompt is too long",
+        "too many input tokens",
+        "maximum context length",
+    ],
+    content_policy: &["content filtering policy"],
+};
+
+/// Reads a Bedrock error (`{"message": ...}`; the exception's name travels in the
+/// `x-amzn-ErrorType` header). Statuses keep their meaning, except
+/// `ModelErrorException`'s 424 (the model failed), which is a server error (502) so it
+/// is retried and falls back like other upstream faults.
+pub fn error(status: StatusCode, body: &[u8]) -> UpstreamError {
     let status = if status.as_u16() == 424 {
         StatusCode::BAD_GATEWAY
     } else {
         status
     };
-    let message = serde_json::from_slice::<ErrorBody>(&body)
+    let message = serde_json::from_slice::<ErrorBody>(body)
         .ok()
         .and_then(|b| b.message)
-        .unwrap_or_else(|| {
-            format!(
-                "Bedrock answered {status}: {}",
-                String::from_utf8_lossy(&body[..body.len().min(512)])
-            )
-        });
-    let kind = match status.as_u16() {
-        401 => "authentication_error",
-        403 => "permission_error",
-        404 => "not_found_error",
-        408 => "timeout_error",
-        429 => "rate_limit_error",
-        s if s >= 500 => "server_error",
-        _ => "invalid_request_error",
-    };
-    (status, ApiError::new(status, kind, message).body())
+        .unwrap_or_else(|| format!("Bedrock answered {status}: {}", excerpt(body)));
+    let class = classify(status, &[&message], &MARKERS);
+    UpstreamError::answered(class, status.as_u16(), message)
 }

@@ -19,8 +19,11 @@ use serde::de::DeserializeOwned;
 use super::eventstream::{Decoder, Message};
 use super::response::completion_id;
 use super::wire::{BlockDelta, BlockStart, ErrorBody, MessageStop, Metadata, Usage, finish_reason};
-use crate::provider::openai::{ChunkWriter, Delta, FunctionDelta, ToolCallDelta, take, write_done};
-use crate::provider::{CallView, StreamError, StreamTranslator};
+use crate::domain::CallView;
+use crate::provider::openai_wire::{
+    ChunkWriter, Delta, FunctionDelta, ToolCallDelta, take, write_done,
+};
+use crate::provider::{StreamError, StreamTranslator};
 
 /// Translates one ConverseStream answer.
 pub struct Translator {
@@ -40,12 +43,7 @@ pub struct Translator {
 impl Translator {
     /// A translator for `call`'s stream.
     pub fn new(call: &CallView<'_>) -> Self {
-        let include_usage = call
-            .body
-            .get("stream_options")
-            .and_then(|o| o.get("include_usage"))
-            .and_then(serde_json::Value::as_bool)
-            == Some(true);
+        let include_usage = call.wants_stream_usage();
         Translator {
             decoder: Decoder::default(),
             out: BytesMut::new(),
@@ -208,7 +206,7 @@ impl Translator {
     /// Writes the usage chunk (if asked for) and `[DONE]`.
     fn end(&mut self) {
         if self.include_usage {
-            self.writer.usage(&mut self.out, self.usage.to_openai());
+            self.writer.usage(&mut self.out, self.usage.to_usage());
         }
         write_done(&mut self.out);
         self.done = true;
@@ -249,5 +247,9 @@ impl StreamTranslator for Translator {
             self.end();
         }
         Ok(take(&mut self.out))
+    }
+
+    fn usage(&self) -> Option<crate::domain::Usage> {
+        self.done.then(|| self.usage.to_usage())
     }
 }

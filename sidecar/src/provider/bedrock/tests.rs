@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 use super::eventstream::tests::encode;
 use super::*;
 use crate::config::snapshot::{AwsCredentials, ProviderKind, SecretString};
+use crate::domain::ErrorClass;
 use crate::provider::StreamError;
 
 fn spec() -> DeploymentSpec {
@@ -71,13 +72,13 @@ fn refused(endpoint: Endpoint, body: Value, model: &str) -> TranslateError {
 fn build_needs_a_region_and_credentials() {
     let mut s = spec();
     s.region = None;
-    assert!(build(&s).err().unwrap().contains("region"));
+    assert!(build(&s).err().unwrap().to_string().contains("region"));
     let mut s = spec();
     s.region = Some("EU west".into());
     assert!(build(&s).is_err());
     let mut s = spec();
     s.aws = None;
-    assert!(build(&s).err().unwrap().contains("credentials"));
+    assert!(build(&s).err().unwrap().to_string().contains("credentials"));
     s.api_key = Some(SecretString::new("ABSK-key"));
     assert!(matches!(
         build(&s).unwrap().credential,
@@ -250,7 +251,7 @@ fn answer(body: Value) -> Value {
             Bytes::from(body.to_string()),
         )
         .unwrap();
-    serde_json::from_slice(&out).unwrap()
+    serde_json::from_slice(&out.body).unwrap()
 }
 
 #[test]
@@ -530,34 +531,34 @@ fn stream_failures_are_errors_never_skipped() {
 }
 
 #[test]
-fn errors_keep_their_status_in_openais_shape() {
-    for (status, kind) in [
-        (400, "invalid_request_error"),
-        (403, "permission_error"),
-        (404, "not_found_error"),
-        (408, "timeout_error"),
-        (429, "rate_limit_error"),
-        (500, "server_error"),
-        (503, "server_error"),
+fn errors_keep_their_status_and_are_classified() {
+    for (status, class) in [
+        (400, ErrorClass::Invalid),
+        (403, ErrorClass::Auth),
+        (404, ErrorClass::Invalid),
+        (408, ErrorClass::Timeout),
+        (429, ErrorClass::RateLimited),
+        (500, ErrorClass::Server),
+        (503, ErrorClass::Server),
     ] {
-        let (got, body) = response::error(
+        let e = response::error(
             StatusCode::from_u16(status).unwrap(),
-            Bytes::from_static(br#"{"message":"nope"}"#),
+            br#"{"message":"nope"}"#,
         );
-        assert_eq!(got.as_u16(), status);
-        let v: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(
-            (v["error"]["type"].as_str(), v["error"]["message"].as_str()),
-            (Some(kind), Some("nope"))
+            (e.class, e.status, e.message.as_str()),
+            (class, Some(status), "nope")
         );
     }
-    let (got, _) = response::error(
-        StatusCode::from_u16(424).unwrap(),
-        Bytes::from_static(b"{}"),
+    let e = response::error(StatusCode::from_u16(424).unwrap(), b"{}");
+    assert_eq!((e.class, e.status), (ErrorClass::Server, Some(502)));
+    let e = response::error(StatusCode::FORBIDDEN, b"<html>");
+    assert!(e.message.contains("Bedrock answered 403"));
+    let e = response::error(
+        StatusCode::BAD_REQUEST,
+        br#"{"message":"Input is too long for requested model."}"#,
     );
-    assert_eq!(got, StatusCode::BAD_GATEWAY);
-    let (_, body) = response::error(StatusCode::FORBIDDEN, Bytes::from_static(b"<html>"));
-    assert!(String::from_utf8_lossy(&body).contains("Bedrock answered 403"));
+    assert_eq!(e.class, ErrorClass::ContextWindow);
 }
 
 #[test]
@@ -620,7 +621,7 @@ fn embeddings_for_titan_and_cohere() {
                 Bytes::from(body.to_string()),
             )
             .unwrap();
-        let v: Value = serde_json::from_slice(&out).unwrap();
+        let v: Value = serde_json::from_slice(&out.body).unwrap();
         assert_eq!(v["data"][1]["index"], 1);
         // [0.0, 1.0] as little-endian f32s.
         assert_eq!(v["data"][1]["embedding"], "AAAAAAAAgD8=");

@@ -9,8 +9,6 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::provider::openai;
-
 /// `POST /model/{modelId}/converse` (and `converse-stream`) body.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -240,17 +238,20 @@ pub struct Usage {
 }
 
 impl Usage {
-    /// OpenAI's usage: prompt tokens count cached ones too.
-    pub fn to_openai(self) -> openai::Usage {
+    /// The usage: prompt tokens count cached ones too.
+    pub fn to_usage(self) -> crate::domain::Usage {
         let read = self.cache_read_input_tokens.unwrap_or(0);
         let written = self.cache_write_input_tokens.unwrap_or(0);
-        openai::Usage::new(
-            self.input_tokens + read + written,
-            self.output_tokens,
-            read,
-            written,
-            0,
-        )
+        crate::domain::Usage {
+            prompt_tokens: self
+                .input_tokens
+                .saturating_add(read)
+                .saturating_add(written),
+            completion_tokens: self.output_tokens,
+            cached_tokens: read,
+            cache_write_tokens: written,
+            reasoning_tokens: 0,
+        }
     }
 }
 

@@ -12,9 +12,12 @@
 use bytes::{Bytes, BytesMut};
 
 use super::wire::{StreamEvent, finish_reason};
-use crate::provider::openai::{ChunkWriter, Delta, FunctionDelta, ToolCallDelta, take, write_done};
+use crate::domain::{CallView, Usage};
+use crate::provider::openai_wire::{
+    ChunkWriter, Delta, FunctionDelta, ToolCallDelta, take, write_done,
+};
 use crate::provider::sse::{Event, SseParser};
-use crate::provider::{CallView, StreamError, StreamTranslator};
+use crate::provider::{StreamError, StreamTranslator};
 
 /// Translates one Cohere stream.
 pub struct Translator {
@@ -28,17 +31,13 @@ pub struct Translator {
     /// Cohere tool call index → OpenAI tool call index.
     tools: Vec<(u32, u32)>,
     done: bool,
+    usage: Option<Usage>,
 }
 
 impl Translator {
     /// A translator for `call`'s stream.
     pub fn new(call: &CallView<'_>) -> Self {
-        let include_usage = call
-            .body
-            .get("stream_options")
-            .and_then(|o| o.get("include_usage"))
-            .and_then(serde_json::Value::as_bool)
-            == Some(true);
+        let include_usage = call.wants_stream_usage();
         Translator {
             parser: SseParser::default(),
             events: Vec::new(),
@@ -49,6 +48,7 @@ impl Translator {
             include_usage,
             tools: Vec::new(),
             done: false,
+            usage: None,
         }
     }
 
@@ -182,11 +182,13 @@ impl Translator {
                     Delta::default(),
                     Some(finish_reason(delta.finish_reason.as_deref())),
                 )?;
+                let usage = delta.usage.unwrap_or_default().to_usage();
                 if self.include_usage
                     && let Some(writer) = &self.writer
                 {
-                    writer.usage(&mut self.out, delta.usage.unwrap_or_default().to_openai());
+                    writer.usage(&mut self.out, usage);
                 }
+                self.usage = Some(usage);
                 write_done(&mut self.out);
                 self.done = true;
             }
@@ -225,5 +227,9 @@ impl StreamTranslator for Translator {
             ));
         }
         Ok(out)
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        self.usage
     }
 }

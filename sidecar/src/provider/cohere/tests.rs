@@ -7,6 +7,7 @@ use serde_json::{Map, Value, json};
 
 use super::*;
 use crate::config::snapshot::{ProviderKind, SecretString};
+use crate::domain::ErrorClass;
 use crate::provider::StreamError;
 
 fn dialect() -> Prepared {
@@ -100,7 +101,7 @@ fn answer(body: Value) -> Result<Value, TranslateError> {
             &view(Endpoint::ChatCompletions, &map, false),
             Bytes::from(body.to_string()),
         )
-        .map(|b| serde_json::from_slice(&b).unwrap())
+        .map(|reply| serde_json::from_slice(&reply.body).unwrap())
 }
 
 #[test]
@@ -276,26 +277,31 @@ fn embeddings_and_errors() {
                 "meta": {"billed_units": {"input_tokens": 2}}, "response_type": "embeddings_by_type"}).to_string()),
         )
         .unwrap();
-    let v: Value = serde_json::from_slice(&out).unwrap();
+    let v: Value = serde_json::from_slice(&out.body).unwrap();
     assert_eq!(v["data"][0]["embedding"], json!([0.5, 0.5]));
     assert_eq!(v["usage"]["prompt_tokens"], 2);
 
-    for (status, want, kind) in [
-        (400, 400, "invalid_request_error"),
-        (401, 401, "authentication_error"),
-        (402, 402, "insufficient_quota"),
-        (404, 404, "not_found_error"),
-        (429, 429, "rate_limit_error"),
-        (499, 502, "server_error"),
-        (500, 500, "server_error"),
+    for (status, want, class) in [
+        (400, 400, ErrorClass::Invalid),
+        (401, 401, ErrorClass::Auth),
+        (402, 402, ErrorClass::Invalid),
+        (404, 404, ErrorClass::Invalid),
+        (429, 429, ErrorClass::RateLimited),
+        (499, 502, ErrorClass::Server),
+        (500, 500, ErrorClass::Server),
     ] {
-        let (got, body) = error(
+        let e = response::error(
             StatusCode::from_u16(status).unwrap(),
-            Bytes::from_static(br#"{"id":"x","message":"m"}"#),
+            br#"{"id":"x","message":"m"}"#,
         );
-        assert_eq!(got.as_u16(), want);
-        let v: Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(v["error"]["type"], kind);
-        assert_eq!(v["error"]["message"], "m");
+        assert_eq!(
+            (e.class, e.status, e.message.as_str()),
+            (class, Some(want), "m")
+        );
     }
+    let e = response::error(
+        StatusCode::BAD_REQUEST,
+        br#"{"id":"x","message":"too many tokens: total number of tokens in the prompt cannot exceed 4081"}"#,
+    );
+    assert_eq!(e.class, ErrorClass::ContextWindow);
 }

@@ -6,8 +6,6 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::provider::openai;
-
 /// `POST /v2/chat` body.
 #[derive(Debug, Serialize)]
 pub struct ChatRequest<'a> {
@@ -195,16 +193,15 @@ pub struct Counts {
 }
 
 impl Usage {
-    /// OpenAI's usage, from billed units (what prices apply to), else raw tokens.
-    pub fn to_openai(self) -> openai::Usage {
+    /// The usage, from billed units (what prices apply to), else raw tokens.
+    pub fn to_usage(self) -> crate::domain::Usage {
         let counts = self.billed_units.or(self.tokens).unwrap_or_default();
-        openai::Usage::new(
-            counts.input_tokens,
-            counts.output_tokens,
-            self.cached_tokens.unwrap_or(0),
-            0,
-            0,
-        )
+        crate::domain::Usage {
+            prompt_tokens: counts.input_tokens,
+            completion_tokens: counts.output_tokens,
+            cached_tokens: self.cached_tokens.unwrap_or(0),
+            ..crate::domain::Usage::default()
+        }
     }
 }
 

@@ -55,10 +55,11 @@ use http::{StatusCode, Uri};
 
 use super::google_auth::TokenSource;
 use super::{
-    CallView, Credential, Dialect, Endpoint, Prepared, ProviderContext, StreamTranslator,
-    TranslateError, UnsignedRequest, join, secret_header,
+    BuildError, Credential, Dialect, Prepared, ProviderContext, StreamTranslator, TranslateError,
+    UnsignedRequest, join, secret_header,
 };
 use crate::config::snapshot::DeploymentSpec;
+use crate::domain::{CallView, Endpoint, Reply, UpstreamError};
 use request::EmbedMethod;
 
 /// The Gemini API's base URL.
@@ -101,7 +102,7 @@ pub enum Flavor {
 }
 
 /// Dialect and `x-goog-api-key` credential for a Gemini API deployment.
-pub fn build_ai_studio(spec: &DeploymentSpec) -> Result<Prepared, String> {
+pub fn build_ai_studio(spec: &DeploymentSpec) -> Result<Prepared, BuildError> {
     let model = model_id(&spec.model)?;
     let version = version(spec.api_version.as_deref(), AI_STUDIO_VERSION)?;
     let base = spec.base_url.as_deref().unwrap_or(AI_STUDIO_BASE_URL);
@@ -109,7 +110,7 @@ pub fn build_ai_studio(spec: &DeploymentSpec) -> Result<Prepared, String> {
     let key = spec
         .api_key
         .as_ref()
-        .ok_or("apiKey is required for gemini")?;
+        .ok_or(BuildError::Missing("apiKey is required for gemini"))?;
     Ok(Prepared {
         dialect: Arc::new(Gemini::new(Flavor::AiStudio, &base, "batchEmbedContents")?),
         credential: Credential::Header(
@@ -120,25 +121,26 @@ pub fn build_ai_studio(spec: &DeploymentSpec) -> Result<Prepared, String> {
 }
 
 /// Dialect and service-account credential for a Vertex AI deployment.
-pub fn build_vertex(spec: &DeploymentSpec, ctx: &ProviderContext) -> Result<Prepared, String> {
+pub fn build_vertex(spec: &DeploymentSpec, ctx: &ProviderContext) -> Result<Prepared, BuildError> {
     let model = model_id(&spec.model)?;
     let version = version(spec.api_version.as_deref(), VERTEX_VERSION)?;
     // No default region: a silent default would send data somewhere nobody chose.
-    let region = spec
-        .region
-        .as_deref()
-        .ok_or("region is required for vertex (e.g. us-central1, europe-west4 or global)")?;
+    let region = spec.region.as_deref().ok_or(BuildError::Missing(
+        "region is required for vertex (e.g. us-central1, europe-west4 or global)",
+    ))?;
     if region.is_empty()
         || !region
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
     {
-        return Err(format!("region {region:?} is not a Google Cloud location"));
+        return Err(format!("region {region:?} is not a Google Cloud location").into());
     }
     let key_file = spec
         .gcp_service_account
         .as_ref()
-        .ok_or("a service-account key (serviceAccountSecretRef) is required for vertex")?;
+        .ok_or(BuildError::Missing(
+            "a service-account key (serviceAccountSecretRef) is required for vertex",
+        ))?;
     let tokens: Arc<TokenSource> =
         ctx.google_tokens
             .get(key_file.expose(), spec.token_url.as_deref(), &ctx.http)?;
@@ -146,11 +148,11 @@ pub fn build_vertex(spec: &DeploymentSpec, ctx: &ProviderContext) -> Result<Prep
         .project
         .as_deref()
         .or(tokens.project_id())
-        .ok_or("project is required for vertex: the service-account key names none")?;
+        .ok_or(BuildError::Missing(
+            "project is required for vertex: the service-account key names none",
+        ))?;
     if project.is_empty() || project.contains(['/', '?', '#']) {
-        return Err(format!(
-            "project {project:?} is not a Google Cloud project id"
-        ));
+        return Err(format!("project {project:?} is not a Google Cloud project id").into());
     }
     let host = match spec.base_url.as_deref() {
         Some(base) => base.trim_end_matches('/').to_owned(),
@@ -257,7 +259,7 @@ impl Dialect for Gemini {
         Ok(super::post_json(uri.clone(), body))
     }
 
-    fn response(&self, call: &CallView<'_>, body: Bytes) -> Result<Bytes, TranslateError> {
+    fn response(&self, call: &CallView<'_>, body: Bytes) -> Result<Reply, TranslateError> {
         match call.endpoint {
             Endpoint::Embeddings => response::embeddings(call, &body),
             _ => response::chat(call, &body),
@@ -275,7 +277,7 @@ impl Dialect for Gemini {
         Box::new(stream::Translator::new(call))
     }
 
-    fn error(&self, status: StatusCode, body: Bytes) -> (StatusCode, Bytes) {
+    fn error(&self, status: StatusCode, body: &[u8]) -> UpstreamError {
         response::error(status, body)
     }
 }

@@ -14,10 +14,11 @@ use super::wire::{
     FunctionDeclaration, FunctionResponse, GenerateRequest, GenerationConfig, PartOut,
     PredictInstance, PredictParameters, PredictRequest, ThinkingConfig, Tool, ToolConfig,
 };
-use crate::provider::openai::{
+use crate::domain::CallView;
+use crate::provider::TranslateError;
+use crate::provider::openai_wire::{
     self, ChatRequest, EmbeddingInput, EmbeddingsRequest, Part, ResponseFormat,
 };
-use crate::provider::{CallView, TranslateError};
 
 /// Gemini takes at most this many stop sequences.
 const MAX_STOPS: usize = 5;
@@ -78,11 +79,11 @@ pub fn chat(call: &CallView<'_>, flavor: Flavor) -> Result<Vec<u8>, TranslateErr
 /// `tool_choice` → `functionCallingConfig`: auto → AUTO, none → NONE, required → ANY,
 /// a named function → ANY limited to it.
 fn tool_config<'a>(
-    choice: Option<&openai::ToolChoice<'a>>,
+    choice: Option<&openai_wire::ToolChoice<'a>>,
 ) -> Result<Option<ToolConfig<'a>>, TranslateError> {
     let config = match choice {
         None => return Ok(None),
-        Some(openai::ToolChoice::Mode(mode)) => FunctionCallingConfig {
+        Some(openai_wire::ToolChoice::Mode(mode)) => FunctionCallingConfig {
             mode: match mode.as_ref() {
                 "auto" => "AUTO",
                 "none" => "NONE",
@@ -96,7 +97,7 @@ fn tool_config<'a>(
             },
             allowed_function_names: Vec::new(),
         },
-        Some(openai::ToolChoice::Named { function }) => FunctionCallingConfig {
+        Some(openai_wire::ToolChoice::Named { function }) => FunctionCallingConfig {
             mode: "ANY",
             allowed_function_names: vec![function.name.clone()],
         },
@@ -110,7 +111,7 @@ fn generation_config(req: &ChatRequest<'_>) -> Result<GenerationConfig, Translat
     let stops = req
         .stop
         .as_ref()
-        .map(openai::Stop::to_vec)
+        .map(openai_wire::Stop::to_vec)
         .unwrap_or_default();
     if stops.len() > MAX_STOPS {
         return Err(TranslateError::invalid(
@@ -163,7 +164,7 @@ fn generation_config(req: &ChatRequest<'_>) -> Result<GenerationConfig, Translat
 /// merging consecutive turns of one role (tool results join the user turn that
 /// answers the model's calls, as Gemini requires).
 fn turns<'a>(
-    messages: &'a [openai::Message<'a>],
+    messages: &'a [openai_wire::Message<'a>],
     flavor: Flavor,
 ) -> Result<(Vec<PartOut<'a>>, Vec<Content<'a>>), TranslateError> {
     let mut system = Vec::new();
@@ -215,7 +216,7 @@ fn turns<'a>(
                 let text = message
                     .content
                     .as_ref()
-                    .map(openai::Content::text)
+                    .map(openai_wire::Content::text)
                     .unwrap_or_default();
                 (
                     "user",
@@ -273,12 +274,12 @@ fn tool_response(text: &str) -> Value {
 
 /// Text-only content (system and assistant messages).
 fn text_parts<'a>(
-    content: &'a openai::Content<'a>,
+    content: &'a openai_wire::Content<'a>,
     out: &mut Vec<PartOut<'a>>,
 ) -> Result<(), TranslateError> {
     match content {
-        openai::Content::Text(text) => push_text(out, text),
-        openai::Content::Parts(parts) => {
+        openai_wire::Content::Text(text) => push_text(out, text),
+        openai_wire::Content::Parts(parts) => {
             for part in parts {
                 match part {
                     Part::Text { text } => push_text(out, text),
@@ -297,13 +298,13 @@ fn text_parts<'a>(
 
 /// User content: text and images.
 fn user_parts<'a>(
-    content: &'a openai::Content<'a>,
+    content: &'a openai_wire::Content<'a>,
     flavor: Flavor,
     out: &mut Vec<PartOut<'a>>,
 ) -> Result<(), TranslateError> {
     match content {
-        openai::Content::Text(text) => push_text(out, text),
-        openai::Content::Parts(parts) => {
+        openai_wire::Content::Text(text) => push_text(out, text),
+        openai_wire::Content::Parts(parts) => {
             for part in parts {
                 match part {
                     Part::Text { text } => push_text(out, text),
@@ -332,7 +333,7 @@ fn push_text<'a>(out: &mut Vec<PartOut<'a>>, text: &'a str) {
 /// Vertex fetches itself); on AI Studio only Files API URIs, since the Gemini API does
 /// not fetch arbitrary URLs and the sidecar will not fetch them for it.
 fn image(url: &str, flavor: Flavor) -> Result<PartOut<'_>, TranslateError> {
-    if let Some(data) = openai::parse_data_url(url) {
+    if let Some(data) = openai_wire::parse_data_url(url) {
         return Ok(PartOut::InlineData(Blob {
             mime_type: data.media_type,
             data: data.data,

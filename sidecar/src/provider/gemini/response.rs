@@ -1,17 +1,18 @@
 //! Gemini answers → OpenAI's: `GenerateContentResponse` → `chat.completion`, the three
 //! embeddings answers → an embeddings list, Google's errors → OpenAI's error shape.
 
-use bytes::Bytes;
 use http::StatusCode;
 use serde_json::Value;
 
 use super::wire::{EmbedResponse, ErrorEnvelope, GenerateResponse, finish_reason};
-use crate::provider::openai::{
+use crate::domain::CallView;
+use crate::domain::{ErrorClass, Reply, UpstreamError, Usage};
+use crate::provider::TranslateError;
+use crate::provider::excerpt;
+use crate::provider::openai_wire::{
     AssistantMessage, ChatCompletion, Choice, EmbeddingList, EmbeddingOut, EmbeddingUsage,
-    EmbeddingVector, FunctionOut, ToolCallOut, unix_now,
+    EmbeddingVector, FunctionOut, ToolCallOut, WireUsage, reply, unix_now,
 };
-use crate::provider::{CallView, TranslateError};
-use crate::server::error::ApiError;
 
 /// The id of the `n`-th call of choice `choice`: Gemini gives calls no ids (some
 /// versions do, and those are kept), so they are made from the response id, the same
@@ -39,7 +40,7 @@ pub fn completion_id(response_id: Option<&str>) -> String {
 /// A whole `GenerateContentResponse` → `chat.completion`. A prompt Google blocked (no
 /// candidates, `promptFeedback.blockReason`) is one empty choice finished by
 /// `content_filter`.
-pub fn chat(call: &CallView<'_>, body: &[u8]) -> Result<Bytes, TranslateError> {
+pub fn chat(call: &CallView<'_>, body: &[u8]) -> Result<Reply, TranslateError> {
     let response: GenerateResponse =
         serde_json::from_slice(body).map_err(TranslateError::malformed)?;
     let rid = response.response_id.as_deref();
@@ -111,22 +112,21 @@ pub fn chat(call: &CallView<'_>, body: &[u8]) -> Result<Bytes, TranslateError> {
         });
     }
     let id = completion_id(rid);
+    let usage = response.usage_metadata.unwrap_or_default().to_usage();
     let completion = ChatCompletion {
         id: &id,
         object: "chat.completion",
         created: unix_now(),
         model: response.model_version.as_deref().unwrap_or(call.model),
         choices,
-        usage: response.usage_metadata.unwrap_or_default().to_openai(),
+        usage: WireUsage::from(usage),
     };
-    serde_json::to_vec(&completion)
-        .map(Bytes::from)
-        .map_err(TranslateError::malformed)
+    reply(&completion, Some(usage))
 }
 
 /// An embeddings answer → OpenAI's list. Token counts come from Vertex's statistics;
 /// AI Studio reports none, so its usage is zero.
-pub fn embeddings(call: &CallView<'_>, body: &[u8]) -> Result<Bytes, TranslateError> {
+pub fn embeddings(call: &CallView<'_>, body: &[u8]) -> Result<Reply, TranslateError> {
     let response: EmbedResponse =
         serde_json::from_slice(body).map_err(TranslateError::malformed)?;
     let base64 = call.body.get("encoding_format").and_then(Value::as_str) == Some("base64");
@@ -160,9 +160,11 @@ pub fn embeddings(call: &CallView<'_>, body: &[u8]) -> Result<Bytes, TranslateEr
             total_tokens: tokens,
         },
     };
-    serde_json::to_vec(&list)
-        .map(Bytes::from)
-        .map_err(TranslateError::malformed)
+    let usage = Usage {
+        prompt_tokens: tokens,
+        ..Usage::default()
+    };
+    reply(&list, Some(usage))
 }
 
 /// Google's prompt-too-long message: "The input token count (N) exceeds the maximum
@@ -171,27 +173,25 @@ fn over_context(message: &str) -> bool {
     message.contains("exceeds the maximum number of tokens")
 }
 
-/// A Google error → the status and OpenAI-shaped body a client sees.
-///
-/// Statuses keep their meaning except that Google's 400 for a bad API key becomes
-/// OpenAI's 401. A prompt over the context window gets OpenAI's
-/// `context_length_exceeded` code, so context-window fallbacks apply. Gemini says when
-/// to retry a 429 in a `RetryInfo` detail, not a header: the delay is kept in the
-/// message.
-pub fn error(status: StatusCode, body: Bytes) -> (StatusCode, Bytes) {
-    let Ok(envelope) = serde_json::from_slice::<ErrorEnvelope>(&body) else {
+/// Reads a Google error. Statuses keep their meaning except that Google's 400 for a
+/// bad API key is an authentication failure (401). A prompt over the context window is
+/// classified as such, so context-window fallbacks apply. Gemini says when to retry a
+/// 429 in a `RetryInfo` detail, not a header: the delay is kept in the message.
+pub fn error(status: StatusCode, body: &[u8]) -> UpstreamError {
+    let Ok(envelope) = serde_json::from_slice::<ErrorEnvelope>(body) else {
         // Google's front end answers unknown URLs with an HTML page.
-        let snippet = String::from_utf8_lossy(&body[..body.len().min(256)]);
-        let message = format!("Gemini answered {status}: {}", snippet.trim());
-        let api = ApiError::new(status, kind_of(status), message);
-        return (status, api.body());
+        let message = format!("Gemini answered {status}: {}", excerpt(body).trim());
+        return UpstreamError::answered(
+            ErrorClass::from_status(status.as_u16()),
+            status.as_u16(),
+            message,
+        );
     };
     let error = envelope.error;
-    let (status, code) = match (status.as_u16(), error.reason()) {
-        (_, Some("API_KEY_INVALID")) => (StatusCode::UNAUTHORIZED, Some("invalid_api_key")),
-        (400, _) if over_context(&error.message) => (status, Some("context_length_exceeded")),
-        (429, _) => (status, Some("rate_limit_exceeded")),
-        _ => (status, None),
+    let (class, status) = match (status.as_u16(), error.reason()) {
+        (_, Some("API_KEY_INVALID")) => (ErrorClass::Auth, 401),
+        (400, _) if over_context(&error.message) => (ErrorClass::ContextWindow, 400),
+        (status, _) => (ErrorClass::from_status(status), status),
     };
     let mut message = error.message.clone();
     if let Some(google_status) = &error.status {
@@ -200,21 +200,7 @@ pub fn error(status: StatusCode, body: Bytes) -> (StatusCode, Bytes) {
     if let Some(delay) = error.retry_delay() {
         message = format!("{message} Retry after {delay}.");
     }
-    let mut api = ApiError::new(status, kind_of(status), message);
-    if let Some(code) = code {
-        api = api.with_code(code);
-    }
-    (status, api.body())
-}
-
-/// OpenAI's error `type` for a status.
-fn kind_of(status: StatusCode) -> &'static str {
-    match status.as_u16() {
-        401 => "authentication_error",
-        403 => "permission_error",
-        404 => "not_found_error",
-        429 => "rate_limit_error",
-        s if s >= 500 => "server_error",
-        _ => "invalid_request_error",
-    }
+    // Google's reasons (`API_KEY_INVALID`) are not OpenAI codes: the class's code is
+    // what clients get.
+    UpstreamError::answered(class, status, message)
 }

@@ -17,12 +17,13 @@ use serde_json::Value;
 
 use super::response::{call_id, completion_id};
 use super::wire::{ErrorEnvelope, GenerateResponse, UsageMetadata, finish_reason};
-use crate::provider::openai::{
+use crate::domain::{CallView, Usage};
+use crate::provider::openai_wire::{
     ChatChunk, ChunkChoice, Delta, FunctionDelta, ToolCallDelta, take, unix_now, write_done,
     write_event,
 };
 use crate::provider::sse::{Event, SseParser};
-use crate::provider::{CallView, StreamError, StreamTranslator};
+use crate::provider::{StreamError, StreamTranslator};
 
 /// Translates one Gemini stream.
 pub struct Translator {
@@ -36,6 +37,8 @@ pub struct Translator {
     include_usage: bool,
     choices: Vec<ChoiceState>,
     usage: UsageMetadata,
+    /// The stream ended well: its usage is complete.
+    finished: bool,
 }
 
 /// What one OpenAI choice has seen.
@@ -48,12 +51,7 @@ struct ChoiceState {
 impl Translator {
     /// A translator for `call`'s stream.
     pub fn new(call: &CallView<'_>) -> Self {
-        let include_usage = call
-            .body
-            .get("stream_options")
-            .and_then(|o| o.get("include_usage"))
-            .and_then(Value::as_bool)
-            == Some(true);
+        let include_usage = call.wants_stream_usage();
         Translator {
             parser: SseParser::default(),
             events: Vec::new(),
@@ -63,6 +61,7 @@ impl Translator {
             include_usage,
             choices: Vec::new(),
             usage: UsageMetadata::default(),
+            finished: false,
         }
     }
 
@@ -233,11 +232,16 @@ impl StreamTranslator for Translator {
                 created: *created,
                 model,
                 choices: Vec::new(),
-                usage: Some(self.usage.to_openai()),
+                usage: Some(self.usage.to_usage().into()),
             };
             write_event(&mut self.out, &chunk);
         }
         write_done(&mut self.out);
+        self.finished = true;
         Ok(take(&mut self.out))
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        self.finished.then(|| self.usage.to_usage())
     }
 }

@@ -6,8 +6,9 @@ use serde_json::{Map, Value, json};
 
 use super::*;
 use crate::config::snapshot::{ProviderKind, SecretString};
+use crate::domain::{ErrorClass, UpstreamError};
 use crate::provider::StreamError;
-use crate::provider::openai::unix_now;
+use crate::provider::openai_wire::unix_now;
 
 fn studio() -> Prepared {
     let mut spec = crate::provider::spec(ProviderKind::Gemini);
@@ -119,10 +120,10 @@ fn urls_for_both_apis() {
     assert!(req(&p, Endpoint::Completions, false).is_err());
 }
 
-fn err(built: Result<Prepared, String>) -> String {
+fn err(built: Result<Prepared, crate::provider::BuildError>) -> String {
     match built {
         Ok(_) => panic!("built"),
-        Err(e) => e,
+        Err(e) => e.to_string(),
     }
 }
 
@@ -336,7 +337,7 @@ fn answer(body: Value) -> Value {
             Bytes::from(body.to_string()),
         )
         .unwrap();
-    serde_json::from_slice(&out).unwrap()
+    serde_json::from_slice(&out.body).unwrap()
 }
 
 #[test]
@@ -566,69 +567,54 @@ fn streams_keep_candidates_apart() {
     assert_eq!((text_of(0), text_of(1)), ("ac".to_owned(), "b".to_owned()));
 }
 
-fn error_of(status: u16, body: &str) -> (u16, Value) {
-    let (status, body) = studio().dialect.error(
-        StatusCode::from_u16(status).unwrap(),
-        Bytes::from(body.to_owned()),
-    );
-    (status.as_u16(), serde_json::from_slice(&body).unwrap())
+fn error_of(status: u16, body: &str) -> UpstreamError {
+    studio()
+        .dialect
+        .error(StatusCode::from_u16(status).unwrap(), body.as_bytes())
 }
 
 #[test]
-fn google_errors_become_openai_errors() {
-    let (status, body) = error_of(
+fn google_errors_are_read_and_classified() {
+    let e = error_of(
         400,
         r#"{"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.", "status": "INVALID_ARGUMENT",
         "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}]}}"#,
     );
-    assert_eq!(status, 401);
-    assert_eq!(body["error"]["type"], "authentication_error");
-    assert_eq!(body["error"]["code"], "invalid_api_key");
-    let (status, body) = error_of(
+    assert_eq!((e.class, e.status), (ErrorClass::Auth, Some(401)));
+    let e = error_of(
         400,
         r#"{"error": {"code": 400, "message": "The input token count (1048577) exceeds the maximum number of tokens allowed (1048576).", "status": "INVALID_ARGUMENT"}}"#,
     );
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (400, Some("context_length_exceeded"))
-    );
-    let (status, body) = error_of(
+    assert_eq!((e.class, e.status), (ErrorClass::ContextWindow, Some(400)));
+    let e = error_of(
         429,
         r#"{"error": {"code": 429, "message": "Quota exceeded.", "status": "RESOURCE_EXHAUSTED",
         "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "34s"}]}}"#,
     );
+    assert_eq!((e.class, e.status), (ErrorClass::RateLimited, Some(429)));
     assert_eq!(
-        (status, body["error"]["type"].as_str()),
-        (429, Some("rate_limit_error"))
-    );
-    assert_eq!(
-        body["error"]["message"],
+        e.message,
         "Quota exceeded. (RESOURCE_EXHAUSTED) Retry after 34s."
     );
-    for (code, kind) in [
-        (401, "authentication_error"),
-        (403, "permission_error"),
-        (404, "not_found_error"),
-        (500, "server_error"),
-        (503, "server_error"),
+    for (code, class) in [
+        (401, ErrorClass::Auth),
+        (403, ErrorClass::Auth),
+        (404, ErrorClass::Invalid),
+        (500, ErrorClass::Server),
+        (503, ErrorClass::Server),
     ] {
-        let (status, body) = error_of(
+        let e = error_of(
             code,
             &format!(r#"{{"error": {{"code": {code}, "message": "m"}}}}"#),
         );
-        assert_eq!((status, body["error"]["type"].as_str()), (code, Some(kind)));
+        assert_eq!((e.class, e.status), (class, Some(code)));
     }
-    let (status, body) = error_of(
+    let e = error_of(
         404,
         "<!DOCTYPE html><title>Error 404 (Not Found)!!1</title>",
     );
-    assert_eq!(status, 404);
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("Gemini answered 404")
-    );
+    assert_eq!(e.status, Some(404));
+    assert!(e.message.starts_with("Gemini answered 404"));
 }
 
 #[test]
@@ -655,7 +641,7 @@ fn embeddings_use_the_right_method_and_come_back_as_a_list() {
             Bytes::from(r#"{"embedding": {"values": [0.5, -0.5]}}"#),
         )
         .unwrap();
-    let out: Value = serde_json::from_slice(&out).unwrap();
+    let out: Value = serde_json::from_slice(&out.body).unwrap();
     assert_eq!(out["object"], "list");
     assert_eq!(
         out["data"][0],
@@ -676,7 +662,7 @@ fn embeddings_use_the_right_method_and_come_back_as_a_list() {
             Bytes::from(r#"{"embeddings": [{"values": [1.0]}, {"values": [0.0]}]}"#),
         )
         .unwrap();
-    let out: Value = serde_json::from_slice(&out).unwrap();
+    let out: Value = serde_json::from_slice(&out.body).unwrap();
     assert_eq!(
         out["data"][0]["embedding"], "AACAPw==",
         "base64 of little-endian 1.0f32"
@@ -700,7 +686,7 @@ fn embeddings_use_the_right_method_and_come_back_as_a_list() {
             ),
         )
         .unwrap();
-    let out: Value = serde_json::from_slice(&out).unwrap();
+    let out: Value = serde_json::from_slice(&out.body).unwrap();
     assert_eq!(out["usage"], json!({"prompt_tokens": 7, "total_tokens": 7}));
 
     let tokens = json!({"input": [[1, 2]]});

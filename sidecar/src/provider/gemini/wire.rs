@@ -255,14 +255,18 @@ pub struct UsageMetadata {
 impl UsageMetadata {
     /// OpenAI's usage: completion tokens include thinking, as OpenAI counts reasoning
     /// tokens inside `completion_tokens`.
-    pub fn to_openai(self) -> crate::provider::openai::Usage {
-        crate::provider::openai::Usage::new(
-            self.prompt_token_count + self.tool_use_prompt_token_count,
-            self.candidates_token_count + self.thoughts_token_count,
-            self.cached_content_token_count,
-            0,
-            self.thoughts_token_count,
-        )
+    pub fn to_usage(self) -> crate::domain::Usage {
+        crate::domain::Usage {
+            prompt_tokens: self
+                .prompt_token_count
+                .saturating_add(self.tool_use_prompt_token_count),
+            completion_tokens: self
+                .candidates_token_count
+                .saturating_add(self.thoughts_token_count),
+            cached_tokens: self.cached_content_token_count,
+            cache_write_tokens: 0,
+            reasoning_tokens: self.thoughts_token_count,
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::snapshot::{
+use crate::config::snapshot::{
     CooldownSpec, FORMAT, ModelSpec, Pricing, ProviderKind, RetrySpec, Snapshot, Strategy,
 };
 use crate::meter::keys::{Key, KeyTable, limits_of};
@@ -331,8 +331,8 @@ impl RoutesBuilder {
             if d.weight == 0 {
                 return Err(invalid(&dat("weight"), "weight must be at least 1"));
             }
-            let prepared = crate::provider::build(d, spec, &self.providers)
-                .map_err(|m| invalid(&dat("provider"), m))?;
+            let prepared = crate::provider::build(d, &self.providers)
+                .map_err(|e| invalid(&dat("provider"), e.to_string()))?;
             let key = (
                 spec.name.clone(),
                 d.name.clone(),

@@ -8,6 +8,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::domain::{Reply, Usage};
+use crate::provider::TranslateError;
+
 // ---------------------------------------------------------------------------------
 // Requests
 
@@ -347,7 +350,7 @@ pub struct ChatCompletion<'a> {
     /// One choice.
     pub choices: Vec<Choice>,
     /// Token counts.
-    pub usage: Usage,
+    pub usage: WireUsage,
 }
 
 /// A choice of a completion.
@@ -401,9 +404,9 @@ pub struct FunctionOut {
     pub arguments: String,
 }
 
-/// Token counts.
+/// OpenAI's `usage` object as the sidecar writes it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Usage {
+pub struct WireUsage {
     /// Prompt tokens, cached ones included.
     pub prompt_tokens: u64,
     /// Completion tokens, reasoning included.
@@ -440,26 +443,66 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
-impl Usage {
-    /// Usage from prompt and completion counts, with the details set when non-zero.
-    pub fn new(
-        prompt: u64,
-        completion: u64,
-        cached: u64,
-        cache_creation: u64,
-        reasoning: u64,
-    ) -> Usage {
+impl From<Usage> for WireUsage {
+    /// The details are written only when non-zero.
+    fn from(u: Usage) -> WireUsage {
+        WireUsage {
+            prompt_tokens: u.prompt_tokens,
+            completion_tokens: u.completion_tokens,
+            total_tokens: u.total(),
+            prompt_tokens_details: (u.cached_tokens > 0 || u.cache_write_tokens > 0).then_some(
+                PromptDetails {
+                    cached_tokens: u.cached_tokens,
+                    cache_creation_tokens: u.cache_write_tokens,
+                },
+            ),
+            completion_tokens_details: (u.reasoning_tokens > 0).then_some(CompletionDetails {
+                reasoning_tokens: u.reasoning_tokens,
+            }),
+        }
+    }
+}
+
+/// OpenAI's `usage` object as upstreams send it. Upstreams differ in what they leave
+/// out or set to null, so every field is optional.
+#[derive(Debug, Default, Deserialize)]
+pub struct UsageIn {
+    #[serde(default)]
+    prompt_tokens: Option<u64>,
+    #[serde(default)]
+    completion_tokens: Option<u64>,
+    #[serde(default)]
+    prompt_tokens_details: Option<PromptDetailsIn>,
+    #[serde(default)]
+    completion_tokens_details: Option<CompletionDetailsIn>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct PromptDetailsIn {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
+    #[serde(default)]
+    cache_creation_tokens: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct CompletionDetailsIn {
+    #[serde(default)]
+    reasoning_tokens: Option<u64>,
+}
+
+impl From<UsageIn> for Usage {
+    fn from(wire: UsageIn) -> Usage {
+        let prompt = wire.prompt_tokens_details.unwrap_or_default();
         Usage {
-            prompt_tokens: prompt,
-            completion_tokens: completion,
-            total_tokens: prompt + completion,
-            prompt_tokens_details: (cached > 0 || cache_creation > 0).then_some(PromptDetails {
-                cached_tokens: cached,
-                cache_creation_tokens: cache_creation,
-            }),
-            completion_tokens_details: (reasoning > 0).then_some(CompletionDetails {
-                reasoning_tokens: reasoning,
-            }),
+            prompt_tokens: wire.prompt_tokens.unwrap_or(0),
+            completion_tokens: wire.completion_tokens.unwrap_or(0),
+            cached_tokens: prompt.cached_tokens.unwrap_or(0),
+            cache_write_tokens: prompt.cache_creation_tokens.unwrap_or(0),
+            reasoning_tokens: wire
+                .completion_tokens_details
+                .and_then(|d| d.reasoning_tokens)
+                .unwrap_or(0),
         }
     }
 }
@@ -479,7 +522,7 @@ pub struct ChatChunk<'a> {
     pub choices: Vec<ChunkChoice>,
     /// Only on the final usage chunk.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub usage: Option<Usage>,
+    pub usage: Option<WireUsage>,
 }
 
 /// A choice delta.
@@ -580,6 +623,7 @@ impl ChunkWriter {
 
     /// Writes the final usage chunk (no choices).
     pub fn usage(&self, out: &mut BytesMut, usage: Usage) {
+        let usage = WireUsage::from(usage);
         let chunk = ChatChunk {
             id: &self.id,
             object: "chat.completion.chunk",
@@ -590,6 +634,15 @@ impl ChunkWriter {
         };
         write_event(out, &chunk);
     }
+}
+
+/// A translated answer, serialized, with the usage it reports.
+pub fn reply(answer: &impl Serialize, usage: Option<Usage>) -> Result<Reply, TranslateError> {
+    let body = serde_json::to_vec(answer).map_err(TranslateError::malformed)?;
+    Ok(Reply {
+        body: Bytes::from(body),
+        usage,
+    })
 }
 
 /// Appends `data: {json}\n\n`.
@@ -781,7 +834,15 @@ mod tests {
             },
             None,
         );
-        w.usage(&mut out, Usage::new(3, 4, 1, 0, 0));
+        w.usage(
+            &mut out,
+            Usage {
+                prompt_tokens: 3,
+                completion_tokens: 4,
+                cached_tokens: 1,
+                ..Usage::default()
+            },
+        );
         write_done(&mut out);
         let text = String::from_utf8(out.to_vec()).unwrap();
         let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();

@@ -1,0 +1,287 @@
+//! An OpenAI SSE stream relayed as-is, with a tap that reads its usage.
+//!
+//! Only whole events are released, so a stream cut mid-event never hands the client
+//! half an event; an event still incomplete past [`MAX_EVENT_BYTES`] ends the stream
+//! instead of growing the buffer.
+//!
+//! The upstream is always asked for the usage chunk (`stream_options.include_usage`),
+//! because a stream without it cannot be metered. When the client did not ask, the tap
+//! removes what the client would not have seen: the usage-only chunk and the
+//! `"usage":null` field on other chunks. Events are parsed only when they mention
+//! usage, so a long stream costs one substring search per batch of events.
+
+use bytes::{Bytes, BytesMut};
+use memchr::memmem;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::domain::Usage;
+use crate::provider::openai_wire::UsageIn;
+use crate::provider::sse::{MAX_EVENT_BYTES, SseError};
+use crate::provider::{StreamError, StreamTranslator};
+
+/// Relays one OpenAI SSE stream.
+#[derive(Debug)]
+pub struct SsePassthrough {
+    partial: BytesMut,
+    /// How much of `partial` is known to hold no event boundary, so each chunk is
+    /// searched once instead of the whole buffer again.
+    scanned: usize,
+    /// Remove the usage the client did not ask for.
+    strip: bool,
+    /// The last usage the stream reported.
+    usage: Option<Usage>,
+}
+
+const USAGE_KEY: &[u8] = b"\"usage\"";
+const NULL_USAGE: &[u8] = b",\"usage\":null";
+
+impl SsePassthrough {
+    /// A relay; `strip` removes usage the client did not ask for.
+    pub fn new(strip: bool) -> Self {
+        SsePassthrough {
+            partial: BytesMut::new(),
+            scanned: 0,
+            strip,
+            usage: None,
+        }
+    }
+
+    /// Whole events on their way to the client: usage is read, and stripped when asked.
+    fn tap(&mut self, events: Bytes) -> Bytes {
+        if memmem::find(&events, USAGE_KEY).is_none() {
+            return events;
+        }
+        let mut out = BytesMut::with_capacity(events.len());
+        let mut changed = false;
+        for event in split_events(&events) {
+            match self.event(event) {
+                Some(kept) if kept.len() == event.len() => out.extend_from_slice(event),
+                Some(kept) => {
+                    changed = true;
+                    out.extend_from_slice(&kept);
+                }
+                None => changed = true,
+            }
+        }
+        if changed { out.freeze() } else { events }
+    }
+
+    /// One event, with its trailing blank line: what to forward, `None` to drop it.
+    fn event(&mut self, event: &[u8]) -> Option<Vec<u8>> {
+        let Some(at) = memmem::find(event, USAGE_KEY) else {
+            return Some(event.to_vec());
+        };
+        if let Some(at_null) = memmem::find(event, NULL_USAGE)
+            && at_null + 1 == at
+        {
+            if !self.strip {
+                return Some(event.to_vec());
+            }
+            let mut kept = event[..at_null].to_vec();
+            kept.extend_from_slice(&event[at_null + NULL_USAGE.len()..]);
+            return Some(kept);
+        }
+        let data = event
+            .strip_prefix(b"data: ")
+            .or_else(|| event.strip_prefix(b"data:"))
+            .map(<[u8]>::trim_ascii_end);
+        let Some(Ok(mut chunk)) = data.map(serde_json::from_slice::<Value>) else {
+            return Some(event.to_vec());
+        };
+        if let Some(usage) = chunk
+            .get("usage")
+            .filter(|u| u.is_object())
+            .and_then(|u| UsageIn::deserialize(u).ok())
+        {
+            self.usage = Some(usage.into());
+        }
+        if !self.strip {
+            return Some(event.to_vec());
+        }
+        let no_choices = chunk
+            .get("choices")
+            .and_then(Value::as_array)
+            .is_some_and(Vec::is_empty);
+        if no_choices {
+            return None;
+        }
+        if let Some(object) = chunk.as_object_mut() {
+            object.remove("usage");
+        }
+        let mut kept = b"data: ".to_vec();
+        kept.extend_from_slice(chunk.to_string().as_bytes());
+        kept.extend_from_slice(b"\n\n");
+        Some(kept)
+    }
+
+    /// Whole events from what has arrived, if any are complete.
+    #[deny(clippy::arithmetic_side_effects)]
+    fn release(&mut self, chunk: Bytes) -> Result<Option<Bytes>, StreamError> {
+        // The common case: a chunk of whole events passes through without copying.
+        if self.partial.is_empty() && ends_event(&chunk) {
+            return Ok(Some(chunk));
+        }
+        self.partial.extend_from_slice(&chunk);
+        // A boundary may straddle old and new bytes: start up to 3 bytes back.
+        let from = self.scanned.saturating_sub(3);
+        let end = self
+            .partial
+            .get(from..)
+            .and_then(last_event_end)
+            .map(|end| from.saturating_add(end));
+        let events = end.map(|end| self.partial.split_to(end).freeze());
+        // What is left follows the last boundary, so holds none.
+        self.scanned = self.partial.len();
+        if self.partial.len() > MAX_EVENT_BYTES {
+            return Err(StreamError::too_large(SseError::TooLarge));
+        }
+        Ok(events)
+    }
+}
+
+impl StreamTranslator for SsePassthrough {
+    fn feed(&mut self, chunk: Bytes) -> Result<Option<Bytes>, StreamError> {
+        Ok(self.release(chunk)?.map(|events| self.tap(events)))
+    }
+
+    fn finish(&mut self) -> Result<Option<Bytes>, StreamError> {
+        // An upstream that ends without the final blank line still sent its event.
+        if self.partial.is_empty() {
+            return Ok(None);
+        }
+        self.partial.extend_from_slice(b"\n\n");
+        self.scanned = 0;
+        let events = self.partial.split().freeze();
+        Ok(Some(self.tap(events)))
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        self.usage
+    }
+}
+
+/// Whether `data` ends exactly at an event boundary (a blank line).
+fn ends_event(data: &[u8]) -> bool {
+    data.ends_with(b"\n\n") || data.ends_with(b"\r\n\r\n")
+}
+
+/// The offset just past the last event boundary in `data`, if any.
+#[deny(clippy::arithmetic_side_effects)]
+fn last_event_end(data: &[u8]) -> Option<usize> {
+    let lf = memmem::rfind(data, b"\n\n").map(|p| p.saturating_add(2));
+    let crlf = memmem::rfind(data, b"\r\n\r\n").map(|p| p.saturating_add(4));
+    lf.max(crlf)
+}
+
+/// Splits on blank lines, keeping each event's terminator.
+fn split_events(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = bytes;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let end = memmem::find(rest, b"\n\n").map_or(rest.len(), |i| i + 2);
+        let (event, tail) = rest.split_at(end);
+        rest = tail;
+        Some(event)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHUNK: &str = "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}],\"usage\":null}\n\n";
+    const USAGE: &str = "data: {\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2,\"total_tokens\":7}}\n\n";
+    const DONE: &str = "data: [DONE]\n\n";
+
+    #[test]
+    fn strips_what_the_client_did_not_ask_for_and_keeps_the_count() {
+        let mut tap = SsePassthrough::new(true);
+        let out = tap
+            .feed(Bytes::from(format!("{CHUNK}{USAGE}{DONE}")))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            "data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\ndata: [DONE]\n\n"
+        );
+        let usage = tap.usage().unwrap();
+        assert_eq!((usage.prompt_tokens, usage.completion_tokens), (5, 2));
+    }
+
+    #[test]
+    fn passes_everything_through_when_the_client_asked() {
+        let mut tap = SsePassthrough::new(false);
+        let all = Bytes::from(format!("{CHUNK}{USAGE}{DONE}"));
+        assert_eq!(tap.feed(all.clone()).unwrap().unwrap(), all);
+        assert_eq!(tap.usage().unwrap().total(), 7);
+    }
+
+    #[test]
+    fn a_usage_on_a_chunk_with_choices_is_removed_but_the_chunk_kept() {
+        let mut tap = SsePassthrough::new(true);
+        let event = "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1}}\n\n";
+        let out = tap.feed(Bytes::from(event)).unwrap().unwrap();
+        let text = std::str::from_utf8(&out).unwrap();
+        assert!(!text.contains("usage"), "{text}");
+        assert!(text.contains("finish_reason"));
+        assert_eq!(tap.usage().unwrap().total(), 2);
+    }
+
+    #[test]
+    fn events_without_usage_are_untouched() {
+        let mut tap = SsePassthrough::new(true);
+        let event = Bytes::from_static(b"data: {\"choices\":[]}\n\n");
+        assert_eq!(tap.feed(event.clone()).unwrap().unwrap(), event);
+        assert_eq!(tap.usage(), None);
+    }
+
+    #[test]
+    fn sse_passthrough_releases_only_whole_events() {
+        let mut t = SsePassthrough::new(false);
+        assert_eq!(
+            t.feed(Bytes::from_static(b"data: 1\n\n")).unwrap().unwrap(),
+            "data: 1\n\n"
+        );
+        assert_eq!(t.feed(Bytes::from_static(b"data: {\"a\"")).unwrap(), None);
+        assert_eq!(
+            t.feed(Bytes::from_static(b":2}\n\ndata: 3"))
+                .unwrap()
+                .unwrap(),
+            "data: {\"a\":2}\n\n"
+        );
+        assert_eq!(t.finish().unwrap().unwrap(), "data: 3\n\n");
+    }
+
+    #[test]
+    fn sse_passthrough_finds_boundaries_split_across_chunks() {
+        let mut t = SsePassthrough::new(false);
+        assert_eq!(t.feed(Bytes::from_static(b"data: 1\r\n\r")).unwrap(), None);
+        assert_eq!(
+            t.feed(Bytes::from_static(b"\ndata: 2\n")).unwrap().unwrap(),
+            "data: 1\r\n\r\n"
+        );
+        assert_eq!(
+            t.feed(Bytes::from_static(b"\ndata: 3")).unwrap().unwrap(),
+            "data: 2\n\n"
+        );
+        assert_eq!(t.finish().unwrap().unwrap(), "data: 3\n\n");
+    }
+
+    #[test]
+    fn sse_passthrough_refuses_an_event_past_the_limit() {
+        let mut t = SsePassthrough::new(false);
+        let piece = Bytes::from(vec![b'x'; 1024 * 1024]);
+        let mut last = Ok(None);
+        for _ in 0..=MAX_EVENT_BYTES / piece.len() {
+            last = t.feed(piece.clone());
+            if last.is_err() {
+                break;
+            }
+        }
+        assert_eq!(last.unwrap_err().code, "upstream_event_too_large");
+        assert!(t.partial.len() <= MAX_EVENT_BYTES + piece.len());
+    }
+}

@@ -34,15 +34,10 @@ impl Upstream for MockAnthropic {
     }
 
     fn error_statuses(&self) -> Vec<(u16, u16)> {
-        vec![
-            (400, 400),
-            (401, 401),
-            (403, 403),
-            (404, 404),
-            (429, 429),
-            (500, 500),
-            (529, 503),
-        ]
+        // Anthropic's 529 (overloaded) reaches clients as 503.
+        let mut statuses = [400, 401, 403, 404, 429, 500].map(|s| (s, s)).to_vec();
+        statuses.push((529, 503));
+        statuses
     }
 }
 

@@ -37,16 +37,9 @@ fn behaviour_model(behaviour: Behaviour) -> String {
 
 /// Google's statuses, each with the status a client sees.
 fn error_statuses() -> Vec<(u16, u16)> {
-    vec![
-        (400, 400),
-        (401, 401),
-        (403, 403),
-        (404, 404),
-        (429, 429),
-        (500, 500),
-        (503, 503),
-        (504, 504),
-    ]
+    [400, 401, 403, 404, 429, 500, 503, 504]
+        .map(|s| (s, s))
+        .to_vec()
 }
 
 impl Upstream for MockGemini {

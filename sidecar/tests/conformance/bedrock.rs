@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::assemble::stream_chat;
 use crate::golden;
-use crate::suite::{Behaviour, Upstream, last_body, serving, streamed, with_png};
+use crate::suite::{Behaviour, Upstream, last_body, mock_model, serving, streamed, with_png};
 use crate::support::*;
 
 impl Upstream for MockBedrock {
@@ -23,13 +23,10 @@ impl Upstream for MockBedrock {
     }
 
     fn deployment(&self, behaviour: Behaviour) -> DeploymentSpec {
+        // Bedrock names its failures by exception, not by status.
         let model = match behaviour {
-            Behaviour::Text | Behaviour::StopSequence => CLAUDE.to_owned(),
-            Behaviour::Tools => "us.mock-two-cities-v1:0".to_owned(),
-            Behaviour::MaxTokens => "mock-max-tokens".to_owned(),
             Behaviour::Error(status) => format!("mock-exception-{}", exception(status)),
-            Behaviour::Malformed => "mock-malformed".to_owned(),
-            Behaviour::Cut => "mock-stream-cut".to_owned(),
+            other => mock_model(other, CLAUDE),
         };
         bedrock_deployment(self, "bedrock", &model)
     }

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::assemble::stream_chat;
 use crate::bedrock::bedrock_deployment;
 use crate::golden;
-use crate::suite::{Behaviour, Upstream, last_body, serving, streamed, with_png};
+use crate::suite::{Behaviour, Upstream, last_body, mock_model, serving, streamed, with_png};
 use crate::support::*;
 
 impl Upstream for MockCohere {
@@ -22,14 +22,7 @@ impl Upstream for MockCohere {
     }
 
     fn deployment(&self, behaviour: Behaviour) -> DeploymentSpec {
-        let model = match behaviour {
-            Behaviour::Text | Behaviour::StopSequence => COMMAND.to_owned(),
-            Behaviour::Tools => "mock-two-cities".to_owned(),
-            Behaviour::MaxTokens => "mock-max-tokens".to_owned(),
-            Behaviour::Error(status) => format!("mock-error-{status}"),
-            Behaviour::Malformed => "mock-malformed".to_owned(),
-            Behaviour::Cut => "mock-stream-cut".to_owned(),
-        };
+        let model = mock_model(behaviour, COMMAND);
         cohere_deployment(self, "cohere", &model)
     }
 

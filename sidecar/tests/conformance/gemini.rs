@@ -13,7 +13,7 @@ use llmesh_tests::MockOpenAi;
 use llmesh_tests::gemini::{self, MockGemini, Reply};
 use serde_json::{Value, json};
 
-use crate::suite::{Behaviour, Upstream};
+use crate::suite::{Behaviour, Upstream, mock_model};
 use crate::support::*;
 
 /// Which of Google's APIs a case runs against.
@@ -25,14 +25,7 @@ pub enum Api {
 
 /// The mock model that behaves as the suite asks.
 fn behaviour_model(behaviour: Behaviour) -> String {
-    match behaviour {
-        Behaviour::Text | Behaviour::StopSequence => "gemini-2.5-flash".to_owned(),
-        Behaviour::Tools => "mock-two-cities".to_owned(),
-        Behaviour::MaxTokens => "mock-max-tokens".to_owned(),
-        Behaviour::Error(status) => format!("mock-error-{status}"),
-        Behaviour::Malformed => "mock-malformed".to_owned(),
-        Behaviour::Cut => "mock-stream-cut".to_owned(),
-    }
+    mock_model(behaviour, "gemini-2.5-flash")
 }
 
 /// Google's statuses, each with the status a client sees.

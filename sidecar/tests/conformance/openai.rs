@@ -6,7 +6,7 @@ use llmesh_sidecar::config::snapshot::{DeploymentSpec, ProviderKind};
 use llmesh_tests::MockOpenAi;
 use serde_json::Value;
 
-use crate::suite::{Behaviour, Upstream};
+use crate::suite::{Behaviour, Upstream, mock_model};
 
 impl Upstream for MockOpenAi {
     async fn start() -> Self {
@@ -14,14 +14,7 @@ impl Upstream for MockOpenAi {
     }
 
     fn deployment(&self, behaviour: Behaviour) -> DeploymentSpec {
-        let model = match behaviour {
-            Behaviour::Text | Behaviour::StopSequence => "gpt-4o-mini".to_owned(),
-            Behaviour::Tools => "mock-two-cities".to_owned(),
-            Behaviour::MaxTokens => "mock-max-tokens".to_owned(),
-            Behaviour::Error(status) => format!("mock-error-{status}"),
-            Behaviour::Malformed => "mock-malformed".to_owned(),
-            Behaviour::Cut => "mock-stream-cut".to_owned(),
-        };
+        let model = mock_model(behaviour, "gpt-4o-mini");
         let mut d = crate::support::deployment("openai", &self.base_url(), &model);
         d.provider = ProviderKind::Openai;
         d

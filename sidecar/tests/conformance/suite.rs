@@ -30,6 +30,19 @@ pub enum Behaviour {
     Cut,
 }
 
+/// The model that behaves as asked on the mocks that share the `mock-*` names (OpenAI,
+/// Bedrock, Cohere, Gemini), with `text` answering plainly.
+pub fn mock_model(behaviour: Behaviour, text: &str) -> String {
+    match behaviour {
+        Behaviour::Text | Behaviour::StopSequence => text.to_owned(),
+        Behaviour::Tools => "mock-two-cities".to_owned(),
+        Behaviour::MaxTokens => "mock-max-tokens".to_owned(),
+        Behaviour::Error(status) => format!("mock-error-{status}"),
+        Behaviour::Malformed => "mock-malformed".to_owned(),
+        Behaviour::Cut => "mock-stream-cut".to_owned(),
+    }
+}
+
 /// A provider's mock upstream, as the suite drives it.
 pub trait Upstream: Sized {
     /// Starts the mock.

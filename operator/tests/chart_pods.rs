@@ -19,6 +19,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret};
@@ -251,8 +253,7 @@ async fn start_operator(env: &TestEnv, name: &str, apps: &str, webhook: bool) ->
                 });
                 // cert-manager's CA injector fills the caBundle in that mode.
                 if let Some((_, data)) = secrets.iter().next() {
-                    hook["clientConfig"]["caBundle"] =
-                        json!(llmesh_tests::base64_encode(&data["ca.crt"]));
+                    hook["clientConfig"]["caBundle"] = json!(STANDARD.encode(&data["ca.crt"]));
                 }
                 hook["namespaceSelector"]["matchExpressions"]
                     .as_array_mut()

@@ -14,30 +14,29 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::StatusCode;
 use llmesh_sidecar::config::snapshot::*;
-use llmesh_tests::{MockResponse, MockServer};
+use llmesh_tests::{MockHttp, Reply};
 use serde_json::{Value, json};
 use support::*;
 
 /// An upstream answering every request with a small chat completion.
-async fn upstream() -> MockServer {
-    MockServer::start(Arc::new(|_| {
-        MockResponse::json(
-            200,
-            &json!({
+async fn upstream() -> MockHttp {
+    let mock = MockHttp::start().await;
+    mock.set_default(Reply::json(
+        200,
+        json!({
                 "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "m",
                 "choices": [{"index": 0, "finish_reason": "stop",
                              "message": {"role": "assistant", "content": "hi"}}],
                 "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
-            }),
-        )
-    }))
-    .await
+        }),
+    ));
+    mock
 }
 
-fn too_many_requests(name: &str, value: &str) -> MockResponse {
-    MockResponse::json(
+fn too_many_requests(name: &str, value: &str) -> Reply {
+    Reply::json(
         429,
-        &json!({"error": {"message": "slow down", "type": "requests", "param": null, "code": "rate_limit_exceeded"}}),
+        json!({"error": {"message": "slow down", "type": "requests", "param": null, "code": "rate_limit_exceeded"}}),
     )
     .with_header(name, value)
 }
@@ -62,7 +61,7 @@ async fn absurd_retry_after_values_give_a_clean_429_not_a_panic() {
         mock.enqueue(too_many_requests(name, value));
         let sidecar = Running::start(Some(snapshot(
             "v1",
-            vec![model("chat", vec![deployment("a", &mock.url(), "m")])],
+            vec![model("chat", vec![deployment("a", &mock.base_url(), "m")])],
         )))
         .await;
         let (status, headers, body) = post(sidecar.api, "/v1/chat/completions", chat("chat")).await;
@@ -97,8 +96,8 @@ async fn an_absurd_retry_after_rests_one_deployment_and_the_retry_goes_elsewhere
         vec![model(
             "chat",
             vec![
-                deployment("a", &mock.url(), "m"),
-                deployment("b", &mock.url(), "m"),
+                deployment("a", &mock.base_url(), "m"),
+                deployment("b", &mock.base_url(), "m"),
             ],
         )],
     )))
@@ -109,8 +108,8 @@ async fn an_absurd_retry_after_rests_one_deployment_and_the_retry_goes_elsewhere
 }
 
 /// A model whose one deployment is not retried, so each test sees one upstream answer.
-fn single_attempt(mock: &MockServer) -> Arc<Snapshot> {
-    let mut m = model("chat", vec![deployment("a", &mock.url(), "m")]);
+fn single_attempt(mock: &MockHttp) -> Arc<Snapshot> {
+    let mut m = model("chat", vec![deployment("a", &mock.base_url(), "m")]);
     m.retry.server_error = 0;
     m.timeouts = TimeoutSpec {
         total_ms: 60_000,
@@ -129,7 +128,7 @@ async fn an_sse_upstream_without_event_boundaries_gets_a_502_before_the_first_by
     let mock = upstream().await;
     let mut chunks = vec![Bytes::from_static(b"data: ")];
     chunks.extend(no_boundary());
-    mock.enqueue(MockResponse::raw(200, "text/event-stream", chunks));
+    mock.enqueue(Reply::raw(200, "text/event-stream", chunks));
     let sidecar = Running::start(Some(single_attempt(&mock))).await;
     let (status, _, frames) = post_stream(sidecar.api, chat_stream("chat")).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY);
@@ -158,7 +157,7 @@ async fn an_sse_upstream_without_event_boundaries_mid_stream_gets_an_error_event
         b"data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[]}\n\n",
     )];
     chunks.extend(no_boundary());
-    mock.enqueue(MockResponse::raw(200, "text/event-stream", chunks));
+    mock.enqueue(Reply::raw(200, "text/event-stream", chunks));
     let sidecar = Running::start(Some(single_attempt(&mock))).await;
     let (status, _, frames) = post_stream(sidecar.api, chat_stream("chat")).await;
     assert_eq!(status, StatusCode::OK);
@@ -177,10 +176,9 @@ async fn a_drip_feeding_upstream_still_hits_the_total_timeout() {
     // One byte every 20 ms for far longer than the timeout, never completing an event.
     chunks.extend(std::iter::repeat_n(Bytes::from_static(b"x"), 50_000));
     mock.enqueue(
-        MockResponse::raw(200, "text/event-stream", chunks)
-            .with_chunk_delay(Duration::from_millis(20)),
+        Reply::raw(200, "text/event-stream", chunks).with_chunk_delay(Duration::from_millis(20)),
     );
-    let mut m = model("chat", vec![deployment("a", &mock.url(), "m")]);
+    let mut m = model("chat", vec![deployment("a", &mock.base_url(), "m")]);
     m.timeouts = TimeoutSpec {
         total_ms: 1_000,
         time_to_first_token_ms: 1_000,
@@ -200,7 +198,7 @@ async fn a_non_stream_upstream_body_past_the_limit_is_a_502() {
     let mut chunks = vec![Bytes::from_static(b"{\"pad\":\"")];
     chunks.extend(vec![Bytes::from(vec![b'x'; 1024 * 1024]); 65]);
     chunks.push(Bytes::from_static(b"\"}"));
-    mock.enqueue(MockResponse::raw(200, "application/json", chunks));
+    mock.enqueue(Reply::raw(200, "application/json", chunks));
     let sidecar = Running::start(Some(single_attempt(&mock))).await;
     let (status, _, body) = post(sidecar.api, "/v1/chat/completions", chat("chat")).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");

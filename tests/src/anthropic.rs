@@ -13,61 +13,53 @@
 //! - `claude-cut`: a stream cut after its first text delta;
 //! - anything else: text echoing the last user message.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
+use http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::openai::Recorded;
-use crate::server::{MockResponse, MockServer};
+use crate::mock::{
+    Failure, Kind, Mock, Provider, Recorded, Reply, Resolved, status_code, to_bytes,
+};
 
 /// The API key the mock accepts.
 pub const API_KEY: &str = "sk-ant-mock";
 
-/// A running mock Anthropic API.
-pub struct MockAnthropic {
-    server: MockServer,
-}
+const JSON: &str = "application/json";
+const EVENT_STREAM: &str = "text/event-stream; charset=utf-8";
 
-impl MockAnthropic {
-    /// Starts the mock on an ephemeral loopback port.
-    pub async fn start() -> MockAnthropic {
-        MockAnthropic {
-            server: MockServer::start(Arc::new(answer)).await,
+/// Anthropic's wire format, for the mock core.
+#[derive(Debug, Default)]
+pub struct Anthropic;
+
+/// A running mock Anthropic API; its base URL is what clients append `/v1/messages` to.
+pub type MockAnthropic = Mock<Anthropic>;
+
+impl Provider for Anthropic {
+    // Scripted replies skip the checks: a script decides the answer.
+    fn render(&self, req: &Recorded, reply: &Reply) -> Resolved {
+        match reply.kind() {
+            Kind::Ok => healthy(req),
+            Kind::Malformed => malformed(false),
+            _ => Resolved::unsupported("Anthropic", reply),
         }
     }
 
-    /// The base URL to configure (`/v1/messages` is appended by clients).
-    pub fn base_url(&self) -> String {
-        self.server.url()
-    }
-
-    /// Queues a scripted response.
-    pub fn enqueue(&self, response: MockResponse) {
-        self.server.enqueue(response);
-    }
-
-    /// Every request received.
-    pub fn requests(&self) -> Vec<Recorded> {
-        self.server.requests()
-    }
-
-    /// The JSON bodies received.
-    pub fn bodies(&self) -> Vec<Value> {
-        self.requests().iter().map(Recorded::json).collect()
+    fn error(&self, _req: &Recorded, failure: &Failure) -> Resolved {
+        let status = failure.status.as_u16();
+        let kind = failure.kind.as_deref().unwrap_or(error_type(status));
+        error(status, kind, &failure.message)
     }
 }
 
 /// An Anthropic error response.
-pub fn error(status: u16, kind: &str, message: &str) -> MockResponse {
-    MockResponse::json(
-        status,
-        &json!({"type": "error", "error": {"type": kind, "message": message}, "request_id": "req_mock"}),
-    )
+fn error(status: u16, kind: &str, message: &str) -> Resolved {
+    let body = json!({"type": "error", "error": {"type": kind, "message": message}, "request_id": "req_mock"});
+    Resolved::whole(status_code(status), JSON, to_bytes(&body))
 }
 
-fn error_for_status(status: u16) -> MockResponse {
-    let kind = match status {
+/// The error type Anthropic documents for a status.
+fn error_type(status: u16) -> &'static str {
+    match status {
         400 => "invalid_request_error",
         401 => "authentication_error",
         403 => "permission_error",
@@ -76,12 +68,28 @@ fn error_for_status(status: u16) -> MockResponse {
         429 => "rate_limit_error",
         529 => "overloaded_error",
         _ => "api_error",
-    };
+    }
+}
+
+fn error_for_status(status: u16) -> Resolved {
+    let kind = error_type(status);
     let response = error(status, kind, &format!("mock {kind}"));
     if status == 429 {
         response.with_header("retry-after", "1")
     } else {
         response
+    }
+}
+
+/// A 200 whose body (or first event) breaks off mid-JSON.
+fn malformed(stream: bool) -> Resolved {
+    if stream {
+        let frame = Bytes::from_static(
+            b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\"\n\n",
+        );
+        Resolved::frames("text/event-stream", vec![frame])
+    } else {
+        Resolved::whole(StatusCode::OK, JSON, Bytes::from_static(b"{\"id\": \"msg_"))
     }
 }
 
@@ -193,7 +201,7 @@ fn split(text: &str) -> Vec<String> {
 }
 
 /// What a real server checks before answering.
-fn validate(req: &Recorded) -> Result<Value, MockResponse> {
+fn validate(req: &Recorded) -> Result<Value, Resolved> {
     if req.method != http::Method::POST || req.path.split('?').next() != Some("/v1/messages") {
         return Err(error(
             404,
@@ -263,7 +271,7 @@ fn validate(req: &Recorded) -> Result<Value, MockResponse> {
     Ok(body)
 }
 
-fn answer(req: &Recorded) -> MockResponse {
+fn healthy(req: &Recorded) -> Resolved {
     let body = match validate(req) {
         Ok(body) => body,
         Err(response) => return response,
@@ -277,15 +285,7 @@ fn answer(req: &Recorded) -> MockResponse {
         return error_for_status(status);
     }
     if model == "claude-malformed" {
-        return if stream {
-            MockResponse::raw(200, "text/event-stream", vec![Bytes::from_static(b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\"\n\n")])
-        } else {
-            MockResponse::raw(
-                200,
-                "application/json",
-                vec![Bytes::from_static(b"{\"id\": \"msg_")],
-            )
-        };
+        return malformed(stream);
     }
     let input_tokens = (req.body.len() as u64).div_ceil(4);
     let (content, stop_reason) = match model.as_str() {
@@ -323,17 +323,15 @@ fn answer(req: &Recorded) -> MockResponse {
             input_tokens,
             output_tokens,
         ));
-        let response = MockResponse::raw(200, "text/event-stream; charset=utf-8", frames);
+        let response = Resolved::frames(EVENT_STREAM, frames);
         return if model == "claude-cut" {
             response.cut_after(4)
         } else {
             response
         };
     }
-    MockResponse::json(
-        200,
-        &message(&model, content, stop_reason, input_tokens, output_tokens),
-    )
+    let body = message(&model, content, stop_reason, input_tokens, output_tokens);
+    Resolved::whole(StatusCode::OK, JSON, to_bytes(&body))
 }
 
 fn last_user_text(body: &Value) -> String {
@@ -352,7 +350,9 @@ fn last_user_text(body: &Value) -> String {
         .unwrap_or_default()
 }
 
+// Test code may panic on broken expectations; that is how it reports them.
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -377,26 +377,26 @@ mod tests {
     #[test]
     fn checks_headers_and_required_fields() {
         let body = json!({"model": "claude", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]});
-        assert_eq!(answer(&recorded(&[], body.clone())).status, 401);
+        assert_eq!(healthy(&recorded(&[], body.clone())).status, 401);
         assert_eq!(
-            answer(&recorded(&[("x-api-key", API_KEY)], body.clone())).status,
+            healthy(&recorded(&[("x-api-key", API_KEY)], body.clone())).status,
             400
         );
-        assert_eq!(answer(&recorded(GOOD, body.clone())).status, 200);
+        assert_eq!(healthy(&recorded(GOOD, body.clone())).status, 200);
         let no_max = json!({"model": "claude", "messages": []});
-        assert_eq!(answer(&recorded(GOOD, no_max)).status, 400);
+        assert_eq!(healthy(&recorded(GOOD, no_max)).status, 400);
         let bad_role = json!({"model": "claude", "max_tokens": 5, "messages": [{"role": "system", "content": "x"}]});
-        assert_eq!(answer(&recorded(GOOD, bad_role)).status, 400);
+        assert_eq!(healthy(&recorded(GOOD, bad_role)).status, 400);
         let empty_text = json!({"model": "claude", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "text", "text": ""}]}]});
-        assert_eq!(answer(&recorded(GOOD, empty_text)).status, 400);
+        assert_eq!(healthy(&recorded(GOOD, empty_text)).status, 400);
     }
 
     #[test]
     fn streams_the_documented_event_sequence() {
         let body = json!({"model": "claude-tools", "max_tokens": 5, "stream": true, "messages": [{"role": "user", "content": "hi"}]});
-        let response = answer(&recorded(GOOD, body));
+        let response = healthy(&recorded(GOOD, body));
         let text: String = response
-            .chunks
+            .frames
             .iter()
             .map(|c| String::from_utf8_lossy(c).into_owned())
             .collect();
@@ -413,9 +413,9 @@ mod tests {
     #[test]
     fn errors_use_anthropics_shape() {
         let body = json!({"model": "claude-error-529", "max_tokens": 5, "messages": []});
-        let response = answer(&recorded(GOOD, body));
+        let response = healthy(&recorded(GOOD, body));
         assert_eq!(response.status, 529);
-        let v: Value = serde_json::from_slice(&response.chunks[0]).unwrap();
+        let v: Value = serde_json::from_slice(&response.frames[0]).unwrap();
         assert_eq!(v["type"], "error");
         assert_eq!(v["error"]["type"], "overloaded_error");
     }

@@ -11,11 +11,13 @@
 //! | model contains | answer |
 //! |---|---|
 //! | `mock-tool-call` / `mock-parallel-tools` | a tool plan, then one / every tool called |
+//! | `mock-two-cities` | the first tool called twice, for Paris and for Rome |
+//! | `mock-max-tokens` | half the reply, `MAX_TOKENS` |
 //! | `mock-cache` | usage with `cached_tokens` |
 //! | `mock-error-<status>` | that status with a message Cohere sends for it (400, 401, 402, 404, 429, 499, 500, 503) |
 //! | `mock-context-length` | 400 "too many tokens: ..." |
 //! | `mock-slow-<ms>` | waits before answering |
-//! | `mock-malformed` | 200 with truncated JSON (chat) |
+//! | `mock-malformed` | 200 with truncated JSON (chat), or the stream of `mock-stream-malformed` |
 //! | `mock-stream-malformed` | the third event's data is not JSON |
 //! | `mock-stream-cut` | three events, then the connection drops |
 //! | `mock-stream-error` | the stream ends with `finish_reason: "ERROR"` |
@@ -24,22 +26,17 @@
 mod chat;
 mod embed;
 
-use std::collections::VecDeque;
-use std::io;
-use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
-use http::{Method, Response, StatusCode};
+use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::http_mock::{
-    Body, Server, drip, header_pair, lock, response, serve, status_code, to_bytes, whole,
+use crate::mock::{
+    Failure, Kind, Mock, Provider, Recorded, Reply, Resolved, header_pair, status_code, to_bytes,
 };
-use crate::openai::Recorded;
 
 /// The API key the mock accepts by default.
 pub const API_KEY: &str = "co-mock-api-key-0000000000000000000000";
@@ -47,170 +44,27 @@ pub const API_KEY: &str = "co-mock-api-key-0000000000000000000000";
 const JSON: &str = "application/json";
 const EVENT_STREAM: &str = "text/event-stream";
 
-/// How to run a [`MockCohere`].
-#[derive(Clone, Debug)]
-pub struct CohereConfig {
-    /// Where to listen; port 0 picks a free one.
-    pub listen: SocketAddr,
-    /// Keep every request for [`MockCohere::requests`].
-    pub record_requests: bool,
+/// Cohere's wire format, for the mock core.
+#[derive(Debug)]
+pub struct Cohere {
     /// The only bearer token accepted.
     pub api_key: String,
-}
-
-impl Default for CohereConfig {
-    fn default() -> Self {
-        CohereConfig {
-            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-            record_requests: true,
-            api_key: API_KEY.into(),
-        }
-    }
-}
-
-/// A running mock Cohere. Dropping it stops the server and cuts every connection.
-pub struct MockCohere {
-    server: Server,
-    shared: Arc<Shared>,
-}
-
-/// What the mock answers to one (authenticated) request. Cheap to clone.
-#[derive(Clone, Debug)]
-pub struct Reply(Arc<Spec>);
-
-#[derive(Clone, Debug)]
-struct Spec {
-    kind: Kind,
-    status: Option<StatusCode>,
-    headers: Vec<(HeaderName, HeaderValue)>,
-    delay: Duration,
-    chunk_delay: Duration,
-    disconnect_after: Option<usize>,
-}
-
-#[derive(Clone, Debug)]
-enum Kind {
-    Ok,
-    Json(StatusCode, Bytes),
-    Events(Vec<Bytes>),
-    Hang,
-}
-
-impl Reply {
-    fn new(kind: Kind) -> Reply {
-        Reply(Arc::new(Spec {
-            kind,
-            status: None,
-            headers: Vec::new(),
-            delay: Duration::ZERO,
-            chunk_delay: Duration::ZERO,
-            disconnect_after: None,
-        }))
-    }
-
-    fn map(mut self, f: impl FnOnce(&mut Spec)) -> Reply {
-        f(Arc::make_mut(&mut self.0));
-        self
-    }
-
-    /// What a healthy Cohere answers, honouring the `mock-*` model names.
-    pub fn ok() -> Reply {
-        Reply::new(Kind::Ok)
-    }
-
-    /// `body` as JSON with `status`.
-    pub fn json(status: u16, body: Value) -> Reply {
-        Reply::new(Kind::Json(status_code(status), to_bytes(&body)))
-    }
-
-    /// Cohere's error shape, `{"id": ..., "message": message}`, with `status`.
-    pub fn error(status: u16, message: &str) -> Reply {
-        Reply::new(Kind::Json(
-            status_code(status),
-            error_body("mock-error", message),
-        ))
-    }
-
-    /// A 200 `text/event-stream` of these events, each framed as Cohere does
-    /// (`event: <type>` then `data: <json>`) and sent as its own body frame.
-    pub fn events(events: &[Value]) -> Reply {
-        Reply::new(Kind::Events(events.iter().map(chat::sse).collect()))
-    }
-
-    /// A 200 `text/event-stream` of raw bytes, one body frame each.
-    pub fn raw_events(frames: Vec<Bytes>) -> Reply {
-        Reply::new(Kind::Events(frames))
-    }
-
-    /// 200 with a JSON content type and a truncated JSON body.
-    pub fn malformed() -> Reply {
-        Reply::new(Kind::Json(
-            StatusCode::OK,
-            Bytes::from_static(br#"{"id": "c14c80c3", "finish_reason": "COMP"#),
-        ))
-    }
-
-    /// Reads the request and never answers, until the server is dropped.
-    pub fn hang() -> Reply {
-        Reply::new(Kind::Hang)
-    }
-
-    /// Overrides the status code.
-    pub fn with_status(self, status: u16) -> Reply {
-        let status = status_code(status);
-        self.map(|s| s.status = Some(status))
-    }
-
-    /// Adds a response header; the first of a name replaces the mock's own.
-    ///
-    /// # Panics
-    ///
-    /// If `name` or `value` is not a valid header name or value.
-    pub fn with_header(self, name: &str, value: &str) -> Reply {
-        let pair = header_pair(name, value);
-        self.map(|s| s.headers.push(pair))
-    }
-
-    /// Waits `d` before sending the response headers.
-    pub fn with_delay(self, d: Duration) -> Reply {
-        self.map(|s| s.delay = d)
-    }
-
-    /// Waits `d` before each body frame.
-    pub fn with_chunk_delay(self, d: Duration) -> Reply {
-        self.map(|s| s.chunk_delay = d)
-    }
-
-    /// Sends the first `frames` body frames, then cuts the connection.
-    pub fn disconnect_after(self, frames: usize) -> Reply {
-        self.map(|s| s.disconnect_after = Some(frames))
-    }
-}
-
-fn error_body(id: &str, message: &str) -> Bytes {
-    to_bytes(&json!({ "id": id, "message": message }))
-}
-
-struct Shared {
-    script: Mutex<Script>,
-    requests: Mutex<Vec<Recorded>>,
-    count: AtomicUsize,
     next_id: AtomicU64,
-    config: CohereConfig,
 }
 
-struct Script {
-    queue: VecDeque<Reply>,
-    default: Reply,
+impl Default for Cohere {
+    fn default() -> Self {
+        Cohere::with_key(API_KEY)
+    }
 }
 
-impl Shared {
-    fn next_reply(&self) -> Reply {
-        let mut script = lock(&self.script);
-        script
-            .queue
-            .pop_front()
-            .unwrap_or_else(|| script.default.clone())
+impl Cohere {
+    /// A mock that accepts only `api_key`.
+    pub fn with_key(api_key: &str) -> Cohere {
+        Cohere {
+            api_key: api_key.to_owned(),
+            next_id: AtomicU64::new(1),
+        }
     }
 
     fn id(&self) -> u64 {
@@ -221,157 +75,58 @@ impl Shared {
     fn uuid(&self) -> String {
         format!("c0e1e2e3-0000-4000-8000-{:012x}", self.id())
     }
+
+    fn refuse(&self, status: u16, message: &str) -> Resolved {
+        let body = to_bytes(&json!({ "id": self.uuid(), "message": message }));
+        Resolved::whole(status_code(status), JSON, body)
+    }
 }
 
-impl MockCohere {
-    /// Starts a mock on an ephemeral port of 127.0.0.1 with [`API_KEY`].
-    ///
-    /// # Panics
-    ///
-    /// If no port can be bound, or outside a Tokio runtime.
-    pub async fn start() -> MockCohere {
-        match MockCohere::start_with(CohereConfig::default()).await {
-            Ok(mock) => mock,
-            Err(e) => panic!("mock Cohere: cannot bind 127.0.0.1:0: {e}"),
-        }
-    }
+/// A running mock Cohere; its base URL stands in for `https://api.cohere.com`.
+pub type MockCohere = Mock<Cohere>;
 
-    /// Starts a mock as `config` says.
-    pub async fn start_with(config: CohereConfig) -> io::Result<MockCohere> {
-        let listen = config.listen;
-        let shared = Arc::new(Shared {
-            script: Mutex::new(Script {
-                queue: VecDeque::new(),
-                default: Reply::ok(),
-            }),
-            requests: Mutex::new(Vec::new()),
-            count: AtomicUsize::new(0),
-            next_id: AtomicU64::new(1),
-            config,
-        });
-        let handler_shared = Arc::clone(&shared);
-        let server = serve(listen, move |req| {
-            let shared = Arc::clone(&handler_shared);
-            async move { answer(&shared, req).await }
-        })
-        .await?;
-        Ok(MockCohere { server, shared })
-    }
-
-    /// The bound address.
-    pub fn addr(&self) -> SocketAddr {
-        self.server.addr
-    }
-
-    /// `http://127.0.0.1:PORT`, what stands in for `https://api.cohere.com`.
-    pub fn base_url(&self) -> String {
-        format!("http://{}", self.server.addr)
-    }
-
+impl Mock<Cohere> {
     /// The accepted API key.
     pub fn api_key(&self) -> &str {
-        &self.shared.config.api_key
-    }
-
-    /// Queues `reply` for a future authenticated request.
-    pub fn enqueue(&self, reply: Reply) {
-        lock(&self.shared.script).queue.push_back(reply);
-    }
-
-    /// What requests get once the queue is empty; initially [`Reply::ok`].
-    pub fn set_default(&self, reply: Reply) {
-        lock(&self.shared.script).default = reply;
-    }
-
-    /// Every request received so far, in arrival order, refused ones included.
-    pub fn requests(&self) -> Vec<Recorded> {
-        lock(&self.shared.requests).clone()
-    }
-
-    /// How many requests have been received.
-    pub fn request_count(&self) -> usize {
-        self.shared.count.load(Ordering::SeqCst)
+        &self.provider().api_key
     }
 }
 
-/// A reply worked out for one request, before the script's modifiers.
-struct Resolved {
-    status: StatusCode,
-    content_type: &'static str,
-    frames: Vec<Bytes>,
-    whole: bool,
-    cut_after: Option<usize>,
-    delay: Duration,
-}
+impl Provider for Cohere {
+    fn screen(&self, req: &Recorded) -> Option<Resolved> {
+        let auth = req.header("authorization");
+        let refused = match auth.and_then(|a| a.strip_prefix("Bearer ")) {
+            None => "no api key supplied",
+            Some(key) if key != self.api_key => "invalid api token",
+            Some(_) => return None,
+        };
+        Some(self.refuse(401, refused))
+    }
 
-impl Resolved {
-    fn json(status: StatusCode, body: Bytes) -> Resolved {
-        Resolved {
-            status,
-            content_type: JSON,
-            frames: vec![body],
-            whole: true,
-            cut_after: None,
-            delay: Duration::ZERO,
+    fn render(&self, req: &Recorded, reply: &Reply) -> Resolved {
+        match reply.kind() {
+            Kind::Ok => healthy(self, req),
+            Kind::Chunks(events) => {
+                Resolved::frames(EVENT_STREAM, events.iter().map(chat::sse).collect())
+            }
+            Kind::Malformed => malformed(),
+            _ => Resolved::unsupported("Cohere", reply),
         }
     }
 
-    fn error(shared: &Shared, status: u16, message: &str) -> Resolved {
-        Resolved::json(status_code(status), error_body(&shared.uuid(), message))
+    fn error(&self, _req: &Recorded, failure: &Failure) -> Resolved {
+        self.refuse(failure.status.as_u16(), &failure.message)
     }
 
-    fn events(frames: Vec<Bytes>) -> Resolved {
-        Resolved {
-            status: StatusCode::OK,
-            content_type: EVENT_STREAM,
-            frames,
-            whole: false,
-            cut_after: None,
-            delay: Duration::ZERO,
-        }
+    fn stamp(&self) -> Vec<(HeaderName, HeaderValue)> {
+        vec![header_pair("x-request-id", &self.uuid())]
     }
 }
 
-async fn answer(shared: &Shared, req: Recorded) -> Response<Body> {
-    shared.count.fetch_add(1, Ordering::SeqCst);
-    if shared.config.record_requests {
-        lock(&shared.requests).push(req.clone());
-    }
-    let auth = req
-        .headers
-        .get(http::header::AUTHORIZATION)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    let refused = match auth.as_deref().and_then(|a| a.strip_prefix("Bearer ")) {
-        None => Some("no api key supplied"),
-        Some(key) if key != shared.config.api_key => Some("invalid api token"),
-        Some(_) => None,
-    };
-    if let Some(message) = refused {
-        let body = error_body(&shared.uuid(), message);
-        return response(StatusCode::UNAUTHORIZED, JSON, &[], whole(body));
-    }
-    let reply = shared.next_reply();
-    let spec = &*reply.0;
-    let resolved = match &spec.kind {
-        Kind::Hang => return std::future::pending().await,
-        Kind::Json(status, body) => Resolved::json(*status, body.clone()),
-        Kind::Events(frames) => Resolved::events(frames.clone()),
-        Kind::Ok => healthy(shared, &req),
-    };
-    let delay = spec.delay + resolved.delay;
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
-    }
-    let status = spec.status.unwrap_or(resolved.status);
-    let cut_after = spec.disconnect_after.or(resolved.cut_after);
-    let body = if resolved.whole && spec.chunk_delay.is_zero() && cut_after.is_none() {
-        whole(resolved.frames.concat().into())
-    } else {
-        drip(resolved.frames, spec.chunk_delay, cut_after)
-    };
-    let mut headers = vec![header_pair("x-request-id", &shared.uuid())];
-    headers.extend(spec.headers.iter().cloned());
-    response(status, resolved.content_type, &headers, body)
+/// 200 with a JSON content type and a truncated JSON body.
+fn malformed() -> Resolved {
+    let body = Bytes::from_static(br#"{"id": "c14c80c3", "finish_reason": "COMP"#);
+    Resolved::whole(StatusCode::OK, JSON, body)
 }
 
 /// What Cohere says for each status the mock can be asked for by name.
@@ -388,15 +143,15 @@ fn status_message(status: u16, model: &str) -> String {
     }
 }
 
-fn healthy(shared: &Shared, req: &Recorded) -> Resolved {
+fn healthy(shared: &Cohere, req: &Recorded) -> Resolved {
     let path = req.path.split('?').next().unwrap_or("");
     let chat = req.method == Method::POST && path == "/v2/chat";
     let embed = req.method == Method::POST && path == "/v2/embed";
     if !chat && !embed {
-        return Resolved::error(shared, 404, &format!("{} {path} not found", req.method));
+        return shared.refuse(404, &format!("{} {path} not found", req.method));
     }
     let Ok(body) = serde_json::from_slice::<Value>(&req.body) else {
-        return Resolved::error(shared, 400, "invalid request: invalid json");
+        return shared.refuse(400, "invalid request: invalid json");
     };
     let model = body["model"].as_str().unwrap_or("").to_owned();
     if let Some(status) = model
@@ -405,11 +160,10 @@ fn healthy(shared: &Shared, req: &Recorded) -> Resolved {
         .and_then(|s| s.get(..3))
         .and_then(|s| s.parse::<u16>().ok())
     {
-        return Resolved::error(shared, status, &status_message(status, &model));
+        return shared.refuse(status, &status_message(status, &model));
     }
     if model.contains("mock-context-length") {
-        return Resolved::error(
-            shared,
+        return shared.refuse(
             400,
             "too many tokens: total number of tokens in the prompt cannot exceed 128000 - \
              received 128412. Try using a shorter prompt, or enabling prompt truncating.",
@@ -422,24 +176,21 @@ fn healthy(shared: &Shared, req: &Recorded) -> Resolved {
         .map_or(Duration::ZERO, Duration::from_millis);
     let mut resolved = if embed {
         match embed::answer(&body, &shared.uuid()) {
-            Ok(bytes) => Resolved::json(StatusCode::OK, bytes),
-            Err(r) => Resolved::error(shared, r.status, &r.message),
+            Ok(bytes) => Resolved::whole(StatusCode::OK, JSON, bytes),
+            Err(r) => shared.refuse(r.status, &r.message),
         }
     } else if model.contains("mock-malformed") && body["stream"] != true {
-        let Kind::Json(status, bytes) = &Reply::malformed().0.kind else {
-            unreachable!("malformed() is JSON");
-        };
-        Resolved::json(*status, bytes.clone())
+        malformed()
     } else {
         let mut next = || shared.id();
         match chat::answer(&body, &mut next) {
-            Err(r) => Resolved::error(shared, r.status, &r.message),
+            Err(r) => shared.refuse(r.status, &r.message),
             Ok(a) => {
                 let id = shared.uuid();
                 if body["stream"] == true {
                     stream(&model, &id, &a)
                 } else {
-                    Resolved::json(StatusCode::OK, chat::to_json(&id, &a))
+                    Resolved::whole(StatusCode::OK, JSON, chat::to_json(&id, &a))
                 }
             }
         }
@@ -465,8 +216,8 @@ fn stream(model: &str, id: &str, answer: &chat::Answer) -> Resolved {
         events.insert(at + 1, json!({"type": "citation-end", "index": 0}));
     }
     let mut frames: Vec<Bytes> = events.iter().map(chat::sse).collect();
-    let mut resolved = Resolved::events(Vec::new());
-    if model.contains("mock-stream-malformed") {
+    let mut resolved = Resolved::frames(EVENT_STREAM, Vec::new());
+    if model.contains("mock-stream-malformed") || model.contains("mock-malformed") {
         frames[2] = Bytes::from_static(
             b"event: content-delta\ndata: {\"type\":\"content-delta\",\"index\":0,\"delta\":\n\n",
         );

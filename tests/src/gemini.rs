@@ -21,8 +21,9 @@
 //! base64 of inline data; see `validate`), so what passes here is what Google would
 //! accept. [`MockGemini::set_strict`] turns that off.
 //!
-//! Tests script replies by queueing [`Reply`]s ([`MockGemini::enqueue`]) or by model
-//! name, with [`Reply::ok`] in effect:
+//! Tests script replies as with every mock ([`crate::mock`]; [`Reply::chunks`] streams
+//! these `GenerateContentResponse`s, framed as the request asks) or by model name, with
+//! [`Reply::ok`] in effect:
 //!
 //! | model | answer |
 //! |---|---|
@@ -48,32 +49,22 @@ mod embed;
 mod handle;
 mod oauth;
 mod render;
-mod server;
 mod validate;
 mod wire;
 
-use std::collections::VecDeque;
-use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::StatusCode;
-use http::header::{HeaderName, HeaderValue};
 use serde_json::Value;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
-pub use crate::openai::Recorded;
+use crate::mock::Mock;
+pub use crate::mock::{Recorded, Reply};
 pub use behave::THOUGHT_TEXT;
 pub use oauth::{
     CLIENT_EMAIL, PRIVATE_KEY_ID, PROJECT, SCOPE, TEST_PRIVATE_KEY_PEM, service_account_json,
 };
 
 use oauth::Issuer;
-use server::lock;
 
 /// The API key AI Studio paths accept.
 pub const API_KEY: &str = "mock-gemini-api-key";
@@ -81,242 +72,51 @@ pub const API_KEY: &str = "mock-gemini-api-key";
 const JSON: &str = "application/json; charset=UTF-8";
 const EVENT_STREAM: &str = "text/event-stream";
 
-/// A running mock. Dropping it stops the server and cuts open connections.
-pub struct MockGemini {
-    addr: SocketAddr,
-    shared: Arc<Shared>,
-    shutdown: watch::Sender<bool>,
-    task: JoinHandle<()>,
-}
-
-/// What the mock answers to one model request. Cheap to clone.
-#[derive(Clone, Debug)]
-pub struct Reply(Arc<Spec>);
-
-#[derive(Clone, Debug)]
-struct Spec {
-    kind: Kind,
-    status: Option<StatusCode>,
-    headers: Vec<(HeaderName, HeaderValue)>,
-    delay: Duration,
-    chunk_delay: Duration,
-    disconnect_after: Option<usize>,
-}
-
-#[derive(Clone, Debug)]
-enum Kind {
-    Ok,
-    Json(StatusCode, Bytes),
-    Stream(Arc<[Value]>),
-    Raw(Arc<[Bytes]>),
-    Hang,
-}
-
-impl Reply {
-    fn new(kind: Kind) -> Reply {
-        Reply(Arc::new(Spec {
-            kind,
-            status: None,
-            headers: Vec::new(),
-            delay: Duration::ZERO,
-            chunk_delay: Duration::ZERO,
-            disconnect_after: None,
-        }))
-    }
-
-    fn map(mut self, f: impl FnOnce(&mut Spec)) -> Reply {
-        f(Arc::make_mut(&mut self.0));
-        self
-    }
-
-    /// What a healthy Gemini answers, `mock-*` model names included (see the module
-    /// docs).
-    pub fn ok() -> Reply {
-        Reply::new(Kind::Ok)
-    }
-
-    /// `body` as pretty-printed JSON with `status`.
-    pub fn json(status: u16, body: Value) -> Reply {
-        Reply::new(Kind::Json(status_code(status), wire::pretty(&body)))
-    }
-
-    /// Google's error body `{"error": {"code", "message", "status"}}` with `status`.
-    pub fn error(status: u16, message: &str) -> Reply {
-        Reply::new(Kind::Json(
-            status_code(status),
-            wire::error(status, message, Vec::new()),
-        ))
-    }
-
-    /// A stream of these `GenerateContentResponse` objects: SSE events for `alt=sse`,
-    /// else one JSON array, each element its own body frame.
-    pub fn stream(chunks: Vec<Value>) -> Reply {
-        Reply::new(Kind::Stream(chunks.into()))
-    }
-
-    /// A `text/event-stream` body of exactly these frames, for broken streams.
-    pub fn raw_stream(frames: &[&str]) -> Reply {
-        let frames: Vec<Bytes> = frames
-            .iter()
-            .map(|f| Bytes::copy_from_slice(f.as_bytes()))
-            .collect();
-        Reply::new(Kind::Raw(frames.into()))
-    }
-
-    /// 200 with a JSON content type and a truncated JSON body.
-    pub fn malformed() -> Reply {
-        Reply::new(Kind::Json(
-            StatusCode::OK,
-            Bytes::from_static(b"{\n  \"candidates\": [\n    {\n      \"content\": {"),
-        ))
-    }
-
-    /// Reads the request and never answers, until the mock is dropped.
-    pub fn hang() -> Reply {
-        Reply::new(Kind::Hang)
-    }
-
-    /// Overrides the status code.
-    pub fn with_status(self, status: u16) -> Reply {
-        let status = status_code(status);
-        self.map(|s| s.status = Some(status))
-    }
-
-    /// Adds a response header; the first of a name replaces the mock's own.
-    ///
-    /// # Panics
-    ///
-    /// If `name` or `value` is not a valid header name or value.
-    pub fn with_header(self, name: &str, value: &str) -> Reply {
-        let name = HeaderName::try_from(name)
-            .unwrap_or_else(|e| panic!("invalid header name {name:?}: {e}"));
-        let value = HeaderValue::try_from(value)
-            .unwrap_or_else(|e| panic!("invalid header value {value:?}: {e}"));
-        self.map(|s| s.headers.push((name, value)))
-    }
-
-    /// Waits `d` before the response headers.
-    pub fn with_delay(self, d: Duration) -> Reply {
-        self.map(|s| s.delay = d)
-    }
-
-    /// Waits `d` before each body frame.
-    pub fn with_chunk_delay(self, d: Duration) -> Reply {
-        self.map(|s| s.chunk_delay = d)
-    }
-
-    /// Sends the headers and `chunks` body frames, then cuts the connection.
-    pub fn disconnect_after(self, chunks: usize) -> Reply {
-        self.map(|s| s.disconnect_after = Some(chunks))
-    }
-}
-
-fn status_code(status: u16) -> StatusCode {
-    StatusCode::from_u16(status).unwrap_or_else(|_| panic!("invalid HTTP status {status}"))
-}
-
-struct Shared {
-    script: Mutex<Script>,
-    requests: Mutex<Vec<Recorded>>,
-    count: AtomicUsize,
+/// Google's wire formats, checks and token endpoint, for the mock core.
+pub struct Gemini {
     next_id: AtomicU64,
     issuer: Issuer,
     strict: AtomicBool,
-    token_url: String,
 }
 
-struct Script {
-    queue: VecDeque<Reply>,
-    default: Reply,
-}
-
-impl MockGemini {
-    /// Starts a mock on an ephemeral port of 127.0.0.1.
-    ///
-    /// # Panics
-    ///
-    /// If no port can be bound, or outside a Tokio runtime.
-    pub async fn start() -> MockGemini {
-        let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
-            .await
-            .unwrap_or_else(|e| panic!("mock Gemini: cannot bind 127.0.0.1:0: {e}"));
-        let addr = listener
-            .local_addr()
-            .unwrap_or_else(|e| panic!("mock Gemini: no local address: {e}"));
-        let (shutdown, shutdown_rx) = watch::channel(false);
-        let shared = Arc::new(Shared {
-            script: Mutex::new(Script {
-                queue: VecDeque::new(),
-                default: Reply::ok(),
-            }),
-            requests: Mutex::new(Vec::new()),
-            count: AtomicUsize::new(0),
+impl Default for Gemini {
+    fn default() -> Self {
+        Gemini {
             next_id: AtomicU64::new(1),
             issuer: Issuer::new(),
             strict: AtomicBool::new(true),
-            token_url: format!("http://{addr}/token"),
-        });
-        let handler_shared = Arc::clone(&shared);
-        let handler = move |req| handle::answer(Arc::clone(&handler_shared), req);
-        let task = tokio::spawn(server::serve(listener, shutdown_rx, handler));
-        MockGemini {
-            addr,
-            shared,
-            shutdown,
-            task,
         }
     }
+}
 
-    /// The bound address.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
+/// A running mock Gemini and Vertex AI.
+pub type MockGemini = Mock<Gemini>;
 
-    /// `http://127.0.0.1:PORT`, standing in for the host of either API (what the
-    /// sidecar takes as a deployment's base URL).
-    pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
+impl Mock<Gemini> {
     /// `http://127.0.0.1:PORT/v1beta`, standing in for
     /// `https://generativelanguage.googleapis.com/v1beta`.
     pub fn ai_studio_base(&self) -> String {
-        format!("http://{}/v1beta", self.addr)
+        format!("{}/v1beta", self.base_url())
     }
 
     /// `http://127.0.0.1:PORT`, standing in for `https://{location}-aiplatform.googleapis.com`.
     pub fn vertex_base(&self) -> String {
-        format!("http://{}", self.addr)
+        self.base_url()
     }
 
     /// The token endpoint, `http://127.0.0.1:PORT/token`.
     pub fn token_url(&self) -> String {
-        self.shared.token_url.clone()
+        format!("{}/token", self.base_url())
     }
 
     /// A service-account key file whose `token_uri` is this mock's.
     pub fn service_account_json(&self) -> String {
-        service_account_json(&self.shared.token_url)
-    }
-
-    /// Queues `reply` for a future model request (token requests never take one).
-    pub fn enqueue(&self, reply: Reply) {
-        lock(&self.shared.script).queue.push_back(reply);
-    }
-
-    /// What model requests get once the queue is empty; initially [`Reply::ok`].
-    pub fn set_default(&self, reply: Reply) {
-        lock(&self.shared.script).default = reply;
+        service_account_json(&self.token_url())
     }
 
     /// Whether requests are checked as Google checks them (on by default).
     pub fn set_strict(&self, strict: bool) {
-        self.shared.strict.store(strict, Ordering::SeqCst);
-    }
-
-    /// Every request received so far, token requests included, in arrival order.
-    pub fn requests(&self) -> Vec<Recorded> {
-        lock(&self.shared.requests).clone()
+        self.provider().strict.store(strict, Ordering::SeqCst);
     }
 
     /// The requests to model paths (everything but `/token`).
@@ -327,37 +127,25 @@ impl MockGemini {
             .collect()
     }
 
-    /// How many requests arrived, token requests included.
-    pub fn request_count(&self) -> usize {
-        self.shared.count.load(Ordering::SeqCst)
-    }
-
     /// How long tokens issued from now on live (`expires_in`); 3599 s by default.
     pub fn set_token_lifetime(&self, lifetime: Duration) {
-        self.shared.issuer.set_lifetime(lifetime);
+        self.provider().issuer.set_lifetime(lifetime);
     }
 
     /// Makes every token request fail with this status and OAuth error body, or
     /// succeed again with `None`.
     pub fn fail_token_requests(&self, failure: Option<(u16, Value)>) {
-        self.shared.issuer.set_failure(failure);
+        self.provider().issuer.set_failure(failure);
     }
 
     /// How many access tokens have been issued.
     pub fn tokens_issued(&self) -> usize {
-        self.shared.issuer.issued()
+        self.provider().issuer.issued()
     }
 
     /// Invalidates every token issued so far.
     pub fn revoke_tokens(&self) {
-        self.shared.issuer.revoke_all();
-    }
-}
-
-impl Drop for MockGemini {
-    fn drop(&mut self) {
-        let _ = self.shutdown.send(true);
-        self.task.abort();
+        self.provider().issuer.revoke_all();
     }
 }
 

@@ -1,6 +1,6 @@
 //! Test support shared by llmesh's crates: mock upstream providers speaking each
-//! provider's exact wire format and, with the `apiserver` feature, a real Kubernetes
-//! API server.
+//! provider's exact wire format, all on one core ([`mock`]), and, with the `apiserver`
+//! feature, a real Kubernetes API server.
 
 pub mod anthropic;
 #[cfg(feature = "apiserver")]
@@ -10,10 +10,9 @@ mod bins;
 pub mod chart;
 pub mod cohere;
 pub mod gemini;
-mod http_mock;
+pub mod mock;
 pub mod openai;
 pub mod pod;
-pub mod server;
 pub mod wait;
 
 pub use anthropic::MockAnthropic;
@@ -21,7 +20,6 @@ pub use bedrock::MockBedrock;
 pub use bins::workspace_bin;
 pub use cohere::MockCohere;
 pub use gemini::MockGemini;
-pub use http_mock::{base64_decode, base64_encode};
-pub use openai::{MockConfig, MockOpenAi, Recorded, Reply};
-pub use server::{MockResponse, MockServer};
+pub use mock::{Mock, MockConfig, MockHttp, Recorded, Reply};
+pub use openai::MockOpenAi;
 pub use wait::eventually;

@@ -34,15 +34,10 @@ impl Upstream for MockAnthropic {
     }
 
     fn error_statuses(&self) -> Vec<(u16, u16)> {
-        vec![
-            (400, 400),
-            (401, 401),
-            (403, 403),
-            (404, 404),
-            (429, 429),
-            (500, 500),
-            (529, 503),
-        ]
+        // Anthropic's 529 (overloaded) reaches clients as 503.
+        let mut statuses = [400, 401, 403, 404, 429, 500].map(|s| (s, s)).to_vec();
+        statuses.push((529, 503));
+        statuses
     }
 }
 
@@ -80,9 +75,7 @@ async fn golden_upstream_request() {
     let (status, _, body) = post(sidecar.api, "/v1/chat/completions", request).await;
     assert_eq!(status, http::StatusCode::OK, "{body}");
     let sent = up.bodies().pop().unwrap();
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden/anthropic/chat_tools_vision.json");
-    crate::golden::check(&path, &sent);
+    crate::golden::check("anthropic", "chat_tools_vision", &sent);
     let headers = &up.requests()[0].headers;
     assert_eq!(headers["anthropic-version"], "2023-06-01");
     assert_eq!(headers["x-api-key"], API_KEY);

@@ -13,7 +13,7 @@ use llmesh_tests::MockOpenAi;
 use llmesh_tests::gemini::{self, MockGemini, Reply};
 use serde_json::{Value, json};
 
-use crate::suite::{Behaviour, Upstream};
+use crate::suite::{Behaviour, Upstream, mock_model};
 use crate::support::*;
 
 /// Which of Google's APIs a case runs against.
@@ -25,28 +25,14 @@ pub enum Api {
 
 /// The mock model that behaves as the suite asks.
 fn behaviour_model(behaviour: Behaviour) -> String {
-    match behaviour {
-        Behaviour::Text | Behaviour::StopSequence => "gemini-2.5-flash".to_owned(),
-        Behaviour::Tools => "mock-two-cities".to_owned(),
-        Behaviour::MaxTokens => "mock-max-tokens".to_owned(),
-        Behaviour::Error(status) => format!("mock-error-{status}"),
-        Behaviour::Malformed => "mock-malformed".to_owned(),
-        Behaviour::Cut => "mock-stream-cut".to_owned(),
-    }
+    mock_model(behaviour, "gemini-2.5-flash")
 }
 
 /// Google's statuses, each with the status a client sees.
 fn error_statuses() -> Vec<(u16, u16)> {
-    vec![
-        (400, 400),
-        (401, 401),
-        (403, 403),
-        (404, 404),
-        (429, 429),
-        (500, 500),
-        (503, 503),
-        (504, 504),
-    ]
+    [400, 401, 403, 404, 429, 500, 503, 504]
+        .map(|s| (s, s))
+        .to_vec()
 }
 
 impl Upstream for MockGemini {
@@ -581,7 +567,7 @@ async fn broken_streams_end_with_an_error_event(api: Api) {
         assert_eq!(first["choices"][0]["delta"]["role"], "assistant", "{name}");
     }
     // A stream that ends cleanly but without a finish reason was cut short too.
-    mock.set_default(Reply::stream(vec![
+    mock.set_default(Reply::chunks(vec![
         json!({"candidates": [{"content": {"parts": [{"text": "Hi"}], "role": "model"}}]}),
     ]));
     let (_, _, frames) = post_stream(sidecar.api, chat_stream("garbled")).await;
@@ -716,12 +702,8 @@ async fn upstream_request_matches_golden(api: Api) {
     let sidecar = sidecar(&mock, api, &[("g", "gemini-2.5-flash")]).await;
     let (chunks, done) = stream(&sidecar, representative_request()).await;
     assert!(done, "the strict mock accepted the request: {chunks:?}");
-    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/gemini");
     // Both APIs take the very same generateContent body.
-    crate::golden::check(
-        &golden.join("generate_content_request.json"),
-        &last_sent(&mock),
-    );
+    crate::golden::check("gemini", "generate_content_request", &last_sent(&mock));
     let (status, _, _) = post(
         sidecar.api,
         "/v1/embeddings",
@@ -730,10 +712,10 @@ async fn upstream_request_matches_golden(api: Api) {
     .await;
     assert_eq!(status, StatusCode::OK);
     let name = match api {
-        Api::Studio => "batch_embed_contents_request.json",
-        Api::Vertex => "predict_request.json",
+        Api::Studio => "batch_embed_contents_request",
+        Api::Vertex => "predict_request",
     };
-    crate::golden::check(&golden.join(name), &last_sent(&mock));
+    crate::golden::check("gemini", name, &last_sent(&mock));
 }
 
 #[tokio::test]

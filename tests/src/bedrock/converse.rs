@@ -15,7 +15,11 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::eventstream::Message;
-use crate::http_mock::{base64_decode, input_from_schema, to_bytes, words};
+use crate::mock::{
+    first_stop, first_words, input_from_schema, max_tokens_for, to_bytes, two_cities, words,
+};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 
 /// A request Bedrock would refuse, as the exception to answer with.
 #[derive(Debug)]
@@ -334,7 +338,7 @@ fn check_image(image: &Value, at: &str) -> Result<(), Failure> {
     let source = image["source"].as_object();
     match source.and_then(|s| s.get("bytes")) {
         Some(Value::String(b64)) => {
-            if base64_decode(b64).is_none_or(|b| b.is_empty()) {
+            if STANDARD.decode(b64).ok().is_none_or(|b| b.is_empty()) {
                 return Err(invalid(format!(
                     "{at}.source.bytes is not valid base64-encoded image data."
                 )));
@@ -470,7 +474,7 @@ fn turn_text(content: &[Value]) -> String {
         } else if let Some(image) = block.get("image") {
             let bytes = image["source"]["bytes"]
                 .as_str()
-                .and_then(base64_decode)
+                .and_then(|b| STANDARD.decode(b).ok())
                 .map_or(0, |b| b.len());
             parts.push(format!(
                 "[image/{} {bytes} bytes]",
@@ -528,7 +532,9 @@ pub(crate) fn answer(
         .last()
         .and_then(|m| m["content"].as_array())
         .map_or(&[][..], Vec::as_slice);
+    let two = model.contains("mock-two-cities");
     let wants_tools = req.forced.is_some()
+        || two
         || model.contains("mock-tool-call")
         || model.contains("mock-parallel-tools");
     let results = tool_results_text(last);
@@ -544,11 +550,18 @@ pub(crate) fn answer(
             _ => req.tools.iter().copied().take(1).collect(),
         };
         let mut blocks = vec![Block::Text("Let me use my tools.".into())];
-        for (name, schema) in chosen {
+        let calls: Vec<(&str, Value)> = match chosen.first() {
+            Some((first, _)) if two => two_cities().into_iter().map(|a| (*first, a)).collect(),
+            _ => chosen
+                .into_iter()
+                .map(|(n, s)| (n, input_from_schema(s)))
+                .collect(),
+        };
+        for (name, input) in calls {
             blocks.push(Block::ToolUse {
                 id: format!("tooluse_mock{:014}", next_id()),
                 name: name.to_owned(),
-                input: input_from_schema(schema),
+                input,
             });
         }
         let output = 4 + 10 * (blocks.len() as u64 - 1);
@@ -574,25 +587,14 @@ pub(crate) fn answer(
         text = "Sorry".into();
         stop_reason = "content_filtered";
     }
-    if let Some(cut) = req
-        .stop_sequences
-        .iter()
-        .filter(|s| !s.is_empty())
-        .filter_map(|s| text.find(s))
-        .min()
-    {
+    if let Some(cut) = first_stop(&text, &req.stop_sequences) {
         text.truncate(cut);
         stop_reason = "stop_sequence";
     }
-    if let Some(max) = req.max_tokens
+    if let Some(max) = max_tokens_for(model, &text, req.max_tokens)
         && words(&text) > max
     {
-        text = text
-            .split_inclusive(' ')
-            .take(max as usize)
-            .collect::<String>()
-            .trim_end()
-            .to_owned();
+        text = first_words(&text, max);
         stop_reason = "max_tokens";
     }
     let output = words(&text);
@@ -695,155 +697,5 @@ pub(crate) fn to_events(answer: &Answer, latency_ms: u64) -> Vec<Message> {
     events
 }
 
-// Test code may panic on broken expectations; that is how it reports them.
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    fn run(model: &str, body: Value) -> Result<Answer, Failure> {
-        let mut n = 0;
-        answer(model, &body, &mut || {
-            n += 1;
-            n
-        })
-    }
-
-    fn user(text: &str) -> Value {
-        json!({"role": "user", "content": [{"text": text}]})
-    }
-
-    #[test]
-    fn refuses_what_bedrock_refuses() {
-        let cases = [
-            (json!({"messages": []}), "start with a user message"),
-            (
-                json!({"messages": [{"role": "assistant", "content": [{"text": "x"}]}]}),
-                "start with a user message",
-            ),
-            (json!({"messages": [user("a"), user("b")]}), "alternate"),
-            (json!({"messages": [user("  ")]}), "is blank"),
-            (
-                json!({"messages": [user("a")], "max_tokens": 3}),
-                "Unknown field 'max_tokens'",
-            ),
-            (
-                json!({"messages": [user("a")], "inferenceConfig": {"max_tokens": 3}}),
-                "Unknown field 'max_tokens' in inferenceConfig",
-            ),
-            (
-                json!({"messages": [user("a")], "inferenceConfig": {"temperature": 1.5}}),
-                "between 0 and 1",
-            ),
-            (
-                json!({"messages": [{"role": "user", "content": [{"image": {"format": "bmp", "source": {"bytes": "AA=="}}}]}]}),
-                "enum value set",
-            ),
-            (
-                json!({"messages": [{"role": "user", "content": [{"image": {"format": "png", "source": {"bytes": "not base64!"}}}]}]}),
-                "base64",
-            ),
-            (
-                json!({"messages": [user("a"), {"role": "assistant", "content": [{"toolUse": {"toolUseId": "t1", "name": "f", "input": {}}}]}, {"role": "user", "content": [{"toolResult": {"toolUseId": "t1", "content": [{"text": "r"}]}}]}]}),
-                "toolConfig field must be defined",
-            ),
-            (
-                json!({"messages": [user("a"), {"role": "assistant", "content": [{"toolUse": {"toolUseId": "t1", "name": "f", "input": {}}}]}, {"role": "user", "content": [{"toolResult": {"toolUseId": "t2", "content": [{"text": "r"}]}}]}], "toolConfig": {"tools": [{"toolSpec": {"name": "f", "inputSchema": {"json": {}}}}]}}),
-                "don't match",
-            ),
-            (
-                json!({"messages": [user("a")], "toolConfig": {"tools": [{"toolSpec": {"name": "bad name", "inputSchema": {"json": {}}}}]}}),
-                "regular expression",
-            ),
-            (
-                json!({"messages": [user("a")], "toolConfig": {"tools": [{"toolSpec": {"name": "f", "inputSchema": {"json": {}}}}], "toolChoice": {"tool": {"name": "g"}}}}),
-                "does not name a tool",
-            ),
-        ];
-        for (body, want) in cases {
-            let err = run("m", body.clone()).unwrap_err();
-            assert_eq!(err.exception, "ValidationException");
-            assert!(err.message.contains(want), "{body}: {}", err.message);
-        }
-    }
-
-    #[test]
-    fn answers_honour_stop_sequences_and_max_tokens() {
-        let body =
-            json!({"messages": [user("one two three four")], "system": [{"text": "be brief"}]});
-        let a = run("m", body).unwrap();
-        assert_eq!(a.stop_reason, "end_turn");
-        assert!(matches!(&a.blocks[0], Block::Text(t) if t == "mock reply to: one two three four"));
-        assert_eq!((a.usage.input, a.usage.output), (6, 7));
-
-        let body =
-            json!({"messages": [user("one two three")], "inferenceConfig": {"maxTokens": 3}});
-        let a = run("m", body).unwrap();
-        assert_eq!(a.stop_reason, "max_tokens");
-        assert!(matches!(&a.blocks[0], Block::Text(t) if t == "mock reply to:"));
-
-        let body = json!({"messages": [user("one two three")], "inferenceConfig": {"stopSequences": ["two"]}});
-        let a = run("m", body).unwrap();
-        assert_eq!(a.stop_reason, "stop_sequence");
-        assert!(matches!(&a.blocks[0], Block::Text(t) if t == "mock reply to: one "));
-    }
-
-    #[test]
-    fn tools_are_called_when_forced_or_asked_and_results_are_quoted() {
-        let tools = json!({"tools": [
-            {"toolSpec": {"name": "get_weather", "inputSchema": {"json": {"type": "object", "properties": {"city": {"type": "string"}, "unit": {"type": "string", "enum": ["c", "f"]}}}}}},
-            {"toolSpec": {"name": "get_time", "inputSchema": {"json": {"type": "object", "properties": {"utc": {"type": "boolean"}}}}}}
-        ]});
-        let body = json!({"messages": [user("weather?")], "toolConfig": tools});
-        assert_eq!(run("m", body.clone()).unwrap().stop_reason, "end_turn");
-        let a = run("mock-tool-call", body.clone()).unwrap();
-        assert_eq!(a.stop_reason, "tool_use");
-        assert_eq!(a.blocks.len(), 2);
-        assert!(matches!(&a.blocks[1], Block::ToolUse { name, input, .. }
-            if name == "get_weather" && *input == json!({"city": "mock-city", "unit": "c"})));
-        let a = run("mock-parallel-tools", body.clone()).unwrap();
-        assert_eq!(a.blocks.len(), 3);
-        let mut forced = body.clone();
-        forced["toolConfig"]["toolChoice"] = json!({"tool": {"name": "get_time"}});
-        let a = run("m", forced).unwrap();
-        assert!(
-            matches!(&a.blocks[1], Block::ToolUse { name, input, .. } if name == "get_time" && *input == json!({"utc": true}))
-        );
-
-        let round_trip = json!({"messages": [
-            user("weather?"),
-            {"role": "assistant", "content": [{"toolUse": {"toolUseId": "t1", "name": "get_weather", "input": {"city": "Paris"}}}]},
-            {"role": "user", "content": [{"toolResult": {"toolUseId": "t1", "content": [{"json": {"temp": 21}}], "status": "success"}}]}
-        ], "toolConfig": tools});
-        let a = run("mock-tool-call", round_trip).unwrap();
-        assert_eq!(a.stop_reason, "end_turn");
-        assert!(
-            matches!(&a.blocks[0], Block::Text(t) if t == r#"mock reply to tool results: t1={"temp":21}"#)
-        );
-    }
-
-    #[test]
-    fn images_are_described_and_events_follow_bedrock_order() {
-        let body = json!({"messages": [{"role": "user", "content": [
-            {"text": "what is this"},
-            {"image": {"format": "png", "source": {"bytes": "iVBORw0KGgo="}}}
-        ]}]});
-        let a = run("mock-cache", body).unwrap();
-        assert!(
-            matches!(&a.blocks[0], Block::Text(t) if t == "mock reply to: what is this [image/png 8 bytes]")
-        );
-        let usage = a.usage.to_json();
-        assert!(usage["cacheReadInputTokens"].as_u64().unwrap() > 0);
-        let kinds: Vec<String> = to_events(&a, 5)
-            .iter()
-            .map(|m| m.header(":event-type").unwrap().to_owned())
-            .collect();
-        assert_eq!(kinds.first().unwrap(), "messageStart");
-        assert_eq!(
-            &kinds[kinds.len() - 3..],
-            ["contentBlockStop", "messageStop", "metadata"]
-        );
-        let events = to_events(&a, 5);
-        assert!(events.iter().all(|e| e.json()["p"].is_string()));
-    }
-}
+mod tests;

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::converse::Failure;
-use crate::http_mock::{to_bytes, unit_vector, words};
+use crate::mock::{to_bytes, unit_vector, words};
 
 fn invalid(message: impl Into<String>) -> Failure {
     Failure {
@@ -75,7 +75,7 @@ fn titan(model: &str, body: &Value) -> Result<Embedded, Failure> {
         ));
     }
     let tokens = words(text).max(1);
-    let vector = unit_vector(text, dim);
+    let vector = unit_vector(text.as_bytes(), dim);
     let body = if v2 {
         json!({
             "embedding": vector,
@@ -151,7 +151,10 @@ fn cohere(model: &str, body: &Value, next_id: u64) -> Result<Embedded, Failure> 
         None if v4 => 1536,
         None => 1024,
     };
-    let vectors: Vec<Vec<f32>> = texts.iter().map(|t| unit_vector(t, dim)).collect();
+    let vectors: Vec<Vec<f32>> = texts
+        .iter()
+        .map(|t| unit_vector(t.as_bytes(), dim))
+        .collect();
     let tokens = texts.iter().map(|t| words(t).max(1)).sum();
     let id = format!("mock-embed-{next_id:012}");
     let body = if by_type {

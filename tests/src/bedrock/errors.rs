@@ -6,7 +6,7 @@ use bytes::Bytes;
 use http::StatusCode;
 use serde_json::json;
 
-use crate::http_mock::to_bytes;
+use crate::mock::to_bytes;
 
 /// The namespace Bedrock's own exceptions carry in `x-amzn-ErrorType`.
 const BEDROCK_NS: &str = "http://internal.amazon.com/coral/com.amazon.bedrock/";

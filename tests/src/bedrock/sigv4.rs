@@ -10,8 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use http::HeaderMap;
 use ring::{digest, hmac};
 
-use crate::http_mock::{hex, percent_decode, uri_encode};
-use crate::openai::Recorded;
+use crate::mock::{Recorded, hex, percent_decode, uri_encode};
 
 /// The only algorithm SigV4 header signing uses.
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
@@ -112,6 +111,13 @@ pub fn canonical_header_value(headers: &HeaderMap, name: &str) -> Option<String>
         })
         .collect();
     (!values.is_empty()).then(|| values.join(","))
+}
+
+/// [`canonical_request`] of a recorded request.
+fn canonical_request_of(request: &Recorded, signed: &[&str], payload_hash: &str) -> String {
+    let method = request.method.as_str();
+    let (path, query) = (request.path_only(), request.query());
+    canonical_request(method, path, query, &request.headers, signed, payload_hash)
 }
 
 /// The canonical request over `signed` (lower-case, sorted) header names.
@@ -395,18 +401,7 @@ pub fn verify(
         Some(_) => return Err(Rejection::ContentHash),
         None => body_hash,
     };
-    let (path, query) = request
-        .path
-        .split_once('?')
-        .unwrap_or((request.path.as_str(), ""));
-    let creq = canonical_request(
-        request.method.as_str(),
-        path,
-        query,
-        &request.headers,
-        &signed,
-        &payload_hash,
-    );
+    let creq = canonical_request_of(request, &signed, &payload_hash);
     let scope = format!("{}/{region}/{service}/aws4_request", auth.date);
     let sts = string_to_sign(&amz_date, &scope, &creq);
     let expected = signature(
@@ -457,18 +452,7 @@ pub fn sign(
     names.sort();
     names.dedup();
     let signed: Vec<&str> = names.iter().map(String::as_str).collect();
-    let (path, query) = request
-        .path
-        .split_once('?')
-        .unwrap_or((request.path.as_str(), ""));
-    let creq = canonical_request(
-        request.method.as_str(),
-        path,
-        query,
-        headers,
-        &signed,
-        &sha256_hex(&request.body),
-    );
+    let creq = canonical_request_of(request, &signed, &sha256_hex(&request.body));
     let scope = format!("{}/{region}/{service}/aws4_request", &date[..8]);
     let sts = string_to_sign(&date, &scope, &creq);
     let sig = signature(
@@ -483,7 +467,7 @@ pub fn sign(
         credentials.access_key_id,
         signed.join(";")
     );
-    insert(headers, "authorization", &value);
+    insert(&mut request.headers, "authorization", &value);
 }
 
 // Test code may panic on broken expectations; that is how it reports them.
@@ -530,15 +514,7 @@ mod tests {
         let req = recorded(method, path, headers, body);
         let mut signed: Vec<&str> = headers.iter().map(|(n, _)| *n).collect();
         signed.sort_unstable();
-        let (path, query) = req.path.split_once('?').unwrap_or((&req.path, ""));
-        let creq = canonical_request(
-            req.method.as_str(),
-            path,
-            query,
-            &req.headers,
-            &signed,
-            &sha256_hex(body),
-        );
+        let creq = canonical_request_of(&req, &signed, &sha256_hex(body));
         let sts = string_to_sign(DATE, "20150830/us-east-1/service/aws4_request", &creq);
         signature(SECRET, "20150830", "us-east-1", "service", &sts)
     }

@@ -10,7 +10,8 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use llmesh_tests::{MockConfig, MockOpenAi};
+use llmesh_tests::openai::OpenAi;
+use llmesh_tests::{Mock, MockConfig};
 
 const USAGE: &str = "usage: llmesh-mock [--listen 127.0.0.1:0] [--latency-ms N]";
 
@@ -66,7 +67,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mock = match MockOpenAi::start_with(config.clone()).await {
+    let mock = match Mock::serve(OpenAi::default(), config.clone()).await {
         Ok(mock) => mock,
         Err(e) => {
             eprintln!("llmesh-mock: cannot listen on {}: {e}", config.listen);

@@ -8,9 +8,13 @@
 //! `mock-parallel-tools` (every tool), with a `tool_plan` first.
 
 use bytes::Bytes;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
-use crate::http_mock::{base64_decode, input_from_schema, to_bytes, words};
+use crate::mock::{
+    first_stop, first_words, input_from_schema, max_tokens_for, to_bytes, two_cities, words,
+};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 
 /// A refused request: status and Cohere's message.
 #[derive(Debug)]
@@ -19,7 +23,8 @@ pub(crate) struct Refusal {
     pub(crate) message: String,
 }
 
-fn bad(message: impl Into<String>) -> Refusal {
+/// A 400 in Cohere's words.
+pub(crate) fn bad(message: impl Into<String>) -> Refusal {
     Refusal {
         status: 400,
         message: format!("invalid request: {}", message.into()),
@@ -126,7 +131,10 @@ fn describe_image(url: &str) -> Result<String, Refusal> {
         let (mime, data) = rest
             .split_once(";base64,")
             .ok_or_else(|| bad("image_url data URIs must be base64"))?;
-        let bytes = base64_decode(data).ok_or_else(|| bad("image_url data is not valid base64"))?;
+        let bytes = STANDARD
+            .decode(data)
+            .ok()
+            .ok_or_else(|| bad("image_url data is not valid base64"))?;
         Ok(format!("[image {mime} {} bytes]", bytes.len()))
     } else if url.starts_with("https://") || url.starts_with("http://") {
         Ok("[image url]".into())
@@ -135,12 +143,15 @@ fn describe_image(url: &str) -> Result<String, Refusal> {
     }
 }
 
-/// Checks the request and answers it. `next_id` numbers tool-call ids.
-pub(crate) fn answer(body: &Value, next_id: &mut dyn FnMut() -> u64) -> Result<Answer, Refusal> {
+/// The body as an object of only `fields`, and its model, or Cohere's refusal.
+pub(crate) fn object_with_model<'a>(
+    body: &'a Value,
+    fields: &[&str],
+) -> Result<(&'a Map<String, Value>, &'a str), Refusal> {
     let obj = body
         .as_object()
         .ok_or_else(|| bad("request body must be a JSON object"))?;
-    if let Some(unknown) = obj.keys().find(|k| !TOP_LEVEL.contains(&k.as_str())) {
+    if let Some(unknown) = obj.keys().find(|k| !fields.contains(&k.as_str())) {
         return Err(bad(format!(
             "unknown field: parameter {unknown} is not a valid field"
         )));
@@ -149,6 +160,12 @@ pub(crate) fn answer(body: &Value, next_id: &mut dyn FnMut() -> u64) -> Result<A
         .get("model")
         .and_then(Value::as_str)
         .ok_or_else(|| bad("a model parameter is required for this endpoint."))?;
+    Ok((obj, model))
+}
+
+/// Checks the request and answers it. `next_id` numbers tool-call ids.
+pub(crate) fn answer(body: &Value, next_id: &mut dyn FnMut() -> u64) -> Result<Answer, Refusal> {
+    let (obj, model) = object_with_model(body, TOP_LEVEL)?;
     let messages = obj
         .get("messages")
         .and_then(Value::as_array)
@@ -265,9 +282,10 @@ pub(crate) fn answer(body: &Value, next_id: &mut dyn FnMut() -> u64) -> Result<A
         .rev()
         .take_while(|m| m["role"] == "tool")
         .collect();
+    let two = model.contains("mock-two-cities");
     let wants_tools = tool_choice == Some("REQUIRED")
         || (tool_choice != Some("NONE")
-            && (model.contains("mock-tool-call") || model.contains("mock-parallel-tools")));
+            && (two || model.contains("mock-tool-call") || model.contains("mock-parallel-tools")));
     if trailing_results.is_empty() && wants_tools && !tools.is_empty() {
         let chosen: Vec<&(String, Value)> = if model.contains("mock-parallel-tools") {
             tools.iter().collect()
@@ -275,12 +293,19 @@ pub(crate) fn answer(body: &Value, next_id: &mut dyn FnMut() -> u64) -> Result<A
             tools.iter().take(1).collect()
         };
         let names: Vec<&str> = chosen.iter().map(|(n, _)| n.as_str()).collect();
-        let calls = chosen
-            .iter()
-            .map(|(name, schema)| ToolCall {
+        let arguments: Vec<(&String, Value)> = match chosen.first() {
+            Some((first, _)) if two => two_cities().into_iter().map(|a| (first, a)).collect(),
+            _ => chosen
+                .iter()
+                .map(|(n, s)| (n, input_from_schema(s)))
+                .collect(),
+        };
+        let calls = arguments
+            .into_iter()
+            .map(|(name, input)| ToolCall {
                 id: format!("{name}_mock{:012}", next_id()),
                 name: name.clone(),
-                arguments: input_from_schema(schema).to_string(),
+                arguments: input.to_string(),
             })
             .collect::<Vec<_>>();
         let plan = format!("I will use {}.", names.join(" and "));
@@ -315,24 +340,14 @@ pub(crate) fn answer(body: &Value, next_id: &mut dyn FnMut() -> u64) -> Result<A
         format!("mock reply to tool results: {}", results.join("; "))
     };
     let mut finish = "COMPLETE";
-    if let Some(cut) = stops
-        .iter()
-        .filter(|s| !s.is_empty())
-        .filter_map(|s| text.find(s))
-        .min()
-    {
+    if let Some(cut) = first_stop(&text, &stops) {
         text.truncate(cut);
         finish = "STOP_SEQUENCE";
     }
-    if let Some(max) = max_tokens
+    if let Some(max) = max_tokens_for(model, &text, max_tokens)
         && words(&text) > max
     {
-        text = text
-            .split_inclusive(' ')
-            .take(max as usize)
-            .collect::<String>()
-            .trim_end()
-            .to_owned();
+        text = first_words(&text, max);
         finish = "MAX_TOKENS";
     }
     let output = words(&text);

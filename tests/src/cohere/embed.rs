@@ -4,15 +4,10 @@
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
-use super::chat::Refusal;
-use crate::http_mock::{base64_encode, to_bytes, unit_vector, words};
-
-fn bad(message: impl Into<String>) -> Refusal {
-    Refusal {
-        status: 400,
-        message: format!("invalid request: {}", message.into()),
-    }
-}
+use super::chat::{Refusal, bad, object_with_model};
+use crate::mock::{to_bytes, unit_vector, words};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 
 const FIELDS: &[&str] = &[
     "model",
@@ -28,18 +23,7 @@ const FIELDS: &[&str] = &[
 
 /// Checks an embed request and answers it.
 pub(crate) fn answer(body: &Value, id: &str) -> Result<Bytes, Refusal> {
-    let obj = body
-        .as_object()
-        .ok_or_else(|| bad("request body must be a JSON object"))?;
-    if let Some(unknown) = obj.keys().find(|k| !FIELDS.contains(&k.as_str())) {
-        return Err(bad(format!(
-            "unknown field: parameter {unknown} is not a valid field"
-        )));
-    }
-    let model = obj
-        .get("model")
-        .and_then(Value::as_str)
-        .ok_or_else(|| bad("a model parameter is required for this endpoint."))?;
+    let (obj, model) = object_with_model(body, FIELDS)?;
     let texts: Vec<&str> = obj
         .get("texts")
         .and_then(Value::as_array)
@@ -77,7 +61,10 @@ pub(crate) fn answer(body: &Value, id: &str) -> Result<Bytes, Refusal> {
             _ => return Err(bad("output_dimension is not supported for this model")),
         },
     };
-    let vectors: Vec<Vec<f32>> = texts.iter().map(|t| unit_vector(t, dim)).collect();
+    let vectors: Vec<Vec<f32>> = texts
+        .iter()
+        .map(|t| unit_vector(t.as_bytes(), dim))
+        .collect();
     let mut embeddings = Map::new();
     for kind in types {
         let value = match kind {
@@ -87,7 +74,7 @@ pub(crate) fn answer(body: &Value, id: &str) -> Result<Bytes, Refusal> {
                     .iter()
                     .map(|v| {
                         let bytes: Vec<u8> = v.iter().flat_map(|f| f.to_le_bytes()).collect();
-                        base64_encode(&bytes)
+                        STANDARD.encode(bytes)
                     })
                     .collect::<Vec<_>>()
             ),
@@ -116,7 +103,6 @@ pub(crate) fn answer(body: &Value, id: &str) -> Result<Bytes, Refusal> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::http_mock::base64_decode;
 
     #[test]
     fn embeds_by_type() {
@@ -125,7 +111,9 @@ mod tests {
         assert_eq!(v["response_type"], "embeddings_by_type");
         assert_eq!(v["embeddings"]["float"].as_array().unwrap().len(), 2);
         assert_eq!(v["embeddings"]["float"][0].as_array().unwrap().len(), 256);
-        let raw = base64_decode(v["embeddings"]["base64"][0].as_str().unwrap()).unwrap();
+        let raw = STANDARD
+            .decode(v["embeddings"]["base64"][0].as_str().unwrap())
+            .unwrap();
         let first = f32::from_le_bytes(raw[..4].try_into().unwrap());
         assert_eq!(json!(first), v["embeddings"]["float"][0][0]);
         assert_eq!(v["meta"]["billed_units"]["input_tokens"], 3);

@@ -3,14 +3,15 @@
 
 use http::HeaderMap;
 
-use super::handle::{Api, Resolved};
+use super::handle::{Api, error};
 use super::oauth::Refused;
-use super::{API_KEY, PROJECT, Shared, wire};
+use super::{API_KEY, Gemini, PROJECT, wire};
+use crate::mock::Resolved;
 
 /// Checks the API key (AI Studio) or bearer token and project (Vertex), answering
 /// with Google's errors for each failure.
 pub(super) fn authenticate(
-    shared: &Shared,
+    shared: &Gemini,
     api: Api<'_>,
     model: &str,
     query: &str,
@@ -31,7 +32,7 @@ pub(super) fn authenticate(
             match key {
                 Some(key) if key == API_KEY => Ok(()),
                 // Google answers a wrong key with 400, not 401.
-                Some(_) => Err(Resolved::error(
+                Some(_) => Err(error(
                     400,
                     "API key not valid. Please pass a valid API key.",
                     vec![wire::error_info(
@@ -39,7 +40,7 @@ pub(super) fn authenticate(
                         "generativelanguage.googleapis.com",
                     )],
                 )),
-                None => Err(Resolved::error(
+                None => Err(error(
                     403,
                     "Method doesn't allow unregistered callers (callers without established \
                      identity). Please use API Key or other form of API consumer identity to call \
@@ -52,7 +53,7 @@ pub(super) fn authenticate(
             match shared.issuer.check_bearer(headers) {
                 Ok(()) => {}
                 Err(Refused::Missing) if headers.contains_key("x-goog-api-key") => {
-                    return Err(Resolved::error(
+                    return Err(error(
                         401,
                         "API keys are not supported by this API. Expected OAuth2 access token or \
                          other authentication credentials that assert a principal. See \
@@ -64,7 +65,7 @@ pub(super) fn authenticate(
                     ));
                 }
                 Err(Refused::Missing) => {
-                    return Err(Resolved::error(
+                    return Err(error(
                         401,
                         "Request is missing required authentication credential. Expected OAuth 2 \
                          access token, login cookie or other valid authentication credential. See \
@@ -76,7 +77,7 @@ pub(super) fn authenticate(
                     ));
                 }
                 Err(Refused::Invalid) => {
-                    return Err(Resolved::error(
+                    return Err(error(
                         401,
                         "Request had invalid authentication credentials. Expected OAuth 2 access \
                          token, login cookie or other valid authentication credential. See \
@@ -94,7 +95,7 @@ pub(super) fn authenticate(
                      '//aiplatform.googleapis.com/projects/{project}/locations/{location}/publishers/google/models/{model}' \
                      (or it may not exist)."
                 );
-                return Err(Resolved::error(
+                return Err(error(
                     403,
                     &message,
                     vec![wire::error_info(

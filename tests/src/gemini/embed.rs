@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::wire::embedding_of;
+use crate::mock::unit_vector;
 
 /// Vector width when the request names no `outputDimensionality`: small, so replies
 /// stay cheap, but a real vector.
@@ -38,7 +38,10 @@ fn output_dimensionality(request: &Value) -> Option<&Value> {
 
 /// `embedContent`: `{"embedding": {"values": [...]}}`.
 pub(crate) fn single(request: &Value) -> Value {
-    let values = embedding_of(&content_text(request), dim(output_dimensionality(request)));
+    let values = unit_vector(
+        content_text(request).as_bytes(),
+        dim(output_dimensionality(request)),
+    );
     json!({ "embedding": { "values": values } })
 }
 
@@ -50,7 +53,7 @@ pub(crate) fn batch(body: &Value) -> Value {
         .map(|requests| {
             requests
                 .iter()
-                .map(|r| json!({ "values": embedding_of(&content_text(r), dim(output_dimensionality(r))) }))
+                .map(|r| json!({ "values": unit_vector(content_text(r).as_bytes(), dim(output_dimensionality(r))) }))
                 .collect()
         })
         .unwrap_or_default();
@@ -78,7 +81,7 @@ pub(crate) fn predict(body: &Value) -> Value {
                     json!({
                         "embeddings": {
                             "statistics": { "truncated": false, "token_count": tokens },
-                            "values": embedding_of(text, d),
+                            "values": unit_vector(text.as_bytes(), d),
                         }
                     })
                 })

@@ -1,23 +1,17 @@
 //! Request handling: which endpoint a path names, then authentication, the strict
-//! checks and the scripted or healthy answer, turned into a response.
+//! checks and the scripted or healthy answer.
 
-use std::io;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
-use http::{HeaderMap, Method, Request, Response, StatusCode};
-use http_body_util::BodyExt;
-use hyper::body::Incoming;
+use http::{Method, StatusCode};
 use serde_json::Value;
 
 use super::auth::authenticate;
 use super::render::{healthy, stream};
-use super::server::{Body, drip, full, lock};
 use super::validate::{self, Shape};
-use super::{EVENT_STREAM, JSON, Kind, Recorded, Reply, Shared, Spec, status_code, wire};
+use super::{Gemini, JSON, wire};
+use crate::mock::{Failure, Kind, Provider, Recorded, Reply, Resolved, status_code};
 
 /// Which API a path belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,193 +86,122 @@ fn route(path: &str) -> Route<'_> {
     }
 }
 
-/// A response worked out for one request.
-pub(super) struct Resolved {
-    pub(super) status: StatusCode,
-    pub(super) content_type: &'static str,
-    pub(super) frames: Vec<Bytes>,
-    /// Cut the connection after this many frames.
-    pub(super) cut_after: Option<usize>,
-    pub(super) delay: Duration,
+/// A whole JSON answer.
+pub(super) fn json(status: u16, body: Bytes) -> Resolved {
+    Resolved::whole(status_code(status), JSON, body)
 }
 
-impl Resolved {
-    pub(super) fn json(status: u16, body: Bytes) -> Resolved {
-        Resolved {
-            status: status_code(status),
-            content_type: JSON,
-            frames: vec![body],
-            cut_after: None,
-            delay: Duration::ZERO,
+/// Google's error body.
+pub(super) fn error(status: u16, message: &str, details: Vec<Value>) -> Resolved {
+    json(status, wire::error(status, message, details))
+}
+
+impl Provider for Gemini {
+    const JSON: &'static str = JSON;
+
+    /// Google pretty-prints its JSON.
+    fn json_body(&self, body: &Value) -> Bytes {
+        wire::pretty(body)
+    }
+
+    /// The token endpoint, unknown URLs, authentication, and the strict checks answer
+    /// before the script.
+    fn screen(&self, req: &Recorded) -> Option<Resolved> {
+        let path = req.path_only();
+        match route(path) {
+            Route::Token => {
+                // Assertions name the endpoint as audience; the host is how it knows itself.
+                let url = format!("http://{}/token", req.header("host").unwrap_or_default());
+                let (status, body) = self.issuer.exchange(&req.headers, &req.body, &url);
+                Some(json(status, wire::pretty(&body)))
+            }
+            Route::Unknown => Some(not_found_page(path)),
+            Route::Model { .. } if req.method != Method::POST => Some(not_found_page(path)),
+            Route::Model { api, model, op } => self.check(req, api, model, op).err(),
         }
     }
 
-    pub(super) fn error(status: u16, message: &str, details: Vec<Value>) -> Resolved {
-        Resolved::json(status, wire::error(status, message, details))
+    fn render(&self, req: &Recorded, reply: &Reply) -> Resolved {
+        let Route::Model { api, model, op } = route(req.path_only()) else {
+            return Resolved::unsupported("Gemini", reply);
+        };
+        let sse = req.query().split('&').any(|p| p == "alt=sse");
+        match reply.kind() {
+            Kind::Ok => {
+                let body: Value = serde_json::from_slice(&req.body).unwrap_or_default();
+                let streaming = op == Op::Stream;
+                let n = self.next_id.fetch_add(1, Ordering::Relaxed);
+                let response_id = format!("mock-response-{n:06}");
+                let vertex = matches!(api, Api::Vertex { .. });
+                let sse = streaming && sse;
+                healthy(
+                    model,
+                    op,
+                    vertex,
+                    sse,
+                    streaming,
+                    &body,
+                    &req.body,
+                    &response_id,
+                )
+            }
+            Kind::Chunks(chunks) => stream(chunks, sse),
+            Kind::Malformed => json(
+                200,
+                Bytes::from_static(b"{\n  \"candidates\": [\n    {\n      \"content\": {"),
+            ),
+            _ => Resolved::unsupported("Gemini", reply),
+        }
+    }
+
+    fn error(&self, _req: &Recorded, failure: &Failure) -> Resolved {
+        error(failure.status.as_u16(), &failure.message, Vec::new())
     }
 }
 
-pub(super) async fn answer(
-    shared: Arc<Shared>,
-    req: Request<Incoming>,
-) -> Result<Response<Body>, io::Error> {
-    let (parts, body) = req.into_parts();
-    let body = body.collect().await.map_err(io::Error::other)?.to_bytes();
-    shared.count.fetch_add(1, Ordering::SeqCst);
-    let path = parts.uri.path().to_owned();
-    let query = parts.uri.query().unwrap_or("").to_owned();
-    lock(&shared.requests).push(Recorded {
-        method: parts.method.clone(),
-        path: parts
-            .uri
-            .path_and_query()
-            .map_or(path.clone(), |pq| pq.as_str().to_owned()),
-        headers: parts.headers.clone(),
-        body: body.clone(),
-    });
-    let (resolved, spec) = match route(&path) {
-        Route::Token => {
-            let (status, json) = shared
-                .issuer
-                .exchange(&parts.headers, &body, &shared.token_url);
-            (Some(Resolved::json(status, wire::pretty(&json))), None)
-        }
-        Route::Unknown => (not_found_page(&path), None),
-        Route::Model { .. } if parts.method != Method::POST => (not_found_page(&path), None),
-        Route::Model { api, model, op } => {
-            match model_request(&shared, api, model, op, &query, &parts.headers, &body) {
-                Ok((resolved, spec)) => (resolved, Some(spec)),
-                Err(resolved) => (resolved, None),
+impl Gemini {
+    /// Authentication, the method's shape, then (when strict) Google's checks.
+    fn check(&self, req: &Recorded, api: Api<'_>, model: &str, op: Op) -> Result<(), Resolved> {
+        authenticate(self, api, model, req.query(), &req.headers)?;
+        let vertex = matches!(api, Api::Vertex { .. });
+        let shape = match (op, vertex) {
+            (Op::Generate | Op::Stream, _) => Shape::Generate,
+            (Op::Embed, _) => Shape::Embed,
+            (Op::BatchEmbed, false) => Shape::BatchEmbed,
+            (Op::Predict, true) => Shape::Predict,
+            (Op::BatchEmbed | Op::Predict, _) => {
+                let message = format!("Method not found for models/{model}.");
+                return Err(error(404, &message, Vec::new()));
+            }
+        };
+        let Ok(body) = serde_json::from_slice::<Value>(&req.body) else {
+            let message = "Invalid JSON payload received. Unexpected token.";
+            return Err(error(400, message, Vec::new()));
+        };
+        if self.strict.load(Ordering::SeqCst) {
+            let which = if vertex {
+                validate::Api::Vertex
+            } else {
+                validate::Api::AiStudio
+            };
+            if let Some(refusal) = validate::check(which, shape, model, &body) {
+                return Err(json(400, refusal));
             }
         }
-    };
-    let Some(resolved) = resolved else {
-        return std::future::pending().await;
-    };
-    let spec = spec.unwrap_or_else(|| Reply::ok().0);
-    let delay = spec.delay + resolved.delay;
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
+        Ok(())
     }
-    Ok(respond(&spec, resolved))
 }
 
 /// Google's front end answers unknown URLs with an HTML page, not JSON.
-fn not_found_page(path: &str) -> Option<Resolved> {
+fn not_found_page(path: &str) -> Resolved {
     let page = format!(
         "<!DOCTYPE html>\n<html lang=en>\n  <meta charset=utf-8>\n  <title>Error 404 (Not Found)!!1</title>\n  \
          <p><b>404.</b> <ins>That’s an error.</ins>\n  <p>The requested URL <code>{path}</code> was not found on this server.  \
          <ins>That’s all we know.</ins>\n"
     );
-    Some(Resolved {
-        status: StatusCode::NOT_FOUND,
-        content_type: "text/html; charset=UTF-8",
-        frames: vec![Bytes::from(page)],
-        cut_after: None,
-        delay: Duration::ZERO,
-    })
-}
-
-/// Authentication, validation, then the scripted or healthy answer. `Err` is an
-/// answer given before a reply was taken from the script; `Ok(None, _)` hangs.
-#[allow(clippy::type_complexity)]
-fn model_request(
-    shared: &Shared,
-    api: Api<'_>,
-    model: &str,
-    op: Op,
-    query: &str,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<(Option<Resolved>, Arc<Spec>), Option<Resolved>> {
-    authenticate(shared, api, model, query, headers).map_err(Some)?;
-    let vertex = matches!(api, Api::Vertex { .. });
-    let shape = match (op, vertex) {
-        (Op::Generate | Op::Stream, _) => Shape::Generate,
-        (Op::Embed, _) => Shape::Embed,
-        (Op::BatchEmbed, false) => Shape::BatchEmbed,
-        (Op::Predict, true) => Shape::Predict,
-        (Op::BatchEmbed | Op::Predict, _) => {
-            let message = format!("Method not found for models/{model}.");
-            return Err(Some(Resolved::error(404, &message, Vec::new())));
-        }
-    };
-    let Ok(json) = serde_json::from_slice::<Value>(body) else {
-        return Err(Some(Resolved::error(
-            400,
-            "Invalid JSON payload received. Unexpected token.",
-            Vec::new(),
-        )));
-    };
-    if shared.strict.load(Ordering::SeqCst) {
-        let which = if vertex {
-            validate::Api::Vertex
-        } else {
-            validate::Api::AiStudio
-        };
-        if let Some(error) = validate::check(which, shape, model, &json) {
-            return Err(Some(Resolved::json(400, error)));
-        }
-    }
-    let reply = {
-        let mut script = lock(&shared.script);
-        script
-            .queue
-            .pop_front()
-            .unwrap_or_else(|| script.default.clone())
-    };
-    let sse = query.split('&').any(|p| p == "alt=sse");
-    let streaming = op == Op::Stream;
-    let response_id = format!(
-        "mock-response-{:06}",
-        shared.next_id.fetch_add(1, Ordering::Relaxed)
-    );
-    let resolved = match &reply.0.kind {
-        Kind::Hang => None,
-        Kind::Json(status, body) => Some(Resolved::json(status.as_u16(), body.clone())),
-        Kind::Stream(chunks) => Some(stream(chunks, sse)),
-        Kind::Raw(frames) => Some(Resolved {
-            status: StatusCode::OK,
-            content_type: EVENT_STREAM,
-            frames: frames.to_vec(),
-            cut_after: None,
-            delay: Duration::ZERO,
-        }),
-        Kind::Ok => Some(healthy(
-            model,
-            op,
-            vertex,
-            streaming && sse,
-            streaming,
-            &json,
-            body,
-            &response_id,
-        )),
-    };
-    Ok((resolved, Arc::clone(&reply.0)))
-}
-
-fn respond(spec: &Spec, resolved: Resolved) -> Response<Body> {
-    let status = spec.status.unwrap_or(resolved.status);
-    let cut_after = spec.disconnect_after.or(resolved.cut_after);
-    let whole = spec.chunk_delay.is_zero() && cut_after.is_none() && resolved.frames.len() == 1;
-    let body = if whole {
-        full(resolved.frames.concat())
-    } else {
-        drip(resolved.frames, spec.chunk_delay, cut_after)
-    };
-    let mut response = Response::new(body);
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    let overridden = |name: &HeaderName| spec.headers.iter().any(|(n, _)| n == name);
-    if !overridden(&CONTENT_TYPE) {
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static(resolved.content_type),
-        );
-    }
-    for (name, value) in &spec.headers {
-        headers.append(name.clone(), value.clone());
-    }
-    response
+    Resolved::whole(
+        StatusCode::NOT_FOUND,
+        "text/html; charset=UTF-8",
+        Bytes::from(page),
+    )
 }

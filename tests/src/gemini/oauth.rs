@@ -21,7 +21,7 @@ use rustls_pki_types::PrivatePkcs8KeyDer;
 use rustls_pki_types::pem::PemObject;
 use serde_json::{Value, json};
 
-use super::server::lock;
+use crate::mock::lock;
 
 /// The test service account's e-mail, the JWT's `iss`.
 pub const CLIENT_EMAIL: &str = "llmesh-test@mock-project.iam.gserviceaccount.com";

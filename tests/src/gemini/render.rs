@@ -1,15 +1,13 @@
 //! Turning answers into bodies: scripted streams as SSE or a JSON array, and the
 //! healthy model's plans, whole, streamed or deliberately broken.
 
-use std::time::Duration;
-
 use bytes::Bytes;
-use http::StatusCode;
 use serde_json::Value;
 
 use super::behave::{self, Answer, GenerateRequest, Planned};
-use super::handle::{Op, Resolved};
+use super::handle::{self, Op};
 use super::{EVENT_STREAM, JSON, embed, wire};
+use crate::mock::Resolved;
 
 /// A scripted stream: SSE events (`data: …\r\n\r\n`) or a JSON array.
 pub(super) fn stream(chunks: &[Value], sse: bool) -> Resolved {
@@ -18,13 +16,7 @@ pub(super) fn stream(chunks: &[Value], sse: bool) -> Resolved {
     } else {
         json_array(chunks)
     };
-    Resolved {
-        status: StatusCode::OK,
-        content_type: if sse { EVENT_STREAM } else { JSON },
-        frames,
-        cut_after: None,
-        delay: Duration::ZERO,
-    }
+    Resolved::frames(if sse { EVENT_STREAM } else { JSON }, frames)
 }
 
 /// One SSE event as Gemini frames it: compact JSON, CRLF line ends.
@@ -65,12 +57,12 @@ pub(super) fn healthy(
         .strip_prefix("mock-error-")
         .and_then(|c| c.parse::<u16>().ok())
     {
-        return Resolved::json(code, behave::scripted_error(code, model));
+        return handle::json(code, behave::scripted_error(code, model));
     }
     match op {
-        Op::Embed => return Resolved::json(200, wire::pretty(&embed::single(json))),
-        Op::BatchEmbed => return Resolved::json(200, wire::pretty(&embed::batch(json))),
-        Op::Predict => return Resolved::json(200, wire::pretty(&embed::predict(json))),
+        Op::Embed => return handle::json(200, wire::pretty(&embed::single(json))),
+        Op::BatchEmbed => return handle::json(200, wire::pretty(&embed::batch(json))),
+        Op::Predict => return handle::json(200, wire::pretty(&embed::predict(json))),
         Op::Generate | Op::Stream => {}
     }
     let req = GenerateRequest::parse(body);
@@ -78,17 +70,14 @@ pub(super) fn healthy(
         if streaming {
             stream(&planned.chunks(vertex, response_id), sse)
         } else {
-            Resolved::json(200, wire::pretty(&planned.whole(vertex, response_id)))
+            handle::json(200, wire::pretty(&planned.whole(vertex, response_id)))
         }
     };
     let answer = behave::answer(model, &req);
     match &answer {
         Answer::Planned(planned) => render(planned),
-        Answer::Error(code, body) => Resolved::json(*code, body.clone()),
-        Answer::Slow(planned, delay) => Resolved {
-            delay: *delay,
-            ..render(planned)
-        },
+        Answer::Error(code, body) => handle::json(*code, body.clone()),
+        Answer::Slow(planned, delay) => render(planned).with_delay(*delay),
         Answer::Malformed(planned) | Answer::GarbledLater(planned) if streaming => {
             let keep = usize::from(matches!(answer, Answer::GarbledLater(_)));
             let mut resolved = render(planned);
@@ -123,7 +112,7 @@ pub(super) fn healthy(
         }
         Answer::StreamError(planned) => {
             if !streaming {
-                return Resolved::json(503, behave::scripted_error(503, model));
+                return handle::json(503, behave::scripted_error(503, model));
             }
             let mut resolved = render(planned);
             resolved.frames.truncate(1);

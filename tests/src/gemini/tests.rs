@@ -528,8 +528,8 @@ async fn errors_and_broken_answers_by_model_name() {
 #[tokio::test]
 async fn scripted_replies_are_served_after_the_checks() {
     let mock = MockGemini::start().await;
-    mock.enqueue(Reply::error(503, "busy"));
-    mock.enqueue(Reply::stream(vec![json!({"candidates": [{"content": {"parts": [{"text": "hi"}], "role": "model"}, "finishReason": "STOP"}]})]));
+    mock.enqueue(Reply::error(503, "busy", "", None));
+    mock.enqueue(Reply::chunks(vec![json!({"candidates": [{"content": {"parts": [{"text": "hi"}], "role": "model"}, "finishReason": "STOP"}]})]));
     mock.enqueue(Reply::raw_stream(&[
         "data: {\"candid",
         "ates\": []}\r\n\r\n",

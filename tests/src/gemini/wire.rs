@@ -139,29 +139,3 @@ pub(crate) fn safety_ratings(blocked: &str) -> Value {
         })
         .collect()
 }
-
-/// A unit vector of `dim` components derived from `text`, so equal inputs embed
-/// equally and different ones differently, as real embeddings do.
-pub(crate) fn embedding_of(text: &str, dim: usize) -> Vec<f32> {
-    // FNV-1a over the text, then xorshift for the components.
-    let mut state = 0xcbf2_9ce4_8422_2325_u64;
-    for b in text.as_bytes() {
-        state = (state ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
-    }
-    let mut vector: Vec<f32> = (0..dim)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            // Top 24 bits into [-1, 1): exactly representable in an f32.
-            ((state >> 40) as f32 / (1u64 << 23) as f32) - 1.0
-        })
-        .collect();
-    let norm = vector.iter().map(|c| c * c).sum::<f32>().sqrt();
-    if norm > 0.0 {
-        for c in &mut vector {
-            *c /= norm;
-        }
-    }
-    vector
-}

@@ -5,6 +5,8 @@
 //! thousands of requests a second, and one output buffer per reply keeps the
 //! mock from being the bottleneck being measured.
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use serde::Serialize;
 
@@ -106,13 +108,52 @@ struct ChatChoice<'a> {
 #[derive(Serialize)]
 struct AssistantMessage<'a> {
     role: &'static str,
-    content: &'a str,
+    content: Option<&'a str>,
     refusal: Option<()>,
     annotations: [(); 0],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    tool_calls: &'a [ToolCall],
 }
 
-/// A complete `chat.completion` object.
-pub(crate) fn chat_completion(meta: &Meta<'_>, content: &str, usage: Usage) -> Bytes {
+/// One function call of an assistant message.
+#[derive(Serialize, Clone, Debug)]
+pub(crate) struct ToolCall {
+    pub(crate) id: String,
+    #[serde(rename = "type")]
+    pub(crate) kind: &'static str,
+    pub(crate) function: FunctionCall,
+}
+
+/// The function a [`ToolCall`] calls, with its arguments as JSON text.
+#[derive(Serialize, Clone, Debug)]
+pub(crate) struct FunctionCall {
+    pub(crate) name: String,
+    pub(crate) arguments: String,
+}
+
+/// How an answer ends: its tool calls (none for text) and its finish reason.
+pub(crate) struct Ending<'a> {
+    pub(crate) tool_calls: &'a [ToolCall],
+    pub(crate) finish_reason: &'static str,
+}
+
+impl Ending<'_> {
+    /// A text answer that ended by itself.
+    pub(crate) const STOP: Ending<'static> = Ending {
+        tool_calls: &[],
+        finish_reason: "stop",
+    };
+}
+
+/// A complete `chat.completion` object; the content is `null` when the answer is tool
+/// calls.
+pub(crate) fn chat_completion(
+    meta: &Meta<'_>,
+    content: &str,
+    ending: &Ending<'_>,
+    usage: Usage,
+) -> Bytes {
+    let calls = ending.tool_calls;
     to_bytes(&ChatCompletion {
         id: meta.id,
         object: "chat.completion",
@@ -122,12 +163,13 @@ pub(crate) fn chat_completion(meta: &Meta<'_>, content: &str, usage: Usage) -> B
             index: 0,
             message: AssistantMessage {
                 role: "assistant",
-                content,
+                content: Some(content).filter(|_| calls.is_empty()),
                 refusal: None,
                 annotations: [],
+                tool_calls: calls,
             },
             logprobs: None,
-            finish_reason: "stop",
+            finish_reason: ending.finish_reason,
         }],
         usage,
         service_tier: "default",
@@ -167,12 +209,38 @@ struct Delta<'a> {
     // Only the role chunk carries `refusal: null`, as OpenAI's does.
     #[serde(skip_serializing_if = "Option::is_none")]
     refusal: Option<Option<()>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_calls: Option<[ToolCallDelta<'a>; 1]>,
+}
+
+/// A piece of a streamed tool call: the first names it, the rest carry arguments.
+#[derive(Serialize)]
+struct ToolCallDelta<'a> {
+    index: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+    function: FunctionDelta<'a>,
+}
+
+#[derive(Serialize)]
+struct FunctionDelta<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    arguments: &'a str,
 }
 
 /// The SSE events of a streamed chat completion, one `Bytes` per event:
-/// the role chunk, one chunk per piece, the `stop` chunk, the usage chunk
-/// when `usage` is given, and `[DONE]`.
-pub(crate) fn chat_chunks(meta: &Meta<'_>, pieces: &[&str], usage: Option<Usage>) -> Vec<Bytes> {
+/// the role chunk, one chunk per piece, each tool call (its id and name, then its
+/// arguments in two halves), the finish chunk, the usage chunk when `usage` is given,
+/// and `[DONE]`.
+pub(crate) fn chat_chunks(
+    meta: &Meta<'_>,
+    pieces: &[&str],
+    ending: &Ending<'_>,
+    usage: Option<Usage>,
+) -> Vec<Bytes> {
     let mut events = Vec::with_capacity(pieces.len() + 4);
     let per_chunk_usage = usage.map(|_| None);
     let chunk = |choices: &[ChunkChoice<'_>], usage: Option<Option<Usage>>| {
@@ -200,6 +268,7 @@ pub(crate) fn chat_chunks(meta: &Meta<'_>, pieces: &[&str], usage: Option<Usage>
         role: Some("assistant"),
         content: Some(""),
         refusal: Some(None),
+        tool_calls: None,
     };
     events.push(chunk(&[choice(role, None)], per_chunk_usage));
     for piece in pieces {
@@ -209,8 +278,37 @@ pub(crate) fn chat_chunks(meta: &Meta<'_>, pieces: &[&str], usage: Option<Usage>
         };
         events.push(chunk(&[choice(delta, None)], per_chunk_usage));
     }
+    for (index, call) in ending.tool_calls.iter().enumerate() {
+        let arguments = &call.function.arguments;
+        let (a, b) = arguments.split_at(arguments.len() / 2);
+        let opening = ToolCallDelta {
+            index,
+            id: Some(&call.id),
+            kind: Some("function"),
+            function: FunctionDelta {
+                name: Some(&call.function.name),
+                arguments: "",
+            },
+        };
+        let rest = [a, b].map(|arguments| ToolCallDelta {
+            index,
+            id: None,
+            kind: None,
+            function: FunctionDelta {
+                name: None,
+                arguments,
+            },
+        });
+        for piece in std::iter::once(opening).chain(rest) {
+            let delta = Delta {
+                tool_calls: Some([piece]),
+                ..Delta::default()
+            };
+            events.push(chunk(&[choice(delta, None)], per_chunk_usage));
+        }
+    }
     events.push(chunk(
-        &[choice(Delta::default(), Some("stop"))],
+        &[choice(Delta::default(), Some(ending.finish_reason))],
         per_chunk_usage,
     ));
     if let Some(usage) = usage {
@@ -295,22 +393,22 @@ pub(crate) fn text_chunks(meta: &Meta<'_>, pieces: &[&str], usage: Option<Usage>
 #[derive(Serialize)]
 struct EmbeddingList<'a> {
     object: &'static str,
-    data: Vec<Embedding>,
+    data: Vec<Embedding<'a>>,
     model: &'a str,
     usage: EmbeddingUsage,
 }
 
 #[derive(Serialize)]
-struct Embedding {
+struct Embedding<'a> {
     object: &'static str,
     index: usize,
-    embedding: EmbeddingVector,
+    embedding: EmbeddingVector<'a>,
 }
 
 #[derive(Serialize)]
 #[serde(untagged)]
-enum EmbeddingVector {
-    Floats([f32; EMBEDDING_DIM]),
+enum EmbeddingVector<'a> {
+    Floats(&'a [f32]),
     Base64(String),
 }
 
@@ -327,7 +425,7 @@ struct EmbeddingUsage {
 /// asks for this by default).
 pub(crate) fn embeddings(
     model: &str,
-    vectors: &[[f32; EMBEDDING_DIM]],
+    vectors: &[Vec<f32>],
     prompt_tokens: u64,
     base64: bool,
 ) -> Bytes {
@@ -339,9 +437,9 @@ pub(crate) fn embeddings(
             index,
             embedding: if base64 {
                 let bytes: Vec<u8> = vector.iter().flat_map(|f| f.to_le_bytes()).collect();
-                EmbeddingVector::Base64(base64_encode(&bytes))
+                EmbeddingVector::Base64(STANDARD.encode(bytes))
             } else {
-                EmbeddingVector::Floats(*vector)
+                EmbeddingVector::Floats(vector)
             },
         })
         .collect();
@@ -490,50 +588,11 @@ fn to_bytes<T: Serialize>(value: &T) -> Bytes {
     Bytes::from(serde_json::to_vec(value).unwrap_or_default())
 }
 
-/// Standard base64 with padding; a dependency for a dozen lines is not worth it.
-fn base64_encode(input: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for group in input.chunks(3) {
-        let b = [
-            group[0],
-            group.get(1).copied().unwrap_or(0),
-            group.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for (i, shift) in [18u32, 12, 6, 0].into_iter().enumerate() {
-            if i <= group.len() {
-                out.push(char::from(ALPHABET[((n >> shift) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 // Test code may panic on broken expectations; that is how it reports them.
 #[cfg(test)]
 #[allow(clippy::expect_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_matches_the_rfc_vectors() {
-        // RFC 4648 §10 test vectors.
-        let cases = [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ];
-        for (input, expected) in cases {
-            assert_eq!(base64_encode(input.as_bytes()), expected, "{input:?}");
-        }
-    }
 
     #[test]
     fn azure_content_filter_is_valid_json() {

@@ -127,19 +127,20 @@ fn mock(flags: &HashMap<String, String>) -> Result<(), String> {
     };
     let threads = parsed(flags, "threads", 2usize)?;
     runtime(threads)?.block_on(async move {
-        let (addr, serve) = mock::bind(settings.clone())
+        let mock = mock::start(settings.clone())
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
         let mut stdout = std::io::stdout().lock();
         // The script waits for this line, so it must leave the pipe now.
-        writeln!(stdout, "listening on http://{addr}")
+        writeln!(stdout, "listening on http://{}", mock.addr())
             .and_then(|()| stdout.flush())
             .map_err(|e| format!("stdout: {e}"))?;
         drop(stdout);
-        tokio::select! {
-            () = serve => {}
-            _ = tokio::signal::ctrl_c() => {}
+        // Serves until interrupted; a failed signal handler means serving until killed.
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
         }
+        drop(mock);
         Ok(())
     })
 }

@@ -1,24 +1,21 @@
-//! The benchmark's upstream: a lean hyper HTTP/1.1 server answering OpenAI's chat
-//! completions (whole and streamed) and embeddings and Anthropic's Messages API (whole
-//! and streamed) with bodies rendered once at start. It validates nothing and records
-//! nothing, so that what it costs per request stays small next to what is measured; the
-//! conformance mocks in `llmesh_tests` are the ones that check wire formats.
+//! The benchmark's upstream: a provider on the tests' one mock core answering OpenAI's
+//! chat completions (whole and streamed) and embeddings and Anthropic's Messages API
+//! (whole and streamed) with bodies rendered once at start. It validates nothing and
+//! records nothing, so that what it costs per request stays small next to what is
+//! measured; the conformance mocks in `llmesh_tests` are the ones that check wire
+//! formats.
 
-use std::convert::Infallible;
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HeaderValue};
-use http::{Method, Request, Response, StatusCode};
-use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Full, StreamBody};
-use hyper::body::{Frame, Incoming};
-use hyper_util::rt::TokioIo;
+use http::{Method, StatusCode};
+use llmesh_tests::mock::{Failure, Provider, Resolved};
+use llmesh_tests::{Mock, MockConfig, Recorded, Reply};
 use serde::Deserialize;
 use serde_json::json;
-use tokio::net::TcpListener;
 
 /// How the mock answers.
 #[derive(Clone, Debug)]
@@ -49,7 +46,6 @@ impl Default for MockSettings {
 
 /// Every answer, rendered once.
 struct Canned {
-    settings: MockSettings,
     openai_chat: Bytes,
     openai_stream: Arc<[Bytes]>,
     openai_embeddings: Bytes,
@@ -143,7 +139,6 @@ impl Canned {
         anthropic_stream.push(event("message_stop", json!({"type": "message_stop"})));
 
         Canned {
-            settings,
             openai_chat: Bytes::from(openai_chat.to_string()),
             openai_stream: openai_stream.into(),
             openai_embeddings: Bytes::from(openai_embeddings.to_string()),
@@ -153,36 +148,22 @@ impl Canned {
     }
 }
 
-/// Binds `settings.listen`; the returned future serves until dropped.
-pub async fn bind(
-    settings: MockSettings,
-) -> std::io::Result<(SocketAddr, impl Future<Output = ()>)> {
-    let listener = TcpListener::bind(settings.listen).await?;
-    let addr = listener.local_addr()?;
-    let canned = Arc::new(Canned::new(settings));
-    Ok((addr, serve(listener, canned)))
+/// Starts the mock on `settings.listen`; it serves until dropped.
+pub async fn start(settings: MockSettings) -> io::Result<Mock<Bench>> {
+    let config = MockConfig {
+        listen: settings.listen,
+        // Nobody reads them, and they would grow without bound.
+        record_requests: false,
+        latency: settings.latency,
+    };
+    let chunk_delay = settings.chunk_delay;
+    let mock = Mock::serve(Bench(Canned::new(settings)), config).await?;
+    mock.set_default(Reply::ok().with_chunk_delay(chunk_delay));
+    Ok(mock)
 }
 
-async fn serve(listener: TcpListener, canned: Arc<Canned>) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            // Out of descriptors, usually: pause rather than spin.
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let canned = canned.clone();
-        tokio::spawn(async move {
-            let service =
-                hyper::service::service_fn(move |request| answer(canned.clone(), request));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
-}
-
-type Body = UnsyncBoxBody<Bytes, Infallible>;
+/// The canned answers as a provider of the mock core.
+pub struct Bench(Canned);
 
 /// Only what decides the answer's shape is read from a request.
 #[derive(Deserialize)]
@@ -191,71 +172,44 @@ struct Probe {
     stream: bool,
 }
 
-async fn answer(
-    canned: Arc<Canned>,
-    request: Request<Incoming>,
-) -> Result<Response<Body>, Infallible> {
-    let (parts, body) = request.into_parts();
-    // The body must be read whole anyway (a client waits for it to be consumed on
-    // HTTP/1.1), and the stream flag is in it.
-    let body = body
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .unwrap_or_default();
-    if parts.method != Method::POST {
-        return Ok(plain(StatusCode::METHOD_NOT_ALLOWED, "POST only"));
-    }
-    let path = parts.uri.path();
-    let path = path.strip_prefix("/v1").unwrap_or(path);
-    let stream = serde_json::from_slice::<Probe>(&body).is_ok_and(|p| p.stream);
-    if !canned.settings.latency.is_zero() {
-        tokio::time::sleep(canned.settings.latency).await;
-    }
-    let response = match (path, stream) {
-        ("/chat/completions", false) => whole(&canned.openai_chat),
-        ("/chat/completions", true) => {
-            streamed(canned.openai_stream.clone(), canned.settings.chunk_delay)
-        }
-        ("/embeddings", _) => whole(&canned.openai_embeddings),
-        ("/messages", false) => whole(&canned.anthropic_message),
-        ("/messages", true) => {
-            streamed(canned.anthropic_stream.clone(), canned.settings.chunk_delay)
-        }
-        _ => plain(StatusCode::NOT_FOUND, "unknown path"),
-    };
-    Ok(response)
-}
-
-fn whole(body: &Bytes) -> Response<Body> {
-    let mut response = Response::new(Full::new(body.clone()).boxed_unsync());
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
-}
-
+const JSON: &str = "application/json";
 /// Each event is its own body frame, as a real provider flushes them.
-fn streamed(events: Arc<[Bytes]>, delay: Duration) -> Response<Body> {
-    let frames = futures_util::stream::unfold(0usize, move |i| {
-        let events = events.clone();
-        async move {
-            let event = events.get(i)?.clone();
-            if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
-            }
-            Some((Ok::<_, Infallible>(Frame::data(event)), i + 1))
-        }
-    });
-    let mut response = Response::new(StreamBody::new(frames).boxed_unsync());
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-    response
-}
+const EVENT_STREAM: &str = "text/event-stream";
 
-fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::from_static(text.as_bytes())).boxed_unsync());
-    *response.status_mut() = status;
-    response
+impl Provider for Bench {
+    fn screen(&self, req: &Recorded) -> Option<Resolved> {
+        let text = |status, text: &'static str| {
+            Resolved::whole(status, "text/plain", Bytes::from_static(text.as_bytes()))
+        };
+        if req.method != Method::POST {
+            return Some(text(StatusCode::METHOD_NOT_ALLOWED, "POST only"));
+        }
+        let path = req.path_only();
+        let path = path.strip_prefix("/v1").unwrap_or(path);
+        match path {
+            "/chat/completions" | "/embeddings" | "/messages" => None,
+            _ => Some(text(StatusCode::NOT_FOUND, "unknown path")),
+        }
+    }
+
+    fn render(&self, req: &Recorded, _reply: &Reply) -> Resolved {
+        let canned = &self.0;
+        let path = req.path_only();
+        let path = path.strip_prefix("/v1").unwrap_or(path);
+        let stream = serde_json::from_slice::<Probe>(&req.body).is_ok_and(|p| p.stream);
+        let whole = |body: &Bytes| Resolved::whole(StatusCode::OK, JSON, body.clone());
+        let events = |events: &Arc<[Bytes]>| Resolved::frames(EVENT_STREAM, events.to_vec());
+        match (path, stream) {
+            ("/chat/completions", true) => events(&canned.openai_stream),
+            ("/chat/completions", false) => whole(&canned.openai_chat),
+            ("/messages", true) => events(&canned.anthropic_stream),
+            ("/messages", false) => whole(&canned.anthropic_message),
+            _ => whole(&canned.openai_embeddings),
+        }
+    }
+
+    fn error(&self, _req: &Recorded, failure: &Failure) -> Resolved {
+        let body = json!({"error": {"message": failure.message, "type": "server_error"}});
+        Resolved::whole(failure.status, JSON, Bytes::from(body.to_string()))
+    }
 }

@@ -1,70 +1,12 @@
-//! Helpers for the provider translation tests: golden files for upstream request bodies,
-//! and reassembly of streamed OpenAI chunks into what a client ends up with.
-
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+//! Reassembly of a streamed chat completion into what a client ends up with, checking
+//! on the way that tool call pieces arrive in index order with their id and name first.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 
 use http::StatusCode;
 use serde_json::Value;
 
 use crate::support::{post_stream, sse_data};
-
-/// Compares `actual` with `tests/golden/{provider}/{name}.json` field by field, naming
-/// every differing path. `UPDATE_GOLDEN=1` rewrites the file instead (review the diff!).
-pub fn golden(provider: &str, name: &str, actual: &Value) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(provider)
-        .join(format!("{name}.json"));
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        let text = serde_json::to_string_pretty(actual).unwrap() + "\n";
-        std::fs::write(&path, text).unwrap();
-        return;
-    }
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (run with UPDATE_GOLDEN=1 to create it)",
-            path.display()
-        )
-    });
-    let expected: Value = serde_json::from_str(&text).unwrap();
-    let mut diffs = Vec::new();
-    diff("$", &expected, actual, &mut diffs);
-    assert!(
-        diffs.is_empty(),
-        "{} differs from the request sent upstream:\n  {}",
-        path.display(),
-        diffs.join("\n  ")
-    );
-}
-
-fn diff(path: &str, expected: &Value, actual: &Value, out: &mut Vec<String>) {
-    match (expected, actual) {
-        (Value::Object(e), Value::Object(a)) => {
-            for (k, ev) in e {
-                match a.get(k) {
-                    Some(av) => diff(&format!("{path}.{k}"), ev, av, out),
-                    None => out.push(format!("{path}.{k}: missing (expected {ev})")),
-                }
-            }
-            for k in a.keys().filter(|k| !e.contains_key(*k)) {
-                out.push(format!("{path}.{k}: unexpected {}", a[k]));
-            }
-        }
-        (Value::Array(e), Value::Array(a)) => {
-            if e.len() != a.len() {
-                out.push(format!("{path}: {} items, expected {}", a.len(), e.len()));
-            }
-            for (i, (ev, av)) in e.iter().zip(a).enumerate() {
-                diff(&format!("{path}[{i}]"), ev, av, out);
-            }
-        }
-        _ if expected != actual => out.push(format!("{path}: {actual}, expected {expected}")),
-        _ => {}
-    }
-}
 
 /// What a client assembles from a streamed chat completion.
 #[derive(Debug, Default)]

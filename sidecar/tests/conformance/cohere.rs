@@ -1,20 +1,41 @@
-//! The sidecar translating OpenAI calls for Cohere's v2 API, over real HTTP against the
-//! mock Cohere (`llmesh_tests::cohere`), which answers in Cohere's exact JSON, SSE and
-//! error formats. Upstream request bodies are checked field by field against
-//! `tests/golden/cohere/`.
-
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod provider_support;
-mod support;
+//! Cohere's v2 API through the conformance suite, and the cases only Cohere has: tool
+//! plans and a required tool, billed units, citations and `ERROR` finishes in streams,
+//! Cohere's error statuses and their retries, v2 embeddings. Upstream request bodies are
+//! checked field by field against `tests/golden/cohere/`.
 
 use http::StatusCode;
 use llmesh_sidecar::config::snapshot::*;
+use llmesh_tests::Reply;
 use llmesh_tests::bedrock::MockBedrock;
-use llmesh_tests::cohere::{self, MockCohere, Reply};
-use provider_support::{golden, stream_chat};
+use llmesh_tests::cohere::{self, MockCohere};
 use serde_json::{Value, json};
-use support::*;
+
+use crate::assemble::stream_chat;
+use crate::bedrock::bedrock_deployment;
+use crate::golden;
+use crate::suite::{Behaviour, Upstream, last_body, mock_model, serving, streamed, with_png};
+use crate::support::*;
+
+impl Upstream for MockCohere {
+    async fn start() -> Self {
+        MockCohere::start().await
+    }
+
+    fn deployment(&self, behaviour: Behaviour) -> DeploymentSpec {
+        let model = mock_model(behaviour, COMMAND);
+        cohere_deployment(self, "cohere", &model)
+    }
+
+    fn bodies(&self) -> Vec<Value> {
+        llmesh_tests::Mock::bodies(self)
+    }
+
+    fn error_statuses(&self) -> Vec<(u16, u16)> {
+        [400, 401, 402, 404, 429, 500, 503].map(|s| (s, s)).to_vec()
+    }
+}
+
+crate::conformance!(MockCohere);
 
 const COMMAND: &str = "command-a-03-2025";
 
@@ -26,18 +47,7 @@ fn cohere_deployment(mock: &MockCohere, name: &str, model_id: &str) -> Deploymen
 }
 
 async fn start(mock: &MockCohere, model_id: &str) -> Running {
-    Running::start(Some(snapshot(
-        "v1",
-        vec![model(
-            "chat",
-            vec![cohere_deployment(mock, "cohere", model_id)],
-        )],
-    )))
-    .await
-}
-
-fn last_body(mock: &MockCohere) -> Value {
-    mock.requests().last().unwrap().json()
+    serving(cohere_deployment(mock, "cohere", model_id)).await
 }
 
 fn tools() -> Value {
@@ -79,7 +89,7 @@ async fn plain_chat_with_a_system_prompt() {
         seen.headers["authorization"],
         format!("Bearer {}", cohere::API_KEY)
     );
-    golden("cohere", "plain_chat", &seen.json());
+    golden::check("cohere", "plain_chat", &seen.json());
 }
 
 #[tokio::test]
@@ -103,7 +113,7 @@ async fn multi_turn_and_tool_round_trip() {
     let call = &message["tool_calls"][0];
     assert_eq!(call["function"]["name"], "get_weather");
     assert_eq!(call["function"]["arguments"], r#"{"city":"mock-city"}"#);
-    golden("cohere", "tools", &last_body(&mock));
+    golden::check("cohere", "tools", &last_body(&mock));
 
     let id = call["id"].as_str().unwrap().to_owned();
     let (status, _, body) = post(
@@ -126,7 +136,7 @@ async fn multi_turn_and_tool_round_trip() {
     let mut sent = last_body(&mock);
     sent["messages"][3]["tool_calls"][0]["id"] = json!("CALL_ID");
     sent["messages"][4]["tool_call_id"] = json!("CALL_ID");
-    golden("cohere", "tool_result", &sent);
+    golden::check("cohere", "tool_result", &sent);
 }
 
 #[tokio::test]
@@ -223,14 +233,10 @@ async fn streamed_text_and_tool_calls() {
 async fn vision_stop_sequences_and_max_tokens() {
     let mock = MockCohere::start().await;
     let sidecar = start(&mock, COMMAND).await;
-    let png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
     let (status, _, body) = post(
         sidecar.api,
         "/v1/chat/completions",
-        json!({"model": "chat", "messages": [{"role": "user", "content": [
-            {"type": "text", "text": "Describe"},
-            {"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{png}")}}
-        ]}]}),
+        json!({"model": "chat", "messages": with_png("Describe")}),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -238,7 +244,7 @@ async fn vision_stop_sequences_and_max_tokens() {
         body["choices"][0]["message"]["content"],
         "mock reply to: Describe [image image/png 70 bytes]"
     );
-    golden("cohere", "vision", &last_body(&mock));
+    golden::check("cohere", "vision", &last_body(&mock));
 
     let (_, _, body) = post(
         sidecar.api,
@@ -308,15 +314,7 @@ async fn cohere_falls_back_to_bedrock_and_context_windows_fall_back() {
         vec![cohere_deployment(&cohere_mock, "s", "mock-context-length")],
     );
     small.context_window_fallbacks = vec!["bedrock".into()];
-    let mut b = DeploymentSpec::new("b", ProviderKind::Bedrock, "amazon.nova-pro-v1:0");
-    b.base_url = Some(bedrock_mock.base_url());
-    b.region = Some(bedrock_mock.region().into());
-    let c = bedrock_mock.credentials();
-    b.aws = Some(AwsCredentials {
-        access_key_id: SecretString::new(c.access_key_id.clone()),
-        secret_access_key: SecretString::new(c.secret_access_key.clone()),
-        session_token: None,
-    });
+    let b = bedrock_deployment(&bedrock_mock, "b", "amazon.nova-pro-v1:0");
     let sidecar = Running::start(Some(snapshot(
         "v1",
         vec![primary, small, model("bedrock", vec![b])],
@@ -329,11 +327,7 @@ async fn cohere_falls_back_to_bedrock_and_context_windows_fall_back() {
         body["choices"][0]["message"]["content"],
         "mock reply to: hello"
     );
-    let got = stream_chat(
-        sidecar.api,
-        json!({"model": "chat", "stream": true, "messages": [{"role": "user", "content": "hello"}]}),
-    )
-    .await;
+    let got = stream_chat(sidecar.api, streamed("chat", "hello")).await;
     assert!(
         got.done && got.text == "mock reply to: hello",
         "streams fall back too"
@@ -354,53 +348,33 @@ async fn malformed_answers_and_broken_streams() {
     // The malformed event is the first with content: nothing reached the client yet,
     // so it is a clean 502 after the retries.
     let sidecar = start(&mock, "mock-stream-malformed").await;
-    let got = stream_chat(
-        sidecar.api,
-        json!({"model": "chat", "stream": true, "messages": [{"role": "user", "content": "hello there"}]}),
-    )
-    .await;
+    let got = stream_chat(sidecar.api, streamed("chat", "hello there")).await;
     assert_eq!(got.status, 502);
     assert_eq!(got.error.unwrap()["error"]["type"], "server_error");
     // finish_reason ERROR after the content: an error event, no [DONE].
     let sidecar = start(&mock, "mock-stream-error").await;
-    let got = stream_chat(
-        sidecar.api,
-        json!({"model": "chat", "stream": true, "messages": [{"role": "user", "content": "hello there"}]}),
-    )
-    .await;
+    let got = stream_chat(sidecar.api, streamed("chat", "hello there")).await;
     assert_eq!(got.text, "mock reply to: hello there");
     let error = got.error.expect("an error event");
     assert_eq!(error["error"]["code"], "upstream_stream_error");
     assert!(!got.done);
     let sidecar = start(&mock, "mock-stream-cut").await;
-    let got = stream_chat(
-        sidecar.api,
-        json!({"model": "chat", "stream": true, "messages": [{"role": "user", "content": "hello there"}]}),
-    )
-    .await;
+    let got = stream_chat(sidecar.api, streamed("chat", "hello there")).await;
     assert!(got.error.is_some() && !got.done);
     let sidecar = start(&mock, "mock-stream-citations").await;
-    let got = stream_chat(
-        sidecar.api,
-        json!({"model": "chat", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
-    )
-    .await;
+    let got = stream_chat(sidecar.api, streamed("chat", "hi")).await;
     assert!(
         got.done && got.error.is_none(),
         "citation events are skipped"
     );
 
     // A stream that breaks before any content is retried.
-    mock.enqueue(Reply::raw_events(vec![bytes::Bytes::from_static(
+    mock.enqueue(Reply::raw(200, "text/event-stream", vec![bytes::Bytes::from_static(
         b"event: message-start\ndata: {\"id\":\"x\",\"type\":\"message-start\"}\n\nevent: message-end\ndata: {\"type\":\"message-end\",\"delta\":{\"finish_reason\":\"ERROR\"}}\n\n",
     )]));
     let sidecar = start(&mock, COMMAND).await;
     let before = mock.request_count();
-    let got = stream_chat(
-        sidecar.api,
-        json!({"model": "chat", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
-    )
-    .await;
+    let got = stream_chat(sidecar.api, streamed("chat", "hi")).await;
     assert!(got.done && got.error.is_none(), "{:?}", got.error);
     assert_eq!(mock.request_count() - before, 2);
 }
@@ -419,7 +393,7 @@ async fn embeddings_v2() {
     assert_eq!(body["data"].as_array().unwrap().len(), 2);
     assert_eq!(body["data"][0]["embedding"].as_array().unwrap().len(), 256);
     assert_eq!(body["usage"]["prompt_tokens"], 3);
-    golden("cohere", "embed", &last_body(&mock));
+    golden::check("cohere", "embed", &last_body(&mock));
     let (status, _, body) = post(
         sidecar.api,
         "/v1/embeddings",

@@ -1,21 +1,58 @@
-//! The sidecar translating OpenAI calls for AWS Bedrock, over real HTTP against the mock
-//! Bedrock (`llmesh_tests::bedrock`), which checks every request's SigV4 signature and
-//! answers in Bedrock's exact formats, ConverseStream's binary eventstream included.
-//! Upstream request bodies are checked field by field against `tests/golden/bedrock/`.
-
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod provider_support;
-mod support;
+//! AWS Bedrock through the conformance suite, and the cases only Bedrock has: SigV4
+//! signing (checked by the mock on every request) and API keys, Converse's shape and
+//! ConverseStream's binary eventstream (re-cut, broken and failing), exceptions and
+//! their retries, cache tokens, guardrails and InvokeModel embeddings. Upstream request
+//! bodies are checked field by field against `tests/golden/bedrock/`.
 
 use http::StatusCode;
 use llmesh_sidecar::config::snapshot::*;
+use llmesh_tests::Reply;
 use llmesh_tests::bedrock::eventstream::Message;
 use llmesh_tests::bedrock::sigv4::Credentials;
-use llmesh_tests::bedrock::{self, BedrockConfig, MockBedrock, Reply};
-use provider_support::{golden, stream_chat};
+use llmesh_tests::bedrock::{self, Bedrock, MockBedrock};
 use serde_json::{Value, json};
-use support::*;
+
+use crate::assemble::stream_chat;
+use crate::golden;
+use crate::suite::{Behaviour, Upstream, last_body, mock_model, serving, streamed, with_png};
+use crate::support::*;
+
+impl Upstream for MockBedrock {
+    async fn start() -> Self {
+        MockBedrock::start().await
+    }
+
+    fn deployment(&self, behaviour: Behaviour) -> DeploymentSpec {
+        // Bedrock names its failures by exception, not by status.
+        let model = match behaviour {
+            Behaviour::Error(status) => format!("mock-exception-{}", exception(status)),
+            other => mock_model(other, CLAUDE),
+        };
+        bedrock_deployment(self, "bedrock", &model)
+    }
+
+    fn bodies(&self) -> Vec<Value> {
+        llmesh_tests::Mock::bodies(self)
+    }
+
+    fn error_statuses(&self) -> Vec<(u16, u16)> {
+        [400, 403, 404, 429, 500, 503].map(|s| (s, s)).to_vec()
+    }
+}
+
+/// The exception Bedrock answers with `status`.
+fn exception(status: u16) -> &'static str {
+    match status {
+        400 => "ValidationException",
+        403 => "AccessDeniedException",
+        404 => "ResourceNotFoundException",
+        429 => "ThrottlingException",
+        503 => "ServiceUnavailableException",
+        _ => "InternalServerException",
+    }
+}
+
+crate::conformance!(MockBedrock);
 
 /// A realistic model id: its `:` must be percent-encoded in the path and signed as
 /// `%253A`.
@@ -29,7 +66,8 @@ fn creds_of(c: &Credentials) -> AwsCredentials {
     }
 }
 
-fn bedrock_deployment(mock: &MockBedrock, name: &str, model_id: &str) -> DeploymentSpec {
+/// A deployment of `model_id` on the mock, signing with its credentials.
+pub fn bedrock_deployment(mock: &MockBedrock, name: &str, model_id: &str) -> DeploymentSpec {
     let mut d = DeploymentSpec::new(name, ProviderKind::Bedrock, model_id);
     d.base_url = Some(mock.base_url());
     d.region = Some(mock.region().into());
@@ -38,18 +76,7 @@ fn bedrock_deployment(mock: &MockBedrock, name: &str, model_id: &str) -> Deploym
 }
 
 async fn start(mock: &MockBedrock, model_id: &str) -> Running {
-    Running::start(Some(snapshot(
-        "v1",
-        vec![model(
-            "chat",
-            vec![bedrock_deployment(mock, "bedrock", model_id)],
-        )],
-    )))
-    .await
-}
-
-fn last_body(mock: &MockBedrock) -> Value {
-    mock.requests().last().unwrap().json()
+    serving(bedrock_deployment(mock, "bedrock", model_id)).await
 }
 
 fn weather_tools() -> Value {
@@ -103,7 +130,7 @@ async fn plain_chat_with_a_system_prompt_is_signed_and_translated() {
         auth, "Bearer sk-client-secret",
         "the client's key never goes upstream"
     );
-    golden("bedrock", "plain_chat", &seen.json());
+    golden::check("bedrock", "plain_chat", &seen.json());
 }
 
 #[tokio::test]
@@ -126,7 +153,7 @@ async fn multi_turn_conversations_alternate_roles() {
         body["choices"][0]["message"]["content"],
         "mock reply to: What is my name?"
     );
-    golden("bedrock", "multi_turn", &last_body(&mock));
+    golden::check("bedrock", "multi_turn", &last_body(&mock));
 }
 
 #[tokio::test]
@@ -167,7 +194,7 @@ async fn single_and_parallel_tool_calls() {
     let args: Value =
         serde_json::from_str(calls[0]["function"]["arguments"].as_str().unwrap()).unwrap();
     assert_eq!(args, json!({"city": "mock-city", "unit": "celsius"}));
-    golden("bedrock", "tools", &last_body(&mock));
+    golden::check("bedrock", "tools", &last_body(&mock));
 
     let (_, _, body) = post(sidecar.api, "/v1/chat/completions", request("many")).await;
     let calls = body["choices"][0]["message"]["tool_calls"]
@@ -218,7 +245,7 @@ async fn tool_results_round_trip() {
     let placeholder = json!("tooluse_ID");
     sent["messages"][1]["content"][1]["toolUse"]["toolUseId"] = placeholder.clone();
     sent["messages"][2]["content"][0]["toolResult"]["toolUseId"] = placeholder;
-    golden("bedrock", "tool_result", &sent);
+    golden::check("bedrock", "tool_result", &sent);
 }
 
 #[tokio::test]
@@ -253,11 +280,7 @@ async fn streamed_text_and_usage() {
 
     // Without include_usage there is no usage chunk; frames split anywhere still decode.
     mock.enqueue(Reply::ok().with_rechunk(7));
-    let got = stream_chat(
-        sidecar.api,
-        json!({"model": "chat", "stream": true, "messages": [{"role": "user", "content": "again"}]}),
-    )
-    .await;
+    let got = stream_chat(sidecar.api, streamed("chat", "again")).await;
     assert_eq!(got.text, "mock reply to: again");
     assert!(got.usage.is_none() && got.done);
 }
@@ -293,15 +316,10 @@ async fn streamed_tool_calls_arrive_intact() {
 async fn vision_input_sends_image_bytes() {
     let mock = MockBedrock::start().await;
     let sidecar = start(&mock, CLAUDE).await;
-    // A 1x1 PNG.
-    let png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
     let (status, _, body) = post(
         sidecar.api,
         "/v1/chat/completions",
-        json!({"model": "chat", "messages": [{"role": "user", "content": [
-            {"type": "text", "text": "What is in this image?"},
-            {"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{png}")}}
-        ]}]}),
+        json!({"model": "chat", "messages": with_png("What is in this image?")}),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -309,7 +327,7 @@ async fn vision_input_sends_image_bytes() {
         body["choices"][0]["message"]["content"],
         "mock reply to: What is in this image? [image/png 70 bytes]"
     );
-    golden("bedrock", "vision", &last_body(&mock));
+    golden::check("bedrock", "vision", &last_body(&mock));
 
     let before = mock.request_count();
     let (status, _, body) = post(
@@ -359,7 +377,7 @@ async fn stop_sequences_max_tokens_and_content_filters() {
         "mock reply to: one "
     );
     assert_eq!(body["choices"][0]["finish_reason"], "stop");
-    golden("bedrock", "stop", &last_body(&mock));
+    golden::check("bedrock", "stop", &last_body(&mock));
 
     let (_, _, body) = post(
         sidecar.api,
@@ -471,12 +489,7 @@ async fn throttling_and_context_window_fall_back() {
 async fn bad_credentials_are_403_and_session_tokens_work() {
     let creds = Credentials::new("ASIAMOCKTEMPORARY001", "temp/secret")
         .with_session_token("FwoGZXIvYXdzEJr//////////mock");
-    let mock = MockBedrock::start_with(BedrockConfig {
-        credentials: creds.clone(),
-        ..BedrockConfig::default()
-    })
-    .await
-    .unwrap();
+    let mock = MockBedrock::start_with(Bedrock::with_credentials(creds.clone())).await;
     let mut good = bedrock_deployment(&mock, "good", CLAUDE);
     good.aws = Some(creds_of(&creds));
     let mut wrong = bedrock_deployment(&mock, "wrong", CLAUDE);
@@ -520,7 +533,7 @@ async fn bad_credentials_are_403_and_session_tokens_work() {
 }
 
 #[tokio::test]
-async fn malformed_answers_are_clean_502s() {
+async fn malformed_answers_are_retried_then_a_clean_502() {
     let mock = MockBedrock::start().await;
     let sidecar = start(&mock, "mock-malformed").await;
     let (status, _, body) = post(sidecar.api, "/v1/chat/completions", chat("chat")).await;
@@ -547,11 +560,7 @@ async fn broken_streams_end_with_an_error_event() {
         ("mock-stream-error", "upstream_stream_error"),
     ] {
         let sidecar = start(&mock, model_id).await;
-        let got = stream_chat(
-            sidecar.api,
-            json!({"model": "chat", "stream": true, "messages": [{"role": "user", "content": "hello there"}]}),
-        )
-        .await;
+        let got = stream_chat(sidecar.api, streamed("chat", "hello there")).await;
         assert_eq!(
             got.status, 200,
             "{model_id}: the first content already went out"
@@ -564,18 +573,10 @@ async fn broken_streams_end_with_an_error_event() {
         assert!(!got.done, "{model_id}: no [DONE] after an error");
     }
     let sidecar = start(&mock, "mock-stream-cut").await;
-    let got = stream_chat(
-        sidecar.api,
-        json!({"model": "chat", "stream": true, "messages": [{"role": "user", "content": "hello there"}]}),
-    )
-    .await;
+    let got = stream_chat(sidecar.api, streamed("chat", "hello there")).await;
     assert!(got.error.is_some() && !got.done);
     let sidecar = start(&mock, "mock-stream-unknown").await;
-    let got = stream_chat(
-        sidecar.api,
-        json!({"model": "chat", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
-    )
-    .await;
+    let got = stream_chat(sidecar.api, streamed("chat", "hi")).await;
     assert!(
         got.done && got.error.is_none(),
         "unknown event types are skipped"
@@ -593,11 +594,7 @@ async fn a_stream_failing_before_content_is_retried() {
         ),
     ]));
     let sidecar = start(&mock, CLAUDE).await;
-    let got = stream_chat(
-        sidecar.api,
-        json!({"model": "chat", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
-    )
-    .await;
+    let got = stream_chat(sidecar.api, streamed("chat", "hi")).await;
     assert!(got.done && got.error.is_none(), "{:?}", got.error);
     assert_eq!(got.text, "mock reply to: hi");
     assert_eq!(mock.request_count(), 2);
@@ -640,7 +637,7 @@ async fn embeddings_through_invoke_model() {
             .path
             .ends_with("/model/amazon.titan-embed-text-v2%3A0/invoke")
     );
-    golden("bedrock", "titan_embed", &last_body(&mock));
+    golden::check("bedrock", "titan_embed", &last_body(&mock));
 
     let (status, _, body) = post(
         sidecar.api,
@@ -667,5 +664,5 @@ async fn embeddings_through_invoke_model() {
         data[0]["embedding"].as_str().unwrap().len(),
         4096 / 3 * 4 + 4
     );
-    golden("bedrock", "cohere_embed", &last_body(&mock));
+    golden::check("bedrock", "cohere_embed", &last_body(&mock));
 }

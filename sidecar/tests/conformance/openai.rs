@@ -1,0 +1,34 @@
+//! OpenAI through the conformance suite: the reference the other providers translate
+//! to, passed through as it comes, so the suite checks the pass-through keeps OpenAI's
+//! own answers, errors and streams intact.
+
+use llmesh_sidecar::config::snapshot::{DeploymentSpec, ProviderKind};
+use llmesh_tests::MockOpenAi;
+use serde_json::Value;
+
+use crate::suite::{Behaviour, Upstream, mock_model};
+
+impl Upstream for MockOpenAi {
+    async fn start() -> Self {
+        MockOpenAi::start().await
+    }
+
+    fn deployment(&self, behaviour: Behaviour) -> DeploymentSpec {
+        let model = mock_model(behaviour, "gpt-4o-mini");
+        let mut d = crate::support::deployment("openai", &self.base_url(), &model);
+        d.provider = ProviderKind::Openai;
+        d
+    }
+
+    fn bodies(&self) -> Vec<Value> {
+        llmesh_tests::Mock::bodies(self)
+    }
+
+    fn error_statuses(&self) -> Vec<(u16, u16)> {
+        [400, 401, 403, 404, 429, 500, 503].map(|s| (s, s)).to_vec()
+    }
+
+    const BROKEN_STREAM_IS_502: bool = false;
+}
+
+crate::conformance!(MockOpenAi);

@@ -138,9 +138,18 @@ pub fn sse(data: &[u8]) {
             Err(_) => return,
         }
     }
-    let tail = passthrough.finish().ok().flatten().unwrap_or_default();
+    let Ok(tail) = passthrough.finish() else {
+        // Cut mid-line: what went out is whole events, the rest is refused.
+        assert!(!input.ends_with(b"\n"), "a whole last line was refused");
+        assert!(
+            input.starts_with(&relayed),
+            "the pass-through changed bytes"
+        );
+        return;
+    };
+    let tail = tail.unwrap_or_default();
     relayed.extend_from_slice(&tail);
-    let expected_len = input.len() + if tail.is_empty() { 0 } else { 2 };
+    let expected_len = input.len() + usize::from(!tail.is_empty());
     assert_eq!(
         relayed.len(),
         expected_len,

@@ -27,8 +27,6 @@ impl Upstream for MockOpenAi {
     fn error_statuses(&self) -> Vec<(u16, u16)> {
         [400, 401, 403, 404, 429, 500, 503].map(|s| (s, s)).to_vec()
     }
-
-    const BROKEN_STREAM_IS_502: bool = false;
 }
 
 crate::conformance!(MockOpenAi);

@@ -150,11 +150,19 @@ impl StreamTranslator for SsePassthrough {
     }
 
     fn finish(&mut self) -> Result<Option<Bytes>, StreamError> {
-        // An upstream that ends without the final blank line still sent its event.
         if self.partial.is_empty() {
             return Ok(None);
         }
-        self.partial.extend_from_slice(b"\n\n");
+        // An upstream that ends without the final blank line still sent its event, if
+        // its last line is whole; one cut mid-line is a broken stream, never half an
+        // event for the client.
+        if !self.partial.ends_with(b"\n") {
+            return Err(StreamError::malformed(
+                "the stream ended in the middle of an event",
+            ));
+        }
+        // The blank line that ends the event.
+        self.partial.extend_from_slice(b"\n");
         self.scanned = 0;
         let events = self.partial.split().freeze();
         Ok(Some(self.tap(events)))
@@ -256,7 +264,18 @@ mod tests {
                 .unwrap(),
             "data: {\"a\":2}\n\n"
         );
-        assert_eq!(t.finish().unwrap().unwrap(), "data: 3\n\n");
+        assert_eq!(
+            t.finish().unwrap_err().code,
+            "upstream_malformed_stream",
+            "cut mid-line"
+        );
+    }
+
+    #[test]
+    fn a_last_event_without_its_blank_line_still_counts() {
+        let mut t = SsePassthrough::new(false);
+        assert_eq!(t.feed(Bytes::from_static(b"data: [DONE]\n")).unwrap(), None);
+        assert_eq!(t.finish().unwrap().unwrap(), "data: [DONE]\n\n");
     }
 
     #[test]
@@ -268,7 +287,7 @@ mod tests {
             "data: 1\r\n\r\n"
         );
         assert_eq!(
-            t.feed(Bytes::from_static(b"\ndata: 3")).unwrap().unwrap(),
+            t.feed(Bytes::from_static(b"\ndata: 3\n")).unwrap().unwrap(),
             "data: 2\n\n"
         );
         assert_eq!(t.finish().unwrap().unwrap(), "data: 3\n\n");

@@ -58,9 +58,19 @@ async fn wait_until<F: AsyncFnMut() -> bool>(mut check: F, what: &str) {
 
 #[tokio::test]
 async fn serves_reloads_and_shuts_down_as_a_process() {
+    serves_reloads_and_shuts_down("0").await;
+}
+
+/// One runtime thread, as in a pod limited to one CPU.
+#[tokio::test]
+async fn serves_reloads_and_shuts_down_on_one_thread() {
+    serves_reloads_and_shuts_down("1").await;
+}
+
+async fn serves_reloads_and_shuts_down(threads: &str) {
     let mock = MockOpenAi::start().await;
-    let dir =
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("process-{}", std::process::id()));
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("process-{}-{threads}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("snapshot.json");
     write_snapshot(&config, "v1", &mock.base_url(), "first");
@@ -74,6 +84,7 @@ async fn serves_reloads_and_shuts_down_as_a_process() {
                 &api.to_string(),
             ])
             .args(["--admin-listen", &admin.to_string(), "--log-format", "json"])
+            .args(["--worker-threads", threads])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

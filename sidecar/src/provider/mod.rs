@@ -18,6 +18,8 @@ pub mod google_auth;
 pub mod openai;
 pub mod openai_wire;
 pub mod sse;
+pub mod sse_translator;
+pub mod translate;
 
 use std::sync::Arc;
 

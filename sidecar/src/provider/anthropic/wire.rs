@@ -5,6 +5,8 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::provider::translate::usage_with_cache;
+
 /// `POST /v1/messages` body.
 #[derive(Debug, Serialize)]
 pub struct MessagesRequest<'a> {
@@ -159,18 +161,12 @@ impl AnthropicUsage {
     /// The usage: cached and cache-writing input tokens are part of the prompt (Anthropic
     /// counts them apart from `input_tokens`).
     pub fn to_usage(self) -> crate::domain::Usage {
-        let read = self.cache_read_input_tokens.unwrap_or(0);
-        let written = self.cache_creation_input_tokens.unwrap_or(0);
-        crate::domain::Usage {
-            prompt_tokens: self
-                .input_tokens
-                .saturating_add(read)
-                .saturating_add(written),
-            completion_tokens: self.output_tokens,
-            cached_tokens: read,
-            cache_write_tokens: written,
-            reasoning_tokens: 0,
-        }
+        usage_with_cache(
+            self.input_tokens,
+            self.output_tokens,
+            self.cache_read_input_tokens,
+            self.cache_creation_input_tokens,
+        )
     }
 }
 

@@ -9,6 +9,8 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::provider::translate::usage_with_cache;
+
 /// `POST /model/{modelId}/converse` (and `converse-stream`) body.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -240,18 +242,12 @@ pub struct Usage {
 impl Usage {
     /// The usage: prompt tokens count cached ones too.
     pub fn to_usage(self) -> crate::domain::Usage {
-        let read = self.cache_read_input_tokens.unwrap_or(0);
-        let written = self.cache_write_input_tokens.unwrap_or(0);
-        crate::domain::Usage {
-            prompt_tokens: self
-                .input_tokens
-                .saturating_add(read)
-                .saturating_add(written),
-            completion_tokens: self.output_tokens,
-            cached_tokens: read,
-            cache_write_tokens: written,
-            reasoning_tokens: 0,
-        }
+        usage_with_cache(
+            self.input_tokens,
+            self.output_tokens,
+            self.cache_read_input_tokens,
+            self.cache_write_input_tokens,
+        )
     }
 }
 

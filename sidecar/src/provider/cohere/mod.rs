@@ -121,7 +121,7 @@ impl Dialect for Cohere {
     }
 
     fn stream(&self, call: &CallView<'_>) -> Box<dyn StreamTranslator> {
-        Box::new(stream::Translator::new(call))
+        Box::new(stream::translator(call))
     }
 
     fn error(&self, status: StatusCode, body: &[u8]) -> UpstreamError {

@@ -274,7 +274,7 @@ impl Dialect for Gemini {
     }
 
     fn stream(&self, call: &CallView<'_>) -> Box<dyn StreamTranslator> {
-        Box::new(stream::Translator::new(call))
+        Box::new(stream::translator(call))
     }
 
     fn error(&self, status: StatusCode, body: &[u8]) -> UpstreamError {

@@ -16,17 +16,15 @@ use super::wire::{
 };
 use crate::domain::CallView;
 use crate::provider::TranslateError;
-use crate::provider::openai_wire::{
-    self, ChatRequest, EmbeddingInput, EmbeddingsRequest, Part, ResponseFormat,
-};
+use crate::provider::openai_wire::{self, ChatRequest, EmbeddingsRequest, ResponseFormat};
+use crate::provider::translate::{self, ToolMode, UserPart};
 
 /// Gemini takes at most this many stop sequences.
 const MAX_STOPS: usize = 5;
 
 /// The `generateContent` body for a chat call.
 pub fn chat(call: &CallView<'_>, flavor: Flavor) -> Result<Vec<u8>, TranslateError> {
-    let req = ChatRequest::deserialize(call.body)
-        .map_err(|e| TranslateError::invalid("messages", e.to_string()))?;
+    let req = translate::chat_request(call)?;
     let (system, contents) = turns(&req.messages, flavor)?;
     if contents.is_empty() {
         return Err(TranslateError::invalid(
@@ -50,69 +48,42 @@ pub fn chat(call: &CallView<'_>, flavor: Flavor) -> Result<Vec<u8>, TranslateErr
             "Gemini cannot be told to call at most one function at a time.",
         ));
     }
-    let mut declarations = Vec::new();
-    for tool in req.tools.iter().flatten() {
-        if tool.kind != "function" {
-            return Err(TranslateError::invalid(
-                "tools",
-                format!(
-                    "tool type {:?} is not supported; use function tools.",
-                    tool.kind
-                ),
-            ));
-        }
-        declarations.push(FunctionDeclaration {
-            name: tool.function.name.clone(),
-            description: tool.function.description.clone(),
-            parameters: tool.function.parameters.as_ref().and_then(schema::convert),
-        });
-    }
+    let declarations: Vec<FunctionDeclaration<'_>> = translate::functions(&req)?
+        .into_iter()
+        .map(|function| FunctionDeclaration {
+            name: function.name.clone(),
+            description: function.description.clone(),
+            parameters: function.parameters.as_ref().and_then(schema::convert),
+        })
+        .collect();
     if !declarations.is_empty() {
         body.tools.push(Tool {
             function_declarations: declarations,
         });
-        body.tool_config = tool_config(req.tool_choice.as_ref())?;
+        body.tool_config = tool_config(translate::tool_mode(&req)?);
     }
-    serde_json::to_vec(&body).map_err(|e| TranslateError::invalid("messages", e.to_string()))
+    translate::encode(&body, "messages")
 }
 
 /// `tool_choice` → `functionCallingConfig`: auto → AUTO, none → NONE, required → ANY,
 /// a named function → ANY limited to it.
-fn tool_config<'a>(
-    choice: Option<&openai_wire::ToolChoice<'a>>,
-) -> Result<Option<ToolConfig<'a>>, TranslateError> {
-    let config = match choice {
-        None => return Ok(None),
-        Some(openai_wire::ToolChoice::Mode(mode)) => FunctionCallingConfig {
-            mode: match mode.as_ref() {
-                "auto" => "AUTO",
-                "none" => "NONE",
-                "required" => "ANY",
-                other => {
-                    return Err(TranslateError::invalid(
-                        "tool_choice",
-                        format!("unknown mode {other:?}"),
-                    ));
-                }
-            },
-            allowed_function_names: Vec::new(),
-        },
-        Some(openai_wire::ToolChoice::Named { function }) => FunctionCallingConfig {
-            mode: "ANY",
-            allowed_function_names: vec![function.name.clone()],
-        },
+fn tool_config(mode: Option<ToolMode<'_>>) -> Option<ToolConfig<'_>> {
+    let (mode, allowed) = match mode? {
+        ToolMode::Auto => ("AUTO", None),
+        ToolMode::None => ("NONE", None),
+        ToolMode::Required => ("ANY", None),
+        ToolMode::Named(name) => ("ANY", Some(Cow::Borrowed(name))),
     };
-    Ok(Some(ToolConfig {
-        function_calling_config: config,
-    }))
+    Some(ToolConfig {
+        function_calling_config: FunctionCallingConfig {
+            mode,
+            allowed_function_names: allowed.into_iter().collect(),
+        },
+    })
 }
 
 fn generation_config(req: &ChatRequest<'_>) -> Result<GenerationConfig, TranslateError> {
-    let stops = req
-        .stop
-        .as_ref()
-        .map(openai_wire::Stop::to_vec)
-        .unwrap_or_default();
+    let stops = req.stop_sequences();
     if stops.len() > MAX_STOPS {
         return Err(TranslateError::invalid(
             "stop",
@@ -202,9 +173,7 @@ fn turns<'a>(
                 ("model", parts)
             }
             "tool" => {
-                let id = message.tool_call_id.as_deref().ok_or_else(|| {
-                    TranslateError::invalid("messages", "a tool message needs tool_call_id.")
-                })?;
+                let id = translate::tool_call_id(message)?.as_ref();
                 let name = called.get(id).copied().ok_or_else(|| {
                     TranslateError::invalid(
                         "messages",
@@ -226,12 +195,7 @@ fn turns<'a>(
                     })],
                 )
             }
-            other => {
-                return Err(TranslateError::invalid(
-                    "messages",
-                    format!("unknown role {other:?}."),
-                ));
-            }
+            other => return Err(translate::unknown_role(other)),
         };
         if parts.is_empty() {
             continue;
@@ -277,23 +241,7 @@ fn text_parts<'a>(
     content: &'a openai_wire::Content<'a>,
     out: &mut Vec<PartOut<'a>>,
 ) -> Result<(), TranslateError> {
-    match content {
-        openai_wire::Content::Text(text) => push_text(out, text),
-        openai_wire::Content::Parts(parts) => {
-            for part in parts {
-                match part {
-                    Part::Text { text } => push_text(out, text),
-                    _ => {
-                        return Err(TranslateError::invalid(
-                            "messages",
-                            "only text parts are allowed in system and assistant messages.",
-                        ));
-                    }
-                }
-            }
-        }
-    }
-    Ok(())
+    translate::each_text(content, "system and assistant", |text| push_text(out, text))
 }
 
 /// User content: text and images.
@@ -302,24 +250,13 @@ fn user_parts<'a>(
     flavor: Flavor,
     out: &mut Vec<PartOut<'a>>,
 ) -> Result<(), TranslateError> {
-    match content {
-        openai_wire::Content::Text(text) => push_text(out, text),
-        openai_wire::Content::Parts(parts) => {
-            for part in parts {
-                match part {
-                    Part::Text { text } => push_text(out, text),
-                    Part::ImageUrl { image_url } => out.push(image(&image_url.url, flavor)?),
-                    Part::Other => {
-                        return Err(TranslateError::invalid(
-                            "messages",
-                            "Gemini accepts text and image_url content parts only.",
-                        ));
-                    }
-                }
-            }
+    translate::each_user_part(content, "Gemini accepts", |part| {
+        match part {
+            UserPart::Text(text) => push_text(out, text),
+            UserPart::Image(url) => out.push(image(url, flavor)?),
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// Gemini refuses empty text parts.
@@ -405,18 +342,10 @@ pub fn embeddings(
     call: &CallView<'_>,
     flavor: Flavor,
 ) -> Result<(EmbedMethod, Vec<u8>), TranslateError> {
+    // Any `encoding_format` but base64 gets floats, as from OpenAI.
     let req = EmbeddingsRequest::deserialize(call.body)
         .map_err(|e| TranslateError::invalid("input", e.to_string()))?;
-    let inputs: Vec<&str> = match &req.input {
-        EmbeddingInput::One(text) => vec![text.as_ref()],
-        EmbeddingInput::Many(texts) => texts.iter().map(Cow::as_ref).collect(),
-        EmbeddingInput::Tokens(_) => {
-            return Err(TranslateError::invalid(
-                "input",
-                "Gemini embeds text; token arrays are not supported.",
-            ));
-        }
-    };
+    let inputs = translate::embedding_texts(&req, "Gemini")?;
     if inputs.is_empty() || inputs.iter().any(|t| t.is_empty()) {
         return Err(TranslateError::invalid(
             "input",
@@ -475,5 +404,5 @@ fn embed_request<'a>(model: Option<&'a str>, text: &'a str, dims: Option<u32>) -
 }
 
 fn encode(body: &impl serde::Serialize) -> Result<Vec<u8>, TranslateError> {
-    serde_json::to_vec(body).map_err(|e| TranslateError::invalid("input", e.to_string()))
+    translate::encode(body, "input")
 }

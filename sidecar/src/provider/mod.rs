@@ -8,6 +8,26 @@
 //! `StreamTranslator`, and tests at the bottom; add its kind to
 //! [`ProviderKind`](crate::config::snapshot::ProviderKind) and to [`build`].
 
+/// The OpenAI chat parameters every translating provider honours, followed by the
+/// extras one names: `chat_params!["seed", "user"]`.
+macro_rules! chat_params {
+    [$($extra:literal),* $(,)?] => {
+        &[
+            "messages",
+            "max_tokens",
+            "max_completion_tokens",
+            "temperature",
+            "top_p",
+            "stop",
+            "n",
+            "tools",
+            "tool_choice",
+            "stream_options",
+            $($extra),*
+        ]
+    };
+}
+
 pub mod anthropic;
 pub mod azure;
 pub mod bedrock;
@@ -19,6 +39,8 @@ pub mod openai;
 pub mod openai_wire;
 pub mod sse;
 pub mod sse_translator;
+#[cfg(test)]
+pub(crate) mod test_support;
 pub mod translate;
 
 use std::sync::Arc;

@@ -156,6 +156,98 @@ pub fn each_text<'a>(
     Ok(())
 }
 
+/// Who speaks a turn, for the providers that take turns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Speaker {
+    /// The user, and the tools answering the model's calls.
+    User,
+    /// The model.
+    Assistant,
+}
+
+/// Turns of blocks `B`, each with who speaks it.
+pub type Conversation<B> = Vec<(Speaker, Vec<B>)>;
+
+/// What a turn-taking provider (Anthropic, Bedrock, Gemini) makes of each kind of
+/// message; [`turns`] walks the conversation.
+pub trait TurnBuilder<'a> {
+    /// A content block (part) of a turn.
+    type Block;
+
+    /// Takes a `system` or `developer` message's content (kept apart from the turns).
+    fn system(&mut self, content: &'a Content<'a>) -> Result<(), TranslateError>;
+
+    /// A `user` message's blocks.
+    fn user(
+        &mut self,
+        content: &'a Content<'a>,
+        out: &mut Vec<Self::Block>,
+    ) -> Result<(), TranslateError>;
+
+    /// An `assistant` message's blocks: its text and tool calls.
+    fn assistant(
+        &mut self,
+        message: &'a Message<'a>,
+        out: &mut Vec<Self::Block>,
+    ) -> Result<(), TranslateError>;
+
+    /// The block of a `tool` message answering call `id`, in a user turn.
+    fn tool(
+        &mut self,
+        id: &'a Cow<'a, str>,
+        message: &'a Message<'a>,
+    ) -> Result<Self::Block, TranslateError>;
+
+    /// Adds the blocks of a message to the turn before it, spoken by the same side.
+    fn merge(turn: &mut Vec<Self::Block>, blocks: Vec<Self::Block>) {
+        turn.extend(blocks);
+    }
+}
+
+/// The conversation as turns that alternate: consecutive messages of one side (several
+/// user messages, tool results) merge into one turn, and messages with no blocks are
+/// left out.
+pub fn turns<'a, B: TurnBuilder<'a>>(
+    messages: &'a [Message<'a>],
+    builder: &mut B,
+) -> Result<Conversation<B::Block>, TranslateError> {
+    let mut turns: Conversation<B::Block> = Vec::new();
+    for message in messages {
+        let mut blocks = Vec::new();
+        let speaker = match message.role.as_ref() {
+            "system" | "developer" => {
+                if let Some(content) = &message.content {
+                    builder.system(content)?;
+                }
+                continue;
+            }
+            "user" => {
+                if let Some(content) = &message.content {
+                    builder.user(content, &mut blocks)?;
+                }
+                Speaker::User
+            }
+            "assistant" => {
+                builder.assistant(message, &mut blocks)?;
+                Speaker::Assistant
+            }
+            "tool" => {
+                blocks.push(builder.tool(tool_call_id(message)?, message)?);
+                Speaker::User
+            }
+            other => return Err(unknown_role(other)),
+        };
+        if blocks.is_empty() {
+            continue;
+        }
+        match turns.last_mut() {
+            Some((last, turn)) if *last == speaker => B::merge(turn, blocks),
+            _ => turns.push((speaker, blocks)),
+        }
+    }
+    Ok(turns)
+}
+
 /// A part of user content a translator takes.
 #[derive(Clone, Copy, Debug)]
 pub enum UserPart<'a> {

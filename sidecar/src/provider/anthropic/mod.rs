@@ -51,21 +51,11 @@ pub const DEFAULT_VERSION: &str = "2023-06-01";
 pub const FALLBACK_MAX_TOKENS: u32 = 4096;
 
 /// OpenAI chat parameters Anthropic can honour.
-const CHAT_PARAMS: &[&str] = &[
-    "messages",
-    "max_tokens",
-    "max_completion_tokens",
-    "temperature",
-    "top_p",
-    "stop",
-    "tools",
-    "tool_choice",
+const CHAT_PARAMS: &[&str] = chat_params![
     "parallel_tool_calls",
     "response_format",
-    "stream_options",
     "user",
-    "n",
-    "reasoning_effort",
+    "reasoning_effort"
 ];
 
 /// Dialect and `x-api-key` credential for an Anthropic deployment.

@@ -11,7 +11,7 @@ use super::wire::{
 use crate::domain::{CallView, Endpoint};
 use crate::provider::TranslateError;
 use crate::provider::openai_wire::{self, Content, ResponseFormat};
-use crate::provider::translate::{self, ToolMode, UserPart};
+use crate::provider::translate::{self, Speaker, ToolMode, TurnBuilder, UserPart};
 
 /// The tool that carries a structured (`response_format`) answer.
 pub const JSON_TOOL: &str = "json_response";
@@ -139,65 +139,72 @@ pub fn translate(call: &CallView<'_>) -> Result<Vec<u8>, TranslateError> {
 fn turns<'a>(
     messages: &'a [openai_wire::Message<'a>],
 ) -> Result<(Vec<Block<'a>>, Vec<Turn<'a>>), TranslateError> {
-    let mut system = Vec::new();
-    let mut turns: Vec<Turn<'a>> = Vec::new();
-    for message in messages {
-        let (role, blocks) = match message.role.as_ref() {
-            "system" | "developer" => {
-                if let Some(content) = &message.content {
-                    text_blocks(content, &mut system)?;
-                }
-                continue;
-            }
-            "user" => {
-                let mut blocks = Vec::new();
-                if let Some(content) = &message.content {
-                    content_blocks(content, &mut blocks)?;
-                }
-                ("user", blocks)
-            }
-            "assistant" => {
-                let mut blocks = Vec::new();
-                if let Some(content) = &message.content {
-                    text_blocks(content, &mut blocks)?;
-                }
-                for call in message.tool_calls.iter().flatten() {
-                    blocks.push(Block::ToolUse {
-                        id: call.id.clone(),
-                        name: call.function.name.clone(),
-                        input: translate::arguments(call)?,
-                    });
-                }
-                ("assistant", blocks)
-            }
-            "tool" => {
-                let id = translate::tool_call_id(message)?.clone();
-                let mut content = Vec::new();
-                if let Some(c) = &message.content {
-                    content_blocks(c, &mut content)?;
-                }
-                (
-                    "user",
-                    vec![Block::ToolResult {
-                        tool_use_id: id,
-                        content,
-                    }],
-                )
-            }
-            other => return Err(translate::unknown_role(other)),
-        };
-        if blocks.is_empty() {
-            continue;
-        }
-        match turns.last_mut() {
-            Some(last) if last.role == role => last.content.extend(blocks),
-            _ => turns.push(Turn {
-                role,
-                content: blocks,
-            }),
-        }
+    let mut builder = Turns { system: Vec::new() };
+    let turns = translate::turns(messages, &mut builder)?
+        .into_iter()
+        .map(|(speaker, content)| Turn {
+            role: match speaker {
+                Speaker::User => "user",
+                Speaker::Assistant => "assistant",
+            },
+            content,
+        })
+        .collect();
+    Ok((builder.system, turns))
+}
+
+/// Messages as Anthropic content blocks, system text apart.
+struct Turns<'a> {
+    system: Vec<Block<'a>>,
+}
+
+impl<'a> TurnBuilder<'a> for Turns<'a> {
+    type Block = Block<'a>;
+
+    fn system(&mut self, content: &'a Content<'a>) -> Result<(), TranslateError> {
+        text_blocks(content, &mut self.system)
     }
-    Ok((system, turns))
+
+    fn user(
+        &mut self,
+        content: &'a Content<'a>,
+        out: &mut Vec<Block<'a>>,
+    ) -> Result<(), TranslateError> {
+        content_blocks(content, out)
+    }
+
+    fn assistant(
+        &mut self,
+        message: &'a openai_wire::Message<'a>,
+        out: &mut Vec<Block<'a>>,
+    ) -> Result<(), TranslateError> {
+        if let Some(content) = &message.content {
+            text_blocks(content, out)?;
+        }
+        for call in message.tool_calls.iter().flatten() {
+            out.push(Block::ToolUse {
+                id: call.id.clone(),
+                name: call.function.name.clone(),
+                input: translate::arguments(call)?,
+            });
+        }
+        Ok(())
+    }
+
+    fn tool(
+        &mut self,
+        id: &'a Cow<'a, str>,
+        message: &'a openai_wire::Message<'a>,
+    ) -> Result<Block<'a>, TranslateError> {
+        let mut content = Vec::new();
+        if let Some(c) = &message.content {
+            content_blocks(c, &mut content)?;
+        }
+        Ok(Block::ToolResult {
+            tool_use_id: id.clone(),
+            content,
+        })
+    }
 }
 
 /// Text-only content (system and assistant messages).

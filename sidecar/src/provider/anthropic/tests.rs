@@ -7,6 +7,7 @@ use serde_json::{Map, Value, json};
 use super::*;
 use crate::config::snapshot::{ProviderKind, SecretString};
 use crate::domain::ErrorClass;
+use crate::provider::test_support::{self, object};
 
 fn dialect() -> Prepared {
     let mut spec = crate::provider::spec(ProviderKind::Anthropic);
@@ -16,18 +17,16 @@ fn dialect() -> Prepared {
 
 fn view<'a>(body: &'a Map<String, Value>, stream: bool) -> CallView<'a> {
     CallView {
-        endpoint: Endpoint::ChatCompletions,
-        body,
-        stream,
-        model: "claude-sonnet-4-5",
         default_max_tokens: Some(2048),
+        ..test_support::view(Endpoint::ChatCompletions, body, stream, "claude-sonnet-4-5")
     }
 }
 
 fn translate(body: Value) -> Value {
-    let map = body.as_object().unwrap().clone();
-    let request = dialect().dialect.request(&view(&map, false)).unwrap();
-    serde_json::from_slice(request.body()).unwrap()
+    let map = object(&body);
+    test_support::sent(&dialect(), &view(&map, false))
+        .unwrap()
+        .1
 }
 
 #[test]
@@ -225,12 +224,8 @@ fn reasoning_effort_enables_thinking_within_max_tokens() {
 }
 
 fn respond(body: Value, request: Value) -> Value {
-    let map = request.as_object().unwrap().clone();
-    let out = dialect()
-        .dialect
-        .response(&view(&map, false), Bytes::from(body.to_string()))
-        .unwrap();
-    serde_json::from_slice(&out.body).unwrap()
+    let map = object(&request);
+    test_support::answer(&dialect(), &view(&map, false), &body).unwrap()
 }
 
 #[test]
@@ -366,30 +361,9 @@ fn run_stream(
     request: Value,
     chunk_size: usize,
 ) -> Result<Vec<Value>, crate::provider::StreamError> {
-    let map = request.as_object().unwrap().clone();
-    let mut t = dialect().dialect.stream(&view(&map, true));
-    let mut out = Vec::new();
-    for piece in raw.as_bytes().chunks(chunk_size) {
-        if let Some(b) = t.feed(Bytes::copy_from_slice(piece))? {
-            out.extend_from_slice(&b);
-        }
-    }
-    if let Some(b) = t.finish()? {
-        out.extend_from_slice(&b);
-    }
-    let text = String::from_utf8(out).unwrap();
-    Ok(text
-        .split("\n\n")
-        .filter(|e| !e.is_empty())
-        .map(|e| {
-            let data = e.strip_prefix("data: ").unwrap();
-            if data == "[DONE]" {
-                Value::String("[DONE]".into())
-            } else {
-                serde_json::from_str(data).unwrap()
-            }
-        })
-        .collect())
+    let map = object(&request);
+    let translator = dialect().dialect.stream(&view(&map, true));
+    test_support::run_stream(translator, raw.as_bytes(), chunk_size)
 }
 
 #[test]

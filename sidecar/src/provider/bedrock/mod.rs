@@ -61,19 +61,7 @@ use crate::domain::{CallView, Endpoint, Reply, UpstreamError};
 pub const SERVICE: &str = "bedrock";
 
 /// OpenAI chat parameters Converse can honour.
-const CHAT_PARAMS: &[&str] = &[
-    "messages",
-    "max_tokens",
-    "max_completion_tokens",
-    "temperature",
-    "top_p",
-    "stop",
-    "tools",
-    "tool_choice",
-    "stream_options",
-    "user",
-    "n",
-];
+const CHAT_PARAMS: &[&str] = chat_params!["user"];
 
 /// OpenAI embedding parameters (plus Cohere's `input_type`) InvokeModel can honour.
 const EMBEDDING_PARAMS: &[&str] = &["input", "encoding_format", "dimensions", "input_type"];

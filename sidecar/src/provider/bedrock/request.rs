@@ -11,7 +11,7 @@ use super::wire::{
 use crate::domain::CallView;
 use crate::provider::TranslateError;
 use crate::provider::openai_wire::{self, ChatRequest, Content};
-use crate::provider::translate::{self, ToolMode, UserPart, open_schema};
+use crate::provider::translate::{self, Speaker, ToolMode, TurnBuilder, UserPart, open_schema};
 
 /// Builds the Converse body for a chat call.
 pub fn chat(call: &CallView<'_>) -> Result<Vec<u8>, TranslateError> {
@@ -102,79 +102,88 @@ fn tool_config<'a>(
 fn turns<'a>(
     messages: &'a [openai_wire::Message<'a>],
 ) -> Result<(Vec<SystemBlock<'a>>, Vec<Turn<'a>>), TranslateError> {
-    let mut system = Vec::new();
-    let mut turns: Vec<Turn<'a>> = Vec::new();
-    for message in messages {
-        let (role, blocks) = match message.role.as_ref() {
-            "system" | "developer" => {
-                if let Some(content) = &message.content {
-                    for text in texts(content, "system")? {
-                        system.push(SystemBlock::Text(text));
-                    }
-                }
-                continue;
-            }
-            "user" => {
-                let mut blocks = Vec::new();
-                if let Some(content) = &message.content {
-                    user_blocks(content, &mut blocks)?;
-                }
-                ("user", blocks)
-            }
-            "assistant" => {
-                let mut blocks = Vec::new();
-                if let Some(content) = &message.content {
-                    blocks.extend(texts(content, "assistant")?.into_iter().map(Block::Text));
-                }
-                for call in message.tool_calls.iter().flatten() {
-                    blocks.push(Block::ToolUse(ToolUse {
-                        tool_use_id: call.id.clone(),
-                        name: call.function.name.clone(),
-                        input: translate::arguments(call)?,
-                    }));
-                }
-                ("assistant", blocks)
-            }
-            "tool" => {
-                let id = translate::tool_call_id(message)?.clone();
-                let mut content = Vec::new();
-                if let Some(c) = &message.content {
-                    result_blocks(c, &mut content)?;
-                }
-                (
-                    "user",
-                    vec![Block::ToolResult(ToolResult {
-                        tool_use_id: id,
-                        content,
-                    })],
-                )
-            }
-            other => return Err(translate::unknown_role(other)),
-        };
-        if blocks.is_empty() {
-            continue;
+    let mut builder = Turns { system: Vec::new() };
+    let turns = translate::turns(messages, &mut builder)?
+        .into_iter()
+        .map(|(speaker, content)| Turn {
+            role: match speaker {
+                Speaker::User => "user",
+                Speaker::Assistant => "assistant",
+            },
+            content,
+        })
+        .collect();
+    Ok((builder.system, turns))
+}
+
+/// Messages as Converse content blocks, system text apart.
+struct Turns<'a> {
+    system: Vec<SystemBlock<'a>>,
+}
+
+impl<'a> TurnBuilder<'a> for Turns<'a> {
+    type Block = Block<'a>;
+
+    fn system(&mut self, content: &'a Content<'a>) -> Result<(), TranslateError> {
+        let texts = texts(content, "system")?;
+        self.system.extend(texts.into_iter().map(SystemBlock::Text));
+        Ok(())
+    }
+
+    fn user(
+        &mut self,
+        content: &'a Content<'a>,
+        out: &mut Vec<Block<'a>>,
+    ) -> Result<(), TranslateError> {
+        user_blocks(content, out)
+    }
+
+    fn assistant(
+        &mut self,
+        message: &'a openai_wire::Message<'a>,
+        out: &mut Vec<Block<'a>>,
+    ) -> Result<(), TranslateError> {
+        if let Some(content) = &message.content {
+            out.extend(texts(content, "assistant")?.into_iter().map(Block::Text));
         }
-        match turns.last_mut() {
-            Some(last) if last.role == role => {
-                // Bedrock wants a turn's tool results before its other blocks.
-                if role == "user" && blocks.iter().all(|b| matches!(b, Block::ToolResult(_))) {
-                    let at = last
-                        .content
-                        .iter()
-                        .position(|b| !matches!(b, Block::ToolResult(_)))
-                        .unwrap_or(last.content.len());
-                    last.content.splice(at..at, blocks);
-                } else {
-                    last.content.extend(blocks);
-                }
-            }
-            _ => turns.push(Turn {
-                role,
-                content: blocks,
-            }),
+        for call in message.tool_calls.iter().flatten() {
+            out.push(Block::ToolUse(ToolUse {
+                tool_use_id: call.id.clone(),
+                name: call.function.name.clone(),
+                input: translate::arguments(call)?,
+            }));
+        }
+        Ok(())
+    }
+
+    fn tool(
+        &mut self,
+        id: &'a Cow<'a, str>,
+        message: &'a openai_wire::Message<'a>,
+    ) -> Result<Block<'a>, TranslateError> {
+        let mut content = Vec::new();
+        if let Some(c) = &message.content {
+            result_blocks(c, &mut content)?;
+        }
+        Ok(Block::ToolResult(ToolResult {
+            tool_use_id: id.clone(),
+            content,
+        }))
+    }
+
+    /// Bedrock wants a turn's tool results before its other blocks.
+    fn merge(turn: &mut Vec<Block<'a>>, blocks: Vec<Block<'a>>) {
+        let is_result = |b: &Block<'_>| matches!(b, Block::ToolResult(_));
+        if blocks.iter().all(is_result) {
+            let at = turn
+                .iter()
+                .position(|b| !is_result(b))
+                .unwrap_or(turn.len());
+            turn.splice(at..at, blocks);
+        } else {
+            turn.extend(blocks);
         }
     }
-    Ok((system, turns))
 }
 
 /// The non-empty text of text-only content (system and assistant messages).

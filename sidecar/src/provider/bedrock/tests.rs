@@ -28,44 +28,18 @@ fn dialect() -> Prepared {
     build(&spec()).unwrap()
 }
 
-fn view<'a>(
-    endpoint: Endpoint,
-    body: &'a Map<String, Value>,
-    stream: bool,
-    model: &'a str,
-) -> CallView<'a> {
-    CallView {
-        endpoint,
-        body,
-        stream,
-        model,
-        default_max_tokens: None,
-    }
-}
+use crate::provider::test_support::{self, object, view};
 
 fn chat_body(body: Value) -> (http::Uri, Value) {
-    let map = body.as_object().unwrap().clone();
-    let request = dialect()
-        .dialect
-        .request(&view(
-            Endpoint::ChatCompletions,
-            &map,
-            false,
-            "anthropic.claude-3-5-haiku-20241022-v1:0",
-        ))
-        .unwrap();
-    (
-        request.uri().clone(),
-        serde_json::from_slice(request.body()).unwrap(),
-    )
+    let map = object(&body);
+    let model = "anthropic.claude-3-5-haiku-20241022-v1:0";
+    let call = view(Endpoint::ChatCompletions, &map, false, model);
+    test_support::sent(&dialect(), &call).unwrap()
 }
 
 fn refused(endpoint: Endpoint, body: Value, model: &str) -> TranslateError {
-    let map = body.as_object().unwrap().clone();
-    dialect()
-        .dialect
-        .request(&view(endpoint, &map, false, model))
-        .unwrap_err()
+    let map = object(&body);
+    test_support::sent(&dialect(), &view(endpoint, &map, false, model)).unwrap_err()
 }
 
 #[test]
@@ -243,15 +217,9 @@ fn streams_go_to_converse_stream() {
 }
 
 fn answer(body: Value) -> Value {
-    let map = json!({"messages": []}).as_object().unwrap().clone();
-    let out = dialect()
-        .dialect
-        .response(
-            &view(Endpoint::ChatCompletions, &map, false, "m-1"),
-            Bytes::from(body.to_string()),
-        )
-        .unwrap();
-    serde_json::from_slice(&out.body).unwrap()
+    let map = Map::new();
+    let call = view(Endpoint::ChatCompletions, &map, false, "m-1");
+    test_support::answer(&dialect(), &call, &body).unwrap()
 }
 
 #[test]
@@ -329,33 +297,11 @@ fn run_stream(
 ) -> Result<Vec<Value>, StreamError> {
     let body =
         json!({"messages": [], "stream": true, "stream_options": {"include_usage": include_usage}});
-    let map = body.as_object().unwrap().clone();
-    let mut t = dialect()
+    let map = object(&body);
+    let translator = dialect()
         .dialect
         .stream(&view(Endpoint::ChatCompletions, &map, true, "m-1"));
-    let all = frames.concat();
-    let mut out = Vec::new();
-    for piece in all.chunks(chunk) {
-        if let Some(b) = t.feed(Bytes::copy_from_slice(piece))? {
-            out.extend_from_slice(&b);
-        }
-    }
-    if let Some(b) = t.finish()? {
-        out.extend_from_slice(&b);
-    }
-    let text = String::from_utf8(out).unwrap();
-    Ok(text
-        .split("\n\n")
-        .filter(|e| !e.is_empty())
-        .map(|e| {
-            let data = e.strip_prefix("data: ").unwrap();
-            if data == "[DONE]" {
-                json!("[DONE]")
-            } else {
-                serde_json::from_str(data).unwrap()
-            }
-        })
-        .collect())
+    test_support::run_stream(translator, &frames.concat(), chunk)
 }
 
 fn tool_stream() -> Vec<Vec<u8>> {

@@ -49,21 +49,11 @@ use crate::domain::{CallView, Endpoint, Reply, UpstreamError};
 pub const DEFAULT_BASE_URL: &str = "https://api.cohere.com";
 
 /// OpenAI chat parameters Cohere can honour.
-const CHAT_PARAMS: &[&str] = &[
-    "messages",
-    "max_tokens",
-    "max_completion_tokens",
-    "temperature",
-    "top_p",
-    "stop",
+const CHAT_PARAMS: &[&str] = chat_params![
     "seed",
     "frequency_penalty",
     "presence_penalty",
-    "tools",
-    "tool_choice",
-    "response_format",
-    "stream_options",
-    "n",
+    "response_format"
 ];
 
 /// OpenAI embedding parameters (plus `input_type`) Cohere can honour.

@@ -70,23 +70,13 @@ pub const AI_STUDIO_VERSION: &str = "v1beta";
 pub const VERTEX_VERSION: &str = "v1";
 
 /// OpenAI chat parameters Gemini can honour.
-const CHAT_PARAMS: &[&str] = &[
-    "messages",
-    "max_tokens",
-    "max_completion_tokens",
-    "temperature",
-    "top_p",
-    "stop",
-    "n",
+const CHAT_PARAMS: &[&str] = chat_params![
     "seed",
     "presence_penalty",
     "frequency_penalty",
     "response_format",
-    "tools",
-    "tool_choice",
     "parallel_tool_calls",
-    "stream_options",
-    "reasoning_effort",
+    "reasoning_effort"
 ];
 
 /// OpenAI embeddings parameters Gemini can honour.

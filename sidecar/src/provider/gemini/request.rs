@@ -17,7 +17,7 @@ use super::wire::{
 use crate::domain::CallView;
 use crate::provider::TranslateError;
 use crate::provider::openai_wire::{self, ChatRequest, EmbeddingsRequest, ResponseFormat};
-use crate::provider::translate::{self, ToolMode, UserPart};
+use crate::provider::translate::{self, Speaker, ToolMode, TurnBuilder, UserPart};
 
 /// Gemini takes at most this many stop sequences.
 const MAX_STOPS: usize = 5;
@@ -138,89 +138,102 @@ fn turns<'a>(
     messages: &'a [openai_wire::Message<'a>],
     flavor: Flavor,
 ) -> Result<(Vec<PartOut<'a>>, Vec<Content<'a>>), TranslateError> {
-    let mut system = Vec::new();
-    let mut contents: Vec<Content<'a>> = Vec::new();
-    // Tool call id → function name: tool messages name only the id, Gemini wants the
-    // name. Later calls with the same id shadow earlier ones.
-    let mut called: HashMap<&'a str, &'a str> = HashMap::new();
-    for message in messages {
-        let (role, parts) = match message.role.as_ref() {
-            "system" | "developer" => {
-                if let Some(content) = &message.content {
-                    text_parts(content, &mut system)?;
-                }
-                continue;
-            }
-            "user" => {
-                let mut parts = Vec::new();
-                if let Some(content) = &message.content {
-                    user_parts(content, flavor, &mut parts)?;
-                }
-                ("user", parts)
-            }
-            "assistant" => {
-                let mut parts = Vec::new();
-                if let Some(content) = &message.content {
-                    text_parts(content, &mut parts)?;
-                }
-                for call in message.tool_calls.iter().flatten() {
-                    called.insert(call.id.as_ref(), call.function.name.as_ref());
-                    parts.push(PartOut::FunctionCall(FunctionCall {
-                        name: call.function.name.clone(),
-                        args: arguments(&call.id, &call.function.arguments)?,
-                    }));
-                }
-                ("model", parts)
-            }
-            "tool" => {
-                let id = translate::tool_call_id(message)?.as_ref();
-                let name = called.get(id).copied().ok_or_else(|| {
-                    TranslateError::invalid(
-                        "messages",
-                        format!(
-                            "tool message for {id:?} answers no tool call of an earlier assistant message."
-                        ),
-                    )
-                })?;
-                let text = message
-                    .content
-                    .as_ref()
-                    .map(openai_wire::Content::text)
-                    .unwrap_or_default();
-                (
-                    "user",
-                    vec![PartOut::FunctionResponse(FunctionResponse {
-                        name: Cow::Borrowed(name),
-                        response: tool_response(&text),
-                    })],
-                )
-            }
-            other => return Err(translate::unknown_role(other)),
-        };
-        if parts.is_empty() {
-            continue;
-        }
-        match contents.last_mut() {
-            Some(last) if last.role == Some(role) => last.parts.extend(parts),
-            _ => contents.push(Content {
-                role: Some(role),
-                parts,
+    let mut builder = Turns {
+        flavor,
+        system: Vec::new(),
+        called: HashMap::new(),
+    };
+    let contents = translate::turns(messages, &mut builder)?
+        .into_iter()
+        .map(|(speaker, parts)| Content {
+            role: Some(match speaker {
+                Speaker::User => "user",
+                Speaker::Assistant => "model",
             }),
-        }
+            parts,
+        })
+        .collect();
+    Ok((builder.system, contents))
+}
+
+/// Messages as Gemini parts, system text apart.
+struct Turns<'a> {
+    flavor: Flavor,
+    system: Vec<PartOut<'a>>,
+    /// Tool call id → function name: tool messages name only the id, Gemini wants the
+    /// name. Later calls with the same id shadow earlier ones.
+    called: HashMap<&'a str, &'a str>,
+}
+
+impl<'a> TurnBuilder<'a> for Turns<'a> {
+    type Block = PartOut<'a>;
+
+    fn system(&mut self, content: &'a openai_wire::Content<'a>) -> Result<(), TranslateError> {
+        text_parts(content, &mut self.system)
     }
-    Ok((system, contents))
+
+    fn user(
+        &mut self,
+        content: &'a openai_wire::Content<'a>,
+        out: &mut Vec<PartOut<'a>>,
+    ) -> Result<(), TranslateError> {
+        user_parts(content, self.flavor, out)
+    }
+
+    fn assistant(
+        &mut self,
+        message: &'a openai_wire::Message<'a>,
+        out: &mut Vec<PartOut<'a>>,
+    ) -> Result<(), TranslateError> {
+        if let Some(content) = &message.content {
+            text_parts(content, out)?;
+        }
+        for call in message.tool_calls.iter().flatten() {
+            self.called
+                .insert(call.id.as_ref(), call.function.name.as_ref());
+            out.push(PartOut::FunctionCall(FunctionCall {
+                name: call.function.name.clone(),
+                args: arguments(call)?,
+            }));
+        }
+        Ok(())
+    }
+
+    fn tool(
+        &mut self,
+        id: &'a Cow<'a, str>,
+        message: &'a openai_wire::Message<'a>,
+    ) -> Result<PartOut<'a>, TranslateError> {
+        let name = self.called.get(id.as_ref()).copied().ok_or_else(|| {
+            TranslateError::invalid(
+                "messages",
+                format!(
+                    "tool message for {id:?} answers no tool call of an earlier assistant message."
+                ),
+            )
+        })?;
+        let text = message
+            .content
+            .as_ref()
+            .map(openai_wire::Content::text)
+            .unwrap_or_default();
+        Ok(PartOut::FunctionResponse(FunctionResponse {
+            name: Cow::Borrowed(name),
+            response: tool_response(&text),
+        }))
+    }
 }
 
 /// A tool call's arguments as the JSON object Gemini's `args` must be.
-fn arguments(id: &str, arguments: &str) -> Result<Value, TranslateError> {
-    if arguments.trim().is_empty() {
-        return Ok(json!({}));
-    }
-    match serde_json::from_str::<Value>(arguments) {
+fn arguments(call: &openai_wire::ToolCall<'_>) -> Result<Value, TranslateError> {
+    match translate::arguments(call) {
         Ok(Value::Object(args)) => Ok(Value::Object(args)),
         _ => Err(TranslateError::invalid(
             "messages",
-            format!("tool call {id:?} has arguments that are not a JSON object."),
+            format!(
+                "tool call {:?} has arguments that are not a JSON object.",
+                call.id
+            ),
         )),
     }
 }

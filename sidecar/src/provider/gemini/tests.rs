@@ -9,6 +9,7 @@ use crate::config::snapshot::{ProviderKind, SecretString};
 use crate::domain::{ErrorClass, UpstreamError};
 use crate::provider::StreamError;
 use crate::provider::openai_wire::unix_now;
+use crate::provider::test_support::{self, object};
 
 fn studio() -> Prepared {
     let mut spec = crate::provider::spec(ProviderKind::Gemini);
@@ -33,35 +34,21 @@ fn vertex_spec() -> DeploymentSpec {
 }
 
 fn view<'a>(body: &'a Map<String, Value>, endpoint: Endpoint, stream: bool) -> CallView<'a> {
-    CallView {
-        endpoint,
-        body,
-        stream,
-        model: "gemini-2.5-flash",
-        default_max_tokens: None,
-    }
+    test_support::view(endpoint, body, stream, "gemini-2.5-flash")
 }
 
 fn sent(body: Value) -> (String, Value) {
-    let map = body.as_object().unwrap().clone();
-    let request = studio()
-        .dialect
-        .request(&view(&map, Endpoint::ChatCompletions, false))
-        .unwrap();
-    (
-        request.uri().to_string(),
-        serde_json::from_slice(request.body()).unwrap(),
-    )
+    let map = object(&body);
+    let call = view(&map, Endpoint::ChatCompletions, false);
+    let (uri, body) = test_support::sent(&studio(), &call).unwrap();
+    (uri.to_string(), body)
 }
 
 fn refused(body: Value) -> String {
-    let map = body.as_object().unwrap().clone();
-    match studio()
-        .dialect
-        .request(&view(&map, Endpoint::ChatCompletions, false))
-    {
+    let map = object(&body);
+    match test_support::sent(&studio(), &view(&map, Endpoint::ChatCompletions, false)) {
         Err(e) => e.to_string(),
-        Ok(r) => panic!("accepted: {}", String::from_utf8_lossy(r.body())),
+        Ok((_, sent)) => panic!("accepted: {sent}"),
     }
 }
 
@@ -329,15 +316,9 @@ fn vertex_takes_image_urls_as_file_data() {
 
 fn answer(body: Value) -> Value {
     let request = json!({"messages": [{"role": "user", "content": "hi"}]});
-    let map = request.as_object().unwrap();
-    let out = studio()
-        .dialect
-        .response(
-            &view(map, Endpoint::ChatCompletions, false),
-            Bytes::from(body.to_string()),
-        )
-        .unwrap();
-    serde_json::from_slice(&out.body).unwrap()
+    let map = object(&request);
+    let call = view(&map, Endpoint::ChatCompletions, false);
+    test_support::answer(&studio(), &call, &body).unwrap()
 }
 
 #[test]
@@ -438,19 +419,8 @@ fn stream_of(chunks: &[&[u8]], body: Value) -> (Vec<Value>, Result<(), StreamErr
             Err(e) => result = Err(e),
         }
     }
-    let text: String = out.iter().map(|b| String::from_utf8_lossy(b)).collect();
-    let events = text
-        .split("\n\n")
-        .filter(|e| !e.is_empty())
-        .map(|e| {
-            let data = e.strip_prefix("data: ").unwrap();
-            if data == "[DONE]" {
-                json!("[DONE]")
-            } else {
-                serde_json::from_str(data).unwrap()
-            }
-        })
-        .collect();
+    let out: Vec<u8> = out.concat();
+    let events = test_support::events(&out);
     (events, result)
 }
 

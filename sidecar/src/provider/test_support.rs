@@ -1,0 +1,89 @@
+//! Fixtures shared by the translating providers' unit tests: a call as a dialect sees
+//! it, the request a dialect builds, the answer it makes of a body, and the events a
+//! stream translator writes for an upstream stream fed in pieces.
+
+use bytes::Bytes;
+use serde_json::{Map, Value, json};
+
+use super::{Prepared, StreamError, StreamTranslator, TranslateError};
+use crate::domain::{CallView, Endpoint};
+
+/// `body` (a JSON object) as a request body map.
+pub fn object(body: &Value) -> Map<String, Value> {
+    body.as_object().cloned().unwrap_or_default()
+}
+
+/// A call of `model` with no model default for `max_tokens`.
+pub fn view<'a>(
+    endpoint: Endpoint,
+    body: &'a Map<String, Value>,
+    stream: bool,
+    model: &'a str,
+) -> CallView<'a> {
+    CallView {
+        endpoint,
+        body,
+        stream,
+        model,
+        default_max_tokens: None,
+    }
+}
+
+/// The upstream request a dialect builds for `call`: its URL and JSON body.
+pub fn sent(
+    prepared: &Prepared,
+    call: &CallView<'_>,
+) -> Result<(http::Uri, Value), TranslateError> {
+    let request = prepared.dialect.request(call)?;
+    let body = serde_json::from_slice(request.body()).expect("request bodies are JSON");
+    Ok((request.uri().clone(), body))
+}
+
+/// The client's answer a dialect makes of the upstream's whole `body`.
+pub fn answer(
+    prepared: &Prepared,
+    call: &CallView<'_>,
+    body: &Value,
+) -> Result<Value, TranslateError> {
+    let reply = prepared
+        .dialect
+        .response(call, Bytes::from(body.to_string()))?;
+    Ok(serde_json::from_slice(&reply.body).expect("answers are JSON"))
+}
+
+/// Feeds `raw` to `translator` in pieces of `chunk` bytes, then finishes it; returns the
+/// events written (`"[DONE]"` as a string), or the first error.
+pub fn run_stream(
+    mut translator: Box<dyn StreamTranslator>,
+    raw: &[u8],
+    chunk: usize,
+) -> Result<Vec<Value>, StreamError> {
+    let mut out = Vec::new();
+    for piece in raw.chunks(chunk.max(1)) {
+        if let Some(b) = translator.feed(Bytes::copy_from_slice(piece))? {
+            out.extend_from_slice(&b);
+        }
+    }
+    if let Some(b) = translator.finish()? {
+        out.extend_from_slice(&b);
+    }
+    Ok(events(&out))
+}
+
+/// The `data:` events of an OpenAI stream, `[DONE]` as a string.
+pub fn events(out: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(out)
+        .split("\n\n")
+        .filter(|e| !e.is_empty())
+        .map(|e| {
+            let data = e
+                .strip_prefix("data: ")
+                .expect("every event is one data line");
+            if data == "[DONE]" {
+                json!("[DONE]")
+            } else {
+                serde_json::from_str(data).expect("events are JSON")
+            }
+        })
+        .collect()
+}

@@ -254,16 +254,13 @@ fn default_weight() -> u32 {
 
 /// Prices in integer micro-dollars per million tokens.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Pricing {
     /// Prompt tokens.
-    #[serde(default)]
     pub input_micros_per_million: u64,
     /// Completion tokens.
-    #[serde(default)]
     pub output_micros_per_million: u64,
     /// Prompt tokens served from the provider's cache.
-    #[serde(default)]
     pub cached_input_micros_per_million: u64,
 }
 

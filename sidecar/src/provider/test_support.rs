@@ -87,3 +87,37 @@ pub fn events(out: &[u8]) -> Vec<Value> {
         })
         .collect()
 }
+
+/// The text of a stream's content deltas, joined.
+pub fn streamed_text(events: &[Value]) -> String {
+    events
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect()
+}
+
+/// The tool calls of a stream's events, reassembled by index: `(id, name, arguments)`.
+pub fn streamed_tool_calls(events: &[Value]) -> Vec<(String, String, String)> {
+    let mut calls: Vec<(String, String, String)> = Vec::new();
+    for delta in events
+        .iter()
+        .flat_map(|c| c["choices"][0]["delta"]["tool_calls"].as_array())
+        .flatten()
+    {
+        let index = delta["index"]
+            .as_u64()
+            .and_then(|i| usize::try_from(i).ok());
+        let index = index.expect("tool call deltas have an index");
+        if index == calls.len() {
+            let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+            calls.push((
+                text(&delta["id"]),
+                text(&delta["function"]["name"]),
+                String::new(),
+            ));
+        }
+        let arguments = delta["function"]["arguments"].as_str().unwrap_or("");
+        calls[index].2.push_str(arguments);
+    }
+    calls
+}

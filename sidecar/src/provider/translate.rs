@@ -156,47 +156,34 @@ pub fn each_text<'a>(
     Ok(())
 }
 
-/// Who speaks a turn, for the providers that take turns.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Speaker {
-    /// The user, and the tools answering the model's calls.
-    User,
-    /// The model.
-    Assistant,
+/// One message of a conversation, by what it says.
+#[derive(Clone, Copy, Debug)]
+pub enum Said<'a> {
+    /// A `system` or `developer` message's content, kept apart from the turns.
+    System(&'a Content<'a>),
+    /// A `user` message's content.
+    User(&'a Content<'a>),
+    /// An `assistant` message: its text and tool calls.
+    Assistant(&'a Message<'a>),
+    /// A `tool` message answering the call with this id, in a user turn.
+    Tool(&'a Cow<'a, str>, &'a Message<'a>),
 }
 
-/// Turns of blocks `B`, each with who speaks it.
-pub type Conversation<B> = Vec<(Speaker, Vec<B>)>;
+/// Turns of blocks `B`, each with its role.
+pub type Turns<B> = Vec<(&'static str, Vec<B>)>;
 
-/// What a turn-taking provider (Anthropic, Bedrock, Gemini) makes of each kind of
-/// message; [`turns`] walks the conversation.
+/// What a turn-taking provider (Anthropic, Bedrock, Gemini) makes of each message;
+/// [`turns`] walks the conversation.
 pub trait TurnBuilder<'a> {
     /// A content block (part) of a turn.
     type Block;
 
-    /// Takes a `system` or `developer` message's content (kept apart from the turns).
-    fn system(&mut self, content: &'a Content<'a>) -> Result<(), TranslateError>;
+    /// The role of the model's turns (`assistant`, Gemini's `model`).
+    const ASSISTANT: &'static str = "assistant";
 
-    /// A `user` message's blocks.
-    fn user(
-        &mut self,
-        content: &'a Content<'a>,
-        out: &mut Vec<Self::Block>,
-    ) -> Result<(), TranslateError>;
-
-    /// An `assistant` message's blocks: its text and tool calls.
-    fn assistant(
-        &mut self,
-        message: &'a Message<'a>,
-        out: &mut Vec<Self::Block>,
-    ) -> Result<(), TranslateError>;
-
-    /// The block of a `tool` message answering call `id`, in a user turn.
-    fn tool(
-        &mut self,
-        id: &'a Cow<'a, str>,
-        message: &'a Message<'a>,
-    ) -> Result<Self::Block, TranslateError>;
+    /// Takes one message, appending its blocks to `out` (system messages are kept by the
+    /// builder).
+    fn add(&mut self, said: Said<'a>, out: &mut Vec<Self::Block>) -> Result<(), TranslateError>;
 
     /// Adds the blocks of a message to the turn before it, spoken by the same side.
     fn merge(turn: &mut Vec<Self::Block>, blocks: Vec<Self::Block>) {
@@ -204,45 +191,32 @@ pub trait TurnBuilder<'a> {
     }
 }
 
-/// The conversation as turns that alternate: consecutive messages of one side (several
-/// user messages, tool results) merge into one turn, and messages with no blocks are
-/// left out.
+/// The conversation as turns that alternate, `user` and [`TurnBuilder::ASSISTANT`]:
+/// consecutive messages of one side (several user messages, tool results) merge into
+/// one turn, and messages with no blocks are left out.
 pub fn turns<'a, B: TurnBuilder<'a>>(
     messages: &'a [Message<'a>],
     builder: &mut B,
-) -> Result<Conversation<B::Block>, TranslateError> {
-    let mut turns: Conversation<B::Block> = Vec::new();
+) -> Result<Turns<B::Block>, TranslateError> {
+    let mut turns: Turns<B::Block> = Vec::new();
     for message in messages {
-        let mut blocks = Vec::new();
-        let speaker = match message.role.as_ref() {
-            "system" | "developer" => {
-                if let Some(content) = &message.content {
-                    builder.system(content)?;
-                }
-                continue;
-            }
-            "user" => {
-                if let Some(content) = &message.content {
-                    builder.user(content, &mut blocks)?;
-                }
-                Speaker::User
-            }
-            "assistant" => {
-                builder.assistant(message, &mut blocks)?;
-                Speaker::Assistant
-            }
-            "tool" => {
-                blocks.push(builder.tool(tool_call_id(message)?, message)?);
-                Speaker::User
-            }
-            other => return Err(unknown_role(other)),
+        let (role, said) = match (message.role.as_ref(), &message.content) {
+            ("system" | "developer", Some(content)) => ("", Said::System(content)),
+            ("system" | "developer", None) => continue,
+            ("user", Some(content)) => ("user", Said::User(content)),
+            ("user", None) => continue,
+            ("assistant", _) => (B::ASSISTANT, Said::Assistant(message)),
+            ("tool", _) => ("user", Said::Tool(tool_call_id(message)?, message)),
+            (other, _) => return Err(unknown_role(other)),
         };
+        let mut blocks = Vec::new();
+        builder.add(said, &mut blocks)?;
         if blocks.is_empty() {
             continue;
         }
         match turns.last_mut() {
-            Some((last, turn)) if *last == speaker => B::merge(turn, blocks),
-            _ => turns.push((speaker, blocks)),
+            Some((last, turn)) if *last == role => B::merge(turn, blocks),
+            _ => turns.push((role, blocks)),
         }
     }
     Ok(turns)
@@ -327,16 +301,40 @@ pub fn input_type<'a>(call: &CallView<'a>) -> Result<&'a str, TranslateError> {
     }
 }
 
-/// The usage of a provider that counts prompt tokens read from and written to its cache
-/// apart from its input tokens (Anthropic, Bedrock): OpenAI's prompt counts them all.
-pub fn usage_with_cache(input: u64, output: u64, read: Option<u64>, written: Option<u64>) -> Usage {
-    let read = read.unwrap_or(0);
-    let written = written.unwrap_or(0);
-    Usage {
-        prompt_tokens: input.saturating_add(read).saturating_add(written),
-        completion_tokens: output,
-        cached_tokens: read,
-        cache_write_tokens: written,
-        reasoning_tokens: 0,
+/// Token counts of a provider that counts prompt tokens read from and written to its
+/// cache apart from its input tokens, as Anthropic (`input_tokens`...) and Bedrock
+/// (`inputTokens`...) write them.
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct CacheUsage {
+    /// Prompt tokens neither read from nor written to the cache.
+    #[serde(alias = "inputTokens")]
+    pub input_tokens: u64,
+    /// Output tokens.
+    #[serde(alias = "outputTokens")]
+    pub output_tokens: u64,
+    /// Prompt tokens read from the cache.
+    #[serde(alias = "cacheReadInputTokens")]
+    pub cache_read_input_tokens: Option<u64>,
+    /// Prompt tokens written to the cache (Anthropic's `cache_creation_input_tokens`).
+    #[serde(alias = "cache_creation_input_tokens", alias = "cacheWriteInputTokens")]
+    pub cache_write_input_tokens: Option<u64>,
+}
+
+impl CacheUsage {
+    /// The usage: OpenAI's prompt counts cached and cache-writing tokens too.
+    pub fn to_usage(self) -> Usage {
+        let read = self.cache_read_input_tokens.unwrap_or(0);
+        let written = self.cache_write_input_tokens.unwrap_or(0);
+        Usage {
+            prompt_tokens: self
+                .input_tokens
+                .saturating_add(read)
+                .saturating_add(written),
+            completion_tokens: self.output_tokens,
+            cached_tokens: read,
+            cache_write_tokens: written,
+            reasoning_tokens: 0,
+        }
     }
 }

@@ -37,7 +37,7 @@ use http::{StatusCode, Uri};
 
 use super::{
     BuildError, Credential, Dialect, Prepared, StreamTranslator, TranslateError, UnsignedRequest,
-    join, secret_header,
+    api_key, join,
 };
 
 use crate::config::snapshot::DeploymentSpec;
@@ -65,16 +65,10 @@ pub fn build(spec: &DeploymentSpec) -> Result<Prepared, BuildError> {
     let version = spec.api_version.as_deref().unwrap_or(DEFAULT_VERSION);
     let version = HeaderValue::from_str(version)
         .map_err(|_| format!("apiVersion {version:?} is not a valid header value"))?;
-    let key = spec
-        .api_key
-        .as_ref()
-        .ok_or(BuildError::Missing("apiKey is required for anthropic"))?;
+    let key = api_key(spec, "apiKey is required for anthropic")?;
     Ok(Prepared {
         dialect: Arc::new(Anthropic { uri, version }),
-        credential: Credential::Header(
-            HeaderName::from_static("x-api-key"),
-            secret_header(key.expose())?,
-        ),
+        credential: Credential::key_header("x-api-key", key)?,
     })
 }
 

@@ -11,7 +11,7 @@ use super::wire::{
 use crate::domain::{CallView, Endpoint};
 use crate::provider::TranslateError;
 use crate::provider::openai_wire::{self, Content, ResponseFormat};
-use crate::provider::translate::{self, Speaker, ToolMode, TurnBuilder, UserPart};
+use crate::provider::translate::{self, Said, ToolMode, TurnBuilder, UserPart};
 
 /// The tool that carries a structured (`response_format`) answer.
 pub const JSON_TOOL: &str = "json_response";
@@ -140,17 +140,11 @@ fn turns<'a>(
     messages: &'a [openai_wire::Message<'a>],
 ) -> Result<(Vec<Block<'a>>, Vec<Turn<'a>>), TranslateError> {
     let mut builder = Turns { system: Vec::new() };
-    let turns = translate::turns(messages, &mut builder)?
+    let turns = translate::turns(messages, &mut builder)?;
+    let turns = turns
         .into_iter()
-        .map(|(speaker, content)| Turn {
-            role: match speaker {
-                Speaker::User => "user",
-                Speaker::Assistant => "assistant",
-            },
-            content,
-        })
-        .collect();
-    Ok((builder.system, turns))
+        .map(|(role, content)| Turn { role, content });
+    Ok((builder.system, turns.collect()))
 }
 
 /// Messages as Anthropic content blocks, system text apart.
@@ -161,49 +155,35 @@ struct Turns<'a> {
 impl<'a> TurnBuilder<'a> for Turns<'a> {
     type Block = Block<'a>;
 
-    fn system(&mut self, content: &'a Content<'a>) -> Result<(), TranslateError> {
-        text_blocks(content, &mut self.system)
-    }
-
-    fn user(
-        &mut self,
-        content: &'a Content<'a>,
-        out: &mut Vec<Block<'a>>,
-    ) -> Result<(), TranslateError> {
-        content_blocks(content, out)
-    }
-
-    fn assistant(
-        &mut self,
-        message: &'a openai_wire::Message<'a>,
-        out: &mut Vec<Block<'a>>,
-    ) -> Result<(), TranslateError> {
-        if let Some(content) = &message.content {
-            text_blocks(content, out)?;
+    fn add(&mut self, said: Said<'a>, out: &mut Vec<Block<'a>>) -> Result<(), TranslateError> {
+        match said {
+            Said::System(content) => text_blocks(content, &mut self.system),
+            Said::User(content) => content_blocks(content, out),
+            Said::Assistant(message) => {
+                if let Some(content) = &message.content {
+                    text_blocks(content, out)?;
+                }
+                for call in message.tool_calls.iter().flatten() {
+                    out.push(Block::ToolUse {
+                        id: call.id.clone(),
+                        name: call.function.name.clone(),
+                        input: translate::arguments(call)?,
+                    });
+                }
+                Ok(())
+            }
+            Said::Tool(id, message) => {
+                let mut content = Vec::new();
+                if let Some(c) = &message.content {
+                    content_blocks(c, &mut content)?;
+                }
+                out.push(Block::ToolResult {
+                    tool_use_id: id.clone(),
+                    content,
+                });
+                Ok(())
+            }
         }
-        for call in message.tool_calls.iter().flatten() {
-            out.push(Block::ToolUse {
-                id: call.id.clone(),
-                name: call.function.name.clone(),
-                input: translate::arguments(call)?,
-            });
-        }
-        Ok(())
-    }
-
-    fn tool(
-        &mut self,
-        id: &'a Cow<'a, str>,
-        message: &'a openai_wire::Message<'a>,
-    ) -> Result<Block<'a>, TranslateError> {
-        let mut content = Vec::new();
-        if let Some(c) = &message.content {
-            content_blocks(c, &mut content)?;
-        }
-        Ok(Block::ToolResult {
-            tool_use_id: id.clone(),
-            content,
-        })
     }
 }
 

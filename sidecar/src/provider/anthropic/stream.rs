@@ -117,7 +117,7 @@ impl SseHandler for Handler {
                         self.usage.input_tokens = n;
                     }
                     if u.cache_creation_input_tokens.is_some() {
-                        self.usage.cache_creation_input_tokens = u.cache_creation_input_tokens;
+                        self.usage.cache_write_input_tokens = u.cache_creation_input_tokens;
                     }
                     if u.cache_read_input_tokens.is_some() {
                         self.usage.cache_read_input_tokens = u.cache_read_input_tokens;

@@ -385,31 +385,8 @@ fn stream_translates_text_and_reassembles_tool_calls_whatever_the_chunking() {
                 .all(|c| c == "[DONE]" || c["object"] == "chat.completion.chunk")
         );
         assert!(chunks.iter().all(|c| c == "[DONE]" || c["id"] == "msg_1"));
-        let text: String = chunks
-            .iter()
-            .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
-            .collect();
-        assert_eq!(text, "Okay");
-        let mut calls: Vec<(String, String, String)> = Vec::new();
-        for c in &chunks {
-            for tc in c["choices"][0]["delta"]["tool_calls"]
-                .as_array()
-                .into_iter()
-                .flatten()
-            {
-                let i = tc["index"].as_u64().unwrap() as usize;
-                if i == calls.len() {
-                    calls.push((
-                        tc["id"].as_str().unwrap().into(),
-                        tc["function"]["name"].as_str().unwrap().into(),
-                        String::new(),
-                    ));
-                }
-                calls[i]
-                    .2
-                    .push_str(tc["function"]["arguments"].as_str().unwrap_or(""));
-            }
-        }
+        assert_eq!(test_support::streamed_text(&chunks), "Okay");
+        let calls = test_support::streamed_tool_calls(&chunks);
         assert_eq!(
             calls,
             vec![
@@ -460,11 +437,7 @@ fn stream_thinking_becomes_reasoning_content_and_json_mode_streams_content() {
         .filter_map(|c| c["choices"][0]["delta"]["reasoning_content"].as_str())
         .collect();
     assert_eq!(reasoning, "Hmm.");
-    let content: String = chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
-        .collect();
-    assert_eq!(content, "{\"a\":1}");
+    assert_eq!(test_support::streamed_text(&chunks), "{\"a\":1}");
     assert!(
         chunks
             .iter()

@@ -4,14 +4,15 @@
 use std::borrow::Cow;
 
 use super::wire::{
-    Block, CohereEmbedRequest, ConverseRequest, Empty, Image, ImageSource, InferenceConfig,
-    InputSchema, RequestMetadata, ResultBlock, SystemBlock, TitanRequest, ToolChoice, ToolConfig,
-    ToolEntry, ToolResult, ToolSpec, ToolUse, Turn,
+    Block, ConverseRequest, Empty, Image, ImageSource, InferenceConfig, InputSchema,
+    RequestMetadata, ResultBlock, SystemBlock, TitanRequest, ToolChoice, ToolConfig, ToolEntry,
+    ToolResult, ToolSpec, ToolUse, Turn,
 };
 use crate::domain::CallView;
 use crate::provider::TranslateError;
+use crate::provider::cohere::EmbedRequest;
 use crate::provider::openai_wire::{self, ChatRequest, Content};
-use crate::provider::translate::{self, Speaker, ToolMode, TurnBuilder, UserPart, open_schema};
+use crate::provider::translate::{self, Said, ToolMode, TurnBuilder, UserPart, open_schema};
 
 /// Builds the Converse body for a chat call.
 pub fn chat(call: &CallView<'_>) -> Result<Vec<u8>, TranslateError> {
@@ -102,73 +103,49 @@ fn tool_config<'a>(
 fn turns<'a>(
     messages: &'a [openai_wire::Message<'a>],
 ) -> Result<(Vec<SystemBlock<'a>>, Vec<Turn<'a>>), TranslateError> {
-    let mut builder = Turns { system: Vec::new() };
-    let turns = translate::turns(messages, &mut builder)?
+    let mut system = Vec::new();
+    let turns = translate::turns(messages, &mut system)?;
+    let turns = turns
         .into_iter()
-        .map(|(speaker, content)| Turn {
-            role: match speaker {
-                Speaker::User => "user",
-                Speaker::Assistant => "assistant",
-            },
-            content,
-        })
-        .collect();
-    Ok((builder.system, turns))
+        .map(|(role, content)| Turn { role, content });
+    Ok((system, turns.collect()))
 }
 
-/// Messages as Converse content blocks, system text apart.
-struct Turns<'a> {
-    system: Vec<SystemBlock<'a>>,
-}
-
-impl<'a> TurnBuilder<'a> for Turns<'a> {
+/// Messages as Converse content blocks; the builder keeps the system blocks.
+impl<'a> TurnBuilder<'a> for Vec<SystemBlock<'a>> {
     type Block = Block<'a>;
 
-    fn system(&mut self, content: &'a Content<'a>) -> Result<(), TranslateError> {
-        let texts = texts(content, "system")?;
-        self.system.extend(texts.into_iter().map(SystemBlock::Text));
+    fn add(&mut self, said: Said<'a>, out: &mut Vec<Block<'a>>) -> Result<(), TranslateError> {
+        match said {
+            Said::System(content) => {
+                let texts = texts(content, "system")?;
+                self.extend(texts.into_iter().map(SystemBlock::Text));
+            }
+            Said::User(content) => user_blocks(content, out)?,
+            Said::Assistant(message) => {
+                if let Some(content) = &message.content {
+                    out.extend(texts(content, "assistant")?.into_iter().map(Block::Text));
+                }
+                for call in message.tool_calls.iter().flatten() {
+                    out.push(Block::ToolUse(ToolUse {
+                        tool_use_id: call.id.clone(),
+                        name: call.function.name.clone(),
+                        input: translate::arguments(call)?,
+                    }));
+                }
+            }
+            Said::Tool(id, message) => {
+                let mut content = Vec::new();
+                if let Some(c) = &message.content {
+                    result_blocks(c, &mut content)?;
+                }
+                out.push(Block::ToolResult(ToolResult {
+                    tool_use_id: id.clone(),
+                    content,
+                }));
+            }
+        }
         Ok(())
-    }
-
-    fn user(
-        &mut self,
-        content: &'a Content<'a>,
-        out: &mut Vec<Block<'a>>,
-    ) -> Result<(), TranslateError> {
-        user_blocks(content, out)
-    }
-
-    fn assistant(
-        &mut self,
-        message: &'a openai_wire::Message<'a>,
-        out: &mut Vec<Block<'a>>,
-    ) -> Result<(), TranslateError> {
-        if let Some(content) = &message.content {
-            out.extend(texts(content, "assistant")?.into_iter().map(Block::Text));
-        }
-        for call in message.tool_calls.iter().flatten() {
-            out.push(Block::ToolUse(ToolUse {
-                tool_use_id: call.id.clone(),
-                name: call.function.name.clone(),
-                input: translate::arguments(call)?,
-            }));
-        }
-        Ok(())
-    }
-
-    fn tool(
-        &mut self,
-        id: &'a Cow<'a, str>,
-        message: &'a openai_wire::Message<'a>,
-    ) -> Result<Block<'a>, TranslateError> {
-        let mut content = Vec::new();
-        if let Some(c) = &message.content {
-            result_blocks(c, &mut content)?;
-        }
-        Ok(Block::ToolResult(ToolResult {
-            tool_use_id: id.clone(),
-            content,
-        }))
     }
 
     /// Bedrock wants a turn's tool results before its other blocks.
@@ -326,7 +303,8 @@ pub fn embeddings(call: &CallView<'_>) -> Result<Vec<u8>, TranslateError> {
             )
         }
         EmbedKind::Cohere => translate::encode(
-            &CohereEmbedRequest {
+            &EmbedRequest {
+                model: None,
                 texts,
                 input_type: translate::input_type(call)?,
                 embedding_types: ["float"],

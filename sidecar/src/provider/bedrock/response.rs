@@ -4,8 +4,7 @@ use http::StatusCode;
 
 use super::request::EmbedKind;
 use super::wire::{
-    CohereEmbedResponse, CohereEmbeddings, ConverseResponse, ErrorBody, TitanResponse,
-    finish_reason,
+    CohereEmbedResponse, CohereEmbeddings, ConverseResponse, TitanResponse, finish_reason,
 };
 use crate::domain::CallView;
 use crate::domain::{Reply, UpstreamError};
@@ -14,7 +13,7 @@ use crate::provider::openai_wire::{
     AssistantMessage, Choice, EmbeddingVector, ToolCallOut, completion, embedding_list,
 };
 use crate::provider::translate::wants_base64;
-use crate::provider::{Markers, classify, excerpt};
+use crate::provider::{Markers, classify, error_message};
 
 /// Converse responses carry no id; OpenAI clients expect one per completion.
 pub fn completion_id() -> String {
@@ -109,10 +108,7 @@ pub fn error(status: StatusCode, body: &[u8]) -> UpstreamError {
     } else {
         status
     };
-    let message = serde_json::from_slice::<ErrorBody>(body)
-        .ok()
-        .and_then(|b| b.message)
-        .unwrap_or_else(|| format!("Bedrock answered {status}: {}", excerpt(body)));
+    let message = error_message("Bedrock", status, body);
     let class = classify(status, &[&message], &MARKERS);
     UpstreamError::answered(class, status.as_u16(), message)
 }

@@ -354,26 +354,7 @@ fn streamed_tool_calls_arrive_whole_with_their_indexes() {
                 .iter()
                 .all(|c| c["id"] == chunks[0]["id"] && c["model"] == "m-1")
         );
-        let mut calls: Vec<(String, String, String)> = Vec::new();
-        for c in chunks {
-            for d in c["choices"][0]["delta"]["tool_calls"]
-                .as_array()
-                .into_iter()
-                .flatten()
-            {
-                let i = d["index"].as_u64().unwrap() as usize;
-                if calls.len() <= i {
-                    calls.push((
-                        d["id"].as_str().unwrap().into(),
-                        d["function"]["name"].as_str().unwrap().into(),
-                        String::new(),
-                    ));
-                }
-                calls[i]
-                    .2
-                    .push_str(d["function"]["arguments"].as_str().unwrap_or(""));
-            }
-        }
+        let calls = test_support::streamed_tool_calls(chunks);
         assert_eq!(
             calls,
             vec![
@@ -385,11 +366,7 @@ fn streamed_tool_calls_arrive_whole_with_their_indexes() {
                 ("tu_2".into(), "time".into(), "{}".into()),
             ]
         );
-        let text: String = chunks
-            .iter()
-            .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
-            .collect();
-        assert_eq!(text, "Checking ");
+        assert_eq!(test_support::streamed_text(chunks), "Checking ");
         let finish = chunks
             .iter()
             .find_map(|c| c["choices"][0]["finish_reason"].as_str());

@@ -33,6 +33,8 @@ mod response;
 mod stream;
 mod wire;
 
+pub(crate) use wire::EmbedRequest;
+
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -40,7 +42,7 @@ use http::{StatusCode, Uri};
 
 use super::{
     BuildError, Credential, Dialect, Prepared, StreamTranslator, TranslateError, UnsignedRequest,
-    join,
+    api_key, join,
 };
 use crate::config::snapshot::DeploymentSpec;
 use crate::domain::{CallView, Endpoint, Reply, UpstreamError};
@@ -64,13 +66,10 @@ pub fn build(spec: &DeploymentSpec) -> Result<Prepared, BuildError> {
     let base = spec.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
     let chat = join(base, "/v2/chat", None)?;
     let embed = join(base, "/v2/embed", None)?;
-    let key = spec
-        .api_key
-        .as_ref()
-        .ok_or(BuildError::Missing("apiKey is required for cohere"))?;
+    let key = api_key(spec, "apiKey is required for cohere")?;
     Ok(Prepared {
         dialect: Arc::new(Cohere { chat, embed }),
-        credential: Credential::bearer(key.expose())?,
+        credential: Credential::bearer(key)?,
     })
 }
 

@@ -167,7 +167,7 @@ pub fn embed(call: &CallView<'_>) -> Result<Vec<u8>, TranslateError> {
     }
     let input_type = translate::input_type(call)?;
     let body = wire::EmbedRequest {
-        model: call.model,
+        model: Some(call.model),
         texts,
         input_type,
         embedding_types: [if wants_base64(call) {

@@ -8,7 +8,7 @@ use crate::provider::openai_wire::{
     AssistantMessage, Choice, EmbeddingVector, ToolCallOut, completion, embedding_list,
 };
 use crate::provider::translate::wants_base64;
-use crate::provider::{Markers, TranslateError, classify, excerpt};
+use crate::provider::{Markers, TranslateError, classify, error_message};
 
 /// A `/v2/chat` response → `chat.completion`.
 pub fn chat(call: &CallView<'_>, body: &[u8]) -> Result<Reply, TranslateError> {
@@ -93,10 +93,7 @@ pub fn error(status: StatusCode, body: &[u8]) -> UpstreamError {
     } else {
         status
     };
-    let message = serde_json::from_slice::<wire::ErrorBody>(body)
-        .ok()
-        .and_then(|b| b.message)
-        .unwrap_or_else(|| format!("Cohere answered {status}: {}", excerpt(body)));
+    let message = error_message("Cohere", status, body);
     let class = match status.as_u16() {
         402 => ErrorClass::Invalid,
         _ => classify(status, &[&message], &MARKERS),

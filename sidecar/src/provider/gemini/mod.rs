@@ -50,13 +50,13 @@ mod wire;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HeaderMap, HeaderName};
+use http::header::{CONTENT_TYPE, HeaderMap};
 use http::{StatusCode, Uri};
 
 use super::google_auth::TokenSource;
 use super::{
     BuildError, Credential, Dialect, Prepared, ProviderContext, StreamTranslator, TranslateError,
-    UnsignedRequest, join, secret_header,
+    UnsignedRequest, api_key, join,
 };
 use crate::config::snapshot::DeploymentSpec;
 use crate::domain::{CallView, Endpoint, Reply, UpstreamError};
@@ -97,16 +97,10 @@ pub fn build_ai_studio(spec: &DeploymentSpec) -> Result<Prepared, BuildError> {
     let version = version(spec.api_version.as_deref(), AI_STUDIO_VERSION)?;
     let base = spec.base_url.as_deref().unwrap_or(AI_STUDIO_BASE_URL);
     let base = format!("{}/{version}/models/{model}", base.trim_end_matches('/'));
-    let key = spec
-        .api_key
-        .as_ref()
-        .ok_or(BuildError::Missing("apiKey is required for gemini"))?;
+    let key = api_key(spec, "apiKey is required for gemini")?;
     Ok(Prepared {
         dialect: Arc::new(Gemini::new(Flavor::AiStudio, &base, "batchEmbedContents")?),
-        credential: Credential::Header(
-            HeaderName::from_static("x-goog-api-key"),
-            secret_header(key.expose())?,
-        ),
+        credential: Credential::key_header("x-goog-api-key", key)?,
     })
 }
 

@@ -17,7 +17,7 @@ use super::wire::{
 use crate::domain::CallView;
 use crate::provider::TranslateError;
 use crate::provider::openai_wire::{self, ChatRequest, EmbeddingsRequest, ResponseFormat};
-use crate::provider::translate::{self, Speaker, ToolMode, TurnBuilder, UserPart};
+use crate::provider::translate::{self, Said, ToolMode, TurnBuilder, UserPart};
 
 /// Gemini takes at most this many stop sequences.
 const MAX_STOPS: usize = 5;
@@ -143,16 +143,12 @@ fn turns<'a>(
         system: Vec::new(),
         called: HashMap::new(),
     };
-    let contents = translate::turns(messages, &mut builder)?
-        .into_iter()
-        .map(|(speaker, parts)| Content {
-            role: Some(match speaker {
-                Speaker::User => "user",
-                Speaker::Assistant => "model",
-            }),
-            parts,
-        })
-        .collect();
+    let turns = translate::turns(messages, &mut builder)?;
+    let contents = turns.into_iter().map(|(role, parts)| Content {
+        role: Some(role),
+        parts,
+    });
+    let contents = contents.collect();
     Ok((builder.system, contents))
 }
 
@@ -168,59 +164,47 @@ struct Turns<'a> {
 impl<'a> TurnBuilder<'a> for Turns<'a> {
     type Block = PartOut<'a>;
 
-    fn system(&mut self, content: &'a openai_wire::Content<'a>) -> Result<(), TranslateError> {
-        text_parts(content, &mut self.system)
-    }
+    const ASSISTANT: &'static str = "model";
 
-    fn user(
-        &mut self,
-        content: &'a openai_wire::Content<'a>,
-        out: &mut Vec<PartOut<'a>>,
-    ) -> Result<(), TranslateError> {
-        user_parts(content, self.flavor, out)
-    }
-
-    fn assistant(
-        &mut self,
-        message: &'a openai_wire::Message<'a>,
-        out: &mut Vec<PartOut<'a>>,
-    ) -> Result<(), TranslateError> {
-        if let Some(content) = &message.content {
-            text_parts(content, out)?;
+    fn add(&mut self, said: Said<'a>, out: &mut Vec<PartOut<'a>>) -> Result<(), TranslateError> {
+        match said {
+            Said::System(content) => text_parts(content, &mut self.system),
+            Said::User(content) => user_parts(content, self.flavor, out),
+            Said::Assistant(message) => {
+                if let Some(content) = &message.content {
+                    text_parts(content, out)?;
+                }
+                for call in message.tool_calls.iter().flatten() {
+                    self.called
+                        .insert(call.id.as_ref(), call.function.name.as_ref());
+                    out.push(PartOut::FunctionCall(FunctionCall {
+                        name: call.function.name.clone(),
+                        args: arguments(call)?,
+                    }));
+                }
+                Ok(())
+            }
+            Said::Tool(id, message) => {
+                let name = self.called.get(id.as_ref()).copied().ok_or_else(|| {
+                    TranslateError::invalid(
+                        "messages",
+                        format!(
+                            "tool message for {id:?} answers no tool call of an earlier assistant message."
+                        ),
+                    )
+                })?;
+                let text = message
+                    .content
+                    .as_ref()
+                    .map(openai_wire::Content::text)
+                    .unwrap_or_default();
+                out.push(PartOut::FunctionResponse(FunctionResponse {
+                    name: Cow::Borrowed(name),
+                    response: tool_response(&text),
+                }));
+                Ok(())
+            }
         }
-        for call in message.tool_calls.iter().flatten() {
-            self.called
-                .insert(call.id.as_ref(), call.function.name.as_ref());
-            out.push(PartOut::FunctionCall(FunctionCall {
-                name: call.function.name.clone(),
-                args: arguments(call)?,
-            }));
-        }
-        Ok(())
-    }
-
-    fn tool(
-        &mut self,
-        id: &'a Cow<'a, str>,
-        message: &'a openai_wire::Message<'a>,
-    ) -> Result<PartOut<'a>, TranslateError> {
-        let name = self.called.get(id.as_ref()).copied().ok_or_else(|| {
-            TranslateError::invalid(
-                "messages",
-                format!(
-                    "tool message for {id:?} answers no tool call of an earlier assistant message."
-                ),
-            )
-        })?;
-        let text = message
-            .content
-            .as_ref()
-            .map(openai_wire::Content::text)
-            .unwrap_or_default();
-        Ok(PartOut::FunctionResponse(FunctionResponse {
-            name: Cow::Borrowed(name),
-            response: tool_response(&text),
-        }))
     }
 }
 

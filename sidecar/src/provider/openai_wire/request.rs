@@ -82,10 +82,10 @@ impl ChatRequest<'_> {
 }
 
 /// `stream_options`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct StreamOptions {
     /// Send a final chunk with usage.
-    #[serde(default)]
     pub include_usage: Option<bool>,
 }
 

@@ -194,14 +194,11 @@ impl From<Usage> for WireUsage {
 /// OpenAI's `usage` object as upstreams send it. Upstreams differ in what they leave
 /// out or set to null, so every field is optional.
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct UsageIn {
-    #[serde(default)]
     prompt_tokens: Option<u64>,
-    #[serde(default)]
     completion_tokens: Option<u64>,
-    #[serde(default)]
     prompt_tokens_details: Option<PromptDetailsIn>,
-    #[serde(default)]
     completion_tokens_details: Option<CompletionDetailsIn>,
 }
 

@@ -225,6 +225,17 @@ pub struct AwsCredentials {
     pub session_token: Option<SecretString>,
 }
 
+impl AwsCredentials {
+    /// Long-term credentials (no session token).
+    pub fn new(access_key_id: &str, secret_access_key: &str) -> Self {
+        AwsCredentials {
+            access_key_id: SecretString::new(access_key_id),
+            secret_access_key: SecretString::new(secret_access_key),
+            session_token: None,
+        }
+    }
+}
+
 impl DeploymentSpec {
     /// A deployment with every default.
     pub fn new(name: impl Into<String>, provider: ProviderKind, model: impl Into<String>) -> Self {

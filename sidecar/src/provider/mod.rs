@@ -337,6 +337,17 @@ pub(crate) fn excerpt(body: &[u8]) -> std::borrow::Cow<'_, str> {
     String::from_utf8_lossy(&body[..body.len().min(512)])
 }
 
+/// `status`, or 502 when it is `code`, the provider's status for a failure on its side
+/// (Bedrock's 424, Cohere's 499), so it is retried and falls back like other upstream
+/// faults.
+pub(crate) fn upstream_fault(status: StatusCode, code: u16) -> StatusCode {
+    if status.as_u16() == code {
+        StatusCode::BAD_GATEWAY
+    } else {
+        status
+    }
+}
+
 /// The `message` of an error body `{"message": ...}` (Bedrock, where some AWS front
 /// ends write `Message`; Cohere), else what `provider` answered in the body's first
 /// bytes.

@@ -14,10 +14,17 @@ pub trait SseHandler: Send + Sync + 'static {
     /// Translates one event, appending OpenAI events to `out`.
     fn handle(&mut self, event: &Event, out: &mut BytesMut) -> Result<(), StreamError>;
 
-    /// The upstream ended cleanly after every event was handled: fails a stream that was
-    /// cut off, else appends what ends the OpenAI stream (usage chunk, `[DONE]`) if the
-    /// events have not.
-    fn end(&mut self, out: &mut BytesMut) -> Result<(), StreamError>;
+    /// What a whole stream ends with, for the error when one is cut off before it.
+    const LAST: &'static str;
+
+    /// Whether the stream was whole: what it ends with came.
+    fn complete(&self) -> bool;
+
+    /// The upstream ended a whole stream: appends what ends the OpenAI stream (usage
+    /// chunk, `[DONE]`) if the events have not.
+    fn end(&mut self, out: &mut BytesMut) {
+        let _ = out;
+    }
 
     /// The usage the stream reported, once it is complete.
     fn usage(&self) -> Option<Usage>;
@@ -67,7 +74,13 @@ impl<H: SseHandler> StreamTranslator for SseTranslator<H> {
             self.events.push(event);
         }
         self.drain()?;
-        self.handler.end(&mut self.out)?;
+        if !self.handler.complete() {
+            return Err(StreamError::malformed(format!(
+                "the stream ended before {}",
+                H::LAST
+            )));
+        }
+        self.handler.end(&mut self.out);
         Ok(take(&mut self.out))
     }
 

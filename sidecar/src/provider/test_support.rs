@@ -121,3 +121,19 @@ pub fn streamed_tool_calls(events: &[Value]) -> Vec<(String, String, String)> {
     }
     calls
 }
+
+/// The message of a `chat.completion`'s first choice, checked to say `content` after
+/// `reasoning` and to finish with `finish`.
+pub fn first_message<'v>(
+    completion: &'v Value,
+    finish: &str,
+    content: &str,
+    reasoning: &str,
+) -> &'v Value {
+    assert_eq!(completion["object"], "chat.completion");
+    let choice = &completion["choices"][0];
+    assert_eq!(choice["finish_reason"], finish);
+    assert_eq!(choice["message"]["content"], content);
+    assert_eq!(choice["message"]["reasoning_content"], reasoning);
+    &choice["message"]
+}

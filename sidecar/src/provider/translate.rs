@@ -9,12 +9,43 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::domain::{CallView, Usage};
+use crate::domain::{CallView, Endpoint, Usage};
 use crate::provider::TranslateError;
 use crate::provider::openai_wire::{
     ChatRequest, Content, EmbeddingInput, EmbeddingsRequest, FunctionDef, Message, Part, ToolCall,
     ToolChoice,
 };
+
+/// The refusal of an endpoint `who` does not serve: it `serves` only the others.
+pub fn not_served(who: &str, serves: &str, endpoint: Endpoint) -> TranslateError {
+    TranslateError::invalid(
+        "model",
+        format!("{who} serve {serves}, not /v1{}.", endpoint.path()),
+    )
+}
+
+/// The refusal of legacy completions by a provider of chat completions and embeddings.
+pub fn no_completions(who: &str) -> TranslateError {
+    not_served(
+        who,
+        "chat completions and embeddings",
+        Endpoint::Completions,
+    )
+}
+
+/// The parameters of a provider of chat completions and embeddings, by endpoint (none
+/// for legacy completions, which it does not serve).
+pub fn params(
+    endpoint: Endpoint,
+    chat: &'static [&'static str],
+    embeddings: &'static [&'static str],
+) -> Option<&'static [&'static str]> {
+    Some(match endpoint {
+        Endpoint::ChatCompletions => chat,
+        Endpoint::Embeddings => embeddings,
+        Endpoint::Completions => &[],
+    })
+}
 
 /// Parses a chat call's body.
 pub fn chat_request<'a>(call: &CallView<'a>) -> Result<ChatRequest<'a>, TranslateError> {

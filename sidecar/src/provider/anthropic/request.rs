@@ -28,12 +28,11 @@ pub fn json_mode(call: &CallView<'_>) -> bool {
 /// Builds the request body.
 pub fn translate(call: &CallView<'_>) -> Result<Vec<u8>, TranslateError> {
     if call.endpoint != Endpoint::ChatCompletions {
-        return Err(TranslateError::invalid(
-            "model",
-            format!(
-                "Anthropic models serve chat completions only, not {}.",
-                call.endpoint.path()
-            ),
+        let serves = "chat completions only";
+        return Err(translate::not_served(
+            "Anthropic models",
+            serves,
+            call.endpoint,
         ));
     }
     let req = translate::single_choice_request(call, "Anthropic")?;
@@ -157,11 +156,13 @@ impl<'a> TurnBuilder<'a> for Turns<'a> {
 
     fn add(&mut self, said: Said<'a>, out: &mut Vec<Block<'a>>) -> Result<(), TranslateError> {
         match said {
-            Said::System(content) => text_blocks(content, &mut self.system),
+            Said::System(content) => {
+                translate::each_text(content, "system", |t| push_text(&mut self.system, t))
+            }
             Said::User(content) => content_blocks(content, out),
             Said::Assistant(message) => {
                 if let Some(content) = &message.content {
-                    text_blocks(content, out)?;
+                    translate::each_text(content, "assistant", |t| push_text(out, t))?;
                 }
                 for call in message.tool_calls.iter().flatten() {
                     out.push(Block::ToolUse {
@@ -185,14 +186,6 @@ impl<'a> TurnBuilder<'a> for Turns<'a> {
             }
         }
     }
-}
-
-/// Text-only content (system and assistant messages).
-fn text_blocks<'a>(
-    content: &'a Content<'a>,
-    out: &mut Vec<Block<'a>>,
-) -> Result<(), TranslateError> {
-    translate::each_text(content, "system and assistant", |text| push_text(out, text))
 }
 
 /// User (and tool result) content: text and images.

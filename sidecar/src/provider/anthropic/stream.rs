@@ -145,13 +145,10 @@ impl SseHandler for Handler {
         Ok(())
     }
 
-    fn end(&mut self, _out: &mut BytesMut) -> Result<(), StreamError> {
-        if !self.stopped {
-            return Err(StreamError::malformed(
-                "the stream ended before message_stop",
-            ));
-        }
-        Ok(())
+    const LAST: &'static str = "message_stop";
+
+    fn complete(&self) -> bool {
+        self.stopped
     }
 
     fn usage(&self) -> Option<Usage> {

@@ -43,6 +43,8 @@ pub mod sigv4;
 mod stream;
 mod wire;
 
+use crate::provider::translate::{no_completions, params};
+
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -140,11 +142,7 @@ impl Bedrock {
 
 impl Dialect for Bedrock {
     fn supported_params(&self, endpoint: Endpoint) -> Option<&'static [&'static str]> {
-        Some(match endpoint {
-            Endpoint::ChatCompletions => CHAT_PARAMS,
-            Endpoint::Embeddings => EMBEDDING_PARAMS,
-            Endpoint::Completions => &[],
-        })
+        params(endpoint, CHAT_PARAMS, EMBEDDING_PARAMS)
     }
 
     fn request(&self, call: &CallView<'_>) -> Result<UnsignedRequest, TranslateError> {
@@ -166,10 +164,7 @@ impl Dialect for Bedrock {
                 let body = request::embeddings(call)?;
                 self.request_to(call.model, "invoke", body, "application/json")
             }
-            Endpoint::Completions => Err(TranslateError::invalid(
-                "model",
-                "Bedrock deployments serve chat completions and embeddings, not /v1/completions.",
-            )),
+            Endpoint::Completions => Err(no_completions("Bedrock deployments")),
         }
     }
 

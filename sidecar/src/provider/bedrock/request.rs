@@ -121,7 +121,15 @@ impl<'a> TurnBuilder<'a> for Vec<SystemBlock<'a>> {
                 let texts = texts(content, "system")?;
                 self.extend(texts.into_iter().map(SystemBlock::Text));
             }
-            Said::User(content) => user_blocks(content, out)?,
+            Said::User(content) => {
+                translate::each_user_part(content, "Bedrock accepts", |part| {
+                    match part {
+                        UserPart::Text(text) => push_text(out, text),
+                        UserPart::Image(url) => out.push(Block::Image(image(url)?)),
+                    }
+                    Ok(())
+                })?;
+            }
             Said::Assistant(message) => {
                 if let Some(content) = &message.content {
                     out.extend(texts(content, "assistant")?.into_iter().map(Block::Text));
@@ -173,19 +181,6 @@ fn texts<'a>(content: &'a Content<'a>, role: &str) -> Result<Vec<Cow<'a, str>>, 
         }
     })?;
     Ok(out)
-}
-
-fn user_blocks<'a>(
-    content: &'a Content<'a>,
-    out: &mut Vec<Block<'a>>,
-) -> Result<(), TranslateError> {
-    translate::each_user_part(content, "Bedrock accepts", |part| {
-        match part {
-            UserPart::Text(text) => push_text(out, text),
-            UserPart::Image(url) => out.push(Block::Image(image(url)?)),
-        }
-        Ok(())
-    })
 }
 
 fn result_blocks<'a>(

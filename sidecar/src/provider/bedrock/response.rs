@@ -13,7 +13,7 @@ use crate::provider::openai_wire::{
     AssistantMessage, Choice, EmbeddingVector, ToolCallOut, completion, embedding_list,
 };
 use crate::provider::translate::wants_base64;
-use crate::provider::{Markers, classify, error_message};
+use crate::provider::{Markers, classify, error_message, upstream_fault};
 
 /// Converse responses carry no id; OpenAI clients expect one per completion.
 pub fn completion_id() -> String {
@@ -103,11 +103,7 @@ const MARKERS: Markers = Markers {
 /// `ModelErrorException`'s 424 (the model failed), which is a server error (502) so it
 /// is retried and falls back like other upstream faults.
 pub fn error(status: StatusCode, body: &[u8]) -> UpstreamError {
-    let status = if status.as_u16() == 424 {
-        StatusCode::BAD_GATEWAY
-    } else {
-        status
-    };
+    let status = upstream_fault(status, 424);
     let message = error_message("Bedrock", status, body);
     let class = classify(status, &[&message], &MARKERS);
     UpstreamError::answered(class, status.as_u16(), message)

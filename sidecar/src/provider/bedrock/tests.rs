@@ -16,11 +16,7 @@ fn spec() -> DeploymentSpec {
     let mut spec = crate::provider::spec(ProviderKind::Bedrock);
     spec.model = "anthropic.claude-3-5-haiku-20241022-v1:0".into();
     spec.region = Some("eu-west-1".into());
-    spec.aws = Some(AwsCredentials {
-        access_key_id: SecretString::new("AKIAEXAMPLE"),
-        secret_access_key: SecretString::new("secret"),
-        session_token: None,
-    });
+    spec.aws = Some(AwsCredentials::new("AKIAEXAMPLE", "secret"));
     spec
 }
 
@@ -237,15 +233,12 @@ fn converse_responses_become_completions() {
     }));
     assert!(v["id"].as_str().unwrap().starts_with("chatcmpl-"));
     assert_eq!(v["model"], "m-1");
-    let m = &v["choices"][0]["message"];
-    assert_eq!(m["content"], "Let me check.");
-    assert_eq!(m["reasoning_content"], "think");
+    let m = test_support::first_message(&v, "tool_calls", "Let me check.", "think");
     assert_eq!(m["tool_calls"][0]["id"], "tooluse_1");
     assert_eq!(
         m["tool_calls"][0]["function"]["arguments"],
         r#"{"city":"Paris"}"#
     );
-    assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
     assert_eq!(v["usage"]["prompt_tokens"], 40);
     assert_eq!(v["usage"]["completion_tokens"], 5);
     assert_eq!(v["usage"]["total_tokens"], 45);

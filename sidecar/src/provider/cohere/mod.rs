@@ -35,6 +35,8 @@ mod wire;
 
 pub(crate) use wire::EmbedRequest;
 
+use crate::provider::translate::{no_completions, params};
+
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -82,11 +84,7 @@ pub struct Cohere {
 
 impl Dialect for Cohere {
     fn supported_params(&self, endpoint: Endpoint) -> Option<&'static [&'static str]> {
-        Some(match endpoint {
-            Endpoint::ChatCompletions => CHAT_PARAMS,
-            Endpoint::Embeddings => EMBEDDING_PARAMS,
-            Endpoint::Completions => &[],
-        })
+        params(endpoint, CHAT_PARAMS, EMBEDDING_PARAMS)
     }
 
     fn request(&self, call: &CallView<'_>) -> Result<UnsignedRequest, TranslateError> {
@@ -95,10 +93,7 @@ impl Dialect for Cohere {
                 Ok(super::post_json(self.chat.clone(), request::chat(call)?))
             }
             Endpoint::Embeddings => Ok(super::post_json(self.embed.clone(), request::embed(call)?)),
-            Endpoint::Completions => Err(TranslateError::invalid(
-                "model",
-                "Cohere deployments serve chat completions and embeddings, not /v1/completions.",
-            )),
+            Endpoint::Completions => Err(no_completions("Cohere deployments")),
         }
     }
 

@@ -8,7 +8,7 @@ use crate::provider::openai_wire::{
     AssistantMessage, Choice, EmbeddingVector, ToolCallOut, completion, embedding_list,
 };
 use crate::provider::translate::wants_base64;
-use crate::provider::{Markers, TranslateError, classify, error_message};
+use crate::provider::{Markers, TranslateError, classify, error_message, upstream_fault};
 
 /// A `/v2/chat` response → `chat.completion`.
 pub fn chat(call: &CallView<'_>, body: &[u8]) -> Result<Reply, TranslateError> {
@@ -53,28 +53,24 @@ pub fn chat(call: &CallView<'_>, body: &[u8]) -> Result<Reply, TranslateError> {
 pub fn embed(call: &CallView<'_>, body: &[u8]) -> Result<Reply, TranslateError> {
     let response: wire::EmbedResponse =
         serde_json::from_slice(body).map_err(TranslateError::malformed)?;
+    let embeddings = response.embeddings;
     let vectors: Vec<EmbeddingVector> = if wants_base64(call) {
-        response
-            .embeddings
-            .base64
-            .ok_or_else(|| TranslateError::malformed("no base64 embeddings"))?
-            .into_iter()
-            .map(EmbeddingVector::Base64)
-            .collect()
+        let base64 = embeddings.base64.ok_or_else(|| missing("base64"))?;
+        base64.into_iter().map(EmbeddingVector::Base64).collect()
     } else {
-        response
-            .embeddings
-            .float
-            .ok_or_else(|| TranslateError::malformed("no float embeddings"))?
-            .into_iter()
-            .map(EmbeddingVector::Float)
-            .collect()
+        let floats = embeddings.float.ok_or_else(|| missing("float"))?;
+        floats.into_iter().map(EmbeddingVector::Float).collect()
     };
     let tokens = response
         .meta
         .and_then(|m| m.billed_units)
         .map_or(0, |b| b.input_tokens);
     embedding_list(call.model, vectors, tokens)
+}
+
+/// An embeddings answer without the type asked for.
+fn missing(kind: &str) -> TranslateError {
+    TranslateError::malformed(format!("no {kind} embeddings"))
 }
 
 /// How Cohere words a prompt over the context window (lower case).
@@ -88,11 +84,7 @@ const MARKERS: Markers = Markers {
 /// upstream) is a server error (502), retried like other upstream faults; 402 (billing)
 /// keeps its status and is not retried.
 pub fn error(status: StatusCode, body: &[u8]) -> UpstreamError {
-    let status = if status.as_u16() == 499 {
-        StatusCode::BAD_GATEWAY
-    } else {
-        status
-    };
+    let status = upstream_fault(status, 499);
     let message = error_message("Cohere", status, body);
     let class = match status.as_u16() {
         402 => ErrorClass::Invalid,

@@ -129,13 +129,10 @@ impl SseHandler for Handler {
         Ok(())
     }
 
-    fn end(&mut self, _out: &mut BytesMut) -> Result<(), StreamError> {
-        if !self.done {
-            return Err(StreamError::malformed(
-                "the stream ended before message-end",
-            ));
-        }
-        Ok(())
+    const LAST: &'static str = "message-end";
+
+    fn complete(&self) -> bool {
+        self.done
     }
 
     fn usage(&self) -> Option<Usage> {

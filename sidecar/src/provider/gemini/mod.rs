@@ -60,6 +60,7 @@ use super::{
 };
 use crate::config::snapshot::DeploymentSpec;
 use crate::domain::{CallView, Endpoint, Reply, UpstreamError};
+use crate::provider::translate::{no_completions, params};
 use request::EmbedMethod;
 
 /// The Gemini API's base URL.
@@ -208,11 +209,7 @@ impl Gemini {
 
 impl Dialect for Gemini {
     fn supported_params(&self, endpoint: Endpoint) -> Option<&'static [&'static str]> {
-        match endpoint {
-            Endpoint::ChatCompletions => Some(CHAT_PARAMS),
-            Endpoint::Embeddings => Some(EMBEDDING_PARAMS),
-            Endpoint::Completions => Some(&[]),
-        }
+        params(endpoint, CHAT_PARAMS, EMBEDDING_PARAMS)
     }
 
     fn request(&self, call: &CallView<'_>) -> Result<UnsignedRequest, TranslateError> {
@@ -233,12 +230,7 @@ impl Dialect for Gemini {
                 };
                 (uri, body)
             }
-            Endpoint::Completions => {
-                return Err(TranslateError::invalid(
-                    "model",
-                    "Gemini models serve chat completions and embeddings, not /completions.",
-                ));
-            }
+            Endpoint::Completions => return Err(no_completions("Gemini models")),
         };
         Ok(super::post_json(uri.clone(), body))
     }

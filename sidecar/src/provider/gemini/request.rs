@@ -168,11 +168,22 @@ impl<'a> TurnBuilder<'a> for Turns<'a> {
 
     fn add(&mut self, said: Said<'a>, out: &mut Vec<PartOut<'a>>) -> Result<(), TranslateError> {
         match said {
-            Said::System(content) => text_parts(content, &mut self.system),
-            Said::User(content) => user_parts(content, self.flavor, out),
+            Said::System(content) => {
+                translate::each_text(content, "system", |t| push_text(&mut self.system, t))
+            }
+            Said::User(content) => {
+                let flavor = self.flavor;
+                translate::each_user_part(content, "Gemini accepts", |part| {
+                    match part {
+                        UserPart::Text(text) => push_text(out, text),
+                        UserPart::Image(url) => out.push(image(url, flavor)?),
+                    }
+                    Ok(())
+                })
+            }
             Said::Assistant(message) => {
                 if let Some(content) = &message.content {
-                    text_parts(content, out)?;
+                    translate::each_text(content, "assistant", |t| push_text(out, t))?;
                 }
                 for call in message.tool_calls.iter().flatten() {
                     self.called
@@ -231,29 +242,6 @@ fn tool_response(text: &str) -> Value {
         Ok(other) => json!({ "result": other }),
         Err(_) => json!({ "result": text }),
     }
-}
-
-/// Text-only content (system and assistant messages).
-fn text_parts<'a>(
-    content: &'a openai_wire::Content<'a>,
-    out: &mut Vec<PartOut<'a>>,
-) -> Result<(), TranslateError> {
-    translate::each_text(content, "system and assistant", |text| push_text(out, text))
-}
-
-/// User content: text and images.
-fn user_parts<'a>(
-    content: &'a openai_wire::Content<'a>,
-    flavor: Flavor,
-    out: &mut Vec<PartOut<'a>>,
-) -> Result<(), TranslateError> {
-    translate::each_user_part(content, "Gemini accepts", |part| {
-        match part {
-            UserPart::Text(text) => push_text(out, text),
-            UserPart::Image(url) => out.push(image(url, flavor)?),
-        }
-        Ok(())
-    })
 }
 
 /// Gemini refuses empty text parts.

@@ -153,18 +153,18 @@ impl SseHandler for Handler {
         Ok(())
     }
 
-    fn end(&mut self, out: &mut BytesMut) -> Result<(), StreamError> {
-        if self.choices.is_empty() || self.choices.iter().any(|c| !c.finished) {
-            return Err(StreamError::malformed(
-                "the stream ended before every candidate had a finishReason",
-            ));
-        }
+    const LAST: &'static str = "every candidate had a finishReason";
+
+    fn complete(&self) -> bool {
+        !self.choices.is_empty() && self.choices.iter().all(|c| c.finished)
+    }
+
+    fn end(&mut self, out: &mut BytesMut) {
         match &self.writer {
             Some(writer) => writer.end(out, self.include_usage.then(|| self.usage.to_usage())),
             None => write_done(out),
         }
         self.finished = true;
-        Ok(())
     }
 
     fn usage(&self) -> Option<Usage> {

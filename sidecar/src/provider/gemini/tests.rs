@@ -303,15 +303,9 @@ fn vertex_takes_image_urls_as_file_data() {
     );
     let body = json!({"messages": [{"role": "user", "content": [
         {"type": "image_url", "image_url": {"url": "https://example.com/no-extension"}}]}]});
-    assert!(
-        v.dialect
-            .request(&view(
-                body.as_object().unwrap(),
-                Endpoint::ChatCompletions,
-                false
-            ))
-            .is_err()
-    );
+    let map = object(&body);
+    let call = view(&map, Endpoint::ChatCompletions, false);
+    assert!(test_support::sent(&v, &call).is_err());
 }
 
 fn answer(body: Value) -> Value {
@@ -336,14 +330,15 @@ fn responses_map_text_thoughts_calls_and_usage() {
         "modelVersion": "gemini-2.5-flash-001", "responseId": "abc"
     }));
     assert_eq!(out["id"], "chatcmpl-abc");
-    assert_eq!(out["object"], "chat.completion");
     assert_eq!(out["model"], "gemini-2.5-flash-001");
-    let choice = &out["choices"][0];
-    assert_eq!(choice["finish_reason"], "tool_calls");
-    assert_eq!(choice["message"]["content"], "Let me check both.");
-    assert_eq!(choice["message"]["reasoning_content"], "Thinking it over.");
+    let message = test_support::first_message(
+        &out,
+        "tool_calls",
+        "Let me check both.",
+        "Thinking it over.",
+    );
     assert_eq!(
-        choice["message"]["tool_calls"],
+        message["tool_calls"],
         json!([
             {"id": "call_abc_0", "type": "function", "function": {"name": "weather", "arguments": "{\"city\":\"Paris\"}"}},
             {"id": "call_abc_1", "type": "function", "function": {"name": "weather", "arguments": "{\"city\":\"Rome\"}"}}])
@@ -660,15 +655,8 @@ fn embeddings_use_the_right_method_and_come_back_as_a_list() {
     assert_eq!(out["usage"], json!({"prompt_tokens": 7, "total_tokens": 7}));
 
     let tokens = json!({"input": [[1, 2]]});
-    assert!(
-        p.dialect
-            .request(&view(
-                tokens.as_object().unwrap(),
-                Endpoint::Embeddings,
-                false
-            ))
-            .is_err()
-    );
+    let map = object(&tokens);
+    assert!(test_support::sent(&p, &view(&map, Endpoint::Embeddings, false)).is_err());
     let mut gemini_embedding = vertex_spec();
     gemini_embedding.model = "gemini-embedding-001".into();
     let g = build_vertex(&gemini_embedding, &ctx()).unwrap();

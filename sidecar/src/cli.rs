@@ -415,18 +415,10 @@ pub fn serve_settings(values: &Values) -> Result<(Settings, LogFormat), String> 
         settings.admin_addr = addr("--admin-listen", v)?;
     }
     if let Some(v) = values.get("max-body-bytes") {
-        settings.max_body_bytes = v
-            .parse()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| format!("--max-body-bytes: {v:?} is not a positive integer"))?;
+        settings.max_body_bytes = positive("--max-body-bytes", v)?;
     }
     if let Some(v) = values.get("max-buffered-bytes") {
-        settings.max_buffered_bytes = v
-            .parse()
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| format!("--max-buffered-bytes: {v:?} is not a positive integer"))?;
+        settings.max_buffered_bytes = positive("--max-buffered-bytes", v)?;
     }
     settings.bound_key = values.get("virtual-key").map(str::to_owned);
     let log_format = log_format(values.get("log-format"))?;
@@ -440,6 +432,15 @@ pub fn log_format(value: Option<&str>) -> Result<LogFormat, String> {
         Some("json") => Ok(LogFormat::Json),
         Some(other) => Err(format!("--log-format: {other:?} is not text or json")),
     }
+}
+
+/// A positive integer, or an error naming the flag.
+fn positive(flag: &str, value: &str) -> Result<usize, String> {
+    value
+        .parse()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("{flag}: {value:?} is not a positive integer"))
 }
 
 /// A socket address, or an error naming the flag.

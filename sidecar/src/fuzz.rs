@@ -60,11 +60,7 @@ fn spec(kind: ProviderKind) -> DeploymentSpec {
     spec.api_key = Some(SecretString::new("k"));
     spec.base_url = Some("http://127.0.0.1:1/v1".into());
     spec.region = Some("us-east-1".into());
-    spec.aws = Some(AwsCredentials {
-        access_key_id: SecretString::new("AKIDEXAMPLE"),
-        secret_access_key: SecretString::new("secret"),
-        session_token: None,
-    });
+    spec.aws = Some(AwsCredentials::new("AKIDEXAMPLE", "secret"));
     spec
 }
 

@@ -1,6 +1,7 @@
 //! Prometheus metrics of the data plane, in a registry of their own (no globals), served
 //! by the admin server's `/metrics`.
 
+use prometheus::core::Collector;
 use prometheus::{
     Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -67,27 +68,32 @@ pub struct Metrics {
     pub operator_last_success: GaugeVec,
 }
 
+/// Registers `metric` with `registry`, handing it back.
+fn register<M: Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: M,
+) -> Result<M, prometheus::Error> {
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
+}
+
 impl Metrics {
     /// Creates and registers every metric.
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new_custom(Some("llmesh".into()), None)?;
-        let counter =
-            |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, prometheus::Error> {
-                let c = IntCounterVec::new(Opts::new(name, help), labels)?;
-                registry.register(Box::new(c.clone()))?;
-                Ok(c)
-            };
-        let histogram = |name: &str,
-                         help: &str,
-                         labels: &[&str],
-                         buckets: &[f64]|
-         -> Result<HistogramVec, prometheus::Error> {
-            let h = HistogramVec::new(
-                HistogramOpts::new(name, help).buckets(buckets.to_vec()),
-                labels,
-            )?;
-            registry.register(Box::new(h.clone()))?;
-            Ok(h)
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            register(
+                &registry,
+                IntCounterVec::new(Opts::new(name, help), labels)?,
+            )
+        };
+        let histogram = |name: &str, help: &str, labels: &[&str], buckets: &[f64]| {
+            let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+            register(&registry, HistogramVec::new(opts, labels)?)
+        };
+        let gauge = |name: &str, help: &str| register(&registry, IntGauge::new(name, help)?);
+        let gauges = |name: &str, help: &str, labels: &[&str]| {
+            register(&registry, IntGaugeVec::new(Opts::new(name, help), labels)?)
         };
         let requests = counter(
             "requests_total",
@@ -127,16 +133,12 @@ impl Metrics {
             "Times a deployment entered cooldown.",
             &["model", "deployment"],
         )?;
-        let in_cooldown = IntGaugeVec::new(
-            Opts::new(
-                "deployment_in_cooldown",
-                "1 while the deployment is cooling down.",
-            ),
+        let in_cooldown = gauges(
+            "deployment_in_cooldown",
+            "1 while the deployment is cooling down.",
             &["model", "deployment"],
         )?;
-        registry.register(Box::new(in_cooldown.clone()))?;
-        let in_flight = IntGauge::new("requests_in_flight", "Client requests in flight.")?;
-        registry.register(Box::new(in_flight.clone()))?;
+        let in_flight = gauge("requests_in_flight", "Client requests in flight.")?;
         let overhead = histogram(
             "proxy_overhead_seconds",
             "Time spent in the proxy itself, upstream waits and backoff excluded.",
@@ -148,21 +150,20 @@ impl Metrics {
             "Request parameters dropped because the provider cannot honour them.",
             &["model", "provider", "param"],
         )?;
-        let config_info = IntGaugeVec::new(
-            Opts::new("config_info", "1 for the config version in use."),
+        let config_info = gauges(
+            "config_info",
+            "1 for the config version in use.",
             &["version"],
         )?;
-        registry.register(Box::new(config_info.clone()))?;
         let config_reloads = counter(
             "config_reloads_total",
             "Config loads by result.",
             &["result"],
         )?;
-        let config_connected = IntGauge::new(
+        let config_connected = gauge(
             "config_connected",
             "1 while a config stream from the operator is open.",
         )?;
-        registry.register(Box::new(config_connected.clone()))?;
         let tokens = counter(
             "tokens_total",
             "Tokens metered, by key, team, model and kind.",
@@ -178,32 +179,29 @@ impl Metrics {
             "Calls refused by a key's limits or a budget, by key and reason.",
             &["key", "reason"],
         )?;
-        let usage_unacknowledged = IntGauge::new(
+        let usage_unacknowledged = gauge(
             "usage_unacknowledged_records",
             "Usage records not yet acknowledged by the operator.",
         )?;
-        registry.register(Box::new(usage_unacknowledged.clone()))?;
-        let budget_reserved = IntGauge::new(
+        let budget_reserved = gauge(
             "budget_reserved_micros",
             "Micro-dollars reserved from budgets by calls not yet settled.",
         )?;
-        registry.register(Box::new(budget_reserved.clone()))?;
-        let operator_reachable = IntGaugeVec::new(
-            Opts::new(
-                "operator_reachable",
-                "1 when the last exchange with the operator on the channel (config, usage) worked, 0 when it failed.",
-            ),
+        let operator_reachable = gauges(
+            "operator_reachable",
+            "1 when the last exchange with the operator on the channel (config, usage) worked, 0 when it failed.",
             &["channel"],
         )?;
-        registry.register(Box::new(operator_reachable.clone()))?;
-        let operator_last_success = GaugeVec::new(
-            Opts::new(
-                "operator_last_success_timestamp_seconds",
-                "When the channel to the operator (config, usage) last worked, Unix seconds.",
-            ),
-            &["channel"],
+        let operator_last_success = register(
+            &registry,
+            GaugeVec::new(
+                Opts::new(
+                    "operator_last_success_timestamp_seconds",
+                    "When the channel to the operator (config, usage) last worked, Unix seconds.",
+                ),
+                &["channel"],
+            )?,
         )?;
-        registry.register(Box::new(operator_last_success.clone()))?;
         Ok(Metrics {
             operator_reachable,
             operator_last_success,

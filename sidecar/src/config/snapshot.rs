@@ -225,6 +225,17 @@ pub struct AwsCredentials {
     pub session_token: Option<SecretString>,
 }
 
+impl AwsCredentials {
+    /// Long-term credentials (no session token).
+    pub fn new(access_key_id: &str, secret_access_key: &str) -> Self {
+        AwsCredentials {
+            access_key_id: SecretString::new(access_key_id),
+            secret_access_key: SecretString::new(secret_access_key),
+            session_token: None,
+        }
+    }
+}
+
 impl DeploymentSpec {
     /// A deployment with every default.
     pub fn new(name: impl Into<String>, provider: ProviderKind, model: impl Into<String>) -> Self {
@@ -254,57 +265,34 @@ fn default_weight() -> u32 {
 
 /// Prices in integer micro-dollars per million tokens.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Pricing {
     /// Prompt tokens.
-    #[serde(default)]
     pub input_micros_per_million: u64,
     /// Completion tokens.
-    #[serde(default)]
     pub output_micros_per_million: u64,
     /// Prompt tokens served from the provider's cache.
-    #[serde(default)]
     pub cached_input_micros_per_million: u64,
 }
 
 /// Retry counts per error class, and the backoff between attempts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct RetrySpec {
     /// Retries after a 429.
-    #[serde(default = "two")]
     pub rate_limited: u32,
     /// Retries after a 5xx.
-    #[serde(default = "two")]
     pub server_error: u32,
     /// Retries after a timeout.
-    #[serde(default = "one")]
     pub timeout: u32,
     /// Retries after a connection failure.
-    #[serde(default = "two")]
     pub connect_error: u32,
     /// Retries after a 400/401/403/404 and other 4xx (normally none).
-    #[serde(default)]
     pub client_error: u32,
     /// First backoff; doubled each retry, with full jitter.
-    #[serde(default = "default_initial_backoff")]
     pub initial_backoff_ms: u64,
     /// Cap on one backoff, and on how long a `Retry-After` is honoured.
-    #[serde(default = "default_max_backoff")]
     pub max_backoff_ms: u64,
-}
-
-fn one() -> u32 {
-    1
-}
-fn two() -> u32 {
-    2
-}
-fn default_initial_backoff() -> u64 {
-    250
-}
-fn default_max_backoff() -> u64 {
-    8_000
 }
 
 impl Default for RetrySpec {
@@ -315,36 +303,27 @@ impl Default for RetrySpec {
             timeout: 1,
             connect_error: 2,
             client_error: 0,
-            initial_backoff_ms: default_initial_backoff(),
-            max_backoff_ms: default_max_backoff(),
+            initial_backoff_ms: 250,
+            max_backoff_ms: 8_000,
         }
     }
 }
 
 /// Request time limits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct TimeoutSpec {
     /// Whole request, all attempts and fallbacks included, streams to their end.
-    #[serde(default = "default_total")]
     pub total_ms: u64,
     /// One attempt: until response headers and, for streams, the first chunk.
-    #[serde(default = "default_ttft")]
     pub time_to_first_token_ms: u64,
-}
-
-fn default_total() -> u64 {
-    600_000
-}
-fn default_ttft() -> u64 {
-    60_000
 }
 
 impl Default for TimeoutSpec {
     fn default() -> Self {
         TimeoutSpec {
-            total_ms: default_total(),
-            time_to_first_token_ms: default_ttft(),
+            total_ms: 600_000,
+            time_to_first_token_ms: 60_000,
         }
     }
 }
@@ -352,35 +331,22 @@ impl Default for TimeoutSpec {
 /// When a deployment is rested: `allowed_fails` failures within `window_ms` rest it
 /// for `duration_ms`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct CooldownSpec {
     /// Failures tolerated within the window; the next one starts the cooldown.
-    #[serde(default = "default_allowed_fails")]
     pub allowed_fails: u32,
     /// The window failures are counted in.
-    #[serde(default = "default_window")]
     pub window_ms: u64,
     /// How long the deployment rests.
-    #[serde(default = "default_cooldown")]
     pub duration_ms: u64,
-}
-
-fn default_allowed_fails() -> u32 {
-    3
-}
-fn default_window() -> u64 {
-    60_000
-}
-fn default_cooldown() -> u64 {
-    30_000
 }
 
 impl Default for CooldownSpec {
     fn default() -> Self {
         CooldownSpec {
-            allowed_fails: default_allowed_fails(),
-            window_ms: default_window(),
-            duration_ms: default_cooldown(),
+            allowed_fails: 3,
+            window_ms: 60_000,
+            duration_ms: 30_000,
         }
     }
 }

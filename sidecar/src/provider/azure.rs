@@ -6,10 +6,8 @@
 
 use std::sync::Arc;
 
-use http::header::HeaderName;
-
 use super::openai::OpenAiCompat;
-use super::{BuildError, Credential, Prepared, join, secret_header};
+use super::{BuildError, Credential, Prepared, api_key, join};
 use crate::config::snapshot::DeploymentSpec;
 use crate::domain::Endpoint;
 
@@ -38,26 +36,20 @@ pub fn build(spec: &DeploymentSpec) -> Result<Prepared, BuildError> {
         spec.model
     );
     let [a, b, c] = Endpoint::ALL.map(|e| join(&base, e.path(), Some(&query)));
-    let key = spec
-        .api_key
-        .as_ref()
-        .ok_or(BuildError::Missing("apiKey is required for azure"))?;
+    let key = api_key(spec, "apiKey is required for azure")?;
     Ok(Prepared {
         dialect: Arc::new(OpenAiCompat { uris: [a?, b?, c?] }),
-        credential: Credential::Header(
-            HeaderName::from_static("api-key"),
-            secret_header(key.expose())?,
-        ),
+        credential: Credential::key_header("api-key", key)?,
     })
 }
 
 #[cfg(test)]
 mod tests {
+    use crate::provider::test_support;
     use serde_json::Map;
 
     use super::*;
     use crate::config::snapshot::{ProviderKind, SecretString};
-    use crate::domain::CallView;
     use crate::provider::spec;
 
     #[test]
@@ -68,13 +60,7 @@ mod tests {
         s.api_key = Some(SecretString::new("azkey"));
         let p = build(&s).unwrap();
         let body = Map::new();
-        let call = CallView {
-            endpoint: Endpoint::ChatCompletions,
-            body: &body,
-            stream: false,
-            model: "gpt4o-prod",
-            default_max_tokens: None,
-        };
+        let call = test_support::view(Endpoint::ChatCompletions, &body, false, "gpt4o-prod");
         assert_eq!(
             p.dialect.request(&call).unwrap().uri().to_string(),
             "https://res.openai.azure.com/openai/deployments/gpt4o-prod/chat/completions?api-version=2024-10-21"

@@ -8,6 +8,26 @@
 //! `StreamTranslator`, and tests at the bottom; add its kind to
 //! [`ProviderKind`](crate::config::snapshot::ProviderKind) and to [`build`].
 
+/// The OpenAI chat parameters every translating provider honours, followed by the
+/// extras one names: `chat_params!["seed", "user"]`.
+macro_rules! chat_params {
+    [$($extra:literal),* $(,)?] => {
+        &[
+            "messages",
+            "max_tokens",
+            "max_completion_tokens",
+            "temperature",
+            "top_p",
+            "stop",
+            "n",
+            "tools",
+            "tool_choice",
+            "stream_options",
+            $($extra),*
+        ]
+    };
+}
+
 pub mod anthropic;
 pub mod azure;
 pub mod bedrock;
@@ -18,6 +38,10 @@ pub mod google_auth;
 pub mod openai;
 pub mod openai_wire;
 pub mod sse;
+pub mod sse_translator;
+#[cfg(test)]
+pub(crate) mod test_support;
+pub mod translate;
 
 use std::sync::Arc;
 
@@ -182,6 +206,14 @@ impl Credential {
         ))
     }
 
+    /// An API key in header `name` (`x-api-key`, `api-key`...).
+    pub fn key_header(name: &'static str, key: &str) -> Result<Credential, String> {
+        Ok(Credential::Header(
+            HeaderName::from_static(name),
+            secret_header(key)?,
+        ))
+    }
+
     /// Authenticates a built request.
     pub async fn apply(&self, request: &mut UnsignedRequest) -> Result<(), CredentialError> {
         match self {
@@ -305,6 +337,32 @@ pub(crate) fn excerpt(body: &[u8]) -> std::borrow::Cow<'_, str> {
     String::from_utf8_lossy(&body[..body.len().min(512)])
 }
 
+/// `status`, or 502 when it is `code`, the provider's status for a failure on its side
+/// (Bedrock's 424, Cohere's 499), so it is retried and falls back like other upstream
+/// faults.
+pub(crate) fn upstream_fault(status: StatusCode, code: u16) -> StatusCode {
+    if status.as_u16() == code {
+        StatusCode::BAD_GATEWAY
+    } else {
+        status
+    }
+}
+
+/// The `message` of an error body `{"message": ...}` (Bedrock, where some AWS front
+/// ends write `Message`; Cohere), else what `provider` answered in the body's first
+/// bytes.
+pub(crate) fn error_message(provider: &str, status: StatusCode, body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct ErrorBody {
+        #[serde(default, alias = "Message")]
+        message: Option<String>,
+    }
+    serde_json::from_slice::<ErrorBody>(body)
+        .ok()
+        .and_then(|b| b.message)
+        .unwrap_or_else(|| format!("{provider} answered {status}: {}", excerpt(body)))
+}
+
 /// Joins a base URL and a path (plus optional query) into a URI, refusing anything but
 /// absolute http(s) URLs.
 pub(crate) fn join(base: &str, path: &str, query: Option<&str>) -> Result<Uri, String> {
@@ -320,6 +378,17 @@ pub(crate) fn join(base: &str, path: &str, query: Option<&str>) -> Result<Uri, S
         Some("http" | "https") if uri.host().is_some() => Ok(uri),
         _ => Err(format!("baseUrl {base:?} must be an absolute http(s) URL")),
     }
+}
+
+/// The deployment's API key, or a `missing` error naming it.
+pub(crate) fn api_key<'a>(
+    spec: &'a DeploymentSpec,
+    missing: &'static str,
+) -> Result<&'a str, BuildError> {
+    spec.api_key
+        .as_ref()
+        .map(|key| key.expose())
+        .ok_or(BuildError::Missing(missing))
 }
 
 /// A credential header value, marked sensitive so hyper never logs it.

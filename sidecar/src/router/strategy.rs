@@ -140,24 +140,12 @@ mod tests {
     use crate::provider::demo::DemoTransport;
     use crate::router::routes::RoutesBuilder;
 
-    fn model(strategy: Strategy, weights: &[u32]) -> Arc<Model> {
+    /// Model `m` with these deployments, routed by `strategy`.
+    fn routed(strategy: Strategy, deployments: Vec<DeploymentSpec>) -> Arc<Model> {
         let spec = ModelSpec {
             name: "m".into(),
             strategy,
-            deployments: weights
-                .iter()
-                .enumerate()
-                .map(|(i, w)| DeploymentSpec {
-                    name: format!("d{i}"),
-                    weight: *w,
-                    pricing: Some(Pricing {
-                        input_micros_per_million: 100 * (weights.len() - i) as u64,
-                        output_micros_per_million: 0,
-                        cached_input_micros_per_million: 0,
-                    }),
-                    ..crate::provider::spec(ProviderKind::Demo)
-                })
-                .collect(),
+            deployments,
             fallbacks: vec![],
             context_window_fallbacks: vec![],
             content_policy_fallbacks: vec![],
@@ -178,6 +166,24 @@ mod tests {
             .build(&snap)
             .unwrap();
         routes.model("m").unwrap().clone()
+    }
+
+    fn model(strategy: Strategy, weights: &[u32]) -> Arc<Model> {
+        let deployments = weights
+            .iter()
+            .enumerate()
+            .map(|(i, w)| DeploymentSpec {
+                name: format!("d{i}"),
+                weight: *w,
+                pricing: Some(Pricing {
+                    input_micros_per_million: 100 * (weights.len() - i) as u64,
+                    output_micros_per_million: 0,
+                    cached_input_micros_per_million: 0,
+                }),
+                ..crate::provider::spec(ProviderKind::Demo)
+            })
+            .collect();
+        routed(strategy, deployments)
     }
 
     fn counts(m: &Model, n: usize) -> Vec<usize> {
@@ -252,37 +258,16 @@ mod tests {
     }
 
     fn model_with_rpm(rpms: &[u32]) -> Arc<Model> {
-        let mut spec = ModelSpec {
-            name: "m".into(),
-            strategy: Strategy::UsageBased,
-            deployments: vec![],
-            fallbacks: vec![],
-            context_window_fallbacks: vec![],
-            content_policy_fallbacks: vec![],
-            retry: Default::default(),
-            timeouts: Default::default(),
-            cooldown: Default::default(),
-            pricing: Default::default(),
-            drop_unsupported_params: false,
-            default_max_tokens: None,
-        };
-        for (i, rpm) in rpms.iter().enumerate() {
-            spec.deployments.push(DeploymentSpec {
+        let deployments = rpms
+            .iter()
+            .enumerate()
+            .map(|(i, rpm)| DeploymentSpec {
                 name: format!("d{i}"),
                 rpm: Some(*rpm),
                 ..crate::provider::spec(ProviderKind::Demo)
-            });
-        }
-        let snap = Snapshot {
-            format: FORMAT,
-            version: "t".into(),
-            models: vec![spec],
-            ..Default::default()
-        };
-        let routes = RoutesBuilder::new(Arc::new(DemoTransport))
-            .build(&snap)
-            .unwrap();
-        routes.model("m").unwrap().clone()
+            })
+            .collect();
+        routed(Strategy::UsageBased, deployments)
     }
 
     #[tokio::test(start_paused = true)]

@@ -37,7 +37,7 @@ use http::{StatusCode, Uri};
 
 use super::{
     BuildError, Credential, Dialect, Prepared, StreamTranslator, TranslateError, UnsignedRequest,
-    join, secret_header,
+    api_key, join,
 };
 
 use crate::config::snapshot::DeploymentSpec;
@@ -51,21 +51,11 @@ pub const DEFAULT_VERSION: &str = "2023-06-01";
 pub const FALLBACK_MAX_TOKENS: u32 = 4096;
 
 /// OpenAI chat parameters Anthropic can honour.
-const CHAT_PARAMS: &[&str] = &[
-    "messages",
-    "max_tokens",
-    "max_completion_tokens",
-    "temperature",
-    "top_p",
-    "stop",
-    "tools",
-    "tool_choice",
+const CHAT_PARAMS: &[&str] = chat_params![
     "parallel_tool_calls",
     "response_format",
-    "stream_options",
     "user",
-    "n",
-    "reasoning_effort",
+    "reasoning_effort"
 ];
 
 /// Dialect and `x-api-key` credential for an Anthropic deployment.
@@ -75,16 +65,10 @@ pub fn build(spec: &DeploymentSpec) -> Result<Prepared, BuildError> {
     let version = spec.api_version.as_deref().unwrap_or(DEFAULT_VERSION);
     let version = HeaderValue::from_str(version)
         .map_err(|_| format!("apiVersion {version:?} is not a valid header value"))?;
-    let key = spec
-        .api_key
-        .as_ref()
-        .ok_or(BuildError::Missing("apiKey is required for anthropic"))?;
+    let key = api_key(spec, "apiKey is required for anthropic")?;
     Ok(Prepared {
         dialect: Arc::new(Anthropic { uri, version }),
-        credential: Credential::Header(
-            HeaderName::from_static("x-api-key"),
-            secret_header(key.expose())?,
-        ),
+        credential: Credential::key_header("x-api-key", key)?,
     })
 }
 
@@ -118,7 +102,7 @@ impl Dialect for Anthropic {
     }
 
     fn stream(&self, call: &CallView<'_>) -> Box<dyn StreamTranslator> {
-        Box::new(stream::Translator::new(call))
+        Box::new(stream::translator(call))
     }
 
     fn error(&self, status: StatusCode, body: &[u8]) -> UpstreamError {

@@ -2,7 +2,6 @@
 
 use std::borrow::Cow;
 
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::FALLBACK_MAX_TOKENS;
@@ -11,7 +10,8 @@ use super::wire::{
 };
 use crate::domain::{CallView, Endpoint};
 use crate::provider::TranslateError;
-use crate::provider::openai_wire::{self, ChatRequest, Content, Part, ResponseFormat};
+use crate::provider::openai_wire::{self, Content, ResponseFormat};
+use crate::provider::translate::{self, Said, ToolMode, TurnBuilder, UserPart};
 
 /// The tool that carries a structured (`response_format`) answer.
 pub const JSON_TOOL: &str = "json_response";
@@ -28,22 +28,14 @@ pub fn json_mode(call: &CallView<'_>) -> bool {
 /// Builds the request body.
 pub fn translate(call: &CallView<'_>) -> Result<Vec<u8>, TranslateError> {
     if call.endpoint != Endpoint::ChatCompletions {
-        return Err(TranslateError::invalid(
-            "model",
-            format!(
-                "Anthropic models serve chat completions only, not {}.",
-                call.endpoint.path()
-            ),
+        let serves = "chat completions only";
+        return Err(translate::not_served(
+            "Anthropic models",
+            serves,
+            call.endpoint,
         ));
     }
-    let req = ChatRequest::deserialize(call.body)
-        .map_err(|e| TranslateError::invalid("messages", e.to_string()))?;
-    if req.n.is_some_and(|n| n != 1) {
-        return Err(TranslateError::invalid(
-            "n",
-            "Anthropic returns one choice; n must be 1.",
-        ));
-    }
+    let req = translate::single_choice_request(call, "Anthropic")?;
     let (system, messages) = turns(&req.messages)?;
     let mut body = MessagesRequest {
         model: call.model,
@@ -55,11 +47,7 @@ pub fn translate(call: &CallView<'_>) -> Result<Vec<u8>, TranslateError> {
         messages,
         temperature: req.temperature,
         top_p: req.top_p,
-        stop_sequences: req
-            .stop
-            .as_ref()
-            .map(openai_wire::Stop::to_vec)
-            .unwrap_or_default(),
+        stop_sequences: req.stop_sequences(),
         stream: call.stream,
         tools: Vec::new(),
         tool_choice: None,
@@ -67,47 +55,29 @@ pub fn translate(call: &CallView<'_>) -> Result<Vec<u8>, TranslateError> {
         thinking: None,
     };
     let no_parallel = req.parallel_tool_calls == Some(false);
-    for tool in req.tools.iter().flatten() {
-        if tool.kind != "function" {
-            return Err(TranslateError::invalid(
-                "tools",
-                format!(
-                    "tool type {:?} is not supported; use function tools.",
-                    tool.kind
-                ),
-            ));
-        }
+    for function in translate::functions(&req)? {
         body.tools.push(ToolDef {
-            name: tool.function.name.clone(),
-            description: tool.function.description.clone(),
-            input_schema: tool
-                .function
+            name: function.name.clone(),
+            description: function.description.clone(),
+            input_schema: function
                 .parameters
                 .clone()
-                .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+                .unwrap_or_else(translate::open_schema),
         });
     }
-    body.tool_choice = match &req.tool_choice {
+    body.tool_choice = match translate::tool_mode(&req)? {
         None => no_parallel.then_some(ToolChoice::Auto {
             disable_parallel_tool_use: true,
         }),
-        Some(openai_wire::ToolChoice::Mode(mode)) => Some(match mode.as_ref() {
-            "auto" => ToolChoice::Auto {
-                disable_parallel_tool_use: no_parallel,
-            },
-            "required" => ToolChoice::Any {
-                disable_parallel_tool_use: no_parallel,
-            },
-            "none" => ToolChoice::None,
-            other => {
-                return Err(TranslateError::invalid(
-                    "tool_choice",
-                    format!("unknown mode {other:?}"),
-                ));
-            }
+        Some(ToolMode::Auto) => Some(ToolChoice::Auto {
+            disable_parallel_tool_use: no_parallel,
         }),
-        Some(openai_wire::ToolChoice::Named { function }) => Some(ToolChoice::Tool {
-            name: function.name.clone(),
+        Some(ToolMode::Required) => Some(ToolChoice::Any {
+            disable_parallel_tool_use: no_parallel,
+        }),
+        Some(ToolMode::None) => Some(ToolChoice::None),
+        Some(ToolMode::Named(name)) => Some(ToolChoice::Tool {
+            name: Cow::Borrowed(name),
             disable_parallel_tool_use: no_parallel,
         }),
     };
@@ -161,113 +131,61 @@ pub fn translate(call: &CallView<'_>) -> Result<Vec<u8>, TranslateError> {
             budget_tokens: budget,
         });
     }
-    serde_json::to_vec(&body).map_err(|e| TranslateError::invalid("messages", e.to_string()))
+    translate::encode(&body, "messages")
 }
 
 /// Splits the conversation into system blocks and merged user/assistant turns.
 fn turns<'a>(
     messages: &'a [openai_wire::Message<'a>],
 ) -> Result<(Vec<Block<'a>>, Vec<Turn<'a>>), TranslateError> {
-    let mut system = Vec::new();
-    let mut turns: Vec<Turn<'a>> = Vec::new();
-    for message in messages {
-        let (role, blocks) = match message.role.as_ref() {
-            "system" | "developer" => {
-                if let Some(content) = &message.content {
-                    text_blocks(content, &mut system)?;
-                }
-                continue;
+    let mut builder = Turns { system: Vec::new() };
+    let turns = translate::turns(messages, &mut builder)?;
+    let turns = turns
+        .into_iter()
+        .map(|(role, content)| Turn { role, content });
+    Ok((builder.system, turns.collect()))
+}
+
+/// Messages as Anthropic content blocks, system text apart.
+struct Turns<'a> {
+    system: Vec<Block<'a>>,
+}
+
+impl<'a> TurnBuilder<'a> for Turns<'a> {
+    type Block = Block<'a>;
+
+    fn add(&mut self, said: Said<'a>, out: &mut Vec<Block<'a>>) -> Result<(), TranslateError> {
+        match said {
+            Said::System(content) => {
+                translate::each_text(content, "system", |t| push_text(&mut self.system, t))
             }
-            "user" => {
-                let mut blocks = Vec::new();
+            Said::User(content) => content_blocks(content, out),
+            Said::Assistant(message) => {
                 if let Some(content) = &message.content {
-                    content_blocks(content, &mut blocks)?;
-                }
-                ("user", blocks)
-            }
-            "assistant" => {
-                let mut blocks = Vec::new();
-                if let Some(content) = &message.content {
-                    text_blocks(content, &mut blocks)?;
+                    translate::each_text(content, "assistant", |t| push_text(out, t))?;
                 }
                 for call in message.tool_calls.iter().flatten() {
-                    let input: Value = if call.function.arguments.trim().is_empty() {
-                        json!({})
-                    } else {
-                        serde_json::from_str(&call.function.arguments).map_err(|_| {
-                            TranslateError::invalid(
-                                "messages",
-                                format!("tool call {:?} has arguments that are not JSON.", call.id),
-                            )
-                        })?
-                    };
-                    blocks.push(Block::ToolUse {
+                    out.push(Block::ToolUse {
                         id: call.id.clone(),
                         name: call.function.name.clone(),
-                        input,
+                        input: translate::arguments(call)?,
                     });
                 }
-                ("assistant", blocks)
+                Ok(())
             }
-            "tool" => {
-                let id = message.tool_call_id.clone().ok_or_else(|| {
-                    TranslateError::invalid("messages", "a tool message needs tool_call_id.")
-                })?;
+            Said::Tool(id, message) => {
                 let mut content = Vec::new();
                 if let Some(c) = &message.content {
                     content_blocks(c, &mut content)?;
                 }
-                (
-                    "user",
-                    vec![Block::ToolResult {
-                        tool_use_id: id,
-                        content,
-                    }],
-                )
-            }
-            other => {
-                return Err(TranslateError::invalid(
-                    "messages",
-                    format!("unknown role {other:?}."),
-                ));
-            }
-        };
-        if blocks.is_empty() {
-            continue;
-        }
-        match turns.last_mut() {
-            Some(last) if last.role == role => last.content.extend(blocks),
-            _ => turns.push(Turn {
-                role,
-                content: blocks,
-            }),
-        }
-    }
-    Ok((system, turns))
-}
-
-/// Text-only content (system and assistant messages).
-fn text_blocks<'a>(
-    content: &'a Content<'a>,
-    out: &mut Vec<Block<'a>>,
-) -> Result<(), TranslateError> {
-    match content {
-        Content::Text(text) => push_text(out, text),
-        Content::Parts(parts) => {
-            for part in parts {
-                match part {
-                    Part::Text { text } => push_text(out, text),
-                    _ => {
-                        return Err(TranslateError::invalid(
-                            "messages",
-                            "only text parts are allowed in system and assistant messages.",
-                        ));
-                    }
-                }
+                out.push(Block::ToolResult {
+                    tool_use_id: id.clone(),
+                    content,
+                });
+                Ok(())
             }
         }
     }
-    Ok(())
 }
 
 /// User (and tool result) content: text and images.
@@ -275,26 +193,15 @@ fn content_blocks<'a>(
     content: &'a Content<'a>,
     out: &mut Vec<Block<'a>>,
 ) -> Result<(), TranslateError> {
-    match content {
-        Content::Text(text) => push_text(out, text),
-        Content::Parts(parts) => {
-            for part in parts {
-                match part {
-                    Part::Text { text } => push_text(out, text),
-                    Part::ImageUrl { image_url } => out.push(Block::Image {
-                        source: image_source(&image_url.url)?,
-                    }),
-                    Part::Other => {
-                        return Err(TranslateError::invalid(
-                            "messages",
-                            "Anthropic accepts text and image_url content parts only.",
-                        ));
-                    }
-                }
-            }
+    translate::each_user_part(content, "Anthropic accepts", |part| {
+        match part {
+            UserPart::Text(text) => push_text(out, text),
+            UserPart::Image(url) => out.push(Block::Image {
+                source: image_source(url)?,
+            }),
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// Anthropic refuses empty text blocks.

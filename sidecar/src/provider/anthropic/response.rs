@@ -1,6 +1,5 @@
 //! Anthropic message and error bodies → OpenAI's.
 
-use bytes::Bytes;
 use http::StatusCode;
 
 use super::request::{JSON_TOOL, json_mode};
@@ -8,9 +7,7 @@ use super::wire::{ErrorEnvelope, MessageResponse, ResponseBlock, finish_reason};
 use crate::domain::CallView;
 use crate::domain::{ErrorClass, Reply, UpstreamError};
 use crate::provider::TranslateError;
-use crate::provider::openai_wire::{
-    AssistantMessage, ChatCompletion, Choice, FunctionOut, ToolCallOut, WireUsage, unix_now,
-};
+use crate::provider::openai_wire::{AssistantMessage, Choice, ToolCallOut, completion};
 use crate::provider::{Markers, classify, excerpt};
 
 /// A whole `message` → `chat.completion`.
@@ -19,10 +16,7 @@ pub fn translate(call: &CallView<'_>, body: &[u8]) -> Result<Reply, TranslateErr
         serde_json::from_slice(body).map_err(TranslateError::malformed)?;
     let json = json_mode(call);
     let usage = message.usage.to_usage();
-    let mut out = AssistantMessage {
-        role: "assistant",
-        ..AssistantMessage::default()
-    };
+    let mut tool_calls = Vec::new();
     let mut text = String::new();
     let mut reasoning = String::new();
     for block in message.content {
@@ -32,42 +26,24 @@ pub fn translate(call: &CallView<'_>, body: &[u8]) -> Result<Reply, TranslateErr
             ResponseBlock::ToolUse { name, input, .. } if json && name == JSON_TOOL => {
                 text.push_str(&input.to_string());
             }
-            ResponseBlock::ToolUse { id, name, input } => out.tool_calls.push(ToolCallOut {
-                id,
-                kind: "function",
-                function: FunctionOut {
-                    name,
-                    arguments: input.to_string(),
-                },
-            }),
+            ResponseBlock::ToolUse { id, name, input } => {
+                tool_calls.push(ToolCallOut::function(id, name, input.to_string()));
+            }
             ResponseBlock::Other => {}
         }
     }
-    out.content = (!text.is_empty() || out.tool_calls.is_empty()).then_some(text);
-    out.reasoning_content = (!reasoning.is_empty()).then_some(reasoning);
     let mut finish = finish_reason(message.stop_reason.as_deref());
-    if json && finish == "tool_calls" && out.tool_calls.is_empty() {
+    if json && finish == "tool_calls" && tool_calls.is_empty() {
         // The forced JSON tool is an implementation detail: to the client it is an answer.
         finish = "stop";
     }
-    let completion = ChatCompletion {
-        id: &message.id,
-        object: "chat.completion",
-        created: unix_now(),
-        model: &message.model,
-        choices: vec![Choice {
-            index: 0,
-            message: out,
-            logprobs: None,
-            finish_reason: Some(finish),
-        }],
-        usage: WireUsage::from(usage),
-    };
-    let body = serde_json::to_vec(&completion).map_err(TranslateError::malformed)?;
-    Ok(Reply {
-        body: Bytes::from(body),
-        usage: Some(usage),
-    })
+    let answer = AssistantMessage::new(text, reasoning, tool_calls);
+    completion(
+        &message.id,
+        &message.model,
+        vec![Choice::new(0, answer, finish)],
+        usage,
+    )
 }
 
 /// An Anthropic error → the status and OpenAI-shaped body a client sees. Anthropic's

@@ -7,6 +7,7 @@ use serde_json::{Map, Value, json};
 use super::*;
 use crate::config::snapshot::{ProviderKind, SecretString};
 use crate::domain::ErrorClass;
+use crate::provider::test_support::{self, object};
 
 fn dialect() -> Prepared {
     let mut spec = crate::provider::spec(ProviderKind::Anthropic);
@@ -16,18 +17,16 @@ fn dialect() -> Prepared {
 
 fn view<'a>(body: &'a Map<String, Value>, stream: bool) -> CallView<'a> {
     CallView {
-        endpoint: Endpoint::ChatCompletions,
-        body,
-        stream,
-        model: "claude-sonnet-4-5",
         default_max_tokens: Some(2048),
+        ..test_support::view(Endpoint::ChatCompletions, body, stream, "claude-sonnet-4-5")
     }
 }
 
 fn translate(body: Value) -> Value {
-    let map = body.as_object().unwrap().clone();
-    let request = dialect().dialect.request(&view(&map, false)).unwrap();
-    serde_json::from_slice(request.body()).unwrap()
+    let map = object(&body);
+    test_support::sent(&dialect(), &view(&map, false))
+        .unwrap()
+        .1
 }
 
 #[test]
@@ -225,12 +224,8 @@ fn reasoning_effort_enables_thinking_within_max_tokens() {
 }
 
 fn respond(body: Value, request: Value) -> Value {
-    let map = request.as_object().unwrap().clone();
-    let out = dialect()
-        .dialect
-        .response(&view(&map, false), Bytes::from(body.to_string()))
-        .unwrap();
-    serde_json::from_slice(&out.body).unwrap()
+    let map = object(&request);
+    test_support::answer(&dialect(), &view(&map, false), &body).unwrap()
 }
 
 #[test]
@@ -249,15 +244,11 @@ fn response_maps_text_thinking_tools_and_usage() {
         }),
         json!({"messages": []}),
     );
-    assert_eq!(out["object"], "chat.completion");
     assert_eq!(out["id"], "msg_01");
-    let choice = &out["choices"][0];
-    assert_eq!(choice["finish_reason"], "tool_calls");
-    assert_eq!(choice["message"]["content"], "Checking both.");
-    assert_eq!(choice["message"]["reasoning_content"], "Let me see.");
-    assert_eq!(choice["message"]["tool_calls"][1]["id"], "toolu_2");
+    let message = test_support::first_message(&out, "tool_calls", "Checking both.", "Let me see.");
+    assert_eq!(message["tool_calls"][1]["id"], "toolu_2");
     assert_eq!(
-        choice["message"]["tool_calls"][1]["function"]["arguments"],
+        message["tool_calls"][1]["function"]["arguments"],
         "{\"city\":\"Rome\"}"
     );
     assert_eq!(out["usage"]["prompt_tokens"], 115);
@@ -366,30 +357,9 @@ fn run_stream(
     request: Value,
     chunk_size: usize,
 ) -> Result<Vec<Value>, crate::provider::StreamError> {
-    let map = request.as_object().unwrap().clone();
-    let mut t = dialect().dialect.stream(&view(&map, true));
-    let mut out = Vec::new();
-    for piece in raw.as_bytes().chunks(chunk_size) {
-        if let Some(b) = t.feed(Bytes::copy_from_slice(piece))? {
-            out.extend_from_slice(&b);
-        }
-    }
-    if let Some(b) = t.finish()? {
-        out.extend_from_slice(&b);
-    }
-    let text = String::from_utf8(out).unwrap();
-    Ok(text
-        .split("\n\n")
-        .filter(|e| !e.is_empty())
-        .map(|e| {
-            let data = e.strip_prefix("data: ").unwrap();
-            if data == "[DONE]" {
-                Value::String("[DONE]".into())
-            } else {
-                serde_json::from_str(data).unwrap()
-            }
-        })
-        .collect())
+    let map = object(&request);
+    let translator = dialect().dialect.stream(&view(&map, true));
+    test_support::run_stream(translator, raw.as_bytes(), chunk_size)
 }
 
 #[test]
@@ -411,31 +381,8 @@ fn stream_translates_text_and_reassembles_tool_calls_whatever_the_chunking() {
                 .all(|c| c == "[DONE]" || c["object"] == "chat.completion.chunk")
         );
         assert!(chunks.iter().all(|c| c == "[DONE]" || c["id"] == "msg_1"));
-        let text: String = chunks
-            .iter()
-            .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
-            .collect();
-        assert_eq!(text, "Okay");
-        let mut calls: Vec<(String, String, String)> = Vec::new();
-        for c in &chunks {
-            for tc in c["choices"][0]["delta"]["tool_calls"]
-                .as_array()
-                .into_iter()
-                .flatten()
-            {
-                let i = tc["index"].as_u64().unwrap() as usize;
-                if i == calls.len() {
-                    calls.push((
-                        tc["id"].as_str().unwrap().into(),
-                        tc["function"]["name"].as_str().unwrap().into(),
-                        String::new(),
-                    ));
-                }
-                calls[i]
-                    .2
-                    .push_str(tc["function"]["arguments"].as_str().unwrap_or(""));
-            }
-        }
+        assert_eq!(test_support::streamed_text(&chunks), "Okay");
+        let calls = test_support::streamed_tool_calls(&chunks);
         assert_eq!(
             calls,
             vec![
@@ -486,11 +433,7 @@ fn stream_thinking_becomes_reasoning_content_and_json_mode_streams_content() {
         .filter_map(|c| c["choices"][0]["delta"]["reasoning_content"].as_str())
         .collect();
     assert_eq!(reasoning, "Hmm.");
-    let content: String = chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
-        .collect();
-    assert_eq!(content, "{\"a\":1}");
+    assert_eq!(test_support::streamed_text(&chunks), "{\"a\":1}");
     assert!(
         chunks
             .iter()

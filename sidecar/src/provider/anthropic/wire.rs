@@ -5,6 +5,8 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::provider::translate::CacheUsage;
+
 /// `POST /v1/messages` body.
 #[derive(Debug, Serialize)]
 pub struct MessagesRequest<'a> {
@@ -143,36 +145,7 @@ pub enum ResponseBlock {
 }
 
 /// Token counts.
-#[derive(Clone, Copy, Debug, Default, Deserialize)]
-pub struct AnthropicUsage {
-    #[serde(default)]
-    pub input_tokens: u64,
-    #[serde(default)]
-    pub output_tokens: u64,
-    #[serde(default)]
-    pub cache_creation_input_tokens: Option<u64>,
-    #[serde(default)]
-    pub cache_read_input_tokens: Option<u64>,
-}
-
-impl AnthropicUsage {
-    /// The usage: cached and cache-writing input tokens are part of the prompt (Anthropic
-    /// counts them apart from `input_tokens`).
-    pub fn to_usage(self) -> crate::domain::Usage {
-        let read = self.cache_read_input_tokens.unwrap_or(0);
-        let written = self.cache_creation_input_tokens.unwrap_or(0);
-        crate::domain::Usage {
-            prompt_tokens: self
-                .input_tokens
-                .saturating_add(read)
-                .saturating_add(written),
-            completion_tokens: self.output_tokens,
-            cached_tokens: read,
-            cache_write_tokens: written,
-            reasoning_tokens: 0,
-        }
-    }
-}
+pub type AnthropicUsage = CacheUsage;
 
 /// Streaming events.
 #[derive(Debug, Deserialize)]
@@ -254,22 +227,19 @@ pub enum BlockDelta {
 }
 
 /// `message_delta.delta`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct MessageDeltaBody {
-    #[serde(default)]
     pub stop_reason: Option<String>,
 }
 
 /// `message_delta.usage`: cumulative output tokens (and, on some models, input counts).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct DeltaUsage {
-    #[serde(default)]
     pub output_tokens: Option<u64>,
-    #[serde(default)]
     pub input_tokens: Option<u64>,
-    #[serde(default)]
     pub cache_creation_input_tokens: Option<u64>,
-    #[serde(default)]
     pub cache_read_input_tokens: Option<u64>,
 }
 

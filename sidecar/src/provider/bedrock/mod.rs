@@ -43,6 +43,8 @@ pub mod sigv4;
 mod stream;
 mod wire;
 
+use crate::provider::translate::{no_completions, params};
+
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -61,19 +63,7 @@ use crate::domain::{CallView, Endpoint, Reply, UpstreamError};
 pub const SERVICE: &str = "bedrock";
 
 /// OpenAI chat parameters Converse can honour.
-const CHAT_PARAMS: &[&str] = &[
-    "messages",
-    "max_tokens",
-    "max_completion_tokens",
-    "temperature",
-    "top_p",
-    "stop",
-    "tools",
-    "tool_choice",
-    "stream_options",
-    "user",
-    "n",
-];
+const CHAT_PARAMS: &[&str] = chat_params!["user"];
 
 /// OpenAI embedding parameters (plus Cohere's `input_type`) InvokeModel can honour.
 const EMBEDDING_PARAMS: &[&str] = &["input", "encoding_format", "dimensions", "input_type"];
@@ -152,11 +142,7 @@ impl Bedrock {
 
 impl Dialect for Bedrock {
     fn supported_params(&self, endpoint: Endpoint) -> Option<&'static [&'static str]> {
-        Some(match endpoint {
-            Endpoint::ChatCompletions => CHAT_PARAMS,
-            Endpoint::Embeddings => EMBEDDING_PARAMS,
-            Endpoint::Completions => &[],
-        })
+        params(endpoint, CHAT_PARAMS, EMBEDDING_PARAMS)
     }
 
     fn request(&self, call: &CallView<'_>) -> Result<UnsignedRequest, TranslateError> {
@@ -178,10 +164,7 @@ impl Dialect for Bedrock {
                 let body = request::embeddings(call)?;
                 self.request_to(call.model, "invoke", body, "application/json")
             }
-            Endpoint::Completions => Err(TranslateError::invalid(
-                "model",
-                "Bedrock deployments serve chat completions and embeddings, not /v1/completions.",
-            )),
+            Endpoint::Completions => Err(no_completions("Bedrock deployments")),
         }
     }
 

@@ -3,40 +3,26 @@
 
 use std::borrow::Cow;
 
-use serde::Deserialize;
-use serde_json::{Value, json};
-
 use super::wire::{
-    Block, CohereEmbedRequest, ConverseRequest, Empty, Image, ImageSource, InferenceConfig,
-    InputSchema, RequestMetadata, ResultBlock, SystemBlock, TitanRequest, ToolChoice, ToolConfig,
-    ToolEntry, ToolResult, ToolSpec, ToolUse, Turn,
+    Block, ConverseRequest, Empty, Image, ImageSource, InferenceConfig, InputSchema,
+    RequestMetadata, ResultBlock, SystemBlock, TitanRequest, ToolChoice, ToolConfig, ToolEntry,
+    ToolResult, ToolSpec, ToolUse, Turn,
 };
 use crate::domain::CallView;
 use crate::provider::TranslateError;
-use crate::provider::openai_wire::{
-    self, ChatRequest, Content, EmbeddingInput, EmbeddingsRequest, Part,
-};
+use crate::provider::cohere::EmbedRequest;
+use crate::provider::openai_wire::{self, ChatRequest, Content};
+use crate::provider::translate::{self, Said, ToolMode, TurnBuilder, UserPart, open_schema};
 
 /// Builds the Converse body for a chat call.
 pub fn chat(call: &CallView<'_>) -> Result<Vec<u8>, TranslateError> {
-    let req = ChatRequest::deserialize(call.body)
-        .map_err(|e| TranslateError::invalid("messages", e.to_string()))?;
-    if req.n.is_some_and(|n| n != 1) {
-        return Err(TranslateError::invalid(
-            "n",
-            "Bedrock returns one choice; n must be 1.",
-        ));
-    }
+    let req = translate::single_choice_request(call, "Bedrock")?;
     let (system, messages) = turns(&req.messages)?;
     let inference = InferenceConfig {
         max_tokens: req.output_limit(),
         temperature: req.temperature,
         top_p: req.top_p,
-        stop_sequences: req
-            .stop
-            .as_ref()
-            .map(openai_wire::Stop::to_vec)
-            .unwrap_or_default(),
+        stop_sequences: req.stop_sequences(),
     };
     let body = ConverseRequest {
         tool_config: tool_config(&req, &messages)?,
@@ -45,7 +31,7 @@ pub fn chat(call: &CallView<'_>) -> Result<Vec<u8>, TranslateError> {
         inference_config: (!inference.is_empty()).then_some(inference),
         request_metadata: req.user.clone().map(|user| RequestMetadata { user }),
     };
-    serde_json::to_vec(&body).map_err(|e| TranslateError::invalid("messages", e.to_string()))
+    translate::encode(&body, "messages")
 }
 
 /// `toolConfig` from `tools` and `tool_choice`. Bedrock has no `none`: the tools are
@@ -57,22 +43,13 @@ fn tool_config<'a>(
     messages: &[Turn<'a>],
 ) -> Result<Option<ToolConfig<'a>>, TranslateError> {
     let mut tools = Vec::new();
-    for tool in req.tools.iter().flatten() {
-        if tool.kind != "function" {
-            return Err(TranslateError::invalid(
-                "tools",
-                format!(
-                    "tool type {:?} is not supported; use function tools.",
-                    tool.kind
-                ),
-            ));
-        }
+    for function in translate::functions(req)? {
         tools.push(ToolEntry {
             tool_spec: ToolSpec {
-                name: tool.function.name.clone(),
-                description: tool.function.description.clone().filter(|d| !d.is_empty()),
+                name: function.name.clone(),
+                description: function.description.clone().filter(|d| !d.is_empty()),
                 input_schema: InputSchema {
-                    json: tool.function.parameters.clone().unwrap_or_else(open_schema),
+                    json: function.parameters.clone().unwrap_or_else(open_schema),
                 },
             },
         });
@@ -89,22 +66,14 @@ fn tool_config<'a>(
         .iter()
         .flat_map(|t| &t.content)
         .any(|b| matches!(b, Block::ToolUse(_) | Block::ToolResult(_)));
-    let choice = match &req.tool_choice {
+    let choice = match translate::tool_mode(req)? {
         None => None,
-        Some(openai_wire::ToolChoice::Mode(mode)) => match mode.as_ref() {
-            "auto" => Some(ToolChoice::Auto(Empty {})),
-            "required" => Some(ToolChoice::Any(Empty {})),
-            "none" if has_tool_blocks => None,
-            "none" => return Ok(None),
-            other => {
-                return Err(TranslateError::invalid(
-                    "tool_choice",
-                    format!("unknown mode {other:?}"),
-                ));
-            }
-        },
-        Some(openai_wire::ToolChoice::Named { function }) => Some(ToolChoice::Tool {
-            name: function.name.clone(),
+        Some(ToolMode::Auto) => Some(ToolChoice::Auto(Empty {})),
+        Some(ToolMode::Required) => Some(ToolChoice::Any(Empty {})),
+        Some(ToolMode::None) if has_tool_blocks => None,
+        Some(ToolMode::None) => return Ok(None),
+        Some(ToolMode::Named(name)) => Some(ToolChoice::Tool {
+            name: Cow::Borrowed(name),
         }),
     };
     for name in used {
@@ -129,179 +98,102 @@ fn tool_config<'a>(
     }))
 }
 
-fn open_schema() -> Value {
-    json!({"type": "object", "properties": {}})
-}
-
 /// System blocks and alternating user/assistant turns: consecutive same-role messages
 /// (several user messages, tool results) merge into one turn, as Bedrock requires.
 fn turns<'a>(
     messages: &'a [openai_wire::Message<'a>],
 ) -> Result<(Vec<SystemBlock<'a>>, Vec<Turn<'a>>), TranslateError> {
     let mut system = Vec::new();
-    let mut turns: Vec<Turn<'a>> = Vec::new();
-    for message in messages {
-        let (role, blocks) = match message.role.as_ref() {
-            "system" | "developer" => {
-                if let Some(content) = &message.content {
-                    for text in texts(content, "system")? {
-                        system.push(SystemBlock::Text(text));
+    let turns = translate::turns(messages, &mut system)?;
+    let turns = turns
+        .into_iter()
+        .map(|(role, content)| Turn { role, content });
+    Ok((system, turns.collect()))
+}
+
+/// Messages as Converse content blocks; the builder keeps the system blocks.
+impl<'a> TurnBuilder<'a> for Vec<SystemBlock<'a>> {
+    type Block = Block<'a>;
+
+    fn add(&mut self, said: Said<'a>, out: &mut Vec<Block<'a>>) -> Result<(), TranslateError> {
+        match said {
+            Said::System(content) => {
+                let texts = texts(content, "system")?;
+                self.extend(texts.into_iter().map(SystemBlock::Text));
+            }
+            Said::User(content) => {
+                translate::each_user_part(content, "Bedrock accepts", |part| {
+                    match part {
+                        UserPart::Text(text) => push_text(out, text),
+                        UserPart::Image(url) => out.push(Block::Image(image(url)?)),
                     }
-                }
-                continue;
+                    Ok(())
+                })?;
             }
-            "user" => {
-                let mut blocks = Vec::new();
+            Said::Assistant(message) => {
                 if let Some(content) = &message.content {
-                    user_blocks(content, &mut blocks)?;
-                }
-                ("user", blocks)
-            }
-            "assistant" => {
-                let mut blocks = Vec::new();
-                if let Some(content) = &message.content {
-                    blocks.extend(texts(content, "assistant")?.into_iter().map(Block::Text));
+                    out.extend(texts(content, "assistant")?.into_iter().map(Block::Text));
                 }
                 for call in message.tool_calls.iter().flatten() {
-                    let input: Value = if call.function.arguments.trim().is_empty() {
-                        json!({})
-                    } else {
-                        serde_json::from_str(&call.function.arguments).map_err(|_| {
-                            TranslateError::invalid(
-                                "messages",
-                                format!("tool call {:?} has arguments that are not JSON.", call.id),
-                            )
-                        })?
-                    };
-                    blocks.push(Block::ToolUse(ToolUse {
+                    out.push(Block::ToolUse(ToolUse {
                         tool_use_id: call.id.clone(),
                         name: call.function.name.clone(),
-                        input,
+                        input: translate::arguments(call)?,
                     }));
                 }
-                ("assistant", blocks)
             }
-            "tool" => {
-                let id = message.tool_call_id.clone().ok_or_else(|| {
-                    TranslateError::invalid("messages", "a tool message needs tool_call_id.")
-                })?;
+            Said::Tool(id, message) => {
                 let mut content = Vec::new();
                 if let Some(c) = &message.content {
                     result_blocks(c, &mut content)?;
                 }
-                (
-                    "user",
-                    vec![Block::ToolResult(ToolResult {
-                        tool_use_id: id,
-                        content,
-                    })],
-                )
+                out.push(Block::ToolResult(ToolResult {
+                    tool_use_id: id.clone(),
+                    content,
+                }));
             }
-            other => {
-                return Err(TranslateError::invalid(
-                    "messages",
-                    format!("unknown role {other:?}."),
-                ));
-            }
-        };
-        if blocks.is_empty() {
-            continue;
         }
-        match turns.last_mut() {
-            Some(last) if last.role == role => {
-                // Bedrock wants a turn's tool results before its other blocks.
-                if role == "user" && blocks.iter().all(|b| matches!(b, Block::ToolResult(_))) {
-                    let at = last
-                        .content
-                        .iter()
-                        .position(|b| !matches!(b, Block::ToolResult(_)))
-                        .unwrap_or(last.content.len());
-                    last.content.splice(at..at, blocks);
-                } else {
-                    last.content.extend(blocks);
-                }
-            }
-            _ => turns.push(Turn {
-                role,
-                content: blocks,
-            }),
+        Ok(())
+    }
+
+    /// Bedrock wants a turn's tool results before its other blocks.
+    fn merge(turn: &mut Vec<Block<'a>>, blocks: Vec<Block<'a>>) {
+        let is_result = |b: &Block<'_>| matches!(b, Block::ToolResult(_));
+        if blocks.iter().all(is_result) {
+            let at = turn
+                .iter()
+                .position(|b| !is_result(b))
+                .unwrap_or(turn.len());
+            turn.splice(at..at, blocks);
+        } else {
+            turn.extend(blocks);
         }
     }
-    Ok((system, turns))
 }
 
 /// The non-empty text of text-only content (system and assistant messages).
 fn texts<'a>(content: &'a Content<'a>, role: &str) -> Result<Vec<Cow<'a, str>>, TranslateError> {
     let mut out = Vec::new();
-    match content {
-        Content::Text(text) => out.push(Cow::Borrowed(text.as_ref())),
-        Content::Parts(parts) => {
-            for part in parts {
-                match part {
-                    Part::Text { text } => out.push(Cow::Borrowed(text.as_ref())),
-                    _ => {
-                        return Err(TranslateError::invalid(
-                            "messages",
-                            format!("only text parts are allowed in {role} messages."),
-                        ));
-                    }
-                }
-            }
-        }
-    }
     // Bedrock refuses blank text blocks.
-    out.retain(|t| !t.trim().is_empty());
-    Ok(out)
-}
-
-fn user_blocks<'a>(
-    content: &'a Content<'a>,
-    out: &mut Vec<Block<'a>>,
-) -> Result<(), TranslateError> {
-    match content {
-        Content::Text(text) => push_text(out, text),
-        Content::Parts(parts) => {
-            for part in parts {
-                match part {
-                    Part::Text { text } => push_text(out, text),
-                    Part::ImageUrl { image_url } => out.push(Block::Image(image(&image_url.url)?)),
-                    Part::Other => {
-                        return Err(TranslateError::invalid(
-                            "messages",
-                            "Bedrock accepts text and image_url content parts only.",
-                        ));
-                    }
-                }
-            }
+    translate::each_text(content, role, |text| {
+        if !text.trim().is_empty() {
+            out.push(Cow::Borrowed(text));
         }
-    }
-    Ok(())
+    })?;
+    Ok(out)
 }
 
 fn result_blocks<'a>(
     content: &'a Content<'a>,
     out: &mut Vec<ResultBlock<'a>>,
 ) -> Result<(), TranslateError> {
-    match content {
-        Content::Text(text) => out.push(ResultBlock::Text(Cow::Borrowed(text))),
-        Content::Parts(parts) => {
-            for part in parts {
-                match part {
-                    Part::Text { text } => out.push(ResultBlock::Text(Cow::Borrowed(text))),
-                    Part::ImageUrl { image_url } => {
-                        out.push(ResultBlock::Image(image(&image_url.url)?))
-                    }
-                    Part::Other => {
-                        return Err(TranslateError::invalid(
-                            "messages",
-                            "tool results accept text and image_url parts only.",
-                        ));
-                    }
-                }
-            }
-        }
-    }
-    Ok(())
+    translate::each_user_part(content, "tool results accept", |part| {
+        out.push(match part {
+            UserPart::Text(text) => ResultBlock::Text(Cow::Borrowed(text)),
+            UserPart::Image(url) => ResultBlock::Image(image(url)?),
+        });
+        Ok(())
+    })
 }
 
 fn push_text<'a>(out: &mut Vec<Block<'a>>, text: &'a str) {
@@ -375,31 +267,12 @@ pub fn embeddings(call: &CallView<'_>) -> Result<Vec<u8>, TranslateError> {
             ),
         )
     })?;
-    let req = EmbeddingsRequest::deserialize(call.body)
-        .map_err(|e| TranslateError::invalid("input", e.to_string()))?;
-    if let Some(format) = &req.encoding_format
-        && format != "float"
-        && format != "base64"
-    {
-        return Err(TranslateError::invalid(
-            "encoding_format",
-            "encoding_format must be float or base64.",
-        ));
-    }
-    let texts: Vec<&str> = match &req.input {
-        EmbeddingInput::One(text) => vec![text.as_ref()],
-        EmbeddingInput::Many(texts) => texts.iter().map(AsRef::as_ref).collect(),
-        EmbeddingInput::Tokens(_) => {
-            return Err(TranslateError::invalid(
-                "input",
-                "Bedrock embeds text; token arrays are not accepted.",
-            ));
-        }
-    };
+    let req = translate::embeddings_request(call)?;
+    let texts = translate::embedding_texts(&req, "Bedrock")?;
     if texts.is_empty() {
         return Err(TranslateError::invalid("input", "input must not be empty."));
     }
-    let body = match kind {
+    match kind {
         EmbedKind::Titan { v2 } => {
             let [text] = texts[..] else {
                 return Err(TranslateError::invalid(
@@ -414,31 +287,25 @@ pub fn embeddings(call: &CallView<'_>) -> Result<Vec<u8>, TranslateError> {
                     "only Titan Text Embeddings V2 can shorten embeddings.",
                 ));
             }
-            serde_json::to_vec(&TitanRequest {
-                input_text: text,
-                dimensions: req.dimensions,
-                // OpenAI's embeddings are unit vectors; V2 can match that.
-                normalize: v2.then_some(true),
-            })
+            translate::encode(
+                &TitanRequest {
+                    input_text: text,
+                    dimensions: req.dimensions,
+                    // OpenAI's embeddings are unit vectors; V2 can match that.
+                    normalize: v2.then_some(true),
+                },
+                "input",
+            )
         }
-        EmbedKind::Cohere => {
-            let input_type = match call.body.get("input_type") {
-                None => "search_document",
-                Some(Value::String(t)) => t.as_str(),
-                Some(_) => {
-                    return Err(TranslateError::invalid(
-                        "input_type",
-                        "input_type must be a string.",
-                    ));
-                }
-            };
-            serde_json::to_vec(&CohereEmbedRequest {
+        EmbedKind::Cohere => translate::encode(
+            &EmbedRequest {
+                model: None,
                 texts,
-                input_type,
+                input_type: translate::input_type(call)?,
                 embedding_types: ["float"],
                 output_dimension: req.dimensions,
-            })
-        }
-    };
-    body.map_err(|e| TranslateError::invalid("input", e.to_string()))
+            },
+            "input",
+        ),
+    }
 }

@@ -4,17 +4,16 @@ use http::StatusCode;
 
 use super::request::EmbedKind;
 use super::wire::{
-    CohereEmbedResponse, CohereEmbeddings, ConverseResponse, ErrorBody, TitanResponse,
-    finish_reason,
+    CohereEmbedResponse, CohereEmbeddings, ConverseResponse, TitanResponse, finish_reason,
 };
 use crate::domain::CallView;
-use crate::domain::{Reply, UpstreamError, Usage};
+use crate::domain::{Reply, UpstreamError};
 use crate::provider::TranslateError;
 use crate::provider::openai_wire::{
-    AssistantMessage, ChatCompletion, Choice, EmbeddingList, EmbeddingOut, EmbeddingUsage,
-    EmbeddingVector, FunctionOut, ToolCallOut, WireUsage, reply, unix_now,
+    AssistantMessage, Choice, EmbeddingVector, ToolCallOut, completion, embedding_list,
 };
-use crate::provider::{Markers, classify, excerpt};
+use crate::provider::translate::wants_base64;
+use crate::provider::{Markers, classify, error_message, upstream_fault};
 
 /// Converse responses carry no id; OpenAI clients expect one per completion.
 pub fn completion_id() -> String {
@@ -29,10 +28,7 @@ pub fn completion_id() -> String {
 pub fn chat(call: &CallView<'_>, body: &[u8]) -> Result<Reply, TranslateError> {
     let response: ConverseResponse =
         serde_json::from_slice(body).map_err(TranslateError::malformed)?;
-    let mut message = AssistantMessage {
-        role: "assistant",
-        ..AssistantMessage::default()
-    };
+    let mut tool_calls = Vec::new();
     let mut text = String::new();
     let mut reasoning = String::new();
     for block in response
@@ -44,45 +40,29 @@ pub fn chat(call: &CallView<'_>, body: &[u8]) -> Result<Reply, TranslateError> {
         if let Some(t) = block.text {
             text.push_str(&t);
         } else if let Some(tool) = block.tool_use {
-            message.tool_calls.push(ToolCallOut {
-                id: tool.tool_use_id,
-                kind: "function",
-                function: FunctionOut {
-                    name: tool.name,
-                    arguments: tool.input.to_string(),
-                },
-            });
+            tool_calls.push(ToolCallOut::function(
+                tool.tool_use_id,
+                tool.name,
+                tool.input.to_string(),
+            ));
         } else if let Some(r) = block.reasoning_content.and_then(|r| r.reasoning_text) {
             reasoning.push_str(&r.text);
         }
     }
-    message.content = (!text.is_empty() || message.tool_calls.is_empty()).then_some(text);
-    message.reasoning_content = (!reasoning.is_empty()).then_some(reasoning);
-    let id = completion_id();
+    let message = AssistantMessage::new(text, reasoning, tool_calls);
+    let finish = finish_reason(response.stop_reason.as_deref());
     let usage = response.usage.unwrap_or_default().to_usage();
-    let completion = ChatCompletion {
-        id: &id,
-        object: "chat.completion",
-        created: unix_now(),
-        model: call.model,
-        choices: vec![Choice {
-            index: 0,
-            message,
-            logprobs: None,
-            finish_reason: Some(finish_reason(response.stop_reason.as_deref())),
-        }],
-        usage: WireUsage::from(usage),
-    };
-    reply(&completion, Some(usage))
+    completion(
+        &completion_id(),
+        call.model,
+        vec![Choice::new(0, message, finish)],
+        usage,
+    )
 }
 
 /// An InvokeModel embedding answer → an embeddings `list`.
 pub fn embeddings(call: &CallView<'_>, body: &[u8]) -> Result<Reply, TranslateError> {
-    let base64 = call
-        .body
-        .get("encoding_format")
-        .and_then(serde_json::Value::as_str)
-        == Some("base64");
+    let base64 = wants_base64(call);
     let (vectors, tokens) = match EmbedKind::of(call.model) {
         Some(EmbedKind::Titan { .. }) => {
             let r: TitanResponse =
@@ -101,29 +81,10 @@ pub fn embeddings(call: &CallView<'_>, body: &[u8]) -> Result<Reply, TranslateEr
         }
         None => return Err(TranslateError::malformed("not an embedding model")),
     };
-    let data = vectors
+    let vectors = vectors
         .into_iter()
-        .enumerate()
-        .map(|(i, v)| EmbeddingOut {
-            object: "embedding",
-            index: u32::try_from(i).unwrap_or(u32::MAX),
-            embedding: EmbeddingVector::encode(v, base64),
-        })
-        .collect();
-    let list = EmbeddingList {
-        object: "list",
-        data,
-        model: call.model,
-        usage: EmbeddingUsage {
-            prompt_tokens: tokens,
-            total_tokens: tokens,
-        },
-    };
-    let usage = Usage {
-        prompt_tokens: tokens,
-        ..Usage::default()
-    };
-    reply(&list, Some(usage))
+        .map(|v| EmbeddingVector::encode(v, base64));
+    embedding_list(call.model, vectors, tokens)
 }
 
 /// How Bedrock and the models on it word a prompt over the context window (lower case).
@@ -142,15 +103,8 @@ const MARKERS: Markers = Markers {
 /// `ModelErrorException`'s 424 (the model failed), which is a server error (502) so it
 /// is retried and falls back like other upstream faults.
 pub fn error(status: StatusCode, body: &[u8]) -> UpstreamError {
-    let status = if status.as_u16() == 424 {
-        StatusCode::BAD_GATEWAY
-    } else {
-        status
-    };
-    let message = serde_json::from_slice::<ErrorBody>(body)
-        .ok()
-        .and_then(|b| b.message)
-        .unwrap_or_else(|| format!("Bedrock answered {status}: {}", excerpt(body)));
+    let status = upstream_fault(status, 424);
+    let message = error_message("Bedrock", status, body);
     let class = classify(status, &[&message], &MARKERS);
     UpstreamError::answered(class, status.as_u16(), message)
 }

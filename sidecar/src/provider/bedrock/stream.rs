@@ -20,9 +20,7 @@ use super::eventstream::{Decoder, Message};
 use super::response::completion_id;
 use super::wire::{BlockDelta, BlockStart, ErrorBody, MessageStop, Metadata, Usage, finish_reason};
 use crate::domain::CallView;
-use crate::provider::openai_wire::{
-    ChunkWriter, Delta, FunctionDelta, ToolCallDelta, take, write_done,
-};
+use crate::provider::openai_wire::{ChunkWriter, Delta, ToolIndexes, take};
 use crate::provider::{StreamError, StreamTranslator};
 
 /// Translates one ConverseStream answer.
@@ -32,9 +30,8 @@ pub struct Translator {
     writer: ChunkWriter,
     include_usage: bool,
     started: bool,
-    role_sent: bool,
     /// Bedrock content block index → OpenAI tool call index.
-    tools: Vec<(u32, u32)>,
+    tools: ToolIndexes<u32>,
     stopped: bool,
     done: bool,
     usage: Usage,
@@ -50,8 +47,7 @@ impl Translator {
             writer: ChunkWriter::new(completion_id(), call.model),
             include_usage,
             started: false,
-            role_sent: false,
-            tools: Vec::new(),
+            tools: ToolIndexes::default(),
             stopped: false,
             done: false,
             usage: Usage::default(),
@@ -60,16 +56,7 @@ impl Translator {
 
     /// Writes a chunk, preceded by the role chunk if it is the first.
     fn emit(&mut self, delta: Delta, finish: Option<&'static str>) {
-        if !self.role_sent {
-            self.role_sent = true;
-            let role = Delta {
-                role: Some("assistant"),
-                content: Some(String::new()),
-                ..Delta::default()
-            };
-            self.writer.choice(&mut self.out, role, None);
-        }
-        self.writer.choice(&mut self.out, delta, finish);
+        self.writer.emit(&mut self.out, delta, finish);
     }
 
     fn handle(&mut self, message: &Message) -> Result<(), StreamError> {
@@ -118,66 +105,31 @@ impl Translator {
             "contentBlockStart" => {
                 let start: BlockStart = parse(message)?;
                 if let Some(tool) = start.start.tool_use {
-                    let index = u32::try_from(self.tools.len()).unwrap_or(u32::MAX);
-                    self.tools.push((start.content_block_index, index));
-                    self.emit(
-                        Delta {
-                            tool_calls: vec![ToolCallDelta {
-                                index,
-                                id: Some(tool.tool_use_id),
-                                kind: Some("function"),
-                                function: FunctionDelta {
-                                    name: Some(tool.name),
-                                    arguments: Some(String::new()),
-                                },
-                            }],
-                            ..Delta::default()
-                        },
-                        None,
+                    let index = self.tools.open(start.content_block_index);
+                    let delta = Delta::tool_call(
+                        index,
+                        Some(tool.tool_use_id),
+                        Some(tool.name),
+                        String::new(),
                     );
+                    self.emit(delta, None);
                 }
             }
             "contentBlockDelta" => {
                 let delta: BlockDelta = parse(message)?;
                 let body = delta.delta;
                 if let Some(text) = body.text {
-                    self.emit(
-                        Delta {
-                            content: Some(text),
-                            ..Delta::default()
-                        },
-                        None,
-                    );
+                    self.emit(Delta::content(text), None);
                 } else if let Some(input) = body.tool_use {
                     let block = delta.content_block_index;
-                    let Some(&(_, index)) = self.tools.iter().find(|(b, _)| *b == block) else {
+                    let Some(index) = self.tools.get(&block) else {
                         return Err(StreamError::malformed(format!(
                             "tool input for block {block}, which started no tool call"
                         )));
                     };
-                    self.emit(
-                        Delta {
-                            tool_calls: vec![ToolCallDelta {
-                                index,
-                                id: None,
-                                kind: None,
-                                function: FunctionDelta {
-                                    name: None,
-                                    arguments: Some(input.input),
-                                },
-                            }],
-                            ..Delta::default()
-                        },
-                        None,
-                    );
+                    self.emit(Delta::tool_arguments(index, input.input), None);
                 } else if let Some(text) = body.reasoning_content.and_then(|r| r.text) {
-                    self.emit(
-                        Delta {
-                            reasoning_content: Some(text),
-                            ..Delta::default()
-                        },
-                        None,
-                    );
+                    self.emit(Delta::reasoning(text), None);
                 }
             }
             "messageStop" => {
@@ -205,10 +157,8 @@ impl Translator {
 
     /// Writes the usage chunk (if asked for) and `[DONE]`.
     fn end(&mut self) {
-        if self.include_usage {
-            self.writer.usage(&mut self.out, self.usage.to_usage());
-        }
-        write_done(&mut self.out);
+        let usage = self.include_usage.then(|| self.usage.to_usage());
+        self.writer.end(&mut self.out, usage);
         self.done = true;
     }
 }

@@ -16,11 +16,7 @@ fn spec() -> DeploymentSpec {
     let mut spec = crate::provider::spec(ProviderKind::Bedrock);
     spec.model = "anthropic.claude-3-5-haiku-20241022-v1:0".into();
     spec.region = Some("eu-west-1".into());
-    spec.aws = Some(AwsCredentials {
-        access_key_id: SecretString::new("AKIAEXAMPLE"),
-        secret_access_key: SecretString::new("secret"),
-        session_token: None,
-    });
+    spec.aws = Some(AwsCredentials::new("AKIAEXAMPLE", "secret"));
     spec
 }
 
@@ -28,44 +24,18 @@ fn dialect() -> Prepared {
     build(&spec()).unwrap()
 }
 
-fn view<'a>(
-    endpoint: Endpoint,
-    body: &'a Map<String, Value>,
-    stream: bool,
-    model: &'a str,
-) -> CallView<'a> {
-    CallView {
-        endpoint,
-        body,
-        stream,
-        model,
-        default_max_tokens: None,
-    }
-}
+use crate::provider::test_support::{self, object, view};
 
 fn chat_body(body: Value) -> (http::Uri, Value) {
-    let map = body.as_object().unwrap().clone();
-    let request = dialect()
-        .dialect
-        .request(&view(
-            Endpoint::ChatCompletions,
-            &map,
-            false,
-            "anthropic.claude-3-5-haiku-20241022-v1:0",
-        ))
-        .unwrap();
-    (
-        request.uri().clone(),
-        serde_json::from_slice(request.body()).unwrap(),
-    )
+    let map = object(&body);
+    let model = "anthropic.claude-3-5-haiku-20241022-v1:0";
+    let call = view(Endpoint::ChatCompletions, &map, false, model);
+    test_support::sent(&dialect(), &call).unwrap()
 }
 
 fn refused(endpoint: Endpoint, body: Value, model: &str) -> TranslateError {
-    let map = body.as_object().unwrap().clone();
-    dialect()
-        .dialect
-        .request(&view(endpoint, &map, false, model))
-        .unwrap_err()
+    let map = object(&body);
+    test_support::sent(&dialect(), &view(endpoint, &map, false, model)).unwrap_err()
 }
 
 #[test]
@@ -243,15 +213,9 @@ fn streams_go_to_converse_stream() {
 }
 
 fn answer(body: Value) -> Value {
-    let map = json!({"messages": []}).as_object().unwrap().clone();
-    let out = dialect()
-        .dialect
-        .response(
-            &view(Endpoint::ChatCompletions, &map, false, "m-1"),
-            Bytes::from(body.to_string()),
-        )
-        .unwrap();
-    serde_json::from_slice(&out.body).unwrap()
+    let map = Map::new();
+    let call = view(Endpoint::ChatCompletions, &map, false, "m-1");
+    test_support::answer(&dialect(), &call, &body).unwrap()
 }
 
 #[test]
@@ -269,15 +233,12 @@ fn converse_responses_become_completions() {
     }));
     assert!(v["id"].as_str().unwrap().starts_with("chatcmpl-"));
     assert_eq!(v["model"], "m-1");
-    let m = &v["choices"][0]["message"];
-    assert_eq!(m["content"], "Let me check.");
-    assert_eq!(m["reasoning_content"], "think");
+    let m = test_support::first_message(&v, "tool_calls", "Let me check.", "think");
     assert_eq!(m["tool_calls"][0]["id"], "tooluse_1");
     assert_eq!(
         m["tool_calls"][0]["function"]["arguments"],
         r#"{"city":"Paris"}"#
     );
-    assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
     assert_eq!(v["usage"]["prompt_tokens"], 40);
     assert_eq!(v["usage"]["completion_tokens"], 5);
     assert_eq!(v["usage"]["total_tokens"], 45);
@@ -329,33 +290,11 @@ fn run_stream(
 ) -> Result<Vec<Value>, StreamError> {
     let body =
         json!({"messages": [], "stream": true, "stream_options": {"include_usage": include_usage}});
-    let map = body.as_object().unwrap().clone();
-    let mut t = dialect()
+    let map = object(&body);
+    let translator = dialect()
         .dialect
         .stream(&view(Endpoint::ChatCompletions, &map, true, "m-1"));
-    let all = frames.concat();
-    let mut out = Vec::new();
-    for piece in all.chunks(chunk) {
-        if let Some(b) = t.feed(Bytes::copy_from_slice(piece))? {
-            out.extend_from_slice(&b);
-        }
-    }
-    if let Some(b) = t.finish()? {
-        out.extend_from_slice(&b);
-    }
-    let text = String::from_utf8(out).unwrap();
-    Ok(text
-        .split("\n\n")
-        .filter(|e| !e.is_empty())
-        .map(|e| {
-            let data = e.strip_prefix("data: ").unwrap();
-            if data == "[DONE]" {
-                json!("[DONE]")
-            } else {
-                serde_json::from_str(data).unwrap()
-            }
-        })
-        .collect())
+    test_support::run_stream(translator, &frames.concat(), chunk)
 }
 
 fn tool_stream() -> Vec<Vec<u8>> {
@@ -408,26 +347,7 @@ fn streamed_tool_calls_arrive_whole_with_their_indexes() {
                 .iter()
                 .all(|c| c["id"] == chunks[0]["id"] && c["model"] == "m-1")
         );
-        let mut calls: Vec<(String, String, String)> = Vec::new();
-        for c in chunks {
-            for d in c["choices"][0]["delta"]["tool_calls"]
-                .as_array()
-                .into_iter()
-                .flatten()
-            {
-                let i = d["index"].as_u64().unwrap() as usize;
-                if calls.len() <= i {
-                    calls.push((
-                        d["id"].as_str().unwrap().into(),
-                        d["function"]["name"].as_str().unwrap().into(),
-                        String::new(),
-                    ));
-                }
-                calls[i]
-                    .2
-                    .push_str(d["function"]["arguments"].as_str().unwrap_or(""));
-            }
-        }
+        let calls = test_support::streamed_tool_calls(chunks);
         assert_eq!(
             calls,
             vec![
@@ -439,11 +359,7 @@ fn streamed_tool_calls_arrive_whole_with_their_indexes() {
                 ("tu_2".into(), "time".into(), "{}".into()),
             ]
         );
-        let text: String = chunks
-            .iter()
-            .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
-            .collect();
-        assert_eq!(text, "Checking ");
+        assert_eq!(test_support::streamed_text(chunks), "Checking ");
         let finish = chunks
             .iter()
             .find_map(|c| c["choices"][0]["finish_reason"].as_str());

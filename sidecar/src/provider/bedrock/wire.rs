@@ -9,6 +9,8 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::provider::translate::CacheUsage;
+
 /// `POST /model/{modelId}/converse` (and `converse-stream`) body.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -172,28 +174,25 @@ pub struct ConverseResponse {
 }
 
 /// `output`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct Output {
-    #[serde(default)]
     pub message: Option<OutMessage>,
 }
 
 /// `output.message`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct OutMessage {
-    #[serde(default)]
     pub content: Vec<OutBlock>,
 }
 
 /// A response content block: one member set; unknown kinds leave all of these empty.
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub struct OutBlock {
-    #[serde(default)]
     pub text: Option<String>,
-    #[serde(default)]
     pub tool_use: Option<ToolUseOut>,
-    #[serde(default)]
     pub reasoning_content: Option<ReasoningOut>,
 }
 
@@ -208,52 +207,22 @@ pub struct ToolUseOut {
 }
 
 /// Reasoning content (`reasoningText`, or `redactedContent`, which is dropped).
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
 pub struct ReasoningOut {
-    #[serde(default)]
     pub reasoning_text: Option<ReasoningText>,
 }
 
 /// Reasoning text.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct ReasoningText {
-    #[serde(default)]
     pub text: String,
 }
 
 /// Token usage, in responses and in the stream's `metadata` event. `inputTokens`
 /// excludes tokens read from or written to the prompt cache.
-#[derive(Clone, Copy, Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Usage {
-    #[serde(default)]
-    pub input_tokens: u64,
-    #[serde(default)]
-    pub output_tokens: u64,
-    #[serde(default)]
-    pub cache_read_input_tokens: Option<u64>,
-    #[serde(default)]
-    pub cache_write_input_tokens: Option<u64>,
-}
-
-impl Usage {
-    /// The usage: prompt tokens count cached ones too.
-    pub fn to_usage(self) -> crate::domain::Usage {
-        let read = self.cache_read_input_tokens.unwrap_or(0);
-        let written = self.cache_write_input_tokens.unwrap_or(0);
-        crate::domain::Usage {
-            prompt_tokens: self
-                .input_tokens
-                .saturating_add(read)
-                .saturating_add(written),
-            completion_tokens: self.output_tokens,
-            cached_tokens: read,
-            cache_write_tokens: written,
-            reasoning_tokens: 0,
-        }
-    }
-}
+pub type Usage = CacheUsage;
 
 /// `stopReason` → `finish_reason`.
 pub fn finish_reason(stop_reason: Option<&str>) -> &'static str {
@@ -276,9 +245,8 @@ pub struct BlockStart {
 
 /// What a block starts with; only tool use carries anything we need.
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub struct StartBody {
-    #[serde(default)]
     pub tool_use: Option<ToolUseStart>,
 }
 
@@ -301,42 +269,38 @@ pub struct BlockDelta {
 
 /// A delta: text, tool input JSON text, or reasoning.
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub struct DeltaBody {
-    #[serde(default)]
     pub text: Option<String>,
-    #[serde(default)]
     pub tool_use: Option<ToolInputDelta>,
-    #[serde(default)]
     pub reasoning_content: Option<ReasoningDelta>,
 }
 
 /// A piece of a tool call's input JSON.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct ToolInputDelta {
-    #[serde(default)]
     pub input: String,
 }
 
 /// A piece of reasoning text (signatures and redacted content are dropped).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct ReasoningDelta {
-    #[serde(default)]
     pub text: Option<String>,
 }
 
 /// `messageStop`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
 pub struct MessageStop {
-    #[serde(default)]
     pub stop_reason: Option<String>,
 }
 
 /// `metadata`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct Metadata {
-    #[serde(default)]
     pub usage: Option<Usage>,
 }
 
@@ -366,16 +330,6 @@ pub struct TitanResponse {
     pub embedding: Vec<f32>,
     #[serde(default)]
     pub input_text_token_count: u64,
-}
-
-/// Cohere Embed on Bedrock request.
-#[derive(Debug, Serialize)]
-pub struct CohereEmbedRequest<'a> {
-    pub texts: Vec<&'a str>,
-    pub input_type: &'a str,
-    pub embedding_types: [&'static str; 1],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub output_dimension: Option<u32>,
 }
 
 /// Cohere Embed on Bedrock answer: `embeddings` is a list of vectors

@@ -33,6 +33,10 @@ mod response;
 mod stream;
 mod wire;
 
+pub(crate) use wire::EmbedRequest;
+
+use crate::provider::translate::{no_completions, params};
+
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -40,7 +44,7 @@ use http::{StatusCode, Uri};
 
 use super::{
     BuildError, Credential, Dialect, Prepared, StreamTranslator, TranslateError, UnsignedRequest,
-    join,
+    api_key, join,
 };
 use crate::config::snapshot::DeploymentSpec;
 use crate::domain::{CallView, Endpoint, Reply, UpstreamError};
@@ -49,21 +53,11 @@ use crate::domain::{CallView, Endpoint, Reply, UpstreamError};
 pub const DEFAULT_BASE_URL: &str = "https://api.cohere.com";
 
 /// OpenAI chat parameters Cohere can honour.
-const CHAT_PARAMS: &[&str] = &[
-    "messages",
-    "max_tokens",
-    "max_completion_tokens",
-    "temperature",
-    "top_p",
-    "stop",
+const CHAT_PARAMS: &[&str] = chat_params![
     "seed",
     "frequency_penalty",
     "presence_penalty",
-    "tools",
-    "tool_choice",
-    "response_format",
-    "stream_options",
-    "n",
+    "response_format"
 ];
 
 /// OpenAI embedding parameters (plus `input_type`) Cohere can honour.
@@ -74,13 +68,10 @@ pub fn build(spec: &DeploymentSpec) -> Result<Prepared, BuildError> {
     let base = spec.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
     let chat = join(base, "/v2/chat", None)?;
     let embed = join(base, "/v2/embed", None)?;
-    let key = spec
-        .api_key
-        .as_ref()
-        .ok_or(BuildError::Missing("apiKey is required for cohere"))?;
+    let key = api_key(spec, "apiKey is required for cohere")?;
     Ok(Prepared {
         dialect: Arc::new(Cohere { chat, embed }),
-        credential: Credential::bearer(key.expose())?,
+        credential: Credential::bearer(key)?,
     })
 }
 
@@ -93,11 +84,7 @@ pub struct Cohere {
 
 impl Dialect for Cohere {
     fn supported_params(&self, endpoint: Endpoint) -> Option<&'static [&'static str]> {
-        Some(match endpoint {
-            Endpoint::ChatCompletions => CHAT_PARAMS,
-            Endpoint::Embeddings => EMBEDDING_PARAMS,
-            Endpoint::Completions => &[],
-        })
+        params(endpoint, CHAT_PARAMS, EMBEDDING_PARAMS)
     }
 
     fn request(&self, call: &CallView<'_>) -> Result<UnsignedRequest, TranslateError> {
@@ -106,10 +93,7 @@ impl Dialect for Cohere {
                 Ok(super::post_json(self.chat.clone(), request::chat(call)?))
             }
             Endpoint::Embeddings => Ok(super::post_json(self.embed.clone(), request::embed(call)?)),
-            Endpoint::Completions => Err(TranslateError::invalid(
-                "model",
-                "Cohere deployments serve chat completions and embeddings, not /v1/completions.",
-            )),
+            Endpoint::Completions => Err(no_completions("Cohere deployments")),
         }
     }
 
@@ -121,7 +105,7 @@ impl Dialect for Cohere {
     }
 
     fn stream(&self, call: &CallView<'_>) -> Box<dyn StreamTranslator> {
-        Box::new(stream::Translator::new(call))
+        Box::new(stream::translator(call))
     }
 
     fn error(&self, status: StatusCode, body: &[u8]) -> UpstreamError {

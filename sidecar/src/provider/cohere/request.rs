@@ -2,77 +2,44 @@
 
 use std::borrow::Cow;
 
-use serde::Deserialize;
-use serde_json::{Value, json};
-
 use super::wire;
 use crate::domain::CallView;
 use crate::provider::TranslateError;
-use crate::provider::openai_wire::{
-    self, Content, EmbeddingInput, EmbeddingsRequest, Part, ResponseFormat,
-};
+use crate::provider::openai_wire::{self, Content, ResponseFormat};
+use crate::provider::translate::{self, ToolMode, UserPart, wants_base64};
 
 /// The `/v2/chat` body for a chat call.
 pub fn chat(call: &CallView<'_>) -> Result<Vec<u8>, TranslateError> {
-    let req = openai_wire::ChatRequest::deserialize(call.body)
-        .map_err(|e| TranslateError::invalid("messages", e.to_string()))?;
-    if req.n.is_some_and(|n| n != 1) {
-        return Err(TranslateError::invalid(
-            "n",
-            "Cohere returns one choice; n must be 1.",
-        ));
-    }
+    let req = translate::single_choice_request(call, "Cohere")?;
     let mut messages = Vec::with_capacity(req.messages.len());
     for m in &req.messages {
         messages.push(message(m)?);
     }
-    let mut tools = Vec::new();
-    for tool in req.tools.iter().flatten() {
-        if tool.kind != "function" {
-            return Err(TranslateError::invalid(
-                "tools",
-                format!(
-                    "tool type {:?} is not supported; use function tools.",
-                    tool.kind
-                ),
-            ));
-        }
-        tools.push(wire::Tool {
+    let mut tools: Vec<wire::Tool<'_>> = translate::functions(&req)?
+        .into_iter()
+        .map(|function| wire::Tool {
             kind: "function",
             function: wire::FunctionDef {
-                name: tool.function.name.clone(),
-                description: tool.function.description.clone(),
-                parameters: tool
-                    .function
+                name: function.name.clone(),
+                description: function.description.clone(),
+                parameters: function
                     .parameters
                     .clone()
-                    .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+                    .unwrap_or_else(translate::open_schema),
             },
-        });
-    }
-    let tool_choice = match &req.tool_choice {
-        None => None,
-        Some(openai_wire::ToolChoice::Mode(mode)) => match mode.as_ref() {
-            "auto" => None,
-            "required" => Some("REQUIRED"),
-            "none" => Some("NONE"),
-            other => {
-                return Err(TranslateError::invalid(
-                    "tool_choice",
-                    format!("unknown mode {other:?}"),
-                ));
-            }
-        },
-        Some(openai_wire::ToolChoice::Named { function }) => {
+        })
+        .collect();
+    let tool_choice = match translate::tool_mode(&req)? {
+        None | Some(ToolMode::Auto) => None,
+        Some(ToolMode::Required) => Some("REQUIRED"),
+        Some(ToolMode::None) => Some("NONE"),
+        Some(ToolMode::Named(name)) => {
             // Cohere cannot name the tool to call: offer only that one, and require a call.
-            tools.retain(|t| t.function.name == function.name);
+            tools.retain(|t| t.function.name == name);
             if tools.is_empty() {
                 return Err(TranslateError::invalid(
                     "tool_choice",
-                    format!(
-                        "tool_choice names {:?}, which is not in tools.",
-                        function.name
-                    ),
+                    format!("tool_choice names {name:?}, which is not in tools."),
                 ));
             }
             Some("REQUIRED")
@@ -98,17 +65,13 @@ pub fn chat(call: &CallView<'_>) -> Result<Vec<u8>, TranslateError> {
         max_tokens: req.output_limit(),
         temperature: req.temperature,
         p: req.top_p,
-        stop_sequences: req
-            .stop
-            .as_ref()
-            .map(openai_wire::Stop::to_vec)
-            .unwrap_or_default(),
+        stop_sequences: req.stop_sequences(),
         seed: req.seed,
         frequency_penalty: req.frequency_penalty,
         presence_penalty: req.presence_penalty,
         response_format,
     };
-    serde_json::to_vec(&body).map_err(|e| TranslateError::invalid("messages", e.to_string()))
+    translate::encode(&body, "messages")
 }
 
 fn message<'a>(m: &'a openai_wire::Message<'a>) -> Result<wire::Message<'a>, TranslateError> {
@@ -117,19 +80,9 @@ fn message<'a>(m: &'a openai_wire::Message<'a>) -> Result<wire::Message<'a>, Tra
             match content {
                 None => Ok(Cow::Borrowed("")),
                 Some(Content::Text(t)) => Ok(Cow::Borrowed(t.as_ref())),
-                Some(Content::Parts(parts)) => {
+                Some(parts) => {
                     let mut out = String::new();
-                    for part in parts {
-                        match part {
-                            Part::Text { text } => out.push_str(text),
-                            _ => {
-                                return Err(TranslateError::invalid(
-                                    "messages",
-                                    format!("only text parts are allowed in {role} messages."),
-                                ));
-                            }
-                        }
-                    }
+                    translate::each_text(parts, role, |text| out.push_str(text))?;
                     Ok(Cow::Owned(out))
                 }
             }
@@ -142,26 +95,19 @@ fn message<'a>(m: &'a openai_wire::Message<'a>) -> Result<wire::Message<'a>, Tra
             content: match &m.content {
                 None => wire::UserContent::Text(Cow::Borrowed("")),
                 Some(Content::Text(t)) => wire::UserContent::Text(Cow::Borrowed(t.as_ref())),
-                Some(Content::Parts(parts)) => {
-                    let mut out = Vec::with_capacity(parts.len());
-                    for part in parts {
+                Some(parts) => {
+                    let mut out = Vec::new();
+                    translate::each_user_part(parts, "Cohere accepts", |part| {
                         out.push(match part {
-                            Part::Text { text } => wire::UserPart::Text {
-                                text: Cow::Borrowed(text.as_ref()),
+                            UserPart::Text(text) => wire::UserPart::Text {
+                                text: Cow::Borrowed(text),
                             },
-                            Part::ImageUrl { image_url } => wire::UserPart::ImageUrl {
-                                image_url: wire::ImageUrl {
-                                    url: &image_url.url,
-                                },
+                            UserPart::Image(url) => wire::UserPart::ImageUrl {
+                                image_url: wire::ImageUrl { url },
                             },
-                            Part::Other => {
-                                return Err(TranslateError::invalid(
-                                    "messages",
-                                    "Cohere accepts text and image_url content parts only.",
-                                ));
-                            }
                         });
-                    }
+                        Ok(())
+                    })?;
                     wire::UserContent::Parts(out)
                 }
             },
@@ -202,65 +148,26 @@ fn message<'a>(m: &'a openai_wire::Message<'a>) -> Result<wire::Message<'a>, Tra
             }
         }
         "tool" => wire::Message::Tool {
-            tool_call_id: m.tool_call_id.clone().ok_or_else(|| {
-                TranslateError::invalid("messages", "a tool message needs tool_call_id.")
-            })?,
+            tool_call_id: translate::tool_call_id(m)?.clone(),
             content: text(&m.content, "tool")?,
         },
-        other => {
-            return Err(TranslateError::invalid(
-                "messages",
-                format!("unknown role {other:?}."),
-            ));
-        }
+        other => return Err(translate::unknown_role(other)),
     })
-}
-
-pub fn wants_base64(call: &CallView<'_>) -> bool {
-    call.body.get("encoding_format").and_then(Value::as_str) == Some("base64")
 }
 
 /// The `/v2/embed` body for an embeddings call.
 pub fn embed(call: &CallView<'_>) -> Result<Vec<u8>, TranslateError> {
-    let req = EmbeddingsRequest::deserialize(call.body)
-        .map_err(|e| TranslateError::invalid("input", e.to_string()))?;
-    if let Some(format) = &req.encoding_format
-        && format != "float"
-        && format != "base64"
-    {
-        return Err(TranslateError::invalid(
-            "encoding_format",
-            "encoding_format must be float or base64.",
-        ));
-    }
-    let texts: Vec<&str> = match &req.input {
-        EmbeddingInput::One(t) => vec![t.as_ref()],
-        EmbeddingInput::Many(ts) => ts.iter().map(AsRef::as_ref).collect(),
-        EmbeddingInput::Tokens(_) => {
-            return Err(TranslateError::invalid(
-                "input",
-                "Cohere embeds text; token arrays are not accepted.",
-            ));
-        }
-    };
+    let req = translate::embeddings_request(call)?;
+    let texts = translate::embedding_texts(&req, "Cohere")?;
     if texts.is_empty() || texts.len() > 96 {
         return Err(TranslateError::invalid(
             "input",
             "Cohere embeds 1 to 96 texts per request.",
         ));
     }
-    let input_type = match call.body.get("input_type") {
-        None => "search_document",
-        Some(Value::String(t)) => t.as_str(),
-        Some(_) => {
-            return Err(TranslateError::invalid(
-                "input_type",
-                "input_type must be a string.",
-            ));
-        }
-    };
+    let input_type = translate::input_type(call)?;
     let body = wire::EmbedRequest {
-        model: call.model,
+        model: Some(call.model),
         texts,
         input_type,
         embedding_types: [if wants_base64(call) {
@@ -270,5 +177,5 @@ pub fn embed(call: &CallView<'_>) -> Result<Vec<u8>, TranslateError> {
         }],
         output_dimension: req.dimensions,
     };
-    serde_json::to_vec(&body).map_err(|e| TranslateError::invalid("input", e.to_string()))
+    translate::encode(&body, "input")
 }

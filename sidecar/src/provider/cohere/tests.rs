@@ -9,6 +9,7 @@ use super::*;
 use crate::config::snapshot::{ProviderKind, SecretString};
 use crate::domain::ErrorClass;
 use crate::provider::StreamError;
+use crate::provider::test_support::{self, object};
 
 fn dialect() -> Prepared {
     let mut spec = crate::provider::spec(ProviderKind::Cohere);
@@ -18,22 +19,12 @@ fn dialect() -> Prepared {
 }
 
 fn view<'a>(endpoint: Endpoint, body: &'a Map<String, Value>, stream: bool) -> CallView<'a> {
-    CallView {
-        endpoint,
-        body,
-        stream,
-        model: "command-a-03-2025",
-        default_max_tokens: None,
-    }
+    test_support::view(endpoint, body, stream, "command-a-03-2025")
 }
 
 fn sent(endpoint: Endpoint, body: Value) -> (http::Uri, Value) {
-    let map = body.as_object().unwrap().clone();
-    let r = dialect()
-        .dialect
-        .request(&view(endpoint, &map, false))
-        .unwrap();
-    (r.uri().clone(), serde_json::from_slice(r.body()).unwrap())
+    let map = object(&body);
+    test_support::sent(&dialect(), &view(endpoint, &map, false)).unwrap()
 }
 
 #[test]
@@ -95,13 +86,11 @@ fn chat_maps_to_v2_chat() {
 
 fn answer(body: Value) -> Result<Value, TranslateError> {
     let map = Map::new();
-    dialect()
-        .dialect
-        .response(
-            &view(Endpoint::ChatCompletions, &map, false),
-            Bytes::from(body.to_string()),
-        )
-        .map(|reply| serde_json::from_slice(&reply.body).unwrap())
+    test_support::answer(
+        &dialect(),
+        &view(Endpoint::ChatCompletions, &map, false),
+        &body,
+    )
 }
 
 #[test]
@@ -137,36 +126,15 @@ fn responses_finish_reasons_and_usage() {
 
 fn stream(events: &[Value], chunk: usize) -> Result<Vec<Value>, StreamError> {
     let body = json!({"stream_options": {"include_usage": true}});
-    let map = body.as_object().unwrap().clone();
-    let mut t = dialect()
+    let map = object(&body);
+    let translator = dialect()
         .dialect
         .stream(&view(Endpoint::ChatCompletions, &map, true));
     let raw: String = events
         .iter()
         .map(|e| format!("event: {}\ndata: {e}\n\n", e["type"].as_str().unwrap()))
         .collect();
-    let mut out = Vec::new();
-    for piece in raw.as_bytes().chunks(chunk) {
-        if let Some(b) = t.feed(Bytes::copy_from_slice(piece))? {
-            out.extend_from_slice(&b);
-        }
-    }
-    if let Some(b) = t.finish()? {
-        out.extend_from_slice(&b);
-    }
-    Ok(String::from_utf8(out)
-        .unwrap()
-        .split("\n\n")
-        .filter(|e| !e.is_empty())
-        .map(|e| {
-            let d = e.strip_prefix("data: ").unwrap();
-            if d == "[DONE]" {
-                json!("[DONE]")
-            } else {
-                serde_json::from_str(d).unwrap()
-            }
-        })
-        .collect())
+    test_support::run_stream(translator, raw.as_bytes(), chunk)
 }
 
 fn tool_events() -> Vec<Value> {

@@ -136,12 +136,10 @@ pub struct ChatResponse {
 
 /// The assistant message of a response.
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct ResponseMessage {
-    #[serde(default)]
     pub content: Vec<ContentBlock>,
-    #[serde(default)]
     pub tool_plan: Option<String>,
-    #[serde(default)]
     pub tool_calls: Vec<ResponseToolCall>,
 }
 
@@ -174,21 +172,18 @@ pub struct ResponseFunction {
 /// `usage`: billed units (what Cohere charges for) and raw tokens (prompt template
 /// included), plus cached prompt tokens.
 #[derive(Clone, Copy, Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct Usage {
-    #[serde(default)]
     pub billed_units: Option<Counts>,
-    #[serde(default)]
     pub tokens: Option<Counts>,
-    #[serde(default)]
     pub cached_tokens: Option<u64>,
 }
 
 /// Input and output counts.
 #[derive(Clone, Copy, Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct Counts {
-    #[serde(default)]
     pub input_tokens: u64,
-    #[serde(default)]
     pub output_tokens: u64,
 }
 
@@ -251,62 +246,58 @@ pub enum StreamEvent {
 
 /// `delta` of content and tool events.
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct EventDelta {
-    #[serde(default)]
     pub message: DeltaMessage,
 }
 
 /// `delta.message`.
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct DeltaMessage {
-    #[serde(default)]
     pub content: Option<DeltaContent>,
-    #[serde(default)]
     pub tool_plan: Option<String>,
-    #[serde(default)]
     pub tool_calls: Option<DeltaToolCall>,
 }
 
 /// `delta.message.content`.
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct DeltaContent {
-    #[serde(default)]
     pub text: Option<String>,
-    #[serde(default)]
     pub thinking: Option<String>,
 }
 
 /// `delta.message.tool_calls`: one call, not a list.
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct DeltaToolCall {
-    #[serde(default)]
     pub id: Option<String>,
-    #[serde(default)]
     pub function: DeltaFunction,
 }
 
 /// Its function piece.
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct DeltaFunction {
-    #[serde(default)]
     pub name: Option<String>,
-    #[serde(default)]
     pub arguments: Option<String>,
 }
 
 /// `message-end`'s delta.
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct EndDelta {
-    #[serde(default)]
     pub finish_reason: Option<String>,
-    #[serde(default)]
     pub usage: Option<Usage>,
 }
 
-/// `POST /v2/embed` body.
+/// `POST /v2/embed` body, which Cohere Embed on Bedrock takes too (without `model`: it
+/// travels in Bedrock's URL).
 #[derive(Debug, Serialize)]
 pub struct EmbedRequest<'a> {
-    pub model: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<&'a str>,
     pub texts: Vec<&'a str>,
     pub input_type: &'a str,
     pub embedding_types: [&'static str; 1],
@@ -323,31 +314,23 @@ pub struct EmbedResponse {
 }
 
 /// `embeddings`: the type asked for is present.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct EmbeddingsByType {
-    #[serde(default)]
     pub float: Option<Vec<Vec<f32>>>,
-    #[serde(default)]
     pub base64: Option<Vec<String>>,
 }
 
 /// `meta`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct EmbedMeta {
-    #[serde(default)]
     pub billed_units: Option<BilledInput>,
 }
 
 /// `meta.billed_units`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct BilledInput {
-    #[serde(default)]
     pub input_tokens: u64,
-}
-
-/// Cohere's error body.
-#[derive(Debug, Deserialize)]
-pub struct ErrorBody {
-    #[serde(default)]
-    pub message: Option<String>,
 }

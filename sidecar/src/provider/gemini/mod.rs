@@ -50,16 +50,17 @@ mod wire;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HeaderMap, HeaderName};
+use http::header::{CONTENT_TYPE, HeaderMap};
 use http::{StatusCode, Uri};
 
 use super::google_auth::TokenSource;
 use super::{
     BuildError, Credential, Dialect, Prepared, ProviderContext, StreamTranslator, TranslateError,
-    UnsignedRequest, join, secret_header,
+    UnsignedRequest, api_key, join,
 };
 use crate::config::snapshot::DeploymentSpec;
 use crate::domain::{CallView, Endpoint, Reply, UpstreamError};
+use crate::provider::translate::{no_completions, params};
 use request::EmbedMethod;
 
 /// The Gemini API's base URL.
@@ -70,23 +71,13 @@ pub const AI_STUDIO_VERSION: &str = "v1beta";
 pub const VERTEX_VERSION: &str = "v1";
 
 /// OpenAI chat parameters Gemini can honour.
-const CHAT_PARAMS: &[&str] = &[
-    "messages",
-    "max_tokens",
-    "max_completion_tokens",
-    "temperature",
-    "top_p",
-    "stop",
-    "n",
+const CHAT_PARAMS: &[&str] = chat_params![
     "seed",
     "presence_penalty",
     "frequency_penalty",
     "response_format",
-    "tools",
-    "tool_choice",
     "parallel_tool_calls",
-    "stream_options",
-    "reasoning_effort",
+    "reasoning_effort"
 ];
 
 /// OpenAI embeddings parameters Gemini can honour.
@@ -107,16 +98,10 @@ pub fn build_ai_studio(spec: &DeploymentSpec) -> Result<Prepared, BuildError> {
     let version = version(spec.api_version.as_deref(), AI_STUDIO_VERSION)?;
     let base = spec.base_url.as_deref().unwrap_or(AI_STUDIO_BASE_URL);
     let base = format!("{}/{version}/models/{model}", base.trim_end_matches('/'));
-    let key = spec
-        .api_key
-        .as_ref()
-        .ok_or(BuildError::Missing("apiKey is required for gemini"))?;
+    let key = api_key(spec, "apiKey is required for gemini")?;
     Ok(Prepared {
         dialect: Arc::new(Gemini::new(Flavor::AiStudio, &base, "batchEmbedContents")?),
-        credential: Credential::Header(
-            HeaderName::from_static("x-goog-api-key"),
-            secret_header(key.expose())?,
-        ),
+        credential: Credential::key_header("x-goog-api-key", key)?,
     })
 }
 
@@ -224,11 +209,7 @@ impl Gemini {
 
 impl Dialect for Gemini {
     fn supported_params(&self, endpoint: Endpoint) -> Option<&'static [&'static str]> {
-        match endpoint {
-            Endpoint::ChatCompletions => Some(CHAT_PARAMS),
-            Endpoint::Embeddings => Some(EMBEDDING_PARAMS),
-            Endpoint::Completions => Some(&[]),
-        }
+        params(endpoint, CHAT_PARAMS, EMBEDDING_PARAMS)
     }
 
     fn request(&self, call: &CallView<'_>) -> Result<UnsignedRequest, TranslateError> {
@@ -249,12 +230,7 @@ impl Dialect for Gemini {
                 };
                 (uri, body)
             }
-            Endpoint::Completions => {
-                return Err(TranslateError::invalid(
-                    "model",
-                    "Gemini models serve chat completions and embeddings, not /completions.",
-                ));
-            }
+            Endpoint::Completions => return Err(no_completions("Gemini models")),
         };
         Ok(super::post_json(uri.clone(), body))
     }
@@ -274,7 +250,7 @@ impl Dialect for Gemini {
     }
 
     fn stream(&self, call: &CallView<'_>) -> Box<dyn StreamTranslator> {
-        Box::new(stream::Translator::new(call))
+        Box::new(stream::translator(call))
     }
 
     fn error(&self, status: StatusCode, body: &[u8]) -> UpstreamError {

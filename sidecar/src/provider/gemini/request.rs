@@ -16,17 +16,15 @@ use super::wire::{
 };
 use crate::domain::CallView;
 use crate::provider::TranslateError;
-use crate::provider::openai_wire::{
-    self, ChatRequest, EmbeddingInput, EmbeddingsRequest, Part, ResponseFormat,
-};
+use crate::provider::openai_wire::{self, ChatRequest, EmbeddingsRequest, ResponseFormat};
+use crate::provider::translate::{self, Said, ToolMode, TurnBuilder, UserPart};
 
 /// Gemini takes at most this many stop sequences.
 const MAX_STOPS: usize = 5;
 
 /// The `generateContent` body for a chat call.
 pub fn chat(call: &CallView<'_>, flavor: Flavor) -> Result<Vec<u8>, TranslateError> {
-    let req = ChatRequest::deserialize(call.body)
-        .map_err(|e| TranslateError::invalid("messages", e.to_string()))?;
+    let req = translate::chat_request(call)?;
     let (system, contents) = turns(&req.messages, flavor)?;
     if contents.is_empty() {
         return Err(TranslateError::invalid(
@@ -50,69 +48,42 @@ pub fn chat(call: &CallView<'_>, flavor: Flavor) -> Result<Vec<u8>, TranslateErr
             "Gemini cannot be told to call at most one function at a time.",
         ));
     }
-    let mut declarations = Vec::new();
-    for tool in req.tools.iter().flatten() {
-        if tool.kind != "function" {
-            return Err(TranslateError::invalid(
-                "tools",
-                format!(
-                    "tool type {:?} is not supported; use function tools.",
-                    tool.kind
-                ),
-            ));
-        }
-        declarations.push(FunctionDeclaration {
-            name: tool.function.name.clone(),
-            description: tool.function.description.clone(),
-            parameters: tool.function.parameters.as_ref().and_then(schema::convert),
-        });
-    }
+    let declarations: Vec<FunctionDeclaration<'_>> = translate::functions(&req)?
+        .into_iter()
+        .map(|function| FunctionDeclaration {
+            name: function.name.clone(),
+            description: function.description.clone(),
+            parameters: function.parameters.as_ref().and_then(schema::convert),
+        })
+        .collect();
     if !declarations.is_empty() {
         body.tools.push(Tool {
             function_declarations: declarations,
         });
-        body.tool_config = tool_config(req.tool_choice.as_ref())?;
+        body.tool_config = tool_config(translate::tool_mode(&req)?);
     }
-    serde_json::to_vec(&body).map_err(|e| TranslateError::invalid("messages", e.to_string()))
+    translate::encode(&body, "messages")
 }
 
 /// `tool_choice` → `functionCallingConfig`: auto → AUTO, none → NONE, required → ANY,
 /// a named function → ANY limited to it.
-fn tool_config<'a>(
-    choice: Option<&openai_wire::ToolChoice<'a>>,
-) -> Result<Option<ToolConfig<'a>>, TranslateError> {
-    let config = match choice {
-        None => return Ok(None),
-        Some(openai_wire::ToolChoice::Mode(mode)) => FunctionCallingConfig {
-            mode: match mode.as_ref() {
-                "auto" => "AUTO",
-                "none" => "NONE",
-                "required" => "ANY",
-                other => {
-                    return Err(TranslateError::invalid(
-                        "tool_choice",
-                        format!("unknown mode {other:?}"),
-                    ));
-                }
-            },
-            allowed_function_names: Vec::new(),
-        },
-        Some(openai_wire::ToolChoice::Named { function }) => FunctionCallingConfig {
-            mode: "ANY",
-            allowed_function_names: vec![function.name.clone()],
-        },
+fn tool_config(mode: Option<ToolMode<'_>>) -> Option<ToolConfig<'_>> {
+    let (mode, allowed) = match mode? {
+        ToolMode::Auto => ("AUTO", None),
+        ToolMode::None => ("NONE", None),
+        ToolMode::Required => ("ANY", None),
+        ToolMode::Named(name) => ("ANY", Some(Cow::Borrowed(name))),
     };
-    Ok(Some(ToolConfig {
-        function_calling_config: config,
-    }))
+    Some(ToolConfig {
+        function_calling_config: FunctionCallingConfig {
+            mode,
+            allowed_function_names: allowed.into_iter().collect(),
+        },
+    })
 }
 
 fn generation_config(req: &ChatRequest<'_>) -> Result<GenerationConfig, TranslateError> {
-    let stops = req
-        .stop
-        .as_ref()
-        .map(openai_wire::Stop::to_vec)
-        .unwrap_or_default();
+    let stops = req.stop_sequences();
     if stops.len() > MAX_STOPS {
         return Err(TranslateError::invalid(
             "stop",
@@ -167,45 +138,65 @@ fn turns<'a>(
     messages: &'a [openai_wire::Message<'a>],
     flavor: Flavor,
 ) -> Result<(Vec<PartOut<'a>>, Vec<Content<'a>>), TranslateError> {
-    let mut system = Vec::new();
-    let mut contents: Vec<Content<'a>> = Vec::new();
-    // Tool call id → function name: tool messages name only the id, Gemini wants the
-    // name. Later calls with the same id shadow earlier ones.
-    let mut called: HashMap<&'a str, &'a str> = HashMap::new();
-    for message in messages {
-        let (role, parts) = match message.role.as_ref() {
-            "system" | "developer" => {
-                if let Some(content) = &message.content {
-                    text_parts(content, &mut system)?;
-                }
-                continue;
+    let mut builder = Turns {
+        flavor,
+        system: Vec::new(),
+        called: HashMap::new(),
+    };
+    let turns = translate::turns(messages, &mut builder)?;
+    let contents = turns.into_iter().map(|(role, parts)| Content {
+        role: Some(role),
+        parts,
+    });
+    let contents = contents.collect();
+    Ok((builder.system, contents))
+}
+
+/// Messages as Gemini parts, system text apart.
+struct Turns<'a> {
+    flavor: Flavor,
+    system: Vec<PartOut<'a>>,
+    /// Tool call id → function name: tool messages name only the id, Gemini wants the
+    /// name. Later calls with the same id shadow earlier ones.
+    called: HashMap<&'a str, &'a str>,
+}
+
+impl<'a> TurnBuilder<'a> for Turns<'a> {
+    type Block = PartOut<'a>;
+
+    const ASSISTANT: &'static str = "model";
+
+    fn add(&mut self, said: Said<'a>, out: &mut Vec<PartOut<'a>>) -> Result<(), TranslateError> {
+        match said {
+            Said::System(content) => {
+                translate::each_text(content, "system", |t| push_text(&mut self.system, t))
             }
-            "user" => {
-                let mut parts = Vec::new();
-                if let Some(content) = &message.content {
-                    user_parts(content, flavor, &mut parts)?;
-                }
-                ("user", parts)
+            Said::User(content) => {
+                let flavor = self.flavor;
+                translate::each_user_part(content, "Gemini accepts", |part| {
+                    match part {
+                        UserPart::Text(text) => push_text(out, text),
+                        UserPart::Image(url) => out.push(image(url, flavor)?),
+                    }
+                    Ok(())
+                })
             }
-            "assistant" => {
-                let mut parts = Vec::new();
+            Said::Assistant(message) => {
                 if let Some(content) = &message.content {
-                    text_parts(content, &mut parts)?;
+                    translate::each_text(content, "assistant", |t| push_text(out, t))?;
                 }
                 for call in message.tool_calls.iter().flatten() {
-                    called.insert(call.id.as_ref(), call.function.name.as_ref());
-                    parts.push(PartOut::FunctionCall(FunctionCall {
+                    self.called
+                        .insert(call.id.as_ref(), call.function.name.as_ref());
+                    out.push(PartOut::FunctionCall(FunctionCall {
                         name: call.function.name.clone(),
-                        args: arguments(&call.id, &call.function.arguments)?,
+                        args: arguments(call)?,
                     }));
                 }
-                ("model", parts)
+                Ok(())
             }
-            "tool" => {
-                let id = message.tool_call_id.as_deref().ok_or_else(|| {
-                    TranslateError::invalid("messages", "a tool message needs tool_call_id.")
-                })?;
-                let name = called.get(id).copied().ok_or_else(|| {
+            Said::Tool(id, message) => {
+                let name = self.called.get(id.as_ref()).copied().ok_or_else(|| {
                     TranslateError::invalid(
                         "messages",
                         format!(
@@ -218,45 +209,26 @@ fn turns<'a>(
                     .as_ref()
                     .map(openai_wire::Content::text)
                     .unwrap_or_default();
-                (
-                    "user",
-                    vec![PartOut::FunctionResponse(FunctionResponse {
-                        name: Cow::Borrowed(name),
-                        response: tool_response(&text),
-                    })],
-                )
+                out.push(PartOut::FunctionResponse(FunctionResponse {
+                    name: Cow::Borrowed(name),
+                    response: tool_response(&text),
+                }));
+                Ok(())
             }
-            other => {
-                return Err(TranslateError::invalid(
-                    "messages",
-                    format!("unknown role {other:?}."),
-                ));
-            }
-        };
-        if parts.is_empty() {
-            continue;
-        }
-        match contents.last_mut() {
-            Some(last) if last.role == Some(role) => last.parts.extend(parts),
-            _ => contents.push(Content {
-                role: Some(role),
-                parts,
-            }),
         }
     }
-    Ok((system, contents))
 }
 
 /// A tool call's arguments as the JSON object Gemini's `args` must be.
-fn arguments(id: &str, arguments: &str) -> Result<Value, TranslateError> {
-    if arguments.trim().is_empty() {
-        return Ok(json!({}));
-    }
-    match serde_json::from_str::<Value>(arguments) {
+fn arguments(call: &openai_wire::ToolCall<'_>) -> Result<Value, TranslateError> {
+    match translate::arguments(call) {
         Ok(Value::Object(args)) => Ok(Value::Object(args)),
         _ => Err(TranslateError::invalid(
             "messages",
-            format!("tool call {id:?} has arguments that are not a JSON object."),
+            format!(
+                "tool call {:?} has arguments that are not a JSON object.",
+                call.id
+            ),
         )),
     }
 }
@@ -270,56 +242,6 @@ fn tool_response(text: &str) -> Value {
         Ok(other) => json!({ "result": other }),
         Err(_) => json!({ "result": text }),
     }
-}
-
-/// Text-only content (system and assistant messages).
-fn text_parts<'a>(
-    content: &'a openai_wire::Content<'a>,
-    out: &mut Vec<PartOut<'a>>,
-) -> Result<(), TranslateError> {
-    match content {
-        openai_wire::Content::Text(text) => push_text(out, text),
-        openai_wire::Content::Parts(parts) => {
-            for part in parts {
-                match part {
-                    Part::Text { text } => push_text(out, text),
-                    _ => {
-                        return Err(TranslateError::invalid(
-                            "messages",
-                            "only text parts are allowed in system and assistant messages.",
-                        ));
-                    }
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// User content: text and images.
-fn user_parts<'a>(
-    content: &'a openai_wire::Content<'a>,
-    flavor: Flavor,
-    out: &mut Vec<PartOut<'a>>,
-) -> Result<(), TranslateError> {
-    match content {
-        openai_wire::Content::Text(text) => push_text(out, text),
-        openai_wire::Content::Parts(parts) => {
-            for part in parts {
-                match part {
-                    Part::Text { text } => push_text(out, text),
-                    Part::ImageUrl { image_url } => out.push(image(&image_url.url, flavor)?),
-                    Part::Other => {
-                        return Err(TranslateError::invalid(
-                            "messages",
-                            "Gemini accepts text and image_url content parts only.",
-                        ));
-                    }
-                }
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Gemini refuses empty text parts.
@@ -405,18 +327,10 @@ pub fn embeddings(
     call: &CallView<'_>,
     flavor: Flavor,
 ) -> Result<(EmbedMethod, Vec<u8>), TranslateError> {
+    // Any `encoding_format` but base64 gets floats, as from OpenAI.
     let req = EmbeddingsRequest::deserialize(call.body)
         .map_err(|e| TranslateError::invalid("input", e.to_string()))?;
-    let inputs: Vec<&str> = match &req.input {
-        EmbeddingInput::One(text) => vec![text.as_ref()],
-        EmbeddingInput::Many(texts) => texts.iter().map(Cow::as_ref).collect(),
-        EmbeddingInput::Tokens(_) => {
-            return Err(TranslateError::invalid(
-                "input",
-                "Gemini embeds text; token arrays are not supported.",
-            ));
-        }
-    };
+    let inputs = translate::embedding_texts(&req, "Gemini")?;
     if inputs.is_empty() || inputs.iter().any(|t| t.is_empty()) {
         return Err(TranslateError::invalid(
             "input",
@@ -475,5 +389,5 @@ fn embed_request<'a>(model: Option<&'a str>, text: &'a str, dims: Option<u32>) -
 }
 
 fn encode(body: &impl serde::Serialize) -> Result<Vec<u8>, TranslateError> {
-    serde_json::to_vec(body).map_err(|e| TranslateError::invalid("input", e.to_string()))
+    translate::encode(body, "input")
 }

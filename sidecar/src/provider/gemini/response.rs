@@ -6,13 +6,13 @@ use serde_json::Value;
 
 use super::wire::{EmbedResponse, ErrorEnvelope, GenerateResponse, finish_reason};
 use crate::domain::CallView;
-use crate::domain::{ErrorClass, Reply, UpstreamError, Usage};
+use crate::domain::{ErrorClass, Reply, UpstreamError};
 use crate::provider::TranslateError;
 use crate::provider::excerpt;
 use crate::provider::openai_wire::{
-    AssistantMessage, ChatCompletion, Choice, EmbeddingList, EmbeddingOut, EmbeddingUsage,
-    EmbeddingVector, FunctionOut, ToolCallOut, WireUsage, reply, unix_now,
+    AssistantMessage, Choice, EmbeddingVector, ToolCallOut, completion, embedding_list,
 };
+use crate::provider::translate::wants_base64;
 
 /// The id of the `n`-th call of choice `choice`: Gemini gives calls no ids (some
 /// versions do, and those are kept), so they are made from the response id, the same
@@ -49,26 +49,19 @@ pub fn chat(call: &CallView<'_>, body: &[u8]) -> Result<Reply, TranslateError> {
         let index = candidate
             .index
             .unwrap_or(u32::try_from(position).unwrap_or(u32::MAX));
-        let mut message = AssistantMessage {
-            role: "assistant",
-            ..AssistantMessage::default()
-        };
+        let mut tool_calls = Vec::new();
         let mut text = String::new();
         let mut reasoning = String::new();
         for part in candidate.content.iter().flat_map(|c| &c.parts) {
             if let Some(call) = &part.function_call {
-                let n = message.tool_calls.len();
-                message.tool_calls.push(ToolCallOut {
-                    id: call_id(call.id.as_deref(), rid, index, n),
-                    kind: "function",
-                    function: FunctionOut {
-                        name: call.name.clone(),
-                        arguments: call
-                            .args
-                            .as_ref()
-                            .map_or_else(|| "{}".to_owned(), Value::to_string),
-                    },
-                });
+                let n = tool_calls.len();
+                tool_calls.push(ToolCallOut::function(
+                    call_id(call.id.as_deref(), rid, index, n),
+                    call.name.clone(),
+                    call.args
+                        .as_ref()
+                        .map_or_else(|| "{}".to_owned(), Value::to_string),
+                ));
             } else if let Some(t) = &part.text {
                 if part.thought == Some(true) {
                     reasoning.push_str(t);
@@ -77,18 +70,9 @@ pub fn chat(call: &CallView<'_>, body: &[u8]) -> Result<Reply, TranslateError> {
                 }
             }
         }
-        let finish = finish_reason(
-            candidate.finish_reason.as_deref(),
-            !message.tool_calls.is_empty(),
-        );
-        message.content = (!text.is_empty() || message.tool_calls.is_empty()).then_some(text);
-        message.reasoning_content = (!reasoning.is_empty()).then_some(reasoning);
-        choices.push(Choice {
-            index,
-            message,
-            logprobs: None,
-            finish_reason: Some(finish),
-        });
+        let finish = finish_reason(candidate.finish_reason.as_deref(), !tool_calls.is_empty());
+        let message = AssistantMessage::new(text, reasoning, tool_calls);
+        choices.push(Choice::new(index, message, finish));
     }
     if choices.is_empty() {
         let blocked = response
@@ -100,28 +84,13 @@ pub fn chat(call: &CallView<'_>, body: &[u8]) -> Result<Reply, TranslateError> {
                 "no candidates and no promptFeedback.blockReason",
             ));
         }
-        choices.push(Choice {
-            index: 0,
-            message: AssistantMessage {
-                role: "assistant",
-                content: Some(String::new()),
-                ..AssistantMessage::default()
-            },
-            logprobs: None,
-            finish_reason: Some("content_filter"),
-        });
+        let empty = AssistantMessage::new(String::new(), String::new(), Vec::new());
+        choices.push(Choice::new(0, empty, "content_filter"));
     }
     let id = completion_id(rid);
     let usage = response.usage_metadata.unwrap_or_default().to_usage();
-    let completion = ChatCompletion {
-        id: &id,
-        object: "chat.completion",
-        created: unix_now(),
-        model: response.model_version.as_deref().unwrap_or(call.model),
-        choices,
-        usage: WireUsage::from(usage),
-    };
-    reply(&completion, Some(usage))
+    let model = response.model_version.as_deref().unwrap_or(call.model);
+    completion(&id, model, choices, usage)
 }
 
 /// An embeddings answer → OpenAI's list. Token counts come from Vertex's statistics;
@@ -129,7 +98,7 @@ pub fn chat(call: &CallView<'_>, body: &[u8]) -> Result<Reply, TranslateError> {
 pub fn embeddings(call: &CallView<'_>, body: &[u8]) -> Result<Reply, TranslateError> {
     let response: EmbedResponse =
         serde_json::from_slice(body).map_err(TranslateError::malformed)?;
-    let base64 = call.body.get("encoding_format").and_then(Value::as_str) == Some("base64");
+    let base64 = wants_base64(call);
     let mut tokens = 0;
     let vectors: Vec<Vec<f32>> = match response {
         EmbedResponse::Single { embedding } => vec![embedding.values],
@@ -142,29 +111,10 @@ pub fn embeddings(call: &CallView<'_>, body: &[u8]) -> Result<Reply, TranslateEr
             })
             .collect(),
     };
-    let data = vectors
+    let vectors = vectors
         .into_iter()
-        .enumerate()
-        .map(|(i, values)| EmbeddingOut {
-            object: "embedding",
-            index: u32::try_from(i).unwrap_or(u32::MAX),
-            embedding: EmbeddingVector::encode(values, base64),
-        })
-        .collect();
-    let list = EmbeddingList {
-        object: "list",
-        data,
-        model: call.model,
-        usage: EmbeddingUsage {
-            prompt_tokens: tokens,
-            total_tokens: tokens,
-        },
-    };
-    let usage = Usage {
-        prompt_tokens: tokens,
-        ..Usage::default()
-    };
-    reply(&list, Some(usage))
+        .map(|values| EmbeddingVector::encode(values, base64));
+    embedding_list(call.model, vectors, tokens)
 }
 
 /// Google's prompt-too-long message: "The input token count (N) exceeds the maximum

@@ -12,26 +12,33 @@
 //! reported as an error, never passed off as complete; an `{"error": ...}` event is
 //! Google reporting a failure mid-stream.
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use serde_json::Value;
 
 use super::response::{call_id, completion_id};
 use super::wire::{ErrorEnvelope, GenerateResponse, UsageMetadata, finish_reason};
 use crate::domain::{CallView, Usage};
-use crate::provider::openai_wire::{
-    ChatChunk, ChunkChoice, Delta, FunctionDelta, ToolCallDelta, take, unix_now, write_done,
-    write_event,
-};
-use crate::provider::sse::{Event, SseParser};
-use crate::provider::{StreamError, StreamTranslator};
+use crate::provider::StreamError;
+use crate::provider::openai_wire::{ChunkWriter, Delta, write_done};
+use crate::provider::sse::Event;
+use crate::provider::sse_translator::{SseHandler, SseTranslator};
 
-/// Translates one Gemini stream.
-pub struct Translator {
-    parser: SseParser,
-    events: Vec<Event>,
-    out: BytesMut,
+/// A translator for `call`'s stream.
+pub fn translator(call: &CallView<'_>) -> SseTranslator<Handler> {
+    SseTranslator::new(Handler {
+        writer: None,
+        model: call.model.to_owned(),
+        include_usage: call.wants_stream_usage(),
+        choices: Vec::new(),
+        usage: UsageMetadata::default(),
+        finished: false,
+    })
+}
+
+/// Translates the events of one Gemini stream.
+pub struct Handler {
     /// Id, model and creation time, fixed by the first event.
-    meta: Option<(String, String, u64)>,
+    writer: Option<ChunkWriter>,
     /// The deployment's model, when Google names no `modelVersion`.
     model: String,
     include_usage: bool,
@@ -48,57 +55,19 @@ struct ChoiceState {
     finished: bool,
 }
 
-impl Translator {
-    /// A translator for `call`'s stream.
-    pub fn new(call: &CallView<'_>) -> Self {
-        let include_usage = call.wants_stream_usage();
-        Translator {
-            parser: SseParser::default(),
-            events: Vec::new(),
-            out: BytesMut::new(),
-            meta: None,
-            model: call.model.to_owned(),
-            include_usage,
-            choices: Vec::new(),
-            usage: UsageMetadata::default(),
-            finished: false,
+impl Handler {
+    fn chunk(&self, out: &mut BytesMut, index: u32, delta: Delta, finish: Option<&'static str>) {
+        if let Some(writer) = &self.writer {
+            writer.choice_at(out, index, delta, finish);
         }
-    }
-
-    fn chunk(&mut self, index: u32, delta: Delta, finish: Option<&'static str>) {
-        let Some((id, model, created)) = &self.meta else {
-            return;
-        };
-        let chunk = ChatChunk {
-            id,
-            object: "chat.completion.chunk",
-            created: *created,
-            model,
-            choices: vec![ChunkChoice {
-                index,
-                delta,
-                logprobs: None,
-                finish_reason: finish,
-            }],
-            usage: None,
-        };
-        write_event(&mut self.out, &chunk);
     }
 
     /// The state of choice `index`, opening it (role chunk) on first sight.
-    fn choice(&mut self, index: u32) -> usize {
+    fn choice(&mut self, out: &mut BytesMut, index: u32) -> usize {
         if let Some(at) = self.choices.iter().position(|c| c.index == index) {
             return at;
         }
-        self.chunk(
-            index,
-            Delta {
-                role: Some("assistant"),
-                content: Some(String::new()),
-                ..Delta::default()
-            },
-            None,
-        );
+        self.chunk(out, index, Delta::role(), None);
         self.choices.push(ChoiceState {
             index,
             calls: 0,
@@ -106,8 +75,10 @@ impl Translator {
         });
         self.choices.len() - 1
     }
+}
 
-    fn handle(&mut self, event: &Event) -> Result<(), StreamError> {
+impl SseHandler for Handler {
+    fn handle(&mut self, event: &Event, out: &mut BytesMut) -> Result<(), StreamError> {
         let value: Value = serde_json::from_str(&event.data).map_err(StreamError::malformed)?;
         if value.get("error").is_some() {
             let message = serde_json::from_value::<ErrorEnvelope>(value)
@@ -120,13 +91,13 @@ impl Translator {
         }
         let response: GenerateResponse =
             serde_json::from_value(value).map_err(StreamError::malformed)?;
-        if self.meta.is_none() {
+        if self.writer.is_none() {
             let id = completion_id(response.response_id.as_deref());
             let model = response
                 .model_version
                 .clone()
                 .unwrap_or_else(|| self.model.clone());
-            self.meta = Some((id, model, unix_now()));
+            self.writer = Some(ChunkWriter::new(id, model));
         }
         if let Some(usage) = response.usage_metadata {
             self.usage = usage;
@@ -136,7 +107,7 @@ impl Translator {
             let index = candidate
                 .index
                 .unwrap_or(u32::try_from(position).unwrap_or(u32::MAX));
-            let at = self.choice(index);
+            let at = self.choice(out, index);
             for part in candidate.content.iter().flat_map(|c| &c.parts) {
                 if let Some(call) = &part.function_call {
                     let n = self.choices[at].calls;
@@ -145,32 +116,20 @@ impl Translator {
                         .args
                         .as_ref()
                         .map_or_else(|| "{}".to_owned(), Value::to_string);
-                    let delta = Delta {
-                        tool_calls: vec![ToolCallDelta {
-                            index: u32::try_from(n).unwrap_or(u32::MAX),
-                            id: Some(call_id(call.id.as_deref(), rid, index, n)),
-                            kind: Some("function"),
-                            function: FunctionDelta {
-                                name: Some(call.name.clone()),
-                                arguments: Some(arguments),
-                            },
-                        }],
-                        ..Delta::default()
-                    };
-                    self.chunk(index, delta, None);
+                    let delta = Delta::tool_call(
+                        u32::try_from(n).unwrap_or(u32::MAX),
+                        Some(call_id(call.id.as_deref(), rid, index, n)),
+                        Some(call.name.clone()),
+                        arguments,
+                    );
+                    self.chunk(out, index, delta, None);
                 } else if let Some(text) = part.text.as_ref().filter(|t| !t.is_empty()) {
                     let delta = if part.thought == Some(true) {
-                        Delta {
-                            reasoning_content: Some(text.clone()),
-                            ..Delta::default()
-                        }
+                        Delta::reasoning(text.clone())
                     } else {
-                        Delta {
-                            content: Some(text.clone()),
-                            ..Delta::default()
-                        }
+                        Delta::content(text.clone())
                     };
-                    self.chunk(index, delta, None);
+                    self.chunk(out, index, delta, None);
                 }
             }
             if let Some(reason) = candidate.finish_reason.as_deref() {
@@ -178,7 +137,7 @@ impl Translator {
                 if !state.finished {
                     state.finished = true;
                     let finish = finish_reason(Some(reason), state.calls > 0);
-                    self.chunk(index, Delta::default(), Some(finish));
+                    self.chunk(out, index, Delta::default(), Some(finish));
                 }
             }
         }
@@ -187,58 +146,25 @@ impl Translator {
             .as_ref()
             .is_some_and(|f| f.block_reason.is_some());
         if blocked && response.candidates.is_empty() {
-            let at = self.choice(0);
+            let at = self.choice(out, 0);
             self.choices[at].finished = true;
-            self.chunk(0, Delta::default(), Some("content_filter"));
+            self.chunk(out, 0, Delta::default(), Some("content_filter"));
         }
         Ok(())
     }
 
-    fn drain(&mut self) -> Result<Option<Bytes>, StreamError> {
-        let events = std::mem::take(&mut self.events);
-        for event in &events {
-            self.handle(event)?;
-        }
-        self.events = events;
-        self.events.clear();
-        Ok(take(&mut self.out))
-    }
-}
+    const LAST: &'static str = "every candidate had a finishReason";
 
-impl StreamTranslator for Translator {
-    fn feed(&mut self, chunk: Bytes) -> Result<Option<Bytes>, StreamError> {
-        self.parser
-            .push(&chunk, &mut self.events)
-            .map_err(StreamError::from)?;
-        self.drain()
+    fn complete(&self) -> bool {
+        !self.choices.is_empty() && self.choices.iter().all(|c| c.finished)
     }
 
-    fn finish(&mut self) -> Result<Option<Bytes>, StreamError> {
-        if let Some(event) = self.parser.finish().map_err(StreamError::from)? {
-            self.events.push(event);
+    fn end(&mut self, out: &mut BytesMut) {
+        match &self.writer {
+            Some(writer) => writer.end(out, self.include_usage.then(|| self.usage.to_usage())),
+            None => write_done(out),
         }
-        self.drain()?;
-        if self.choices.is_empty() || self.choices.iter().any(|c| !c.finished) {
-            return Err(StreamError::malformed(
-                "the stream ended before every candidate had a finishReason",
-            ));
-        }
-        if self.include_usage
-            && let Some((id, model, created)) = &self.meta
-        {
-            let chunk = ChatChunk {
-                id,
-                object: "chat.completion.chunk",
-                created: *created,
-                model,
-                choices: Vec::new(),
-                usage: Some(self.usage.to_usage().into()),
-            };
-            write_event(&mut self.out, &chunk);
-        }
-        write_done(&mut self.out);
         self.finished = true;
-        Ok(take(&mut self.out))
     }
 
     fn usage(&self) -> Option<Usage> {

@@ -9,6 +9,7 @@ use crate::config::snapshot::{ProviderKind, SecretString};
 use crate::domain::{ErrorClass, UpstreamError};
 use crate::provider::StreamError;
 use crate::provider::openai_wire::unix_now;
+use crate::provider::test_support::{self, object};
 
 fn studio() -> Prepared {
     let mut spec = crate::provider::spec(ProviderKind::Gemini);
@@ -33,35 +34,21 @@ fn vertex_spec() -> DeploymentSpec {
 }
 
 fn view<'a>(body: &'a Map<String, Value>, endpoint: Endpoint, stream: bool) -> CallView<'a> {
-    CallView {
-        endpoint,
-        body,
-        stream,
-        model: "gemini-2.5-flash",
-        default_max_tokens: None,
-    }
+    test_support::view(endpoint, body, stream, "gemini-2.5-flash")
 }
 
 fn sent(body: Value) -> (String, Value) {
-    let map = body.as_object().unwrap().clone();
-    let request = studio()
-        .dialect
-        .request(&view(&map, Endpoint::ChatCompletions, false))
-        .unwrap();
-    (
-        request.uri().to_string(),
-        serde_json::from_slice(request.body()).unwrap(),
-    )
+    let map = object(&body);
+    let call = view(&map, Endpoint::ChatCompletions, false);
+    let (uri, body) = test_support::sent(&studio(), &call).unwrap();
+    (uri.to_string(), body)
 }
 
 fn refused(body: Value) -> String {
-    let map = body.as_object().unwrap().clone();
-    match studio()
-        .dialect
-        .request(&view(&map, Endpoint::ChatCompletions, false))
-    {
+    let map = object(&body);
+    match test_support::sent(&studio(), &view(&map, Endpoint::ChatCompletions, false)) {
         Err(e) => e.to_string(),
-        Ok(r) => panic!("accepted: {}", String::from_utf8_lossy(r.body())),
+        Ok((_, sent)) => panic!("accepted: {sent}"),
     }
 }
 
@@ -316,28 +303,16 @@ fn vertex_takes_image_urls_as_file_data() {
     );
     let body = json!({"messages": [{"role": "user", "content": [
         {"type": "image_url", "image_url": {"url": "https://example.com/no-extension"}}]}]});
-    assert!(
-        v.dialect
-            .request(&view(
-                body.as_object().unwrap(),
-                Endpoint::ChatCompletions,
-                false
-            ))
-            .is_err()
-    );
+    let map = object(&body);
+    let call = view(&map, Endpoint::ChatCompletions, false);
+    assert!(test_support::sent(&v, &call).is_err());
 }
 
 fn answer(body: Value) -> Value {
     let request = json!({"messages": [{"role": "user", "content": "hi"}]});
-    let map = request.as_object().unwrap();
-    let out = studio()
-        .dialect
-        .response(
-            &view(map, Endpoint::ChatCompletions, false),
-            Bytes::from(body.to_string()),
-        )
-        .unwrap();
-    serde_json::from_slice(&out.body).unwrap()
+    let map = object(&request);
+    let call = view(&map, Endpoint::ChatCompletions, false);
+    test_support::answer(&studio(), &call, &body).unwrap()
 }
 
 #[test]
@@ -355,14 +330,15 @@ fn responses_map_text_thoughts_calls_and_usage() {
         "modelVersion": "gemini-2.5-flash-001", "responseId": "abc"
     }));
     assert_eq!(out["id"], "chatcmpl-abc");
-    assert_eq!(out["object"], "chat.completion");
     assert_eq!(out["model"], "gemini-2.5-flash-001");
-    let choice = &out["choices"][0];
-    assert_eq!(choice["finish_reason"], "tool_calls");
-    assert_eq!(choice["message"]["content"], "Let me check both.");
-    assert_eq!(choice["message"]["reasoning_content"], "Thinking it over.");
+    let message = test_support::first_message(
+        &out,
+        "tool_calls",
+        "Let me check both.",
+        "Thinking it over.",
+    );
     assert_eq!(
-        choice["message"]["tool_calls"],
+        message["tool_calls"],
         json!([
             {"id": "call_abc_0", "type": "function", "function": {"name": "weather", "arguments": "{\"city\":\"Paris\"}"}},
             {"id": "call_abc_1", "type": "function", "function": {"name": "weather", "arguments": "{\"city\":\"Rome\"}"}}])
@@ -438,19 +414,8 @@ fn stream_of(chunks: &[&[u8]], body: Value) -> (Vec<Value>, Result<(), StreamErr
             Err(e) => result = Err(e),
         }
     }
-    let text: String = out.iter().map(|b| String::from_utf8_lossy(b)).collect();
-    let events = text
-        .split("\n\n")
-        .filter(|e| !e.is_empty())
-        .map(|e| {
-            let data = e.strip_prefix("data: ").unwrap();
-            if data == "[DONE]" {
-                json!("[DONE]")
-            } else {
-                serde_json::from_str(data).unwrap()
-            }
-        })
-        .collect();
+    let out: Vec<u8> = out.concat();
+    let events = test_support::events(&out);
     (events, result)
 }
 
@@ -690,15 +655,8 @@ fn embeddings_use_the_right_method_and_come_back_as_a_list() {
     assert_eq!(out["usage"], json!({"prompt_tokens": 7, "total_tokens": 7}));
 
     let tokens = json!({"input": [[1, 2]]});
-    assert!(
-        p.dialect
-            .request(&view(
-                tokens.as_object().unwrap(),
-                Endpoint::Embeddings,
-                false
-            ))
-            .is_err()
-    );
+    let map = object(&tokens);
+    assert!(test_support::sent(&p, &view(&map, Endpoint::Embeddings, false)).is_err());
     let mut gemini_embedding = vertex_spec();
     gemini_embedding.model = "gemini-embedding-001".into();
     let g = build_vertex(&gemini_embedding, &ctx()).unwrap();

@@ -166,52 +166,41 @@ pub struct ThinkingConfig {
 
 /// One `GenerateContentResponse`: a whole answer, or one chunk of a stream.
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub struct GenerateResponse {
-    #[serde(default)]
     pub candidates: Vec<Candidate>,
-    #[serde(default)]
     pub prompt_feedback: Option<PromptFeedback>,
-    #[serde(default)]
     pub usage_metadata: Option<UsageMetadata>,
-    #[serde(default)]
     pub model_version: Option<String>,
-    #[serde(default)]
     pub response_id: Option<String>,
 }
 
 /// A candidate answer.
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub struct Candidate {
     /// Absent on candidates blocked by safety filters.
-    #[serde(default)]
     pub content: Option<ResponseContent>,
-    #[serde(default)]
     pub finish_reason: Option<String>,
     /// Vertex leaves the default 0 out.
-    #[serde(default)]
     pub index: Option<u32>,
 }
 
 /// A candidate's content.
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct ResponseContent {
-    #[serde(default)]
     pub parts: Vec<ResponsePart>,
 }
 
 /// A response part. Only the fields translated are read; others (code execution,
 /// inline media) are skipped.
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub struct ResponsePart {
-    #[serde(default)]
     pub text: Option<String>,
     /// Set on thought-summary parts.
-    #[serde(default)]
     pub thought: Option<bool>,
-    #[serde(default)]
     pub function_call: Option<FunctionCallIn>,
 }
 
@@ -227,28 +216,22 @@ pub struct FunctionCallIn {
 
 /// Why the prompt was refused, when no candidates came back.
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub struct PromptFeedback {
-    #[serde(default)]
     pub block_reason: Option<String>,
 }
 
 /// `usageMetadata`. In streams each chunk carries the counts so far; the last is final.
 #[derive(Clone, Copy, Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", default)]
 pub struct UsageMetadata {
-    #[serde(default)]
     pub prompt_token_count: u64,
     /// Visible output only: thoughts are counted apart.
-    #[serde(default)]
     pub candidates_token_count: u64,
-    #[serde(default)]
     pub thoughts_token_count: u64,
     /// Prompt tokens served from the context cache (included in the prompt count).
-    #[serde(default)]
     pub cached_content_token_count: u64,
     /// Prompt tokens of tool results Google added (search, code execution).
-    #[serde(default)]
     pub tool_use_prompt_token_count: u64,
 }
 
@@ -382,13 +365,11 @@ pub struct ErrorEnvelope {
 }
 
 /// The error object.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct GoogleError {
-    #[serde(default)]
     pub message: String,
-    #[serde(default)]
     pub status: Option<String>,
-    #[serde(default)]
     pub details: Vec<Value>,
 }
 

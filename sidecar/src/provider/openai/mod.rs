@@ -213,6 +213,7 @@ mod tests {
     use super::*;
     use crate::config::snapshot::SecretString;
     use crate::provider::spec;
+    use crate::provider::test_support;
 
     fn uri_of(p: &Prepared, endpoint: Endpoint) -> String {
         let body = Map::new();
@@ -277,13 +278,7 @@ mod tests {
         let p = build(ProviderKind::Vllm, &spec(ProviderKind::Vllm)).unwrap();
         let body: Map<String, Value> =
             serde_json::from_str(r#"{"model":"alias","messages":[],"seed":7}"#).unwrap();
-        let call = CallView {
-            endpoint: Endpoint::ChatCompletions,
-            body: &body,
-            stream: false,
-            model: "real-id",
-            default_max_tokens: None,
-        };
+        let call = test_support::view(Endpoint::ChatCompletions, &body, false, "real-id");
         let sent: Value = serde_json::from_slice(p.dialect.request(&call).unwrap().body()).unwrap();
         assert_eq!(
             sent,
@@ -311,13 +306,7 @@ mod tests {
     fn whole_answers_pass_through_with_their_usage() {
         let p = build(ProviderKind::Vllm, &spec(ProviderKind::Vllm)).unwrap();
         let body = Map::new();
-        let call = CallView {
-            endpoint: Endpoint::ChatCompletions,
-            body: &body,
-            stream: false,
-            model: "m",
-            default_max_tokens: None,
-        };
+        let call = test_support::view(Endpoint::ChatCompletions, &body, false, "m");
         let answer = Bytes::from_static(
             br#"{"id":"x","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4,"prompt_tokens_details":{"cached_tokens":null}}}"#,
         );

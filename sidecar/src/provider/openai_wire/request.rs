@@ -1,0 +1,392 @@
+//! The OpenAI requests translators read: chat completions and embeddings, borrowed
+//! from the parsed body where they can be.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+/// `POST /v1/chat/completions`, the fields translators read.
+#[derive(Debug, Deserialize)]
+pub struct ChatRequest<'a> {
+    /// The conversation.
+    #[serde(borrow)]
+    pub messages: Vec<Message<'a>>,
+    /// Legacy output limit.
+    #[serde(default)]
+    pub max_tokens: Option<u32>,
+    /// Output limit (reasoning included).
+    #[serde(default)]
+    pub max_completion_tokens: Option<u32>,
+    /// Sampling temperature.
+    #[serde(default)]
+    pub temperature: Option<f64>,
+    /// Nucleus sampling.
+    #[serde(default)]
+    pub top_p: Option<f64>,
+    /// Stop sequences.
+    #[serde(default, borrow)]
+    pub stop: Option<Stop<'a>>,
+    /// Tools the model may call.
+    #[serde(default, borrow)]
+    pub tools: Option<Vec<Tool<'a>>>,
+    /// Whether and which tool the model must call.
+    #[serde(default, borrow)]
+    pub tool_choice: Option<ToolChoice<'a>>,
+    /// Whether the model may call several tools at once.
+    #[serde(default)]
+    pub parallel_tool_calls: Option<bool>,
+    /// Structured output.
+    #[serde(default, borrow)]
+    pub response_format: Option<ResponseFormat<'a>>,
+    /// Streaming options.
+    #[serde(default)]
+    pub stream_options: Option<StreamOptions>,
+    /// End-user id.
+    #[serde(default, borrow)]
+    pub user: Option<Cow<'a, str>>,
+    /// Number of choices.
+    #[serde(default)]
+    pub n: Option<u32>,
+    /// Sampling seed.
+    #[serde(default)]
+    pub seed: Option<i64>,
+    /// Presence penalty.
+    #[serde(default)]
+    pub presence_penalty: Option<f64>,
+    /// Frequency penalty.
+    #[serde(default)]
+    pub frequency_penalty: Option<f64>,
+    /// Reasoning effort for reasoning models (`low`, `medium`, `high`...).
+    #[serde(default, borrow)]
+    pub reasoning_effort: Option<Cow<'a, str>>,
+}
+
+impl ChatRequest<'_> {
+    /// The output limit the client asked for, by either name.
+    pub fn output_limit(&self) -> Option<u32> {
+        self.max_completion_tokens.or(self.max_tokens)
+    }
+
+    /// The stop sequences, none when `stop` is absent.
+    pub fn stop_sequences(&self) -> Vec<String> {
+        self.stop.as_ref().map(Stop::to_vec).unwrap_or_default()
+    }
+
+    /// Whether a streamed answer should end with a usage chunk.
+    pub fn include_usage(&self) -> bool {
+        self.stream_options
+            .as_ref()
+            .is_some_and(|o| o.include_usage == Some(true))
+    }
+}
+
+/// `stream_options`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct StreamOptions {
+    /// Send a final chunk with usage.
+    pub include_usage: Option<bool>,
+}
+
+/// One message of the conversation.
+#[derive(Debug, Deserialize)]
+pub struct Message<'a> {
+    /// `system`, `developer`, `user`, `assistant` or `tool`.
+    #[serde(borrow)]
+    pub role: Cow<'a, str>,
+    /// Text or parts; absent on assistant messages that only call tools.
+    #[serde(default, borrow)]
+    pub content: Option<Content<'a>>,
+    /// Tool calls an assistant message made.
+    #[serde(default, borrow)]
+    pub tool_calls: Option<Vec<ToolCall<'a>>>,
+    /// For `tool` messages: the call answered.
+    #[serde(default, borrow)]
+    pub tool_call_id: Option<Cow<'a, str>>,
+    /// Reasoning text a client sends back (`reasoning_content`), kept by some providers.
+    #[serde(default, borrow)]
+    pub reasoning_content: Option<Cow<'a, str>>,
+}
+
+/// Message content: a string or a list of parts.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Content<'a> {
+    /// Plain text.
+    Text(#[serde(borrow)] Cow<'a, str>),
+    /// Typed parts.
+    Parts(#[serde(borrow)] Vec<Part<'a>>),
+}
+
+impl Content<'_> {
+    /// All text parts joined (images and other parts skipped).
+    pub fn text(&self) -> String {
+        match self {
+            Content::Text(t) => t.to_string(),
+            Content::Parts(parts) => parts
+                .iter()
+                .filter_map(|p| match p {
+                    Part::Text { text } => Some(text.as_ref()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+                .join(""),
+        }
+    }
+}
+
+/// One part of a message.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Part<'a> {
+    /// Text.
+    Text {
+        /// The text.
+        #[serde(borrow)]
+        text: Cow<'a, str>,
+    },
+    /// An image by URL (`https:`) or data URL (`data:image/png;base64,...`).
+    ImageUrl {
+        /// The image.
+        #[serde(borrow)]
+        image_url: ImageUrl<'a>,
+    },
+    /// Anything else (audio, files...): providers refuse what they cannot take.
+    #[serde(other)]
+    Other,
+}
+
+/// `image_url`.
+#[derive(Debug, Deserialize)]
+pub struct ImageUrl<'a> {
+    /// The URL.
+    #[serde(borrow)]
+    pub url: Cow<'a, str>,
+}
+
+/// An image given inline as a data URL.
+#[derive(Debug, PartialEq, Eq)]
+pub struct DataUrl<'a> {
+    /// e.g. `image/png`.
+    pub media_type: &'a str,
+    /// The base64 payload.
+    pub data: &'a str,
+}
+
+/// Splits `data:image/png;base64,AAAA` into its media type and base64 data.
+pub fn parse_data_url(url: &str) -> Option<DataUrl<'_>> {
+    let rest = url.strip_prefix("data:")?;
+    let (meta, data) = rest.split_once(',')?;
+    let media_type = meta.strip_suffix(";base64")?;
+    Some(DataUrl { media_type, data })
+}
+
+/// A tool call in an assistant message.
+#[derive(Debug, Deserialize)]
+pub struct ToolCall<'a> {
+    /// The call's id.
+    #[serde(borrow)]
+    pub id: Cow<'a, str>,
+    /// The function called.
+    #[serde(borrow)]
+    pub function: FunctionCall<'a>,
+}
+
+/// The function part of a tool call.
+#[derive(Debug, Deserialize)]
+pub struct FunctionCall<'a> {
+    /// Function name.
+    #[serde(borrow)]
+    pub name: Cow<'a, str>,
+    /// Arguments as a JSON string.
+    #[serde(default, borrow)]
+    pub arguments: Cow<'a, str>,
+}
+
+/// A tool definition.
+#[derive(Debug, Deserialize)]
+pub struct Tool<'a> {
+    /// `function`.
+    #[serde(rename = "type", borrow)]
+    pub kind: Cow<'a, str>,
+    /// The function.
+    #[serde(borrow)]
+    pub function: FunctionDef<'a>,
+}
+
+/// A function the model may call.
+#[derive(Debug, Deserialize)]
+pub struct FunctionDef<'a> {
+    /// Name.
+    #[serde(borrow)]
+    pub name: Cow<'a, str>,
+    /// What it does.
+    #[serde(default, borrow)]
+    pub description: Option<Cow<'a, str>>,
+    /// JSON schema of its arguments.
+    #[serde(default)]
+    pub parameters: Option<Value>,
+}
+
+/// `tool_choice`: a mode or a named function.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum ToolChoice<'a> {
+    /// `none`, `auto` or `required`.
+    Mode(#[serde(borrow)] Cow<'a, str>),
+    /// `{"type":"function","function":{"name":...}}`.
+    Named {
+        /// The function.
+        #[serde(borrow)]
+        function: NamedFunction<'a>,
+    },
+}
+
+/// The named function of a `tool_choice`.
+#[derive(Debug, Deserialize)]
+pub struct NamedFunction<'a> {
+    /// Name.
+    #[serde(borrow)]
+    pub name: Cow<'a, str>,
+}
+
+/// `response_format`.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ResponseFormat<'a> {
+    /// Plain text.
+    Text,
+    /// Any JSON object.
+    JsonObject,
+    /// JSON matching a schema.
+    JsonSchema {
+        /// The schema.
+        #[serde(borrow)]
+        json_schema: JsonSchema<'a>,
+    },
+}
+
+/// `response_format.json_schema`.
+#[derive(Debug, Deserialize)]
+pub struct JsonSchema<'a> {
+    /// Schema name.
+    #[serde(borrow)]
+    pub name: Cow<'a, str>,
+    /// Description.
+    #[serde(default, borrow)]
+    pub description: Option<Cow<'a, str>>,
+    /// The JSON schema.
+    #[serde(default)]
+    pub schema: Option<Value>,
+    /// Strict adherence.
+    #[serde(default)]
+    pub strict: Option<bool>,
+}
+
+/// `stop`: one sequence or several.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Stop<'a> {
+    /// One.
+    One(#[serde(borrow)] Cow<'a, str>),
+    /// Several.
+    Many(#[serde(borrow)] Vec<Cow<'a, str>>),
+}
+
+impl Stop<'_> {
+    /// The sequences as a list.
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            Stop::One(s) => vec![s.to_string()],
+            Stop::Many(v) => v.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+}
+
+/// `POST /v1/embeddings`, the fields translators read.
+#[derive(Debug, Deserialize)]
+pub struct EmbeddingsRequest<'a> {
+    /// One text or several (token arrays are refused by translators).
+    #[serde(borrow)]
+    pub input: EmbeddingInput<'a>,
+    /// `float` (default) or `base64`.
+    #[serde(default, borrow)]
+    pub encoding_format: Option<Cow<'a, str>>,
+    /// Output dimensions, for models that can shorten.
+    #[serde(default)]
+    pub dimensions: Option<u32>,
+}
+
+/// Embedding input.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum EmbeddingInput<'a> {
+    /// One text.
+    One(#[serde(borrow)] Cow<'a, str>),
+    /// Several texts.
+    Many(#[serde(borrow)] Vec<Cow<'a, str>>),
+    /// Token ids, which only OpenAI-compatible upstreams accept.
+    Tokens(Value),
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn parses_a_full_chat_request_borrowing_strings() {
+        let body = json!({
+            "model": "m",
+            "messages": [
+                {"role": "system", "content": "be brief"},
+                {"role": "user", "content": [
+                    {"type": "text", "text": "what is this?"},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBO", "detail": "low"}},
+                    {"type": "input_audio", "input_audio": {}}
+                ]},
+                {"role": "assistant", "content": null, "tool_calls": [
+                    {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{\"a\":1}"}}
+                ]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "42"}
+            ],
+            "stop": "END",
+            "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+            "tool_choice": {"type": "function", "function": {"name": "f"}},
+            "response_format": {"type": "json_schema", "json_schema": {"name": "s", "schema": {"type": "object"}}},
+            "stream_options": {"include_usage": true},
+            "max_completion_tokens": 9
+        });
+        let map = body.as_object().unwrap();
+        let req = ChatRequest::deserialize(map).unwrap();
+        assert_eq!(req.messages.len(), 4);
+        assert!(matches!(req.messages[0].role, Cow::Borrowed("system")));
+        let Some(Content::Parts(parts)) = &req.messages[1].content else {
+            panic!()
+        };
+        assert!(matches!(parts[2], Part::Other));
+        assert_eq!(req.stop.as_ref().unwrap().to_vec(), vec!["END"]);
+        assert!(matches!(req.tool_choice, Some(ToolChoice::Named { .. })));
+        assert!(matches!(
+            req.response_format,
+            Some(ResponseFormat::JsonSchema { .. })
+        ));
+        assert!(req.include_usage());
+        assert_eq!(req.output_limit(), Some(9));
+    }
+
+    #[test]
+    fn data_urls_split_into_media_type_and_data() {
+        assert_eq!(
+            parse_data_url("data:image/jpeg;base64,/9j/4AAQ"),
+            Some(DataUrl {
+                media_type: "image/jpeg",
+                data: "/9j/4AAQ"
+            })
+        );
+        assert_eq!(parse_data_url("https://x/y.png"), None);
+        assert_eq!(parse_data_url("data:text/plain,hello"), None);
+    }
+}

@@ -1,0 +1,334 @@
+//! Streamed answers: `chat.completion.chunk` objects and the SSE framing around them.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use serde::Serialize;
+
+use super::{WireUsage, unix_now};
+use crate::domain::Usage;
+
+/// `chat.completion.chunk`.
+#[derive(Debug, Serialize)]
+pub struct ChatChunk<'a> {
+    /// Response id, the same on every chunk.
+    pub id: &'a str,
+    /// Always `chat.completion.chunk`.
+    pub object: &'static str,
+    /// Unix seconds, the same on every chunk.
+    pub created: u64,
+    /// The upstream model.
+    pub model: &'a str,
+    /// Zero or one choice delta.
+    pub choices: Vec<ChunkChoice>,
+    /// Only on the final usage chunk.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<WireUsage>,
+}
+
+/// A choice delta.
+#[derive(Debug, Default, Serialize)]
+pub struct ChunkChoice {
+    /// Position.
+    pub index: u32,
+    /// What is new.
+    pub delta: Delta,
+    /// Always null.
+    pub logprobs: Option<()>,
+    /// Set on the last content chunk.
+    pub finish_reason: Option<&'static str>,
+}
+
+/// What a chunk adds.
+#[derive(Debug, Default, Serialize)]
+pub struct Delta {
+    /// `assistant` on the first chunk.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<&'static str>,
+    /// Text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// Reasoning text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning_content: Option<String>,
+    /// Tool call pieces.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCallDelta>,
+}
+
+/// A piece of a streamed tool call: the first carries id and name, later ones more
+/// argument text, all under the call's `index`.
+#[derive(Debug, Serialize)]
+pub struct ToolCallDelta {
+    /// Which call this piece belongs to (0, 1, ... in order of appearance).
+    pub index: u32,
+    /// Call id, on the first piece.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// `function`, on the first piece.
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<&'static str>,
+    /// Name and argument text.
+    pub function: FunctionDelta,
+}
+
+/// The function piece of a tool call delta.
+#[derive(Debug, Default, Serialize)]
+pub struct FunctionDelta {
+    /// Name, on the first piece.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// More argument text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arguments: Option<String>,
+}
+
+impl Delta {
+    /// The first delta of a choice: the role and empty content.
+    pub fn role() -> Delta {
+        Delta {
+            role: Some("assistant"),
+            content: Some(String::new()),
+            ..Delta::default()
+        }
+    }
+
+    /// More text.
+    pub fn content(text: String) -> Delta {
+        Delta {
+            content: Some(text),
+            ..Delta::default()
+        }
+    }
+
+    /// More reasoning text.
+    pub fn reasoning(text: String) -> Delta {
+        Delta {
+            reasoning_content: Some(text),
+            ..Delta::default()
+        }
+    }
+
+    /// The first piece of tool call `index`: its id, function name and first argument
+    /// text.
+    pub fn tool_call(
+        index: u32,
+        id: Option<String>,
+        name: Option<String>,
+        arguments: String,
+    ) -> Delta {
+        Delta::tool_piece(ToolCallDelta {
+            index,
+            id,
+            kind: Some("function"),
+            function: FunctionDelta {
+                name,
+                arguments: Some(arguments),
+            },
+        })
+    }
+
+    /// More argument text of tool call `index`.
+    pub fn tool_arguments(index: u32, arguments: String) -> Delta {
+        Delta::tool_piece(ToolCallDelta {
+            index,
+            id: None,
+            kind: None,
+            function: FunctionDelta {
+                name: None,
+                arguments: Some(arguments),
+            },
+        })
+    }
+
+    fn tool_piece(piece: ToolCallDelta) -> Delta {
+        Delta {
+            tool_calls: vec![piece],
+            ..Delta::default()
+        }
+    }
+}
+
+/// The OpenAI index of each tool call of a stream, by the upstream's key for it (a
+/// content block or call index): calls are numbered 0, 1, ... as they start.
+#[derive(Debug)]
+pub struct ToolIndexes<K>(Vec<(K, u32)>);
+
+impl<K> Default for ToolIndexes<K> {
+    fn default() -> Self {
+        ToolIndexes(Vec::new())
+    }
+}
+
+impl<K: PartialEq> ToolIndexes<K> {
+    /// Numbers a new call.
+    pub fn open(&mut self, key: K) -> u32 {
+        let index = u32::try_from(self.0.len()).unwrap_or(u32::MAX);
+        self.0.push((key, index));
+        index
+    }
+
+    /// The index of a call that started.
+    pub fn get(&self, key: &K) -> Option<u32> {
+        self.0.iter().find(|(k, _)| k == key).map(|&(_, i)| i)
+    }
+
+    /// Whether no call started.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Writes the chunks of one stream, keeping its id, creation time and model.
+#[derive(Debug)]
+pub struct ChunkWriter {
+    /// Response id.
+    pub id: String,
+    /// Unix seconds.
+    pub created: u64,
+    /// Model.
+    pub model: String,
+    /// Whether the role chunk of choice 0 was written.
+    role_sent: bool,
+}
+
+impl ChunkWriter {
+    /// A writer for a new stream.
+    pub fn new(id: impl Into<String>, model: impl Into<String>) -> Self {
+        ChunkWriter {
+            id: id.into(),
+            created: unix_now(),
+            model: model.into(),
+            role_sent: false,
+        }
+    }
+
+    /// Writes a chunk with choice 0.
+    pub fn choice(&self, out: &mut BytesMut, delta: Delta, finish_reason: Option<&'static str>) {
+        self.choice_at(out, 0, delta, finish_reason);
+    }
+
+    /// Writes a chunk with choice `index`.
+    pub fn choice_at(
+        &self,
+        out: &mut BytesMut,
+        index: u32,
+        delta: Delta,
+        finish_reason: Option<&'static str>,
+    ) {
+        let chunk = ChatChunk {
+            id: &self.id,
+            object: "chat.completion.chunk",
+            created: self.created,
+            model: &self.model,
+            choices: vec![ChunkChoice {
+                index,
+                delta,
+                logprobs: None,
+                finish_reason,
+            }],
+            usage: None,
+        };
+        write_event(out, &chunk);
+    }
+
+    /// Writes the role chunk of choice 0.
+    pub fn role(&mut self, out: &mut BytesMut) {
+        self.role_sent = true;
+        self.choice(out, Delta::role(), None);
+    }
+
+    /// Writes a chunk with choice 0, preceded by the role chunk if none was written: a
+    /// stream that holds its role chunk back until the first content can still fail
+    /// over before a byte reached the client.
+    pub fn emit(&mut self, out: &mut BytesMut, delta: Delta, finish_reason: Option<&'static str>) {
+        if !self.role_sent {
+            self.role(out);
+        }
+        self.choice(out, delta, finish_reason);
+    }
+
+    /// Writes the final usage chunk (no choices).
+    pub fn usage(&self, out: &mut BytesMut, usage: Usage) {
+        let usage = WireUsage::from(usage);
+        let chunk = ChatChunk {
+            id: &self.id,
+            object: "chat.completion.chunk",
+            created: self.created,
+            model: &self.model,
+            choices: Vec::new(),
+            usage: Some(usage),
+        };
+        write_event(out, &chunk);
+    }
+
+    /// Writes the usage chunk when the client asked for it, then `[DONE]`.
+    pub fn end(&self, out: &mut BytesMut, usage: Option<Usage>) {
+        if let Some(usage) = usage {
+            self.usage(out, usage);
+        }
+        write_done(out);
+    }
+}
+
+/// Appends `data: {json}\n\n`.
+pub fn write_event(out: &mut BytesMut, value: &impl Serialize) {
+    out.put_slice(b"data: ");
+    // Serializing our own plain structs into memory cannot fail.
+    let _ = serde_json::to_writer((&mut *out).writer(), value);
+    out.put_slice(b"\n\n");
+}
+
+/// Appends the stream's end marker.
+pub fn write_done(out: &mut BytesMut) {
+    out.put_slice(b"data: [DONE]\n\n");
+}
+
+/// Takes what was written, if anything.
+pub fn take(out: &mut BytesMut) -> Option<Bytes> {
+    (!out.is_empty()).then(|| out.split().freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    #[test]
+    fn chunks_and_usage_render_like_openai() {
+        let w = ChunkWriter::new("id1", "m");
+        let mut out = BytesMut::new();
+        w.choice(
+            &mut out,
+            Delta {
+                role: Some("assistant"),
+                content: Some(String::new()),
+                ..Delta::default()
+            },
+            None,
+        );
+        w.usage(
+            &mut out,
+            Usage {
+                prompt_tokens: 3,
+                completion_tokens: 4,
+                cached_tokens: 1,
+                ..Usage::default()
+            },
+        );
+        write_done(&mut out);
+        let text = String::from_utf8(out.to_vec()).unwrap();
+        let events: Vec<&str> = text.split("\n\n").filter(|e| !e.is_empty()).collect();
+        let first: Value = serde_json::from_str(&events[0][6..]).unwrap();
+        assert_eq!(
+            first["choices"][0]["delta"],
+            json!({"role": "assistant", "content": ""})
+        );
+        assert!(first["choices"][0]["finish_reason"].is_null());
+        assert!(first.get("usage").is_none());
+        let usage: Value = serde_json::from_str(&events[1][6..]).unwrap();
+        assert_eq!(usage["choices"], json!([]));
+        assert_eq!(usage["usage"]["total_tokens"], 7);
+        assert_eq!(usage["usage"]["prompt_tokens_details"]["cached_tokens"], 1);
+        assert_eq!(events[2], "data: [DONE]");
+    }
+}

@@ -188,16 +188,29 @@ pub struct ChunkWriter {
     pub model: String,
     /// Whether the role chunk of choice 0 was written.
     role_sent: bool,
+    /// `data: {"id":…,"object":…,"created":…,"model":…,"choices":[{"index":`, the same
+    /// on every chunk: rendered once, so a chunk serializes only its delta.
+    prefix: Bytes,
 }
 
 impl ChunkWriter {
     /// A writer for a new stream.
     pub fn new(id: impl Into<String>, model: impl Into<String>) -> Self {
+        let (id, created, model) = (id.into(), unix_now(), model.into());
+        let mut prefix = BytesMut::new();
+        prefix.put_slice(b"data: {\"id\":");
+        json_string(&mut prefix, &id);
+        prefix.put_slice(b",\"object\":\"chat.completion.chunk\",\"created\":");
+        prefix.put_slice(created.to_string().as_bytes());
+        prefix.put_slice(b",\"model\":");
+        json_string(&mut prefix, &model);
+        prefix.put_slice(b",\"choices\":[{\"index\":");
         ChunkWriter {
-            id: id.into(),
-            created: unix_now(),
-            model: model.into(),
+            id,
+            created,
+            model,
             role_sent: false,
+            prefix: prefix.freeze(),
         }
     }
 
@@ -214,20 +227,18 @@ impl ChunkWriter {
         delta: Delta,
         finish_reason: Option<&'static str>,
     ) {
-        let chunk = ChatChunk {
-            id: &self.id,
-            object: "chat.completion.chunk",
-            created: self.created,
-            model: &self.model,
-            choices: vec![ChunkChoice {
-                index,
-                delta,
-                logprobs: None,
-                finish_reason,
-            }],
-            usage: None,
-        };
-        write_event(out, &chunk);
+        // The bytes serde writes for `ChatChunk` with one choice, the fixed part copied.
+        out.put_slice(&self.prefix);
+        out.put_slice(index.to_string().as_bytes());
+        out.put_slice(b",\"delta\":");
+        // Serializing our own plain structs into memory cannot fail.
+        let _ = serde_json::to_writer((&mut *out).writer(), &delta);
+        out.put_slice(b",\"logprobs\":null,\"finish_reason\":");
+        match finish_reason {
+            Some(reason) => json_string(out, reason),
+            None => out.put_slice(b"null"),
+        }
+        out.put_slice(b"}]}\n\n");
     }
 
     /// Writes the role chunk of choice 0.
@@ -269,6 +280,12 @@ impl ChunkWriter {
     }
 }
 
+/// Appends `text` as a JSON string.
+fn json_string(out: &mut BytesMut, text: &str) {
+    // Serializing a string into memory cannot fail.
+    let _ = serde_json::to_writer((&mut *out).writer(), text);
+}
+
 /// Appends `data: {json}\n\n`.
 pub fn write_event(out: &mut BytesMut, value: &impl Serialize) {
     out.put_slice(b"data: ");
@@ -292,6 +309,44 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
+
+    #[test]
+    fn chunks_written_from_the_rendered_prefix_are_the_whole_chunk() {
+        let writer = ChunkWriter::new("msg_\"1\"\n", "claude-\u{e9}");
+        let cases = [
+            (0, Delta::role(), None),
+            (0, Delta::content("a \"quote\" and \\ \u{1}".into()), None),
+            (
+                2,
+                Delta::tool_call(1, Some("call_1".into()), Some("f".into()), "{".into()),
+                None,
+            ),
+            (0, Delta::tool_arguments(1, "}".into()), None),
+            (0, Delta::default(), Some("stop")),
+        ];
+        for (index, delta, finish) in cases {
+            let serialized = serde_json::to_value(&delta).unwrap();
+            let mut fast = BytesMut::new();
+            writer.choice_at(&mut fast, index, delta, finish);
+            let expected = json!({
+                "id": writer.id, "object": "chat.completion.chunk", "created": writer.created,
+                "model": writer.model,
+                "choices": [{"index": index, "delta": serialized, "logprobs": null,
+                             "finish_reason": finish}]
+            });
+            let text = std::str::from_utf8(&fast).unwrap();
+            let data = text
+                .strip_prefix("data: ")
+                .unwrap()
+                .strip_suffix("\n\n")
+                .unwrap();
+            assert_eq!(
+                serde_json::from_str::<Value>(data).unwrap(),
+                expected,
+                "{text}"
+            );
+        }
+    }
 
     #[test]
     fn chunks_and_usage_render_like_openai() {

@@ -374,8 +374,8 @@ pub const SIDECAR: Spec = Spec {
             name: "worker-threads",
             value: "N",
             env: "LLMESH_WORKER_THREADS",
-            default: "0",
-            help: "Threads serving requests; 0 means one per CPU the container may use (its CPU limit, rounded up). With one, every hand-off between the client's and the upstream's connections stays on one thread.",
+            default: "1",
+            help: "Threads serving requests; 0 means one per CPU the container may use (its CPU limit, or the node's CPUs without one). One keeps every hand-off between the client's and the upstream's connections on one thread, which costs least; raise it for a pod that sends more than one core can proxy.",
         },
         SERVE_FLAGS[0],
         SERVE_FLAGS[1],
@@ -387,12 +387,12 @@ pub const SIDECAR: Spec = Spec {
     vars: &SERVE_VARS,
 };
 
-/// `--worker-threads`: how many threads the runtime serves requests with; 0 (the
-/// default) is one per CPU the process may use, which the standard library reads from
-/// the cgroup's CPU quota.
+/// `--worker-threads`: how many threads the runtime serves requests with (one by
+/// default); 0 is one per CPU the process may use, which the standard library reads
+/// from the cgroup's CPU quota.
 pub fn worker_threads(values: &Values) -> Result<usize, String> {
     let asked = match values.get("worker-threads") {
-        None => 0,
+        None => 1,
         Some(v) => v
             .parse()
             .ok()
@@ -555,7 +555,7 @@ mod tests {
     }
 
     #[test]
-    fn worker_threads_default_to_the_cpus_the_process_may_use() {
+    fn one_worker_thread_unless_asked() {
         let threads = |a: &[&str]| {
             let values = match SIDECAR.parse(args(a), none) {
                 Ok(Invocation::Run(values)) => values,
@@ -564,7 +564,7 @@ mod tests {
             worker_threads(&values)
         };
         let cpus = std::thread::available_parallelism().unwrap().get();
-        assert_eq!(threads(&[]), Ok(cpus));
+        assert_eq!(threads(&[]), Ok(1));
         assert_eq!(threads(&["--worker-threads", "0"]), Ok(cpus));
         assert_eq!(threads(&["--worker-threads=3"]), Ok(3));
         assert!(threads(&["--worker-threads", "many"]).is_err());

@@ -24,8 +24,8 @@ fn main() -> ExitCode {
         Ok(threads) => threads,
         Err(err) => return cli::usage_error(spec, &err),
     };
-    // One thread (a pod limited to one CPU): every hand-off between tasks is a queue push,
-    // never a wake-up of another thread.
+    // One thread (the default): every hand-off between tasks is a queue push, never a
+    // wake-up of another thread; docs/benchmarks.md has the figures.
     let mut builder = if threads == 1 {
         tokio::runtime::Builder::new_current_thread()
     } else {

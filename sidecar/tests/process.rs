@@ -58,13 +58,13 @@ async fn wait_until<F: AsyncFnMut() -> bool>(mut check: F, what: &str) {
 
 #[tokio::test]
 async fn serves_reloads_and_shuts_down_as_a_process() {
-    serves_reloads_and_shuts_down("0").await;
+    serves_reloads_and_shuts_down("1").await;
 }
 
-/// One runtime thread, as in a pod limited to one CPU.
+/// A thread per CPU, as a pod raising `--worker-threads` gets.
 #[tokio::test]
-async fn serves_reloads_and_shuts_down_on_one_thread() {
-    serves_reloads_and_shuts_down("1").await;
+async fn serves_reloads_and_shuts_down_on_a_thread_per_cpu() {
+    serves_reloads_and_shuts_down("0").await;
 }
 
 async fn serves_reloads_and_shuts_down(threads: &str) {

@@ -64,6 +64,8 @@ pub const ENV_WEBHOOK_CONFIG: &str = "LLMESH_WEBHOOK_CONFIG";
 /// Not read here: the variable the webhook sets on injected sidecars for their key
 /// (described with the sidecar's flags, [`llmesh_sidecar::cli::SIDECAR`]).
 pub const ENV_SIDECAR_VIRTUAL_KEY: &str = "LLMESH_VIRTUAL_KEY";
+/// The injected sidecar's runtime threads (`llmesh.io/sidecar-worker-threads`).
+pub const ENV_SIDECAR_WORKER_THREADS: &str = "LLMESH_WORKER_THREADS";
 
 /// The operator's namespace when [`ENV_POD_NAMESPACE`] is unset.
 pub const DEFAULT_NAMESPACE: &str = "llmesh-system";

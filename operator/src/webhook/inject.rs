@@ -39,6 +39,8 @@ pub const MEMORY_REQUEST: &str = "llmesh.io/sidecar-memory";
 pub const CPU_LIMIT: &str = "llmesh.io/sidecar-cpu-limit";
 /// Memory limit override.
 pub const MEMORY_LIMIT: &str = "llmesh.io/sidecar-memory-limit";
+/// The sidecar's runtime threads: a number from 0 (one per CPU it may use) to 256.
+pub const WORKER_THREADS: &str = "llmesh.io/sidecar-worker-threads";
 
 /// The injected container's name; its presence means the pod is already injected.
 pub const SIDECAR_NAME: &str = "llmesh-sidecar";
@@ -54,6 +56,8 @@ pub const ADMIN_PORT: u16 = 4001;
 pub const BASE_URL: &str = "http://127.0.0.1:4000/v1";
 /// The sidecar's environment variable naming the pod's VirtualKey.
 pub const SIDECAR_KEY_ENV: &str = crate::settings::ENV_SIDECAR_VIRTUAL_KEY;
+/// The sidecar's variable for [`WORKER_THREADS`].
+pub const SIDECAR_THREADS_ENV: &str = crate::settings::ENV_SIDECAR_WORKER_THREADS;
 /// The uid the sidecar runs as (distroless `nonroot`).
 pub const SIDECAR_UID: i64 = 65532;
 /// Service-account token lifetime; kubelet refreshes it at 80 %, the sidecar re-reads
@@ -188,6 +192,10 @@ pub fn inject(pod: &Pod, config: &Config, ctx: &Context) -> Outcome {
         Ok(r) => r,
         Err(e) => return Outcome::Deny(e),
     };
+    let threads = match worker_threads(pod) {
+        Ok(threads) => threads,
+        Err(e) => return Outcome::Deny(e),
+    };
     let key = virtual_key(pod);
     if key.is_some() && ctx.virtual_key_secret.is_none() {
         // The server always resolves a named key to a Secret name (the default name when
@@ -204,7 +212,7 @@ pub fn inject(pod: &Pod, config: &Config, ctx: &Context) -> Outcome {
     if !injected {
         // Only when the sidecar is added: a re-invocation has nothing new to say.
         warnings.extend(resource_warnings);
-        let sidecar = sidecar(config, key, &resources);
+        let sidecar = sidecar(config, key, threads, &resources);
         match &spec.init_containers {
             // First, so later init containers may already call the gateway.
             Some(_) => {
@@ -407,7 +415,26 @@ fn request_and_limit(
     Ok((request.map(|v| v.text), limit.map(|v| v.text)))
 }
 
-fn sidecar(config: &Config, key: Option<&str>, resources: &Resources) -> Value {
+/// The pod's [`WORKER_THREADS`], checked here so a typo refuses the pod rather than
+/// leaving its sidecar unable to start.
+fn worker_threads(pod: &Pod) -> Result<Option<u16>, String> {
+    let Some(value) = annotation(pod, WORKER_THREADS) else {
+        return Ok(None);
+    };
+    match value.trim().parse::<u16>() {
+        Ok(n) if n <= 256 => Ok(Some(n)),
+        _ => Err(format!(
+            "llmesh: annotation {WORKER_THREADS}: {value:?} is not a number from 0 to 256"
+        )),
+    }
+}
+
+fn sidecar(
+    config: &Config,
+    key: Option<&str>,
+    threads: Option<u16>,
+    resources: &Resources,
+) -> Value {
     let pairs = |cpu: &Option<String>, memory: &Option<String>| {
         [("cpu", cpu), ("memory", memory)]
             .into_iter()
@@ -419,6 +446,9 @@ fn sidecar(config: &Config, key: Option<&str>, resources: &Resources) -> Value {
     let mut env = Vec::new();
     if let Some(key) = key {
         env.push(json!({"name": SIDECAR_KEY_ENV, "value": key}));
+    }
+    if let Some(threads) = threads {
+        env.push(json!({"name": SIDECAR_THREADS_ENV, "value": threads.to_string()}));
     }
     let probe = |path: &str, period: u32, failures: u32| {
         json!({

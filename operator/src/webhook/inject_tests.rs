@@ -215,6 +215,21 @@ fn a_virtual_key_gives_the_app_its_key_and_the_sidecar_its_name() {
 }
 
 #[test]
+fn the_worker_threads_annotation_reaches_the_sidecar_and_typos_are_refused() {
+    let mut value = app();
+    value["metadata"]["annotations"] = json!({WORKER_THREADS: "4"});
+    let (out, _) = apply(value, &enabled());
+    assert_eq!(
+        out["spec"]["initContainers"][0]["env"],
+        json!([{"name": "LLMESH_WORKER_THREADS", "value": "4"}])
+    );
+    for bad in ["four", "-1", "257", "1.5"] {
+        let message = refusal(json!({WORKER_THREADS: bad}));
+        assert!(message.contains(WORKER_THREADS), "{bad}: {message}");
+    }
+}
+
+#[test]
 fn existing_init_containers_volumes_env_and_annotations_are_kept() {
     let value = json!({
         "metadata": {"name": "p", "annotations": {"a": "b"}},

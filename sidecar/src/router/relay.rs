@@ -475,6 +475,14 @@ mod tests {
     /// two pending polls (the connection's task has it, and needs two turns once the
     /// reader waits), or, when `apart` is set, after a real pause.
     fn handed_over(frames: &[&'static str], apart: Option<Duration>) -> Relay {
+        handed_over_within(frames, apart, Duration::from_secs(60))
+    }
+
+    fn handed_over_within(
+        frames: &[&'static str],
+        apart: Option<Duration>,
+        total: Duration,
+    ) -> Relay {
         let mut frames: std::collections::VecDeque<Bytes> = frames
             .iter()
             .map(|f| Bytes::from_static(f.as_bytes()))
@@ -506,7 +514,7 @@ mod tests {
         let mut relay = Relay::new(
             StreamBody::new(stream).boxed(),
             Box::new(crate::provider::openai::SsePassthrough::new(false)),
-            Instant::now() + Duration::from_secs(60),
+            Instant::now() + total,
             state.start(),
             state,
             CooldownSpec::default(),
@@ -531,6 +539,37 @@ mod tests {
         "data: 4\n\n",
         "data: [DONE]\n\n",
     ];
+
+    #[tokio::test(start_paused = true)]
+    async fn events_gathered_when_the_deadline_fires_go_out_before_the_error() {
+        let mut r = handed_over_within(&EVENTS, None, Duration::from_secs(1));
+        r.first_event().await.unwrap();
+        let mut frames: Vec<Bytes> = Vec::new();
+        // Poll until an event waits in the gathered batch, then let the deadline pass.
+        for _ in 0..20 {
+            let polled = std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut r).poll_frame(cx)));
+            if let Poll::Ready(Some(frame)) = polled.await {
+                frames.push(frame.unwrap().into_data().unwrap());
+            }
+            if !r.gathered.is_empty() {
+                break;
+            }
+        }
+        assert!(!r.gathered.is_empty(), "an event is being gathered");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        while let Some(frame) = r.frame().await {
+            frames.push(frame.unwrap().into_data().unwrap());
+        }
+        assert_eq!(frames[0], "data: 1\n\n");
+        assert_eq!(frames[1], "data: 2\n\n", "the gathered event is not lost");
+        assert!(
+            std::str::from_utf8(&frames[2])
+                .unwrap()
+                .contains("upstream_timeout"),
+            "{frames:?}"
+        );
+        assert_eq!(frames.len(), 3);
+    }
 
     #[tokio::test]
     async fn a_burst_handed_over_chunk_by_chunk_leaves_in_one_write() {

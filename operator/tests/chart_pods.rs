@@ -364,7 +364,12 @@ async fn install_inject_and_call(name: &str) {
 
     // The app's pod, as a user writes it; the API server sends it to the webhook.
     let app: Pod = serde_json::from_value(json!({
-        "metadata": {"name": "app", "annotations": {"llmesh.io/virtual-key": "app"}},
+        "metadata": {"name": "app", "annotations": {
+            "llmesh.io/virtual-key": "app",
+            // The sidecar below runs with the variable this becomes: a value its flag
+            // parser refused would stop it from starting.
+            "llmesh.io/sidecar-worker-threads": "2"
+        }},
         "spec": {"containers": [{"name": "app", "image": "python:3.12"}]}
     }))
     .unwrap();
@@ -374,6 +379,14 @@ async fn install_inject_and_call(name: &str) {
     assert_eq!(
         pod["spec"]["initContainers"][0]["name"], "llmesh-sidecar",
         "the pod was not injected: {pod:#}"
+    );
+    assert!(
+        pod["spec"]["initContainers"][0]["env"]
+            .as_array()
+            .is_some_and(
+                |env| env.contains(&json!({"name": "LLMESH_WORKER_THREADS", "value": "2"}))
+            ),
+        "the annotation reaches the sidecar's environment: {pod:#}"
     );
 
     // What the kubelet would mount: the key's Secret (made by the operator), the CA

@@ -98,12 +98,7 @@ impl Transport for Scripted {
                     let body = futures_util::stream::repeat_with(move || {
                         Ok::<_, BoxError>(Frame::data(event.clone()))
                     });
-                    let mut response: Response<UpstreamBody> =
-                        Response::new(StreamBody::new(body).boxed());
-                    response
-                        .headers_mut()
-                        .insert("content-type", "text/event-stream".parse().unwrap());
-                    Ok(response)
+                    Ok(event_stream(StreamBody::new(body).boxed()))
                 }
                 Some(Step::Answer(delay, status, headers, body)) => {
                     tokio::time::sleep(delay).await;
@@ -127,16 +122,20 @@ impl Transport for Scripted {
                             let frame = Frame::data(Bytes::from(format!("data: {data}\n\n")));
                             Some((Ok::<_, BoxError>(frame), it))
                         });
-                    let mut response: Response<UpstreamBody> =
-                        Response::new(StreamBody::new(body).boxed());
-                    response
-                        .headers_mut()
-                        .insert("content-type", "text/event-stream".parse().unwrap());
-                    Ok(response)
+                    Ok(event_stream(StreamBody::new(body).boxed()))
                 }
             }
         })
     }
+}
+
+/// A 200 `text/event-stream` answer with this body.
+fn event_stream(body: UpstreamBody) -> Response<UpstreamBody> {
+    let mut response = Response::new(body);
+    response
+        .headers_mut()
+        .insert("content-type", "text/event-stream".parse().unwrap());
+    response
 }
 
 fn deployment(host: &str) -> DeploymentSpec {

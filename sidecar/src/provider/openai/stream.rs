@@ -52,47 +52,35 @@ impl SsePassthrough {
     }
 
     /// Whole events on their way to the client: usage is read, and stripped when asked.
+    /// Batches that do not mention usage (most) pass untouched and uncopied.
     fn tap(&mut self, events: Bytes) -> Bytes {
         if USAGE.find(&events).is_none() {
             return events;
         }
-        let mut out = BytesMut::with_capacity(events.len());
-        let mut changed = false;
-        for event in split_events(&events) {
-            match self.event(event) {
-                Some(kept) if kept.len() == event.len() => out.extend_from_slice(event),
-                Some(kept) => {
-                    changed = true;
-                    out.extend_from_slice(&kept);
-                }
-                None => changed = true,
+        if !self.strip {
+            for event in split_events(&events) {
+                self.usage_chunk(event);
             }
+            return events;
         }
-        if changed { out.freeze() } else { events }
+        let mut out = BytesMut::with_capacity(events.len());
+        for event in split_events(&events) {
+            self.strip_event(event, &mut out);
+        }
+        out.freeze()
     }
 
-    /// One event, with its trailing blank line: what to forward, `None` to drop it.
-    fn event(&mut self, event: &[u8]) -> Option<Vec<u8>> {
-        let Some(at) = USAGE.find(event) else {
-            return Some(event.to_vec());
-        };
-        if let Some(at_null) = memmem::find(event, NULL_USAGE)
-            && at_null + 1 == at
-        {
-            if !self.strip {
-                return Some(event.to_vec());
-            }
-            let mut kept = event[..at_null].to_vec();
-            kept.extend_from_slice(&event[at_null + NULL_USAGE.len()..]);
-            return Some(kept);
+    /// The chunk an event holds when it reports a usage object, which is kept.
+    fn usage_chunk(&mut self, event: &[u8]) -> Option<Value> {
+        USAGE.find(event)?;
+        if null_usage_at(event).is_some() {
+            return None;
         }
         let data = event
             .strip_prefix(b"data: ")
-            .or_else(|| event.strip_prefix(b"data:"))
-            .map(<[u8]>::trim_ascii_end);
-        let Some(Ok(mut chunk)) = data.map(serde_json::from_slice::<Value>) else {
-            return Some(event.to_vec());
-        };
+            .or_else(|| event.strip_prefix(b"data:"))?
+            .trim_ascii_end();
+        let chunk: Value = serde_json::from_slice(data).ok()?;
         if let Some(usage) = chunk
             .get("usage")
             .filter(|u| u.is_object())
@@ -100,23 +88,34 @@ impl SsePassthrough {
         {
             self.usage = Some(usage.into());
         }
-        if !self.strip {
-            return Some(event.to_vec());
+        Some(chunk)
+    }
+
+    /// Writes one event (with its trailing blank line) as the client gets it: without
+    /// `"usage":null`, and without the usage chunk the client did not ask for.
+    fn strip_event(&mut self, event: &[u8], out: &mut BytesMut) {
+        if let Some(at) = null_usage_at(event) {
+            out.extend_from_slice(&event[..at]);
+            out.extend_from_slice(&event[at + NULL_USAGE.len()..]);
+            return;
         }
+        let Some(mut chunk) = self.usage_chunk(event) else {
+            out.extend_from_slice(event);
+            return;
+        };
         let no_choices = chunk
             .get("choices")
             .and_then(Value::as_array)
             .is_some_and(Vec::is_empty);
         if no_choices {
-            return None;
+            return;
         }
         if let Some(object) = chunk.as_object_mut() {
             object.remove("usage");
         }
-        let mut kept = b"data: ".to_vec();
-        kept.extend_from_slice(chunk.to_string().as_bytes());
-        kept.extend_from_slice(b"\n\n");
-        Some(kept)
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(chunk.to_string().as_bytes());
+        out.extend_from_slice(b"\n\n");
     }
 
     /// Whole events from what has arrived, if any are complete.
@@ -171,6 +170,12 @@ impl StreamTranslator for SsePassthrough {
     fn usage(&self) -> Option<Usage> {
         self.usage
     }
+}
+
+/// Where an event's first `"usage"` is `,"usage":null`, if it is.
+fn null_usage_at(event: &[u8]) -> Option<usize> {
+    let at = USAGE.find(event)?;
+    memmem::find(event, NULL_USAGE).filter(|n| n + 1 == at)
 }
 
 /// Whether `data` ends exactly at an event boundary (a blank line).

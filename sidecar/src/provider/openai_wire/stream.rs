@@ -1,5 +1,7 @@
 //! Streamed answers: `chat.completion.chunk` objects and the SSE framing around them.
 
+use std::fmt::Write as _;
+
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
 
@@ -229,7 +231,8 @@ impl ChunkWriter {
     ) {
         // The bytes serde writes for `ChatChunk` with one choice, the fixed part copied.
         out.put_slice(&self.prefix);
-        out.put_slice(index.to_string().as_bytes());
+        // Writing a number into memory cannot fail.
+        let _ = write!(out, "{index}");
         out.put_slice(b",\"delta\":");
         // Serializing our own plain structs into memory cannot fail.
         let _ = serde_json::to_writer((&mut *out).writer(), &delta);

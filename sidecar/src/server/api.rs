@@ -123,7 +123,7 @@ async fn serve(
         .ok_or_else(|| ApiError::model_not_found(&model_name))?;
     exchange.set_requested(requested.clone());
     let admission = proxy.meter.admit(&routes, key, requested.clone(), &call)?;
-    exchange.admitted(requested.clone(), admission);
+    exchange.admitted(admission);
     if call.stream {
         // A stream is relayed by this task: a client that leaves ends it.
         exchange.route(&routes, &requested, &call).await

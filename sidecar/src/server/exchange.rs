@@ -142,9 +142,8 @@ impl Exchange {
         }
     }
 
-    /// The request was admitted for `requested`: it is in flight from now on.
-    pub fn admitted(&mut self, requested: Arc<Model>, admission: Admission) {
-        self.requested = Some(requested);
+    /// The request was admitted (for the model [`set_requested`](Self::set_requested) named): it is in flight from now on.
+    pub fn admitted(&mut self, admission: Admission) {
         self.admission = Some(admission);
         self.proxy.metrics.in_flight.inc();
         self.in_flight = true;

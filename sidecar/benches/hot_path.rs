@@ -177,6 +177,7 @@ fn chat_path(routes: &Routes, request: &[u8], answer: &Bytes) -> Bytes {
         stream: call.stream,
         model: &deployment.upstream_model,
         default_max_tokens: model.default_max_tokens,
+        anthropic_beta: None,
     };
     let Ok(upstream) = deployment.dialect.request(&view) else {
         panic!("translation refused");
@@ -336,6 +337,7 @@ fn translate_stream(routes: &Routes, model: &str, request: &[u8], chunks: &[Byte
         stream: true,
         model: &deployment.upstream_model,
         default_max_tokens: None,
+        anthropic_beta: None,
     };
     let mut translator = deployment.dialect.stream(&view);
     let mut produced = 0;

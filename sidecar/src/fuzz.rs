@@ -95,6 +95,7 @@ pub fn openai_request(data: &[u8]) {
         stream: call.stream,
         model: "m",
         default_max_tokens: Some(16),
+        anthropic_beta: None,
     };
     for &kind in REQUEST_KINDS {
         if let Some(p) = prepared(kind)
@@ -209,6 +210,7 @@ fn translate(kind: ProviderKind, data: &[u8]) {
         stream: true,
         model: "m",
         default_max_tokens: Some(16),
+        anthropic_beta: None,
     };
     let mut translator = p.dialect.stream(&view);
     let mut out = Vec::new();

@@ -20,6 +20,9 @@ pub struct Call {
     pub stream: bool,
     /// Rough token count for rpm/tpm accounting before usage is known.
     pub estimated_tokens: u64,
+    /// The client's `anthropic-beta` header (features it opts into), passed on to
+    /// upstreams that speak Anthropic's API.
+    pub anthropic_beta: Option<String>,
 }
 
 /// One call as a provider sees it, for one deployment.
@@ -36,6 +39,8 @@ pub struct CallView<'a> {
     pub model: &'a str,
     /// The model's `max_tokens` for providers that require one, when the client sent none.
     pub default_max_tokens: Option<u32>,
+    /// The client's `anthropic-beta` header, for upstreams that speak Anthropic's API.
+    pub anthropic_beta: Option<&'a str>,
 }
 
 impl CallView<'_> {

@@ -1,6 +1,7 @@
-//! The API operations the sidecar serves.
+//! The API operations the sidecar serves: OpenAI's chat, completions and embeddings,
+//! OpenAI's Responses API and Anthropic's Messages API.
 
-/// The OpenAI API operations the sidecar serves.
+/// The API operations the sidecar serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Endpoint {
     /// `POST /v1/chat/completions`.
@@ -9,11 +10,25 @@ pub enum Endpoint {
     Completions,
     /// `POST /v1/embeddings`.
     Embeddings,
+    /// `POST /v1/messages` (Anthropic's Messages API).
+    Messages,
+    /// `POST /v1/responses` (OpenAI's Responses API).
+    Responses,
 }
 
 impl Endpoint {
     /// All endpoints, in [`Endpoint::index`] order.
-    pub const ALL: [Endpoint; 3] = [
+    pub const ALL: [Endpoint; 5] = [
+        Endpoint::ChatCompletions,
+        Endpoint::Completions,
+        Endpoint::Embeddings,
+        Endpoint::Messages,
+        Endpoint::Responses,
+    ];
+
+    /// The endpoints of OpenAI's original API, which every provider serves (or refuses)
+    /// itself; the others may be served through chat (see `provider::bridge`).
+    pub const OPENAI: [Endpoint; 3] = [
         Endpoint::ChatCompletions,
         Endpoint::Completions,
         Endpoint::Embeddings,
@@ -30,6 +45,8 @@ impl Endpoint {
             Endpoint::ChatCompletions => "/chat/completions",
             Endpoint::Completions => "/completions",
             Endpoint::Embeddings => "/embeddings",
+            Endpoint::Messages => "/messages",
+            Endpoint::Responses => "/responses",
         }
     }
 
@@ -49,8 +66,27 @@ impl Endpoint {
             Endpoint::ChatCompletions => "chat_completions",
             Endpoint::Completions => "completions",
             Endpoint::Embeddings => "embeddings",
+            Endpoint::Messages => "messages",
+            Endpoint::Responses => "responses",
         }
     }
+
+    /// The API whose shapes (errors, stream events) the client expects.
+    pub fn api(self) -> Api {
+        match self {
+            Endpoint::Messages => Api::Anthropic,
+            _ => Api::OpenAi,
+        }
+    }
+}
+
+/// The error and event shapes a client expects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Api {
+    /// OpenAI's (chat, completions, embeddings, responses).
+    OpenAi,
+    /// Anthropic's (messages).
+    Anthropic,
 }
 
 #[cfg(test)]

@@ -12,6 +12,6 @@ mod error;
 mod usage;
 
 pub use call::{Call, CallView, Reply};
-pub use endpoint::Endpoint;
+pub use endpoint::{Api, Endpoint};
 pub use error::{ApiError, ErrorClass, ErrorKind, UpstreamError};
 pub use usage::Usage;

@@ -35,7 +35,7 @@ pub fn build(spec: &DeploymentSpec) -> Result<Prepared, BuildError> {
         base.trim_end_matches('/'),
         spec.model
     );
-    let [a, b, c] = Endpoint::ALL.map(|e| join(&base, e.path(), Some(&query)));
+    let [a, b, c] = Endpoint::OPENAI.map(|e| join(&base, e.path(), Some(&query)));
     let key = api_key(spec, "apiKey is required for azure")?;
     Ok(Prepared {
         dialect: Arc::new(OpenAiCompat { uris: [a?, b?, c?] }),

@@ -29,7 +29,7 @@ const WORD_DELAY: Duration = Duration::from_millis(20);
 
 /// The demo's URLs; they only carry the endpoint to the in-process transport.
 pub fn uris() -> Result<[Uri; 3], String> {
-    let [a, b, c] = Endpoint::ALL.map(|e| join(BASE, e.path(), None));
+    let [a, b, c] = Endpoint::OPENAI.map(|e| join(BASE, e.path(), None));
     Ok([a?, b?, c?])
 }
 

@@ -31,6 +31,7 @@ macro_rules! chat_params {
 pub mod anthropic;
 pub mod azure;
 pub mod bedrock;
+pub mod bridge;
 pub mod cohere;
 pub mod demo;
 pub mod gemini;
@@ -64,6 +65,12 @@ pub trait Dialect: Send + Sync + 'static {
     fn supported_params(&self, endpoint: Endpoint) -> Option<&'static [&'static str]> {
         let _ = endpoint;
         None
+    }
+
+    /// Whether this provider serves `endpoint` itself. Calls to the Messages and
+    /// Responses APIs reach a provider that does not through chat (see [`bridge`]).
+    fn native(&self, endpoint: Endpoint) -> bool {
+        Endpoint::OPENAI.contains(&endpoint)
     }
 
     /// Builds the upstream request for a call.

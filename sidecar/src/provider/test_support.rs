@@ -26,6 +26,7 @@ pub fn view<'a>(
         stream,
         model,
         default_max_tokens: None,
+        anthropic_beta: None,
     }
 }
 

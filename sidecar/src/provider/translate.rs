@@ -43,7 +43,7 @@ pub fn params(
     Some(match endpoint {
         Endpoint::ChatCompletions => chat,
         Endpoint::Embeddings => embeddings,
-        Endpoint::Completions => &[],
+        _ => &[],
     })
 }
 

@@ -369,6 +369,7 @@ async fn attempt(
         stream: call.stream,
         model: &deployment.upstream_model,
         default_max_tokens: model.default_max_tokens,
+        anthropic_beta: call.anthropic_beta.as_deref(),
     };
     check_params(model, deployment, &view, metrics)
         .map_err(|e| translate_failure(e, deployment))?;

@@ -99,6 +99,8 @@ pub fn parse_call(endpoint: Endpoint, bytes: &[u8]) -> Result<(String, Call), Ap
         Endpoint::ChatCompletions => check_messages(&body)?,
         Endpoint::Completions => check_present(&body, "prompt", &["a string", "an array"])?,
         Endpoint::Embeddings => check_present(&body, "input", &["a string", "an array"])?,
+        Endpoint::Messages => check_messages(&body)?,
+        Endpoint::Responses => check_present(&body, "input", &["a string", "an array"])?,
     }
     let stream = match body.get("stream") {
         None | Some(Value::Null) => false,
@@ -119,6 +121,7 @@ pub fn parse_call(endpoint: Endpoint, bytes: &[u8]) -> Result<(String, Call), Ap
             stream,
             // About four bytes per token for English text and JSON.
             estimated_tokens: (bytes.len() as u64).div_ceil(4),
+            anthropic_beta: None,
         },
     ))
 }

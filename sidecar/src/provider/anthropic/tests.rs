@@ -18,6 +18,7 @@ fn dialect() -> Prepared {
 fn view<'a>(body: &'a Map<String, Value>, stream: bool) -> CallView<'a> {
     CallView {
         default_max_tokens: Some(2048),
+        anthropic_beta: None,
         ..test_support::view(Endpoint::ChatCompletions, body, stream, "claude-sonnet-4-5")
     }
 }

@@ -164,7 +164,7 @@ impl Dialect for Bedrock {
                 let body = request::embeddings(call)?;
                 self.request_to(call.model, "invoke", body, "application/json")
             }
-            Endpoint::Completions => Err(no_completions("Bedrock deployments")),
+            _ => Err(no_completions("Bedrock deployments")),
         }
     }
 

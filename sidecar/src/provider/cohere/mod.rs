@@ -93,7 +93,7 @@ impl Dialect for Cohere {
                 Ok(super::post_json(self.chat.clone(), request::chat(call)?))
             }
             Endpoint::Embeddings => Ok(super::post_json(self.embed.clone(), request::embed(call)?)),
-            Endpoint::Completions => Err(no_completions("Cohere deployments")),
+            _ => Err(no_completions("Cohere deployments")),
         }
     }
 

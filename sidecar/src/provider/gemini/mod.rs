@@ -230,7 +230,7 @@ impl Dialect for Gemini {
                 };
                 (uri, body)
             }
-            Endpoint::Completions => return Err(no_completions("Gemini models")),
+            _ => return Err(no_completions("Gemini models")),
         };
         Ok(super::post_json(uri.clone(), body))
     }

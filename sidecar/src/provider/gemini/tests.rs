@@ -64,6 +64,7 @@ fn urls_for_both_apis() {
                 stream,
                 model: "m",
                 default_max_tokens: None,
+                anthropic_beta: None,
             })
             .map(|r| r.uri().to_string())
     };

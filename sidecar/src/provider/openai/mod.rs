@@ -223,6 +223,7 @@ mod tests {
             stream: false,
             model: "m",
             default_max_tokens: None,
+            anthropic_beta: None,
         };
         p.dialect.request(&call).unwrap().uri().to_string()
     }

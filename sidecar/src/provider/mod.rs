@@ -106,6 +106,13 @@ pub trait StreamTranslator: Send + Sync + 'static {
     /// The usage the stream reported so far: complete once [`finish`](Self::finish)
     /// returned.
     fn usage(&self) -> Option<Usage>;
+
+    /// The whole answer the stream amounted to, as the client's API states it (the
+    /// Responses API's response object), once [`finish`](Self::finish) returned: for the
+    /// answers the sidecar keeps (`store`). `None` where nothing is kept.
+    fn answer(&mut self) -> Option<Bytes> {
+        None
+    }
 }
 
 /// A stream the upstream broke off or reported an error in.

@@ -102,6 +102,9 @@ pub fn sse_event(error: &ApiError) -> Bytes {
 pub fn anthropic_kind(error: &ApiError) -> (StatusCode, &'static str) {
     let status = error.status;
     let kind = match error.kind {
+        // OpenAI calls an unknown model an invalid request; Anthropic names it by its
+        // status.
+        ErrorKind::InvalidRequest if status == StatusCode::NOT_FOUND => "not_found_error",
         ErrorKind::InvalidRequest if status == StatusCode::PAYLOAD_TOO_LARGE => "request_too_large",
         ErrorKind::InvalidRequest => "invalid_request_error",
         ErrorKind::Authentication => "authentication_error",

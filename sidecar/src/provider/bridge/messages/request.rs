@@ -443,10 +443,10 @@ fn tool_content(mut parts: Vec<Value>, block: &Value) -> Value {
             .collect();
         return Value::String(texts.join("\n"));
     }
-    if let Some(last) = parts.last_mut() {
-        if last.get("cache_control").is_none() {
-            *last = cached(std::mem::take(last), block);
-        }
+    if let Some(last) = parts.last_mut()
+        && last.get("cache_control").is_none()
+    {
+        *last = cached(std::mem::take(last), block);
     }
     Value::Array(parts)
 }

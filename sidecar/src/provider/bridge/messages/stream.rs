@@ -70,10 +70,11 @@ impl Stream {
     /// Parses and translates a batch of the inner stream's events.
     fn translate(&mut self, batch: &[u8]) -> Result<(), StreamError> {
         self.parser.push(batch, &mut self.events)?;
+        let inner = self.inner.as_ref();
         let result = self
             .events
             .iter()
-            .try_for_each(|event| self.state.handle(event, &mut self.out));
+            .try_for_each(|event| self.state.handle(event, inner, &mut self.out));
         self.events.clear();
         result
     }
@@ -92,7 +93,8 @@ impl StreamTranslator for Stream {
             self.translate(&batch)?;
         }
         if let Some(event) = self.parser.finish()? {
-            self.state.handle(&event, &mut self.out)?;
+            self.state
+                .handle(&event, self.inner.as_ref(), &mut self.out)?;
         }
         if !self.state.ended {
             if self.state.finish.is_none() {
@@ -100,10 +102,7 @@ impl StreamTranslator for Stream {
                     "the stream ended without a finish_reason",
                 ));
             }
-            if self.state.usage.is_none() {
-                self.state.usage = self.inner.usage();
-            }
-            self.state.end(&mut self.out);
+            self.state.end(self.inner.as_ref(), &mut self.out);
         }
         Ok(take(&mut self.out))
     }
@@ -265,8 +264,13 @@ fn write_event(out: &mut BytesMut, name: &str, data: &impl Serialize) {
 }
 
 impl State {
-    /// Translates one event of the chat stream.
-    fn handle(&mut self, event: &Event, out: &mut BytesMut) -> Result<(), StreamError> {
+    /// Translates one event of the chat stream `inner` wrote.
+    fn handle(
+        &mut self,
+        event: &Event,
+        inner: &dyn StreamTranslator,
+        out: &mut BytesMut,
+    ) -> Result<(), StreamError> {
         let data = event.data.trim_ascii();
         if self.ended || data.is_empty() {
             return Ok(());
@@ -274,7 +278,7 @@ impl State {
         if data == "[DONE]" {
             // A stream that ends here without its finish reason is refused by `finish`.
             if self.finish.is_some() {
-                self.end(out);
+                self.end(inner, out);
             }
             return Ok(());
         }
@@ -308,7 +312,7 @@ impl State {
         }
         // The usage-only chunk is the last the chat stream sends before `[DONE]`.
         if usage_only && self.finish.is_some() {
-            self.end(out);
+            self.end(inner, out);
         }
         Ok(())
     }
@@ -499,8 +503,9 @@ impl State {
         self.open = Open::None;
     }
 
-    /// Closes the open block and writes `message_delta` and `message_stop`.
-    fn end(&mut self, out: &mut BytesMut) {
+    /// Closes the open block and writes `message_delta` and `message_stop`, with the
+    /// usage the stream's usage chunk reported, else what `inner` metered.
+    fn end(&mut self, inner: &dyn StreamTranslator, out: &mut BytesMut) {
         if !self.started {
             self.start(out, None);
         }
@@ -524,7 +529,7 @@ impl State {
                 stop_reason: wire::stop_reason(self.finish, self.called_tools),
                 stop_sequence: None,
             },
-            usage: MessageUsage::from(self.usage.unwrap_or_default()),
+            usage: MessageUsage::from(self.usage.or_else(|| inner.usage()).unwrap_or_default()),
         };
         write_event(out, "message_delta", &delta);
         out.put_slice(MESSAGE_STOP);

@@ -26,6 +26,7 @@ use std::fmt::Write as _;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::reply::client_model;
 use super::wire::{self, MessageUsage, Str, ThinkingKind, ThinkingPiece};
@@ -158,7 +159,7 @@ struct Chunk<'a> {
     #[serde(default)]
     usage: Option<UsageIn>,
     #[serde(default)]
-    error: Option<ErrorIn>,
+    error: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -203,13 +204,6 @@ struct FunctionPiece<'a> {
     name: Option<Str<'a>>,
     #[serde(borrow)]
     arguments: Option<Str<'a>>,
-}
-
-/// An error an upstream wrote into its stream, `{"error":{"message",...}}`.
-#[derive(Deserialize)]
-struct ErrorIn {
-    #[serde(default)]
-    message: Option<String>,
 }
 
 /// `message_start.message`.
@@ -283,8 +277,12 @@ impl State {
             return Ok(());
         }
         let chunk: Chunk<'_> = serde_json::from_str(data).map_err(StreamError::malformed)?;
-        if let Some(error) = chunk.error {
-            let message = error.message.unwrap_or_default();
+        if let Some(error) = chunk.error.filter(|e| !e.is_null()) {
+            // `{"error":{"message",...}}` as OpenAI writes it, or a bare message.
+            let message = match error.get("message").unwrap_or(&error) {
+                Value::String(message) => message.clone(),
+                other => other.to_string(),
+            };
             return Err(StreamError::upstream(format!(
                 "The upstream stream reported an error: {message}"
             )));
@@ -301,7 +299,12 @@ impl State {
             if let Some(delta) = &choice.delta {
                 self.delta(delta, out)?;
             }
-            if let Some(reason) = &choice.finish_reason {
+            // Some providers send an empty finish reason on chunks that finish nothing.
+            let reason = choice
+                .finish_reason
+                .as_ref()
+                .filter(|r| !r.as_str().is_empty());
+            if let Some(reason) = reason {
                 self.finish = Some(match reason.as_str() {
                     "length" => "length",
                     "content_filter" => "content_filter",

@@ -97,8 +97,8 @@ impl Metrics {
         };
         let requests = counter(
             "requests_total",
-            "Requests answered, by model, deployment, provider and status.",
-            &["model", "deployment", "provider", "status"],
+            "Requests answered, by endpoint, model, deployment, provider and status.",
+            &["endpoint", "model", "deployment", "provider", "status"],
         )?;
         let request_duration = histogram(
             "request_duration_seconds",
@@ -263,13 +263,13 @@ mod tests {
     fn renders_prefixed_metrics() {
         let m = Metrics::new().unwrap();
         m.requests
-            .with_label_values(&["chat", "a", "openai", "200"])
+            .with_label_values(&["chat_completions", "chat", "a", "openai", "200"])
             .inc();
         m.set_config_version("abc");
         m.set_config_version("def");
         let text = String::from_utf8(m.render(None)).unwrap();
         assert!(text.contains(
-            r#"llmesh_requests_total{deployment="a",model="chat",provider="openai",status="200"} 1"#
+            r#"llmesh_requests_total{deployment="a",endpoint="chat_completions",model="chat",provider="openai",status="200"} 1"#
         ));
         assert!(text.contains(r#"llmesh_config_info{version="def"} 1"#));
         assert!(!text.contains(r#"version="abc""#));

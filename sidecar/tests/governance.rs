@@ -139,7 +139,7 @@ async fn calls_the_client_gives_up_on_are_charged_what_they_cost_and_the_key_kee
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(mock.request_count(), 4);
     drop(clients);
-    let gone = r#"llmesh_requests_total{deployment="d",model="chat",provider="openai-compatible",status="499"}"#;
+    let gone = r#"llmesh_requests_total{deployment="d",endpoint="chat_completions",model="chat",provider="openai-compatible",status="499"}"#;
     let text = until_metrics(&sidecar, |t| metric(t, gone) == 4).await;
     assert_eq!(metric(&text, gone), 4, "{text}");
     assert_eq!(metric(&text, "llmesh_requests_in_flight"), 0);

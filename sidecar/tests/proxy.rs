@@ -654,7 +654,7 @@ async fn metrics_cover_requests_latency_and_config() {
     post_stream(sidecar.api, chat_stream("chat")).await;
     let text = sidecar.metrics().await;
     for needle in [
-        r#"llmesh_requests_total{deployment="a",model="chat",provider="openai-compatible",status="200"} 2"#,
+        r#"llmesh_requests_total{deployment="a",endpoint="chat_completions",model="chat",provider="openai-compatible",status="200"} 2"#,
         "llmesh_request_duration_seconds_bucket",
         "llmesh_time_to_first_token_seconds_count{model=\"chat\"} 1",
         "llmesh_upstream_latency_seconds_count{deployment=\"a\",provider=\"openai-compatible\"} 2",

@@ -257,6 +257,10 @@ fn validate(req: &Recorded) -> Result<Value, Resolved> {
                 Some("image") => matches!(block["source"]["type"].as_str(), Some("base64" | "url")),
                 Some("tool_use") => block["input"].is_object() && block["id"].is_string(),
                 Some("tool_result") => block["tool_use_id"].is_string(),
+                // Earlier turns' reasoning comes back as Anthropic sent it.
+                Some("thinking") => block["thinking"].is_string() && block["signature"].is_string(),
+                Some("redacted_thinking") => block["data"].is_string(),
+                Some("document") => block["source"].is_object(),
                 _ => false,
             };
             if !ok {

@@ -333,6 +333,7 @@ impl Drop for Exchange {
         metrics
             .requests
             .with_label_values(&[
+                self.endpoint.as_str(),
                 requested,
                 served.map_or("", |(_, d)| d.name.as_str()),
                 served.map_or("", |(_, d)| d.provider_label),

@@ -46,11 +46,14 @@
 //! its signatures on the next turn. It is encoded, not encrypted: the blocks are the
 //! provider's own and already signed.
 
+mod events;
 mod object;
 mod reply;
 mod request;
 mod stream;
 
+#[cfg(test)]
+mod stream_tests;
 #[cfg(test)]
 mod tests;
 

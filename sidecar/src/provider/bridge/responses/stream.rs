@@ -27,18 +27,21 @@
 //! to [`MAX_ANSWER_BYTES`].
 
 use std::borrow::Cow;
-use std::fmt::Write as _;
 
-use bytes::{BufMut, Bytes, BytesMut};
-use serde::{Deserialize, Serialize};
+use bytes::Bytes;
 use serde_json::Value;
+
+use super::events::{
+    ArgumentsDone, Chunk, InputDone, ItemDelta, ItemEvent, PartEvent, RefusalDone, ResponseEvent,
+    SummaryPartEvent, SummaryTextEvent, TextEvent, ToolPiece, Writer,
+};
 
 use super::object::{
     ContentPart, Echo, OutputItem, ResponseObject, ResponseUsage, SummaryText, outcome,
 };
 use super::{custom_input, custom_tool_names, encode_blocks, new_id};
 use crate::domain::{CallView, Usage};
-use crate::provider::openai_wire::{ThinkingBlock, UsageIn, take, unix_now};
+use crate::provider::openai_wire::{ThinkingBlock, take, unix_now};
 use crate::provider::sse::{Event, SseParser};
 use crate::provider::{StreamError, StreamTranslator};
 
@@ -69,12 +72,6 @@ pub struct Stream {
     usage: Option<Usage>,
     held: usize,
     answer: Option<Bytes>,
-}
-
-/// Writes events with their sequence numbers.
-struct Writer {
-    out: BytesMut,
-    seq: u64,
 }
 
 /// One output item and what streaming it needs.
@@ -108,10 +105,7 @@ impl Stream {
             inner,
             parser: SseParser::default(),
             events: Vec::new(),
-            writer: Writer {
-                out: BytesMut::new(),
-                seq: 0,
-            },
+            writer: Writer::new(),
             id: new_id("resp_"),
             created_at: unix_now(),
             echo: Echo::new(call.body).into_owned(),
@@ -722,42 +716,6 @@ fn close_part(writer: &mut Writer, entry: &mut Entry, output_index: usize) {
     }
 }
 
-impl Writer {
-    /// Writes `event: kind` with `body`'s fields after `type` and `sequence_number`.
-    fn event(&mut self, kind: &'static str, body: &impl Serialize) {
-        self.header(kind);
-        let start = self.out.len();
-        // Serializing our own plain structs into memory cannot fail.
-        let _ = serde_json::to_writer((&mut self.out).writer(), body);
-        // The body's opening brace becomes the comma after the header's fields (every
-        // body has fields).
-        if let Some(brace) = self.out.get_mut(start) {
-            *brace = b',';
-        }
-        self.out.put_slice(b"\n\n");
-    }
-
-    /// Writes `event: kind` carrying `response`, an already serialized Response object.
-    fn raw_response_event(&mut self, kind: &'static str, response: &[u8]) {
-        self.header(kind);
-        self.out.put_slice(b",\"response\":");
-        self.out.put_slice(response);
-        self.out.put_slice(b"}\n\n");
-    }
-
-    /// `event: kind`, and the data up to the sequence number (its object left open).
-    fn header(&mut self, kind: &'static str) {
-        self.out.put_slice(b"event: ");
-        self.out.put_slice(kind.as_bytes());
-        self.out.put_slice(b"\ndata: {\"type\":\"");
-        self.out.put_slice(kind.as_bytes());
-        self.out.put_slice(b"\",\"sequence_number\":");
-        // Writing a number into memory cannot fail.
-        let _ = write!(self.out, "{}", self.seq);
-        self.seq = self.seq.saturating_add(1);
-    }
-}
-
 impl StreamTranslator for Stream {
     fn feed(&mut self, chunk: Bytes) -> Result<Option<Bytes>, StreamError> {
         if let Some(chat) = self.inner.feed(chunk)? {
@@ -784,152 +742,4 @@ impl StreamTranslator for Stream {
     fn answer(&mut self) -> Option<Bytes> {
         self.answer.clone()
     }
-}
-
-/// A chat chunk, the fields the events are made of.
-#[derive(Deserialize)]
-struct Chunk<'a> {
-    #[serde(default, borrow)]
-    choices: Vec<ChunkChoice<'a>>,
-    #[serde(default)]
-    usage: Option<UsageIn>,
-    /// An error some OpenAI-compatible servers write into the stream.
-    #[serde(default)]
-    error: Option<Value>,
-}
-
-#[derive(Deserialize)]
-struct ChunkChoice<'a> {
-    #[serde(default)]
-    index: u32,
-    #[serde(default, borrow)]
-    delta: ChunkDelta<'a>,
-    #[serde(default, borrow)]
-    finish_reason: Option<Cow<'a, str>>,
-}
-
-#[derive(Default, Deserialize)]
-struct ChunkDelta<'a> {
-    #[serde(default, borrow)]
-    content: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    refusal: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    reasoning_content: Option<Cow<'a, str>>,
-    /// What some OpenAI-compatible servers call `reasoning_content`.
-    #[serde(default, borrow)]
-    reasoning: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    thinking_blocks: Option<Vec<ThinkingBlock<'a>>>,
-    #[serde(default, borrow)]
-    tool_calls: Option<Vec<ToolPiece<'a>>>,
-}
-
-#[derive(Deserialize)]
-struct ToolPiece<'a> {
-    #[serde(default)]
-    index: u32,
-    #[serde(default, borrow)]
-    id: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    function: Option<FunctionPiece<'a>>,
-}
-
-#[derive(Default, Deserialize)]
-struct FunctionPiece<'a> {
-    #[serde(default, borrow)]
-    name: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
-    arguments: Option<Cow<'a, str>>,
-}
-
-/// `response.created`, `.in_progress`.
-#[derive(Serialize)]
-struct ResponseEvent<'a> {
-    response: &'a ResponseObject<'a>,
-}
-
-/// `response.output_item.added`, `.done`.
-#[derive(Serialize)]
-struct ItemEvent<'a> {
-    output_index: usize,
-    item: &'a OutputItem,
-}
-
-/// `response.content_part.added`, `.done`.
-#[derive(Serialize)]
-struct PartEvent<'a> {
-    item_id: &'a str,
-    output_index: usize,
-    content_index: usize,
-    part: &'a ContentPart,
-}
-
-/// `response.output_text.delta`, `.done` and `response.refusal.delta`.
-#[derive(Serialize)]
-struct TextEvent<'a> {
-    item_id: &'a str,
-    output_index: usize,
-    content_index: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    delta: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    text: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    logprobs: Option<[(); 0]>,
-}
-
-/// `response.refusal.done`.
-#[derive(Serialize)]
-struct RefusalDone<'a> {
-    item_id: &'a str,
-    output_index: usize,
-    content_index: usize,
-    refusal: &'a str,
-}
-
-/// `response.reasoning_summary_part.added`, `.done`.
-#[derive(Serialize)]
-struct SummaryPartEvent<'a> {
-    item_id: &'a str,
-    output_index: usize,
-    summary_index: usize,
-    part: &'a SummaryText,
-}
-
-/// `response.reasoning_summary_text.delta`, `.done`.
-#[derive(Serialize)]
-struct SummaryTextEvent<'a> {
-    item_id: &'a str,
-    output_index: usize,
-    summary_index: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    delta: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    text: Option<&'a str>,
-}
-
-/// `response.function_call_arguments.delta`, `response.custom_tool_call_input.delta`.
-#[derive(Serialize)]
-struct ItemDelta<'a> {
-    item_id: &'a str,
-    output_index: usize,
-    delta: &'a str,
-}
-
-/// `response.function_call_arguments.done`.
-#[derive(Serialize)]
-struct ArgumentsDone<'a> {
-    item_id: &'a str,
-    output_index: usize,
-    name: &'a str,
-    arguments: &'a str,
-}
-
-/// `response.custom_tool_call_input.done`.
-#[derive(Serialize)]
-struct InputDone<'a> {
-    item_id: &'a str,
-    output_index: usize,
-    input: &'a str,
 }

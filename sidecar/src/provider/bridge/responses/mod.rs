@@ -98,10 +98,15 @@ fn custom_input(arguments: &str) -> String {
         .unwrap_or_else(|_| arguments.to_owned())
 }
 
-/// `encrypted_content` carrying `blocks`.
+/// `encrypted_content` carrying `blocks` (blocks of unknown kinds left out: they cannot
+/// be written).
 fn encode_blocks(blocks: &[ThinkingBlock<'_>]) -> String {
+    let known: Vec<_> = blocks
+        .iter()
+        .filter(|b| **b != ThinkingBlock::Other)
+        .collect();
     // Serializing our own plain structs into memory cannot fail.
-    let json = serde_json::to_vec(blocks).unwrap_or_default();
+    let json = serde_json::to_vec(&known).unwrap_or_default();
     let mut out = String::with_capacity(ENCRYPTED_PREFIX.len() + json.len().div_ceil(3) * 4);
     out.push_str(ENCRYPTED_PREFIX);
     base64url::encode(&json, &mut out);

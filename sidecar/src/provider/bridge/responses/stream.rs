@@ -35,7 +35,6 @@ use super::events::{
     ArgumentsDone, Chunk, InputDone, ItemDelta, ItemEvent, PartEvent, RefusalDone, ResponseEvent,
     SummaryPartEvent, SummaryTextEvent, TextEvent, ToolPiece, Writer,
 };
-
 use super::object::{
     ContentPart, Echo, OutputItem, ResponseObject, ResponseUsage, SummaryText, outcome,
 };

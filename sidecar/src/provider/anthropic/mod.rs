@@ -4,6 +4,10 @@
 //! Mapping, OpenAI → Anthropic:
 //! - `system`/`developer` messages → top-level `system` text blocks;
 //! - `user`/`assistant` turns → messages, consecutive same-role turns merged;
+//! - assistant `thinking_blocks` (an llmesh extension: `thinking` with its `signature`,
+//!   `redacted_thinking` with its `data`) → `thinking`/`redacted_thinking` blocks first in
+//!   the assistant turn, so signed reasoning returns to Anthropic (unsigned ones are left
+//!   out);
 //!   `tool` messages → `tool_result` blocks in a user turn (parallel results merged);
 //! - assistant `tool_calls` → `tool_use` blocks (arguments parsed into `input`);
 //! - `image_url`: data URLs → base64 sources, http(s) URLs → url sources;
@@ -19,7 +23,9 @@
 //!   tokens (raising `max_tokens` above the budget when needed).
 //!
 //! Anthropic → OpenAI: text blocks → `content`; `thinking` blocks →
-//! `reasoning_content` (redacted thinking is dropped); `tool_use` → `tool_calls`;
+//! `reasoning_content`, and with their signatures, as redacted thinking blocks are, →
+//! `thinking_blocks` (streamed as a `thinking_blocks` delta per signature or redacted
+//! block, the text having come as `reasoning_content`); `tool_use` → `tool_calls`;
 //! `stop_reason` end_turn/stop_sequence/pause_turn → stop, max_tokens → length,
 //! tool_use → tool_calls, refusal → content_filter; usage: `prompt_tokens` =
 //! input + cache creation + cache read tokens, `cached_tokens` = cache reads.

@@ -10,7 +10,7 @@ use super::wire::{
 };
 use crate::domain::{CallView, Endpoint};
 use crate::provider::TranslateError;
-use crate::provider::openai_wire::{self, Content, ResponseFormat};
+use crate::provider::openai_wire::{self, Content, ResponseFormat, ThinkingBlock};
 use crate::provider::translate::{self, Said, ToolMode, TurnBuilder, UserPart};
 
 /// The tool that carries a structured (`response_format`) answer.
@@ -161,6 +161,25 @@ impl<'a> TurnBuilder<'a> for Turns<'a> {
             }
             Said::User(content) => content_blocks(content, out),
             Said::Assistant(message) => {
+                // Signed reasoning goes first, as Anthropic wrote it; a block without
+                // its signature cannot be verified and would fail the request.
+                for block in message.thinking_blocks.iter().flatten() {
+                    match block {
+                        ThinkingBlock::Thinking {
+                            thinking,
+                            signature,
+                        } if !signature.is_empty() => out.push(Block::Thinking {
+                            thinking: Cow::Borrowed(thinking),
+                            signature: Cow::Borrowed(signature),
+                        }),
+                        ThinkingBlock::RedactedThinking { data } => {
+                            out.push(Block::RedactedThinking {
+                                data: Cow::Borrowed(data),
+                            });
+                        }
+                        _ => {}
+                    }
+                }
                 if let Some(content) = &message.content {
                     translate::each_text(content, "assistant", |t| push_text(out, t))?;
                 }

@@ -1,5 +1,7 @@
 //! Anthropic message and error bodies → OpenAI's.
 
+use std::borrow::Cow;
+
 use http::StatusCode;
 
 use super::request::{JSON_TOOL, json_mode};
@@ -7,7 +9,9 @@ use super::wire::{ErrorEnvelope, MessageResponse, ResponseBlock, finish_reason};
 use crate::domain::CallView;
 use crate::domain::{ErrorClass, Reply, UpstreamError};
 use crate::provider::TranslateError;
-use crate::provider::openai_wire::{AssistantMessage, Choice, ToolCallOut, completion};
+use crate::provider::openai_wire::{
+    AssistantMessage, Choice, ThinkingBlock, ToolCallOut, completion,
+};
 use crate::provider::{Markers, classify, excerpt};
 
 /// A whole `message` → `chat.completion`.
@@ -19,10 +23,26 @@ pub fn translate(call: &CallView<'_>, body: &[u8]) -> Result<Reply, TranslateErr
     let mut tool_calls = Vec::new();
     let mut text = String::new();
     let mut reasoning = String::new();
+    let mut thinking_blocks = Vec::new();
     for block in message.content {
         match block {
             ResponseBlock::Text { text: t } => text.push_str(&t),
-            ResponseBlock::Thinking { thinking } => reasoning.push_str(&thinking),
+            ResponseBlock::Thinking {
+                thinking,
+                signature,
+            } => {
+                reasoning.push_str(&thinking);
+                // The signed block goes back to Anthropic on the next turn.
+                thinking_blocks.push(ThinkingBlock::Thinking {
+                    thinking: Cow::Owned(thinking),
+                    signature: Cow::Owned(signature),
+                });
+            }
+            ResponseBlock::RedactedThinking { data } => {
+                thinking_blocks.push(ThinkingBlock::RedactedThinking {
+                    data: Cow::Owned(data),
+                });
+            }
             ResponseBlock::ToolUse { name, input, .. } if json && name == JSON_TOOL => {
                 text.push_str(&input.to_string());
             }
@@ -37,7 +57,7 @@ pub fn translate(call: &CallView<'_>, body: &[u8]) -> Result<Reply, TranslateErr
         // The forced JSON tool is an implementation detail: to the client it is an answer.
         finish = "stop";
     }
-    let answer = AssistantMessage::new(text, reasoning, tool_calls);
+    let answer = AssistantMessage::new(text, reasoning, tool_calls).with_thinking(thinking_blocks);
     completion(
         &message.id,
         &message.model,

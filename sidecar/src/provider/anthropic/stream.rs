@@ -1,12 +1,16 @@
 //! Anthropic's streaming events → OpenAI chunks.
 //!
 //! A small state machine per stream: `message_start` opens the OpenAI stream (role
-//! chunk), text/thinking deltas become `content`/`reasoning_content` deltas, each
+//! chunk), text/thinking deltas become `content`/`reasoning_content` deltas (a thinking
+//! block's `signature_delta` a `thinking_blocks` delta with empty text and the
+//! signature, a redacted thinking block a `thinking_blocks` delta with its data), each
 //! `tool_use` block becomes a tool call with the next OpenAI index (its id and name on the
 //! first delta, `input_json_delta` pieces as argument text under the same index),
 //! `message_delta` carries the finish reason, and `message_stop` ends with the usage
 //! chunk (when the client asked for it) and `[DONE]`. A stream that ends without
 //! `message_stop` was cut off and is reported as an error, never passed off as complete.
+
+use std::borrow::Cow;
 
 use bytes::BytesMut;
 
@@ -14,7 +18,7 @@ use super::request::{JSON_TOOL, json_mode};
 use super::wire::{AnthropicUsage, BlockDelta, StartBlock, StreamEvent, finish_reason};
 use crate::domain::{CallView, Usage};
 use crate::provider::StreamError;
-use crate::provider::openai_wire::{ChunkWriter, Delta, ToolIndexes};
+use crate::provider::openai_wire::{ChunkWriter, Delta, ThinkingBlock, ToolIndexes};
 use crate::provider::sse::Event;
 use crate::provider::sse_translator::{SseHandler, SseTranslator};
 
@@ -78,6 +82,12 @@ impl SseHandler for Handler {
                 StartBlock::Thinking { thinking } if !thinking.is_empty() => {
                     self.delta(out, Delta::reasoning(thinking))?;
                 }
+                StartBlock::RedactedThinking { data } => {
+                    let block = ThinkingBlock::RedactedThinking {
+                        data: Cow::Owned(data),
+                    };
+                    self.delta(out, Delta::thinking(block))?;
+                }
                 StartBlock::ToolUse { name, .. } if self.json && name == JSON_TOOL => {
                     self.json_block = Some(index);
                 }
@@ -94,6 +104,15 @@ impl SseHandler for Handler {
                 BlockDelta::TextDelta { text } => self.delta(out, Delta::content(text))?,
                 BlockDelta::ThinkingDelta { thinking } => {
                     self.delta(out, Delta::reasoning(thinking))?;
+                }
+                BlockDelta::SignatureDelta { signature } => {
+                    // The signature ends its block: the block's text is the reasoning
+                    // streamed since the previous block.
+                    let block = ThinkingBlock::Thinking {
+                        thinking: Cow::Borrowed(""),
+                        signature: Cow::Owned(signature),
+                    };
+                    self.delta(out, Delta::thinking(block))?;
                 }
                 BlockDelta::InputJsonDelta { partial_json } if self.json_block == Some(index) => {
                     self.delta(out, Delta::content(partial_json))?;

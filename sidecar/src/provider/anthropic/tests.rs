@@ -465,3 +465,98 @@ fn stream_errors_cuts_and_garbage_are_reported() {
     let early = "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"x\"}}\n\n";
     assert!(run_stream(early, json!({}), 1000).is_err());
 }
+
+#[test]
+fn thinking_blocks_go_first_in_the_assistant_turn_and_unsigned_ones_are_left_out() {
+    let sent = translate(json!({
+        "messages": [
+            {"role": "user", "content": "Weather?"},
+            {"role": "assistant", "content": "Checking.", "reasoning_content": "Call the tool.",
+             "thinking_blocks": [
+                {"type": "thinking", "thinking": "Call the tool.", "signature": "sig-1"},
+                {"type": "thinking", "thinking": "Unsigned.", "signature": ""},
+                {"type": "redacted_thinking", "data": "opaque"},
+                {"type": "future_block", "x": 1}
+             ],
+             "tool_calls": [{"id": "toolu_1", "type": "function", "function": {"name": "weather", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "toolu_1", "content": "18C"}
+        ],
+        "reasoning_effort": "low"
+    }));
+    assert_eq!(
+        sent["messages"][1],
+        json!({"role": "assistant", "content": [
+            {"type": "thinking", "thinking": "Call the tool.", "signature": "sig-1"},
+            {"type": "redacted_thinking", "data": "opaque"},
+            {"type": "text", "text": "Checking."},
+            {"type": "tool_use", "id": "toolu_1", "name": "weather", "input": {}}
+        ]})
+    );
+}
+
+#[test]
+fn response_returns_signed_and_redacted_thinking_blocks() {
+    let out = respond(
+        json!({
+            "id": "msg_01", "model": "c",
+            "content": [
+                {"type": "thinking", "thinking": "Let me see.", "signature": "sig"},
+                {"type": "redacted_thinking", "data": "opaque"},
+                {"type": "text", "text": "Done."}
+            ],
+            "stop_reason": "end_turn", "usage": {"input_tokens": 1, "output_tokens": 1}
+        }),
+        json!({"messages": []}),
+    );
+    let message = test_support::first_message(&out, "stop", "Done.", "Let me see.");
+    assert_eq!(
+        message["thinking_blocks"],
+        json!([
+            {"type": "thinking", "thinking": "Let me see.", "signature": "sig"},
+            {"type": "redacted_thinking", "data": "opaque"}
+        ])
+    );
+    let plain = respond(
+        json!({"id": "m", "model": "c", "content": [{"type": "text", "text": "x"}], "stop_reason": "end_turn",
+               "usage": {"input_tokens": 1, "output_tokens": 1}}),
+        json!({"messages": []}),
+    );
+    assert!(
+        plain["choices"][0]["message"]
+            .get("thinking_blocks")
+            .is_none(),
+        "answers without thinking are unchanged"
+    );
+}
+
+#[test]
+fn stream_sends_signatures_and_redacted_blocks_as_thinking_block_deltas() {
+    let raw = concat!(
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":\"c\",\"usage\":{\"input_tokens\":1,\"output_tokens\":1}}}\n\n",
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"thinking\",\"thinking\":\"\"}}\n\n",
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"Hmm.\"}}\n\n",
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"signature_delta\",\"signature\":\"abc\"}}\n\n",
+        "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"redacted_thinking\",\"data\":\"opaque\"}}\n\n",
+        "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":1}\n\n",
+        "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":5}}\n\n",
+        "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+    );
+    for size in [1, 17, 4096] {
+        let chunks = run_stream(raw, json!({}), size).unwrap();
+        let deltas: Vec<&Value> = chunks
+            .iter()
+            .map(|c| &c["choices"][0]["delta"])
+            .filter(|d| d.get("thinking_blocks").is_some() || d.get("reasoning_content").is_some())
+            .collect();
+        assert_eq!(
+            deltas,
+            vec![
+                &json!({"reasoning_content": "Hmm."}),
+                &json!({"thinking_blocks": [{"type": "thinking", "thinking": "", "signature": "abc"}]}),
+                &json!({"thinking_blocks": [{"type": "redacted_thinking", "data": "opaque"}]}),
+            ],
+            "chunk size {size}"
+        );
+    }
+}

@@ -47,6 +47,13 @@ pub enum Block<'a> {
     Text {
         text: Cow<'a, str>,
     },
+    Thinking {
+        thinking: Cow<'a, str>,
+        signature: Cow<'a, str>,
+    },
+    RedactedThinking {
+        data: Cow<'a, str>,
+    },
     Image {
         source: ImageSource<'a>,
     },
@@ -134,6 +141,11 @@ pub enum ResponseBlock {
     },
     Thinking {
         thinking: String,
+        #[serde(default)]
+        signature: String,
+    },
+    RedactedThinking {
+        data: String,
     },
     ToolUse {
         id: String,
@@ -201,6 +213,9 @@ pub enum StartBlock {
         #[serde(default)]
         thinking: String,
     },
+    RedactedThinking {
+        data: String,
+    },
     ToolUse {
         id: String,
         name: String,
@@ -221,6 +236,9 @@ pub enum BlockDelta {
     },
     ThinkingDelta {
         thinking: String,
+    },
+    SignatureDelta {
+        signature: String,
     },
     #[serde(other)]
     Other,

@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// `POST /v1/chat/completions`, the fields translators read.
@@ -107,6 +107,57 @@ pub struct Message<'a> {
     /// Reasoning text a client sends back (`reasoning_content`), kept by some providers.
     #[serde(default, borrow)]
     pub reasoning_content: Option<Cow<'a, str>>,
+    /// A provider's signed reasoning sent back (an llmesh extension, see
+    /// [`ThinkingBlock`]): Anthropic replays it, other providers ignore it.
+    #[serde(default, borrow)]
+    pub thinking_blocks: Option<Vec<ThinkingBlock<'a>>>,
+}
+
+/// One block of a provider's reasoning as chat carries it in `thinking_blocks` (an
+/// llmesh extension, Anthropic's shape): the text with the signature that lets the
+/// provider trust it on the next turn, or reasoning the provider keeps to itself.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ThinkingBlock<'a> {
+    /// Reasoning text and its signature.
+    Thinking {
+        /// The text (empty on a stream's signature delta: the text came as
+        /// `reasoning_content`).
+        #[serde(default, borrow)]
+        thinking: Cow<'a, str>,
+        /// The provider's signature over it.
+        #[serde(default, borrow)]
+        signature: Cow<'a, str>,
+    },
+    /// Reasoning the provider returns encrypted.
+    RedactedThinking {
+        /// The opaque data.
+        #[serde(borrow)]
+        data: Cow<'a, str>,
+    },
+    /// A block of a kind this version does not know: skipped, so a newer client's
+    /// history never makes a request fail.
+    #[serde(other, skip_serializing)]
+    Other,
+}
+
+impl ThinkingBlock<'_> {
+    /// The block owning its text.
+    pub fn into_owned(self) -> ThinkingBlock<'static> {
+        match self {
+            ThinkingBlock::Thinking {
+                thinking,
+                signature,
+            } => ThinkingBlock::Thinking {
+                thinking: Cow::Owned(thinking.into_owned()),
+                signature: Cow::Owned(signature.into_owned()),
+            },
+            ThinkingBlock::RedactedThinking { data } => ThinkingBlock::RedactedThinking {
+                data: Cow::Owned(data.into_owned()),
+            },
+            ThinkingBlock::Other => ThinkingBlock::Other,
+        }
+    }
 }
 
 /// Message content: a string or a list of parts.

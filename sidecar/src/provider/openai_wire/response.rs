@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::{base64_encode, unix_now};
+use super::{ThinkingBlock, base64_encode, unix_now};
 use crate::domain::{Reply, Usage};
 use crate::provider::TranslateError;
 
@@ -48,6 +48,9 @@ pub struct AssistantMessage {
     /// Reasoning text, where the provider exposes it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reasoning_content: Option<String>,
+    /// Signed reasoning, for the provider on the next turn (see [`ThinkingBlock`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub thinking_blocks: Vec<ThinkingBlock<'static>>,
     /// Tool calls.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<ToolCallOut>,
@@ -97,9 +100,16 @@ impl AssistantMessage {
             role: "assistant",
             content: (!text.is_empty() || tool_calls.is_empty()).then_some(text),
             reasoning_content: (!reasoning.is_empty()).then_some(reasoning),
+            thinking_blocks: Vec::new(),
             tool_calls,
             refusal: None,
         }
+    }
+
+    /// The message with the provider's signed reasoning blocks.
+    pub fn with_thinking(mut self, blocks: Vec<ThinkingBlock<'static>>) -> Self {
+        self.thinking_blocks = blocks;
+        self
     }
 }
 

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
 
-use super::{WireUsage, unix_now};
+use super::{ThinkingBlock, WireUsage, unix_now};
 use crate::domain::Usage;
 
 /// `chat.completion.chunk`.
@@ -51,6 +51,10 @@ pub struct Delta {
     /// Reasoning text.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reasoning_content: Option<String>,
+    /// Signed reasoning, a piece at a time: a signature ending the reasoning text
+    /// streamed before it, or a redacted block (see [`ThinkingBlock`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub thinking_blocks: Vec<ThinkingBlock<'static>>,
     /// Tool call pieces.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<ToolCallDelta>,
@@ -105,6 +109,14 @@ impl Delta {
     pub fn reasoning(text: String) -> Delta {
         Delta {
             reasoning_content: Some(text),
+            ..Delta::default()
+        }
+    }
+
+    /// A piece of signed reasoning.
+    pub fn thinking(block: ThinkingBlock<'static>) -> Delta {
+        Delta {
+            thinking_blocks: vec![block],
             ..Delta::default()
         }
     }

@@ -394,6 +394,12 @@ async fn attempt(
             .map_err(|e| translate_failure(e.clone(), deployment))?;
         check_hosted_tools(model, deployment, &chat.hosted_tools, metrics)
             .map_err(|e| translate_failure(e, deployment))?;
+        for param in &chat.dropped {
+            metrics
+                .dropped_params
+                .with_label_values(&[model.name.as_str(), deployment.provider_label, param])
+                .inc();
+        }
         CallView {
             endpoint: Endpoint::ChatCompletions,
             body: &chat.body,

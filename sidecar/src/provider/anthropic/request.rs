@@ -112,11 +112,12 @@ pub fn translate(call: &CallView<'_>) -> Result<Vec<u8>, TranslateError> {
             });
         }
     }
-    if let Some(effort) = &req.reasoning_effort {
+    // `none` asks for no thinking (Codex sends it for some models).
+    if let Some(effort) = req.reasoning_effort.as_ref().filter(|e| *e != "none") {
         let budget = match effort.as_ref() {
             "minimal" | "low" => 1024,
             "medium" => 4096,
-            "high" => 16384,
+            "high" | "xhigh" => 16384,
             other => {
                 return Err(TranslateError::invalid(
                     "reasoning_effort",

@@ -31,6 +31,11 @@ pub struct ChatCall {
     /// `web_search`, `file_search`, ...), by type: the router drops them under
     /// `dropUnsupportedParams` and otherwise refuses the call naming the first.
     pub hosted_tools: Vec<String>,
+    /// Fields that only steer the client's own API's service (OpenAI's prompt-cache
+    /// routing key and safety id, Codex's client metadata, Anthropic's server-side
+    /// context editing): a provider reached through chat has nothing to do with them, so
+    /// they are left out, and the router counts them as dropped parameters.
+    pub dropped: Vec<&'static str>,
 }
 
 /// Restates a call to `endpoint` as a chat call.
@@ -40,7 +45,7 @@ pub fn to_chat(endpoint: Endpoint, body: &Map<String, Value>) -> Result<ChatCall
         Endpoint::Responses => responses::to_chat(body),
         _ => Ok(ChatCall {
             body: body.clone(),
-            hosted_tools: Vec::new(),
+            ..ChatCall::default()
         }),
     }
 }

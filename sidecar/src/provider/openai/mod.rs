@@ -229,7 +229,9 @@ impl Serialize for WithModel<'_> {
         let mut map = s.serialize_map(None)?;
         map.serialize_entry("model", self.model)?;
         for (k, v) in self.body {
-            if k != "model" && !(self.ask_usage && k == "stream_options") {
+            if k == "messages" {
+                map.serialize_entry(k, &WithoutThinkingBlocks(v))?;
+            } else if k != "model" && !(self.ask_usage && k == "stream_options") {
                 map.serialize_entry(k, v)?;
             }
         }
@@ -245,12 +247,61 @@ impl Serialize for WithModel<'_> {
     }
 }
 
+/// Chat messages without llmesh's `thinking_blocks` (Anthropic's signed reasoning,
+/// carried for providers that read it back; see `provider::bridge`), which OpenAI's
+/// strict schema refuses.
+struct WithoutThinkingBlocks<'a>(&'a Value);
+
+impl Serialize for WithoutThinkingBlocks<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let Value::Array(messages) = self.0 else {
+            return self.0.serialize(s);
+        };
+        if !messages.iter().any(|m| m.get("thinking_blocks").is_some()) {
+            return self.0.serialize(s);
+        }
+        let mut seq = s.serialize_seq(Some(messages.len()))?;
+        for message in messages {
+            match message {
+                Value::Object(fields) => {
+                    seq.serialize_element(&Without {
+                        fields,
+                        skip: "thinking_blocks",
+                    })?;
+                }
+                other => seq.serialize_element(other)?,
+            }
+        }
+        seq.end()
+    }
+}
+
+/// An object without one field.
+struct Without<'a> {
+    fields: &'a Map<String, Value>,
+    skip: &'a str,
+}
+
+impl Serialize for Without<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        for (k, v) in self.fields {
+            if k != self.skip {
+                map.serialize_entry(k, v)?;
+            }
+        }
+        map.end()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::snapshot::SecretString;
     use crate::provider::spec;
     use crate::provider::test_support;
+    use serde_json::json;
 
     fn uri_of(p: &Prepared, endpoint: Endpoint) -> String {
         let body = Map::new();
@@ -417,5 +468,31 @@ mod tests {
             error(StatusCode::UNAUTHORIZED, b"{}").class,
             ErrorClass::Auth
         );
+    }
+
+    #[test]
+    fn thinking_blocks_never_reach_an_openai_upstream() {
+        let mut s = spec(ProviderKind::Openai);
+        s.api_key = Some(SecretString::new("k"));
+        let p = build(ProviderKind::Openai, &s).unwrap();
+        let body = json!({"model": "x", "messages": [
+            {"role": "assistant", "content": "a", "thinking_blocks": [{"type": "thinking", "thinking": "t", "signature": "s"}]},
+            {"role": "user", "content": "b"}
+        ]});
+        let body = body.as_object().unwrap();
+        let call = CallView {
+            endpoint: Endpoint::ChatCompletions,
+            body,
+            stream: false,
+            model: "gpt-4o",
+            default_max_tokens: None,
+            anthropic_beta: None,
+        };
+        let sent: Value = serde_json::from_slice(p.dialect.request(&call).unwrap().body()).unwrap();
+        assert_eq!(
+            sent["messages"][0],
+            json!({"role": "assistant", "content": "a"})
+        );
+        assert_eq!(sent["messages"][1], json!({"role": "user", "content": "b"}));
     }
 }

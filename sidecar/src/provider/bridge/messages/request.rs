@@ -23,6 +23,7 @@ const WRITTEN: &[&str] = &[
 pub fn to_chat(body: &Map<String, Value>) -> Result<ChatCall, TranslateError> {
     let mut chat = Map::new();
     let mut hosted_tools = Vec::new();
+    let mut dropped = Vec::new();
     let mut messages = Vec::new();
     if let Some(system) = field(body, "system") {
         system_message(system, &mut messages)?;
@@ -53,6 +54,10 @@ pub fn to_chat(body: &Map<String, Value>) -> Result<ChatCall, TranslateError> {
             "stop_sequences" => copy(&mut chat, "stop", value),
             "metadata" => metadata(value, &mut chat)?,
             "thinking" => thinking(value, &mut chat)?,
+            "output_config" => output_config(value, &mut chat)?,
+            // Anthropic's server-side context editing: a chat provider is sent the whole
+            // context as the client holds it.
+            "context_management" => dropped.push("context_management"),
             other => {
                 if let Some(&written) = WRITTEN.iter().find(|w| **w == other) {
                     return Err(TranslateError::invalid(
@@ -72,6 +77,7 @@ pub fn to_chat(body: &Map<String, Value>) -> Result<ChatCall, TranslateError> {
     Ok(ChatCall {
         body: chat,
         hosted_tools,
+        dropped,
     })
 }
 
@@ -172,11 +178,12 @@ fn message(i: usize, turn: &Value, out: &mut Vec<Value>) -> Result<(), Translate
     match role {
         "user" => user(i, content, out),
         "assistant" => assistant(i, content, out),
+        // Claude Code places system messages mid-conversation; chat keeps them in place.
+        "system" => system_message(content, out),
         other => Err(TranslateError::invalid(
             "messages",
             format!(
-                "messages.{i}.role: must be \"user\" or \"assistant\", not {other:?} \
-                 (system prompts go in the top-level system field)"
+                "messages.{i}.role: must be \"user\", \"assistant\" or \"system\", not {other:?}"
             ),
         )),
     }
@@ -654,6 +661,48 @@ fn metadata(metadata: &Value, chat: &mut Map<String, Value>) -> Result<(), Trans
     Ok(())
 }
 
+/// `output_config`: `effort` as chat's `reasoning_effort` (Anthropic's `max` is chat's
+/// `high`), taking precedence over the effort `thinking` implies; `format` (structured
+/// output) as `response_format`.
+fn output_config(config: &Value, chat: &mut Map<String, Value>) -> Result<(), TranslateError> {
+    let invalid = |message: String| TranslateError::invalid("output_config", message);
+    let config = config
+        .as_object()
+        .ok_or_else(|| invalid("output_config: must be an object".into()))?;
+    for (key, value) in config {
+        match (key.as_str(), value) {
+            (_, Value::Null) => {}
+            ("effort", Value::String(effort)) => {
+                let effort = match effort.as_str() {
+                    "low" | "medium" | "high" => effort.as_str(),
+                    "max" | "xhigh" => "high",
+                    other => {
+                        return Err(invalid(format!(
+                            "output_config.effort: must be low, medium, high or max, not {other:?}"
+                        )));
+                    }
+                };
+                chat.insert("reasoning_effort".into(), effort.into());
+            }
+            ("format", Value::Object(format))
+                if format.get("type") == Some(&json!("json_schema")) =>
+            {
+                let schema = format.get("schema").cloned().unwrap_or(json!({}));
+                chat.insert(
+                    "response_format".into(),
+                    json!({"type": "json_schema", "json_schema": {"name": "output", "schema": schema}}),
+                );
+            }
+            (other, _) => {
+                return Err(invalid(format!(
+                    "output_config.{other}: not supported for this model's provider"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Extended thinking as chat's `reasoning_effort`: a budget of up to 1024 tokens is
 /// `low`, up to 8192 `medium`, more `high`; adaptive thinking is `medium`.
 fn thinking(thinking: &Value, chat: &mut Map<String, Value>) -> Result<(), TranslateError> {
@@ -687,6 +736,7 @@ fn thinking(thinking: &Value, chat: &mut Map<String, Value>) -> Result<(), Trans
             ));
         }
     };
-    chat.insert("reasoning_effort".into(), effort.into());
+    // An effort `output_config` names wins.
+    chat.entry("reasoning_effort").or_insert(effort.into());
     Ok(())
 }

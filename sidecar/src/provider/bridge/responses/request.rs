@@ -37,6 +37,7 @@ pub fn to_chat(body: &Map<String, Value>) -> Result<ChatCall, TranslateError> {
     let mut chat = Map::new();
     chat.insert("messages".into(), Value::Array(input.finish()));
     let mut hosted_tools = Vec::new();
+    let mut dropped = Vec::new();
     // Field by field, so a field nobody handles is passed on for the provider's
     // parameter policy to refuse or drop, never lost here.
     for (key, value) in body {
@@ -55,6 +56,10 @@ pub fn to_chat(body: &Map<String, Value>) -> Result<ChatCall, TranslateError> {
                 ));
             }
             "truncation" if *value == "disabled" => {}
+            // OpenAI's service hints (Codex sends all three on every call).
+            "prompt_cache_key" => dropped.push("prompt_cache_key"),
+            "safety_identifier" => dropped.push("safety_identifier"),
+            "client_metadata" => dropped.push("client_metadata"),
             "previous_response_id" => {
                 return Err(TranslateError::invalid(
                     "previous_response_id",
@@ -70,7 +75,11 @@ pub fn to_chat(body: &Map<String, Value>) -> Result<ChatCall, TranslateError> {
             "tool_choice" => {
                 chat.insert("tool_choice".into(), tool_choice(value)?);
             }
-            "text" => text(value, &mut chat)?,
+            "text" => {
+                if text(value, &mut chat)? {
+                    dropped.push("verbosity");
+                }
+            }
             "reasoning" => {
                 let reasoning = value
                     .as_object()
@@ -98,6 +107,7 @@ pub fn to_chat(body: &Map<String, Value>) -> Result<ChatCall, TranslateError> {
     Ok(ChatCall {
         body: chat,
         hosted_tools,
+        dropped,
     })
 }
 
@@ -548,17 +558,16 @@ fn tool_choice(value: &Value) -> Result<Value, TranslateError> {
     }
 }
 
-/// `text.format` → `response_format`, `text.verbosity` → `verbosity`.
-fn text(value: &Value, chat: &mut Map<String, Value>) -> Result<(), TranslateError> {
+/// `text.format` → `response_format`; whether `text.verbosity` (a hint of OpenAI's
+/// GPT-5 models that chat providers do not take) was left out.
+fn text(value: &Value, chat: &mut Map<String, Value>) -> Result<bool, TranslateError> {
     let invalid = |message: &str| TranslateError::invalid("text", message);
     let text = value
         .as_object()
         .ok_or_else(|| invalid("text must be an object."))?;
-    if let Some(verbosity) = present(text, "verbosity") {
-        chat.insert("verbosity".into(), verbosity.clone());
-    }
+    let verbosity = present(text, "verbosity").is_some();
     let Some(format) = present(text, "format") else {
-        return Ok(());
+        return Ok(verbosity);
     };
     let format = format
         .as_object()
@@ -589,5 +598,5 @@ fn text(value: &Value, chat: &mut Map<String, Value>) -> Result<(), TranslateErr
             ));
         }
     }
-    Ok(())
+    Ok(verbosity)
 }

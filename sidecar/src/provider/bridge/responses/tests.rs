@@ -14,12 +14,14 @@ fn chat(body: Value) -> ChatCallOut {
     ChatCallOut {
         body: Value::Object(call.body),
         hosted: call.hosted_tools,
+        dropped: call.dropped,
     }
 }
 
 struct ChatCallOut {
     body: Value,
     hosted: Vec<String>,
+    dropped: Vec<&'static str>,
 }
 
 fn refused(body: Value) -> &'static str {
@@ -191,15 +193,12 @@ fn request_maps_tools_choices_formats_and_parameters() {
             "tool_choice": {"type": "function", "function": {"name": "apply_patch"}},
             "parallel_tool_calls": false,
             "response_format": {"type": "json_schema", "json_schema": {"name": "answer", "schema": {"type": "object"}, "strict": true, "description": "The answer"}},
-            "verbosity": "low",
             "reasoning_effort": "high",
             "max_completion_tokens": 500,
             "temperature": 0.2,
             "top_p": 0.9,
             "user": "u-1",
             "service_tier": "auto",
-            "prompt_cache_key": "k",
-            "safety_identifier": "s",
             "top_logprobs": 2,
             "stream": true,
             "stream_options": {"include_usage": true},
@@ -207,6 +206,10 @@ fn request_maps_tools_choices_formats_and_parameters() {
         })
     );
     assert_eq!(out.hosted, vec!["web_search", "local_shell", "mcp"]);
+    assert_eq!(
+        out.dropped,
+        vec!["prompt_cache_key", "safety_identifier", "verbosity"]
+    );
     for (choice, expected) in [
         (json!("auto"), json!("auto")),
         (json!("none"), json!("none")),

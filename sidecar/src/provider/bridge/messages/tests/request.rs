@@ -402,9 +402,9 @@ fn request_refusals_name_the_field() {
             "messages.0.content.0.input: Input should be a valid dictionary",
         ),
         (
-            json!({"model": "m", "messages": [{"role": "system", "content": "x"}]}),
+            json!({"model": "m", "messages": [{"role": "robot", "content": "x"}]}),
             "messages",
-            "messages.0.role: must be \"user\" or \"assistant\", not \"system\" (system prompts go in the top-level system field)",
+            "messages.0.role: must be \"user\", \"assistant\" or \"system\", not \"robot\"",
         ),
         (
             json!({"model": "m", "messages": [{"role": "user"}]}),

@@ -42,7 +42,7 @@ pub(crate) use codec::{
 pub use codec::{hex, percent_decode, uri_encode};
 pub use plain::{MockHttp, Plain};
 pub(crate) use reply::Kind;
-pub use reply::{Failure, Reply};
+pub use reply::{Failure, Reply, ToolCall};
 pub(crate) use respond::Body;
 pub use respond::Resolved;
 

@@ -7,7 +7,7 @@
 //! Each CLI runs against the upstream mock directly (which pins the scripted
 //! conversation to what the CLI really sends and accepts) and through the sidecar, once
 //! with an upstream of its own API (native) and once with the other provider's
-//! (translated). What they send is written up in `docs/agents.md`.
+//! (translated).
 //!
 //! The CLIs are npm packages with native binaries; `scripts/test.sh` installs them into
 //! `.agents/` (or set `LLMESH_AGENTS_DIR` to a `node_modules/.bin` holding `claude` and

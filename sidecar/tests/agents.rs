@@ -185,6 +185,8 @@ async fn claude_code(
         ("DISABLE_TELEMETRY", "1".into()),
         ("DISABLE_AUTOUPDATER", "1".into()),
         ("DISABLE_ERROR_REPORTING", "1".into()),
+        // A failure shows at once rather than after minutes of backoff.
+        ("CLAUDE_CODE_MAX_RETRIES", "0".into()),
     ];
     let args = [
         "-p",
@@ -209,6 +211,8 @@ name = "llmesh"
 base_url = "{base_url}"
 env_key = "LLMESH_API_KEY"
 wire_api = "responses"
+request_max_retries = 0
+stream_max_retries = 0
 "#
     );
     std::fs::write(codex_home.join("config.toml"), config).unwrap();

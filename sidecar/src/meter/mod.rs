@@ -125,7 +125,7 @@ fn max_completion(call: &Call, model: &Model) -> u64 {
     if call.endpoint == Endpoint::Embeddings {
         return 0;
     }
-    ["max_completion_tokens", "max_tokens"]
+    ["max_completion_tokens", "max_tokens", "max_output_tokens"]
         .iter()
         .find_map(|f| call.body.get(*f).and_then(Value::as_u64))
         .or(model.default_max_tokens.map(u64::from))

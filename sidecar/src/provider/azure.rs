@@ -30,6 +30,12 @@ pub fn build(spec: &DeploymentSpec) -> Result<Prepared, BuildError> {
         return Err(format!("apiVersion {version:?} is not a valid api-version").into());
     }
     let query = format!("api-version={version}");
+    // The Responses API lives at Azure's v1 path, with the deployment as `model`.
+    let responses = Some(join(
+        base.trim_end_matches('/'),
+        "/openai/v1/responses",
+        None,
+    )?);
     let base = format!(
         "{}/openai/deployments/{}",
         base.trim_end_matches('/'),
@@ -38,7 +44,10 @@ pub fn build(spec: &DeploymentSpec) -> Result<Prepared, BuildError> {
     let [a, b, c] = Endpoint::OPENAI.map(|e| join(&base, e.path(), Some(&query)));
     let key = api_key(spec, "apiKey is required for azure")?;
     Ok(Prepared {
-        dialect: Arc::new(OpenAiCompat { uris: [a?, b?, c?] }),
+        dialect: Arc::new(OpenAiCompat {
+            uris: [a?, b?, c?],
+            responses,
+        }),
         credential: Credential::key_header("api-key", key)?,
     })
 }

@@ -36,7 +36,10 @@ pub fn uris() -> Result<[Uri; 3], String> {
 /// The demo speaks OpenAI's API, so it is a pass-through with no credential.
 pub fn build() -> Result<Prepared, BuildError> {
     Ok(Prepared {
-        dialect: std::sync::Arc::new(OpenAiCompat { uris: uris()? }),
+        dialect: std::sync::Arc::new(OpenAiCompat {
+            uris: uris()?,
+            responses: None,
+        }),
         credential: Credential::None,
     })
 }

@@ -73,6 +73,13 @@ pub trait Dialect: Send + Sync + 'static {
         Endpoint::OPENAI.contains(&endpoint)
     }
 
+    /// The request that counts a Messages call's input tokens, where the provider has
+    /// one (`POST /v1/messages/count_tokens`).
+    fn count_tokens(&self, call: &CallView<'_>) -> Option<Result<UnsignedRequest, TranslateError>> {
+        let _ = call;
+        None
+    }
+
     /// Builds the upstream request for a call.
     fn request(&self, call: &CallView<'_>) -> Result<UnsignedRequest, TranslateError>;
 
@@ -160,6 +167,16 @@ pub enum TranslateError {
     Unsupported {
         /// The OpenAI parameter.
         param: String,
+        /// The provider's name.
+        provider: &'static str,
+    },
+    /// The request asks for a hosted tool the provider does not have (400 to the client).
+    #[error(
+        "Tool '{tool}' is not supported by this model's provider ({provider}). Remove it, or set dropUnsupportedParams on the LLMModel to drop it."
+    )]
+    UnsupportedTool {
+        /// The tool's type, as the client named it.
+        tool: String,
         /// The provider's name.
         provider: &'static str,
     },

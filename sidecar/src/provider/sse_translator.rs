@@ -28,6 +28,12 @@ pub trait SseHandler: Send + Sync + 'static {
 
     /// The usage the stream reported, once it is complete.
     fn usage(&self) -> Option<Usage>;
+
+    /// The whole answer, for the APIs whose answers are kept (see
+    /// [`StreamTranslator::answer`]).
+    fn answer(&mut self) -> Option<Bytes> {
+        None
+    }
 }
 
 /// A [`StreamTranslator`] for an SSE upstream, translating with `H`.
@@ -86,5 +92,9 @@ impl<H: SseHandler> StreamTranslator for SseTranslator<H> {
 
     fn usage(&self) -> Option<Usage> {
         self.handler.usage()
+    }
+
+    fn answer(&mut self) -> Option<Bytes> {
+        self.handler.answer()
     }
 }

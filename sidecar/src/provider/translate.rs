@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::domain::{CallView, Endpoint, Usage};
 use crate::provider::TranslateError;
@@ -367,5 +367,41 @@ impl CacheUsage {
             cache_write_tokens: written,
             reasoning_tokens: 0,
         }
+    }
+}
+
+/// A client's body passed through with a few top-level fields replaced, added or left
+/// out, serialized without copying the map (bodies of agent clients run to hundreds of
+/// kilobytes).
+pub struct Patched<'a> {
+    /// The client's body.
+    pub body: &'a Map<String, Value>,
+    /// Fields written instead of the client's (in this order, after the others).
+    pub set: &'a [(&'a str, Value)],
+    /// Fields left out.
+    pub skip: &'a [&'a str],
+}
+
+impl Patched<'_> {
+    /// The JSON bytes.
+    pub fn to_vec(&self) -> Result<Vec<u8>, TranslateError> {
+        serde_json::to_vec(self).map_err(|e| TranslateError::invalid("messages", e.to_string()))
+    }
+}
+
+impl serde::Serialize for Patched<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(None)?;
+        for (k, v) in self.body {
+            let k = k.as_str();
+            if !self.skip.contains(&k) && !self.set.iter().any(|(name, _)| *name == k) {
+                map.serialize_entry(k, v)?;
+            }
+        }
+        for (k, v) in self.set {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
     }
 }

@@ -2,7 +2,7 @@
 //! retries and backoff, rest failing deployments, and fall back to other models, until
 //! one upstream answers or the options (or the total timeout) run out.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use std::borrow::Cow;
@@ -14,13 +14,16 @@ use http_body_util::{BodyExt, Full};
 use tokio::time::Instant;
 
 use super::gate::Gate;
-use super::params::check_params;
+use super::params::{check_hosted_tools, check_params};
 use super::relay::{EarlyEnd, Relay};
 use super::retry::{backoff, cools_down, fallback, retries, retry_after};
 use super::strategy::pick;
-use crate::domain::{ApiError, Call, CallView, ErrorClass, ErrorKind, Reply, UpstreamError};
+use crate::domain::{
+    ApiError, Call, CallView, Endpoint, ErrorClass, ErrorKind, Reply, UpstreamError,
+};
 use crate::metrics::Metrics;
 use crate::provider::TranslateError;
+use crate::provider::bridge::{self, ChatCall};
 use crate::router::routes::{Deployment, Model, Routes};
 use crate::upstream::{TransportError, UpstreamBody};
 
@@ -70,6 +73,10 @@ pub struct Progress(Mutex<(u32, Option<Tried>)>);
 
 /// A deployment tried: its model and index.
 pub type Tried = (Arc<Model>, usize);
+
+/// The call restated as chat, once a deployment that does not speak its API needs it:
+/// restated once, however many deployments are tried.
+type Restated = OnceLock<Result<ChatCall, TranslateError>>;
 
 impl Progress {
     fn set(&self, attempts: u32, last: &Option<Tried>) {
@@ -177,7 +184,8 @@ pub async fn dispatch(
 ) -> Result<Success, ApiError> {
     let primary = gate.enter(primary, call).await?;
     let deadline = started + primary.total_timeout;
-    let failure = match try_model(&primary, call, metrics, deadline, trace).await {
+    let restated = Restated::new();
+    let failure = match try_model(&primary, call, &restated, metrics, deadline, trace).await {
         Ok(success) => return Ok(success),
         Err(failure) => failure,
     };
@@ -209,7 +217,7 @@ pub async fn dispatch(
             .with_label_values(&[primary.name.as_str(), name.as_str(), kind.as_str()])
             .inc();
         tracing::info!(from = %primary.name, to = %model.name, kind = kind.as_str(), reason = last.class.as_str(), "falling back");
-        match try_model(&model, call, metrics, deadline, trace).await {
+        match try_model(&model, call, &restated, metrics, deadline, trace).await {
             Ok(success) => return Ok(success),
             Err(failure) => {
                 let stop = fallback(failure.class).is_none();
@@ -233,6 +241,7 @@ pub async fn dispatch(
 async fn try_model(
     model: &Arc<Model>,
     call: &Call,
+    restated: &Restated,
     metrics: &Metrics,
     deadline: Instant,
     trace: &mut Trace,
@@ -271,7 +280,9 @@ async fn try_model(
         if let Some(progress) = &trace.progress {
             progress.set(trace.attempts, &trace.last);
         }
-        let failure = match attempt(model, deployment, call, metrics, deadline, trace).await {
+        let failure = match attempt(model, deployment, call, restated, metrics, deadline, trace)
+            .await
+        {
             Ok(answer) => {
                 if picked.probe.is_some() {
                     deployment.state.recovered();
@@ -355,21 +366,41 @@ fn unavailable(
 
 /// One upstream attempt on one deployment: [`send`], then [`classify`] an error answer,
 /// or read a good one (whole, or its [`first_event`]).
+///
+/// A deployment whose provider does not speak the call's API natively gets the call
+/// restated as chat, and its answer is restated back (see `provider::bridge`).
 async fn attempt(
     model: &Model,
     deployment: &Deployment,
     call: &Call,
+    restated: &Restated,
     metrics: &Metrics,
     deadline: Instant,
     trace: &mut Trace,
 ) -> Result<Answer, UpstreamError> {
-    let view = CallView {
+    let client = CallView {
         endpoint: call.endpoint,
         body: &call.body,
         stream: call.stream,
         model: &deployment.upstream_model,
         default_max_tokens: model.default_max_tokens,
         anthropic_beta: call.anthropic_beta.as_deref(),
+    };
+    let bridged = !deployment.dialect.native(call.endpoint);
+    let view = if bridged {
+        let chat = restated
+            .get_or_init(|| bridge::to_chat(call.endpoint, &call.body))
+            .as_ref()
+            .map_err(|e| translate_failure(e.clone(), deployment))?;
+        check_hosted_tools(model, deployment, &chat.hosted_tools, metrics)
+            .map_err(|e| translate_failure(e, deployment))?;
+        CallView {
+            endpoint: Endpoint::ChatCompletions,
+            body: &chat.body,
+            ..client
+        }
+    } else {
+        client
     };
     check_params(model, deployment, &view, metrics)
         .map_err(|e| translate_failure(e, deployment))?;
@@ -398,9 +429,13 @@ async fn attempt(
         return Err(error);
     }
     if call.stream && deployment.dialect.is_stream(&parts.headers) {
+        let mut translator = deployment.dialect.stream(&view);
+        if bridged {
+            translator = bridge::stream(&client, translator);
+        }
         let relay = Relay::new(
             body,
-            deployment.dialect.stream(&view),
+            translator,
             deadline,
             in_flight,
             deployment.state.clone(),
@@ -417,10 +452,13 @@ async fn attempt(
     let waited = clock.stop();
     // A 2xx that is not the provider's format is an upstream fault: retry it rather
     // than hand it on.
-    let reply = deployment
+    let mut reply = deployment
         .dialect
         .response(&view, bytes)
         .map_err(|e| translate_failure(e, deployment))?;
+    if bridged {
+        reply = bridge::reply(&client, reply).map_err(|e| translate_failure(e, deployment))?;
+    }
     deployment.state.observe_latency(waited);
     if let Some(usage) = reply.usage {
         deployment
@@ -551,7 +589,7 @@ fn failed(class: ErrorClass, deployment: &Deployment, what: &str) -> UpstreamErr
 /// read is the upstream's fault (502, retried).
 fn translate_failure(err: TranslateError, deployment: &Deployment) -> UpstreamError {
     match &err {
-        TranslateError::Unsupported { .. } => {
+        TranslateError::Unsupported { .. } | TranslateError::UnsupportedTool { .. } => {
             UpstreamError::answered(ErrorClass::Invalid, 400, err.to_string())
                 .with_code(Some("unsupported_parameter".into()))
         }

@@ -2,6 +2,7 @@
 //! ties them together, the gate it asks before spending on a model, and the stream
 //! relay.
 
+pub mod count;
 pub mod dispatch;
 pub mod gate;
 pub mod params;

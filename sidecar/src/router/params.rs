@@ -45,6 +45,55 @@ pub fn check_params(
     Ok(())
 }
 
+/// Refuses (or, with `dropUnsupportedParams`, counts and drops) the hosted tools a call
+/// restated as chat asks for (see `provider::bridge`): chat cannot carry them, so the
+/// restated body already lacks them and dropping is only counting.
+pub fn check_hosted_tools(
+    model: &Model,
+    deployment: &Deployment,
+    tools: &[String],
+    metrics: &Metrics,
+) -> Result<(), TranslateError> {
+    let Some(first) = tools.first() else {
+        return Ok(());
+    };
+    if !model.drop_unsupported_params {
+        return Err(TranslateError::UnsupportedTool {
+            tool: first.clone(),
+            provider: deployment.provider_label,
+        });
+    }
+    for tool in tools {
+        let label = HOSTED_TOOLS
+            .iter()
+            .find(|known| tool.starts_with(**known))
+            .copied()
+            .unwrap_or("other");
+        metrics
+            .dropped_params
+            .with_label_values(&[model.name.as_str(), deployment.provider_label, label])
+            .inc();
+    }
+    Ok(())
+}
+
+/// Hosted tool types that may be metric labels (dated versions, such as Anthropic's
+/// `web_search_20250305`, count under their stem); any other is counted as `other`.
+const HOSTED_TOOLS: &[&str] = &[
+    "web_search",
+    "file_search",
+    "computer",
+    "code_interpreter",
+    "code_execution",
+    "image_generation",
+    "mcp",
+    "local_shell",
+    "bash",
+    "text_editor",
+    "web_fetch",
+    "memory",
+];
+
 /// OpenAI request parameters that may be metric labels; anything else a client sends is
 /// counted as `other`, so client-chosen names never become series.
 const KNOWN_PARAMS: &[&str] = &[

@@ -32,8 +32,9 @@ pub enum StreamEnd {
 }
 
 /// Called once when the stream ends, with the usage the stream reported, for metering,
-/// metrics and logs.
-pub type OnEnd = Box<dyn FnOnce(StreamEnd, Option<Usage>) + Send + Sync>;
+/// metrics and logs, and, for a stream that completed, the whole answer it amounted to
+/// where the client's API keeps answers (see [`StreamTranslator::answer`]).
+pub type OnEnd = Box<dyn FnOnce(StreamEnd, Option<Usage>, Option<Bytes>) + Send + Sync>;
 
 /// Renders the error event a stream that fails mid-way ends with, in the client's API.
 pub type RenderError = fn(&ApiError) -> Bytes;
@@ -209,7 +210,11 @@ impl Relay {
     fn finish(&mut self, end: StreamEnd) {
         self.done = true;
         if let Some(on_end) = self.on_end.take() {
-            on_end(end, self.translator.usage());
+            let answer = match end {
+                StreamEnd::Complete => self.translator.answer(),
+                _ => None,
+            };
+            on_end(end, self.translator.usage(), answer);
         }
     }
 
@@ -405,7 +410,7 @@ mod tests {
             state,
             CooldownSpec::default(),
         );
-        relay.deliver(Box::new(|_, _| {}), render);
+        relay.deliver(Box::new(|_, _, _| {}), render);
         relay
     }
 
@@ -519,7 +524,7 @@ mod tests {
             state,
             CooldownSpec::default(),
         );
-        relay.deliver(Box::new(|_, _| {}), render);
+        relay.deliver(Box::new(|_, _, _| {}), render);
         relay
     }
 
@@ -617,7 +622,7 @@ mod tests {
             state,
             CooldownSpec::default(),
         );
-        r.deliver(Box::new(|_, _| {}), render);
+        r.deliver(Box::new(|_, _, _| {}), render);
         r.first_event().await.unwrap();
         for _ in 0..100 {
             let frame = r.frame().await.unwrap().unwrap().into_data().unwrap();
@@ -645,14 +650,14 @@ mod tests {
     async fn reports_how_the_stream_ended() {
         let (tx, rx) = std::sync::mpsc::channel();
         let mut r = relay(vec![Ok("data: 1\n\n"), Ok("data: 2\n\n")]);
-        r.deliver(Box::new(move |end, _| tx.send(end).unwrap()), render);
+        r.deliver(Box::new(move |end, _, _| tx.send(end).unwrap()), render);
         r.first_event().await.unwrap();
         drop(r);
         assert_eq!(rx.recv().unwrap(), StreamEnd::ClientGone);
 
         let (tx, rx) = std::sync::mpsc::channel();
         let mut r = relay(vec![Ok("data: 1\n\n")]);
-        r.deliver(Box::new(move |end, _| tx.send(end).unwrap()), render);
+        r.deliver(Box::new(move |end, _, _| tx.send(end).unwrap()), render);
         collect(r).await;
         assert_eq!(rx.recv().unwrap(), StreamEnd::Complete);
     }

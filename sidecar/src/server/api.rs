@@ -13,10 +13,12 @@ use tokio::time::Instant;
 
 use super::body::ProxyBody;
 use super::detached::Detached;
-use super::error::{ApiError, Render};
+use super::error::{ApiError, Render, status_and_body};
 use super::exchange::Exchange;
 use super::request::{parse_call, read_limited};
-use crate::domain::Endpoint;
+use super::store::Store;
+use super::{count, kept};
+use crate::domain::{Api, Endpoint};
 use crate::meter::Meter;
 use crate::meter::keys::Key;
 use crate::metrics::Metrics;
@@ -39,49 +41,80 @@ pub struct Proxy {
     pub meter: Arc<Meter>,
     /// Plain calls' routing tasks, which outlive a client that leaves.
     pub detached: Arc<Detached>,
+    /// The Responses API's stored responses.
+    pub responses: Arc<Store>,
 }
 
-/// Handles one API request. Never fails: every error becomes an OpenAI-shaped answer.
+/// Handles one API request. Never fails: every error becomes an answer in the shape of
+/// the client's API (Anthropic's under `/v1/messages`, OpenAI's elsewhere).
 pub async fn handle(proxy: Arc<Proxy>, request: Request<Incoming>) -> Response<ProxyBody> {
     let started = Instant::now();
-    let path = request.uri().path();
+    let path = request.uri().path().to_owned();
+    let path = path.as_str();
     // Clients configured with a base URL with or without `/v1` both work.
     let route = path.strip_prefix("/v1").unwrap_or(path);
     let endpoint = Endpoint::from_route(route);
     let method = request.method().clone();
+    let api = if route.starts_with("/messages") {
+        Api::Anthropic
+    } else {
+        Api::OpenAi
+    };
     match (endpoint, &method) {
         (Some(endpoint), &Method::POST) => {
             return complete(proxy, endpoint, request, started).await;
         }
-        (Some(_), _) => return error_response(&ApiError::method_not_allowed(&method, path), None),
+        (Some(_), _) => {
+            return error_response(api, &ApiError::method_not_allowed(&method, path), None);
+        }
         (None, _) => {}
     }
+    let known = matches!(route, "/models" | "/messages/count_tokens")
+        || route.starts_with("/models/")
+        || route.starts_with("/responses/");
+    if !known {
+        return error_response(api, &ApiError::unknown_route(&method, path), None);
+    }
     let Some(routes) = proxy.routes.borrow().clone() else {
-        return error_response(&ApiError::not_ready(), None);
+        return error_response(api, &ApiError::not_ready(), None);
     };
-    match (route, &method) {
-        ("/models", &Method::GET) => match proxy.meter.authenticate(&routes, request.headers()) {
-            Ok(key) => models(&routes, key.as_deref()),
-            Err(err) => error_response(&err, None),
-        },
+    let key = match proxy.meter.authenticate(&routes, request.headers()) {
+        Ok(key) => key,
+        Err(err) => return error_response(api, &err, None),
+    };
+    // Anthropic's SDKs list models with `anthropic-version` set, and read its shape.
+    let listing = if request.headers().contains_key("anthropic-version") {
+        Api::Anthropic
+    } else {
+        Api::OpenAi
+    };
+    if route == "/messages/count_tokens" && method == Method::POST {
+        return count::count_tokens(proxy.clone(), routes, key, request)
+            .await
+            .unwrap_or_else(|err| error_response(Api::Anthropic, &err, None));
+    }
+    let result = match (route, &method) {
+        ("/models", &Method::GET) => Ok(models(&routes, key.as_deref(), listing)),
         (r, &Method::GET) if r.starts_with("/models/") => {
             let id = &r["/models/".len()..];
-            let key = match proxy.meter.authenticate(&routes, request.headers()) {
-                Ok(key) => key,
-                Err(err) => return error_response(&err, None),
-            };
             // A model the key may not call is not shown to exist.
             match key {
-                Some(key) if !key.allows(id) => {
-                    error_response(&ApiError::model_not_found(id), None)
+                Some(key) if !key.allows(id) => Err(ApiError::model_not_found(id)),
+                _ if routes.model(id).is_some() => {
+                    Ok(json_response(StatusCode::OK, &model_object(id, listing)))
                 }
-                _ if routes.model(id).is_some() => json_response(StatusCode::OK, &model_object(id)),
-                _ => error_response(&ApiError::model_not_found(id), None),
+                _ => Err(ApiError::model_not_found(id)),
             }
         }
-        ("/models", _) => error_response(&ApiError::method_not_allowed(&method, path), None),
-        _ => error_response(&ApiError::unknown_route(&method, path), None),
-    }
+        (r, &Method::GET | &Method::DELETE) if r.starts_with("/responses/") => {
+            kept::serve(&proxy, &method, &r["/responses/".len()..])
+        }
+        ("/models" | "/messages/count_tokens", _) => {
+            Err(ApiError::method_not_allowed(&method, path))
+        }
+        _ => Err(ApiError::unknown_route(&method, path)),
+    };
+    result.unwrap_or_else(|err| error_response(api, &err, None))
 }
 
 /// Serves one completion call. The exchange is the request's guard: however the call
@@ -115,8 +148,16 @@ async fn serve(
     let (bytes, buffered) = tokio::time::timeout(proxy.body_timeout, read)
         .await
         .map_err(|_| ApiError::body_timeout(proxy.body_timeout))??;
-    let (model_name, call) = parse_call(endpoint, &bytes)?;
+    let (model_name, mut call) = parse_call(endpoint, &bytes)?;
     drop((bytes, buffered));
+    call.anthropic_beta = parts
+        .headers
+        .get("anthropic-beta")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if endpoint == Endpoint::Responses {
+        exchange.keep = kept::prepare(proxy, &mut call)?;
+    }
     let requested = routes
         .model(&model_name)
         .cloned()
@@ -142,10 +183,15 @@ pub(super) fn trace_headers(headers: &mut http::HeaderMap, trace: &Trace, overhe
     }
 }
 
-/// An error answer; `trace` adds the attempt headers once routing ran.
-pub fn error_response(err: &ApiError, trace: Option<(&Trace, Duration)>) -> Response<ProxyBody> {
-    let mut response = Response::new(ProxyBody::full(err.body()));
-    *response.status_mut() = err.status;
+/// An error answer in `api`'s shape; `trace` adds the attempt headers once routing ran.
+pub fn error_response(
+    api: Api,
+    err: &ApiError,
+    trace: Option<(&Trace, Duration)>,
+) -> Response<ProxyBody> {
+    let (status, body) = status_and_body(api, err);
+    let mut response = Response::new(ProxyBody::full(body));
+    *response.status_mut() = status;
     err.apply_headers(response.headers_mut());
     if let Some((trace, overhead)) = trace {
         trace_headers(response.headers_mut(), trace, overhead);
@@ -153,7 +199,7 @@ pub fn error_response(err: &ApiError, trace: Option<(&Trace, Duration)>) -> Resp
     response
 }
 
-fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<ProxyBody> {
+pub(super) fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<ProxyBody> {
     let mut response = Response::new(ProxyBody::full(value.to_string()));
     *response.status_mut() = status;
     response.headers_mut().insert(
@@ -163,17 +209,31 @@ fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Prox
     response
 }
 
-fn model_object(id: &str) -> serde_json::Value {
-    json!({"id": id, "object": "model", "created": 0, "owned_by": "llmesh"})
+fn model_object(id: &str, api: Api) -> serde_json::Value {
+    match api {
+        Api::OpenAi => json!({"id": id, "object": "model", "created": 0, "owned_by": "llmesh"}),
+        Api::Anthropic => json!({
+            "type": "model", "id": id, "display_name": id, "created_at": "1970-01-01T00:00:00Z"
+        }),
+    }
 }
 
 /// The models `key` may call: all of them in a namespace without keys.
-fn models(routes: &Routes, key: Option<&Key>) -> Response<ProxyBody> {
-    let data: Vec<_> = routes
+fn models(routes: &Routes, key: Option<&Key>, api: Api) -> Response<ProxyBody> {
+    let names: Vec<&String> = routes
         .names()
         .iter()
         .filter(|n| key.is_none_or(|k| k.allows(n)))
-        .map(|n| model_object(n))
         .collect();
-    json_response(StatusCode::OK, &json!({"object": "list", "data": data}))
+    let data: Vec<_> = names.iter().map(|n| model_object(n, api)).collect();
+    let body = match api {
+        Api::OpenAi => json!({"object": "list", "data": data}),
+        Api::Anthropic => json!({
+            "data": data,
+            "has_more": false,
+            "first_id": names.first(),
+            "last_id": names.last(),
+        }),
+    };
+    json_response(StatusCode::OK, &body)
 }

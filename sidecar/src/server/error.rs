@@ -1,7 +1,10 @@
-//! Errors rendered in OpenAI's error shape, `{"error":{"message","type","param","code"}}`,
-//! with the status an OpenAI SDK maps to its typed exceptions (400 BadRequest, 401
-//! Authentication, 403 PermissionDenied, 404 NotFound, 413, 429 RateLimit, 5xx
-//! InternalServer). The layers below build [`ApiError`]s; only the server renders them.
+//! Errors rendered in the client's API's shape. OpenAI's,
+//! `{"error":{"message","type","param","code"}}`, with the status an OpenAI SDK maps to
+//! its typed exceptions (400 BadRequest, 401 Authentication, 403 PermissionDenied, 404
+//! NotFound, 413, 429 RateLimit, 5xx InternalServer); Anthropic's,
+//! `{"type":"error","error":{"type","message"}}`, with Anthropic's statuses (529 for an
+//! overloaded upstream). The layers below build [`ApiError`]s; only the server renders
+//! them.
 
 use bytes::Bytes;
 use http::{HeaderValue, header};
@@ -9,7 +12,8 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 pub use crate::domain::ApiError;
-use crate::domain::ErrorKind;
+use crate::domain::{Api, Endpoint, ErrorKind};
+use http::StatusCode;
 
 #[derive(Serialize)]
 struct Envelope<'a> {
@@ -94,6 +98,119 @@ pub fn sse_event(error: &ApiError) -> Bytes {
     Bytes::from(event)
 }
 
+/// Anthropic's status and error type for an error.
+pub fn anthropic_kind(error: &ApiError) -> (StatusCode, &'static str) {
+    let status = error.status;
+    let kind = match error.kind {
+        // OpenAI calls an unknown model an invalid request; Anthropic names it by its
+        // status.
+        ErrorKind::InvalidRequest if status == StatusCode::NOT_FOUND => "not_found_error",
+        ErrorKind::InvalidRequest if status == StatusCode::PAYLOAD_TOO_LARGE => "request_too_large",
+        ErrorKind::InvalidRequest => "invalid_request_error",
+        ErrorKind::Authentication => "authentication_error",
+        ErrorKind::Permission => "permission_error",
+        ErrorKind::NotFound => "not_found_error",
+        ErrorKind::RateLimit => "rate_limit_error",
+        ErrorKind::InsufficientQuota => "billing_error",
+        ErrorKind::Server => match status.as_u16() {
+            // Anthropic's clients know an overloaded service by its own status.
+            503 | 529 => return (overloaded(), "overloaded_error"),
+            504 => "timeout_error",
+            _ => "api_error",
+        },
+    };
+    (status, kind)
+}
+
+/// Anthropic's 529.
+fn overloaded() -> StatusCode {
+    StatusCode::from_u16(529).unwrap_or(StatusCode::SERVICE_UNAVAILABLE)
+}
+
+#[derive(Serialize)]
+struct AnthropicEnvelope<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    error: AnthropicBody<'a>,
+}
+
+#[derive(Serialize)]
+struct AnthropicBody<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    message: &'a str,
+}
+
+/// An error in Anthropic's shape.
+pub fn anthropic_body(error: &ApiError) -> Bytes {
+    let envelope = AnthropicEnvelope {
+        kind: "error",
+        error: AnthropicBody {
+            kind: anthropic_kind(error).1,
+            message: &error.message,
+        },
+    };
+    serde_json::to_vec(&envelope)
+        .map(Bytes::from)
+        .unwrap_or_else(|_| {
+            Bytes::from_static(
+                br#"{"type":"error","error":{"type":"api_error","message":"internal error"}}"#,
+            )
+        })
+}
+
+/// An error as Anthropic's stream `error` event.
+pub fn anthropic_event(error: &ApiError) -> Bytes {
+    framed("error", &anthropic_body(error))
+}
+
+/// An error as the Responses API's stream `error` event.
+pub fn responses_event(error: &ApiError) -> Bytes {
+    #[derive(Serialize)]
+    struct Event<'a> {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        code: Option<&'a str>,
+        message: &'a str,
+        param: Option<&'a str>,
+    }
+    let event = Event {
+        kind: "error",
+        code: Some(error.code.as_deref().unwrap_or(openai_type(error.kind))),
+        message: &error.message,
+        param: error.param.as_deref(),
+    };
+    let body = serde_json::to_vec(&event).unwrap_or_default();
+    framed("error", &body)
+}
+
+fn framed(name: &str, data: &[u8]) -> Bytes {
+    let mut event = Vec::with_capacity(data.len() + name.len() + 16);
+    event.extend_from_slice(b"event: ");
+    event.extend_from_slice(name.as_bytes());
+    event.extend_from_slice(b"\ndata: ");
+    event.extend_from_slice(data);
+    event.extend_from_slice(b"\n\n");
+    Bytes::from(event)
+}
+
+/// How a stream to a client of `endpoint` that fails mid-way ends.
+pub fn stream_renderer(endpoint: Endpoint) -> fn(&ApiError) -> Bytes {
+    match endpoint {
+        Endpoint::Messages => anthropic_event,
+        Endpoint::Responses => responses_event,
+        _ => sse_event,
+    }
+}
+
+/// The status and body of an error for a client of `api`.
+pub fn status_and_body(api: Api, error: &ApiError) -> (StatusCode, Bytes) {
+    match api {
+        Api::OpenAi => (error.status, error.body()),
+        Api::Anthropic => (anthropic_kind(error).0, anthropic_body(error)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use http::StatusCode;
@@ -125,5 +242,25 @@ mod tests {
         let text = std::str::from_utf8(&event).unwrap();
         assert!(text.starts_with("data: {\"error\""));
         assert!(text.ends_with("}\n\n"));
+    }
+
+    #[test]
+    fn renders_anthropic_shape_and_statuses() {
+        let (status, body) = status_and_body(Api::Anthropic, &ApiError::model_not_found("x"));
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(v["type"], "error");
+        assert_eq!(v["error"]["type"], "not_found_error");
+        let busy = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorKind::Server, "busy");
+        let (status, body) = status_and_body(Api::Anthropic, &busy);
+        assert_eq!(status.as_u16(), 529);
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"]["type"], "overloaded_error");
+        let event = anthropic_event(&busy);
+        assert!(event.starts_with(b"event: error\ndata: {\"type\":\"error\""));
+        let event = responses_event(&busy);
+        assert!(
+            event.starts_with(b"event: error\ndata: {\"type\":\"error\",\"code\":\"server_error\"")
+        );
     }
 }

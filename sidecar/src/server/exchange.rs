@@ -12,6 +12,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
 use tokio::sync::oneshot;
@@ -21,6 +23,8 @@ use super::api::{Proxy, error_response, trace_headers};
 use super::body::ProxyBody;
 use super::detached::{self, Routed};
 use super::error::{self as render, ApiError};
+use super::kept;
+use super::store::Turn;
 use crate::config::snapshot::Pricing;
 use crate::domain::{Call, Endpoint, Usage};
 use crate::meter::{Admission, Outcome, client_closed};
@@ -60,6 +64,8 @@ pub struct Exchange {
     routing: Option<(oneshot::Receiver<Routed>, Arc<Progress>)>,
     /// Whether the call reached the router (its overhead is then measured).
     dispatched: bool,
+    /// A Responses turn whose answer is to be kept (see `kept`).
+    pub keep: Option<Turn>,
     end: End,
 }
 
@@ -76,6 +82,7 @@ impl Exchange {
             trace: Trace::default(),
             routing: None,
             dispatched: false,
+            keep: None,
             end: End::Open,
         }
     }
@@ -162,13 +169,17 @@ impl Exchange {
             Ok(success) => success,
             Err(err) => {
                 self.failed(&err);
-                return error_response(&err, overhead.map(|o| (&self.trace, o)));
+                let trace = overhead.map(|o| (&self.trace, o));
+                return error_response(self.endpoint.api(), &err, trace);
             }
         };
         let (model, deployment) = (success.model, success.deployment);
         let mut response = match success.answer {
             Answer::Full(reply) => {
                 self.served(model.clone(), deployment, reply.usage);
+                if let Some(turn) = self.keep.take() {
+                    kept::keep(&self.proxy, turn, reply.body.clone());
+                }
                 let mut response = Response::new(ProxyBody::full(reply.body));
                 response.headers_mut().insert(
                     header::CONTENT_TYPE,
@@ -205,9 +216,12 @@ impl Exchange {
             trace_headers(headers, &self.trace, overhead);
         }
         if let ProxyBody::Stream(relay) = response.body_mut() {
+            let render = render::stream_renderer(self.endpoint);
             relay.deliver(
-                Box::new(move |end, usage| self.streamed(model, deployment, end, usage)),
-                render::sse_event,
+                Box::new(move |end, usage, answer| {
+                    self.streamed(model, deployment, end, usage, answer)
+                }),
+                render,
             );
         }
         response
@@ -260,7 +274,11 @@ impl Exchange {
         deployment: usize,
         end: StreamEnd,
         usage: Option<Usage>,
+        answer: Option<Bytes>,
     ) {
+        if let (Some(turn), Some(answer)) = (self.keep.take(), answer) {
+            kept::keep(&self.proxy, turn, answer);
+        }
         self.end = End::Served {
             model,
             deployment,

@@ -4,10 +4,13 @@
 pub mod admin;
 pub mod api;
 pub mod body;
+pub mod count;
 pub mod detached;
 pub mod error;
 pub mod exchange;
+pub mod kept;
 pub mod request;
+pub mod store;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -53,6 +56,10 @@ pub struct Settings {
     pub bound_key: Option<String>,
     /// Names this sidecar's usage reports; unique per process.
     pub reporter_id: String,
+    /// How long the Responses API's stored responses are kept.
+    pub responses_ttl: Duration,
+    /// How many bytes of stored responses are kept.
+    pub responses_max_bytes: usize,
 }
 
 /// A reporter id unique to this process: the pod's name (or host name) and a random
@@ -75,6 +82,8 @@ impl Default for Settings {
             shutdown_grace: Duration::from_secs(30),
             bound_key: None,
             reporter_id: default_reporter_id(),
+            responses_ttl: store::DEFAULT_TTL,
+            responses_max_bytes: store::DEFAULT_MAX_BYTES,
         }
     }
 }
@@ -232,6 +241,10 @@ impl Sidecar {
             )),
             meter,
             detached: detached.clone(),
+            responses: Arc::new(store::Store::new(
+                self.settings.responses_ttl,
+                self.settings.responses_max_bytes,
+            )),
         });
         let last_routes = routes_rx.clone();
         let admin = Arc::new(admin::Admin {

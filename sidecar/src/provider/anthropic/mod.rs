@@ -24,6 +24,7 @@
 //! tool_use → tool_calls, refusal → content_filter; usage: `prompt_tokens` =
 //! input + cache creation + cache read tokens, `cached_tokens` = cache reads.
 
+pub mod native;
 mod request;
 mod response;
 mod stream;
@@ -40,6 +41,9 @@ use super::{
     api_key, join,
 };
 
+use serde_json::Value;
+
+use super::translate::Patched;
 use crate::config::snapshot::DeploymentSpec;
 use crate::domain::{CallView, Endpoint, Reply, UpstreamError};
 
@@ -62,12 +66,17 @@ const CHAT_PARAMS: &[&str] = chat_params![
 pub fn build(spec: &DeploymentSpec) -> Result<Prepared, BuildError> {
     let base = spec.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
     let uri = join(base, "/v1/messages", None)?;
+    let count_uri = join(base, "/v1/messages/count_tokens", None)?;
     let version = spec.api_version.as_deref().unwrap_or(DEFAULT_VERSION);
     let version = HeaderValue::from_str(version)
         .map_err(|_| format!("apiVersion {version:?} is not a valid header value"))?;
     let key = api_key(spec, "apiKey is required for anthropic")?;
     Ok(Prepared {
-        dialect: Arc::new(Anthropic { uri, version }),
+        dialect: Arc::new(Anthropic {
+            uri,
+            count_uri,
+            version,
+        }),
         credential: Credential::key_header("x-api-key", key)?,
     })
 }
@@ -76,33 +85,75 @@ pub fn build(spec: &DeploymentSpec) -> Result<Prepared, BuildError> {
 #[derive(Debug)]
 pub struct Anthropic {
     uri: Uri,
+    count_uri: Uri,
     version: HeaderValue,
+}
+
+impl Anthropic {
+    /// A POST of `body` to `uri` with Anthropic's headers.
+    fn post(&self, uri: &Uri, body: Vec<u8>, beta: Option<&str>) -> UnsignedRequest {
+        let mut request = super::post_json(uri.clone(), body);
+        let headers = request.headers_mut();
+        headers.insert(
+            HeaderName::from_static("anthropic-version"),
+            self.version.clone(),
+        );
+        if let Some(beta) = beta.and_then(|b| HeaderValue::from_str(b).ok()) {
+            headers.insert(HeaderName::from_static("anthropic-beta"), beta);
+        }
+        request
+    }
 }
 
 impl Dialect for Anthropic {
     fn supported_params(&self, endpoint: Endpoint) -> Option<&'static [&'static str]> {
         match endpoint {
             Endpoint::ChatCompletions => Some(CHAT_PARAMS),
+            // Messages pass through: Anthropic judges its own API's fields.
+            Endpoint::Messages => None,
             _ => Some(&[]),
         }
     }
 
+    fn native(&self, endpoint: Endpoint) -> bool {
+        endpoint == Endpoint::Messages || Endpoint::OPENAI.contains(&endpoint)
+    }
+
     fn request(&self, call: &CallView<'_>) -> Result<UnsignedRequest, TranslateError> {
-        let body = request::translate(call)?;
-        let mut request = super::post_json(self.uri.clone(), body);
-        request.headers_mut().insert(
-            HeaderName::from_static("anthropic-version"),
-            self.version.clone(),
-        );
-        Ok(request)
+        let body = match call.endpoint {
+            Endpoint::Messages => Patched {
+                body: call.body,
+                set: &[("model", Value::from(call.model))],
+                skip: &[],
+            }
+            .to_vec()?,
+            _ => request::translate(call)?,
+        };
+        Ok(self.post(&self.uri, body, call.anthropic_beta))
+    }
+
+    fn count_tokens(&self, call: &CallView<'_>) -> Option<Result<UnsignedRequest, TranslateError>> {
+        let body = Patched {
+            body: call.body,
+            set: &[("model", Value::from(call.model))],
+            skip: &[],
+        }
+        .to_vec();
+        Some(body.map(|body| self.post(&self.count_uri, body, call.anthropic_beta)))
     }
 
     fn response(&self, call: &CallView<'_>, body: Bytes) -> Result<Reply, TranslateError> {
-        response::translate(call, &body)
+        match call.endpoint {
+            Endpoint::Messages => native::reply(body),
+            _ => response::translate(call, &body),
+        }
     }
 
     fn stream(&self, call: &CallView<'_>) -> Box<dyn StreamTranslator> {
-        Box::new(stream::translator(call))
+        match call.endpoint {
+            Endpoint::Messages => Box::new(native::passthrough()),
+            _ => Box::new(stream::translator(call)),
+        }
     }
 
     fn error(&self, status: StatusCode, body: &[u8]) -> UpstreamError {

@@ -3,6 +3,7 @@
 //! always asked for, to meter it, and removed again when the client did not ask), and
 //! auth is a bearer token. Each kind differs only in its default base URL.
 
+pub mod responses;
 mod stream;
 
 use bytes::Bytes;
@@ -14,6 +15,7 @@ use serde_json::{Map, Value};
 
 pub use self::stream::SsePassthrough;
 use super::openai_wire::UsageIn;
+use super::translate::Patched;
 use super::{
     BuildError, Credential, Dialect, Markers, Prepared, StreamTranslator, TranslateError,
     UnsignedRequest, classify, excerpt, join, post_json,
@@ -63,8 +65,13 @@ pub fn build(kind: ProviderKind, spec: &DeploymentSpec) -> Result<Prepared, Buil
         None if requires_key(kind) => return Err("apiKey is required for this provider".into()),
         None => Credential::None,
     };
+    // OpenAI serves the Responses API itself; other servers get it through chat.
+    let responses = match kind {
+        ProviderKind::Openai => Some(join(base, Endpoint::Responses.path(), None)?),
+        _ => None,
+    };
     Ok(Prepared {
-        dialect: std::sync::Arc::new(OpenAiCompat { uris }),
+        dialect: std::sync::Arc::new(OpenAiCompat { uris, responses }),
         credential,
     })
 }
@@ -72,22 +79,49 @@ pub fn build(kind: ProviderKind, spec: &DeploymentSpec) -> Result<Prepared, Buil
 /// Pass-through to a server speaking OpenAI's API at these URLs.
 #[derive(Debug)]
 pub struct OpenAiCompat {
-    /// One URL per [`Endpoint`], in [`Endpoint::index`] order.
+    /// One URL per endpoint of [`Endpoint::OPENAI`], in [`Endpoint::index`] order.
     pub uris: [Uri; 3],
+    /// The Responses API's URL, where the upstream serves it.
+    pub responses: Option<Uri>,
 }
 
 impl Dialect for OpenAiCompat {
+    fn native(&self, endpoint: Endpoint) -> bool {
+        match endpoint {
+            Endpoint::Responses => self.responses.is_some(),
+            Endpoint::Messages => false,
+            _ => true,
+        }
+    }
+
     fn request(&self, call: &CallView<'_>) -> Result<UnsignedRequest, TranslateError> {
+        let uri = match (call.endpoint, &self.responses) {
+            (Endpoint::Responses, Some(uri)) => {
+                let body = Patched {
+                    body: call.body,
+                    set: &[("model", Value::from(call.model))],
+                    skip: &[],
+                }
+                .to_vec()?;
+                return Ok(post_json(uri.clone(), body));
+            }
+            (endpoint, _) => self.uris.get(endpoint.index()).ok_or_else(|| {
+                TranslateError::invalid("model", "this deployment does not serve this API")
+            })?,
+        };
         let body = serde_json::to_vec(&WithModel {
             model: call.model,
             body: call.body,
             ask_usage: call.stream && call.endpoint.streams(),
         })
         .map_err(|e| TranslateError::invalid("messages", e.to_string()))?;
-        Ok(post_json(self.uris[call.endpoint.index()].clone(), body))
+        Ok(post_json(uri.clone(), body))
     }
 
-    fn response(&self, _call: &CallView<'_>, body: Bytes) -> Result<Reply, TranslateError> {
+    fn response(&self, call: &CallView<'_>, body: Bytes) -> Result<Reply, TranslateError> {
+        if call.endpoint == Endpoint::Responses {
+            return responses::reply(body);
+        }
         /// The one field metering reads; the rest is skipped, not built.
         #[derive(Deserialize)]
         struct Answer {
@@ -110,7 +144,10 @@ impl Dialect for OpenAiCompat {
     }
 
     fn stream(&self, call: &CallView<'_>) -> Box<dyn StreamTranslator> {
-        Box::new(SsePassthrough::new(!call.wants_stream_usage()))
+        match call.endpoint {
+            Endpoint::Responses => Box::new(responses::passthrough()),
+            _ => Box::new(SsePassthrough::new(!call.wants_stream_usage())),
+        }
     }
 
     fn error(&self, status: StatusCode, body: &[u8]) -> UpstreamError {

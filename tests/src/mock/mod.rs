@@ -218,6 +218,15 @@ impl<P: Provider> Mock<P> {
         lock(&self.shared.script).queue.push_back(reply);
     }
 
+    /// Drops the queued replies no request took (after a scripted exchange that failed
+    /// part-way, so the next one starts clean); returns how many there were.
+    pub fn clear_queue(&self) -> usize {
+        let mut script = lock(&self.shared.script);
+        let left = script.queue.len();
+        script.queue.clear();
+        left
+    }
+
     /// What requests get once the queue is empty; initially [`Reply::ok`].
     pub fn set_default(&self, reply: Reply) {
         lock(&self.shared.script).default = reply;

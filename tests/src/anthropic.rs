@@ -12,13 +12,21 @@
 //! - `claude-malformed`: a 200 with broken JSON (or a broken event stream);
 //! - `claude-cut`: a stream cut after its first text delta;
 //! - anything else: text echoing the last user message.
+//!
+//! Scripted replies: [`Reply::stream`] answers these text pieces and
+//! [`Reply::tool_calls`] these `tool_use` blocks (`stop_reason: "tool_use"`), each as a
+//! whole `message` or as its event stream, as the request's `stream` asks.
+//! `POST /v1/messages/count_tokens` is answered before the script, with
+//! `{"input_tokens": N}`, after the same header checks.
+
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use http::StatusCode;
 use serde_json::{Value, json};
 
 use crate::mock::{
-    Failure, Kind, Mock, Provider, Recorded, Reply, Resolved, status_code, to_bytes,
+    Failure, Kind, Mock, Provider, Recorded, Reply, Resolved, ToolCall, status_code, to_bytes,
 };
 
 /// The API key the mock accepts.
@@ -29,17 +37,31 @@ const EVENT_STREAM: &str = "text/event-stream; charset=utf-8";
 
 /// Anthropic's wire format, for the mock core.
 #[derive(Debug, Default)]
-pub struct Anthropic;
+pub struct Anthropic {
+    next_id: AtomicU64,
+}
 
 /// A running mock Anthropic API; its base URL is what clients append `/v1/messages` to.
 pub type MockAnthropic = Mock<Anthropic>;
 
 impl Provider for Anthropic {
+    fn screen(&self, req: &Recorded) -> Option<Resolved> {
+        (req.path_only() == "/v1/messages/count_tokens").then(|| count_tokens(req))
+    }
+
     // Scripted replies skip the checks: a script decides the answer.
     fn render(&self, req: &Recorded, reply: &Reply) -> Resolved {
         match reply.kind() {
             Kind::Ok => healthy(req),
             Kind::Malformed => malformed(false),
+            Kind::Pieces(pieces) => {
+                let text: String = pieces.concat();
+                scripted(req, json!([{"type": "text", "text": text}]), "end_turn")
+            }
+            Kind::ToolCalls(calls) => match self.tool_uses(calls) {
+                Some(content) => scripted(req, content, "tool_use"),
+                None => Resolved::unsupported("Anthropic (freeform tool input)", reply),
+            },
             _ => Resolved::unsupported("Anthropic", reply),
         }
     }
@@ -49,6 +71,74 @@ impl Provider for Anthropic {
         let kind = failure.kind.as_deref().unwrap_or(error_type(status));
         error(status, kind, &failure.message)
     }
+}
+
+impl Anthropic {
+    /// `tool_use` blocks for scripted calls; `None` if one has a non-object input,
+    /// which Anthropic's format cannot carry.
+    fn tool_uses(&self, calls: &[ToolCall]) -> Option<Value> {
+        let blocks = calls
+            .iter()
+            .map(|call| {
+                call.input.is_object().then(|| {
+                    let n = self.next_id.fetch_add(1, Ordering::Relaxed);
+                    json!({"type": "tool_use", "id": format!("toolu_mock{n:04}"), "name": call.name, "input": call.input})
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Value::Array(blocks))
+    }
+}
+
+/// A scripted answer of `content`, whole or streamed as the request asks.
+fn scripted(req: &Recorded, content: Value, stop_reason: &str) -> Resolved {
+    let body = req.json();
+    let model = body["model"].as_str().unwrap_or("claude-mock");
+    let input_tokens = (req.body.len() as u64).div_ceil(4);
+    let output_tokens = content.to_string().len() as u64 / 4 + 1;
+    if body["stream"].as_bool() == Some(true) {
+        let events = stream_events(model, &content, stop_reason, input_tokens, output_tokens);
+        return Resolved::frames(EVENT_STREAM, sse(&events));
+    }
+    let message = message(model, content, stop_reason, input_tokens, output_tokens);
+    Resolved::whole(StatusCode::OK, JSON, to_bytes(&message))
+}
+
+/// `POST /v1/messages/count_tokens`: the same checks as a message, then roughly one
+/// token per four bytes of the request.
+fn count_tokens(req: &Recorded) -> Resolved {
+    if let Err(refused) = check_headers(req) {
+        return refused;
+    }
+    let body = req.json();
+    if !body["model"].is_string() || !body["messages"].is_array() {
+        return error(
+            400,
+            "invalid_request_error",
+            "model and messages: Field required",
+        );
+    }
+    let tokens = (req.body.len() as u64).div_ceil(4);
+    Resolved::whole(
+        StatusCode::OK,
+        JSON,
+        to_bytes(&json!({"input_tokens": tokens})),
+    )
+}
+
+/// The credential and version headers every Anthropic call needs.
+fn check_headers(req: &Recorded) -> Result<(), Resolved> {
+    if req.header("x-api-key") != Some(API_KEY) {
+        return Err(error(401, "authentication_error", "invalid x-api-key"));
+    }
+    if req.header("anthropic-version").is_none() {
+        return Err(error(
+            400,
+            "invalid_request_error",
+            "anthropic-version: header is required",
+        ));
+    }
+    Ok(())
 }
 
 /// An Anthropic error response.
@@ -209,16 +299,7 @@ fn validate(req: &Recorded) -> Result<Value, Resolved> {
             &format!("Not Found: {} {}", req.method, req.path),
         ));
     }
-    if req.headers.get("x-api-key").and_then(|v| v.to_str().ok()) != Some(API_KEY) {
-        return Err(error(401, "authentication_error", "invalid x-api-key"));
-    }
-    if req.headers.get("anthropic-version").is_none() {
-        return Err(error(
-            400,
-            "invalid_request_error",
-            "anthropic-version: header is required",
-        ));
-    }
+    check_headers(req)?;
     let body: Value = serde_json::from_slice(&req.body).map_err(|_| {
         error(
             400,
@@ -244,11 +325,12 @@ fn validate(req: &Recorded) -> Result<Value, Resolved> {
         ));
     };
     for (i, m) in messages.iter().enumerate() {
-        if !matches!(m["role"].as_str(), Some("user" | "assistant")) {
+        // Claude Code sends `system` messages between turns (its environment block).
+        if !matches!(m["role"].as_str(), Some("user" | "assistant" | "system")) {
             return Err(error(
                 400,
                 "invalid_request_error",
-                &format!("messages.{i}.role: Input should be 'user' or 'assistant'"),
+                &format!("messages.{i}.role: Input should be 'user', 'assistant' or 'system'"),
             ));
         }
         for block in m["content"].as_array().into_iter().flatten() {
@@ -389,7 +471,7 @@ mod tests {
         assert_eq!(healthy(&recorded(GOOD, body.clone())).status, 200);
         let no_max = json!({"model": "claude", "messages": []});
         assert_eq!(healthy(&recorded(GOOD, no_max)).status, 400);
-        let bad_role = json!({"model": "claude", "max_tokens": 5, "messages": [{"role": "system", "content": "x"}]});
+        let bad_role = json!({"model": "claude", "max_tokens": 5, "messages": [{"role": "tool", "content": "x"}]});
         assert_eq!(healthy(&recorded(GOOD, bad_role)).status, 400);
         let empty_text = json!({"model": "claude", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "text", "text": ""}]}]});
         assert_eq!(healthy(&recorded(GOOD, empty_text)).status, 400);

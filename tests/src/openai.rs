@@ -18,12 +18,23 @@
 //! | [`Reply::stream`] | a chunk announcing the role, one content delta per piece, one with `finish_reason: "stop"`, the usage chunk only if `stream_options.include_usage`, then `data: [DONE]`; legacy `text_completion` chunks on `/completions` |
 //! | [`Reply::error`] | `{"error":{"message","type","param","code"}}`, `param` null |
 //! | [`Reply::malformed`] | 200 JSON, truncated |
+//! | [`Reply::tool_calls`] | chat `tool_calls` (finish `tool_calls`), whole or streamed as the request asks; on `/responses`, `function_call` items (`custom_tool_call` for a string input) |
+//!
+//! `POST /v1/responses` (OpenAI's Responses API) answers a `response` object, or with
+//! `"stream": true` its typed event stream: [`Reply::ok`] is `mock reply to: <last user
+//! input>` (`mock-error-*` models fail as on chat), [`Reply::stream`] these pieces.
+//! Responses are kept unless `"store": false`, for `GET`/`DELETE /v1/responses/{id}`
+//! and `previous_response_id` (an unknown one is OpenAI's 400); these are answered
+//! before the script.
 
+mod responses;
 mod wire;
 
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -33,8 +44,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::mock::{
-    Failure, Kind, Mock, Provider, Resolved, first_words, max_tokens_for, two_cities, unit_vector,
-    words,
+    Failure, Kind, Mock, Provider, Resolved, ToolCall as ScriptedCall, first_words, max_tokens_for,
+    two_cities, unit_vector, words,
 };
 pub use crate::mock::{Recorded, Reply};
 use wire::{EMBEDDING_DIM, Ending, FunctionCall, Meta, ToolCall, Usage};
@@ -48,6 +59,8 @@ const EVENT_STREAM: &str = "text/event-stream; charset=utf-8";
 #[derive(Debug, Default)]
 pub struct OpenAi {
     next_id: AtomicU64,
+    /// Responses kept for `GET /v1/responses/{id}`, by id.
+    stored: Mutex<HashMap<String, Value>>,
 }
 
 /// A running mock OpenAI.
@@ -63,10 +76,21 @@ impl Mock<OpenAi> {
 impl Provider for OpenAi {
     const BASE_PATH: &'static str = "/v1";
 
+    fn screen(&self, req: &Recorded) -> Option<Resolved> {
+        responses::screen(self, req)
+    }
+
     fn render(&self, req: &Recorded, reply: &Reply) -> Resolved {
         let path = req.path_only();
         let route = Route::of(&req.method, path);
+        if route == Route::Responses {
+            return self.respond(req, reply);
+        }
         match reply.kind() {
+            Kind::ToolCalls(calls) if route == Route::Chat => {
+                let api = ApiRequest::parse(&req.body).unwrap_or_default();
+                scripted_tool_calls(self, &api, path, calls)
+            }
             Kind::Ok => healthy(self, route, &req.method, path, &req.body),
             Kind::Pieces(pieces) => {
                 // Scripted streams answer whatever was sent, so a body that is not a
@@ -92,6 +116,77 @@ impl Provider for OpenAi {
     }
 }
 
+impl OpenAi {
+    /// A `POST /v1/responses`.
+    fn respond(&self, req: &Recorded, reply: &Reply) -> Resolved {
+        let items = match reply.kind() {
+            Kind::Ok => {
+                let Some(api) = ApiRequest::parse(&req.body) else {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        "We could not parse the JSON body of your request.",
+                        "invalid_request_error",
+                        None,
+                        None,
+                    );
+                };
+                if let Some(ByModel::Answer(refused)) = scripted_by_model(api.model("-"), &api) {
+                    return refused;
+                }
+                responses::healthy_items(&req.json())
+            }
+            Kind::Pieces(pieces) => vec![responses::Item::Text(pieces.to_vec())],
+            Kind::ToolCalls(calls) => responses::Item::calls(calls),
+            _ => return Resolved::unsupported("OpenAI Responses", reply),
+        };
+        responses::answer(self, req, items)
+    }
+}
+
+/// A chat answer of scripted tool calls, whole or streamed as the request asks; a
+/// string input is sent as the arguments text itself.
+fn scripted_tool_calls(
+    shared: &OpenAi,
+    req: &ApiRequest,
+    path: &str,
+    calls: &[ScriptedCall],
+) -> Resolved {
+    let calls: Vec<ToolCall> = calls
+        .iter()
+        .map(|call| ToolCall {
+            id: next_id(shared, "call_"),
+            kind: "function",
+            function: FunctionCall {
+                name: call.name.clone(),
+                arguments: match &call.input {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                },
+            },
+        })
+        .collect();
+    let ending = Ending {
+        tool_calls: &calls,
+        finish_reason: "tool_calls",
+    };
+    let completion = 10 * calls.len() as u64;
+    if req.streaming() {
+        let events = stream_events(shared, Route::Chat, req, path, &[], &ending, completion);
+        return Resolved::frames(EVENT_STREAM, events);
+    }
+    let id = next_id(shared, "chatcmpl-");
+    let meta = Meta {
+        id: &id,
+        created: now(),
+        model: req.model(path),
+    };
+    let usage = Usage::chat(req.chat_prompt_tokens(), completion);
+    json_answer(
+        StatusCode::OK,
+        wire::chat_completion(&meta, "", &ending, usage),
+    )
+}
+
 fn json_answer(status: StatusCode, body: Bytes) -> Resolved {
     Resolved::whole(status, JSON, body)
 }
@@ -111,6 +206,7 @@ fn error(
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Route<'a> {
     Chat,
+    Responses,
     Completions,
     Embeddings,
     Models,
@@ -124,6 +220,8 @@ impl<'a> Route<'a> {
         let get = method == Method::GET;
         if post && path.ends_with("/chat/completions") {
             Route::Chat
+        } else if post && path.ends_with("/responses") {
+            Route::Responses
         } else if post && path.ends_with("/completions") {
             Route::Completions
         } else if post && path.ends_with("/embeddings") {
@@ -288,7 +386,7 @@ fn healthy(
         }
         Route::Models => return json_answer(StatusCode::OK, wire::models()),
         Route::Model(id) => return json_answer(StatusCode::OK, wire::model(id)),
-        Route::Chat | Route::Completions | Route::Embeddings => {}
+        Route::Chat | Route::Completions | Route::Embeddings | Route::Responses => {}
     }
     let Some(req) = ApiRequest::parse(body) else {
         return error(

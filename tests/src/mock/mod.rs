@@ -42,7 +42,7 @@ pub(crate) use codec::{
 pub use codec::{hex, percent_decode, uri_encode};
 pub use plain::{MockHttp, Plain};
 pub(crate) use reply::Kind;
-pub use reply::{Failure, Reply};
+pub use reply::{Failure, Reply, ToolCall};
 pub(crate) use respond::Body;
 pub use respond::Resolved;
 
@@ -216,6 +216,15 @@ impl<P: Provider> Mock<P> {
     /// replies are taken first-in first-out.
     pub fn enqueue(&self, reply: Reply) {
         lock(&self.shared.script).queue.push_back(reply);
+    }
+
+    /// Drops the queued replies no request took (after a scripted exchange that failed
+    /// part-way, so the next one starts clean); returns how many there were.
+    pub fn clear_queue(&self) -> usize {
+        let mut script = lock(&self.shared.script);
+        let left = script.queue.len();
+        script.queue.clear();
+        left
     }
 
     /// What requests get once the queue is empty; initially [`Reply::ok`].

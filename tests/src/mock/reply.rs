@@ -41,6 +41,16 @@ pub struct Failure {
     pub code: Option<String>,
 }
 
+/// One tool call of a scripted [`Reply::tool_calls`] answer.
+#[derive(Clone, Debug)]
+pub struct ToolCall {
+    /// The tool's name.
+    pub name: String,
+    /// Its arguments: a JSON object for function tools, or a string for a freeform
+    /// (custom) tool where the format has them (OpenAI's `custom` tools).
+    pub input: Value,
+}
+
 /// The answer itself, before the modifiers.
 #[derive(Clone, Debug)]
 pub(crate) enum Kind {
@@ -55,6 +65,8 @@ pub(crate) enum Kind {
     /// The provider's stream of these JSON chunks (each framed as the provider frames
     /// them).
     Chunks(Arc<[Value]>),
+    /// The model's turn ends in these tool calls, whole or streamed as the request asks.
+    ToolCalls(Arc<[ToolCall]>),
     /// 200 with the provider's JSON content type and a truncated body.
     Malformed,
     /// Exactly these body frames.
@@ -120,6 +132,27 @@ impl Reply {
     /// framed as the request asks.
     pub fn chunks(chunks: Vec<Value>) -> Reply {
         Reply::new(Kind::Chunks(chunks.into()))
+    }
+
+    /// The model calls this tool: `input` is the arguments object of a function tool,
+    /// or the text of a freeform (custom) tool's input. Rendered as the provider's tool
+    /// call (Anthropic's `tool_use` block, OpenAI chat's `tool_calls`, a Responses
+    /// `function_call` or `custom_tool_call` item), whole or streamed as the request's
+    /// `stream` asks.
+    pub fn tool_call(name: &str, input: Value) -> Reply {
+        Reply::tool_calls(&[(name, input)])
+    }
+
+    /// The model calls these tools, in parallel; see [`Reply::tool_call`].
+    pub fn tool_calls(calls: &[(&str, Value)]) -> Reply {
+        let calls = calls
+            .iter()
+            .map(|(name, input)| ToolCall {
+                name: (*name).to_owned(),
+                input: input.clone(),
+            })
+            .collect();
+        Reply::new(Kind::ToolCalls(calls))
     }
 
     /// 200 with the provider's JSON content type and a truncated JSON body.

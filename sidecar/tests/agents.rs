@@ -281,7 +281,13 @@ fn apply_patch() -> Reply {
 
 /// A sidecar serving `name` from one deployment, with room for agents' large bodies.
 async fn sidecar(name: &str, deployment: DeploymentSpec) -> Running {
+    sidecar_with(name, deployment, false).await
+}
+
+/// [`sidecar`], its model dropping what its provider cannot take when `drop` is set.
+async fn sidecar_with(name: &str, deployment: DeploymentSpec, drop: bool) -> Running {
     let mut m = model(name, vec![deployment]);
+    m.drop_unsupported_params = drop;
     m.retry.rate_limited = 0;
     m.retry.server_error = 0;
     Running::start_with(Some(snapshot("agents", vec![m])), |s| {
@@ -468,7 +474,9 @@ async fn codex_through_the_sidecar_to_anthropic() {
     let Some(bin) = agent("codex") else { return };
     let scratch = Scratch::new("codex-sidecar-anthropic");
     let mock = MockAnthropic::start().await;
-    let sidecar = sidecar(CODEX_MODEL, anthropic_deployment(&mock)).await;
+    // Codex always offers the hosted `web_search` and `tool_search`, which a provider
+    // reached through chat does not have: the model drops them (docs/agents.md).
+    let sidecar = sidecar_with(CODEX_MODEL, anthropic_deployment(&mock), true).await;
     mock.enqueue(exec_command());
     mock.enqueue(final_answer());
     let base = format!("http://{}/v1", sidecar.api);
@@ -476,4 +484,9 @@ async fn codex_through_the_sidecar_to_anthropic() {
     assert_created(&scratch, &run);
     let calls = model_calls(&mock.requests(), "/v1/messages");
     assert_anthropic_tool_result(&calls);
+    let metrics = sidecar.metrics().await;
+    assert!(
+        metrics.contains(r#"param="web_search""#),
+        "dropped hosted tools are counted: {metrics}"
+    );
 }

@@ -81,6 +81,7 @@ pub fn check_hosted_tools(
 /// `web_search_20250305`, count under their stem); any other is counted as `other`.
 const HOSTED_TOOLS: &[&str] = &[
     "web_search",
+    "tool_search",
     "file_search",
     "computer",
     "code_interpreter",

@@ -156,7 +156,9 @@ async fn serve(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     if endpoint == Endpoint::Responses {
-        exchange.keep = kept::prepare(proxy, &mut call)?;
+        let prepared = kept::prepare(proxy, &mut call)?;
+        exchange.keep = prepared.keep;
+        exchange.continued = prepared.continued;
     }
     let requested = routes
         .model(&model_name)

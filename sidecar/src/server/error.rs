@@ -101,18 +101,21 @@ pub fn sse_event(error: &ApiError) -> Bytes {
 /// Anthropic's status and error type for an error.
 pub fn anthropic_kind(error: &ApiError) -> (StatusCode, &'static str) {
     let status = error.status;
-    let kind = match error.kind {
-        // OpenAI calls an unknown model an invalid request; Anthropic names it by its
-        // status.
-        ErrorKind::InvalidRequest if status == StatusCode::NOT_FOUND => "not_found_error",
-        ErrorKind::InvalidRequest if status == StatusCode::PAYLOAD_TOO_LARGE => "request_too_large",
-        ErrorKind::InvalidRequest => "invalid_request_error",
-        ErrorKind::Authentication => "authentication_error",
-        ErrorKind::Permission => "permission_error",
-        ErrorKind::NotFound => "not_found_error",
-        ErrorKind::RateLimit => "rate_limit_error",
-        ErrorKind::InsufficientQuota => "billing_error",
-        ErrorKind::Server => match status.as_u16() {
+    // OpenAI words some refusals as invalid requests whatever their status (an unknown
+    // model, a bad key); Anthropic's type follows the status.
+    let kind = match (status.as_u16(), error.kind) {
+        (401, _) => "authentication_error",
+        (403, _) => "permission_error",
+        (404, _) => "not_found_error",
+        (413, _) => "request_too_large",
+        (429, _) => "rate_limit_error",
+        (402, _) | (_, ErrorKind::InsufficientQuota) => "billing_error",
+        (_, ErrorKind::InvalidRequest) => "invalid_request_error",
+        (_, ErrorKind::Authentication) => "authentication_error",
+        (_, ErrorKind::Permission) => "permission_error",
+        (_, ErrorKind::NotFound) => "not_found_error",
+        (_, ErrorKind::RateLimit) => "rate_limit_error",
+        (_, ErrorKind::Server) => match status.as_u16() {
             // Anthropic's clients know an overloaded service by its own status.
             503 | 529 => return (overloaded(), "overloaded_error"),
             504 => "timeout_error",

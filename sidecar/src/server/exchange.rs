@@ -66,6 +66,8 @@ pub struct Exchange {
     dispatched: bool,
     /// A Responses turn whose answer is to be kept (see `kept`).
     pub keep: Option<Turn>,
+    /// The kept response a Responses call continued.
+    pub continued: Option<String>,
     end: End,
 }
 
@@ -83,6 +85,7 @@ impl Exchange {
             routing: None,
             dispatched: false,
             keep: None,
+            continued: None,
             end: End::Open,
         }
     }
@@ -175,8 +178,11 @@ impl Exchange {
         };
         let (model, deployment) = (success.model, success.deployment);
         let mut response = match success.answer {
-            Answer::Full(reply) => {
+            Answer::Full(mut reply) => {
                 self.served(model.clone(), deployment, reply.usage);
+                if let Some(previous) = &self.continued {
+                    reply.body = kept::name_previous(reply.body, previous);
+                }
                 if let Some(turn) = self.keep.take() {
                     kept::keep(&self.proxy, turn, reply.body.clone());
                 }

@@ -54,7 +54,7 @@ fn not_found(id: &str) -> ApiError {
 ///
 /// A `previous_response_id` this sidecar does not know is left for the upstream: OpenAI
 /// keeps its own responses. Providers reached through chat refuse it.
-pub fn prepare(proxy: &Proxy, call: &mut Call) -> Result<Option<Turn>, ApiError> {
+pub fn prepare(proxy: &Proxy, call: &mut Call) -> Result<Prepared, ApiError> {
     let body = &mut call.body;
     let input = match body.remove("input") {
         Some(Value::String(text)) => vec![json!({"role": "user", "content": text})],
@@ -78,11 +78,13 @@ pub fn prepare(proxy: &Proxy, call: &mut Call) -> Result<Option<Turn>, ApiError>
         Bytes::new()
     };
     let mut items = Vec::new();
+    let mut continued = None;
     if let Some(id) = &previous {
         match proxy.responses.history(id) {
             Ok(history) => {
                 items = history;
                 body.remove("previous_response_id");
+                continued = Some(id.clone());
             }
             Err(Missing::Response(_)) => {}
             Err(Missing::Earlier(earlier)) => {
@@ -100,13 +102,41 @@ pub fn prepare(proxy: &Proxy, call: &mut Call) -> Result<Option<Turn>, ApiError>
         .saturating_add((added as u64).div_ceil(4));
     items.extend(input);
     body.insert("input".into(), Value::Array(items));
-    Ok(keep.then_some(Turn {
-        previous,
-        input: turn_input,
-    }))
+    Ok(Prepared {
+        keep: keep.then_some(Turn {
+            previous,
+            input: turn_input,
+        }),
+        continued,
+    })
+}
+
+/// What [`prepare`] made of a Responses call.
+pub struct Prepared {
+    /// The turn to keep with the answer, unless the call asked not to be kept.
+    pub keep: Option<Turn>,
+    /// The response the call continued from this sidecar's store.
+    pub continued: Option<String>,
 }
 
 /// Keeps a whole answer, for a turn that asked to be kept.
 pub fn keep(proxy: &Proxy, turn: Turn, answer: Bytes) {
     proxy.responses.put(turn, answer);
+}
+
+/// A whole answer to a call that continued response `previous` here: the upstream got
+/// the conversation instead of the id, so its answer names no previous response; the
+/// client's SDK expects the one it named.
+pub fn name_previous(answer: Bytes, previous: &str) -> Bytes {
+    let Ok(Value::Object(mut response)) = serde_json::from_slice::<Value>(&answer) else {
+        return answer;
+    };
+    if response
+        .get("previous_response_id")
+        .is_some_and(|v| !v.is_null())
+    {
+        return answer;
+    }
+    response.insert("previous_response_id".into(), previous.into());
+    serde_json::to_vec(&response).map_or(answer, Bytes::from)
 }

@@ -184,6 +184,8 @@ pub const LOCAL: Spec = Spec {
         SERVE_FLAGS[3],
         SERVE_FLAGS[4],
         SERVE_FLAGS[5],
+        SERVE_FLAGS[6],
+        SERVE_FLAGS[7],
     ],
     vars: &[SERVE_VARS[0]],
 };

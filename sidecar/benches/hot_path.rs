@@ -26,6 +26,7 @@ use llmesh_sidecar::config::snapshot::{
 };
 use llmesh_sidecar::domain::{CallView, Endpoint};
 use llmesh_sidecar::provider::bedrock::eventstream::Decoder;
+use llmesh_sidecar::provider::bridge;
 use llmesh_sidecar::router::strategy::pick;
 use llmesh_sidecar::router::{Routes, RoutesBuilder};
 use llmesh_sidecar::server::request::parse_call;
@@ -470,5 +471,122 @@ fn bedrock_deployment() -> DeploymentSpec {
     spec
 }
 
-criterion_group!(benches, bench_chat, bench_stream, bench_eventstream);
+/// Feeds every chunk through a fresh translator for a call to `endpoint` (Messages or
+/// Responses) served by `model`'s deployment: the native tap, or the chat bridge over
+/// the provider's translator; returns the bytes produced.
+fn inbound_stream(
+    routes: &Routes,
+    endpoint: Endpoint,
+    model: &str,
+    body: &Value,
+    chunks: &[Bytes],
+) -> usize {
+    let Some(model) = routes.model(model) else {
+        panic!("benchmark model missing");
+    };
+    let deployment = &model.deployments[0];
+    let Some(body) = body.as_object() else {
+        panic!("benchmark body is not an object");
+    };
+    let client = CallView {
+        endpoint,
+        body,
+        stream: true,
+        model: &deployment.upstream_model,
+        default_max_tokens: None,
+        anthropic_beta: None,
+    };
+    let mut translator = if deployment.dialect.native(endpoint) {
+        deployment.dialect.stream(&client)
+    } else {
+        let Ok(chat) = bridge::to_chat(endpoint, body) else {
+            panic!("benchmark request refused");
+        };
+        let view = CallView {
+            endpoint: Endpoint::ChatCompletions,
+            body: &chat.body,
+            ..client
+        };
+        bridge::stream(&client, deployment.dialect.stream(&view))
+    };
+    let mut produced = 0;
+    for chunk in chunks {
+        match translator.feed(chunk.clone()) {
+            Ok(Some(out)) => produced += out.len(),
+            Ok(None) => {}
+            Err(err) => panic!("stream refused: {}", err.message),
+        }
+    }
+    match translator.finish() {
+        Ok(Some(out)) => produced += out.len(),
+        Ok(None) => {}
+        Err(err) => panic!("stream end refused: {}", err.message),
+    }
+    produced
+}
+
+fn bench_inbound(c: &mut Criterion) {
+    let routes = routes();
+    let mut group = c.benchmark_group("inbound_stream");
+    group.throughput(Throughput::Elements(PIECES as u64));
+    let messages = |model: &str| {
+        json!({"model": model, "max_tokens": 1024, "stream": true,
+               "messages": [{"role": "user", "content": prompt()}]})
+    };
+    let responses = |model: &str| json!({"model": model, "stream": true, "input": prompt()});
+    let mut usage_chunk = openai_stream();
+    let done = usage_chunk.pop();
+    usage_chunk.push(Bytes::from(format!(
+        "data: {}\n\n",
+        json!({"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1,
+               "model": "gpt-4o-mini", "choices": [],
+               "usage": {"prompt_tokens": 10, "completion_tokens": PIECES, "total_tokens": 10 + PIECES}})
+    )));
+    usage_chunk.extend(done);
+    let cases = [
+        (
+            "messages_native_anthropic",
+            Endpoint::Messages,
+            messages("chat-anthropic"),
+            "chat-anthropic",
+            anthropic_stream(),
+        ),
+        (
+            "messages_over_openai_chat",
+            Endpoint::Messages,
+            messages("chat-openai"),
+            "chat-openai",
+            usage_chunk.clone(),
+        ),
+        (
+            "responses_over_openai_chat",
+            Endpoint::Responses,
+            responses("chat-openai"),
+            "chat-openai",
+            usage_chunk,
+        ),
+        (
+            "responses_over_anthropic",
+            Endpoint::Responses,
+            responses("chat-anthropic"),
+            "chat-anthropic",
+            anthropic_stream(),
+        ),
+    ];
+    for (name, endpoint, body, model, chunks) in cases {
+        assert!(inbound_stream(&routes, endpoint, model, &body, &chunks) > 0);
+        group.bench_function(name, |b| {
+            b.iter(|| inbound_stream(&routes, endpoint, model, &body, black_box(&chunks)));
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_chat,
+    bench_stream,
+    bench_inbound,
+    bench_eventstream
+);
 criterion_main!(benches);

@@ -264,7 +264,7 @@ pub fn usage_error(spec: &Spec, err: &str) -> std::process::ExitCode {
 }
 
 /// The flags every binary that serves the API shares.
-pub const SERVE_FLAGS: [Flag; 6] = [
+pub const SERVE_FLAGS: [Flag; 8] = [
     Flag {
         name: "listen",
         value: "ADDR",
@@ -306,6 +306,20 @@ pub const SERVE_FLAGS: [Flag; 6] = [
         env: "LLMESH_MAX_BUFFERED_BYTES",
         default: "67108864",
         help: "Request body bytes all connections may buffer at once; beyond it calls get 503 with Retry-After.",
+    },
+    Flag {
+        name: "responses-ttl-seconds",
+        value: "N",
+        env: "LLMESH_RESPONSES_TTL_SECONDS",
+        default: "3600",
+        help: "How long the Responses API's stored responses are kept in memory (`store`, `previous_response_id`); they do not survive a restart.",
+    },
+    Flag {
+        name: "responses-max-bytes",
+        value: "N",
+        env: "LLMESH_RESPONSES_MAX_BYTES",
+        default: "67108864",
+        help: "Memory for stored responses; the oldest are forgotten first.",
     },
 ];
 
@@ -383,6 +397,8 @@ pub const SIDECAR: Spec = Spec {
         SERVE_FLAGS[3],
         SERVE_FLAGS[4],
         SERVE_FLAGS[5],
+        SERVE_FLAGS[6],
+        SERVE_FLAGS[7],
     ],
     vars: &SERVE_VARS,
 };
@@ -419,6 +435,13 @@ pub fn serve_settings(values: &Values) -> Result<(Settings, LogFormat), String> 
     }
     if let Some(v) = values.get("max-buffered-bytes") {
         settings.max_buffered_bytes = positive("--max-buffered-bytes", v)?;
+    }
+    if let Some(v) = values.get("responses-ttl-seconds") {
+        let secs = positive("--responses-ttl-seconds", v)?;
+        settings.responses_ttl = std::time::Duration::from_secs(secs as u64);
+    }
+    if let Some(v) = values.get("responses-max-bytes") {
+        settings.responses_max_bytes = positive("--responses-max-bytes", v)?;
     }
     settings.bound_key = values.get("virtual-key").map(str::to_owned);
     let log_format = log_format(values.get("log-format"))?;
@@ -496,10 +519,12 @@ mod tests {
             "LLMESH_LISTEN" => Some("127.0.0.1:9".to_owned()),
             "LLMESH_CONFIG" => Some("/etc/x.json".to_owned()),
             "LLMESH_VIRTUAL_KEY" => Some("  ".to_owned()),
+            "LLMESH_RESPONSES_TTL_SECONDS" => Some("60".to_owned()),
             _ => None,
         };
         let values = run(&["--listen=127.0.0.1:5", "--log-format", "json"], env).unwrap();
         let (settings, format) = serve_settings(&values).unwrap();
+        assert_eq!(settings.responses_ttl, std::time::Duration::from_secs(60));
         assert_eq!(settings.api_addr.port(), 5);
         assert_eq!(settings.admin_addr.port(), 4001);
         assert_eq!(settings.bound_key, None, "a blank variable is unset");

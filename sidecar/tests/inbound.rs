@@ -9,6 +9,8 @@ mod support;
 
 use std::net::SocketAddr;
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -463,4 +465,163 @@ async fn a_responses_stream_from_openai_passes_through_and_is_kept() {
         StatusCode::OK,
         "a completed stream's response is kept"
     );
+}
+
+/// `metric{labels}` as an integer (0 when absent).
+fn counter(text: &str, name_and_labels: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name_and_labels)?.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
+/// One call to `endpoint` with `key` for `model`, streamed or whole, at most 10 tokens out.
+fn body_for(endpoint: &str, model: &str, stream: bool) -> Value {
+    match endpoint {
+        "/v1/messages" => json!({"model": model, "max_tokens": 10, "stream": stream,
+                                 "messages": [{"role": "user", "content": "hello"}]}),
+        "/v1/responses" => json!({"model": model, "max_output_tokens": 10, "stream": stream,
+                                  "input": "hello", "store": false}),
+        _ => json!({"model": model, "max_tokens": 10, "stream": stream,
+                    "messages": [{"role": "user", "content": "hello"}]}),
+    }
+}
+
+/// Keys, limits, budgets and metering hold on every inbound API alike, translated or
+/// not, whole or streamed.
+#[tokio::test]
+async fn keys_budgets_and_metering_hold_on_every_api() {
+    const SECRET: &str = "sk-llmesh-inbound-key-000000001";
+    let anthropic = MockAnthropic::start().await;
+    let openai = MockOpenAi::start().await;
+    let mut key = support::key("team-a", SECRET);
+    key.team = Some("team-a".into());
+    key.budget = Some("small".into());
+    let budget = BudgetSpec {
+        name: "small".into(),
+        limit_micros: 1_000_000,
+        keys: vec!["team-a".into()],
+        models: vec![],
+        downgrade_to: None,
+    };
+    let sidecar = Running::start(Some(with(
+        models(&anthropic, &openai),
+        vec![key],
+        vec![budget],
+    )))
+    .await;
+    let bearer = format!("Bearer {SECRET}");
+    let endpoints = ["/v1/chat/completions", "/v1/messages", "/v1/responses"];
+
+    // No key: refused in each API's own shape.
+    for path in endpoints {
+        let (status, _, body) = request(
+            sidecar.api,
+            http::Method::POST,
+            path,
+            &[],
+            Some(body_for(path, "gpt", false)),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+        let body = json_of(&body);
+        if path == "/v1/messages" {
+            assert_eq!(body["error"]["type"], "authentication_error", "{path}");
+        } else {
+            assert_eq!(body["error"]["code"], "missing_api_key", "{path}");
+        }
+    }
+
+    // Every API is metered, translated or not, whole or streamed: the spend is the
+    // tokens each answer reported at the model's prices.
+    for path in endpoints {
+        for model in ["claude", "gpt", "oai"] {
+            if model == "oai" && path == "/v1/responses" {
+                openai.enqueue(Reply::json(200, openai_response("resp_m", "x")));
+            }
+            for stream in [false, true] {
+                if model == "oai" && path == "/v1/responses" && stream {
+                    continue; // The OpenAI mock scripts Responses streams by hand (above).
+                }
+                let before = sidecar.metrics().await;
+                let headers = [
+                    ("authorization", bearer.as_str()),
+                    ("anthropic-version", "2023-06-01"),
+                ];
+                let (status, _, body) = request(
+                    sidecar.api,
+                    http::Method::POST,
+                    path,
+                    &headers,
+                    Some(body_for(path, model, stream)),
+                )
+                .await;
+                assert_eq!(
+                    status,
+                    StatusCode::OK,
+                    "{path} {model} {stream}: {}",
+                    String::from_utf8_lossy(&body)
+                );
+                let after = sidecar.metrics().await;
+                let spend = format!(
+                    r#"llmesh_spend_micros_total{{key="team-a",model="{model}",team="team-a"}}"#
+                );
+                assert!(
+                    counter(&after, &spend) > counter(&before, &spend),
+                    "{path} {model} stream={stream} was not charged"
+                );
+            }
+        }
+    }
+    let metrics = sidecar.metrics().await;
+    for endpoint in ["chat_completions", "messages", "responses"] {
+        assert!(
+            metrics.contains(&format!(r#"endpoint="{endpoint}""#)),
+            "{endpoint}: {metrics}"
+        );
+    }
+
+    // A budget that ran out refuses every API, each in its own shape.
+    let mut dear = models(&anthropic, &openai);
+    for m in &mut dear {
+        m.pricing.input_micros_per_million = 1_000_000_000_000;
+    }
+    let mut key = support::key("team-a", SECRET);
+    key.budget = Some("small".into());
+    let budget = BudgetSpec {
+        name: "small".into(),
+        limit_micros: 1,
+        keys: vec!["team-a".into()],
+        models: vec![],
+        downgrade_to: None,
+    };
+    sidecar
+        .reconfigure(Arc::new(Snapshot {
+            version: "v2".into(),
+            ..(*with(dear, vec![key], vec![budget])).clone()
+        }))
+        .await;
+    for path in endpoints {
+        let headers = [("authorization", bearer.as_str())];
+        let (status, _, body) = request(
+            sidecar.api,
+            http::Method::POST,
+            path,
+            &headers,
+            Some(body_for(path, "claude", false)),
+        )
+        .await;
+        assert_eq!(
+            status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{path}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        let body = json_of(&body);
+        if path == "/v1/messages" {
+            assert_eq!(body["type"], "error");
+            assert_eq!(body["error"]["type"], "rate_limit_error");
+        } else {
+            assert_eq!(body["error"]["code"], "budget_exceeded");
+        }
+    }
 }

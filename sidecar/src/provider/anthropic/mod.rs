@@ -80,8 +80,9 @@ pub fn build(spec: &DeploymentSpec) -> Result<Prepared, BuildError> {
     Ok(Prepared {
         dialect: Arc::new(Anthropic {
             uri,
-            count_uri,
+            count_uri: Some(count_uri),
             version,
+            vertex_stream: None,
         }),
         credential: Credential::key_header("x-api-key", key)?,
     })
@@ -91,19 +92,49 @@ pub fn build(spec: &DeploymentSpec) -> Result<Prepared, BuildError> {
 #[derive(Debug)]
 pub struct Anthropic {
     uri: Uri,
-    count_uri: Uri,
+    /// Where tokens are counted, where the platform has it.
+    count_uri: Option<Uri>,
     version: HeaderValue,
+    /// Claude on Vertex AI: the streaming URL (`:streamRawPredict`; whole answers use
+    /// `uri`, `:rawPredict`).
+    vertex_stream: Option<Uri>,
+}
+
+/// The `anthropic_version` Claude on Vertex AI takes in the body.
+pub const VERTEX_VERSION: &str = "vertex-2023-10-16";
+
+/// Claude on Vertex AI: the Messages API at `{base}:rawPredict` and
+/// `{base}:streamRawPredict`, where `base` is the model's
+/// `.../publishers/anthropic/models/{model}` URL, with Google credentials.
+pub fn build_vertex(base: &str, credential: Credential) -> Result<Prepared, BuildError> {
+    let at = |method: &str| -> Result<Uri, BuildError> {
+        format!("{base}:{method}")
+            .parse()
+            .map_err(|e| BuildError::Invalid(format!("invalid Vertex AI URL: {e}")))
+    };
+    Ok(Prepared {
+        dialect: Arc::new(Anthropic {
+            uri: at("rawPredict")?,
+            count_uri: None,
+            version: HeaderValue::from_static(DEFAULT_VERSION),
+            vertex_stream: Some(at("streamRawPredict")?),
+        }),
+        credential,
+    })
 }
 
 impl Anthropic {
-    /// A POST of `body` to `uri` with Anthropic's headers.
+    /// A POST of `body` to `uri` with Anthropic's headers (Vertex AI takes the version
+    /// in the body).
     fn post(&self, uri: &Uri, body: Vec<u8>, beta: Option<&str>) -> UnsignedRequest {
         let mut request = super::post_json(uri.clone(), body);
         let headers = request.headers_mut();
-        headers.insert(
-            HeaderName::from_static("anthropic-version"),
-            self.version.clone(),
-        );
+        if self.vertex_stream.is_none() {
+            headers.insert(
+                HeaderName::from_static("anthropic-version"),
+                self.version.clone(),
+            );
+        }
         if let Some(beta) = beta.and_then(|b| HeaderValue::from_str(b).ok()) {
             headers.insert(HeaderName::from_static("anthropic-beta"), beta);
         }
@@ -126,26 +157,38 @@ impl Dialect for Anthropic {
     }
 
     fn request(&self, call: &CallView<'_>) -> Result<UnsignedRequest, TranslateError> {
-        let body = match call.endpoint {
-            Endpoint::Messages => Patched {
+        let vertex = self.vertex_stream.as_ref().map(|_| VERTEX_VERSION);
+        let body = match (call.endpoint, vertex) {
+            (Endpoint::Messages, None) => Patched {
                 body: call.body,
                 set: &[("model", Value::from(call.model))],
                 skip: &[],
             }
             .to_vec()?,
-            _ => request::translate(call)?,
+            (Endpoint::Messages, Some(version)) => Patched {
+                body: call.body,
+                set: &[("anthropic_version", Value::from(version))],
+                skip: &["model"],
+            }
+            .to_vec()?,
+            _ => request::translate_for(call, vertex)?,
         };
-        Ok(self.post(&self.uri, body, call.anthropic_beta))
+        let uri = match &self.vertex_stream {
+            Some(stream) if call.stream => stream,
+            _ => &self.uri,
+        };
+        Ok(self.post(uri, body, call.anthropic_beta))
     }
 
     fn count_tokens(&self, call: &CallView<'_>) -> Option<Result<UnsignedRequest, TranslateError>> {
+        let count_uri = self.count_uri.as_ref()?;
         let body = Patched {
             body: call.body,
             set: &[("model", Value::from(call.model))],
             skip: &[],
         }
         .to_vec();
-        Some(body.map(|body| self.post(&self.count_uri, body, call.anthropic_beta)))
+        Some(body.map(|body| self.post(count_uri, body, call.anthropic_beta)))
     }
 
     fn response(&self, call: &CallView<'_>, body: Bytes) -> Result<Reply, TranslateError> {

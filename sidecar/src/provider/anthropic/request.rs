@@ -25,8 +25,12 @@ pub fn json_mode(call: &CallView<'_>) -> bool {
         .is_some_and(|t| t == "json_schema" || t == "json_object")
 }
 
-/// Builds the request body.
-pub fn translate(call: &CallView<'_>) -> Result<Vec<u8>, TranslateError> {
+/// The chat call as a Messages request, for Anthropic's API (`vertex: None`) or for Claude on Vertex AI, which
+/// names the model in the URL and takes this `anthropic_version` in the body.
+pub fn translate_for(
+    call: &CallView<'_>,
+    vertex: Option<&'static str>,
+) -> Result<Vec<u8>, TranslateError> {
     if call.endpoint != Endpoint::ChatCompletions {
         let serves = "chat completions only";
         return Err(translate::not_served(
@@ -38,7 +42,8 @@ pub fn translate(call: &CallView<'_>) -> Result<Vec<u8>, TranslateError> {
     let req = translate::single_choice_request(call, "Anthropic")?;
     let (system, messages) = turns(&req.messages)?;
     let mut body = MessagesRequest {
-        model: call.model,
+        model: vertex.is_none().then_some(call.model),
+        anthropic_version: vertex,
         max_tokens: req
             .output_limit()
             .or(call.default_max_tokens)

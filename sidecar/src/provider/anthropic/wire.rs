@@ -10,7 +10,12 @@ use crate::provider::translate::CacheUsage;
 /// `POST /v1/messages` body.
 #[derive(Debug, Serialize)]
 pub struct MessagesRequest<'a> {
-    pub model: &'a str,
+    /// The model; Vertex AI names it in the URL instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<&'a str>,
+    /// Vertex AI's `anthropic_version`, in the body.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anthropic_version: Option<&'static str>,
     pub max_tokens: u32,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub system: Vec<Block<'a>>,

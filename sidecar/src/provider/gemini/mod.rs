@@ -144,6 +144,13 @@ pub fn build_vertex(spec: &DeploymentSpec, ctx: &ProviderContext) -> Result<Prep
         None if region == "global" => "https://aiplatform.googleapis.com".to_owned(),
         None => format!("https://{region}-aiplatform.googleapis.com"),
     };
+    if model.starts_with("claude") {
+        // Claude on Vertex AI: Anthropic's Messages API under Google's URLs and tokens.
+        let base = format!(
+            "{host}/{version}/projects/{project}/locations/{region}/publishers/anthropic/models/{model}"
+        );
+        return super::anthropic::build_vertex(&base, Credential::Google(tokens));
+    }
     let base = format!(
         "{host}/{version}/projects/{project}/locations/{region}/publishers/google/models/{model}"
     );

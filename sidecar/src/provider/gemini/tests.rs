@@ -682,3 +682,43 @@ fn completion_ids_are_made_when_google_sends_none() {
     assert_eq!(response::call_id(None, Some("r"), 2, 0), "call_r_2_0");
     let _ = unix_now();
 }
+
+#[test]
+fn claude_on_vertex_speaks_anthropics_api_at_raw_predict() {
+    let mut spec = vertex_spec();
+    spec.model = "claude-sonnet-4-5@20250929".into();
+    let claude = build_vertex(&spec, &ctx()).unwrap();
+    let base = "https://europe-west4-aiplatform.googleapis.com/v1/projects/mock-project/locations/europe-west4/publishers/anthropic/models/claude-sonnet-4-5@20250929";
+    assert!(claude.dialect.native(Endpoint::Messages));
+    // A Messages call passes through, the model in the URL and the version in the body.
+    let messages = object(&json!({"model": "claude", "max_tokens": 10, "stream": true,
+        "messages": [{"role": "user", "content": "hi"}], "thinking": {"type": "adaptive"}}));
+    let call = test_support::view(
+        Endpoint::Messages,
+        &messages,
+        true,
+        "claude-sonnet-4-5@20250929",
+    );
+    let (uri, body) = test_support::sent(&claude, &call).unwrap();
+    assert_eq!(uri.to_string(), format!("{base}:streamRawPredict"));
+    assert_eq!(
+        body,
+        json!({"max_tokens": 10, "stream": true, "messages": [{"role": "user", "content": "hi"}],
+               "thinking": {"type": "adaptive"}, "anthropic_version": "vertex-2023-10-16"})
+    );
+    // A chat call is translated as for Anthropic, under the same rules.
+    let chat = object(&json!({"model": "claude", "messages": [{"role": "user", "content": "hi"}]}));
+    let call = test_support::view(
+        Endpoint::ChatCompletions,
+        &chat,
+        false,
+        "claude-sonnet-4-5@20250929",
+    );
+    let (uri, body) = test_support::sent(&claude, &call).unwrap();
+    assert_eq!(uri.to_string(), format!("{base}:rawPredict"));
+    assert_eq!(body["anthropic_version"], "vertex-2023-10-16");
+    assert!(body.get("model").is_none(), "{body}");
+    assert_eq!(body["messages"][0]["content"][0]["text"], "hi");
+    let request = claude.dialect.request(&call).unwrap();
+    assert!(request.headers().get("anthropic-version").is_none());
+}

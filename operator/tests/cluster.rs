@@ -497,8 +497,11 @@ async fn quickstart_applied_served_edited_and_survives_the_operator() {
         "gpt-4o-mini",
         "claude",
     ] {
+        // Ready once the operator has read every manifest: a model compiled before its
+        // Secret was seen says SecretNotFound until the next compile.
         let (ok, reason, message) = eventually(name, || async {
             ready(&models.get(name).await.ok()?.status?.conditions)
+                .filter(|(status, _, _)| status == "True")
         })
         .await;
         assert_eq!(ok, "True", "{name}: {reason}: {message}");

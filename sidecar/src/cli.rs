@@ -514,17 +514,34 @@ mod tests {
     }
 
     #[test]
+    fn the_responses_store_is_sized_by_flag_or_variable() {
+        let env = |k: &str| (k == "LLMESH_RESPONSES_TTL_SECONDS").then(|| "60".to_owned());
+        let Ok(Invocation::Run(values)) =
+            SIDECAR.parse(args(&["--responses-max-bytes", "1024"]), env)
+        else {
+            panic!("the sidecar's flags did not parse");
+        };
+        let (settings, _) = serve_settings(&values).unwrap();
+        assert_eq!(settings.responses_ttl, std::time::Duration::from_secs(60));
+        assert_eq!(settings.responses_max_bytes, 1024);
+        let Ok(Invocation::Run(values)) =
+            SIDECAR.parse(args(&["--responses-ttl-seconds", "0"]), none)
+        else {
+            panic!("the sidecar's flags did not parse");
+        };
+        assert!(serve_settings(&values).is_err());
+    }
+
+    #[test]
     fn both_spellings_parse_and_flags_override_env() {
         let env = |k: &str| match k {
             "LLMESH_LISTEN" => Some("127.0.0.1:9".to_owned()),
             "LLMESH_CONFIG" => Some("/etc/x.json".to_owned()),
             "LLMESH_VIRTUAL_KEY" => Some("  ".to_owned()),
-            "LLMESH_RESPONSES_TTL_SECONDS" => Some("60".to_owned()),
             _ => None,
         };
         let values = run(&["--listen=127.0.0.1:5", "--log-format", "json"], env).unwrap();
         let (settings, format) = serve_settings(&values).unwrap();
-        assert_eq!(settings.responses_ttl, std::time::Duration::from_secs(60));
         assert_eq!(settings.api_addr.port(), 5);
         assert_eq!(settings.admin_addr.port(), 4001);
         assert_eq!(settings.bound_key, None, "a blank variable is unset");

@@ -16,6 +16,8 @@
 //!   URLs are refused with a 400 (Bedrock takes bytes, and the sidecar fetches nothing);
 //! - `max_completion_tokens`/`max_tokens` → `inferenceConfig.maxTokens`, `temperature`,
 //!   `top_p` → `topP`, `stop` → `stopSequences`; `user` → `requestMetadata.user`;
+//! - `cache_control` on a content part, system part or tool → a `cachePoint` block
+//!   right after the block it marks (see `request.rs`);
 //! - `tools` → `toolConfig.tools[].toolSpec` (`parameters` → `inputSchema.json`),
 //!   `tool_choice` auto/required/named → `auto`/`any`/`tool`; `none` leaves the tools out
 //!   (Bedrock has no `none`) unless the conversation holds tool blocks, which Bedrock only

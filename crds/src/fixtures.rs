@@ -76,6 +76,7 @@ impl LlmModel {
             input_per_million: Some(UsdAmount::new(input)),
             output_per_million: Some(UsdAmount::new(output)),
             cached_input_per_million: None,
+            cache_write_input_per_million: None,
         });
         self
     }

@@ -417,6 +417,10 @@ pub struct ModelPricing {
     /// Prompt tokens served from the provider's prompt cache.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cached_input_per_million: Option<UsdAmount>,
+    /// Prompt tokens written to the provider's prompt cache (Anthropic, Bedrock).
+    /// Unset or zero: they cost the input price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_write_input_per_million: Option<UsdAmount>,
 }
 
 /// Response cache settings (reserved).

@@ -198,6 +198,7 @@ fn snapshot(ns: &str, revision: u32) -> Snapshot {
                 input_micros_per_million: 2_500_000,
                 output_micros_per_million: 10_000_000,
                 cached_input_micros_per_million: 1_250_000,
+                cache_write_input_micros_per_million: 0,
             };
             m.default_max_tokens = Some(4096);
             m

@@ -476,6 +476,18 @@ async fn install_inject_and_call(name: &str) {
         "mock reply to: hello"
     );
     assert!(!mock.requests().is_empty(), "the mock was not called");
+    // An Anthropic client with what the webhook gave it: the SDKs append /v1/messages
+    // to ANTHROPIC_BASE_URL and send ANTHROPIC_API_KEY as x-api-key.
+    let anthropic = [
+        ("x-api-key", vars["ANTHROPIC_API_KEY"].as_str()),
+        ("anthropic-version", "2023-06-01"),
+        ("content-type", "application/json"),
+    ];
+    let count = r#"{"model":"chat","messages":[{"role":"user","content":"hello"}]}"#;
+    let url = format!("{}/v1/messages/count_tokens", vars["ANTHROPIC_BASE_URL"]);
+    let (status, counted) = http("POST", &url, &anthropic, count).await.unwrap();
+    assert_eq!(status, 200, "{counted}");
+    assert!(counted.contains("input_tokens"), "{counted}");
     // The usage reached the operator through the sidecar's usage client.
     let budgets: Api<Budget> = Api::namespaced(client.clone(), &apps);
     eventually(30, "the Budget to record the spend", || async {

@@ -204,6 +204,13 @@ async fn pods_in_a_labelled_namespace_come_back_injected() {
         .unwrap();
     assert_eq!(key_ref.name, "team-credentials");
     assert_eq!(key_ref.key, "key");
+    assert_eq!(app_env[2].name, "ANTHROPIC_BASE_URL");
+    assert_eq!(
+        app_env[2].value.as_deref(),
+        Some(inject::ANTHROPIC_BASE_URL)
+    );
+    assert_eq!(app_env[3].name, "ANTHROPIC_API_KEY");
+    assert_eq!(app_env[3].value_from, app_env[1].value_from);
 
     // A memory request above the default limit (256Mi) makes a valid pod: the limit is
     // raised to the request, and the API server passes the webhook's warning on. Sent as

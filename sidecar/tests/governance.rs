@@ -29,6 +29,7 @@ fn priced(name: &str, base_url: &str) -> ModelSpec {
         input_micros_per_million: 100_000_000,
         output_micros_per_million: 200_000_000,
         cached_input_micros_per_million: 0,
+        cache_write_input_micros_per_million: 0,
     };
     m
 }

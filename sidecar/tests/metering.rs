@@ -33,6 +33,7 @@ fn priced(name: &str, mock: &MockOpenAi) -> ModelSpec {
         input_micros_per_million: 1_000_000,
         output_micros_per_million: 2_000_000,
         cached_input_micros_per_million: 0,
+        cache_write_input_micros_per_million: 0,
     };
     m
 }

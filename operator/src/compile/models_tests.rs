@@ -42,6 +42,8 @@ fn durations_become_millis_and_prices_micros() {
         ]);
     model.spec.deployments[1].pricing = Some(ModelPricing {
         output_per_million: Some(UsdAmount::new("1.000001")),
+        cached_input_per_million: Some(UsdAmount::new("0.015")),
+        cache_write_input_per_million: Some(UsdAmount::new("0.1875")),
         ..ModelPricing::default()
     });
     model.spec.retry = Some(RetryPolicy {
@@ -75,7 +77,8 @@ fn durations_become_millis_and_prices_micros() {
         Some(Pricing {
             input_micros_per_million: 150_000,
             output_micros_per_million: 1_000_001,
-            cached_input_micros_per_million: 0,
+            cached_input_micros_per_million: 15_000,
+            cache_write_input_micros_per_million: 187_500,
         })
     );
     assert_eq!(

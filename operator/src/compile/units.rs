@@ -69,6 +69,11 @@ pub(super) fn pricing(
             value.cached_input_per_million.as_ref(),
             base.cached_input_micros_per_million,
         ),
+        cache_write_input_micros_per_million: price(
+            "cacheWriteInputPerMillion",
+            value.cache_write_input_per_million.as_ref(),
+            base.cache_write_input_micros_per_million,
+        ),
     }
 }
 

@@ -6,10 +6,12 @@
 //! The patch only ever *adds*: the sidecar as a native sidecar (the first init container,
 //! `restartPolicy: Always`, so it starts before the app and does not keep a Job from
 //! completing), one projected volume (the service-account token for audience `llmesh`
-//! and the operator's CA), and `OPENAI_BASE_URL` (plus `OPENAI_API_KEY` from a
-//! VirtualKey's Secret) in the app containers. Each piece is added only where it is
-//! missing, so a re-invocation (another webhook added a container after us) completes
-//! the pod instead of injecting twice.
+//! and the operator's CA), and the base URLs of the OpenAI and Anthropic SDKs
+//! (`OPENAI_BASE_URL`, `ANTHROPIC_BASE_URL`, plus `OPENAI_API_KEY` and
+//! `ANTHROPIC_API_KEY` from a VirtualKey's Secret) in the app containers, so OpenAI
+//! clients, Anthropic clients and Claude Code reach the sidecar unchanged. Each piece is
+//! added only where it is missing, so a re-invocation (another webhook added a container
+//! after us) completes the pod instead of injecting twice.
 
 use std::collections::BTreeMap;
 
@@ -24,7 +26,8 @@ pub const NAMESPACE_LABEL: &str = "llmesh.io/injection";
 pub const NAMESPACE_ENABLED: &str = "enabled";
 /// Pod annotation (or label) `"true"` to opt a pod in, `"false"` to opt it out.
 pub const INJECT: &str = "llmesh.io/inject";
-/// Pod annotation naming the VirtualKey whose key the app gets as `OPENAI_API_KEY`.
+/// Pod annotation naming the VirtualKey whose key the app gets as `OPENAI_API_KEY` and
+/// `ANTHROPIC_API_KEY`.
 pub const VIRTUAL_KEY: &str = "llmesh.io/virtual-key";
 /// Annotation the webhook sets on pods it injected.
 pub const INJECTED: &str = "llmesh.io/injected";
@@ -54,6 +57,14 @@ pub const API_PORT: u16 = 4000;
 pub const ADMIN_PORT: u16 = 4001;
 /// What the app containers get as `OPENAI_BASE_URL`.
 pub const BASE_URL: &str = "http://127.0.0.1:4000/v1";
+/// What the app containers get as `ANTHROPIC_BASE_URL`: no `/v1`, which the Anthropic
+/// SDKs and Claude Code add themselves (`/v1/messages`).
+pub const ANTHROPIC_BASE_URL: &str = "http://127.0.0.1:4000";
+/// Variables whose presence in a container keeps the webhook from adding another, by
+/// the variable added: a container that authenticates Claude Code with
+/// `ANTHROPIC_AUTH_TOKEN` (a bearer token) gets no `ANTHROPIC_API_KEY` beside it, which
+/// Claude Code reports as an auth conflict.
+const SET_INSTEAD: &[(&str, &str)] = &[("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")];
 /// The sidecar's environment variable naming the pod's VirtualKey.
 pub const SIDECAR_KEY_ENV: &str = crate::settings::ENV_SIDECAR_VIRTUAL_KEY;
 /// The sidecar's variable for [`WORKER_THREADS`].
@@ -235,28 +246,50 @@ pub fn inject(pod: &Pod, config: &Config, ctx: &Context) -> Outcome {
         if container.name == SIDECAR_NAME {
             continue;
         }
-        let mut vars = vec![json!({"name": "OPENAI_BASE_URL", "value": BASE_URL})];
-        if let Some(secret) = &ctx.virtual_key_secret {
-            vars.push(json!({
-                "name": "OPENAI_API_KEY",
+        let key_var = |name: &str, secret: &str| {
+            json!({
+                "name": name,
                 "valueFrom": {"secretKeyRef": {
                     "name": secret,
                     "key": llmesh_crds::virtual_key::SECRET_KEY_FIELD,
                 }}
-            }));
+            })
+        };
+        let mut vars = vec![json!({"name": "OPENAI_BASE_URL", "value": BASE_URL})];
+        if let Some(secret) = &ctx.virtual_key_secret {
+            vars.push(key_var("OPENAI_API_KEY", secret));
+        }
+        vars.push(json!({"name": "ANTHROPIC_BASE_URL", "value": ANTHROPIC_BASE_URL}));
+        if let Some(secret) = &ctx.virtual_key_secret {
+            vars.push(key_var("ANTHROPIC_API_KEY", secret));
         }
         let env = container.env.as_deref().unwrap_or_default();
-        // A variable the container sets itself wins: the user chose it.
+        // A variable the container sets itself wins (or one it sets instead): the user
+        // chose it.
         vars.retain(|v| {
             let name = v["name"].as_str().unwrap_or_default();
-            let present = env.iter().any(|e| e.name == name);
-            if present && !injected {
+            let instead = SET_INSTEAD
+                .iter()
+                .filter(|(added, _)| *added == name)
+                .map(|(_, set)| *set);
+            let Some(set) = std::iter::once(name)
+                .chain(instead)
+                .find(|set| env.iter().any(|e| e.name == *set))
+            else {
+                return true;
+            };
+            if !injected {
+                let what = if set == name {
+                    "left as it is".to_owned()
+                } else {
+                    format!("{name} not added")
+                };
                 warnings.push(format!(
-                    "llmesh: container {:?} sets {name} itself; left as it is",
+                    "llmesh: container {:?} sets {set} itself; {what}",
                     container.name
                 ));
             }
-            !present
+            false
         });
         if vars.is_empty() {
             continue;

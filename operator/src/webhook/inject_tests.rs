@@ -121,10 +121,14 @@ fn a_pod_in_an_enabled_namespace_gets_a_native_sidecar() {
 
     let app = &out["spec"]["containers"][0];
     assert_eq!(
-        env(app)["OPENAI_BASE_URL"],
-        json!({"name": "OPENAI_BASE_URL", "value": "http://127.0.0.1:4000/v1"})
+        app["env"],
+        json!([
+            {"name": "OPENAI_BASE_URL", "value": "http://127.0.0.1:4000/v1"},
+            // No /v1: the Anthropic SDKs and Claude Code append /v1/messages themselves.
+            {"name": "ANTHROPIC_BASE_URL", "value": "http://127.0.0.1:4000"}
+        ]),
+        "no key variables without a VirtualKey"
     );
-    assert!(!env(app).contains_key("OPENAI_API_KEY"));
     assert_eq!(out["metadata"]["annotations"][INJECTED], "true");
     assert_eq!(out["metadata"]["labels"]["app"], "a");
     assert_eq!(out["metadata"]["labels"][SIDECAR_LABEL], "injected");
@@ -204,9 +208,15 @@ fn a_virtual_key_gives_the_app_its_key_and_the_sidecar_its_name() {
     };
     let (out, _) = apply(value, &ctx);
     let app = &out["spec"]["containers"][0];
+    let key = json!({"secretKeyRef": {"name": "team-a-key", "key": "key"}});
     assert_eq!(
-        env(app)["OPENAI_API_KEY"],
-        json!({"name": "OPENAI_API_KEY", "valueFrom": {"secretKeyRef": {"name": "team-a-key", "key": "key"}}})
+        app["env"],
+        json!([
+            {"name": "OPENAI_BASE_URL", "value": BASE_URL},
+            {"name": "OPENAI_API_KEY", "valueFrom": key},
+            {"name": "ANTHROPIC_BASE_URL", "value": ANTHROPIC_BASE_URL},
+            {"name": "ANTHROPIC_API_KEY", "valueFrom": key}
+        ])
     );
     assert_eq!(
         out["spec"]["initContainers"][0]["env"],
@@ -237,7 +247,11 @@ fn existing_init_containers_volumes_env_and_annotations_are_kept() {
             "initContainers": [{"name": "migrate", "image": "m"}],
             "containers": [
                 {"name": "app", "image": "a", "env": [{"name": "X", "value": "1"}]},
-                {"name": "worker", "image": "w", "env": [{"name": "OPENAI_BASE_URL", "value": "http://mine"}]}
+                {"name": "worker", "image": "w", "env": [{"name": "OPENAI_BASE_URL", "value": "http://mine"}]},
+                {"name": "agent", "image": "c", "env": [
+                    {"name": "ANTHROPIC_BASE_URL", "value": "https://gw.example"},
+                    {"name": "ANTHROPIC_AUTH_TOKEN", "value": "t"}
+                ]}
             ],
             "volumes": [{"name": "data", "emptyDir": {}}]
         }
@@ -268,11 +282,27 @@ fn existing_init_containers_volumes_env_and_annotations_are_kept() {
     assert_eq!(app["OPENAI_BASE_URL"]["value"], BASE_URL);
     assert!(app.contains_key("OPENAI_API_KEY"));
     // The worker's own base URL wins, with a warning saying so.
+    assert_eq!(app["ANTHROPIC_BASE_URL"]["value"], ANTHROPIC_BASE_URL);
+    assert!(app.contains_key("ANTHROPIC_API_KEY"));
     let worker = env(&out["spec"]["containers"][1]);
     assert_eq!(worker["OPENAI_BASE_URL"]["value"], "http://mine");
     assert!(worker.contains_key("OPENAI_API_KEY"));
-    assert_eq!(warnings.len(), 1, "{warnings:?}");
-    assert!(warnings[0].contains("worker"));
+    assert_eq!(worker["ANTHROPIC_BASE_URL"]["value"], ANTHROPIC_BASE_URL);
+    // The agent's own Anthropic settings win; with a bearer token of its own it gets no
+    // ANTHROPIC_API_KEY beside it (Claude Code calls that an auth conflict).
+    let agent = env(&out["spec"]["containers"][2]);
+    assert_eq!(agent["ANTHROPIC_BASE_URL"]["value"], "https://gw.example");
+    assert!(!agent.contains_key("ANTHROPIC_API_KEY"));
+    assert_eq!(agent["OPENAI_BASE_URL"]["value"], BASE_URL);
+    assert!(agent.contains_key("OPENAI_API_KEY"));
+    assert_eq!(
+        warnings,
+        [
+            "llmesh: container \"worker\" sets OPENAI_BASE_URL itself; left as it is",
+            "llmesh: container \"agent\" sets ANTHROPIC_BASE_URL itself; left as it is",
+            "llmesh: container \"agent\" sets ANTHROPIC_AUTH_TOKEN itself; ANTHROPIC_API_KEY not added",
+        ]
+    );
     assert_eq!(out["metadata"]["annotations"]["a"], "b");
     assert_eq!(out["metadata"]["labels"][SIDECAR_LABEL], "injected");
     assert_eq!(out["metadata"]["annotations"][INJECTED], "true");
@@ -295,10 +325,14 @@ fn reinvocation_does_not_inject_twice_but_completes_added_containers() {
     let (twice, _) = apply(grown, &enabled());
     assert_eq!(twice["spec"]["initContainers"].as_array().unwrap().len(), 1);
     assert_eq!(twice["spec"]["volumes"].as_array().unwrap().len(), 1);
-    assert_eq!(env(&twice["spec"]["containers"][0]).len(), 1);
+    assert_eq!(env(&twice["spec"]["containers"][0]).len(), 2);
     assert_eq!(
         env(&twice["spec"]["containers"][1])["OPENAI_BASE_URL"]["value"],
         BASE_URL
+    );
+    assert_eq!(
+        env(&twice["spec"]["containers"][1])["ANTHROPIC_BASE_URL"]["value"],
+        ANTHROPIC_BASE_URL
     );
 }
 

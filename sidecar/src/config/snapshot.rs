@@ -271,8 +271,10 @@ pub struct Pricing {
     pub input_micros_per_million: u64,
     /// Completion tokens.
     pub output_micros_per_million: u64,
-    /// Prompt tokens served from the provider's cache.
+    /// Prompt tokens served from the provider's cache; 0 means the input price.
     pub cached_input_micros_per_million: u64,
+    /// Prompt tokens written to the provider's cache; 0 means the input price.
+    pub cache_write_input_micros_per_million: u64,
 }
 
 /// Retry counts per error class, and the backoff between attempts.

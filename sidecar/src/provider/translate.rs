@@ -170,17 +170,31 @@ pub fn each_text<'a>(
     roles: &str,
     mut each: impl FnMut(&'a str),
 ) -> Result<(), TranslateError> {
+    each_text_cached(content, roles, |text, _| each(text))
+}
+
+/// [`each_text`], also telling whether each text's part carries `cache_control` (see
+/// [`CacheControl`](crate::provider::openai_wire::CacheControl)).
+pub fn each_text_cached<'a>(
+    content: &'a Content<'a>,
+    roles: &str,
+    mut each: impl FnMut(&'a str, bool),
+) -> Result<(), TranslateError> {
     match content {
-        Content::Text(text) => each(text),
+        Content::Text(text) => each(text, false),
         Content::Parts(parts) => {
             for part in parts {
-                let Part::Text { text } = part else {
+                let Part::Text {
+                    text,
+                    cache_control,
+                } = part
+                else {
                     return Err(TranslateError::invalid(
                         "messages",
                         format!("only text parts are allowed in {roles} messages."),
                     ));
                 };
-                each(text);
+                each(text, cache_control.is_some());
             }
         }
     }
@@ -269,11 +283,27 @@ pub fn each_user_part<'a>(
     accepts: &str,
     mut each: impl FnMut(UserPart<'a>) -> Result<(), TranslateError>,
 ) -> Result<(), TranslateError> {
+    each_user_part_cached(content, accepts, |part, _| each(part))
+}
+
+/// [`each_user_part`], also telling whether each part carries `cache_control` (see
+/// [`CacheControl`](crate::provider::openai_wire::CacheControl)).
+pub fn each_user_part_cached<'a>(
+    content: &'a Content<'a>,
+    accepts: &str,
+    mut each: impl FnMut(UserPart<'a>, bool) -> Result<(), TranslateError>,
+) -> Result<(), TranslateError> {
     match content {
-        Content::Text(text) => each(UserPart::Text(text)),
+        Content::Text(text) => each(UserPart::Text(text), false),
         Content::Parts(parts) => parts.iter().try_for_each(|part| match part {
-            Part::Text { text } => each(UserPart::Text(text)),
-            Part::ImageUrl { image_url } => each(UserPart::Image(&image_url.url)),
+            Part::Text {
+                text,
+                cache_control,
+            } => each(UserPart::Text(text), cache_control.is_some()),
+            Part::ImageUrl {
+                image_url,
+                cache_control,
+            } => each(UserPart::Image(&image_url.url), cache_control.is_some()),
             Part::Other => Err(TranslateError::invalid(
                 "messages",
                 format!("{accepts} text and image_url content parts only."),

@@ -370,6 +370,7 @@ impl RoutesBuilder {
                     .output_micros_per_million
                     .max(d.pricing.output_micros_per_million),
                 cached_input_micros_per_million: 0,
+                cache_write_input_micros_per_million: 0,
             });
         Ok(Model {
             name: spec.name.clone(),

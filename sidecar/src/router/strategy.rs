@@ -179,6 +179,7 @@ mod tests {
                     input_micros_per_million: 100 * (weights.len() - i) as u64,
                     output_micros_per_million: 0,
                     cached_input_micros_per_million: 0,
+                    cache_write_input_micros_per_million: 0,
                 }),
                 ..crate::provider::spec(ProviderKind::Demo)
             })

@@ -16,6 +16,8 @@
 //!   URLs are refused with a 400 (Bedrock takes bytes, and the sidecar fetches nothing);
 //! - `max_completion_tokens`/`max_tokens` → `inferenceConfig.maxTokens`, `temperature`,
 //!   `top_p` → `topP`, `stop` → `stopSequences`; `user` → `requestMetadata.user`;
+//! - `cache_control` on a content part, system part or tool → a `cachePoint` block
+//!   right after the block it marks (see `request.rs`);
 //! - `tools` → `toolConfig.tools[].toolSpec` (`parameters` → `inputSchema.json`),
 //!   `tool_choice` auto/required/named → `auto`/`any`/`tool`; `none` leaves the tools out
 //!   (Bedrock has no `none`) unless the conversation holds tool blocks, which Bedrock only
@@ -31,12 +33,17 @@
 //! `cached_tokens` = cache reads, `cache_creation_tokens` = cache writes. Converse
 //! answers carry no id, so one is generated.
 //!
+//! Anthropic's Messages API (`/v1/messages`) on Claude models is served natively through
+//! InvokeModel, the body passing through (see [`messages`]); on other models it goes
+//! through the chat bridge and Converse.
+//!
 //! Embeddings: Titan takes one text per call (a list of several is a 400) with
 //! `dimensions` and `normalize: true` (V2); Cohere takes the list, `input_type` (an
 //! llmesh extension field, default `search_document`) and `dimensions` →
 //! `output_dimension`. `encoding_format: base64` is encoded by the sidecar.
 
 pub mod eventstream;
+pub mod messages;
 mod request;
 mod response;
 pub mod sigv4;
@@ -111,6 +118,7 @@ pub fn build(spec: &DeploymentSpec) -> Result<Prepared, BuildError> {
     Ok(Prepared {
         dialect: Arc::new(Bedrock {
             base: base.trim_end_matches('/').to_owned(),
+            claude: messages::is_claude(&spec.model),
         }),
         credential,
     })
@@ -120,6 +128,8 @@ pub fn build(spec: &DeploymentSpec) -> Result<Prepared, BuildError> {
 #[derive(Debug)]
 pub struct Bedrock {
     base: String,
+    /// The deployment's model is Claude, which serves Messages natively.
+    claude: bool,
 }
 
 impl Bedrock {
@@ -142,7 +152,15 @@ impl Bedrock {
 
 impl Dialect for Bedrock {
     fn supported_params(&self, endpoint: Endpoint) -> Option<&'static [&'static str]> {
-        params(endpoint, CHAT_PARAMS, EMBEDDING_PARAMS)
+        match endpoint {
+            // Messages pass through to Claude, which judges its own API's fields.
+            Endpoint::Messages if self.claude => None,
+            _ => params(endpoint, CHAT_PARAMS, EMBEDDING_PARAMS),
+        }
+    }
+
+    fn native(&self, endpoint: Endpoint) -> bool {
+        (self.claude && endpoint == Endpoint::Messages) || Endpoint::OPENAI.contains(&endpoint)
     }
 
     fn request(&self, call: &CallView<'_>) -> Result<UnsignedRequest, TranslateError> {
@@ -164,6 +182,19 @@ impl Dialect for Bedrock {
                 let body = request::embeddings(call)?;
                 self.request_to(call.model, "invoke", body, "application/json")
             }
+            Endpoint::Messages if self.claude => {
+                let body = messages::body(call)?;
+                if call.stream {
+                    self.request_to(
+                        call.model,
+                        "invoke-with-response-stream",
+                        body,
+                        "application/vnd.amazon.eventstream",
+                    )
+                } else {
+                    self.request_to(call.model, "invoke", body, "application/json")
+                }
+            }
             _ => Err(no_completions("Bedrock deployments")),
         }
     }
@@ -171,12 +202,16 @@ impl Dialect for Bedrock {
     fn response(&self, call: &CallView<'_>, body: Bytes) -> Result<Reply, TranslateError> {
         match call.endpoint {
             Endpoint::Embeddings => response::embeddings(call, &body),
+            Endpoint::Messages => crate::provider::anthropic::native::reply(body),
             _ => response::chat(call, &body),
         }
     }
 
     fn stream(&self, call: &CallView<'_>) -> Box<dyn StreamTranslator> {
-        Box::new(stream::Translator::new(call))
+        match call.endpoint {
+            Endpoint::Messages => Box::new(messages::Stream::default()),
+            _ => Box::new(stream::Translator::new(call)),
+        }
     }
 
     fn error(&self, status: StatusCode, body: &[u8]) -> UpstreamError {
@@ -184,5 +219,7 @@ impl Dialect for Bedrock {
     }
 }
 
+#[cfg(test)]
+mod messages_tests;
 #[cfg(test)]
 mod tests;

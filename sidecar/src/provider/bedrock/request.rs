@@ -1,10 +1,17 @@
 //! OpenAI requests → Bedrock bodies: chat → Converse, embeddings → InvokeModel for
 //! Titan or Cohere Embed.
+//!
+//! `cache_control` on a content part, system part or tool becomes a
+//! `{"cachePoint":{"type":"default"}}` block right after the block it marks, in
+//! `system`, the turn's `content` or `toolConfig.tools` (a marked tool-result part marks
+//! its whole `toolResult`, since Bedrock takes no cache point inside one). A marked text
+//! that is left out (blank, which Bedrock refuses) marks the block before it in the same
+//! message, if any; two marks in a row make one cache point.
 
 use std::borrow::Cow;
 
 use super::wire::{
-    Block, ConverseRequest, Empty, Image, ImageSource, InferenceConfig, InputSchema,
+    Block, CachePoint, ConverseRequest, Empty, Image, ImageSource, InferenceConfig, InputSchema,
     RequestMetadata, ResultBlock, SystemBlock, TitanRequest, ToolChoice, ToolConfig, ToolEntry,
     ToolResult, ToolSpec, ToolUse, Turn,
 };
@@ -43,16 +50,18 @@ fn tool_config<'a>(
     messages: &[Turn<'a>],
 ) -> Result<Option<ToolConfig<'a>>, TranslateError> {
     let mut tools = Vec::new();
-    for function in translate::functions(req)? {
-        tools.push(ToolEntry {
-            tool_spec: ToolSpec {
-                name: function.name.clone(),
-                description: function.description.clone().filter(|d| !d.is_empty()),
-                input_schema: InputSchema {
-                    json: function.parameters.clone().unwrap_or_else(open_schema),
-                },
+    let functions = translate::functions(req)?;
+    for (tool, function) in req.tools.iter().flatten().zip(functions) {
+        tools.push(ToolEntry::ToolSpec(ToolSpec {
+            name: function.name.clone(),
+            description: function.description.clone().filter(|d| !d.is_empty()),
+            input_schema: InputSchema {
+                json: function.parameters.clone().unwrap_or_else(open_schema),
             },
-        });
+        }));
+        if tool.cache_control.is_some() {
+            tools.push(ToolEntry::CachePoint(CachePoint::DEFAULT));
+        }
     }
     let used: Vec<Cow<'a, str>> = messages
         .iter()
@@ -77,16 +86,16 @@ fn tool_config<'a>(
         }),
     };
     for name in used {
-        if !tools.iter().any(|t| t.tool_spec.name == name) {
-            tools.push(ToolEntry {
-                tool_spec: ToolSpec {
-                    name,
-                    description: None,
-                    input_schema: InputSchema {
-                        json: open_schema(),
-                    },
+        let declared =
+            |t: &ToolEntry<'_>| matches!(t, ToolEntry::ToolSpec(spec) if spec.name == name);
+        if !tools.iter().any(declared) {
+            tools.push(ToolEntry::ToolSpec(ToolSpec {
+                name,
+                description: None,
+                input_schema: InputSchema {
+                    json: open_schema(),
                 },
-            });
+            }));
         }
     }
     if tools.is_empty() {
@@ -118,21 +127,32 @@ impl<'a> TurnBuilder<'a> for Vec<SystemBlock<'a>> {
     fn add(&mut self, said: Said<'a>, out: &mut Vec<Block<'a>>) -> Result<(), TranslateError> {
         match said {
             Said::System(content) => {
-                let texts = texts(content, "system")?;
-                self.extend(texts.into_iter().map(SystemBlock::Text));
+                translate::each_text_cached(content, "system", |text, cache| {
+                    // Bedrock refuses blank text blocks.
+                    if !text.trim().is_empty() {
+                        self.push(SystemBlock::Text(Cow::Borrowed(text)));
+                    }
+                    if cache && matches!(self.last(), Some(SystemBlock::Text(_))) {
+                        self.push(SystemBlock::CachePoint(CachePoint::DEFAULT));
+                    }
+                })?;
             }
             Said::User(content) => {
-                translate::each_user_part(content, "Bedrock accepts", |part| {
+                translate::each_user_part_cached(content, "Bedrock accepts", |part, cache| {
                     match part {
                         UserPart::Text(text) => push_text(out, text),
                         UserPart::Image(url) => out.push(Block::Image(image(url)?)),
                     }
+                    mark(out, cache);
                     Ok(())
                 })?;
             }
             Said::Assistant(message) => {
                 if let Some(content) = &message.content {
-                    out.extend(texts(content, "assistant")?.into_iter().map(Block::Text));
+                    translate::each_text_cached(content, "assistant", |text, cache| {
+                        push_text(out, text);
+                        mark(out, cache);
+                    })?;
                 }
                 for call in message.tool_calls.iter().flatten() {
                     out.push(Block::ToolUse(ToolUse {
@@ -144,21 +164,24 @@ impl<'a> TurnBuilder<'a> for Vec<SystemBlock<'a>> {
             }
             Said::Tool(id, message) => {
                 let mut content = Vec::new();
+                let mut cache = false;
                 if let Some(c) = &message.content {
-                    result_blocks(c, &mut content)?;
+                    cache = result_blocks(c, &mut content)?;
                 }
                 out.push(Block::ToolResult(ToolResult {
                     tool_use_id: id.clone(),
                     content,
                 }));
+                mark(out, cache);
             }
         }
         Ok(())
     }
 
-    /// Bedrock wants a turn's tool results before its other blocks.
+    /// Bedrock wants a turn's tool results (with their cache points) before its other
+    /// blocks.
     fn merge(turn: &mut Vec<Block<'a>>, blocks: Vec<Block<'a>>) {
-        let is_result = |b: &Block<'_>| matches!(b, Block::ToolResult(_));
+        let is_result = |b: &Block<'_>| matches!(b, Block::ToolResult(_) | Block::CachePoint(_));
         if blocks.iter().all(is_result) {
             let at = turn
                 .iter()
@@ -171,29 +194,29 @@ impl<'a> TurnBuilder<'a> for Vec<SystemBlock<'a>> {
     }
 }
 
-/// The non-empty text of text-only content (system and assistant messages).
-fn texts<'a>(content: &'a Content<'a>, role: &str) -> Result<Vec<Cow<'a, str>>, TranslateError> {
-    let mut out = Vec::new();
-    // Bedrock refuses blank text blocks.
-    translate::each_text(content, role, |text| {
-        if !text.trim().is_empty() {
-            out.push(Cow::Borrowed(text));
-        }
-    })?;
-    Ok(out)
-}
-
+/// A tool result's blocks; true when one of its parts carries `cache_control`.
 fn result_blocks<'a>(
     content: &'a Content<'a>,
     out: &mut Vec<ResultBlock<'a>>,
-) -> Result<(), TranslateError> {
-    translate::each_user_part(content, "tool results accept", |part| {
+) -> Result<bool, TranslateError> {
+    let mut cached = false;
+    translate::each_user_part_cached(content, "tool results accept", |part, cache| {
         out.push(match part {
             UserPart::Text(text) => ResultBlock::Text(Cow::Borrowed(text)),
             UserPart::Image(url) => ResultBlock::Image(image(url)?),
         });
+        cached |= cache;
         Ok(())
-    })
+    })?;
+    Ok(cached)
+}
+
+/// A cache point after the message's last block, when its part asked for one (`cache`)
+/// and there is a block to mark that is not marked already.
+fn mark(out: &mut Vec<Block<'_>>, cache: bool) {
+    if cache && !matches!(out.last(), None | Some(Block::CachePoint(_))) {
+        out.push(Block::CachePoint(CachePoint::DEFAULT));
+    }
 }
 
 fn push_text<'a>(out: &mut Vec<Block<'a>>, text: &'a str) {

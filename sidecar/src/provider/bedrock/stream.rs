@@ -60,25 +60,8 @@ impl Translator {
     }
 
     fn handle(&mut self, message: &Message) -> Result<(), StreamError> {
-        match message.header(":message-type").unwrap_or("event") {
-            "event" => {}
-            "exception" => {
-                let kind = message.header(":exception-type").unwrap_or("exception");
-                let text = serde_json::from_slice::<ErrorBody>(&message.payload)
-                    .ok()
-                    .and_then(|b| b.message)
-                    .unwrap_or_default();
-                return Err(StreamError::upstream(format!(
-                    "Bedrock stream failed with {kind}: {text}"
-                )));
-            }
-            other => {
-                return Err(StreamError::upstream(format!(
-                    "Bedrock stream {other} {}: {}",
-                    message.header(":error-code").unwrap_or("(no code)"),
-                    message.header(":error-message").unwrap_or("")
-                )));
-            }
+        if let Some(failure) = failure(message) {
+            return Err(failure);
         }
         if self.done {
             return Ok(());
@@ -160,6 +143,30 @@ impl Translator {
         let usage = self.include_usage.then(|| self.usage.to_usage());
         self.writer.end(&mut self.out, usage);
         self.done = true;
+    }
+}
+
+/// The error a message that is not an event stands for: an exception Bedrock sent
+/// mid-stream (`:message-type: exception`, e.g. `throttlingException`) or a protocol
+/// error. `None` for events.
+pub fn failure(message: &Message) -> Option<StreamError> {
+    match message.header(":message-type").unwrap_or("event") {
+        "event" => None,
+        "exception" => {
+            let kind = message.header(":exception-type").unwrap_or("exception");
+            let text = serde_json::from_slice::<ErrorBody>(&message.payload)
+                .ok()
+                .and_then(|b| b.message)
+                .unwrap_or_default();
+            Some(StreamError::upstream(format!(
+                "Bedrock stream failed with {kind}: {text}"
+            )))
+        }
+        other => Some(StreamError::upstream(format!(
+            "Bedrock stream {other} {}: {}",
+            message.header(":error-code").unwrap_or("(no code)"),
+            message.header(":error-message").unwrap_or("")
+        ))),
     }
 }
 

@@ -161,6 +161,86 @@ fn tool_choice_variants() {
 }
 
 #[test]
+fn cache_control_becomes_cache_points_after_the_marked_blocks() {
+    let cache = json!({"type": "ephemeral"});
+    let (_, sent) = chat_body(json!({
+        "messages": [
+            {"role": "system", "content": [
+                {"type": "text", "text": "Rules.", "cache_control": cache},
+                {"type": "text", "text": "Today is Monday."}
+            ]},
+            {"role": "developer", "content": [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral", "ttl": "1h"}}]},
+            {"role": "user", "content": [
+                {"type": "text", "text": "Long document", "cache_control": cache},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBO"}, "cache_control": cache},
+                {"type": "text", "text": " ", "cache_control": cache},
+                {"type": "text", "text": "Summarise."}
+            ]},
+            {"role": "assistant", "content": [{"type": "text", "text": "Done.", "cache_control": cache}],
+             "tool_calls": [{"id": "t1", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}]},
+            {"role": "user", "content": [{"type": "text", "text": "And?", "cache_control": cache}]},
+            {"role": "tool", "tool_call_id": "t1", "content": [{"type": "text", "text": "found", "cache_control": cache}]}
+        ],
+        "tools": [
+            {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}},
+            {"type": "function", "function": {"name": "search", "parameters": {"type": "object"}}, "cache_control": cache}
+        ]
+    }));
+    assert_eq!(
+        sent["system"],
+        json!([
+            {"text": "Rules."},
+            {"cachePoint": {"type": "default"}},
+            {"text": "Today is Monday."},
+            {"text": "Be brief."},
+            {"cachePoint": {"type": "default"}}
+        ])
+    );
+    assert_eq!(
+        sent["messages"],
+        json!([
+            {"role": "user", "content": [
+                {"text": "Long document"},
+                {"cachePoint": {"type": "default"}},
+                {"image": {"format": "png", "source": {"bytes": "iVBO"}}},
+                {"cachePoint": {"type": "default"}},
+                {"text": "Summarise."}
+            ]},
+            {"role": "assistant", "content": [
+                {"text": "Done."},
+                {"cachePoint": {"type": "default"}},
+                {"toolUse": {"toolUseId": "t1", "name": "lookup", "input": {}}}
+            ]},
+            {"role": "user", "content": [
+                {"toolResult": {"toolUseId": "t1", "content": [{"text": "found"}]}},
+                {"cachePoint": {"type": "default"}},
+                {"text": "And?"},
+                {"cachePoint": {"type": "default"}}
+            ]}
+        ])
+    );
+    assert_eq!(
+        sent["toolConfig"],
+        json!({"tools": [
+            {"toolSpec": {"name": "lookup", "inputSchema": {"json": {"type": "object"}}}},
+            {"toolSpec": {"name": "search", "inputSchema": {"json": {"type": "object"}}}},
+            {"cachePoint": {"type": "default"}}
+        ]})
+    );
+    // Unmarked requests carry no cache points, and a mark with nothing before it in its
+    // message marks nothing.
+    let (_, plain) = chat_body(json!({"messages": [
+        {"role": "system", "content": [{"type": "text", "text": "", "cache_control": cache}]},
+        {"role": "user", "content": [{"type": "text", "text": "", "cache_control": cache}, {"type": "text", "text": "hi"}]}
+    ]}));
+    assert!(plain.get("system").is_none());
+    assert_eq!(
+        plain["messages"],
+        json!([{"role": "user", "content": [{"text": "hi"}]}])
+    );
+}
+
+#[test]
 fn refusals_name_the_parameter() {
     let model = "anthropic.claude-3-5-haiku-20241022-v1:0";
     let https = json!({"messages": [{"role": "user", "content": [
@@ -330,7 +410,8 @@ fn tool_stream() -> Vec<Vec<u8>> {
         frame("messageStop", json!({"stopReason": "tool_use"})),
         frame(
             "metadata",
-            json!({"usage": {"inputTokens": 7, "outputTokens": 3, "totalTokens": 10}, "metrics": {"latencyMs": 9}}),
+            json!({"usage": {"inputTokens": 7, "outputTokens": 3, "totalTokens": 40,
+                   "cacheReadInputTokens": 20, "cacheWriteInputTokens": 10}, "metrics": {"latencyMs": 9}}),
         ),
     ]
 }
@@ -370,7 +451,12 @@ fn streamed_tool_calls_arrive_whole_with_their_indexes() {
                 usage["prompt_tokens"].as_u64(),
                 usage["completion_tokens"].as_u64()
             ),
-            (Some(7), Some(3))
+            (Some(37), Some(3)),
+            "input + cache reads + cache writes"
+        );
+        assert_eq!(
+            usage["prompt_tokens_details"],
+            json!({"cached_tokens": 20, "cache_creation_tokens": 10})
         );
     }
 }

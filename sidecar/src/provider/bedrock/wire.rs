@@ -38,6 +38,7 @@ pub struct Turn<'a> {
 #[serde(rename_all = "camelCase")]
 pub enum SystemBlock<'a> {
     Text(Cow<'a, str>),
+    CachePoint(CachePoint),
 }
 
 /// A message content block.
@@ -48,6 +49,20 @@ pub enum Block<'a> {
     Image(Image<'a>),
     ToolUse(ToolUse<'a>),
     ToolResult(ToolResult<'a>),
+    CachePoint(CachePoint),
+}
+
+/// `{"cachePoint":{"type":"default"}}`: Bedrock may cache the prompt up to here (the
+/// system blocks, tools or message blocks before it).
+#[derive(Debug, Serialize)]
+pub struct CachePoint {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+}
+
+impl CachePoint {
+    /// The one kind Bedrock has.
+    pub const DEFAULT: CachePoint = CachePoint { kind: "default" };
 }
 
 /// An image given as bytes (base64 in JSON).
@@ -120,11 +135,12 @@ pub struct ToolConfig<'a> {
     pub tool_choice: Option<ToolChoice<'a>>,
 }
 
-/// One tool.
+/// One entry of `toolConfig.tools`: a tool, or a cache point after the tools before it.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ToolEntry<'a> {
-    pub tool_spec: ToolSpec<'a>,
+pub enum ToolEntry<'a> {
+    ToolSpec(ToolSpec<'a>),
+    CachePoint(CachePoint),
 }
 
 /// A tool's name, description and input schema.

@@ -32,6 +32,33 @@ pub fn base64_encode(bytes: &[u8]) -> String {
     out
 }
 
+/// Decodes standard base64 (padding optional); `None` for anything else.
+pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let text = text.trim_end_matches('=');
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let mut bits: u32 = 0;
+    let mut count = 0;
+    for byte in text.bytes() {
+        let value = match byte {
+            b'A'..=b'Z' => byte - b'A',
+            b'a'..=b'z' => byte - b'a' + 26,
+            b'0'..=b'9' => byte - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        bits = (bits << 6) | u32::from(value);
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            // The low byte of what is complete; the bits above it were written already.
+            out.push(((bits >> count) & 0xff) as u8);
+        }
+    }
+    // One leftover character (6 bits) cannot end a whole byte.
+    (count < 6).then_some(out)
+}
+
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
@@ -55,6 +82,17 @@ mod tests {
             ("foobar", "Zm9vYmFy"),
         ] {
             assert_eq!(base64_encode(input.as_bytes()), expected);
+            assert_eq!(
+                base64_decode(expected).as_deref(),
+                Some(input.as_bytes()),
+                "{expected}"
+            );
+        }
+        assert_eq!(base64_decode("Zm9vYg").as_deref(), Some(&b"foob"[..]));
+        let bytes: Vec<u8> = (0..=255).collect();
+        assert_eq!(base64_decode(&base64_encode(&bytes)), Some(bytes));
+        for bad in ["Zm9v!", "Z", "Zm9vY"] {
+            assert_eq!(base64_decode(bad), None, "{bad}");
         }
     }
 }

@@ -178,7 +178,7 @@ impl Content<'_> {
             Content::Parts(parts) => parts
                 .iter()
                 .filter_map(|p| match p {
-                    Part::Text { text } => Some(text.as_ref()),
+                    Part::Text { text, .. } => Some(text.as_ref()),
                     _ => None,
                 })
                 .collect::<Vec<_>>()
@@ -196,16 +196,36 @@ pub enum Part<'a> {
         /// The text.
         #[serde(borrow)]
         text: Cow<'a, str>,
+        /// Cache the prompt up to here (see [`CacheControl`]).
+        #[serde(default, borrow)]
+        cache_control: Option<CacheControl<'a>>,
     },
     /// An image by URL (`https:`) or data URL (`data:image/png;base64,...`).
     ImageUrl {
         /// The image.
         #[serde(borrow)]
         image_url: ImageUrl<'a>,
+        /// Cache the prompt up to here (see [`CacheControl`]).
+        #[serde(default, borrow)]
+        cache_control: Option<CacheControl<'a>>,
     },
     /// Anything else (audio, files...): providers refuse what they cannot take.
     #[serde(other)]
     Other,
+}
+
+/// `cache_control` on a content part or tool (an extension Anthropic-style clients and
+/// the Messages bridge send, `{"type":"ephemeral"}`): the provider may cache the prompt
+/// up to and including what it marks. Providers with prompt caching (Bedrock's
+/// `cachePoint`) honour it; the others ignore it.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct CacheControl<'a> {
+    /// `ephemeral`.
+    #[serde(rename = "type", default, borrow)]
+    pub kind: Cow<'a, str>,
+    /// How long the cache lives (`5m`, `1h`), when the client says.
+    #[serde(default, borrow)]
+    pub ttl: Option<Cow<'a, str>>,
 }
 
 /// `image_url`.
@@ -264,6 +284,9 @@ pub struct Tool<'a> {
     /// The function.
     #[serde(borrow)]
     pub function: FunctionDef<'a>,
+    /// Cache the prompt up to and including this tool (see [`CacheControl`]).
+    #[serde(default, borrow)]
+    pub cache_control: Option<CacheControl<'a>>,
 }
 
 /// A function the model may call.

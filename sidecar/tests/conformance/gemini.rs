@@ -51,7 +51,30 @@ impl Upstream for MockGemini {
     fn error_statuses(&self) -> Vec<(u16, u16)> {
         error_statuses()
     }
+
+    fn structured_schema(&self, sent: &Value) -> Option<Value> {
+        structured_schema(sent)
+    }
+
+    fn tool_image_paths(&self) -> &'static [&'static str] {
+        TOOL_IMAGE_PATHS
+    }
 }
+
+/// Structured output: `responseSchema` (or `responseJsonSchema`) in JSON mode.
+fn structured_schema(sent: &Value) -> Option<Value> {
+    let config = &sent["generationConfig"];
+    if config["responseMimeType"] != "application/json" {
+        return None;
+    }
+    config
+        .get("responseSchema")
+        .or_else(|| config.get("responseJsonSchema"))
+        .cloned()
+}
+
+/// An image of a tool result: inline data in the turn of the function's response.
+const TOOL_IMAGE_PATHS: &[&str] = &["$.contents[*].parts[*].inlineData.data"];
 
 /// The same mock reached through Vertex AI's paths and service-account tokens.
 pub struct MockVertex(MockGemini);
@@ -80,14 +103,48 @@ impl Upstream for MockVertex {
     fn error_statuses(&self) -> Vec<(u16, u16)> {
         error_statuses()
     }
+
+    fn structured_schema(&self, sent: &Value) -> Option<Value> {
+        structured_schema(sent)
+    }
+
+    fn tool_image_paths(&self) -> &'static [&'static str] {
+        TOOL_IMAGE_PATHS
+    }
 }
 
 mod ai_studio_suite {
     crate::conformance!(llmesh_tests::MockGemini);
+    crate::messages_conformance!(
+        llmesh_tests::MockGemini,
+        messages_stop_sequence_via_chat,
+        messages_tool_result_image,
+        messages_thinking,
+        messages_structured_output,
+    );
+    crate::responses_conformance!(
+        llmesh_tests::MockGemini,
+        responses_tool_result_image,
+        responses_reasoning,
+        responses_structured_output,
+    );
 }
 
 mod vertex_suite {
     crate::conformance!(super::MockVertex);
+    crate::messages_conformance!(
+        crate::gemini::MockVertex,
+        messages_stop_sequence_via_chat,
+        messages_tool_result_image,
+        messages_thinking,
+        messages_structured_output,
+    );
+    crate::responses_conformance!(
+        crate::gemini::MockVertex,
+        responses_tool_result_image,
+        responses_reasoning,
+        responses_structured_output,
+    );
 }
 
 /// A deployment of upstream `model` on the mock through `api`.

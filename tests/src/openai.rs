@@ -22,7 +22,11 @@
 //!
 //! `POST /v1/responses` (OpenAI's Responses API) answers a `response` object, or with
 //! `"stream": true` its typed event stream: [`Reply::ok`] is `mock reply to: <last user
-//! input>` (`mock-error-*` models fail as on chat), [`Reply::stream`] these pieces.
+//! input>` (`mock-error-*` and `mock-malformed` models fail as on chat,
+//! `mock-two-cities` calls the first function tool for Paris and for Rome,
+//! `mock-max-tokens` stops `incomplete` at `max_output_tokens` with half the reply,
+//! `mock-stream-cut` drops the connection after the first text delta),
+//! [`Reply::stream`] these pieces.
 //! Responses are kept unless `"store": false`, for `GET`/`DELETE /v1/responses/{id}`
 //! and `previous_response_id` (an unknown one is OpenAI's 400); these are answered
 //! before the script.
@@ -130,10 +134,20 @@ impl OpenAi {
                         None,
                     );
                 };
-                if let Some(ByModel::Answer(refused)) = scripted_by_model(api.model("-"), &api) {
+                let model = api.model("-");
+                if let Some(ByModel::Answer(refused)) = scripted_by_model(model, &api) {
                     return refused;
                 }
-                responses::healthy_items(&req.json())
+                let body = req.json();
+                match model {
+                    "mock-two-cities" => responses::two_cities(&body),
+                    "mock-max-tokens" => return responses::cut_short(self, req),
+                    "mock-stream-cut" => {
+                        let items = responses::healthy_items(&body);
+                        return responses::answer(self, req, items).cut_after(5);
+                    }
+                    _ => responses::healthy_items(&body),
+                }
             }
             Kind::Pieces(pieces) => vec![responses::Item::Text(pieces.to_vec())],
             Kind::ToolCalls(calls) => responses::Item::calls(calls),

@@ -120,6 +120,13 @@ pub trait StreamTranslator: Send + Sync + 'static {
     fn answer(&mut self) -> Option<Bytes> {
         None
     }
+
+    /// The `sequence_number` the next event would carry, for a client API whose stream
+    /// events are numbered (the Responses API): the error event a stream that fails
+    /// mid-way ends with takes it. `None` for unnumbered streams.
+    fn next_sequence_number(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// A stream the upstream broke off or reported an error in.

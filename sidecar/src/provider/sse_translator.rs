@@ -34,6 +34,11 @@ pub trait SseHandler: Send + Sync + 'static {
     fn answer(&mut self) -> Option<Bytes> {
         None
     }
+
+    /// See [`StreamTranslator::next_sequence_number`].
+    fn next_sequence_number(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// A [`StreamTranslator`] for an SSE upstream, translating with `H`.
@@ -96,5 +101,9 @@ impl<H: SseHandler> StreamTranslator for SseTranslator<H> {
 
     fn answer(&mut self) -> Option<Bytes> {
         self.handler.answer()
+    }
+
+    fn next_sequence_number(&self) -> Option<u64> {
+        self.handler.next_sequence_number()
     }
 }

@@ -36,8 +36,10 @@ pub enum StreamEnd {
 /// where the client's API keeps answers (see [`StreamTranslator::answer`]).
 pub type OnEnd = Box<dyn FnOnce(StreamEnd, Option<Usage>, Option<Bytes>) + Send + Sync>;
 
-/// Renders the error event a stream that fails mid-way ends with, in the client's API.
-pub type RenderError = fn(&ApiError) -> Bytes;
+/// Renders the error event a stream that fails mid-way ends with, in the client's API,
+/// with the sequence number it takes where the API numbers its events (see
+/// [`StreamTranslator::next_sequence_number`]).
+pub type RenderError = fn(&ApiError, Option<u64>) -> Bytes;
 
 /// An upstream SSE stream being relayed to a client.
 pub struct Relay {
@@ -243,7 +245,10 @@ impl Relay {
         self.state.record_failure(Instant::now(), &self.cooldown);
         self.finish(StreamEnd::Failed);
         match self.render {
-            Some(render) => Poll::Ready(Some(Ok(Frame::data(render(&error))))),
+            Some(render) => {
+                let event = render(&error, self.translator.next_sequence_number());
+                Poll::Ready(Some(Ok(Frame::data(event))))
+            }
             None => Poll::Ready(None),
         }
     }
@@ -415,7 +420,7 @@ mod tests {
     }
 
     /// The error event, as a client API would render it.
-    fn render(error: &ApiError) -> Bytes {
+    fn render(error: &ApiError, _: Option<u64>) -> Bytes {
         let code = error.code.as_deref().unwrap_or("");
         Bytes::from(format!("data: {{\"error\":{{\"code\":\"{code}\"}}}}\n\n"))
     }

@@ -167,8 +167,9 @@ pub fn anthropic_event(error: &ApiError) -> Bytes {
     framed("error", &anthropic_body(error))
 }
 
-/// An error as the Responses API's stream `error` event.
-pub fn responses_event(error: &ApiError) -> Bytes {
+/// An error as the Responses API's stream `error` event, numbered `sequence_number`
+/// when the stream's events were.
+pub fn responses_event(error: &ApiError, sequence_number: Option<u64>) -> Bytes {
     #[derive(Serialize)]
     struct Event<'a> {
         #[serde(rename = "type")]
@@ -176,12 +177,15 @@ pub fn responses_event(error: &ApiError) -> Bytes {
         code: Option<&'a str>,
         message: &'a str,
         param: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sequence_number: Option<u64>,
     }
     let event = Event {
         kind: "error",
         code: Some(error.code.as_deref().unwrap_or(openai_type(error.kind))),
         message: &error.message,
         param: error.param.as_deref(),
+        sequence_number,
     };
     let body = serde_json::to_vec(&event).unwrap_or_default();
     framed("error", &body)
@@ -198,11 +202,11 @@ fn framed(name: &str, data: &[u8]) -> Bytes {
 }
 
 /// How a stream to a client of `endpoint` that fails mid-way ends.
-pub fn stream_renderer(endpoint: Endpoint) -> fn(&ApiError) -> Bytes {
+pub fn stream_renderer(endpoint: Endpoint) -> fn(&ApiError, Option<u64>) -> Bytes {
     match endpoint {
-        Endpoint::Messages => anthropic_event,
+        Endpoint::Messages => |error, _| anthropic_event(error),
         Endpoint::Responses => responses_event,
-        _ => sse_event,
+        _ => |error, _| sse_event(error),
     }
 }
 
@@ -261,9 +265,11 @@ mod tests {
         assert_eq!(v["error"]["type"], "overloaded_error");
         let event = anthropic_event(&busy);
         assert!(event.starts_with(b"event: error\ndata: {\"type\":\"error\""));
-        let event = responses_event(&busy);
+        let event = responses_event(&busy, None);
         assert!(
             event.starts_with(b"event: error\ndata: {\"type\":\"error\",\"code\":\"server_error\"")
         );
+        let event = responses_event(&busy, Some(7));
+        assert!(event.ends_with(b",\"sequence_number\":7}\n\n"));
     }
 }

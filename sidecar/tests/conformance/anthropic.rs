@@ -22,6 +22,7 @@ impl Upstream for MockAnthropic {
             Behaviour::Error(status) => format!("claude-error-{status}"),
             Behaviour::Malformed => "claude-malformed".to_owned(),
             Behaviour::Cut => "claude-cut".to_owned(),
+            Behaviour::Thinking => "claude-thinking".to_owned(),
         };
         let mut d = DeploymentSpec::new("anthropic", ProviderKind::Anthropic, model);
         d.base_url = Some(self.base_url());
@@ -39,9 +40,38 @@ impl Upstream for MockAnthropic {
         statuses.push((529, 503));
         statuses
     }
+
+    fn structured_schema(&self, sent: &Value) -> Option<Value> {
+        // Messages' own `output_config`, or the forced tool chat's `response_format` becomes.
+        sent.pointer("/output_config/format/schema")
+            .cloned()
+            .or_else(|| {
+                let tools = sent["tools"].as_array()?;
+                let tool = tools.iter().find(|t| t["name"] == "json_response")?;
+                (sent["tool_choice"]["name"] == "json_response")
+                    .then(|| tool["input_schema"].clone())
+            })
+    }
+
+    fn tool_image_paths(&self) -> &'static [&'static str] {
+        &["$.messages[*].content[*].content[*].source.data"]
+    }
 }
 
 crate::conformance!(MockAnthropic);
+crate::messages_conformance!(
+    MockAnthropic,
+    messages_stop_sequence_reported,
+    messages_tool_result_image,
+    messages_thinking,
+    messages_structured_output,
+);
+crate::responses_conformance!(
+    MockAnthropic,
+    responses_tool_result_image,
+    responses_reasoning,
+    responses_structured_output,
+);
 
 /// The request Anthropic receives for a representative call, field by field.
 #[tokio::test]

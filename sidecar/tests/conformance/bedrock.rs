@@ -38,6 +38,15 @@ impl Upstream for MockBedrock {
     fn error_statuses(&self) -> Vec<(u16, u16)> {
         [400, 403, 404, 429, 500, 503].map(|s| (s, s)).to_vec()
     }
+
+    fn structured_schema(&self, _sent: &Value) -> Option<Value> {
+        // Converse has no structured output: `response_format` is refused.
+        None
+    }
+
+    fn tool_image_paths(&self) -> &'static [&'static str] {
+        &["$.messages[*].content[*].toolResult.content[*].image.source.bytes"]
+    }
 }
 
 /// The exception Bedrock answers with `status`.
@@ -53,6 +62,19 @@ fn exception(status: u16) -> &'static str {
 }
 
 crate::conformance!(MockBedrock);
+// The mock never reasons (and Bedrock refuses `reasoning_effort`), so no thinking case;
+// Converse has no structured output, so it is refused.
+crate::messages_conformance!(
+    MockBedrock,
+    messages_stop_sequence_via_chat,
+    messages_tool_result_image,
+    messages_structured_output_refused,
+);
+crate::responses_conformance!(
+    MockBedrock,
+    responses_tool_result_image,
+    responses_structured_output_refused,
+);
 
 /// A realistic model id: its `:` must be percent-encoded in the path and signed as
 /// `%253A`.

@@ -33,9 +33,32 @@ impl Upstream for MockCohere {
     fn error_statuses(&self) -> Vec<(u16, u16)> {
         [400, 401, 402, 404, 429, 500, 503].map(|s| (s, s)).to_vec()
     }
+
+    fn structured_schema(&self, sent: &Value) -> Option<Value> {
+        (sent["response_format"]["type"] == "json_object")
+            .then(|| sent["response_format"]["json_schema"].clone())
+    }
+
+    fn tool_image_paths(&self) -> &'static [&'static str] {
+        // Cohere's tool results are text (or documents): images are refused.
+        &[]
+    }
 }
 
 crate::conformance!(MockCohere);
+// The mock never reasons (and Cohere refuses `reasoning_effort`), so no thinking case;
+// Cohere's tool results carry no images, so they are refused.
+crate::messages_conformance!(
+    MockCohere,
+    messages_stop_sequence_via_chat,
+    messages_tool_result_image_refused,
+    messages_structured_output,
+);
+crate::responses_conformance!(
+    MockCohere,
+    responses_tool_result_image_refused,
+    responses_structured_output,
+);
 
 const COMMAND: &str = "command-a-03-2025";
 

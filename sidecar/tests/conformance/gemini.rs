@@ -35,23 +35,49 @@ fn error_statuses() -> Vec<(u16, u16)> {
         .to_vec()
 }
 
-impl Upstream for MockGemini {
-    async fn start() -> Self {
-        MockGemini::start().await
-    }
+/// The suite's view of the mock through `api`; `$start` wraps a started mock.
+macro_rules! google_upstream {
+    ($mock:ty, $api:expr, $name:literal, $start:expr) => {
+        impl Upstream for $mock {
+            async fn start() -> Self {
+                $start(MockGemini::start().await)
+            }
 
-    fn deployment(&self, behaviour: Behaviour) -> DeploymentSpec {
-        deployment(self, Api::Studio, "gemini", &behaviour_model(behaviour))
-    }
+            fn deployment(&self, behaviour: Behaviour) -> DeploymentSpec {
+                deployment(self, $api, $name, &behaviour_model(behaviour))
+            }
 
-    fn bodies(&self) -> Vec<Value> {
-        self.model_requests().iter().map(|r| r.json()).collect()
-    }
+            fn bodies(&self) -> Vec<Value> {
+                self.model_requests().iter().map(|r| r.json()).collect()
+            }
 
-    fn error_statuses(&self) -> Vec<(u16, u16)> {
-        error_statuses()
-    }
+            fn error_statuses(&self) -> Vec<(u16, u16)> {
+                error_statuses()
+            }
+
+            fn structured_schema(&self, sent: &Value) -> Option<Value> {
+                // `responseSchema` (or `responseJsonSchema`) in JSON mode.
+                let config = &sent["generationConfig"];
+                (config["responseMimeType"] == "application/json")
+                    .then(|| {
+                        config
+                            .get("responseSchema")
+                            .or(config.get("responseJsonSchema"))
+                    })
+                    .flatten()
+                    .cloned()
+            }
+
+            fn tool_image_paths(&self) -> &'static [&'static str] {
+                // Inline data in the turn of the function's response.
+                &["$.contents[*].parts[*].inlineData.data"]
+            }
+        }
+    };
 }
+
+google_upstream!(MockGemini, Api::Studio, "gemini", std::convert::identity);
+google_upstream!(MockVertex, Api::Vertex, "vertex", MockVertex);
 
 /// The same mock reached through Vertex AI's paths and service-account tokens.
 pub struct MockVertex(MockGemini);
@@ -64,30 +90,32 @@ impl Deref for MockVertex {
     }
 }
 
-impl Upstream for MockVertex {
-    async fn start() -> Self {
-        MockVertex(MockGemini::start().await)
-    }
-
-    fn deployment(&self, behaviour: Behaviour) -> DeploymentSpec {
-        deployment(self, Api::Vertex, "vertex", &behaviour_model(behaviour))
-    }
-
-    fn bodies(&self) -> Vec<Value> {
-        self.model_requests().iter().map(|r| r.json()).collect()
-    }
-
-    fn error_statuses(&self) -> Vec<(u16, u16)> {
-        error_statuses()
-    }
+/// Every suite, against one of Google's APIs.
+macro_rules! google_suites {
+    ($upstream:ty) => {
+        crate::conformance!($upstream);
+        crate::messages_conformance!(
+            $upstream,
+            messages_stop_sequence_via_chat,
+            messages_tool_result_image,
+            messages_thinking,
+            messages_structured_output,
+        );
+        crate::responses_conformance!(
+            $upstream,
+            responses_tool_result_image,
+            responses_reasoning,
+            responses_structured_output,
+        );
+    };
 }
 
 mod ai_studio_suite {
-    crate::conformance!(llmesh_tests::MockGemini);
+    google_suites!(llmesh_tests::MockGemini);
 }
 
 mod vertex_suite {
-    crate::conformance!(super::MockVertex);
+    google_suites!(crate::gemini::MockVertex);
 }
 
 /// A deployment of upstream `model` on the mock through `api`.

@@ -27,6 +27,33 @@ impl Upstream for MockOpenAi {
     fn error_statuses(&self) -> Vec<(u16, u16)> {
         [400, 401, 403, 404, 429, 500, 503].map(|s| (s, s)).to_vec()
     }
+
+    fn structured_schema(&self, sent: &Value) -> Option<Value> {
+        // Chat's `response_format` (Messages through chat), or Responses' own.
+        sent.pointer("/response_format/json_schema/schema")
+            .or_else(|| sent.pointer("/text/format/schema"))
+            .cloned()
+    }
+
+    fn tool_image_paths(&self) -> &'static [&'static str] {
+        // An image part of a chat `tool` message; a Responses `function_call_output` as sent.
+        &[
+            "$.messages[*].content[*].image_url.url",
+            "$.input[*].output[*].image_url",
+        ]
+    }
 }
 
 crate::conformance!(MockOpenAi);
+// The mock reasons in neither API, so no thinking case.
+crate::messages_conformance!(
+    MockOpenAi,
+    messages_stop_sequence_via_chat,
+    messages_tool_result_image,
+    messages_structured_output,
+);
+crate::responses_conformance!(
+    MockOpenAi,
+    responses_tool_result_image,
+    responses_structured_output
+);

@@ -84,6 +84,40 @@ pub(super) fn healthy_items(body: &Value) -> Vec<Item> {
     )]
 }
 
+/// What `mock-two-cities` answers: the request's first function tool called for Paris
+/// and for Rome (nothing when it declares none).
+pub(super) fn two_cities(body: &Value) -> Vec<Item> {
+    let first = body["tools"].as_array().into_iter().flatten().next();
+    let Some(name) = first.and_then(|t| t["name"].as_str()) else {
+        return Vec::new();
+    };
+    crate::mock::two_cities()
+        .into_iter()
+        .map(|input| {
+            Item::Call(ToolCall {
+                name: name.to_owned(),
+                input,
+            })
+        })
+        .collect()
+}
+
+/// What `mock-max-tokens` answers: half the healthy reply, `incomplete` at
+/// `max_output_tokens`.
+pub(super) fn cut_short(shared: &OpenAi, req: &Recorded) -> Resolved {
+    let mut pieces = match healthy_items(&req.json()).pop() {
+        Some(Item::Text(pieces)) => pieces,
+        _ => Vec::new(),
+    };
+    pieces.truncate(pieces.len().div_ceil(2));
+    finish(
+        shared,
+        req,
+        vec![Item::Text(pieces)],
+        Some("max_output_tokens"),
+    )
+}
+
 /// The text of the last user input: the `input` string, or the last user message's
 /// text (a string, or its `input_text` parts).
 fn last_user_text(body: &Value) -> String {
@@ -127,6 +161,11 @@ fn input_tokens(body: &Value) -> u64 {
 /// The answer of `items` to `req`: a `response` object, or its event stream when the
 /// request asks for one. Stored for `GET /v1/responses/{id}` unless `store` is false.
 pub(super) fn answer(shared: &OpenAi, req: &Recorded, items: Vec<Item>) -> Resolved {
+    finish(shared, req, items, None)
+}
+
+/// [`answer`], `incomplete` for `reason` when there is one.
+fn finish(shared: &OpenAi, req: &Recorded, items: Vec<Item>, reason: Option<&str>) -> Resolved {
     let body = req.json();
     let model = body["model"].as_str().unwrap_or("mock-model");
     let id = next_id(shared, "resp_");
@@ -146,7 +185,15 @@ pub(super) fn answer(shared: &OpenAi, req: &Recorded, items: Vec<Item>) -> Resol
         "total_tokens": input_tokens(&body) + output_tokens,
     });
     let output: Vec<Value> = outputs.iter().map(|(item, _)| item.clone()).collect();
-    let done = response(&id, model, &body, "completed", output, usage);
+    let status = if reason.is_some() {
+        "incomplete"
+    } else {
+        "completed"
+    };
+    let mut done = response(&id, model, &body, status, output, usage);
+    if let Some(reason) = reason {
+        done["incomplete_details"] = json!({ "reason": reason });
+    }
     if body["store"].as_bool() != Some(false) {
         lock(&shared.stored).insert(id.clone(), done.clone());
     }
@@ -160,7 +207,7 @@ pub(super) fn answer(shared: &OpenAi, req: &Recorded, items: Vec<Item>) -> Resol
     for (index, (item, source)) in outputs.iter().enumerate() {
         item_events(&mut events, index, item, source);
     }
-    events.push("response.completed", json!({"response": done}));
+    events.push(&format!("response.{status}"), json!({"response": done}));
     Resolved::frames(EVENT_STREAM, events.frames)
 }
 

@@ -15,8 +15,9 @@
 //! - `system`/`developer` messages → `systemInstruction` text parts;
 //! - `user`/`assistant` → `user`/`model` turns, consecutive same-role turns merged;
 //!   `tool` messages → `functionResponse` parts (named after the call they answer,
-//!   `response` the result if it is a JSON object, else `{"result": …}`) in the user
-//!   turn after the calls, parallel results together;
+//!   `response` the result's text if it is a JSON object, else `{"result": …}`) in the
+//!   user turn after the calls, parallel results together, a result's images as
+//!   `inlineData`/`fileData` parts right after its `functionResponse`;
 //! - assistant `tool_calls` → `functionCall` parts (arguments parsed into `args`);
 //!   assistant `reasoning_content` is dropped (Gemini wants its own signed thoughts);
 //! - `image_url` data URLs → `inlineData`; other URLs → `fileData` on Vertex (`gs://`,

@@ -213,6 +213,15 @@ impl<'a> TurnBuilder<'a> for Turns<'a> {
                     name: Cow::Borrowed(name),
                     response: tool_response(&text),
                 }));
+                // A function response is JSON: the result's images follow it as parts
+                // of the same turn.
+                if let Some(openai_wire::Content::Parts(parts)) = &message.content {
+                    for part in parts {
+                        if let openai_wire::Part::ImageUrl { image_url } = part {
+                            out.push(image(&image_url.url, self.flavor)?);
+                        }
+                    }
+                }
                 Ok(())
             }
         }

@@ -72,6 +72,8 @@ pub struct Tap {
     /// The response `response.completed` (or `incomplete`) carried.
     answer: Option<Bytes>,
     ended: bool,
+    /// Events passed on: OpenAI numbers them from 0, so this is the next one's number.
+    passed: u64,
 }
 
 /// Event names that end a stream with the whole response.
@@ -122,6 +124,7 @@ impl SseHandler for Tap {
         out.extend_from_slice(b"data: ");
         out.extend_from_slice(event.data.as_bytes());
         out.extend_from_slice(b"\n\n");
+        self.passed += 1;
         Ok(())
     }
 
@@ -137,5 +140,9 @@ impl SseHandler for Tap {
 
     fn answer(&mut self) -> Option<Bytes> {
         self.answer.take()
+    }
+
+    fn next_sequence_number(&self) -> Option<u64> {
+        Some(self.passed)
     }
 }

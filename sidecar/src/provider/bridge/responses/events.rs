@@ -28,6 +28,11 @@ impl Writer {
         }
     }
 
+    /// The sequence number the next event takes.
+    pub fn next_sequence_number(&self) -> u64 {
+        self.seq
+    }
+
     /// Writes `event: kind` with `body`'s fields after `type` and `sequence_number`.
     pub fn event(&mut self, kind: &'static str, body: &impl Serialize) {
         self.header(kind);

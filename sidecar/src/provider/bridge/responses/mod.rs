@@ -19,10 +19,11 @@
 //! | `tools`: `custom` (text or grammar format) | function tool taking one string `input`, the grammar in its description; calls come back as `custom_tool_call` |
 //! | `tools`: hosted (`web_search`, `file_search`, `mcp`, `local_shell`, ...) | left out, their type in [`ChatCall::hosted_tools`] |
 //! | `tool_choice` `auto`/`none`/`required`, `{type: function\|custom, name}` | the same, named as a function; hosted-tool and `allowed_tools` choices refused |
-//! | `parallel_tool_calls`, `temperature`, `top_p`, `user`, `service_tier`, `prompt_cache_key`, `safety_identifier`, `top_logprobs`, `model` | copied |
+//! | `parallel_tool_calls`, `temperature`, `top_p`, `user`, `service_tier`, `top_logprobs`, `model` | copied |
+//! | `prompt_cache_key`, `safety_identifier`, `client_metadata` | left out, in [`ChatCall::dropped`] |
 //! | `max_output_tokens` | `max_completion_tokens` |
-//! | `text.format` `json_schema`/`json_object`/`text` | `response_format` (`text` → none) |
-//! | `text.verbosity` | `verbosity` |
+//! | `text.format` `json_schema` (a `name` required)/`json_object`/`text` | `response_format` (`text` → none) |
+//! | `text.verbosity` | left out, in [`ChatCall::dropped`] |
 //! | `reasoning.effort` | `reasoning_effort` (`reasoning.summary` only shapes the output: reasoning comes back as summary text whatever it says) |
 //! | `stream` | `stream`, with `stream_options.include_usage` so usage comes back |
 //! | `metadata`, `store`, `include`, `stream_options`, `background: false`, `truncation: "disabled"` | the sidecar's own, not sent |

@@ -741,4 +741,8 @@ impl StreamTranslator for Stream {
     fn answer(&mut self) -> Option<Bytes> {
         self.answer.clone()
     }
+
+    fn next_sequence_number(&self) -> Option<u64> {
+        Some(self.writer.next_sequence_number())
+    }
 }

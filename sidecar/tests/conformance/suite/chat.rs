@@ -1,112 +1,15 @@
-//! The conformance cases, generic over a provider's mock upstream. Every provider runs
-//! the same cases through the running sidecar; only the mock differs.
+//! The conformance cases in OpenAI's chat completions API (`POST /v1/chat/completions`),
+//! the API every provider is translated to and from.
 
 use std::collections::BTreeMap;
 
 use http::StatusCode;
-use llmesh_sidecar::config::snapshot::{DeploymentSpec, ModelSpec};
-use llmesh_tests::mock::Provider;
-use llmesh_tests::{Mock, MockOpenAi};
+use llmesh_sidecar::config::snapshot::ModelSpec;
+use llmesh_tests::MockOpenAi;
 use serde_json::{Value, json};
 
-use crate::support::{Running, header, model, post, post_stream, snapshot, sse_data};
-
-/// What a mock should do for a request, chosen by the deployment it is sent to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Behaviour {
-    /// Answer with text (echoing the last user message where it can).
-    Text,
-    /// Call `get_weather` twice in parallel: `{"city":"Paris"}` and `{"city":"Rome"}`.
-    Tools,
-    /// Stop at the output limit.
-    MaxTokens,
-    /// Stop at a stop sequence.
-    StopSequence,
-    /// Fail with this upstream status in the provider's error format.
-    Error(u16),
-    /// Answer 200 with a body (or stream) that is not the provider's format.
-    Malformed,
-    /// Stream part of an answer, then cut the connection.
-    Cut,
-}
-
-/// The model that behaves as asked on the mocks that share the `mock-*` names (OpenAI,
-/// Bedrock, Cohere, Gemini), with `text` answering plainly.
-pub fn mock_model(behaviour: Behaviour, text: &str) -> String {
-    match behaviour {
-        Behaviour::Text | Behaviour::StopSequence => text.to_owned(),
-        Behaviour::Tools => "mock-two-cities".to_owned(),
-        Behaviour::MaxTokens => "mock-max-tokens".to_owned(),
-        Behaviour::Error(status) => format!("mock-error-{status}"),
-        Behaviour::Malformed => "mock-malformed".to_owned(),
-        Behaviour::Cut => "mock-stream-cut".to_owned(),
-    }
-}
-
-/// A provider's mock upstream, as the suite drives it.
-pub trait Upstream: Sized {
-    /// Starts the mock.
-    async fn start() -> Self;
-    /// A deployment pointing at the mock that behaves as asked.
-    fn deployment(&self, behaviour: Behaviour) -> DeploymentSpec;
-    /// The provider-native request bodies received, in order.
-    fn bodies(&self) -> Vec<Value>;
-    /// Upstream error statuses the provider uses, each with the status a client sees.
-    fn error_statuses(&self) -> Vec<(u16, u16)>;
-}
-
-/// A sidecar serving one model per behaviour, named after it.
-async fn setup<U: Upstream>(up: &U, extra: Vec<ModelSpec>) -> Running {
-    let mut models: Vec<ModelSpec> = [
-        ("text", Behaviour::Text),
-        ("tools", Behaviour::Tools),
-        ("max", Behaviour::MaxTokens),
-        ("stop", Behaviour::StopSequence),
-        ("malformed", Behaviour::Malformed),
-        ("cut", Behaviour::Cut),
-    ]
-    .into_iter()
-    .map(|(name, b)| model(name, vec![up.deployment(b)]))
-    .collect();
-    models.extend(extra);
-    Running::start(Some(snapshot("conformance", models))).await
-}
-
-fn user(text: &str) -> Value {
-    json!({"role": "user", "content": text})
-}
-
-/// A 1x1 PNG, base64-encoded.
-pub const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
-
-/// One user message of `text` and [`PNG`] as a data URL.
-pub fn with_png(text: &str) -> Value {
-    json!([{"role": "user", "content": [
-        {"type": "text", "text": text},
-        {"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{PNG}")}}
-    ]}])
-}
-
-/// A sidecar serving `deployment` as model `chat`.
-pub async fn serving(deployment: DeploymentSpec) -> Running {
-    Running::start(Some(snapshot("v1", vec![model("chat", vec![deployment])]))).await
-}
-
-/// The JSON body of the last request the mock received.
-pub fn last_body<P: Provider>(mock: &Mock<P>) -> Value {
-    mock.requests().last().unwrap().json()
-}
-
-/// A streamed chat request to `model` of one user message.
-pub fn streamed(model: &str, text: &str) -> Value {
-    json!({"model": model, "stream": true, "messages": [user(text)]})
-}
-
-const TOOLS: &str = r#"[{"type":"function","function":{"name":"get_weather","description":"Current weather for a city","parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}}]"#;
-
-fn tools() -> Value {
-    serde_json::from_str(TOOLS).unwrap()
-}
+use super::{Behaviour, PNG, Upstream, setup, tools, user, with_png};
+use crate::support::{Running, header, model, post, post_stream, sse_data};
 
 async fn chat(sidecar: &Running, body: Value) -> (StatusCode, http::HeaderMap, Value) {
     post(sidecar.api, "/v1/chat/completions", body).await
@@ -500,13 +403,16 @@ pub async fn fallback_from_openai_to_this_provider<U: Upstream>() {
 /// Generates one test per case for a provider.
 #[macro_export]
 macro_rules! conformance {
-    ($upstream:ty: $($case:ident),* $(,)?) => {
+    (cases $api:ident, $upstream:ty: $($case:ident),* $(,)?) => {
         $(
             #[tokio::test]
             async fn $case() {
-                $crate::suite::$case::<$upstream>().await;
+                $crate::suite::$api::$case::<$upstream>().await;
             }
         )*
+    };
+    ($upstream:ty: $($case:ident),* $(,)?) => {
+        $crate::conformance!(cases chat, $upstream: $($case),*);
     };
     ($upstream:ty) => {
         $crate::conformance!($upstream:

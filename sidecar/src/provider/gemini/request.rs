@@ -217,7 +217,7 @@ impl<'a> TurnBuilder<'a> for Turns<'a> {
                 // of the same turn.
                 if let Some(openai_wire::Content::Parts(parts)) = &message.content {
                     for part in parts {
-                        if let openai_wire::Part::ImageUrl { image_url } = part {
+                        if let openai_wire::Part::ImageUrl { image_url, .. } = part {
                             out.push(image(&image_url.url, self.flavor)?);
                         }
                     }

@@ -420,7 +420,8 @@ fn healthy(req: &Recorded) -> Resolved {
     Resolved::whole(StatusCode::OK, JSON, to_bytes(&body))
 }
 
-fn last_user_text(body: &Value) -> String {
+/// The text of the last user message of a Messages body.
+pub fn last_user_text(body: &Value) -> String {
     body["messages"]
         .as_array()
         .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))

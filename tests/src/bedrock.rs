@@ -5,7 +5,10 @@
 //! * `POST /model/{modelId}/converse-stream`: ConverseStream as binary
 //!   `application/vnd.amazon.eventstream` frames with real CRCs;
 //! * `POST /model/{modelId}/invoke`: InvokeModel for the Titan and Cohere embedding
-//!   models;
+//!   models, and for Claude (`anthropic.claude…`) with Anthropic's Messages body
+//!   (`anthropic_version: "bedrock-2023-05-31"`), answered as Anthropic's mock answers;
+//! * `POST /model/{modelId}/invoke-with-response-stream`: Claude's Messages stream, each
+//!   Anthropic event base64-encoded in an event-stream `chunk` frame;
 //! * errors as `{"message": ...}` with the exception named in `x-amzn-ErrorType`.
 //!
 //! Like AWS, it authenticates every request before anything else: a SigV4 signature
@@ -215,6 +218,7 @@ enum Operation {
     Converse,
     ConverseStream,
     Invoke,
+    InvokeStream,
 }
 
 fn route(method: &Method, path: &str) -> Option<(String, Operation)> {
@@ -228,6 +232,7 @@ fn route(method: &Method, path: &str) -> Option<(String, Operation)> {
         "converse" => Operation::Converse,
         "converse-stream" => Operation::ConverseStream,
         "invoke" => Operation::Invoke,
+        "invoke-with-response-stream" => Operation::InvokeStream,
         _ => return None,
     };
     Some((percent_decode(id)?, op))
@@ -290,6 +295,40 @@ fn authenticate(shared: &Bedrock, req: &Recorded) -> Result<(), (Exception, Stri
     }
 }
 
+/// Claude's answer to a Messages body through InvokeModel: Anthropic's mock's answer,
+/// whole, or its events in `chunk` frames.
+fn claude(model: &str, body: &Value, stream: bool, request_bytes: usize) -> Resolved {
+    use base64::Engine as _;
+    if body.get("anthropic_version") != Some(&json!("bedrock-2023-05-31"))
+        || body.get("model").is_some()
+        || body.get("stream").is_some()
+    {
+        return exception_named(
+            "ValidationException",
+            "Malformed input request: the body must carry anthropic_version bedrock-2023-05-31 and no model or stream.",
+            model,
+        );
+    }
+    let said = crate::anthropic::last_user_text(body);
+    let content = json!([{"type": "text", "text": format!("Hello! You said: {said}")}]);
+    let input_tokens = (request_bytes as u64).div_ceil(4);
+    let output_tokens = content.to_string().len() as u64 / 4 + 1;
+    if !stream {
+        let message =
+            crate::anthropic::message(model, content, "end_turn", input_tokens, output_tokens);
+        return Resolved::whole(StatusCode::OK, JSON, crate::mock::to_bytes(&message));
+    }
+    let frames =
+        crate::anthropic::stream_events(model, &content, "end_turn", input_tokens, output_tokens)
+            .iter()
+            .map(|(_, event)| {
+                let bytes = base64::engine::general_purpose::STANDARD.encode(event.to_string());
+                Message::event("chunk", &json!({"bytes": bytes})).encode()
+            })
+            .collect();
+    Resolved::frames(EVENTSTREAM, frames)
+}
+
 fn healthy(shared: &Bedrock, req: &Recorded) -> Resolved {
     let Some((model, op)) = route(&req.method, &req.path) else {
         return exception_named("UnknownOperationException", "Unknown operation.", "");
@@ -301,6 +340,9 @@ fn healthy(shared: &Bedrock, req: &Recorded) -> Resolved {
             &model,
         );
     };
+    if model.contains("anthropic.claude") && body.get("anthropic_version").is_some() {
+        return claude(&model, &body, op == Operation::InvokeStream, req.body.len());
+    }
     if op == Operation::Invoke {
         return match embed::invoke(&model, &body, shared.id()) {
             Ok(e) => {

@@ -39,13 +39,19 @@ impl Upstream for MockBedrock {
         [400, 403, 404, 429, 500, 503].map(|s| (s, s)).to_vec()
     }
 
-    fn structured_schema(&self, _sent: &Value) -> Option<Value> {
-        // Converse has no structured output: `response_format` is refused.
-        None
+    fn structured_schema(&self, sent: &Value) -> Option<Value> {
+        // Converse has no structured output (`response_format` is refused); Claude's
+        // Messages body, passed through InvokeModel, carries Anthropic's.
+        sent.pointer("/output_config/format/schema").cloned()
     }
 
     fn tool_image_paths(&self) -> &'static [&'static str] {
-        &["$.messages[*].content[*].toolResult.content[*].image.source.bytes"]
+        &[
+            // Converse (chat and Responses calls).
+            "$.messages[*].content[*].toolResult.content[*].image.source.bytes",
+            // Claude's own Messages body, passed through InvokeModel.
+            "$.messages[*].content[*].content[*].source.data",
+        ]
     }
 }
 
@@ -64,11 +70,13 @@ fn exception(status: u16) -> &'static str {
 crate::conformance!(MockBedrock);
 // The mock never reasons (and Bedrock refuses `reasoning_effort`), so no thinking case;
 // Converse has no structured output, so it is refused.
+// Text goes to Claude, which serves Messages itself (InvokeModel); the other cases' mock
+// models are not Claude, so they go through chat (Converse).
 crate::messages_conformance!(
     MockBedrock,
     messages_stop_sequence_via_chat,
     messages_tool_result_image,
-    messages_structured_output_refused,
+    messages_structured_output,
 );
 crate::responses_conformance!(
     MockBedrock,

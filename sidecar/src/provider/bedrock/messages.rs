@@ -2,7 +2,10 @@
 //! `POST /model/{modelId}/invoke` (or `/invoke-with-response-stream`) with the client's
 //! Messages body minus `model` (it is in the path) and `stream` (the operation says
 //! it), plus `anthropic_version: "bedrock-2023-05-31"` and the client's `anthropic-beta`
-//! header as the body's `anthropic_beta` list. Everything else (thinking blocks,
+//! header as the body's `anthropic_beta` list, keeping only the betas Bedrock documents
+//! ([`BEDROCK_BETAS`]): Bedrock refuses a call naming any other with a 400, and clients
+//! such as Claude Code name several that only Anthropic's API knows (its own
+//! `claude-code-20250219`, the Files API's...). Everything else (thinking blocks,
 //! `cache_control`, documents, tools) passes as the client sent it.
 //!
 //! A whole answer is Anthropic's message object and passes through. A stream answers in
@@ -47,6 +50,21 @@ pub fn is_claude(model: &str) -> bool {
     id.starts_with("anthropic.claude")
 }
 
+/// The betas Claude on Bedrock takes, by name without their date.
+pub const BEDROCK_BETAS: &[&str] = &[
+    "computer-use-",
+    "token-efficient-tools-",
+    "interleaved-thinking-",
+    "output-128k-",
+    "dev-full-thinking-",
+    "context-1m-",
+    "context-management-",
+    "effort-",
+    "tool-search-tool-",
+    "tool-examples-",
+    "fine-grained-tool-streaming-",
+];
+
 /// The InvokeModel body for a Messages call.
 pub fn body(call: &CallView<'_>) -> Result<Vec<u8>, TranslateError> {
     let betas: Vec<Value> = call
@@ -54,7 +72,16 @@ pub fn body(call: &CallView<'_>) -> Result<Vec<u8>, TranslateError> {
         .into_iter()
         .flat_map(|header| header.split(','))
         .map(str::trim)
-        .filter(|beta| !beta.is_empty())
+        .filter(|beta| {
+            let known = BEDROCK_BETAS.iter().any(|b| beta.starts_with(b));
+            if !known && !beta.is_empty() {
+                tracing::debug!(
+                    beta,
+                    "anthropic-beta not sent to Bedrock, which does not take it"
+                );
+            }
+            known
+        })
         .map(Value::from)
         .collect();
     let mut set = vec![("anthropic_version", Value::from(VERSION))];

@@ -68,7 +68,9 @@ fn messages_pass_through_to_invoke_with_the_version_and_betas() {
         "some_future_field": 1
     }));
     let mut call = view(Endpoint::Messages, &body, false, SONNET);
-    call.anthropic_beta = Some("interleaved-thinking-2025-05-14, context-1m-2025-08-07,");
+    call.anthropic_beta = Some(
+        "claude-code-20250219,interleaved-thinking-2025-05-14, context-1m-2025-08-07,files-api-2025-04-14,",
+    );
     let request = dialect(SONNET).dialect.request(&call).unwrap();
     assert_eq!(request.method(), http::Method::POST);
     assert_eq!(

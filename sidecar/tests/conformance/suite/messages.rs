@@ -454,16 +454,3 @@ pub async fn messages_structured_output<U: Upstream>() {
     asked_for_capital(&up);
 }
 
-/// A provider without structured output refuses it, in Anthropic's shape, before
-/// anything is sent.
-pub async fn messages_structured_output_refused<U: Upstream>() {
-    let up = U::start().await;
-    let sidecar = setup(&up, vec![]).await;
-    let mut body = request("text", "The capital of France, as JSON");
-    body["output_config"] = json!({"format": {"type": "json_schema", "schema": capital_schema()}});
-    let (status, _, answer) = whole(&sidecar, &body).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
-    assert_eq!(answer["type"], "error");
-    assert_eq!(answer["error"]["type"], "invalid_request_error", "{answer}");
-    assert!(up.bodies().is_empty(), "nothing was sent upstream");
-}

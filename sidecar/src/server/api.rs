@@ -107,7 +107,8 @@ pub async fn handle(proxy: Arc<Proxy>, request: Request<Incoming>) -> Response<P
             }
         }
         (r, &Method::GET | &Method::DELETE) if r.starts_with("/responses/") => {
-            kept::serve(&proxy, &method, &r["/responses/".len()..])
+            let owner = key.as_ref().map(|k| k.name.as_str());
+            kept::serve(&proxy, &method, &r["/responses/".len()..], owner)
         }
         ("/models" | "/messages/count_tokens", _) => {
             Err(ApiError::method_not_allowed(&method, path))
@@ -156,7 +157,8 @@ async fn serve(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     if endpoint == Endpoint::Responses {
-        let prepared = kept::prepare(proxy, &mut call)?;
+        let owner = key.as_ref().map(|k| k.name.as_str());
+        let prepared = kept::prepare(proxy, &mut call, owner)?;
         exchange.keep = prepared.keep;
         exchange.continued = prepared.continued;
     }

@@ -13,13 +13,18 @@ use super::error::ApiError;
 use super::store::{Missing, Turn};
 use crate::domain::Call;
 
-/// Serves `GET` or `DELETE /v1/responses/{id}`.
-pub fn serve(proxy: &Proxy, method: &Method, id: &str) -> Result<Response<ProxyBody>, ApiError> {
+/// Serves `GET` or `DELETE /v1/responses/{id}` for the key `owner`.
+pub fn serve(
+    proxy: &Proxy,
+    method: &Method,
+    id: &str,
+    owner: Option<&str>,
+) -> Result<Response<ProxyBody>, ApiError> {
     if id.is_empty() || id.contains('/') {
         return Err(not_found(id));
     }
     if method == Method::DELETE {
-        return match proxy.responses.delete(id) {
+        return match proxy.responses.delete(id, owner) {
             true => Ok(json_response(
                 StatusCode::OK,
                 &json!({"id": id, "object": "response.deleted", "deleted": true}),
@@ -27,7 +32,10 @@ pub fn serve(proxy: &Proxy, method: &Method, id: &str) -> Result<Response<ProxyB
             false => Err(not_found(id)),
         };
     }
-    let body = proxy.responses.get(id).ok_or_else(|| not_found(id))?;
+    let body = proxy
+        .responses
+        .get(id, owner)
+        .ok_or_else(|| not_found(id))?;
     let mut response = Response::new(ProxyBody::full(body));
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,
@@ -54,7 +62,7 @@ fn not_found(id: &str) -> ApiError {
 ///
 /// A `previous_response_id` this sidecar does not know is left for the upstream: OpenAI
 /// keeps its own responses. Providers reached through chat refuse it.
-pub fn prepare(proxy: &Proxy, call: &mut Call) -> Result<Prepared, ApiError> {
+pub fn prepare(proxy: &Proxy, call: &mut Call, owner: Option<&str>) -> Result<Prepared, ApiError> {
     let body = &mut call.body;
     let input = match body.remove("input") {
         Some(Value::String(text)) => vec![json!({"role": "user", "content": text})],
@@ -80,7 +88,7 @@ pub fn prepare(proxy: &Proxy, call: &mut Call) -> Result<Prepared, ApiError> {
     let mut items = Vec::new();
     let mut continued = None;
     if let Some(id) = &previous {
-        match proxy.responses.history(id) {
+        match proxy.responses.history(id, owner) {
             Ok(history) => {
                 items = history;
                 body.remove("previous_response_id");
@@ -104,6 +112,7 @@ pub fn prepare(proxy: &Proxy, call: &mut Call) -> Result<Prepared, ApiError> {
     body.insert("input".into(), Value::Array(items));
     Ok(Prepared {
         keep: keep.then_some(Turn {
+            owner: owner.map(str::to_owned),
             previous,
             input: turn_input,
         }),

@@ -29,6 +29,9 @@ const MAX_CHAIN: usize = 10_000;
 /// One turn's input and the response it got.
 #[derive(Clone, Debug, Default)]
 pub struct Turn {
+    /// The virtual key that made it (none in a namespace without keys): only that key
+    /// reads, continues or deletes it, as an OpenAI project's responses are its own.
+    pub owner: Option<String>,
     /// The response this turn continued, if any.
     pub previous: Option<String>,
     /// The turn's own input items, as a JSON array.
@@ -46,6 +49,11 @@ impl Entry {
         self.turn.input.len()
             + self.response.len()
             + self.turn.previous.as_ref().map_or(0, String::len)
+            + self.turn.owner.as_ref().map_or(0, String::len)
+    }
+
+    fn owned_by(&self, owner: Option<&str>) -> bool {
+        self.turn.owner.as_deref() == owner
     }
 }
 
@@ -127,17 +135,24 @@ impl Store {
         }
     }
 
-    /// The response kept under `id`.
-    pub fn get(&self, id: &str) -> Option<Bytes> {
+    /// The response kept under `id` for `owner`.
+    pub fn get(&self, id: &str, owner: Option<&str>) -> Option<Bytes> {
         let mut inner = self.lock();
         inner.expire(Instant::now(), self.ttl);
-        inner.entries.get(id).map(|e| e.response.clone())
+        inner
+            .entries
+            .get(id)
+            .filter(|e| e.owned_by(owner))
+            .map(|e| e.response.clone())
     }
 
-    /// Forgets the response kept under `id`; whether there was one.
-    pub fn delete(&self, id: &str) -> bool {
+    /// Forgets the response kept under `id` for `owner`; whether there was one.
+    pub fn delete(&self, id: &str, owner: Option<&str>) -> bool {
         let mut inner = self.lock();
         inner.expire(Instant::now(), self.ttl);
+        if !inner.entries.get(id).is_some_and(|e| e.owned_by(owner)) {
+            return false;
+        }
         match inner.entries.remove(id) {
             Some(entry) => {
                 inner.bytes -= entry.size() + id.len();
@@ -147,9 +162,9 @@ impl Store {
         }
     }
 
-    /// The conversation up to and including response `id`, as input items: every
-    /// turn's input followed by its response's output, oldest first.
-    pub fn history(&self, id: &str) -> Result<Vec<Value>, Missing> {
+    /// The conversation up to and including response `id` of `owner`, as input items:
+    /// every turn's input followed by its response's output, oldest first.
+    pub fn history(&self, id: &str, owner: Option<&str>) -> Result<Vec<Value>, Missing> {
         // Copies of the chain's bytes, so parsing runs outside the lock.
         let mut chain: Vec<(Bytes, Bytes)> = Vec::new();
         {
@@ -157,7 +172,7 @@ impl Store {
             inner.expire(Instant::now(), self.ttl);
             let mut next = Some(id.to_owned());
             while let Some(at) = next.take() {
-                let Some(entry) = inner.entries.get(&at) else {
+                let Some(entry) = inner.entries.get(&at).filter(|e| e.owned_by(owner)) else {
                     return Err(if chain.is_empty() {
                         Missing::Response(at)
                     } else {
@@ -223,6 +238,7 @@ mod tests {
 
     fn turn(previous: Option<&str>, input: Value) -> Turn {
         Turn {
+            owner: None,
             previous: previous.map(str::to_owned),
             input: Bytes::from(input.to_string()),
         }
@@ -248,22 +264,28 @@ mod tests {
             turn(Some("r1"), json!([{"role": "user", "content": "b"}])),
             response("r2", "B"),
         );
-        let items = store.history("r2").unwrap();
+        let items = store.history("r2", None).unwrap();
         let texts: Vec<String> = items.iter().map(|i| i.to_string()).collect();
         assert_eq!(items.len(), 4, "{texts:?}");
         assert_eq!(items[0]["content"], "a");
         assert_eq!(items[1]["content"][0]["text"], "A");
         assert_eq!(items[2]["content"], "b");
         assert_eq!(items[3]["content"][0]["text"], "B");
-        assert!(store.get("r1").is_some());
+        assert!(store.get("r1", None).is_some());
 
-        assert!(store.delete("r1"));
-        assert!(!store.delete("r1"));
-        assert_eq!(store.history("r2"), Err(Missing::Earlier("r1".into())));
-        assert_eq!(store.history("nope"), Err(Missing::Response("nope".into())));
+        assert!(store.delete("r1", None));
+        assert!(!store.delete("r1", None));
+        assert_eq!(
+            store.history("r2", None),
+            Err(Missing::Earlier("r1".into()))
+        );
+        assert_eq!(
+            store.history("nope", None),
+            Err(Missing::Response("nope".into()))
+        );
 
         tokio::time::advance(Duration::from_secs(61)).await;
-        assert!(store.get("r2").is_none(), "expired");
+        assert!(store.get("r2", None).is_none(), "expired");
         assert_eq!(store.lock().bytes, 0);
 
         // Bytes stay bounded: old responses make room for new ones.
@@ -274,13 +296,30 @@ mod tests {
             );
             assert!(store.lock().bytes <= 4096);
         }
-        assert!(store.get("r99").is_some());
-        assert!(store.get("r0").is_none());
+        assert!(store.get("r99", None).is_some());
+        assert!(store.get("r0", None).is_none());
         // A response larger than the store is not kept.
         store.put(
             turn(None, json!([{"content": "x".repeat(5000)}])),
             response("big", "z"),
         );
-        assert!(store.get("big").is_none());
+        assert!(store.get("big", None).is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_key_sees_only_its_own_responses() {
+        let store = Store::new(Duration::from_secs(60), 4096);
+        let mut mine = turn(None, json!([]));
+        mine.owner = Some("team-a".into());
+        store.put(mine, response("r1", "A"));
+        assert!(store.get("r1", Some("team-a")).is_some());
+        assert!(store.get("r1", Some("team-b")).is_none());
+        assert!(store.get("r1", None).is_none());
+        assert_eq!(
+            store.history("r1", Some("team-b")),
+            Err(Missing::Response("r1".into()))
+        );
+        assert!(!store.delete("r1", Some("team-b")));
+        assert!(store.delete("r1", Some("team-a")));
     }
 }

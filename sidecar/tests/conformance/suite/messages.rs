@@ -453,4 +453,3 @@ pub async fn messages_structured_output<U: Upstream>() {
     assert_eq!(status, StatusCode::OK, "{answer}");
     asked_for_capital(&up);
 }
-

@@ -73,6 +73,17 @@ fn routes() -> Routes {
                     "http://127.0.0.1:9/v1",
                 )],
             ),
+            // A server speaking only OpenAI chat (vLLM), which gets the Responses API
+            // through the chat bridge.
+            ModelSpec::new(
+                "chat-vllm",
+                vec![deployment(
+                    "vllm",
+                    ProviderKind::Vllm,
+                    "llama",
+                    "http://127.0.0.1:9/v1",
+                )],
+            ),
             ModelSpec::new(
                 "chat-gemini",
                 vec![deployment(
@@ -561,8 +572,8 @@ fn bench_inbound(c: &mut Criterion) {
         (
             "responses_over_openai_chat",
             Endpoint::Responses,
-            responses("chat-openai"),
-            "chat-openai",
+            responses("chat-vllm"),
+            "chat-vllm",
             usage_chunk,
         ),
         (
@@ -582,11 +593,93 @@ fn bench_inbound(c: &mut Criterion) {
     group.finish();
 }
 
+/// An agent's turn as Claude Code sends one: a long system prompt, a dozen tools with
+/// schemas and a conversation with tool calls, about 50 KB.
+fn agent_turn(model: &str) -> Bytes {
+    let tools: Vec<Value> = (0..12)
+        .map(|i| {
+            json!({"name": format!("Tool{i}"), "description": "x".repeat(600),
+                   "input_schema": {"type": "object", "properties": {
+                       "path": {"type": "string", "description": "y".repeat(200)},
+                       "content": {"type": "string"}}, "required": ["path"]}})
+        })
+        .collect();
+    let mut messages = vec![json!({"role": "user", "content": "z".repeat(4000)})];
+    for i in 0..20 {
+        messages.push(json!({"role": "assistant", "content": [
+            {"type": "text", "text": "w".repeat(300)},
+            {"type": "tool_use", "id": format!("toolu_{i}"), "name": "Tool1", "input": {"path": "a.txt"}}]}));
+        messages.push(json!({"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": format!("toolu_{i}"), "content": "v".repeat(800)}]}));
+    }
+    Bytes::from(
+        json!({"model": model, "max_tokens": 32000, "stream": true,
+               "system": [{"type": "text", "text": "s".repeat(8000), "cache_control": {"type": "ephemeral"}}],
+               "tools": tools, "messages": messages})
+        .to_string(),
+    )
+}
+
+/// Parses an agent's Messages call and builds the upstream request: natively, or
+/// restated as chat first.
+fn messages_request(routes: &Routes, request: &[u8]) -> usize {
+    let Ok((name, call)) = parse_call(Endpoint::Messages, request) else {
+        panic!("benchmark request refused");
+    };
+    let Some(model) = routes.model(&name) else {
+        panic!("benchmark model missing");
+    };
+    let deployment = &model.deployments[0];
+    let client = CallView {
+        endpoint: call.endpoint,
+        body: &call.body,
+        stream: call.stream,
+        model: &deployment.upstream_model,
+        default_max_tokens: None,
+        anthropic_beta: None,
+    };
+    let built = if deployment.dialect.native(Endpoint::Messages) {
+        deployment.dialect.request(&client)
+    } else {
+        let Ok(chat) = bridge::to_chat(Endpoint::Messages, &call.body) else {
+            panic!("benchmark request refused");
+        };
+        let view = CallView {
+            endpoint: Endpoint::ChatCompletions,
+            body: &chat.body,
+            ..client
+        };
+        deployment.dialect.request(&view)
+    };
+    match built {
+        Ok(request) => request.body().len(),
+        Err(err) => panic!("translation refused: {err}"),
+    }
+}
+
+fn bench_agent_request(c: &mut Criterion) {
+    let routes = routes();
+    let mut group = c.benchmark_group("agent_request");
+    for (name, model) in [
+        ("messages_native_anthropic", "chat-anthropic"),
+        ("messages_over_openai_chat", "chat-openai"),
+    ] {
+        let request = agent_turn(model);
+        group.throughput(Throughput::Bytes(request.len() as u64));
+        assert!(messages_request(&routes, &request) > 0);
+        group.bench_function(name, |b| {
+            b.iter(|| messages_request(&routes, black_box(&request)));
+        });
+    }
+    group.finish();
+}
+
 criterion_group!(
     benches,
     bench_chat,
     bench_stream,
     bench_inbound,
+    bench_agent_request,
     bench_eventstream
 );
 criterion_main!(benches);

@@ -27,6 +27,8 @@ pub type Target = fn(&[u8]);
 /// The targets, by the name of their fuzz target and corpus folder.
 pub const TARGETS: &[(&str, Target)] = &[
     ("openai_request", openai_request),
+    ("inbound_request", inbound_request),
+    ("stream_inbound", stream_inbound),
     ("sse", sse),
     ("eventstream", eventstream),
     ("stream_anthropic", stream_anthropic),
@@ -103,6 +105,121 @@ pub fn openai_request(data: &[u8]) {
         {
             let body = serde_json::from_slice::<Value>(request.body());
             assert!(body.is_ok(), "{kind:?} sent a body that is not JSON");
+        }
+    }
+}
+
+/// A Messages or Responses body (the first byte picks which) → the call restated as
+/// chat, then every provider's request: native dialects get the client's body, the
+/// others the chat call. Every body sent must be JSON.
+pub fn inbound_request(data: &[u8]) {
+    let Some((&which, body)) = data.split_first() else {
+        return;
+    };
+    let endpoint = if which % 2 == 0 {
+        Endpoint::Messages
+    } else {
+        Endpoint::Responses
+    };
+    let Ok((_, call)) = crate::server::request::parse_call(endpoint, body) else {
+        return;
+    };
+    let client = CallView {
+        endpoint,
+        body: &call.body,
+        stream: call.stream,
+        model: "m",
+        default_max_tokens: Some(16),
+        anthropic_beta: Some("interleaved-thinking-2025-05-14,x"),
+    };
+    let chat = crate::provider::bridge::to_chat(endpoint, &call.body);
+    for &kind in REQUEST_KINDS {
+        let Some(p) = prepared(kind) else {
+            continue;
+        };
+        let request = if p.dialect.native(endpoint) {
+            p.dialect.request(&client)
+        } else {
+            let Ok(chat) = &chat else {
+                continue;
+            };
+            p.dialect.request(&CallView {
+                endpoint: Endpoint::ChatCompletions,
+                body: &chat.body,
+                ..client
+            })
+        };
+        if let Ok(request) = request {
+            let body = serde_json::from_slice::<Value>(request.body());
+            assert!(body.is_ok(), "{kind:?} sent a body that is not JSON");
+        }
+    }
+}
+
+/// An OpenAI chat stream (the upstream's, through the pass-through) restated for a
+/// Messages client, or with bit 6 of the first byte set a Responses client. Every event
+/// written is named and carries JSON; Responses events count their `sequence_number`
+/// up from 0.
+pub fn stream_inbound(data: &[u8]) {
+    let responses = data.first().is_some_and(|b| b & 64 != 0);
+    let (step, input) = chunked(data);
+    let (endpoint, body) = if responses {
+        (
+            Endpoint::Responses,
+            serde_json::json!({"model": "m", "stream": true, "input": "hi",
+                "tools": [{"type": "custom", "name": "apply_patch"},
+                          {"type": "function", "name": "f", "parameters": {"type": "object"}}]}),
+        )
+    } else {
+        (
+            Endpoint::Messages,
+            serde_json::json!({"model": "m", "stream": true, "max_tokens": 16,
+                "messages": [{"role": "user", "content": "hi"}]}),
+        )
+    };
+    let Value::Object(body) = body else {
+        return;
+    };
+    let client = CallView {
+        endpoint,
+        body: &body,
+        stream: true,
+        model: "m",
+        default_max_tokens: Some(16),
+        anthropic_beta: None,
+    };
+    let inner: Box<dyn StreamTranslator> = Box::new(SsePassthrough::new(false));
+    let mut translator = crate::provider::bridge::stream(&client, inner);
+    let mut out = Vec::new();
+    for chunk in input.chunks(step) {
+        match translator.feed(Bytes::copy_from_slice(chunk)) {
+            Ok(events) => out.extend(events.unwrap_or_default()),
+            Err(_) => return check_named_events(&out, responses),
+        }
+    }
+    if let Ok(Some(rest)) = translator.finish() {
+        out.extend_from_slice(&rest);
+    }
+    check_named_events(&out, responses);
+}
+
+fn check_named_events(out: &[u8], numbered: bool) {
+    let Ok(text) = std::str::from_utf8(out) else {
+        panic!("restated stream is not UTF-8");
+    };
+    let mut next = 0;
+    for event in text.split("\n\n").filter(|e| !e.is_empty()) {
+        let mut lines = event.lines();
+        let named = lines.next().is_some_and(|l| l.starts_with("event: "));
+        assert!(named, "an unnamed event: {event:?}");
+        let data = lines.next().and_then(|l| l.strip_prefix("data: "));
+        let data = data.unwrap_or_else(|| panic!("an event without data: {event:?}"));
+        let Ok(value) = serde_json::from_str::<Value>(data) else {
+            panic!("not JSON: {data:?}");
+        };
+        if numbered {
+            assert_eq!(value["sequence_number"], next, "{event:?}");
+            next += 1;
         }
     }
 }

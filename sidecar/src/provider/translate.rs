@@ -12,8 +12,8 @@ use serde_json::{Map, Value, json};
 use crate::domain::{CallView, Endpoint, Usage};
 use crate::provider::TranslateError;
 use crate::provider::openai_wire::{
-    ChatRequest, Content, EmbeddingInput, EmbeddingsRequest, FunctionDef, Message, Part, ToolCall,
-    ToolChoice,
+    CacheControl, ChatRequest, Content, EmbeddingInput, EmbeddingsRequest, FunctionDef, Message,
+    Part, ToolCall, ToolChoice,
 };
 
 /// The refusal of an endpoint `who` does not serve: it `serves` only the others.
@@ -173,15 +173,15 @@ pub fn each_text<'a>(
     each_text_cached(content, roles, |text, _| each(text))
 }
 
-/// [`each_text`], also telling whether each text's part carries `cache_control` (see
-/// [`CacheControl`](crate::provider::openai_wire::CacheControl)).
+/// [`each_text`], with each text's part's `cache_control`, if any (see
+/// [`CacheControl`]).
 pub fn each_text_cached<'a>(
     content: &'a Content<'a>,
     roles: &str,
-    mut each: impl FnMut(&'a str, bool),
+    mut each: impl FnMut(&'a str, Option<&'a CacheControl<'a>>),
 ) -> Result<(), TranslateError> {
     match content {
-        Content::Text(text) => each(text, false),
+        Content::Text(text) => each(text, None),
         Content::Parts(parts) => {
             for part in parts {
                 let Part::Text {
@@ -194,7 +194,7 @@ pub fn each_text_cached<'a>(
                         format!("only text parts are allowed in {roles} messages."),
                     ));
                 };
-                each(text, cache_control.is_some());
+                each(text, cache_control.as_ref());
             }
         }
     }
@@ -286,24 +286,24 @@ pub fn each_user_part<'a>(
     each_user_part_cached(content, accepts, |part, _| each(part))
 }
 
-/// [`each_user_part`], also telling whether each part carries `cache_control` (see
-/// [`CacheControl`](crate::provider::openai_wire::CacheControl)).
+/// [`each_user_part`], with each part's `cache_control`, if any (see
+/// [`CacheControl`]).
 pub fn each_user_part_cached<'a>(
     content: &'a Content<'a>,
     accepts: &str,
-    mut each: impl FnMut(UserPart<'a>, bool) -> Result<(), TranslateError>,
+    mut each: impl FnMut(UserPart<'a>, Option<&'a CacheControl<'a>>) -> Result<(), TranslateError>,
 ) -> Result<(), TranslateError> {
     match content {
-        Content::Text(text) => each(UserPart::Text(text), false),
+        Content::Text(text) => each(UserPart::Text(text), None),
         Content::Parts(parts) => parts.iter().try_for_each(|part| match part {
             Part::Text {
                 text,
                 cache_control,
-            } => each(UserPart::Text(text), cache_control.is_some()),
+            } => each(UserPart::Text(text), cache_control.as_ref()),
             Part::ImageUrl {
                 image_url,
                 cache_control,
-            } => each(UserPart::Image(&image_url.url), cache_control.is_some()),
+            } => each(UserPart::Image(&image_url.url), cache_control.as_ref()),
             Part::Other => Err(TranslateError::invalid(
                 "messages",
                 format!("{accepts} text and image_url content parts only."),

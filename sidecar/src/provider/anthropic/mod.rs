@@ -11,6 +11,8 @@
 //!   `tool` messages → `tool_result` blocks in a user turn (parallel results merged);
 //! - assistant `tool_calls` → `tool_use` blocks (arguments parsed into `input`);
 //! - `image_url`: data URLs → base64 sources, http(s) URLs → url sources;
+//! - `cache_control` on text and image parts and on tools → the same mark on the
+//!   Anthropic block or tool (an empty text part's mark goes to the block before it);
 //! - `max_completion_tokens`/`max_tokens` → `max_tokens` (required by Anthropic: the
 //!   model's `defaultMaxTokens`, else 4096), `temperature`, `top_p`, `stop` →
 //!   `stop_sequences`, `user` → `metadata.user_id`;

@@ -10,7 +10,7 @@ use super::wire::{
 };
 use crate::domain::{CallView, Endpoint};
 use crate::provider::TranslateError;
-use crate::provider::openai_wire::{self, Content, ResponseFormat, ThinkingBlock};
+use crate::provider::openai_wire::{self, CacheControl, Content, ResponseFormat, ThinkingBlock};
 use crate::provider::translate::{self, Said, ToolMode, TurnBuilder, UserPart};
 
 /// The tool that carries a structured (`response_format`) answer.
@@ -60,7 +60,13 @@ pub fn translate_for(
         thinking: None,
     };
     let no_parallel = req.parallel_tool_calls == Some(false);
-    for function in translate::functions(&req)? {
+    // `functions` refuses any tool but functions, so it pairs with the tools in order.
+    let marks = req
+        .tools
+        .iter()
+        .flatten()
+        .map(|tool| tool.cache_control.as_ref());
+    for (function, cache_control) in translate::functions(&req)?.into_iter().zip(marks) {
         body.tools.push(ToolDef {
             name: function.name.clone(),
             description: function.description.clone(),
@@ -68,6 +74,7 @@ pub fn translate_for(
                 .parameters
                 .clone()
                 .unwrap_or_else(translate::open_schema),
+            cache_control,
         });
     }
     body.tool_choice = match translate::tool_mode(&req)? {
@@ -110,6 +117,7 @@ pub fn translate_for(
                 name: Cow::Borrowed(JSON_TOOL),
                 description: Some(description),
                 input_schema: schema,
+                cache_control: None,
             });
             body.tool_choice = Some(ToolChoice::Tool {
                 name: Cow::Borrowed(JSON_TOOL),
@@ -162,9 +170,9 @@ impl<'a> TurnBuilder<'a> for Turns<'a> {
 
     fn add(&mut self, said: Said<'a>, out: &mut Vec<Block<'a>>) -> Result<(), TranslateError> {
         match said {
-            Said::System(content) => {
-                translate::each_text(content, "system", |t| push_text(&mut self.system, t))
-            }
+            Said::System(content) => translate::each_text_cached(content, "system", |t, cache| {
+                push_text(&mut self.system, t, cache);
+            }),
             Said::User(content) => content_blocks(content, out),
             Said::Assistant(message) => {
                 // Signed reasoning goes first, as Anthropic wrote it; a block without
@@ -187,7 +195,9 @@ impl<'a> TurnBuilder<'a> for Turns<'a> {
                     }
                 }
                 if let Some(content) = &message.content {
-                    translate::each_text(content, "assistant", |t| push_text(out, t))?;
+                    translate::each_text_cached(content, "assistant", |t, cache| {
+                        push_text(out, t, cache);
+                    })?;
                 }
                 for call in message.tool_calls.iter().flatten() {
                     out.push(Block::ToolUse {
@@ -218,23 +228,42 @@ fn content_blocks<'a>(
     content: &'a Content<'a>,
     out: &mut Vec<Block<'a>>,
 ) -> Result<(), TranslateError> {
-    translate::each_user_part(content, "Anthropic accepts", |part| {
+    translate::each_user_part_cached(content, "Anthropic accepts", |part, cache| {
         match part {
-            UserPart::Text(text) => push_text(out, text),
+            UserPart::Text(text) => push_text(out, text, cache),
             UserPart::Image(url) => out.push(Block::Image {
                 source: image_source(url)?,
+                cache_control: cache,
             }),
         }
         Ok(())
     })
 }
 
-/// Anthropic refuses empty text blocks.
-fn push_text<'a>(out: &mut Vec<Block<'a>>, text: &'a str) {
+/// A text block, with the client's cache mark. Anthropic refuses empty text blocks; the
+/// mark of an empty one goes to the block before it, which ends the same prefix.
+fn push_text<'a>(
+    out: &mut Vec<Block<'a>>,
+    text: &'a str,
+    cache_control: Option<&'a CacheControl<'a>>,
+) {
     if !text.is_empty() {
         out.push(Block::Text {
             text: Cow::Borrowed(text),
+            cache_control,
         });
+    } else if let Some(
+        Block::Text {
+            cache_control: mark,
+            ..
+        }
+        | Block::Image {
+            cache_control: mark,
+            ..
+        },
+    ) = out.last_mut()
+    {
+        *mark = mark.or(cache_control);
     }
 }
 

@@ -560,3 +560,41 @@ fn stream_sends_signatures_and_redacted_blocks_as_thinking_block_deltas() {
         );
     }
 }
+
+#[test]
+fn cache_marks_on_chat_parts_and_tools_reach_anthropic() {
+    let mark = json!({"type": "ephemeral"});
+    let hour = json!({"type": "ephemeral", "ttl": "1h"});
+    let sent = translate(json!({
+        "model": "m",
+        "messages": [
+            {"role": "system", "content": [{"type": "text", "text": "rules", "cache_control": hour}]},
+            {"role": "user", "content": [
+                {"type": "text", "text": "long document"},
+                {"type": "text", "text": "", "cache_control": mark},
+                {"type": "text", "text": "question"}
+            ]}
+        ],
+        "tools": [
+            {"type": "function", "function": {"name": "a", "parameters": {"type": "object"}}},
+            {"type": "function", "function": {"name": "b", "parameters": {"type": "object"}}, "cache_control": mark}
+        ]
+    }));
+    assert_eq!(
+        sent["system"],
+        json!([{"type": "text", "text": "rules", "cache_control": {"type": "ephemeral", "ttl": "1h"}}])
+    );
+    // The empty part's mark ends the prefix at the block before it.
+    assert_eq!(
+        sent["messages"][0]["content"],
+        json!([
+            {"type": "text", "text": "long document", "cache_control": {"type": "ephemeral"}},
+            {"type": "text", "text": "question"}
+        ])
+    );
+    assert!(sent["tools"][0].get("cache_control").is_none());
+    assert_eq!(
+        sent["tools"][1]["cache_control"],
+        json!({"type": "ephemeral"})
+    );
+}

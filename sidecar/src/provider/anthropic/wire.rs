@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::provider::openai_wire::CacheControl;
 use crate::provider::translate::CacheUsage;
 
 /// `POST /v1/messages` body.
@@ -51,6 +52,9 @@ pub struct Turn<'a> {
 pub enum Block<'a> {
     Text {
         text: Cow<'a, str>,
+        /// The client's cache mark, as Anthropic reads it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cache_control: Option<&'a CacheControl<'a>>,
     },
     Thinking {
         thinking: Cow<'a, str>,
@@ -61,6 +65,8 @@ pub enum Block<'a> {
     },
     Image {
         source: ImageSource<'a>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        cache_control: Option<&'a CacheControl<'a>>,
     },
     ToolUse {
         id: Cow<'a, str>,
@@ -88,6 +94,8 @@ pub struct ToolDef<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<Cow<'a, str>>,
     pub input_schema: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_control: Option<&'a CacheControl<'a>>,
 }
 
 /// `tool_choice`.

@@ -132,7 +132,7 @@ impl<'a> TurnBuilder<'a> for Vec<SystemBlock<'a>> {
                     if !text.trim().is_empty() {
                         self.push(SystemBlock::Text(Cow::Borrowed(text)));
                     }
-                    if cache && matches!(self.last(), Some(SystemBlock::Text(_))) {
+                    if cache.is_some() && matches!(self.last(), Some(SystemBlock::Text(_))) {
                         self.push(SystemBlock::CachePoint(CachePoint::DEFAULT));
                     }
                 })?;
@@ -143,7 +143,7 @@ impl<'a> TurnBuilder<'a> for Vec<SystemBlock<'a>> {
                         UserPart::Text(text) => push_text(out, text),
                         UserPart::Image(url) => out.push(Block::Image(image(url)?)),
                     }
-                    mark(out, cache);
+                    mark(out, cache.is_some());
                     Ok(())
                 })?;
             }
@@ -151,7 +151,7 @@ impl<'a> TurnBuilder<'a> for Vec<SystemBlock<'a>> {
                 if let Some(content) = &message.content {
                     translate::each_text_cached(content, "assistant", |text, cache| {
                         push_text(out, text);
-                        mark(out, cache);
+                        mark(out, cache.is_some());
                     })?;
                 }
                 for call in message.tool_calls.iter().flatten() {
@@ -205,7 +205,7 @@ fn result_blocks<'a>(
             UserPart::Text(text) => ResultBlock::Text(Cow::Borrowed(text)),
             UserPart::Image(url) => ResultBlock::Image(image(url)?),
         });
-        cached |= cache;
+        cached |= cache.is_some();
         Ok(())
     })?;
     Ok(cached)

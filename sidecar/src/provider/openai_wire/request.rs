@@ -218,13 +218,13 @@ pub enum Part<'a> {
 /// the Messages bridge send, `{"type":"ephemeral"}`): the provider may cache the prompt
 /// up to and including what it marks. Providers with prompt caching (Bedrock's
 /// `cachePoint`) honour it; the others ignore it.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 pub struct CacheControl<'a> {
     /// `ephemeral`.
     #[serde(rename = "type", default, borrow)]
     pub kind: Cow<'a, str>,
     /// How long the cache lives (`5m`, `1h`), when the client says.
-    #[serde(default, borrow)]
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
     pub ttl: Option<Cow<'a, str>>,
 }
 

@@ -12,7 +12,7 @@
 # Environment: BENCH_DIR (work files, default target/bench), BENCH_DURATION (seconds
 # per closed-loop run, default 5), BENCH_WARMUP (1), BENCH_RATE (fixed rate, 1000; 0
 # skips), BENCH_RATE_DURATION (10), BENCH_CONCURRENCY (1,16,64), BENCH_KINDS
-# (chat,stream,embed), BENCH_UPSTREAMS (openai,anthropic), MOCK_LATENCY_MS (0),
+# (chat,stream,embed; also messages: a streamed /v1/messages call), BENCH_UPSTREAMS (openai,anthropic), MOCK_LATENCY_MS (0),
 # LITELLM=1 (same as --litellm), LITELLM_VERSION (1.106.2), SIDECAR_BIN (a sidecar
 # binary to measure instead of building one, e.g. an older build to compare against).
 set -euo pipefail

@@ -6,7 +6,7 @@
 //! llmesh-bench run --mock ADDR --sidecar ADDR [--sidecar-pid PID]
 //!                  [--litellm ADDR --litellm-pid PID --litellm-key KEY]
 //!                  [--duration 5] [--warmup 1] [--concurrency 1,16,64]
-//!                  [--rate 1000] [--rate-duration 10] [--kinds chat,stream,embed]
+//!                  [--rate 1000] [--rate-duration 10] [--kinds chat,stream,embed,messages]
 //!                  [--upstreams openai,anthropic] [--threads 2] [--out FILE]
 //! llmesh-bench free-port
 //! ```
@@ -31,7 +31,7 @@ use std::time::Duration;
 use scenario::{Kind, Scenario, Target, Upstream};
 
 const USAGE: &str = "usage: llmesh-bench mock [--listen ADDR] [--latency-ms N] [--chunks N] [--chunk-delay-ms N] [--embedding-dim N] [--threads N]
-       llmesh-bench run --mock ADDR --sidecar ADDR [--sidecar-pid PID] [--litellm ADDR --litellm-pid PID --litellm-key KEY] [--duration S] [--warmup S] [--concurrency 1,16,64] [--rate N] [--rate-duration S] [--kinds chat,stream,embed] [--upstreams openai,anthropic] [--threads N] [--out FILE]
+       llmesh-bench run --mock ADDR --sidecar ADDR [--sidecar-pid PID] [--litellm ADDR --litellm-pid PID --litellm-key KEY] [--duration S] [--warmup S] [--concurrency 1,16,64] [--rate N] [--rate-duration S] [--kinds chat,stream,embed,messages] [--upstreams openai,anthropic] [--threads N] [--out FILE]
        llmesh-bench free-port";
 
 fn main() -> ExitCode {
@@ -208,6 +208,7 @@ fn run(flags: &HashMap<String, String>) -> Result<(), String> {
         "chat" => Some(Kind::Chat),
         "stream" => Some(Kind::Stream),
         "embed" => Some(Kind::Embed),
+        "messages" => Some(Kind::Messages),
         _ => None,
     })?;
     let upstreams = list(flags, "upstreams", "openai,anthropic", |s| match s {

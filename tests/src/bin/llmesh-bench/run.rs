@@ -223,7 +223,7 @@ fn table(out: &mut String, rows: &[Row]) {
     );
     for row in rows {
         let base = base_of(rows, row).filter(|b| !std::ptr::eq(*b, row));
-        let stream = row.scenario.kind == Kind::Stream;
+        let stream = matches!(row.scenario.kind, Kind::Stream | Kind::Messages);
         let (added_total, added_first, ratio) = match base {
             Some(b) => (
                 format!(

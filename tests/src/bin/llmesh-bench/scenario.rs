@@ -1,4 +1,5 @@
-//! The benchmark's scenarios: what is asked (a chat answer, a stream, embeddings), in
+//! The benchmark's scenarios: what is asked (a chat answer, a stream, embeddings, a
+//! streamed Messages call from an Anthropic client), in
 //! which provider's format the upstream answers (OpenAI: pass-through; Anthropic: the
 //! sidecar translates), and how each target is called for it, so that the direct call
 //! and the proxied ones do the same work at the upstream.
@@ -21,6 +22,10 @@ pub enum Kind {
     Stream,
     /// One embedding.
     Embed,
+    /// A streamed call to Anthropic's Messages API (`/v1/messages`), as Claude Code makes
+    /// one: served natively by an Anthropic upstream, through chat by an OpenAI one. The
+    /// direct call is the upstream's own stream.
+    Messages,
 }
 
 /// Which wire format the upstream speaks.
@@ -47,6 +52,7 @@ impl fmt::Display for Scenario {
             Kind::Chat => "chat",
             Kind::Stream => "stream",
             Kind::Embed => "embed",
+            Kind::Messages => "messages",
         };
         let upstream = match self.upstream {
             Upstream::OpenAi => "openai",
@@ -101,7 +107,7 @@ const MAX_TOKENS: u32 = 128;
 
 /// The request a target gets for a scenario.
 pub fn request(scenario: Scenario, target: &Target) -> RequestSpec {
-    let stream = scenario.kind == Kind::Stream;
+    let stream = matches!(scenario.kind, Kind::Stream | Kind::Messages);
     let openai_chat = |model: &str| {
         let mut body = json!({
             "model": model,
@@ -169,6 +175,19 @@ pub fn request(scenario: Scenario, target: &Target) -> RequestSpec {
                 (_, Upstream::Anthropic) => MODEL_CHAT_ANTHROPIC,
             };
             match scenario.kind {
+                Kind::Messages => {
+                    let mut headers = headers;
+                    headers.push(header("anthropic-version", "2023-06-01"));
+                    let body = json!({
+                        "model": model,
+                        "max_tokens": MAX_TOKENS,
+                        "temperature": 0.2,
+                        "stream": true,
+                        "system": SYSTEM,
+                        "messages": [{"role": "user", "content": prompt()}],
+                    });
+                    (*addr, "/v1/messages", body, headers, "message_stop")
+                }
                 Kind::Embed => (
                     *addr,
                     "/v1/embeddings",
@@ -234,5 +253,16 @@ mod tests {
         let body: Value = serde_json::from_slice(&proxied.body).unwrap();
         assert_eq!(body["model"], MODEL_CHAT_ANTHROPIC);
         assert_eq!(body["stream"], true);
+        let messages = Scenario {
+            kind: Kind::Messages,
+            upstream: Upstream::OpenAi,
+        };
+        let proxied = request(messages, &Target::Llmesh(addr));
+        assert_eq!(proxied.path, "/v1/messages");
+        assert_eq!(proxied.expect, "message_stop");
+        let body: Value = serde_json::from_slice(&proxied.body).unwrap();
+        assert_eq!(body["model"], MODEL_CHAT_OPENAI);
+        // The direct call is the upstream's own stream.
+        assert_eq!(request(messages, &Target::Direct(addr)).expect, "[DONE]");
     }
 }

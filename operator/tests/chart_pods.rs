@@ -483,11 +483,13 @@ async fn install_inject_and_call(name: &str) {
         ("anthropic-version", "2023-06-01"),
         ("content-type", "application/json"),
     ];
-    let count = r#"{"model":"chat","messages":[{"role":"user","content":"hello"}]}"#;
-    let url = format!("{}/v1/messages/count_tokens", vars["ANTHROPIC_BASE_URL"]);
-    let (status, counted) = http("POST", &url, &anthropic, count).await.unwrap();
-    assert_eq!(status, 200, "{counted}");
-    assert!(counted.contains("input_tokens"), "{counted}");
+    let call = r#"{"model":"chat","max_tokens":10,"messages":[{"role":"user","content":"hello"}]}"#;
+    let url = format!("{}/v1/messages", vars["ANTHROPIC_BASE_URL"]);
+    let (status, answer) = http("POST", &url, &anthropic, call).await.unwrap();
+    assert_eq!(status, 200, "{answer}");
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["type"], "message", "{answer}");
+    assert_eq!(answer["content"][0]["text"], "mock reply to: hello");
     // The usage reached the operator through the sidecar's usage client.
     let budgets: Api<Budget> = Api::namespaced(client.clone(), &apps);
     eventually(30, "the Budget to record the spend", || async {

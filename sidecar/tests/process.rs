@@ -85,6 +85,8 @@ async fn serves_reloads_and_shuts_down(threads: &str) {
             ])
             .args(["--admin-listen", &admin.to_string(), "--log-format", "json"])
             .args(["--worker-threads", threads])
+            .args(["--responses-ttl-seconds", "60"])
+            .args(["--responses-max-bytes", "1048576"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -104,6 +106,17 @@ async fn serves_reloads_and_shuts_down(threads: &str) {
     let (status, headers, body) = post(api, "/v1/chat/completions", chat("chat")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(header(&headers, "x-llmesh-deployment"), "first");
+    // A Responses call is kept by the store the flags sized, and read back.
+    let (status, _, body) = post(
+        api,
+        "/v1/responses",
+        serde_json::json!({"model": "chat", "input": "hello"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let id = body["id"].as_str().unwrap();
+    let (status, _, kept) = get(api, &format!("/v1/responses/{id}")).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&kept));
 
     write_snapshot(&config, "v2", &mock.base_url(), "second");
     wait_until(

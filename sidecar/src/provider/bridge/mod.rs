@@ -16,6 +16,7 @@
 
 pub mod messages;
 pub mod responses;
+pub mod text;
 
 use serde_json::{Map, Value};
 

@@ -41,6 +41,9 @@ struct MessageIn<'a> {
     refusal: Option<Str<'a>>,
     #[serde(borrow)]
     reasoning_content: Option<Str<'a>>,
+    /// What some OpenAI-compatible servers (vLLM, OpenRouter) call `reasoning_content`.
+    #[serde(borrow)]
+    reasoning: Option<Str<'a>>,
     #[serde(borrow)]
     thinking_blocks: Option<Vec<ThinkingPiece<'a>>>,
     #[serde(borrow)]
@@ -190,7 +193,11 @@ fn model_of(body: &Map<String, Value>) -> Option<&str> {
 fn thinking_blocks<'m>(message: &'m MessageIn<'_>, content: &mut Vec<Block<'m>>) {
     let blocks = message.thinking_blocks.as_deref().unwrap_or_default();
     if blocks.is_empty() {
-        let reasoning = wire::text(&message.reasoning_content);
+        let reasoning = message
+            .reasoning_content
+            .as_ref()
+            .or(message.reasoning.as_ref());
+        let reasoning = reasoning.map_or("", wire::Str::as_str);
         if !reasoning.is_empty() {
             content.push(Block::Thinking {
                 thinking: reasoning,

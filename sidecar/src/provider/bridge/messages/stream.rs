@@ -181,6 +181,9 @@ struct DeltaIn<'a> {
     refusal: Option<Str<'a>>,
     #[serde(borrow)]
     reasoning_content: Option<Str<'a>>,
+    /// What some OpenAI-compatible servers (vLLM, OpenRouter) call `reasoning_content`.
+    #[serde(borrow)]
+    reasoning: Option<Str<'a>>,
     #[serde(borrow)]
     thinking_blocks: Option<Vec<ThinkingPiece<'a>>>,
     #[serde(borrow)]
@@ -357,7 +360,11 @@ impl State {
         let pieces = delta.thinking_blocks.as_deref().unwrap_or_default();
         let pieces_say = pieces.iter().any(|p| !wire::text(&p.thinking).is_empty());
         if !pieces_say {
-            self.thinking(wire::text(&delta.reasoning_content), out);
+            let reasoning = delta
+                .reasoning_content
+                .as_ref()
+                .or(delta.reasoning.as_ref());
+            self.thinking(reasoning.map_or("", wire::Str::as_str), out);
         }
         for piece in pieces {
             match piece.kind() {

@@ -2,28 +2,11 @@
 //! (borrowed from the event where the text needs no unescaping), and what Anthropic's
 //! answers say of them (stop reason, usage, ids).
 
-use std::borrow::Cow;
-
 use serde::{Deserialize, Serialize};
 
 use crate::domain::Usage;
 
-/// A string of a chat answer or chunk, borrowed when it has no escapes. (`Cow` borrows
-/// only as a direct field marked `borrow`, never inside an `Option`, hence the newtype.)
-#[derive(Debug, Default, Deserialize)]
-pub struct Str<'a>(#[serde(borrow)] pub Cow<'a, str>);
-
-impl Str<'_> {
-    /// The text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// The text of an optional string, empty when absent.
-pub fn text<'s>(value: &'s Option<Str<'_>>) -> &'s str {
-    value.as_ref().map_or("", Str::as_str)
-}
+pub use crate::provider::bridge::text::{Str, text};
 
 /// One entry of chat's `thinking_blocks`, in an answer or a delta:
 /// `{"type":"thinking","thinking","signature"}` or `{"type":"redacted_thinking","data"}`.

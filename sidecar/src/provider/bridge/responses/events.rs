@@ -2,7 +2,7 @@
 //! can be) and the Responses events it writes, each `event: <type>` with a `data` object
 //! that starts with `type` and `sequence_number`.
 
-use std::borrow::Cow;
+use crate::provider::bridge::text::Str;
 use std::fmt::Write as _;
 
 use bytes::{BufMut, BytesMut};
@@ -87,20 +87,20 @@ pub(super) struct ChunkChoice<'a> {
     #[serde(default, borrow)]
     pub delta: ChunkDelta<'a>,
     #[serde(default, borrow)]
-    pub finish_reason: Option<Cow<'a, str>>,
+    pub finish_reason: Option<Str<'a>>,
 }
 
 #[derive(Default, Deserialize)]
 pub(super) struct ChunkDelta<'a> {
     #[serde(default, borrow)]
-    pub content: Option<Cow<'a, str>>,
+    pub content: Option<Str<'a>>,
     #[serde(default, borrow)]
-    pub refusal: Option<Cow<'a, str>>,
+    pub refusal: Option<Str<'a>>,
     #[serde(default, borrow)]
-    pub reasoning_content: Option<Cow<'a, str>>,
+    pub reasoning_content: Option<Str<'a>>,
     /// What some OpenAI-compatible servers call `reasoning_content`.
     #[serde(default, borrow)]
-    pub reasoning: Option<Cow<'a, str>>,
+    pub reasoning: Option<Str<'a>>,
     #[serde(default, borrow)]
     pub thinking_blocks: Option<Vec<ThinkingBlock<'a>>>,
     #[serde(default, borrow)]
@@ -112,7 +112,7 @@ pub(super) struct ToolPiece<'a> {
     #[serde(default)]
     pub index: u32,
     #[serde(default, borrow)]
-    pub id: Option<Cow<'a, str>>,
+    pub id: Option<Str<'a>>,
     #[serde(default, borrow)]
     pub function: Option<FunctionPiece<'a>>,
 }
@@ -120,9 +120,9 @@ pub(super) struct ToolPiece<'a> {
 #[derive(Default, Deserialize)]
 pub(super) struct FunctionPiece<'a> {
     #[serde(default, borrow)]
-    pub name: Option<Cow<'a, str>>,
+    pub name: Option<Str<'a>>,
     #[serde(default, borrow)]
-    pub arguments: Option<Cow<'a, str>>,
+    pub arguments: Option<Str<'a>>,
 }
 
 /// `response.created`, `.in_progress`.

@@ -40,6 +40,7 @@ use super::object::{
 };
 use super::{custom_input, custom_tool_names, encode_blocks, new_id};
 use crate::domain::{CallView, Usage};
+use crate::provider::bridge::text::Str;
 use crate::provider::openai_wire::{ThinkingBlock, take, unix_now};
 use crate::provider::sse::{Event, SseParser};
 use crate::provider::{StreamError, StreamTranslator};
@@ -151,7 +152,7 @@ impl Stream {
         }
         for choice in chunk.choices.into_iter().filter(|c| c.index == 0) {
             let delta = choice.delta;
-            let reasoning = delta.reasoning_content.or(delta.reasoning);
+            let reasoning = delta.reasoning_content.or(delta.reasoning).map(|t| t.0);
             if let Some(text) = reasoning.filter(|t| !t.is_empty()) {
                 self.hold(text.len())?;
                 self.reasoning_text(&text);
@@ -159,11 +160,11 @@ impl Stream {
             for block in delta.thinking_blocks.into_iter().flatten() {
                 self.thinking_block(block)?;
             }
-            if let Some(text) = delta.content.filter(|t| !t.is_empty()) {
+            if let Some(text) = delta.content.map(|t| t.0).filter(|t| !t.is_empty()) {
                 self.hold(text.len())?;
                 self.message_text(false, &text);
             }
-            if let Some(text) = delta.refusal.filter(|t| !t.is_empty()) {
+            if let Some(text) = delta.refusal.map(|t| t.0).filter(|t| !t.is_empty()) {
                 self.hold(text.len())?;
                 self.message_text(true, &text);
             }
@@ -171,7 +172,7 @@ impl Stream {
                 self.tool_piece(piece)?;
             }
             if let Some(reason) = choice.finish_reason {
-                self.finish_reason = Some(reason.into_owned());
+                self.finish_reason = Some(reason.0.into_owned());
                 self.close_all();
             }
         }
@@ -431,12 +432,15 @@ impl Stream {
             None => {
                 let name = function
                     .name
-                    .as_deref()
+                    .as_ref()
+                    .map(Str::as_str)
                     .filter(|n| !n.is_empty())
                     .ok_or_else(|| StreamError::malformed("a tool call began without a name"))?
                     .to_owned();
                 self.close_open();
-                let call_id = piece.id.map_or_else(|| new_id("call_"), Cow::into_owned);
+                let call_id = piece
+                    .id
+                    .map_or_else(|| new_id("call_"), |id| id.0.into_owned());
                 let (item, state) = if self.custom.contains(&name) {
                     let item = OutputItem::CustomToolCall {
                         id: new_id("ctc_"),
@@ -466,7 +470,7 @@ impl Stream {
                 entry
             }
         };
-        let Some(arguments) = function.arguments.filter(|a| !a.is_empty()) else {
+        let Some(arguments) = function.arguments.map(|a| a.0).filter(|a| !a.is_empty()) else {
             return Ok(());
         };
         self.hold(arguments.len())?;

@@ -463,3 +463,24 @@ fn an_anthropic_upstream_streams_back_as_messages() {
         assert_eq!(events, expected, "fed in pieces of {size}");
     }
 }
+
+#[test]
+fn reasoning_under_its_other_name_is_thinking_too() {
+    // vLLM and OpenRouter call `reasoning_content` `reasoning`.
+    let raw = [
+        chunk(json!({"role": "assistant", "content": ""}), None),
+        chunk(json!({"reasoning": "Hmm."}), None),
+        chunk(json!({"content": "Hi"}), None),
+        chunk(json!({}), Some("stop")),
+        "data: [DONE]\n\n".to_owned(),
+    ]
+    .concat();
+    let events = streamed(&raw, None);
+    assert!(
+        events.contains(&delta(
+            0,
+            json!({"type": "thinking_delta", "thinking": "Hmm."})
+        )),
+        "{events:?}"
+    );
+}

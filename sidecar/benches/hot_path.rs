@@ -26,7 +26,7 @@ use llmesh_sidecar::config::snapshot::{
 };
 use llmesh_sidecar::domain::{CallView, Endpoint};
 use llmesh_sidecar::provider::bedrock::eventstream::Decoder;
-use llmesh_sidecar::provider::bridge;
+use llmesh_sidecar::provider::{StreamTranslator, bridge};
 use llmesh_sidecar::router::strategy::pick;
 use llmesh_sidecar::router::{Routes, RoutesBuilder};
 use llmesh_sidecar::server::request::parse_call;
@@ -351,7 +351,11 @@ fn translate_stream(routes: &Routes, model: &str, request: &[u8], chunks: &[Byte
         default_max_tokens: None,
         anthropic_beta: None,
     };
-    let mut translator = deployment.dialect.stream(&view);
+    drain(deployment.dialect.stream(&view), chunks)
+}
+
+/// Feeds every chunk to `translator`, then finishes it; returns the bytes produced.
+fn drain(mut translator: Box<dyn StreamTranslator>, chunks: &[Bytes]) -> usize {
     let mut produced = 0;
     for chunk in chunks {
         match translator.feed(chunk.clone()) {
@@ -507,7 +511,7 @@ fn inbound_stream(
         default_max_tokens: None,
         anthropic_beta: None,
     };
-    let mut translator = if deployment.dialect.native(endpoint) {
+    let translator = if deployment.dialect.native(endpoint) {
         deployment.dialect.stream(&client)
     } else {
         let Ok(chat) = bridge::to_chat(endpoint, body) else {
@@ -520,20 +524,7 @@ fn inbound_stream(
         };
         bridge::stream(&client, deployment.dialect.stream(&view))
     };
-    let mut produced = 0;
-    for chunk in chunks {
-        match translator.feed(chunk.clone()) {
-            Ok(Some(out)) => produced += out.len(),
-            Ok(None) => {}
-            Err(err) => panic!("stream refused: {}", err.message),
-        }
-    }
-    match translator.finish() {
-        Ok(Some(out)) => produced += out.len(),
-        Ok(None) => {}
-        Err(err) => panic!("stream end refused: {}", err.message),
-    }
-    produced
+    drain(translator, chunks)
 }
 
 fn bench_inbound(c: &mut Criterion) {

@@ -86,11 +86,13 @@ pub fn prepare(proxy: &Proxy, call: &mut Call, owner: Option<&str>) -> Result<Pr
         Bytes::new()
     };
     let mut items = Vec::new();
+    let mut added = 0;
     let mut continued = None;
     if let Some(id) = &previous {
         match proxy.responses.history(id, owner) {
-            Ok(history) => {
+            Ok((history, bytes)) => {
                 items = history;
+                added = bytes;
                 body.remove("previous_response_id");
                 continued = Some(id.clone());
             }
@@ -104,7 +106,6 @@ pub fn prepare(proxy: &Proxy, call: &mut Call, owner: Option<&str>) -> Result<Pr
             }
         }
     }
-    let added: usize = items.iter().map(|i| i.to_string().len()).sum();
     call.estimated_tokens = call
         .estimated_tokens
         .saturating_add((added as u64).div_ceil(4));

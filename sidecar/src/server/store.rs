@@ -163,8 +163,9 @@ impl Store {
     }
 
     /// The conversation up to and including response `id` of `owner`, as input items:
-    /// every turn's input followed by its response's output, oldest first.
-    pub fn history(&self, id: &str, owner: Option<&str>) -> Result<Vec<Value>, Missing> {
+    /// every turn's input followed by its response's output, oldest first; and the bytes
+    /// kept for it, for the call's token estimate.
+    pub fn history(&self, id: &str, owner: Option<&str>) -> Result<(Vec<Value>, usize), Missing> {
         // Copies of the chain's bytes, so parsing runs outside the lock.
         let mut chain: Vec<(Bytes, Bytes)> = Vec::new();
         {
@@ -192,6 +193,7 @@ impl Store {
             output: Vec<Value>,
         }
         let mut items = Vec::new();
+        let bytes = chain.iter().map(|(i, r)| i.len() + r.len()).sum();
         for (input, response) in chain.iter().rev() {
             if let Ok(Value::Array(input)) = serde_json::from_slice::<Value>(input) {
                 items.extend(input);
@@ -200,7 +202,7 @@ impl Store {
                 items.extend(output.output);
             }
         }
-        Ok(items)
+        Ok((items, bytes))
     }
 }
 
@@ -264,7 +266,7 @@ mod tests {
             turn(Some("r1"), json!([{"role": "user", "content": "b"}])),
             response("r2", "B"),
         );
-        let items = store.history("r2", None).unwrap();
+        let (items, _) = store.history("r2", None).unwrap();
         let texts: Vec<String> = items.iter().map(|i| i.to_string()).collect();
         assert_eq!(items.len(), 4, "{texts:?}");
         assert_eq!(items[0]["content"], "a");

@@ -465,6 +465,28 @@ async fn a_responses_stream_from_openai_passes_through_and_is_kept() {
         StatusCode::OK,
         "a completed stream's response is kept"
     );
+
+    // `store: false` (Codex's) keeps nothing.
+    let done = json!({"type": "response.completed", "sequence_number": 1, "response": openai_response("resp_t", "hey")});
+    openai.enqueue(Reply::raw_stream(&[
+        "event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"id\":\"resp_t\",\"status\":\"in_progress\",\"output\":[]}}\n\n",
+        &format!("event: response.completed\ndata: {done}\n\n"),
+    ]));
+    let (status, _, _) = responses(
+        sidecar.api,
+        json!({"model": "oai", "input": "hi", "stream": true, "store": false}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, _) = request(
+        sidecar.api,
+        http::Method::GET,
+        "/v1/responses/resp_t",
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "store: false keeps nothing");
 }
 
 /// `metric{labels}` as an integer (0 when absent).

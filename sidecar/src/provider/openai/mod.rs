@@ -145,7 +145,10 @@ impl Dialect for OpenAiCompat {
 
     fn stream(&self, call: &CallView<'_>) -> Box<dyn StreamTranslator> {
         match call.endpoint {
-            Endpoint::Responses => Box::new(responses::passthrough()),
+            Endpoint::Responses => {
+                let keep = call.body.get("store") != Some(&Value::Bool(false));
+                Box::new(responses::passthrough(keep))
+            }
             _ => Box::new(SsePassthrough::new(!call.wants_stream_usage())),
         }
     }

@@ -60,14 +60,20 @@ pub fn reply(body: Bytes) -> Result<Reply, TranslateError> {
     })
 }
 
-/// A relay for a Responses event stream.
-pub fn passthrough() -> SseTranslator<Tap> {
-    SseTranslator::new(Tap::default())
+/// A relay for a Responses event stream; `keep` holds on to the final response for the
+/// sidecar's store (a call with `store: false`, as Codex makes, needs no copy of it).
+pub fn passthrough(keep: bool) -> SseTranslator<Tap> {
+    SseTranslator::new(Tap {
+        keep,
+        ..Tap::default()
+    })
 }
 
 /// Reads the final response of a Responses stream as it goes by.
 #[derive(Debug, Default)]
 pub struct Tap {
+    /// Whether the final response is kept for [`SseHandler::answer`].
+    keep: bool,
     usage: Option<Usage>,
     /// The response `response.completed` (or `incomplete`) carried.
     answer: Option<Bytes>,
@@ -112,7 +118,9 @@ impl SseHandler for Tap {
                 let with: WithUsage =
                     serde_json::from_str(response.get()).map_err(StreamError::malformed)?;
                 self.usage = with.usage.map(Into::into);
-                self.answer = Some(Bytes::copy_from_slice(response.get().as_bytes()));
+                if self.keep {
+                    self.answer = Some(Bytes::copy_from_slice(response.get().as_bytes()));
+                }
             }
             self.ended = true;
         }

@@ -98,7 +98,7 @@ async fn answer(stream: &mut TcpStream) -> String {
 }
 
 /// Problem 1 (issue 12): a key with a $0.20 budget makes four calls to a model that
-/// answers in 3 s, and each client gives up after 1 s (`curl -m 1`). Each request ends
+/// answers in 6 s, and each client gives up once its call reached the model. Each request ends
 /// when its client leaves (status 499, gauge down), the upstream calls run on and are
 /// charged the usage they report, not their worst case, and the key keeps calling: four
 /// worst-case reservations would have left too little for the next call.
@@ -110,7 +110,7 @@ async fn calls_the_client_gives_up_on_are_charged_what_they_cost_and_the_key_kee
         "model": "gpt-4o-mini", "choices": [{"index": 0, "finish_reason": "stop",
         "message": {"role": "assistant", "content": "hi"}}],
         "usage": {"prompt_tokens": 10, "completion_tokens": 20, "total_tokens": 30}});
-    mock.set_default(Reply::json(200, answer).with_delay(Duration::from_secs(3)));
+    mock.set_default(Reply::json(200, answer).with_delay(Duration::from_secs(6)));
     let mut keyed = key("k", SECRET);
     keyed.budget = Some("b".into());
     let body = json!({"model": "chat", "max_tokens": 200,
@@ -136,8 +136,14 @@ async fn calls_the_client_gives_up_on_are_charged_what_they_cost_and_the_key_kee
     for _ in 0..4 {
         clients.push(raw(sidecar.api, &head, body.as_bytes()).await);
     }
-    // The clients give up after a second, while the model still works on the calls.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The clients give up once all four calls reached the model, while it still works
+    // on them (a loaded machine may take a while to get them there).
+    for _ in 0..200 {
+        if mock.request_count() == 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(mock.request_count(), 4);
     drop(clients);
     let gone = r#"llmesh_requests_total{deployment="d",endpoint="chat_completions",model="chat",provider="openai-compatible",status="499"}"#;

@@ -187,6 +187,18 @@ pub enum TranslateError {
         /// The provider's name.
         provider: &'static str,
     },
+    /// The request has a value this provider cannot honour, though the request works
+    /// without the parameter: refused with a 400, or dropped under
+    /// `dropUnsupportedParams` (e.g. `n: 2` to a provider that returns one choice).
+    #[error(
+        "Parameter '{param}' is not supported with this value by this model's provider: {message} Remove it, or set dropUnsupportedParams on the LLMModel to drop it."
+    )]
+    UnsupportedValue {
+        /// The OpenAI parameter (top level of the body).
+        param: &'static str,
+        /// Why the value cannot be honoured.
+        message: String,
+    },
     /// The request has a value the provider cannot express (400 to the client).
     #[error("Invalid '{param}': {message}")]
     Invalid {
@@ -206,6 +218,24 @@ impl TranslateError {
         TranslateError::Invalid {
             param,
             message: message.into(),
+        }
+    }
+
+    /// A value this provider cannot honour, droppable under `dropUnsupportedParams`.
+    pub fn unsupported_value(param: &'static str, message: impl Into<String>) -> Self {
+        TranslateError::UnsupportedValue {
+            param,
+            message: message.into(),
+        }
+    }
+
+    /// The top-level request parameter dropping which would let the call through, when
+    /// the error is one `dropUnsupportedParams` may drop.
+    pub fn droppable(&self) -> Option<&str> {
+        match self {
+            TranslateError::Unsupported { param, .. } => Some(param),
+            TranslateError::UnsupportedValue { param, .. } => Some(param),
+            _ => None,
         }
     }
 

@@ -60,7 +60,7 @@ pub fn single_choice_request<'a>(
 ) -> Result<ChatRequest<'a>, TranslateError> {
     let req = chat_request(call)?;
     if req.n.is_some_and(|n| n != 1) {
-        return Err(TranslateError::invalid(
+        return Err(TranslateError::unsupported_value(
             "n",
             format!("{provider} returns one choice; n must be 1."),
         ));

@@ -14,7 +14,7 @@ use http_body_util::{BodyExt, Full};
 use tokio::time::Instant;
 
 use super::gate::Gate;
-use super::params::{check_hosted_tools, check_params};
+use super::params::{self, check_hosted_tools, check_params};
 use super::relay::{EarlyEnd, Relay};
 use super::retry::{backoff, cools_down, fallback, retries, retry_after};
 use super::strategy::pick;
@@ -22,8 +22,8 @@ use crate::domain::{
     ApiError, Call, CallView, Endpoint, ErrorClass, ErrorKind, Reply, UpstreamError,
 };
 use crate::metrics::Metrics;
-use crate::provider::TranslateError;
 use crate::provider::bridge::{self, ChatCall};
+use crate::provider::{TranslateError, UnsignedRequest};
 use crate::router::routes::{Deployment, Model, Routes};
 use crate::upstream::{TransportError, UpstreamBody};
 
@@ -410,6 +410,12 @@ async fn attempt(
     };
     check_params(model, deployment, &view, metrics)
         .map_err(|e| translate_failure(e, deployment))?;
+    let (request, trimmed) = params::request(model, deployment, &view, metrics)
+        .map_err(|e| translate_failure(e, deployment))?;
+    let view = match &trimmed {
+        Some(body) => CallView { body, ..view },
+        None => view,
+    };
     // A stream must show its first event within the time-to-first-token limit; a plain
     // answer arrives whole, so only the total deadline bounds it.
     let first_deadline = if call.stream {
@@ -424,7 +430,7 @@ async fn attempt(
         metrics,
         deployment,
     };
-    let (parts, body) = send(deployment, &view, first_deadline)
+    let (parts, body) = send(deployment, request, first_deadline)
         .await
         .inspect_err(|_| {
             clock.stop();
@@ -498,17 +504,13 @@ impl Clock<'_> {
     }
 }
 
-/// Builds, authenticates and sends the upstream request; the answer's head must arrive
-/// by `deadline`.
+/// Authenticates and sends the upstream request; the answer's head must arrive by
+/// `deadline`.
 async fn send(
     deployment: &Deployment,
-    view: &CallView<'_>,
+    mut request: UnsignedRequest,
     deadline: Instant,
 ) -> Result<(http::response::Parts, UpstreamBody), UpstreamError> {
-    let mut request = deployment
-        .dialect
-        .request(view)
-        .map_err(|e| translate_failure(e, deployment))?;
     deployment
         .credential
         .apply(&mut request)
@@ -595,9 +597,12 @@ fn failed(class: ErrorClass, deployment: &Deployment, what: &str) -> UpstreamErr
 /// read is the upstream's fault (502, retried).
 fn translate_failure(err: TranslateError, deployment: &Deployment) -> UpstreamError {
     match &err {
-        TranslateError::Unsupported { .. } | TranslateError::UnsupportedTool { .. } => {
+        TranslateError::Unsupported { .. }
+        | TranslateError::UnsupportedValue { .. }
+        | TranslateError::UnsupportedTool { .. } => {
             UpstreamError::answered(ErrorClass::Invalid, 400, err.to_string())
                 .with_code(Some("unsupported_parameter".into()))
+                .with_param(err.droppable().map(str::to_owned))
         }
         TranslateError::Invalid { param, .. } => {
             UpstreamError::answered(ErrorClass::Invalid, 400, err.to_string())

@@ -1,10 +1,57 @@
 //! Request parameters a deployment's provider cannot honour: refused with a 400 naming
 //! the parameter, or, under `dropUnsupportedParams`, dropped and counted.
+//!
+//! Two kinds are dropped: parameters the provider has no counterpart for at all
+//! ([`check_params`], by name), and values the provider cannot honour although the call
+//! works without the parameter (`n: 2` where one choice comes back,
+//! `parallel_tool_calls: false` to Gemini), which only the provider's translation sees
+//! ([`request`]). What cannot be dropped (a malformed message, an image in a format the
+//! provider lacks) is refused whatever the setting.
+
+use serde_json::{Map, Value};
 
 use crate::domain::CallView;
 use crate::metrics::Metrics;
-use crate::provider::TranslateError;
+use crate::provider::{TranslateError, UnsignedRequest};
 use crate::router::routes::{Deployment, Model};
+
+/// Builds the deployment's upstream request for `view`. Under `dropUnsupportedParams`, a
+/// parameter the translation refuses as droppable is removed and the translation run
+/// again; the body without it is returned, for reading the answer with the same view.
+/// Each round removes one of the body's keys, so the loop ends.
+pub fn request(
+    model: &Model,
+    deployment: &Deployment,
+    view: &CallView<'_>,
+    metrics: &Metrics,
+) -> Result<(UnsignedRequest, Option<Map<String, Value>>), TranslateError> {
+    let mut trimmed: Option<Map<String, Value>> = None;
+    loop {
+        let body = trimmed.as_ref().unwrap_or(view.body);
+        let attempt = CallView { body, ..*view };
+        let err = match deployment.dialect.request(&attempt) {
+            Ok(request) => return Ok((request, trimmed)),
+            Err(err) => err,
+        };
+        let Some(param) = err.droppable() else {
+            return Err(err);
+        };
+        if !model.drop_unsupported_params || !body.contains_key(param) {
+            return Err(err);
+        }
+        let mut next = body.clone();
+        next.remove(param);
+        metrics
+            .dropped_params
+            .with_label_values(&[
+                model.name.as_str(),
+                deployment.provider_label,
+                param_label(param),
+            ])
+            .inc();
+        trimmed = Some(next);
+    }
+}
 
 /// Parameters every endpoint accepts whatever the provider.
 const ALWAYS_SUPPORTED: &[&str] = &["model", "stream"];

@@ -146,4 +146,31 @@ async fn unsupported_parameters_are_refused_or_dropped() {
         ),
         "{metrics}"
     );
+    // A value only the translation sees it cannot honour: two choices from a provider
+    // that returns one. Refused naming it, or dropped (and counted) like the others.
+    let two =
+        |m: &str| json!({"model": m, "messages": [{"role": "user", "content": "hi"}], "n": 2});
+    let (status, _, err) = post(sidecar.api, "/v1/chat/completions", two("strict")).await;
+    assert_eq!(status, http::StatusCode::BAD_REQUEST, "{err}");
+    assert_eq!(err["error"]["code"], "unsupported_parameter");
+    assert_eq!(err["error"]["param"], "n");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("n must be 1"),
+        "{err}"
+    );
+    let sent_before = up.requests().len();
+    let (status, _, ok) = post(sidecar.api, "/v1/chat/completions", two("lenient")).await;
+    assert_eq!(status, http::StatusCode::OK, "{ok}");
+    assert_eq!(up.requests().len(), sent_before + 1);
+    assert_eq!(ok["choices"].as_array().map(Vec::len), Some(1));
+    let metrics = sidecar.metrics().await;
+    assert!(
+        metrics.contains(
+            r#"llmesh_dropped_params_total{model="lenient",param="n",provider="anthropic"} 1"#
+        ),
+        "{metrics}"
+    );
 }

@@ -257,7 +257,7 @@ fn refusals_name_the_parameter() {
     let n = json!({"messages": [{"role": "user", "content": "x"}], "n": 2});
     assert!(matches!(
         refused(Endpoint::ChatCompletions, n, model),
-        TranslateError::Invalid { param: "n", .. }
+        TranslateError::UnsupportedValue { param: "n", .. }
     ));
     let legacy = json!({"prompt": "x"});
     assert!(matches!(

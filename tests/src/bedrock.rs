@@ -6,7 +6,8 @@
 //!   `application/vnd.amazon.eventstream` frames with real CRCs;
 //! * `POST /model/{modelId}/invoke`: InvokeModel for the Titan and Cohere embedding
 //!   models, and for Claude (`anthropic.claude…`) with Anthropic's Messages body
-//!   (`anthropic_version: "bedrock-2023-05-31"`), answered as Anthropic's mock answers;
+//!   (`anthropic_version: "bedrock-2023-05-31"`), answered as Anthropic's mock answers
+//!   (a signed `thinking` block first when the body turns `thinking` on);
 //! * `POST /model/{modelId}/invoke-with-response-stream`: Claude's Messages stream, each
 //!   Anthropic event base64-encoded in an event-stream `chunk` frame;
 //! * errors as `{"message": ...}` with the exception named in `x-amzn-ErrorType`.
@@ -38,6 +39,12 @@
 //! | `mock-stream-cut` | two events and half of the third, then the connection drops |
 //! | `mock-stream-malformed` | the third event's payload is not JSON |
 //! | `mock-stream-unknown` | an event type Bedrock may add later, after `messageStart` |
+//! | `mock-redacted` | with reasoning on, a `redactedContent` block after the reasoning text |
+//!
+//! Model families are told by id as Bedrock knows them (`anthropic.claude…`,
+//! `amazon.nova-2…`, `openai.gpt-oss…`): each takes its own
+//! `additionalModelRequestFields` and reasons when they turn reasoning on (see
+//! `converse`).
 
 pub mod errors;
 pub mod eventstream;
@@ -310,7 +317,19 @@ fn claude(model: &str, body: &Value, stream: bool, request_bytes: usize) -> Reso
         );
     }
     let said = crate::anthropic::last_user_text(body);
-    let content = json!([{"type": "text", "text": format!("Hello! You said: {said}")}]);
+    let mut content = json!([{"type": "text", "text": format!("Hello! You said: {said}")}]);
+    // Claude thinks first when the body turns thinking on.
+    if matches!(
+        body["thinking"]["type"].as_str(),
+        Some("enabled" | "adaptive")
+    ) {
+        let thinking = format!("Thinking about: {said}.");
+        let signature = converse::signature(&thinking);
+        content = json!([
+            {"type": "thinking", "thinking": thinking, "signature": signature},
+            content[0].clone()
+        ]);
+    }
     let input_tokens = (request_bytes as u64).div_ceil(4);
     let output_tokens = content.to_string().len() as u64 / 4 + 1;
     if !stream {

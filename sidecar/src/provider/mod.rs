@@ -36,8 +36,10 @@ pub mod cohere;
 pub mod demo;
 pub mod gemini;
 pub mod google_auth;
+pub mod json_mode;
 pub mod openai;
 pub mod openai_wire;
+pub mod reasoning;
 pub mod sse;
 pub mod sse_translator;
 #[cfg(test)]

@@ -1,8 +1,9 @@
 //! AWS Bedrock through the conformance suite, and the cases only Bedrock has: SigV4
 //! signing (checked by the mock on every request) and API keys, Converse's shape and
 //! ConverseStream's binary eventstream (re-cut, broken and failing), exceptions and
-//! their retries, cache tokens, guardrails and InvokeModel embeddings. Upstream request
-//! bodies are checked field by field against `tests/golden/bedrock/`.
+//! their retries, cache tokens, guardrails and InvokeModel embeddings (structured
+//! output, reasoning and parallel tool calls are in `bedrock_features`). Upstream
+//! request bodies are checked field by field against `tests/golden/bedrock/`.
 
 use http::StatusCode;
 use llmesh_sidecar::config::snapshot::*;
@@ -26,6 +27,8 @@ impl Upstream for MockBedrock {
         // Bedrock names its failures by exception, not by status.
         let model = match behaviour {
             Behaviour::Error(status) => format!("mock-exception-{}", exception(status)),
+            // Claude 3.7 thinks when the request turns thinking on.
+            Behaviour::Thinking => "us.anthropic.claude-3-7-sonnet-20250219-v1:0".to_owned(),
             other => mock_model(other, CLAUDE),
         };
         bedrock_deployment(self, "bedrock", &model)
@@ -40,9 +43,22 @@ impl Upstream for MockBedrock {
     }
 
     fn structured_schema(&self, sent: &Value) -> Option<Value> {
-        // Converse has no structured output (`response_format` is refused); Claude's
-        // Messages body, passed through InvokeModel, carries Anthropic's.
-        sent.pointer("/output_config/format/schema").cloned()
+        // Claude's Messages body, passed through InvokeModel, carries Anthropic's.
+        if let Some(schema) = sent.pointer("/output_config/format/schema") {
+            return Some(schema.clone());
+        }
+        // Converse: native structured output, the schema as a string of JSON...
+        let native = "/outputConfig/textFormat/structure/jsonSchema/schema";
+        if let Some(schema) = sent.pointer(native).and_then(Value::as_str) {
+            return serde_json::from_str(schema).ok();
+        }
+        // ...or the forced JSON tool.
+        let tools = sent.pointer("/toolConfig/tools")?.as_array()?;
+        let tool = tools
+            .iter()
+            .find(|t| t["toolSpec"]["name"] == "json_response")?;
+        (sent.pointer("/toolConfig/toolChoice/tool/name") == Some(&json!("json_response")))
+            .then(|| tool["toolSpec"]["inputSchema"]["json"].clone())
     }
 
     fn tool_image_paths(&self) -> &'static [&'static str] {
@@ -68,20 +84,22 @@ fn exception(status: u16) -> &'static str {
 }
 
 crate::conformance!(MockBedrock);
-// The mock never reasons (and Bedrock refuses `reasoning_effort`), so no thinking case;
-// Converse has no structured output, so it is refused.
-// Text goes to Claude, which serves Messages itself (InvokeModel); the other cases' mock
-// models are not Claude, so they go through chat (Converse).
+// Text and thinking go to Claude, which serves Messages itself (InvokeModel); the other
+// cases' mock models are not Claude, so they go through chat (Converse). Responses
+// always go through chat: thinking becomes Claude's `thinking` in Converse, structured
+// output the forced JSON tool (Claude 3.5; see `bedrock_features` for the native one).
 crate::messages_conformance!(
     MockBedrock,
     messages_stop_sequence_via_chat,
     messages_tool_result_image,
+    messages_thinking,
     messages_structured_output,
 );
 crate::responses_conformance!(
     MockBedrock,
     responses_tool_result_image,
-    responses_structured_output_refused,
+    responses_reasoning,
+    responses_structured_output,
 );
 
 /// A realistic model id: its `:` must be percent-encoded in the path and signed as

@@ -13,6 +13,7 @@ mod suite;
 
 mod anthropic;
 mod bedrock;
+mod bedrock_features;
 mod cohere;
 mod gemini;
 mod openai;

@@ -22,7 +22,9 @@
 //! - `response_format` json_schema/json_object → a forced tool whose input is the JSON
 //!   answer, returned to the client as the message content;
 //! - `reasoning_effort` low/medium/high → `thinking` with a budget of 1024/4096/16384
-//!   tokens (raising `max_tokens` above the budget when needed).
+//!   tokens, and the `thinking` extension field (`{"type":"enabled","budget_tokens"}`)
+//!   → the same with its budget (adaptive: 4096), raising `max_tokens` above the budget
+//!   when needed (see `provider::reasoning`).
 //!
 //! Anthropic → OpenAI: text blocks → `content`; `thinking` blocks →
 //! `reasoning_content`, and with their signatures, as redacted thinking blocks are, →
@@ -67,7 +69,8 @@ const CHAT_PARAMS: &[&str] = chat_params![
     "parallel_tool_calls",
     "response_format",
     "user",
-    "reasoning_effort"
+    "reasoning_effort",
+    "thinking"
 ];
 
 /// Dialect and `x-api-key` credential for an Anthropic deployment.

@@ -2,28 +2,15 @@
 
 use std::borrow::Cow;
 
-use serde_json::{Value, json};
-
 use super::FALLBACK_MAX_TOKENS;
 use super::wire::{
     Block, ImageSource, MessagesRequest, Metadata, Thinking, ToolChoice, ToolDef, Turn,
 };
 use crate::domain::{CallView, Endpoint};
-use crate::provider::TranslateError;
-use crate::provider::openai_wire::{self, CacheControl, Content, ResponseFormat, ThinkingBlock};
+use crate::provider::json_mode::{JSON_TOOL, json_tool};
+use crate::provider::openai_wire::{self, CacheControl, Content, ThinkingBlock};
 use crate::provider::translate::{self, Said, ToolMode, TurnBuilder, UserPart};
-
-/// The tool that carries a structured (`response_format`) answer.
-pub const JSON_TOOL: &str = "json_response";
-
-/// Whether the call asks for JSON output, which is served through [`JSON_TOOL`].
-pub fn json_mode(call: &CallView<'_>) -> bool {
-    call.body
-        .get("response_format")
-        .and_then(|f| f.get("type"))
-        .and_then(Value::as_str)
-        .is_some_and(|t| t == "json_schema" || t == "json_object")
-}
+use crate::provider::{TranslateError, reasoning};
 
 /// The chat call as a Messages request, for Anthropic's API (`vertex: None`) or for Claude on Vertex AI, which
 /// names the model in the URL and takes this `anthropic_version` in the body.
@@ -93,53 +80,22 @@ pub fn translate_for(
             disable_parallel_tool_use: no_parallel,
         }),
     };
-    match &req.response_format {
-        None | Some(ResponseFormat::Text) => {}
-        Some(format) => {
-            let (description, schema) = match format {
-                ResponseFormat::JsonSchema { json_schema } => (
-                    json_schema
-                        .description
-                        .clone()
-                        .unwrap_or(Cow::Borrowed("Respond with JSON matching this schema.")),
-                    json_schema
-                        .schema
-                        .clone()
-                        .unwrap_or_else(|| json!({"type": "object"})),
-                ),
-                _ => (
-                    Cow::Borrowed("Respond with a JSON object."),
-                    json!({"type": "object"}),
-                ),
-            };
-            // Anthropic has no JSON mode of its own: a forced tool call carries the answer.
-            body.tools.push(ToolDef {
-                name: Cow::Borrowed(JSON_TOOL),
-                description: Some(description),
-                input_schema: schema,
-                cache_control: None,
-            });
-            body.tool_choice = Some(ToolChoice::Tool {
-                name: Cow::Borrowed(JSON_TOOL),
-                disable_parallel_tool_use: true,
-            });
-        }
+    // Anthropic has no JSON mode of its own: a forced tool call carries the answer.
+    if let Some(tool) = json_tool(req.response_format.as_ref()) {
+        body.tools.push(ToolDef {
+            name: Cow::Borrowed(JSON_TOOL),
+            description: Some(tool.description),
+            input_schema: tool.schema,
+            cache_control: None,
+        });
+        body.tool_choice = Some(ToolChoice::Tool {
+            name: Cow::Borrowed(JSON_TOOL),
+            disable_parallel_tool_use: true,
+        });
     }
-    // `none` asks for no thinking (Codex sends it for some models).
-    if let Some(effort) = req.reasoning_effort.as_ref().filter(|e| *e != "none") {
-        let budget = match effort.as_ref() {
-            "minimal" | "low" => 1024,
-            "medium" => 4096,
-            "high" | "xhigh" => 16384,
-            other => {
-                return Err(TranslateError::invalid(
-                    "reasoning_effort",
-                    format!("unknown effort {other:?}"),
-                ));
-            }
-        };
-        // Anthropic counts thinking inside max_tokens and needs room for the answer.
-        body.max_tokens = body.max_tokens.max(budget + 1024);
+    if let Some(asked) = reasoning::requested(&req)? {
+        let budget = asked.reasoning.budget();
+        body.max_tokens = reasoning::with_room(body.max_tokens, budget);
         body.thinking = Some(Thinking {
             kind: "enabled",
             budget_tokens: budget,

@@ -4,11 +4,11 @@ use std::borrow::Cow;
 
 use http::StatusCode;
 
-use super::request::{JSON_TOOL, json_mode};
 use super::wire::{ErrorEnvelope, MessageResponse, ResponseBlock, finish_reason};
 use crate::domain::CallView;
 use crate::domain::{ErrorClass, Reply, UpstreamError};
 use crate::provider::TranslateError;
+use crate::provider::json_mode::{JSON_TOOL, json_mode};
 use crate::provider::openai_wire::{
     AssistantMessage, Choice, ThinkingBlock, ToolCallOut, completion,
 };

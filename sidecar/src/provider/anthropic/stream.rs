@@ -14,10 +14,10 @@ use std::borrow::Cow;
 
 use bytes::BytesMut;
 
-use super::request::{JSON_TOOL, json_mode};
 use super::wire::{AnthropicUsage, BlockDelta, StartBlock, StreamEvent, finish_reason};
 use crate::domain::{CallView, Usage};
 use crate::provider::StreamError;
+use crate::provider::json_mode::{JSON_TOOL, json_mode};
 use crate::provider::openai_wire::{ChunkWriter, Delta, ThinkingBlock, ToolIndexes};
 use crate::provider::sse::Event;
 use crate::provider::sse_translator::{SseHandler, SseTranslator};

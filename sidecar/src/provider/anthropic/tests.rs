@@ -226,6 +226,25 @@ fn reasoning_effort_enables_thinking_within_max_tokens() {
         json!({"type": "enabled", "budget_tokens": 4096})
     );
     assert!(sent["max_tokens"].as_u64().unwrap() > 4096);
+    // The `thinking` extension gives the budget itself, and wins over the effort.
+    let sent = translate(json!({"messages": [{"role": "user", "content": "x"}],
+        "reasoning_effort": "high", "thinking": {"type": "enabled", "budget_tokens": 3000}}));
+    assert_eq!(
+        sent["thinking"],
+        json!({"type": "enabled", "budget_tokens": 3000})
+    );
+    // The budget, and room for the answer.
+    assert_eq!(sent["max_tokens"], 3000 + 1024);
+    let sent = translate(json!({"messages": [{"role": "user", "content": "x"}],
+        "thinking": {"type": "disabled"}}));
+    assert!(sent.get("thinking").is_none());
+    assert!(
+        dialect()
+            .dialect
+            .supported_params(Endpoint::ChatCompletions)
+            .unwrap()
+            .contains(&"thinking")
+    );
 }
 
 fn respond(body: Value, request: Value) -> Value {

@@ -41,13 +41,7 @@ pub const VERSION: &str = "bedrock-2023-05-31";
 /// Whether `model` (a model id, inference profile id or ARN) is an Anthropic Claude
 /// model, which serves the Messages API natively.
 pub fn is_claude(model: &str) -> bool {
-    let id = model.rsplit('/').next().unwrap_or(model);
-    // A cross-region inference profile prefixes the model id with its geography.
-    let id = match id.split_once('.') {
-        Some((prefix, rest)) if prefix != "anthropic" => rest,
-        _ => id,
-    };
-    id.starts_with("anthropic.claude")
+    super::models::Family::of(model).claude().is_some()
 }
 
 /// The betas Claude on Bedrock takes, by name without their date.

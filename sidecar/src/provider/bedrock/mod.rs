@@ -12,6 +12,9 @@
 //!   turns merged (Bedrock requires alternation); `tool` messages → `toolResult` blocks
 //!   in a user turn (parallel results merged, ahead of other user blocks);
 //! - assistant `tool_calls` → `toolUse` blocks (arguments parsed into `input`);
+//! - assistant `thinking_blocks` (signed reasoning, see `provider::bridge`) →
+//!   `reasoningContent` blocks first in the turn, for Claude (`reasoningText` with its
+//!   `signature`; `redactedContent`); unsigned ones and other models' are left out;
 //! - `image_url` data URLs → `image` blocks with the bytes (png/jpeg/gif/webp); http(s)
 //!   URLs are refused with a 400 (Bedrock takes bytes, and the sidecar fetches nothing);
 //! - `max_completion_tokens`/`max_tokens` → `inferenceConfig.maxTokens`, `temperature`,
@@ -21,17 +24,30 @@
 //! - `tools` → `toolConfig.tools[].toolSpec` (`parameters` → `inputSchema.json`),
 //!   `tool_choice` auto/required/named → `auto`/`any`/`tool`; `none` leaves the tools out
 //!   (Bedrock has no `none`) unless the conversation holds tool blocks, which Bedrock only
-//!   accepts with a `toolConfig`;
-//! - unsupported (400, or dropped with `dropUnsupportedParams`): `response_format`,
-//!   `parallel_tool_calls`, `seed`, penalties, `logprobs`, `reasoning_effort`; `n` must
-//!   be 1.
+//!   accepts with a `toolConfig`; `parallel_tool_calls: false` → Claude's own
+//!   `tool_choice` with `disable_parallel_tool_use` in `additionalModelRequestFields`
+//!   (other models: unsupported) (see `tools.rs`);
+//! - `reasoning_effort` and the `thinking` extension → the model family's reasoning
+//!   configuration in `additionalModelRequestFields`: Claude's `thinking` (a budget, or
+//!   adaptive from Claude 4.6), Nova 2's `reasoningConfig`, gpt-oss's
+//!   `reasoning_effort`; other models: unsupported (see `options.rs`, `models.rs`);
+//! - `response_format` → `outputConfig.textFormat` (native structured output) for a
+//!   strict `json_schema` on Claude 4.5 and later; otherwise a forced tool
+//!   `json_response` whose input is returned as the message content (see
+//!   `options.rs` for why);
+//! - unsupported (400, or dropped with `dropUnsupportedParams`): `seed`, penalties,
+//!   `logprobs`, and the value-level refusals above; `n` must be 1.
 //!
-//! Converse → OpenAI: text blocks → `content`, `reasoningContent` → `reasoning_content`,
-//! `toolUse` → `tool_calls`; `stopReason` end_turn/stop_sequence → stop, max_tokens →
-//! length, tool_use → tool_calls, guardrail_intervened/content_filtered →
-//! content_filter; usage: `prompt_tokens` = input + cache read + cache write tokens,
-//! `cached_tokens` = cache reads, `cache_creation_tokens` = cache writes. Converse
-//! answers carry no id, so one is generated.
+//! Converse → OpenAI: text blocks → `content`, `reasoningContent` → `reasoning_content`
+//! and, signed or redacted, `thinking_blocks` (streamed as a `thinking_blocks` delta per
+//! signature or redacted block, the text having come as `reasoning_content`), `toolUse`
+//! → `tool_calls`, except the JSON tool's, whose input is the `content` (streamed as
+//! content deltas); `stopReason` end_turn/stop_sequence → stop, max_tokens → length,
+//! tool_use → tool_calls (stop when only the JSON tool was called),
+//! guardrail_intervened/content_filtered → content_filter; usage: `prompt_tokens` =
+//! input + cache read + cache write tokens, `cached_tokens` = cache reads,
+//! `cache_creation_tokens` = cache writes. Converse answers carry no id, so one is
+//! generated.
 //!
 //! Anthropic's Messages API (`/v1/messages`) on Claude models is served natively through
 //! InvokeModel, the body passing through (see [`messages`]); on other models it goes
@@ -44,10 +60,13 @@
 
 pub mod eventstream;
 pub mod messages;
+mod models;
+mod options;
 mod request;
 mod response;
 pub mod sigv4;
 mod stream;
+mod tools;
 mod wire;
 
 use crate::provider::translate::{no_completions, params};
@@ -69,8 +88,18 @@ use crate::domain::{CallView, Endpoint, Reply, UpstreamError};
 /// The AWS service name requests are signed for.
 pub const SERVICE: &str = "bedrock";
 
-/// OpenAI chat parameters Converse can honour.
-const CHAT_PARAMS: &[&str] = chat_params!["user"];
+/// The provider's name in refusals.
+const PROVIDER: &str = "bedrock";
+
+/// OpenAI chat parameters Converse can honour (the last four on some models only: a
+/// model without the feature refuses them as unsupported when it translates the call).
+const CHAT_PARAMS: &[&str] = chat_params![
+    "user",
+    "response_format",
+    "reasoning_effort",
+    "thinking",
+    "parallel_tool_calls"
+];
 
 /// OpenAI embedding parameters (plus Cohere's `input_type`) InvokeModel can honour.
 const EMBEDDING_PARAMS: &[&str] = &["input", "encoding_format", "dimensions", "input_type"];
@@ -221,5 +250,7 @@ impl Dialect for Bedrock {
 
 #[cfg(test)]
 mod messages_tests;
+#[cfg(test)]
+mod options_tests;
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,10 @@
 //! OpenAI requests → Bedrock bodies: chat → Converse, embeddings → InvokeModel for
-//! Titan or Cohere Embed.
+//! Titan or Cohere Embed. The Converse body's model-dependent parts come from `options`
+//! (reasoning, structured output) and `tools` (`toolConfig`).
+//!
+//! An assistant message's signed reasoning (`thinking_blocks`) goes back to Claude as
+//! `reasoningContent` blocks first in its turn, which Claude requires when it thinks
+//! and the turn called tools.
 //!
 //! `cache_control` on a content part, system part or tool becomes a
 //! `{"cachePoint":{"type":"default"}}` block right after the block it marks, in
@@ -10,130 +15,96 @@
 
 use std::borrow::Cow;
 
+use super::models::Family;
+use super::options::{self, Structured};
+use super::tools::{self, Plan};
 use super::wire::{
-    Block, CachePoint, ConverseRequest, Empty, Image, ImageSource, InferenceConfig, InputSchema,
-    RequestMetadata, ResultBlock, SystemBlock, TitanRequest, ToolChoice, ToolConfig, ToolEntry,
-    ToolResult, ToolSpec, ToolUse, Turn,
+    Block, CachePoint, ConverseRequest, Image, ImageSource, InferenceConfig, ReasoningBlock,
+    RequestMetadata, ResultBlock, SystemBlock, TitanRequest, ToolResult, ToolUse, Turn,
 };
 use crate::domain::CallView;
 use crate::provider::TranslateError;
 use crate::provider::cohere::EmbedRequest;
-use crate::provider::openai_wire::{self, ChatRequest, Content};
-use crate::provider::translate::{self, Said, ToolMode, TurnBuilder, UserPart, open_schema};
+use crate::provider::openai_wire::{self, Content, ThinkingBlock};
+use crate::provider::translate::{self, Said, TurnBuilder, UserPart};
 
 /// Builds the Converse body for a chat call.
 pub fn chat(call: &CallView<'_>) -> Result<Vec<u8>, TranslateError> {
     let req = translate::single_choice_request(call, "Bedrock")?;
-    let (system, messages) = turns(&req.messages)?;
+    let family = Family::of(call.model);
+    let claude = family.claude().is_some();
+    let (system, messages) = turns(&req.messages, claude)?;
+    let reasoned = options::reasoning(call, &req, family)?;
+    let (output_config, json) = match options::structured(&req, family) {
+        Structured::None => (None, None),
+        Structured::Native(config) => (Some(config), None),
+        Structured::Tool(tool) => (None, Some(tool)),
+    };
+    let plan = Plan {
+        claude,
+        thinking: reasoned.claude_thinks(),
+    };
+    let tools = tools::tools(&req, &messages, json, plan)?;
     let inference = InferenceConfig {
-        max_tokens: req.output_limit(),
+        max_tokens: reasoned.max_tokens.or(req.output_limit()),
         temperature: req.temperature,
         top_p: req.top_p,
         stop_sequences: req.stop_sequences(),
     };
+    let mut additional = reasoned.fields;
+    additional.tool_choice = tools.claude_choice;
     let body = ConverseRequest {
-        tool_config: tool_config(&req, &messages)?,
+        tool_config: tools.config,
         messages,
         system,
         inference_config: (!inference.is_empty()).then_some(inference),
         request_metadata: req.user.clone().map(|user| RequestMetadata { user }),
+        output_config,
+        additional_model_request_fields: additional,
     };
     translate::encode(&body, "messages")
 }
 
-/// `toolConfig` from `tools` and `tool_choice`. Bedrock has no `none`: the tools are
-/// left out instead, unless the conversation already holds tool blocks, which Bedrock
-/// only accepts with a `toolConfig` (then the model may still call a tool). Tools used
-/// in the conversation but not declared get an open schema for the same reason.
-fn tool_config<'a>(
-    req: &'a ChatRequest<'a>,
-    messages: &[Turn<'a>],
-) -> Result<Option<ToolConfig<'a>>, TranslateError> {
-    let mut tools = Vec::new();
-    let functions = translate::functions(req)?;
-    for (tool, function) in req.tools.iter().flatten().zip(functions) {
-        tools.push(ToolEntry::ToolSpec(ToolSpec {
-            name: function.name.clone(),
-            description: function.description.clone().filter(|d| !d.is_empty()),
-            input_schema: InputSchema {
-                json: function.parameters.clone().unwrap_or_else(open_schema),
-            },
-        }));
-        if tool.cache_control.is_some() {
-            tools.push(ToolEntry::CachePoint(CachePoint::DEFAULT));
-        }
-    }
-    let used: Vec<Cow<'a, str>> = messages
-        .iter()
-        .flat_map(|t| &t.content)
-        .filter_map(|b| match b {
-            Block::ToolUse(u) => Some(u.name.clone()),
-            _ => None,
-        })
-        .collect();
-    let has_tool_blocks = messages
-        .iter()
-        .flat_map(|t| &t.content)
-        .any(|b| matches!(b, Block::ToolUse(_) | Block::ToolResult(_)));
-    let choice = match translate::tool_mode(req)? {
-        None => None,
-        Some(ToolMode::Auto) => Some(ToolChoice::Auto(Empty {})),
-        Some(ToolMode::Required) => Some(ToolChoice::Any(Empty {})),
-        Some(ToolMode::None) if has_tool_blocks => None,
-        Some(ToolMode::None) => return Ok(None),
-        Some(ToolMode::Named(name)) => Some(ToolChoice::Tool {
-            name: Cow::Borrowed(name),
-        }),
-    };
-    for name in used {
-        let declared =
-            |t: &ToolEntry<'_>| matches!(t, ToolEntry::ToolSpec(spec) if spec.name == name);
-        if !tools.iter().any(declared) {
-            tools.push(ToolEntry::ToolSpec(ToolSpec {
-                name,
-                description: None,
-                input_schema: InputSchema {
-                    json: open_schema(),
-                },
-            }));
-        }
-    }
-    if tools.is_empty() {
-        return Ok(None);
-    }
-    Ok(Some(ToolConfig {
-        tools,
-        tool_choice: choice,
-    }))
-}
-
 /// System blocks and alternating user/assistant turns: consecutive same-role messages
 /// (several user messages, tool results) merge into one turn, as Bedrock requires.
+/// Signed reasoning (`thinking_blocks`) goes back to Claude (`claude`), which checks it;
+/// other models' reasoning is not signed and is not sent back.
 fn turns<'a>(
     messages: &'a [openai_wire::Message<'a>],
+    claude: bool,
 ) -> Result<(Vec<SystemBlock<'a>>, Vec<Turn<'a>>), TranslateError> {
-    let mut system = Vec::new();
-    let turns = translate::turns(messages, &mut system)?;
+    let mut builder = Builder {
+        system: Vec::new(),
+        replay_reasoning: claude,
+    };
+    let turns = translate::turns(messages, &mut builder)?;
     let turns = turns
         .into_iter()
         .map(|(role, content)| Turn { role, content });
-    Ok((system, turns.collect()))
+    Ok((builder.system, turns.collect()))
 }
 
-/// Messages as Converse content blocks; the builder keeps the system blocks.
-impl<'a> TurnBuilder<'a> for Vec<SystemBlock<'a>> {
+/// Messages as Converse content blocks, system blocks kept apart.
+struct Builder<'a> {
+    system: Vec<SystemBlock<'a>>,
+    /// Send assistant `thinking_blocks` back as `reasoningContent`.
+    replay_reasoning: bool,
+}
+
+impl<'a> TurnBuilder<'a> for Builder<'a> {
     type Block = Block<'a>;
 
     fn add(&mut self, said: Said<'a>, out: &mut Vec<Block<'a>>) -> Result<(), TranslateError> {
         match said {
             Said::System(content) => {
+                let system = &mut self.system;
                 translate::each_text_cached(content, "system", |text, cache| {
                     // Bedrock refuses blank text blocks.
                     if !text.trim().is_empty() {
-                        self.push(SystemBlock::Text(Cow::Borrowed(text)));
+                        system.push(SystemBlock::Text(Cow::Borrowed(text)));
                     }
-                    if cache.is_some() && matches!(self.last(), Some(SystemBlock::Text(_))) {
-                        self.push(SystemBlock::CachePoint(CachePoint::DEFAULT));
+                    if cache.is_some() && matches!(system.last(), Some(SystemBlock::Text(_))) {
+                        system.push(SystemBlock::CachePoint(CachePoint::DEFAULT));
                     }
                 })?;
             }
@@ -148,6 +119,9 @@ impl<'a> TurnBuilder<'a> for Vec<SystemBlock<'a>> {
                 })?;
             }
             Said::Assistant(message) => {
+                if self.replay_reasoning {
+                    reasoning_blocks(message.thinking_blocks.as_deref(), out);
+                }
                 if let Some(content) = &message.content {
                     translate::each_text_cached(content, "assistant", |text, cache| {
                         push_text(out, text);
@@ -194,6 +168,31 @@ impl<'a> TurnBuilder<'a> for Vec<SystemBlock<'a>> {
     }
 }
 
+/// Signed reasoning first in the assistant turn, as the model wrote it: Claude requires
+/// it there when it thinks and the turn calls tools. A block without its signature
+/// cannot be verified and would fail the request, so it is left out.
+fn reasoning_blocks<'a>(blocks: Option<&'a [ThinkingBlock<'a>]>, out: &mut Vec<Block<'a>>) {
+    for block in blocks.unwrap_or_default() {
+        match block {
+            ThinkingBlock::Thinking {
+                thinking,
+                signature,
+            } if !signature.is_empty() => {
+                out.push(Block::ReasoningContent(ReasoningBlock::ReasoningText {
+                    text: Cow::Borrowed(thinking),
+                    signature: Cow::Borrowed(signature),
+                }));
+            }
+            ThinkingBlock::RedactedThinking { data } => {
+                out.push(Block::ReasoningContent(ReasoningBlock::RedactedContent(
+                    Cow::Borrowed(data),
+                )));
+            }
+            _ => {}
+        }
+    }
+}
+
 /// A tool result's blocks; true when one of its parts carries `cache_control`.
 fn result_blocks<'a>(
     content: &'a Content<'a>,
@@ -214,7 +213,12 @@ fn result_blocks<'a>(
 /// A cache point after the message's last block, when its part asked for one (`cache`)
 /// and there is a block to mark that is not marked already.
 fn mark(out: &mut Vec<Block<'_>>, cache: bool) {
-    if cache && !matches!(out.last(), None | Some(Block::CachePoint(_))) {
+    // Reasoning cannot be marked (Claude refuses a cache mark on thinking).
+    let markable = !matches!(
+        out.last(),
+        None | Some(Block::CachePoint(_) | Block::ReasoningContent(_))
+    );
+    if cache && markable {
         out.push(Block::CachePoint(CachePoint::DEFAULT));
     }
 }

@@ -1,5 +1,7 @@
 //! Bedrock answers → OpenAI's: Converse responses, embeddings, and error bodies.
 
+use std::borrow::Cow;
+
 use http::StatusCode;
 
 use super::request::EmbedKind;
@@ -9,8 +11,10 @@ use super::wire::{
 use crate::domain::CallView;
 use crate::domain::{Reply, UpstreamError};
 use crate::provider::TranslateError;
+use crate::provider::json_mode::{JSON_TOOL, json_mode};
 use crate::provider::openai_wire::{
-    AssistantMessage, Choice, EmbeddingVector, ToolCallOut, completion, embedding_list,
+    AssistantMessage, Choice, EmbeddingVector, ThinkingBlock, ToolCallOut, completion,
+    embedding_list,
 };
 use crate::provider::translate::wants_base64;
 use crate::provider::{Markers, classify, error_message, upstream_fault};
@@ -28,9 +32,11 @@ pub fn completion_id() -> String {
 pub fn chat(call: &CallView<'_>, body: &[u8]) -> Result<Reply, TranslateError> {
     let response: ConverseResponse =
         serde_json::from_slice(body).map_err(TranslateError::malformed)?;
+    let json = json_mode(call);
     let mut tool_calls = Vec::new();
     let mut text = String::new();
     let mut reasoning = String::new();
+    let mut thinking_blocks = Vec::new();
     for block in response
         .output
         .message
@@ -40,17 +46,38 @@ pub fn chat(call: &CallView<'_>, body: &[u8]) -> Result<Reply, TranslateError> {
         if let Some(t) = block.text {
             text.push_str(&t);
         } else if let Some(tool) = block.tool_use {
-            tool_calls.push(ToolCallOut::function(
-                tool.tool_use_id,
-                tool.name,
-                tool.input.to_string(),
-            ));
-        } else if let Some(r) = block.reasoning_content.and_then(|r| r.reasoning_text) {
-            reasoning.push_str(&r.text);
+            if json && tool.name == JSON_TOOL {
+                // The forced JSON tool is an implementation detail: its input is the answer.
+                text.push_str(&tool.input.to_string());
+            } else {
+                tool_calls.push(ToolCallOut::function(
+                    tool.tool_use_id,
+                    tool.name,
+                    tool.input.to_string(),
+                ));
+            }
+        } else if let Some(r) = block.reasoning_content {
+            if let Some(t) = r.reasoning_text {
+                reasoning.push_str(&t.text);
+                // Signed reasoning goes back to the model on the next turn.
+                if let Some(signature) = t.signature.filter(|s| !s.is_empty()) {
+                    thinking_blocks.push(ThinkingBlock::Thinking {
+                        thinking: Cow::Owned(t.text),
+                        signature: Cow::Owned(signature),
+                    });
+                }
+            } else if let Some(data) = r.redacted_content {
+                thinking_blocks.push(ThinkingBlock::RedactedThinking {
+                    data: Cow::Owned(data),
+                });
+            }
         }
     }
-    let message = AssistantMessage::new(text, reasoning, tool_calls);
-    let finish = finish_reason(response.stop_reason.as_deref());
+    let mut finish = finish_reason(response.stop_reason.as_deref());
+    if json && finish == "tool_calls" && tool_calls.is_empty() {
+        finish = "stop";
+    }
+    let message = AssistantMessage::new(text, reasoning, tool_calls).with_thinking(thinking_blocks);
     let usage = response.usage.unwrap_or_default().to_usage();
     completion(
         &completion_id(),

@@ -2,25 +2,35 @@
 //!
 //! Binary eventstream messages are decoded (CRCs checked: a bad one ends the stream with
 //! an error, never skipped) and fed to a small state machine: `messageStart` opens the
-//! stream, text and reasoning deltas become `content` / `reasoning_content` deltas, each
-//! `toolUse` block becomes a tool call with the next OpenAI index (id and name when the
-//! block starts, input JSON pieces as argument text under the same index),
-//! `messageStop` carries the finish reason, and `metadata` (always last) the usage, after
-//! which `[DONE]` is written. Exceptions (`:message-type: exception`, e.g.
-//! `throttlingException`) and protocol errors end the stream with an error.
+//! stream, text and reasoning text deltas become `content` / `reasoning_content` deltas,
+//! a reasoning block's `signature` delta a `thinking_blocks` delta with empty text and
+//! the signature (its text is the reasoning streamed since the previous block), a
+//! `redactedContent` delta a `thinking_blocks` delta with its data, each `toolUse` block
+//! becomes a tool call with the next OpenAI index (id and name when the block starts,
+//! input JSON pieces as argument text under the same index) except the JSON tool's in
+//! JSON mode, whose input pieces are `content` deltas, `messageStop` carries the finish
+//! reason (stop rather than tool_calls when only the JSON tool was called), and
+//! `metadata` (always last) the usage, after which `[DONE]` is written. Exceptions
+//! (`:message-type: exception`, e.g. `throttlingException`) and protocol errors end the
+//! stream with an error.
 //!
 //! The role chunk is held back until the first content, so an exception before any
 //! content fails the attempt before a byte reached the client, and it is retried or
 //! falls back like any other failure.
+
+use std::borrow::Cow;
 
 use bytes::{Bytes, BytesMut};
 use serde::de::DeserializeOwned;
 
 use super::eventstream::{Decoder, Message};
 use super::response::completion_id;
-use super::wire::{BlockDelta, BlockStart, ErrorBody, MessageStop, Metadata, Usage, finish_reason};
+use super::wire::{
+    BlockDelta, BlockStart, ErrorBody, MessageStop, Metadata, ReasoningDelta, Usage, finish_reason,
+};
 use crate::domain::CallView;
-use crate::provider::openai_wire::{ChunkWriter, Delta, ToolIndexes, take};
+use crate::provider::json_mode::{JSON_TOOL, json_mode};
+use crate::provider::openai_wire::{ChunkWriter, Delta, ThinkingBlock, ToolIndexes, take};
 use crate::provider::{StreamError, StreamTranslator};
 
 /// Translates one ConverseStream answer.
@@ -32,6 +42,10 @@ pub struct Translator {
     started: bool,
     /// Bedrock content block index → OpenAI tool call index.
     tools: ToolIndexes<u32>,
+    /// The call asked for JSON: the JSON tool's input is the content.
+    json: bool,
+    /// The content block carrying a JSON-mode answer.
+    json_block: Option<u32>,
     stopped: bool,
     done: bool,
     usage: Usage,
@@ -48,6 +62,8 @@ impl Translator {
             include_usage,
             started: false,
             tools: ToolIndexes::default(),
+            json: json_mode(call),
+            json_block: None,
             stopped: false,
             done: false,
             usage: Usage::default(),
@@ -88,6 +104,10 @@ impl Translator {
             "contentBlockStart" => {
                 let start: BlockStart = parse(message)?;
                 if let Some(tool) = start.start.tool_use {
+                    if self.json && tool.name == JSON_TOOL {
+                        self.json_block = Some(start.content_block_index);
+                        return Ok(());
+                    }
                     let index = self.tools.open(start.content_block_index);
                     let delta = Delta::tool_call(
                         index,
@@ -105,23 +125,28 @@ impl Translator {
                     self.emit(Delta::content(text), None);
                 } else if let Some(input) = body.tool_use {
                     let block = delta.content_block_index;
+                    if self.json_block == Some(block) {
+                        self.emit(Delta::content(input.input), None);
+                        return Ok(());
+                    }
                     let Some(index) = self.tools.get(&block) else {
                         return Err(StreamError::malformed(format!(
                             "tool input for block {block}, which started no tool call"
                         )));
                     };
                     self.emit(Delta::tool_arguments(index, input.input), None);
-                } else if let Some(text) = body.reasoning_content.and_then(|r| r.text) {
-                    self.emit(Delta::reasoning(text), None);
+                } else if let Some(reasoning) = body.reasoning_content {
+                    self.reasoning(reasoning);
                 }
             }
             "messageStop" => {
                 let stop: MessageStop = parse(message)?;
                 self.stopped = true;
-                self.emit(
-                    Delta::default(),
-                    Some(finish_reason(stop.stop_reason.as_deref())),
-                );
+                let mut finish = finish_reason(stop.stop_reason.as_deref());
+                if self.json && finish == "tool_calls" && self.tools.is_empty() {
+                    finish = "stop";
+                }
+                self.emit(Delta::default(), Some(finish));
             }
             "metadata" => {
                 let meta: Metadata = parse(message)?;
@@ -136,6 +161,24 @@ impl Translator {
             _ => {}
         }
         Ok(())
+    }
+
+    /// A reasoning delta: text, the signature ending its block, or redacted reasoning.
+    fn reasoning(&mut self, delta: ReasoningDelta) {
+        if let Some(text) = delta.text {
+            self.emit(Delta::reasoning(text), None);
+        } else if let Some(signature) = delta.signature {
+            let block = ThinkingBlock::Thinking {
+                thinking: Cow::Borrowed(""),
+                signature: Cow::Owned(signature),
+            };
+            self.emit(Delta::thinking(block), None);
+        } else if let Some(data) = delta.redacted_content {
+            let block = ThinkingBlock::RedactedThinking {
+                data: Cow::Owned(data),
+            };
+            self.emit(Delta::thinking(block), None);
+        }
     }
 
     /// Writes the usage chunk (if asked for) and `[DONE]`.

@@ -268,7 +268,7 @@ fn refusals_name_the_parameter() {
         .dialect
         .supported_params(Endpoint::ChatCompletions)
         .unwrap();
-    assert!(!supported.contains(&"response_format") && !supported.contains(&"parallel_tool_calls"));
+    assert!(!supported.contains(&"seed") && !supported.contains(&"logprobs"));
 }
 
 #[test]

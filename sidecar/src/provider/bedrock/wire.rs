@@ -24,6 +24,10 @@ pub struct ConverseRequest<'a> {
     pub tool_config: Option<ToolConfig<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_metadata: Option<RequestMetadata<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_config: Option<OutputConfig<'a>>,
+    #[serde(skip_serializing_if = "AdditionalFields::is_empty")]
+    pub additional_model_request_fields: AdditionalFields<'a>,
 }
 
 /// One conversation turn; roles must alternate, starting with `user`.
@@ -50,6 +54,20 @@ pub enum Block<'a> {
     ToolUse(ToolUse<'a>),
     ToolResult(ToolResult<'a>),
     CachePoint(CachePoint),
+    ReasoningContent(ReasoningBlock<'a>),
+}
+
+/// A model's earlier reasoning sent back in its assistant turn: the text with the
+/// signature it came with, or the encrypted (redacted) reasoning as Bedrock gave it
+/// (base64).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ReasoningBlock<'a> {
+    ReasoningText {
+        text: Cow<'a, str>,
+        signature: Cow<'a, str>,
+    },
+    RedactedContent(Cow<'a, str>),
 }
 
 /// `{"cachePoint":{"type":"default"}}`: Bedrock may cache the prompt up to here (the
@@ -172,6 +190,112 @@ pub enum ToolChoice<'a> {
 #[derive(Debug, Serialize)]
 pub struct Empty {}
 
+/// `outputConfig`: structured output, `{"textFormat": {"type": "json_schema",
+/// "structure": {"jsonSchema": {"schema": "<the schema as a JSON string>", "name",
+/// "description"}}}}`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutputConfig<'a> {
+    pub text_format: TextFormat<'a>,
+}
+
+/// `outputConfig.textFormat`.
+#[derive(Debug, Serialize)]
+pub struct TextFormat<'a> {
+    /// `json_schema`, the one type Bedrock has.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub structure: Structure<'a>,
+}
+
+/// `textFormat.structure`, a union of one member.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Structure<'a> {
+    JsonSchema(JsonSchemaDefinition<'a>),
+}
+
+/// `structure.jsonSchema`: the schema travels as a string of JSON.
+#[derive(Debug, Serialize)]
+pub struct JsonSchemaDefinition<'a> {
+    pub schema: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<Cow<'a, str>>,
+}
+
+/// `additionalModelRequestFields`: fields in the model's own request format, which
+/// Converse passes on. Each family reads its own (see `models`).
+#[derive(Debug, Default, Serialize)]
+pub struct AdditionalFields<'a> {
+    /// Claude's extended thinking.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thinking: Option<ClaudeThinking>,
+    /// Claude's `output_config`, for the effort of adaptive thinking.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_config: Option<ClaudeOutputConfig>,
+    /// Claude's `tool_choice`, for `disable_parallel_tool_use`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<ClaudeToolChoice<'a>>,
+    /// Amazon Nova 2's reasoning.
+    #[serde(rename = "reasoningConfig", skip_serializing_if = "Option::is_none")]
+    pub reasoning_config: Option<NovaReasoning>,
+    /// gpt-oss's reasoning effort.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning_effort: Option<&'static str>,
+}
+
+impl AdditionalFields<'_> {
+    pub fn is_empty(&self) -> bool {
+        self.thinking.is_none()
+            && self.output_config.is_none()
+            && self.tool_choice.is_none()
+            && self.reasoning_config.is_none()
+            && self.reasoning_effort.is_none()
+    }
+}
+
+/// Claude's `thinking`: `{"type":"enabled","budget_tokens":N}` or `{"type":"adaptive"}`.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClaudeThinking {
+    Enabled { budget_tokens: u32 },
+    Adaptive,
+}
+
+/// Claude's `output_config` (`effort`: `low`, `medium` or `high`).
+#[derive(Debug, Serialize)]
+pub struct ClaudeOutputConfig {
+    pub effort: &'static str,
+}
+
+/// Claude's `tool_choice`, which, unlike Converse's `toolChoice`, can disable parallel
+/// tool use. Sent instead of `toolChoice`: Bedrock refuses the two together.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClaudeToolChoice<'a> {
+    Auto {
+        disable_parallel_tool_use: bool,
+    },
+    Any {
+        disable_parallel_tool_use: bool,
+    },
+    Tool {
+        name: Cow<'a, str>,
+        disable_parallel_tool_use: bool,
+    },
+}
+
+/// Nova 2's `reasoningConfig`: `{"type":"enabled","maxReasoningEffort":"low"}`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NovaReasoning {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub max_reasoning_effort: &'static str,
+}
+
 /// `requestMetadata`: string pairs recorded in Bedrock's invocation logs.
 #[derive(Debug, Serialize)]
 pub struct RequestMetadata<'a> {
@@ -222,18 +346,21 @@ pub struct ToolUseOut {
     pub input: Value,
 }
 
-/// Reasoning content (`reasoningText`, or `redactedContent`, which is dropped).
+/// Reasoning content: `reasoningText`, or `redactedContent` (encrypted reasoning,
+/// base64).
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ReasoningOut {
     pub reasoning_text: Option<ReasoningText>,
+    pub redacted_content: Option<String>,
 }
 
-/// Reasoning text.
+/// Reasoning text, signed by models that check it when it comes back (Claude).
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct ReasoningText {
     pub text: String,
+    pub signature: Option<String>,
 }
 
 /// Token usage, in responses and in the stream's `metadata` event. `inputTokens`
@@ -299,11 +426,14 @@ pub struct ToolInputDelta {
     pub input: String,
 }
 
-/// A piece of reasoning text (signatures and redacted content are dropped).
+/// A reasoning delta: a piece of text, the signature that ends a block, or a block of
+/// redacted reasoning.
 #[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[serde(rename_all = "camelCase", default)]
 pub struct ReasoningDelta {
     pub text: Option<String>,
+    pub signature: Option<String>,
+    pub redacted_content: Option<String>,
 }
 
 /// `messageStop`.

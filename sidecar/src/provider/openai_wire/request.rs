@@ -60,6 +60,11 @@ pub struct ChatRequest<'a> {
     /// Reasoning effort for reasoning models (`low`, `medium`, `high`...).
     #[serde(default, borrow)]
     pub reasoning_effort: Option<Cow<'a, str>>,
+    /// Anthropic's `thinking` object, an extension chat clients written for Claude send
+    /// (`{"type":"enabled","budget_tokens":N}`): kept unparsed, so a value a provider
+    /// does not read never fails the request (see `provider::reasoning`).
+    #[serde(default)]
+    pub thinking: Option<Value>,
 }
 
 impl ChatRequest<'_> {

@@ -404,16 +404,3 @@ pub async fn responses_structured_output<U: Upstream>() {
     assert_eq!(status, StatusCode::OK, "{answer}");
     asked_for_capital(&up);
 }
-
-/// A provider without structured output refuses it, in OpenAI's shape, before anything
-/// is sent.
-pub async fn responses_structured_output_refused<U: Upstream>() {
-    let up = U::start().await;
-    let sidecar = setup(&up, vec![]).await;
-    let mut body = request("text", "The capital of France, as JSON");
-    body["text"] = json!({"format": {"type": "json_schema", "name": "capital", "schema": capital_schema(), "strict": true}});
-    let (status, _, answer) = whole(&sidecar, &body).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
-    assert_eq!(answer["error"]["type"], "invalid_request_error", "{answer}");
-    assert!(up.bodies().is_empty(), "nothing was sent upstream");
-}

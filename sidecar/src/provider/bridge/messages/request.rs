@@ -6,6 +6,7 @@ use serde_json::{Map, Value, json};
 
 use super::super::ChatCall;
 use crate::provider::TranslateError;
+use crate::provider::reasoning::Effort;
 
 /// Chat fields the translation writes. A client that sends one of them itself (chat's
 /// name for something Messages names otherwise) is refused, rather than one of the two
@@ -704,7 +705,8 @@ fn output_config(config: &Value, chat: &mut Map<String, Value>) -> Result<(), Tr
 }
 
 /// Extended thinking as chat's `reasoning_effort`: a budget of up to 1024 tokens is
-/// `low`, up to 8192 `medium`, more `high`; adaptive thinking is `medium`.
+/// `low`, up to 8192 `medium`, more `high` (see `provider::reasoning`); adaptive
+/// thinking is `medium`.
 fn thinking(thinking: &Value, chat: &mut Map<String, Value>) -> Result<(), TranslateError> {
     let at = || "thinking".to_owned();
     let effort = match kind(thinking, "thinking", &at)? {
@@ -718,11 +720,7 @@ fn thinking(thinking: &Value, chat: &mut Map<String, Value>) -> Result<(), Trans
                         "thinking.budget_tokens: Field required (a positive integer)",
                     )
                 })?;
-            match budget {
-                0..=1024 => "low",
-                1025..=8192 => "medium",
-                _ => "high",
-            }
+            Effort::of_budget(u32::try_from(budget).unwrap_or(u32::MAX)).as_str()
         }
         "adaptive" => "medium",
         "disabled" => return Ok(()),

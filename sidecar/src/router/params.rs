@@ -170,6 +170,7 @@ const KNOWN_PARAMS: &[&str] = &[
     "stop",
     "store",
     "stream_options",
+    "thinking",
     "suffix",
     "temperature",
     "tool_choice",

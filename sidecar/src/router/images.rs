@@ -16,6 +16,12 @@
 //!
 //! A refused or failed fetch is the client's to fix: a 400 naming the image, with code
 //! `image_url_refused` (the guard or the policy said no) or `image_fetch_failed`.
+//!
+//! Metrics: `llmesh_image_fetches_total{model,result}`, one per URL fetched or refused,
+//! `result` from a fixed list (`ok`, `too_many_images`, and [`FetchError::label`]'s:
+//! `refused_url`, `refused_host`, `refused_port`, `refused_address`,
+//! `too_many_redirects`, `bad_status`, `too_large`, `bad_type`, `timeout`, `error`);
+//! `llmesh_image_fetch_bytes_total{model}`.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -128,7 +134,9 @@ pub struct CallImages<'a> {
     done: Mutex<Vec<Done>>,
 }
 
-/// The outcome for one policy and body shape.
+/// The outcome for one policy and body shape. Within a call the shape names the body:
+/// a chat body is the client's (a chat call) or its restatement (a Messages or
+/// Responses call through chat), never both; a Messages body is the client's.
 struct Done {
     policy: Arc<ImagePolicy>,
     endpoint: Endpoint,
@@ -263,8 +271,9 @@ impl<'a> CallImages<'a> {
     }
 }
 
-/// Fetches image `index` by `limit`. Boxed, so the set of running fetches has one
-/// nameable type.
+/// Fetches image `index` by `limit`. Boxed: the fetches run in one
+/// `FuturesUnordered`, and a future named here (rather than made by a closure over
+/// borrowed data) keeps the call's future provably `Send`.
 fn fetch_one<'f>(
     fetcher: &'f ImageFetcher,
     policy: &'f ImagePolicy,

@@ -44,6 +44,7 @@ impl LlmModel {
                 cache: None,
                 drop_unsupported_params: false,
                 default_max_tokens: None,
+                image_fetch: None,
             },
             status: None,
         }

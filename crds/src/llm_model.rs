@@ -108,7 +108,64 @@ pub struct LlmModelSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub default_max_tokens: Option<u32>,
+
+    /// How the sidecar fetches `http(s)` image URLs for deployments whose provider takes
+    /// images only as bytes (`bedrock`, `gemini`; `vertex` for URLs without a known
+    /// extension). Default: on, from any public host on the scheme's default port, with
+    /// the limits listed on each field; loopback, private, link-local and metadata
+    /// addresses are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_fetch: Option<ImageFetch>,
 }
+
+/// Where image URLs may be fetched from, and how much. An image the policy refuses, or
+/// that cannot be fetched, fails the call with a 400.
+#[derive(KubeSchema, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageFetch {
+    /// Fetch image URLs at all; `false` refuses them with a 400, as the provider itself
+    /// would. Default: true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+
+    /// The only hosts images are fetched from: `images.example.com`, `*.cdn.example.com`
+    /// (any subdomain, not the domain itself), an IP address or `[IPv6 address]`, each
+    /// optionally with `:port` (a URL with a port other than the scheme's default needs
+    /// a rule naming it). Internal names (`localhost`, single-label names, `*.internal`,
+    /// `*.svc`, `*.cluster.local`) are fetched only when a rule names them. Their
+    /// addresses must still be public, or in `allowPrivateAddresses`. Default: any host.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(min = 1, max = 260), regex(pattern = HOST_RULE_PATTERN)))]
+    pub allowed_hosts: Vec<String>,
+
+    /// Non-public address ranges images may still be fetched from, for an internal image
+    /// server: CIDRs (`10.20.0.0/16`, `fd00:1::/64`) or single addresses. Cloud metadata
+    /// addresses (`169.254.169.254`...) are refused even when listed. Default: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(min = 1, max = 64)))]
+    #[x_kube(validation = Rule::new("self.all(c, isCIDR(c) || isIP(c))").message("allowPrivateAddresses entries must be CIDR ranges or IP addresses"))]
+    pub allow_private_addresses: Vec<String>,
+
+    /// Largest image fetched, in bytes; at most 64 MiB. Default: 20971520 (20 MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 67_108_864))]
+    pub max_bytes: Option<u64>,
+
+    /// Time limit for fetching all of one call's images, within the call's total
+    /// timeout. Default: `10s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<HumanDuration>,
+
+    /// Most image URLs fetched for one call. Default: 16.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 256))]
+    pub max_images: Option<u32>,
+}
+
+/// An `allowedHosts` entry: a host name (or `*.` and a domain), an IPv4 address or a
+/// bracketed IPv6 address, optionally with a port.
+pub const HOST_RULE_PATTERN: &str =
+    r"^((\*\.)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?|\[[0-9a-fA-F:.]+\])(:[0-9]{1,5})?$";
 
 /// How a deployment is chosen for each attempt.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
@@ -594,6 +651,30 @@ mod tests {
 
         let model = LlmModel::test("chat").with_prices("-1", "0.1234567");
         assert_eq!(cel_failures(&model).len(), 2);
+    }
+
+    #[test]
+    fn cel_checks_image_fetch() {
+        let mut model = model();
+        model.spec.image_fetch = Some(ImageFetch {
+            allowed_hosts: vec!["images.example.com".into(), "*.cdn.example.com:8443".into()],
+            allow_private_addresses: vec!["10.20.0.0/16".into(), "fd00::1".into()],
+            timeout: Some(HumanDuration::new("5s")),
+            ..ImageFetch::default()
+        });
+        assert_eq!(cel_failures(&model), Vec::<String>::new());
+        model.spec.image_fetch = Some(ImageFetch {
+            allow_private_addresses: vec!["10.20.0.0/16".into(), "ten.twenty/16".into()],
+            ..ImageFetch::default()
+        });
+        assert_eq!(
+            cel_failures(&model),
+            ["allowPrivateAddresses entries must be CIDR ranges or IP addresses"]
+        );
+        let spec = &crd_json::<LlmModel>()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]
+            ["spec"]["properties"]["imageFetch"]["properties"];
+        assert_eq!(spec["allowedHosts"]["items"]["pattern"], HOST_RULE_PATTERN);
+        assert_eq!(spec["maxBytes"]["maximum"], 67_108_864.0);
     }
 
     #[test]

@@ -44,6 +44,11 @@ pub struct Metrics {
     pub overhead: HistogramVec,
     /// Request parameters dropped because the provider cannot honour them.
     pub dropped_params: IntCounterVec,
+    /// Image URLs fetched for providers that take images as bytes, by model and
+    /// result (a fixed list: see `router::images`).
+    pub image_fetches: IntCounterVec,
+    /// Bytes of the images fetched, by model.
+    pub image_fetch_bytes: IntCounterVec,
     /// 1 for the config version in use.
     pub config_info: IntGaugeVec,
     /// Config loads by result (`ok`, `error`).
@@ -150,6 +155,16 @@ impl Metrics {
             "Request parameters dropped because the provider cannot honour them.",
             &["model", "provider", "param"],
         )?;
+        let image_fetches = counter(
+            "image_fetches_total",
+            "Image URLs fetched for providers that take images as bytes, by model and result.",
+            &["model", "result"],
+        )?;
+        let image_fetch_bytes = counter(
+            "image_fetch_bytes_total",
+            "Bytes of the images fetched for providers that take images as bytes, by model.",
+            &["model"],
+        )?;
         let config_info = gauges(
             "config_info",
             "1 for the config version in use.",
@@ -223,6 +238,8 @@ impl Metrics {
             in_flight,
             overhead,
             dropped_params,
+            image_fetches,
+            image_fetch_bytes,
             config_info,
             config_reloads,
         })

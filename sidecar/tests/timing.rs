@@ -172,6 +172,7 @@ fn model(hosts: &[&str]) -> ModelSpec {
         pricing: Pricing::default(),
         drop_unsupported_params: false,
         default_max_tokens: None,
+        image_fetch: ImageFetchSpec::default(),
     }
 }
 

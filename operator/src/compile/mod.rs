@@ -8,13 +8,14 @@
 //! dropped and reported as a warning, because the sidecar refuses a whole snapshot with a
 //! dangling reference.
 //!
-//! One file per thing compiled: [`models`], [`keys`], [`budgets`]; [`secrets`] resolves
-//! the Secrets they reference, [`units`] parses durations, prices and URLs, and
-//! [`problems`] holds what is reported.
+//! One file per thing compiled: [`models`] (with its [`image_fetch`]), [`keys`],
+//! [`budgets`]; [`secrets`] resolves the Secrets they reference, [`units`] parses
+//! durations, prices and URLs, and [`problems`] holds what is reported.
 
 mod budgets;
 #[cfg(test)]
 mod fixtures;
+mod image_fetch;
 mod keys;
 mod models;
 pub mod problems;

@@ -14,6 +14,7 @@ use llmesh_sidecar::config::snapshot::{
     SecretString, Strategy, TimeoutSpec,
 };
 
+use super::image_fetch::image_fetch;
 use super::units::{is_http_url, millis, nonzero, pricing};
 use super::{Reason, Report, secrets::Secrets};
 
@@ -75,6 +76,7 @@ pub(super) fn compile_model(
         pricing,
         drop_unsupported_params: spec.drop_unsupported_params,
         default_max_tokens: spec.default_max_tokens,
+        image_fetch: image_fetch(spec.image_fetch.as_ref(), report),
     }
 }
 

@@ -107,6 +107,9 @@ reasons! {
     EmptySelector,
     /// A budget's action is inconsistent (downgrade without a target).
     InvalidAction,
+    /// A model's `imageFetch` has a host rule, address range or limit the sidecar
+    /// cannot use.
+    InvalidImageFetch,
 }
 
 impl fmt::Display for Reason {

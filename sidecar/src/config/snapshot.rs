@@ -70,6 +70,10 @@ pub struct ModelSpec {
     /// `max_tokens` sent to providers that require one when the client gives none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_max_tokens: Option<u32>,
+    /// Fetching image URLs for providers that take images only as bytes. Left out of
+    /// the snapshot when it is the default, so older sidecars still read it.
+    #[serde(default, skip_serializing_if = "ImageFetchSpec::is_default")]
+    pub image_fetch: ImageFetchSpec,
 }
 
 impl ModelSpec {
@@ -88,7 +92,49 @@ impl ModelSpec {
             pricing: Pricing::default(),
             drop_unsupported_params: false,
             default_max_tokens: None,
+            image_fetch: ImageFetchSpec::default(),
         }
+    }
+}
+
+/// How the sidecar fetches `http(s)` image URLs for a model's providers that take images
+/// only as bytes (Bedrock, the Gemini API): where from, how much and how long.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct ImageFetchSpec {
+    /// Fetch at all; when false, image URLs are refused as the provider would.
+    pub enabled: bool,
+    /// Hosts images may be fetched from (`images.example.com`, `*.cdn.example.com`,
+    /// an IP address, each optionally with `:port`); empty means any public host.
+    pub allowed_hosts: Vec<String>,
+    /// Non-public address ranges (CIDR) that may be fetched from anyway, for an
+    /// internal image server.
+    pub allow_private_addresses: Vec<String>,
+    /// Largest image fetched, in bytes.
+    pub max_bytes: u64,
+    /// Time limit for fetching all of one call's images.
+    pub timeout_ms: u64,
+    /// Most image URLs fetched for one call.
+    pub max_images: u32,
+}
+
+impl Default for ImageFetchSpec {
+    fn default() -> Self {
+        ImageFetchSpec {
+            enabled: true,
+            allowed_hosts: Vec::new(),
+            allow_private_addresses: Vec::new(),
+            max_bytes: 20 * 1024 * 1024,
+            timeout_ms: 10_000,
+            max_images: 16,
+        }
+    }
+}
+
+impl ImageFetchSpec {
+    /// Whether every field has its default.
+    pub fn is_default(&self) -> bool {
+        *self == ImageFetchSpec::default()
     }
 }
 

@@ -75,6 +75,15 @@ pub trait Dialect: Send + Sync + 'static {
         Endpoint::OPENAI.contains(&endpoint)
     }
 
+    /// Whether this provider needs the image at `url` (an `http(s)` URL in a call to
+    /// `endpoint`) as bytes: the router then fetches it, as the model's `imageFetch`
+    /// allows, and hands the call over with a data URL (chat) or a base64 source
+    /// (Messages) in its place. Providers that fetch URLs themselves say no.
+    fn needs_image_bytes(&self, endpoint: Endpoint, url: &str) -> bool {
+        let _ = (endpoint, url);
+        false
+    }
+
     /// The request that counts a Messages call's input tokens, where the provider has
     /// one (`POST /v1/messages/count_tokens`).
     fn count_tokens(&self, call: &CallView<'_>) -> Option<Result<UnsignedRequest, TranslateError>> {

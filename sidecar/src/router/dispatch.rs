@@ -14,6 +14,7 @@ use http_body_util::{BodyExt, Full};
 use tokio::time::Instant;
 
 use super::gate::Gate;
+use super::images::CallImages;
 use super::params::{self, check_hosted_tools, check_params};
 use super::relay::{EarlyEnd, Relay};
 use super::retry::{backoff, cools_down, fallback, retries, retry_after};
@@ -77,6 +78,13 @@ pub type Tried = (Arc<Model>, usize);
 /// The call restated as chat, once a deployment that does not speak its API needs it:
 /// restated once, however many deployments are tried.
 type Restated = OnceLock<Result<ChatCall, TranslateError>>;
+
+/// What is made once per call, however many attempts and deployments are tried: the
+/// call restated as chat, and its image URLs fetched (see `router::images`).
+struct PerCall<'a> {
+    restated: Restated,
+    images: CallImages<'a>,
+}
 
 impl Progress {
     fn set(&self, attempts: u32, last: &Option<Tried>) {
@@ -184,8 +192,11 @@ pub async fn dispatch(
 ) -> Result<Success, ApiError> {
     let primary = gate.enter(primary, call).await?;
     let deadline = started + primary.total_timeout;
-    let restated = Restated::new();
-    let failure = match try_model(&primary, call, &restated, metrics, deadline, trace).await {
+    let once = PerCall {
+        restated: Restated::new(),
+        images: CallImages::new(&routes.fetcher),
+    };
+    let failure = match try_model(&primary, call, &once, metrics, deadline, trace).await {
         Ok(success) => return Ok(success),
         Err(failure) => failure,
     };
@@ -217,7 +228,7 @@ pub async fn dispatch(
             .with_label_values(&[primary.name.as_str(), name.as_str(), kind.as_str()])
             .inc();
         tracing::info!(from = %primary.name, to = %model.name, kind = kind.as_str(), reason = last.class.as_str(), "falling back");
-        match try_model(&model, call, &restated, metrics, deadline, trace).await {
+        match try_model(&model, call, &once, metrics, deadline, trace).await {
             Ok(success) => return Ok(success),
             Err(failure) => {
                 let stop = fallback(failure.class).is_none();
@@ -241,7 +252,7 @@ pub async fn dispatch(
 async fn try_model(
     model: &Arc<Model>,
     call: &Call,
-    restated: &Restated,
+    once: &PerCall<'_>,
     metrics: &Metrics,
     deadline: Instant,
     trace: &mut Trace,
@@ -280,9 +291,7 @@ async fn try_model(
         if let Some(progress) = &trace.progress {
             progress.set(trace.attempts, &trace.last);
         }
-        let failure = match attempt(model, deployment, call, restated, metrics, deadline, trace)
-            .await
-        {
+        let failure = match attempt(model, deployment, call, once, metrics, deadline, trace).await {
             Ok(answer) => {
                 if picked.probe.is_some() {
                     deployment.state.recovered();
@@ -368,12 +377,14 @@ fn unavailable(
 /// or read a good one (whole, or its [`first_event`]).
 ///
 /// A deployment whose provider does not speak the call's API natively gets the call
-/// restated as chat, and its answer is restated back (see `provider::bridge`).
+/// restated as chat, and its answer is restated back (see `provider::bridge`). A
+/// provider that takes images only as bytes gets the call's image URLs fetched and
+/// inlined (see `router::images`).
 async fn attempt(
     model: &Model,
     deployment: &Deployment,
     call: &Call,
-    restated: &Restated,
+    once: &PerCall<'_>,
     metrics: &Metrics,
     deadline: Instant,
     trace: &mut Trace,
@@ -388,7 +399,8 @@ async fn attempt(
     };
     let bridged = !deployment.dialect.native(call.endpoint);
     let view = if bridged {
-        let chat = restated
+        let chat = once
+            .restated
             .get_or_init(|| bridge::to_chat(call.endpoint, &call.body))
             .as_ref()
             .map_err(|e| translate_failure(e.clone(), deployment))?;
@@ -410,6 +422,16 @@ async fn attempt(
     };
     check_params(model, deployment, &view, metrics)
         .map_err(|e| translate_failure(e, deployment))?;
+    let fetching = Instant::now();
+    let inlined = once
+        .images
+        .inline(model, deployment.dialect.as_ref(), &view, deadline, metrics)
+        .await?;
+    trace.upstream += fetching.elapsed();
+    let view = match &inlined {
+        Some(body) => CallView { body, ..view },
+        None => view,
+    };
     let (request, trimmed) = params::request(model, deployment, &view, metrics)
         .map_err(|e| translate_failure(e, deployment))?;
     let view = match &trimmed {

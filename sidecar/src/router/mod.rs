@@ -1,10 +1,11 @@
 //! Routing: deployment state, selection strategies, retry rules, the dispatcher that
-//! ties them together, the gate it asks before spending on a model, and the stream
-//! relay.
+//! ties them together, the gate it asks before spending on a model, the image URLs it
+//! fetches for providers that take only bytes, and the stream relay.
 
 pub mod count;
 pub mod dispatch;
 pub mod gate;
+pub mod images;
 pub mod params;
 pub mod relay;
 pub mod retry;

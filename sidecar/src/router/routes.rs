@@ -14,8 +14,10 @@ use crate::meter::keys::{Key, KeyTable, limits_of};
 use crate::meter::limiter::KeyLimiter;
 use crate::provider::demo::DemoTransport;
 use crate::provider::{Credential, Dialect, ProviderContext};
+use crate::router::images::ImagePolicy;
 use crate::router::state::DeploymentState;
 use crate::upstream::Transport;
+use crate::upstream::fetch::ImageFetcher;
 
 /// The longest timeout, backoff or cooldown a snapshot may set (a week). Longer values
 /// are clamped here, at the boundary, so the request path can add any of them to an
@@ -33,6 +35,8 @@ pub struct Routes {
     models: HashMap<String, Arc<Model>>,
     /// Model names, sorted, for `/v1/models`.
     names: Vec<String>,
+    /// Fetches image URLs for providers that take images as bytes.
+    pub fetcher: Arc<ImageFetcher>,
 }
 
 impl std::fmt::Debug for Routes {
@@ -73,6 +77,8 @@ pub struct Model {
     /// The dearest input and output prices among the deployments: what a call is
     /// reserved at, wherever it lands.
     pub dearest: Pricing,
+    /// How image URLs are fetched for deployments whose provider takes only bytes.
+    pub image_fetch: Arc<ImagePolicy>,
 }
 
 /// One deployment of a model.
@@ -181,17 +187,26 @@ pub struct RoutesBuilder {
     demo: Arc<dyn Transport>,
     states: Mutex<HashMap<StateKey, Arc<DeploymentState>>>,
     limiters: Mutex<HashMap<String, Arc<KeyLimiter>>>,
+    fetcher: Arc<ImageFetcher>,
 }
 
 impl RoutesBuilder {
-    /// A builder sending HTTP deployments through `http`.
+    /// A builder sending HTTP deployments through `http`, fetching images through the
+    /// system resolver and the network.
     pub fn new(http: Arc<dyn Transport>) -> Self {
         RoutesBuilder {
             providers: ProviderContext::new(http),
             demo: Arc::new(DemoTransport),
             states: Mutex::new(HashMap::new()),
             limiters: Mutex::new(HashMap::new()),
+            fetcher: Arc::new(ImageFetcher::default()),
         }
+    }
+
+    /// Fetches image URLs through `fetcher` instead (tests resolve names their own way).
+    pub fn with_image_fetcher(mut self, fetcher: ImageFetcher) -> Self {
+        self.fetcher = Arc::new(fetcher);
+        self
     }
 
     /// Validates a snapshot and builds its routing table.
@@ -250,6 +265,7 @@ impl RoutesBuilder {
             budgets,
             models,
             names: sorted,
+            fetcher: self.fetcher.clone(),
         })
     }
 
@@ -320,6 +336,8 @@ impl RoutesBuilder {
         if spec.timeouts.total_ms == 0 || spec.timeouts.time_to_first_token_ms == 0 {
             return Err(invalid(&at("timeouts"), "timeouts must be positive"));
         }
+        let image_fetch = ImagePolicy::from_spec(&spec.image_fetch)
+            .map_err(|(field, message)| invalid(&at(&format!("imageFetch.{field}")), message))?;
         let mut seen = HashSet::new();
         let mut deployments = Vec::with_capacity(spec.deployments.len());
         for d in &spec.deployments {
@@ -396,6 +414,7 @@ impl RoutesBuilder {
             drop_unsupported_params: spec.drop_unsupported_params,
             default_max_tokens: spec.default_max_tokens,
             dearest,
+            image_fetch: Arc::new(image_fetch),
         })
     }
 }
@@ -466,6 +485,7 @@ mod tests {
             pricing: Default::default(),
             drop_unsupported_params: false,
             default_max_tokens: None,
+            image_fetch: Default::default(),
         }
     }
 

@@ -155,6 +155,7 @@ mod tests {
             pricing: Default::default(),
             drop_unsupported_params: false,
             default_max_tokens: None,
+            image_fetch: Default::default(),
         };
         let snap = Snapshot {
             format: FORMAT,

@@ -1,8 +1,11 @@
 //! How requests reach an upstream: a [`Transport`] turns a ready-made HTTP request into
 //! a streaming response. The real one is a pooled hyper client; the demo provider and
-//! tests supply in-process ones.
+//! tests supply in-process ones. Images a client names by URL are fetched by
+//! [`fetch`], behind the SSRF [`guard`].
 
 mod client;
+pub mod fetch;
+pub mod guard;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -377,16 +377,19 @@ async fn vision_input_sends_image_bytes() {
     );
     golden::check("bedrock", "vision", &last_body(&mock));
 
+    // URLs are fetched by the sidecar behind its SSRF guard (see tests/images.rs), which
+    // refuses loopback before anything is sent.
     let before = mock.request_count();
     let (status, _, body) = post(
         sidecar.api,
         "/v1/chat/completions",
         json!({"model": "chat", "messages": [{"role": "user", "content": [
-            {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}]}]}),
+            {"type": "image_url", "image_url": {"url": "http://127.0.0.1/cat.png"}}]}]}),
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["param"], "messages");
+    assert_eq!(body["error"]["code"], "image_url_refused");
     assert!(
         body["error"]["message"]
             .as_str()

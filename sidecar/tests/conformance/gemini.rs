@@ -331,18 +331,24 @@ async fn image_urls_by_api(api: Api) {
         3 + 258,
         "Gemini's flat image rate"
     );
+    // AI Studio does not fetch URLs: the sidecar does, behind its SSRF guard (see
+    // tests/images.rs), which refuses loopback before anything is sent.
+    let url = match api {
+        Api::Studio => "http://127.0.0.1/cat.png",
+        Api::Vertex => "https://example.com/cat.png",
+    };
     let url_image = json!({"model": "g", "messages": [{"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}]}]});
+        {"type": "image_url", "image_url": {"url": url}}]}]});
     let (status, _, body) = post(sidecar.api, "/v1/chat/completions", url_image).await;
     match api {
-        // AI Studio does not fetch URLs: the client learns so before anything is sent.
         Api::Studio => {
             assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+            assert_eq!(body["error"]["code"], "image_url_refused");
             assert!(
                 body["error"]["message"]
                     .as_str()
                     .unwrap()
-                    .contains("data URLs")
+                    .contains("data URL")
             );
         }
         Api::Vertex => {

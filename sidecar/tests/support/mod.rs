@@ -57,6 +57,7 @@ pub fn model(name: &str, deployments: Vec<DeploymentSpec>) -> ModelSpec {
         pricing: Pricing::default(),
         drop_unsupported_params: false,
         default_max_tokens: None,
+        image_fetch: ImageFetchSpec::default(),
     }
 }
 

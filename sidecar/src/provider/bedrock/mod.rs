@@ -16,7 +16,8 @@
 //!   `reasoningContent` blocks first in the turn, for Claude (`reasoningText` with its
 //!   `signature`; `redactedContent`); unsigned ones and other models' are left out;
 //! - `image_url` data URLs → `image` blocks with the bytes (png/jpeg/gif/webp); http(s)
-//!   URLs are refused with a 400 (Bedrock takes bytes, and the sidecar fetches nothing);
+//!   URLs are fetched by the router beforehand (`router::images`, as the model's
+//!   `imageFetch` allows) and arrive here as data URLs; with fetching off, a 400;
 //! - `max_completion_tokens`/`max_tokens` → `inferenceConfig.maxTokens`, `temperature`,
 //!   `top_p` → `topP`, `stop` → `stopSequences`; `user` → `requestMetadata.user`;
 //! - `cache_control` on a content part, system part or tool → a `cachePoint` block
@@ -190,6 +191,11 @@ impl Dialect for Bedrock {
 
     fn native(&self, endpoint: Endpoint) -> bool {
         (self.claude && endpoint == Endpoint::Messages) || Endpoint::OPENAI.contains(&endpoint)
+    }
+
+    /// Converse and Claude's InvokeModel take images only as bytes.
+    fn needs_image_bytes(&self, endpoint: Endpoint, _url: &str) -> bool {
+        matches!(endpoint, Endpoint::ChatCompletions | Endpoint::Messages)
     }
 
     fn request(&self, call: &CallView<'_>) -> Result<UnsignedRequest, TranslateError> {

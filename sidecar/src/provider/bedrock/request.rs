@@ -229,14 +229,15 @@ fn push_text<'a>(out: &mut Vec<Block<'a>>, text: &'a str) {
     }
 }
 
-/// A data URL's bytes; Bedrock takes images as bytes only, and the sidecar does not
-/// fetch URLs on a client's behalf.
+/// A data URL's bytes; Bedrock takes images as bytes only. The router has fetched
+/// http(s) URLs into data URLs unless the model's image fetching is off.
 fn image(url: &str) -> Result<Image<'_>, TranslateError> {
     let Some(data) = openai_wire::parse_data_url(url) else {
         return Err(TranslateError::invalid(
             "messages",
             "Bedrock takes images as bytes: send image_url as a base64 data URL \
-             (data:image/png;base64,...); http(s) URLs are not fetched.",
+             (data:image/png;base64,...), or an http(s) URL for the sidecar to fetch \
+             unless the model's imageFetch is disabled.",
         ));
     };
     let format = match data.media_type {

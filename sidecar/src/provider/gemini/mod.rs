@@ -21,7 +21,9 @@
 //! - assistant `tool_calls` → `functionCall` parts (arguments parsed into `args`);
 //!   assistant `reasoning_content` is dropped (Gemini wants its own signed thoughts);
 //! - `image_url` data URLs → `inlineData`; other URLs → `fileData` on Vertex (`gs://`,
-//!   http(s); the type from the extension), Files API URIs only on AI Studio;
+//!   http(s); the type from the extension), Files API URIs only on AI Studio; the http(s)
+//!   URLs neither takes (any on AI Studio, those without a known extension on Vertex) are
+//!   fetched by the router beforehand (`router::images`) and arrive as data URLs;
 //! - `max_completion_tokens`/`max_tokens` → `maxOutputTokens`, `temperature`, `top_p` →
 //!   `topP`, `stop` → `stopSequences`, `n` → `candidateCount`, `seed`,
 //!   `presence_penalty`/`frequency_penalty` → `presencePenalty`/`frequencyPenalty`;
@@ -218,6 +220,16 @@ impl Gemini {
 impl Dialect for Gemini {
     fn supported_params(&self, endpoint: Endpoint) -> Option<&'static [&'static str]> {
         params(endpoint, CHAT_PARAMS, EMBEDDING_PARAMS)
+    }
+
+    /// The Gemini API fetches no URLs but its own Files API's; Vertex AI fetches URLs
+    /// whose extension tells their type, and needs the others as bytes.
+    fn needs_image_bytes(&self, endpoint: Endpoint, url: &str) -> bool {
+        endpoint == Endpoint::ChatCompletions
+            && match self.flavor {
+                Flavor::AiStudio => !url.starts_with(request::FILES_API),
+                Flavor::Vertex => request::mime_of(url).is_none(),
+            }
     }
 
     fn request(&self, call: &CallView<'_>) -> Result<UnsignedRequest, TranslateError> {

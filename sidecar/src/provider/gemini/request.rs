@@ -260,9 +260,13 @@ fn push_text<'a>(out: &mut Vec<PartOut<'a>>, text: &'a str) {
     }
 }
 
+/// Where the Gemini API's Files API URIs start: the one kind of URL it takes.
+pub(super) const FILES_API: &str = "https://generativelanguage.googleapis.com/";
+
 /// An image: data URLs inline; on Vertex, `gs://` and http(s) URLs as `fileData` (which
 /// Vertex fetches itself); on AI Studio only Files API URIs, since the Gemini API does
-/// not fetch arbitrary URLs and the sidecar will not fetch them for it.
+/// not fetch arbitrary URLs (the router fetches those into data URLs beforehand, unless
+/// the model's image fetching is off).
 fn image(url: &str, flavor: Flavor) -> Result<PartOut<'_>, TranslateError> {
     if let Some(data) = openai_wire::parse_data_url(url) {
         return Ok(PartOut::InlineData(Blob {
@@ -274,12 +278,12 @@ fn image(url: &str, flavor: Flavor) -> Result<PartOut<'_>, TranslateError> {
         Flavor::Vertex => {
             url.starts_with("gs://") || url.starts_with("https://") || url.starts_with("http://")
         }
-        Flavor::AiStudio => url.starts_with("https://generativelanguage.googleapis.com/"),
+        Flavor::AiStudio => url.starts_with(FILES_API),
     };
     if !fetchable {
         let message = match flavor {
             Flavor::AiStudio => {
-                "the Gemini API takes images as base64 data URLs (or Files API URIs), not other URLs."
+                "the Gemini API takes images as base64 data URLs or Files API URIs; the sidecar fetches http(s) image URLs for it unless the model's imageFetch is disabled."
             }
             Flavor::Vertex => "image_url must be a base64 data URL, a gs:// URI or an http(s) URL.",
         };
@@ -305,7 +309,8 @@ fn image(url: &str, flavor: Flavor) -> Result<PartOut<'_>, TranslateError> {
     }))
 }
 
-fn mime_of(url: &str) -> Option<&'static str> {
+/// The media type a URL's extension names.
+pub(super) fn mime_of(url: &str) -> Option<&'static str> {
     let path = url.split(['?', '#']).next().unwrap_or(url);
     let ext = path.rsplit_once('.')?.1.to_ascii_lowercase();
     Some(match ext.as_str() {

@@ -13,6 +13,7 @@ use http_body::Body as _;
 use http_body_util::{BodyExt, Full};
 use tokio::time::Instant;
 
+use super::fan_out;
 use super::gate::Gate;
 use super::params::{check_hosted_tools, check_params};
 use super::relay::{EarlyEnd, Relay};
@@ -28,7 +29,7 @@ use crate::router::routes::{Deployment, Model, Routes};
 use crate::upstream::{TransportError, UpstreamBody};
 
 /// Largest upstream response body read whole (non-streaming answers, error bodies).
-const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
+pub(super) const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
 /// Largest upstream error body kept to show the client.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
@@ -424,6 +425,11 @@ async fn attempt(
         metrics,
         deployment,
     };
+    // A provider that takes the call only in pieces gets them sent together.
+    if let Some(pieces) = fan_out::pieces(deployment, &view, !call.stream && !bridged)? {
+        let tokens = call.estimated_tokens;
+        return fan_out::attempt(deployment, &view, pieces, deadline, clock, tokens).await;
+    }
     let (parts, body) = send(deployment, &view, first_deadline)
         .await
         .inspect_err(|_| {
@@ -475,7 +481,7 @@ async fn attempt(
 }
 
 /// Times one attempt's wait on its upstream, into the trace and the latency metric.
-struct Clock<'a> {
+pub(super) struct Clock<'a> {
     sent: Instant,
     trace: &'a mut Trace,
     metrics: &'a Metrics,
@@ -484,7 +490,7 @@ struct Clock<'a> {
 
 impl Clock<'_> {
     /// The wait ended: records and returns it.
-    fn stop(&mut self) -> Duration {
+    pub(super) fn stop(&mut self) -> Duration {
         let waited = self.sent.elapsed();
         self.trace.upstream += waited;
         self.metrics
@@ -505,10 +511,20 @@ async fn send(
     view: &CallView<'_>,
     deadline: Instant,
 ) -> Result<(http::response::Parts, UpstreamBody), UpstreamError> {
-    let mut request = deployment
+    let request = deployment
         .dialect
         .request(view)
         .map_err(|e| translate_failure(e, deployment))?;
+    send_request(deployment, request, deadline).await
+}
+
+/// Authenticates and sends a built upstream request; the answer's head must arrive by
+/// `deadline`.
+pub(super) async fn send_request(
+    deployment: &Deployment,
+    mut request: crate::provider::UnsignedRequest,
+    deadline: Instant,
+) -> Result<(http::response::Parts, UpstreamBody), UpstreamError> {
     deployment
         .credential
         .apply(&mut request)
@@ -537,7 +553,7 @@ async fn send(
 
 /// Reads an error answer (bounded) and has the provider, which knows its wire, say what
 /// it means; the wait an upstream asks for in its headers is kept.
-async fn classify(
+pub(super) async fn classify(
     deployment: &Deployment,
     parts: &http::response::Parts,
     body: UpstreamBody,
@@ -587,13 +603,13 @@ async fn first_event(
 }
 
 /// A failure the sidecar saw (no answer to read), worded with the deployment's name.
-fn failed(class: ErrorClass, deployment: &Deployment, what: &str) -> UpstreamError {
+pub(super) fn failed(class: ErrorClass, deployment: &Deployment, what: &str) -> UpstreamError {
     UpstreamError::new(class, format!("Deployment `{}` {what}.", deployment.name))
 }
 
 /// A request the provider cannot take is the client's to fix (400); an answer we cannot
 /// read is the upstream's fault (502, retried).
-fn translate_failure(err: TranslateError, deployment: &Deployment) -> UpstreamError {
+pub(super) fn translate_failure(err: TranslateError, deployment: &Deployment) -> UpstreamError {
     match &err {
         TranslateError::Unsupported { .. } | TranslateError::UnsupportedTool { .. } => {
             UpstreamError::answered(ErrorClass::Invalid, 400, err.to_string())

@@ -42,9 +42,11 @@
 //! completion = candidates + thoughts, `cached_tokens` = cached content,
 //! `reasoning_tokens` = thoughts).
 
+mod embed;
 mod request;
 mod response;
 pub mod schema;
+mod signature;
 mod stream;
 mod wire;
 
@@ -62,7 +64,7 @@ use super::{
 use crate::config::snapshot::DeploymentSpec;
 use crate::domain::{CallView, Endpoint, Reply, UpstreamError};
 use crate::provider::translate::{no_completions, params};
-use request::EmbedMethod;
+use embed::Method;
 
 /// The Gemini API's base URL.
 pub const AI_STUDIO_BASE_URL: &str = "https://generativelanguage.googleapis.com";
@@ -91,6 +93,16 @@ pub enum Flavor {
     AiStudio,
     /// Vertex AI, service-account auth.
     Vertex,
+}
+
+impl Flavor {
+    /// The provider's name, as in config and metrics.
+    pub fn provider(self) -> &'static str {
+        match self {
+            Flavor::AiStudio => "gemini",
+            Flavor::Vertex => "vertex",
+        }
+    }
 }
 
 /// Dialect and `x-goog-api-key` credential for a Gemini API deployment.
@@ -204,6 +216,15 @@ impl Gemini {
         })
     }
 
+    /// The request of one embeddings piece, at its method's URL.
+    fn embed_request(&self, (method, body): embed::Piece) -> UnsignedRequest {
+        let uri = match method {
+            Method::Single => &self.embed,
+            Method::Batch | Method::Predict => &self.embed_many,
+        };
+        super::post_json(uri.clone(), body)
+    }
+
     /// The URL of one method, for tests and logs.
     pub fn uri(&self, endpoint: Endpoint, stream: bool) -> &Uri {
         match (endpoint, stream) {
@@ -231,12 +252,7 @@ impl Dialect for Gemini {
                 (uri, request::chat(call, self.flavor)?)
             }
             Endpoint::Embeddings => {
-                let (method, body) = request::embeddings(call, self.flavor)?;
-                let uri = match method {
-                    EmbedMethod::Single => &self.embed,
-                    EmbedMethod::Batch | EmbedMethod::Predict => &self.embed_many,
-                };
-                (uri, body)
+                return Ok(self.embed_request(embed::request(call, self.flavor)?));
             }
             _ => return Err(no_completions("Gemini models")),
         };
@@ -245,9 +261,21 @@ impl Dialect for Gemini {
 
     fn response(&self, call: &CallView<'_>, body: Bytes) -> Result<Reply, TranslateError> {
         match call.endpoint {
-            Endpoint::Embeddings => response::embeddings(call, &body),
+            Endpoint::Embeddings => embed::response(call, &body),
             _ => response::chat(call, &body),
         }
+    }
+
+    fn split(&self, call: &CallView<'_>) -> Result<Option<Vec<UnsignedRequest>>, TranslateError> {
+        if call.endpoint != Endpoint::Embeddings {
+            return Ok(None);
+        }
+        let pieces = embed::split(call, self.flavor)?;
+        Ok(pieces.map(|pieces| pieces.into_iter().map(|p| self.embed_request(p)).collect()))
+    }
+
+    fn merge(&self, call: &CallView<'_>, answers: Vec<Bytes>) -> Result<Reply, TranslateError> {
+        embed::merge_pieces(call, self.flavor, &answers)
     }
 
     fn is_stream(&self, headers: &HeaderMap) -> bool {
@@ -266,5 +294,7 @@ impl Dialect for Gemini {
     }
 }
 
+#[cfg(test)]
+mod signature_tests;
 #[cfg(test)]
 mod tests;

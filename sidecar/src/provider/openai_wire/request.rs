@@ -262,6 +262,10 @@ pub struct ToolCall<'a> {
     /// The function called.
     #[serde(borrow)]
     pub function: FunctionCall<'a>,
+    /// What the provider asked to get back with the call (Google's OpenAI-compatible
+    /// shape, `{"google": {"thought_signature": …}}`); unknown contents are ignored.
+    #[serde(default)]
+    pub extra_content: Option<super::ExtraContent>,
 }
 
 /// The function part of a tool call.

@@ -267,6 +267,58 @@ async fn retry_after_beyond_the_backoff_cap_ends_with_429_and_retry_after() {
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
+/// Gemini's 429: the wait is in a `google.rpc.RetryInfo` detail, not a header.
+const GEMINI_429: &str = r#"{"error": {"code": 429, "message": "You exceeded your current quota.", "status": "RESOURCE_EXHAUSTED",
+  "details": [
+    {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{"quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests"}]},
+    {"@type": "type.googleapis.com/google.rpc.Help", "links": [{"url": "https://ai.google.dev/gemini-api/docs/rate-limits"}]},
+    {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "2.500s"}]}}"#;
+const GEMINI_OK: &str = r#"{"candidates": [{"content": {"role": "model", "parts": [{"text": "hi"}]}, "finishReason": "STOP", "index": 0}],
+  "usageMetadata": {"promptTokenCount": 1, "candidatesTokenCount": 1, "totalTokenCount": 2}}"#;
+
+/// A model of one Gemini API deployment at host `g`.
+fn gemini_model() -> ModelSpec {
+    let mut d = DeploymentSpec::new("g", ProviderKind::Gemini, "gemini-2.5-flash");
+    d.base_url = Some("http://g".into());
+    d.api_key = Some(SecretString::new("AIza-test"));
+    let mut m = model(&[]);
+    m.deployments = vec![d];
+    m
+}
+
+#[tokio::test(start_paused = true)]
+async fn geminis_retry_delay_is_the_wait_before_the_retry() {
+    let script = Scripted::default();
+    script.push("g", Step::Answer(Duration::ZERO, 429, vec![], GEMINI_429));
+    script.otherwise("g", Step::Answer(Duration::ZERO, 200, vec![], GEMINI_OK));
+    let mut m = gemini_model();
+    m.retry.max_backoff_ms = 10_000;
+    let h = Harness::new(&script, vec![m]);
+    let (result, trace) = h.call(false).await;
+    assert!(result.is_ok());
+    assert_eq!(trace.attempts, 2);
+    let calls = script.calls();
+    assert_eq!(
+        calls[1].1 - calls[0].1,
+        Duration::from_millis(2500),
+        "retried exactly when Gemini allowed"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn geminis_retry_delay_beyond_the_backoff_cap_ends_with_429_and_retry_after() {
+    let script = Scripted::default();
+    script.otherwise("g", Step::Answer(Duration::ZERO, 429, vec![], GEMINI_429));
+    let mut m = gemini_model();
+    m.retry.max_backoff_ms = 1_000;
+    let h = Harness::new(&script, vec![m]);
+    let (result, trace) = h.call(false).await;
+    let err = result.err().unwrap();
+    assert_eq!(err.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(err.retry_after_secs, Some(3), "2.5 s, rounded up");
+    assert_eq!(trace.attempts, 1);
+}
+
 #[tokio::test(start_paused = true)]
 async fn backoff_grows_exponentially_with_jitter() {
     let script = Scripted::default();

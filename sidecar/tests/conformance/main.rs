@@ -14,5 +14,7 @@ mod suite;
 mod anthropic;
 mod bedrock;
 mod cohere;
+mod embeddings;
 mod gemini;
+mod gemini_signatures;
 mod openai;

@@ -583,7 +583,10 @@ fn google_errors_are_read_and_classified() {
     };
     let ms = std::time::Duration::from_millis;
     assert_eq!(delay("0.5s"), Some(ms(500)));
-    assert_eq!(delay("12.000340s"), Some(std::time::Duration::new(12, 340_000)));
+    assert_eq!(
+        delay("12.000340s"),
+        Some(std::time::Duration::new(12, 340_000))
+    );
     assert_eq!(delay("99999999999999999999999s"), Some(ms(3_600_000)));
     for junk in ["-3s", "34", "s", "1.2.3s", "1.1234567891s", "soon"] {
         assert_eq!(delay(junk), None, "{junk}");

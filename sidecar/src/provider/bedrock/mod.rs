@@ -39,7 +39,7 @@
 //!
 //! Embeddings: Titan takes one text per call, with `dimensions` and `normalize: true`
 //! (V2), so several inputs are sent as one call each, concurrently, and merged in order
-//! (see [`embed`]); Cohere takes the list, `input_type` (an llmesh extension field,
+//! (see `embed.rs`); Cohere takes the list, `input_type` (an llmesh extension field,
 //! default `search_document`) and `dimensions` → `output_dimension`.
 //! `encoding_format: base64` is encoded by the sidecar.
 

@@ -3,7 +3,7 @@
 //!
 //! - **Gemini API** (AI Studio, provider `gemini`):
 //!   `{base}/models/{model}:generateContent`, `:streamGenerateContent?alt=sse`,
-//!   `:embedContent`, `:batchEmbedContents`; base
+//!   `:embedContent`, `:batchEmbedContents` (see `embed.rs`); base
 //!   `https://generativelanguage.googleapis.com/v1beta`; the key in `x-goog-api-key`.
 //! - **Vertex AI** (provider `vertex`): the same bodies at
 //!   `https://{region}-aiplatform.googleapis.com/v1/projects/{project}/locations/{region}/publishers/google/models/{model}:generateContent`
@@ -18,8 +18,9 @@
 //!   `response` the result's text if it is a JSON object, else `{"result": …}`) in the
 //!   user turn after the calls, parallel results together, a result's images as
 //!   `inlineData`/`fileData` parts right after its `functionResponse`;
-//! - assistant `tool_calls` → `functionCall` parts (arguments parsed into `args`);
-//!   assistant `reasoning_content` is dropped (Gemini wants its own signed thoughts);
+//! - assistant `tool_calls` → `functionCall` parts (arguments parsed into `args`), with
+//!   the `thoughtSignature` the call carries back (see `signature.rs`); assistant
+//!   `reasoning_content` is dropped (Gemini wants its own signed thoughts);
 //! - `image_url` data URLs → `inlineData`; other URLs → `fileData` on Vertex (`gs://`,
 //!   http(s); the type from the extension), Files API URIs only on AI Studio;
 //! - `max_completion_tokens`/`max_tokens` → `maxOutputTokens`, `temperature`, `top_p` →
@@ -29,18 +30,21 @@
 //!   → that plus `responseSchema` (see [`schema`] for the rewriting);
 //! - `tools` → `functionDeclarations` (parameters rewritten the same way), `tool_choice`
 //!   auto/none/required/named → `AUTO`/`NONE`/`ANY`/`ANY` + `allowedFunctionNames`;
-//!   `parallel_tool_calls: false` is refused (Gemini has no such switch);
+//!   `parallel_tool_calls: false` is unsupported (Gemini has no such switch), so
+//!   `dropUnsupportedParams` may drop it;
 //! - `reasoning_effort` none/minimal/low/medium/high → `thinkingConfig` with a budget of
 //!   0/1024/1024/8192/24576 tokens and thought summaries included.
 //!
 //! Gemini → OpenAI: text parts → `content`, thought parts → `reasoning_content`,
-//! `functionCall` parts → `tool_calls` (ids made up, see [`response::call_id`]);
+//! `functionCall` parts → `tool_calls` (ids made up, see [`response::call_id`]; a part's
+//! `thoughtSignature` in the call's `extra_content` and id, see `signature.rs`);
 //! `finishReason` STOP → stop (tool_calls when the turn called functions), MAX_TOKENS →
 //! length, SAFETY/RECITATION/BLOCKLIST/PROHIBITED_CONTENT/SPII/IMAGE_* →
 //! content_filter, others → stop; a blocked prompt → one empty choice with
 //! content_filter; `usageMetadata` → usage (prompt = prompt + tool-use prompt tokens,
 //! completion = candidates + thoughts, `cached_tokens` = cached content,
-//! `reasoning_tokens` = thoughts).
+//! `reasoning_tokens` = thoughts). A 429's `RetryInfo.retryDelay` becomes the error's
+//! `retry_after`, the wait before the retry.
 
 mod embed;
 mod request;

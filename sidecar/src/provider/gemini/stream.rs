@@ -6,7 +6,8 @@
 //! choice): the first piece opens the choice with a role chunk; text becomes `content`
 //! deltas, thought parts `reasoning_content` deltas; every `functionCall` part (Gemini
 //! sends each call whole, never split) becomes one tool call delta with the next index
-//! of its choice, its id, name and complete arguments. Usage comes as running totals on
+//! of its choice, its id, name and complete arguments, and a signed part's
+//! `thoughtSignature` in `extra_content` (and the id, see `signature`). Usage comes as running totals on
 //! every event: the last one is kept and sent in the usage chunk when the client asked
 //! for it. A stream that ends before every candidate finished was cut off and is
 //! reported as an error, never passed off as complete; an `{"error": ...}` event is

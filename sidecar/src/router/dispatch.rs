@@ -13,7 +13,6 @@ use http_body::Body as _;
 use http_body_util::{BodyExt, Full};
 use tokio::time::Instant;
 
-use super::fan_out;
 use super::gate::Gate;
 use super::params::{check_hosted_tools, check_params};
 use super::relay::{EarlyEnd, Relay};
@@ -23,13 +22,15 @@ use crate::domain::{
     ApiError, Call, CallView, Endpoint, ErrorClass, ErrorKind, Reply, UpstreamError,
 };
 use crate::metrics::Metrics;
-use crate::provider::TranslateError;
 use crate::provider::bridge::{self, ChatCall};
+use crate::provider::{TranslateError, UnsignedRequest};
 use crate::router::routes::{Deployment, Model, Routes};
 use crate::upstream::{TransportError, UpstreamBody};
 
+mod fan_out;
+
 /// Largest upstream response body read whole (non-streaming answers, error bodies).
-pub(super) const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
+const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
 /// Largest upstream error body kept to show the client.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
@@ -411,6 +412,15 @@ async fn attempt(
     };
     check_params(model, deployment, &view, metrics)
         .map_err(|e| translate_failure(e, deployment))?;
+    // A provider that takes the call only in pieces gets them sent together.
+    if let Some(pieces) = fan_out::pieces(deployment, &view, !call.stream && !bridged)? {
+        let tokens = call.estimated_tokens;
+        return fan_out::attempt(deployment, &view, pieces, deadline, trace, metrics, tokens).await;
+    }
+    let request = deployment
+        .dialect
+        .request(&view)
+        .map_err(|e| translate_failure(e, deployment))?;
     // A stream must show its first event within the time-to-first-token limit; a plain
     // answer arrives whole, so only the total deadline bounds it.
     let first_deadline = if call.stream {
@@ -425,12 +435,7 @@ async fn attempt(
         metrics,
         deployment,
     };
-    // A provider that takes the call only in pieces gets them sent together.
-    if let Some(pieces) = fan_out::pieces(deployment, &view, !call.stream && !bridged)? {
-        let tokens = call.estimated_tokens;
-        return fan_out::attempt(deployment, &view, pieces, deadline, clock, tokens).await;
-    }
-    let (parts, body) = send(deployment, &view, first_deadline)
+    let (parts, body) = send(deployment, request, first_deadline)
         .await
         .inspect_err(|_| {
             clock.stop();
@@ -481,7 +486,7 @@ async fn attempt(
 }
 
 /// Times one attempt's wait on its upstream, into the trace and the latency metric.
-pub(super) struct Clock<'a> {
+struct Clock<'a> {
     sent: Instant,
     trace: &'a mut Trace,
     metrics: &'a Metrics,
@@ -490,7 +495,7 @@ pub(super) struct Clock<'a> {
 
 impl Clock<'_> {
     /// The wait ended: records and returns it.
-    pub(super) fn stop(&mut self) -> Duration {
+    fn stop(&mut self) -> Duration {
         let waited = self.sent.elapsed();
         self.trace.upstream += waited;
         self.metrics
@@ -504,25 +509,11 @@ impl Clock<'_> {
     }
 }
 
-/// Builds, authenticates and sends the upstream request; the answer's head must arrive
-/// by `deadline`.
+/// Authenticates and sends the upstream request; the answer's head must arrive by
+/// `deadline`.
 async fn send(
     deployment: &Deployment,
-    view: &CallView<'_>,
-    deadline: Instant,
-) -> Result<(http::response::Parts, UpstreamBody), UpstreamError> {
-    let request = deployment
-        .dialect
-        .request(view)
-        .map_err(|e| translate_failure(e, deployment))?;
-    send_request(deployment, request, deadline).await
-}
-
-/// Authenticates and sends a built upstream request; the answer's head must arrive by
-/// `deadline`.
-pub(super) async fn send_request(
-    deployment: &Deployment,
-    mut request: crate::provider::UnsignedRequest,
+    mut request: UnsignedRequest,
     deadline: Instant,
 ) -> Result<(http::response::Parts, UpstreamBody), UpstreamError> {
     deployment
@@ -553,7 +544,7 @@ pub(super) async fn send_request(
 
 /// Reads an error answer (bounded) and has the provider, which knows its wire, say what
 /// it means; the wait an upstream asks for in its headers is kept.
-pub(super) async fn classify(
+async fn classify(
     deployment: &Deployment,
     parts: &http::response::Parts,
     body: UpstreamBody,
@@ -603,13 +594,13 @@ async fn first_event(
 }
 
 /// A failure the sidecar saw (no answer to read), worded with the deployment's name.
-pub(super) fn failed(class: ErrorClass, deployment: &Deployment, what: &str) -> UpstreamError {
+fn failed(class: ErrorClass, deployment: &Deployment, what: &str) -> UpstreamError {
     UpstreamError::new(class, format!("Deployment `{}` {what}.", deployment.name))
 }
 
 /// A request the provider cannot take is the client's to fix (400); an answer we cannot
 /// read is the upstream's fault (502, retried).
-pub(super) fn translate_failure(err: TranslateError, deployment: &Deployment) -> UpstreamError {
+fn translate_failure(err: TranslateError, deployment: &Deployment) -> UpstreamError {
     match &err {
         TranslateError::Unsupported { .. } | TranslateError::UnsupportedTool { .. } => {
             UpstreamError::answered(ErrorClass::Invalid, 400, err.to_string())

@@ -4,7 +4,6 @@
 
 pub mod count;
 pub mod dispatch;
-mod fan_out;
 pub mod gate;
 pub mod params;
 pub mod relay;

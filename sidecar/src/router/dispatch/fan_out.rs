@@ -18,10 +18,9 @@ use http_body::Body as _;
 use http_body_util::BodyExt;
 use tokio::time::Instant;
 
-use super::dispatch::{
-    Answer, Clock, MAX_UPSTREAM_BODY, classify, failed, send_request, translate_failure,
-};
+use super::{Answer, Clock, MAX_UPSTREAM_BODY, Trace, classify, failed, send, translate_failure};
 use crate::domain::{CallView, ErrorClass, UpstreamError};
+use crate::metrics::Metrics;
 use crate::provider::UnsignedRequest;
 use crate::router::routes::Deployment;
 use crate::upstream::UpstreamBody;
@@ -47,16 +46,25 @@ pub(super) fn pieces(
         .map_err(|e| translate_failure(e, deployment))
 }
 
-/// Sends `pieces` and merges their answers into one whole answer, timing the wait on
-/// `clock` and settling the tokens used against the deployment's limits.
+/// Sends `pieces` and merges their answers into one whole answer: one call in flight on
+/// the deployment, its wait timed into `trace` and the latency metric, the tokens used
+/// settled against the deployment's limits.
 pub(super) async fn attempt(
     deployment: &Deployment,
     view: &CallView<'_>,
     pieces: Vec<UnsignedRequest>,
     deadline: Instant,
-    mut clock: Clock<'_>,
+    trace: &mut Trace,
+    metrics: &Metrics,
     estimated_tokens: u64,
 ) -> Result<Answer, UpstreamError> {
+    let _in_flight = deployment.state.start();
+    let mut clock = Clock {
+        sent: Instant::now(),
+        trace,
+        metrics,
+        deployment,
+    };
     let budget = AtomicUsize::new(MAX_UPSTREAM_BODY);
     let answers: Result<Vec<Bytes>, UpstreamError> = stream::iter(pieces)
         .map(|request| piece(deployment, request, deadline, &budget))
@@ -84,7 +92,7 @@ async fn piece(
     deadline: Instant,
     budget: &AtomicUsize,
 ) -> Result<Bytes, UpstreamError> {
-    let (parts, body) = send_request(deployment, request, deadline).await?;
+    let (parts, body) = send(deployment, request, deadline).await?;
     if !parts.status.is_success() {
         return Err(classify(deployment, &parts, body, deadline).await);
     }

@@ -92,7 +92,7 @@ pub trait Dialect: Send + Sync + 'static {
     /// one text per request (Titan, Vertex AI's `gemini-embedding`), or more inputs than
     /// one request holds. `None` sends the call as one request ([`request`](Self::request)).
     /// The router sends the pieces concurrently with the deployment's credential and the
-    /// call's deadline (see `router::fan_out`) and hands their answers to
+    /// call's deadline (see `router::dispatch::fan_out`) and hands their answers to
     /// [`merge`](Self::merge).
     fn split(&self, call: &CallView<'_>) -> Result<Option<Vec<UnsignedRequest>>, TranslateError> {
         let _ = call;

@@ -1,7 +1,7 @@
 //! Several inputs to a Titan Text Embeddings model, which embeds one `inputText` per
 //! InvokeModel call: the call is split into one InvokeModel body per input, each built
 //! as a one-input call would be (so `dimensions` and `normalize` apply to every piece),
-//! sent concurrently by the router (see `router::fan_out`), and the answers merged in
+//! sent concurrently by the router (see `router::dispatch::fan_out`), and the answers merged in
 //! input order with their `inputTextTokenCount`s summed. Cohere Embed takes the list in
 //! one call and is never split.
 

@@ -205,8 +205,18 @@ impl Harness {
         Trace,
     ) {
         let body = serde_json::json!({"model": "chat", "stream": stream, "messages": [{"role": "user", "content": "hi"}]});
-        let (name, call) =
-            parse_call(Endpoint::ChatCompletions, body.to_string().as_bytes()).unwrap();
+        self.call_with(Endpoint::ChatCompletions, body).await
+    }
+
+    async fn call_with(
+        &self,
+        endpoint: Endpoint,
+        body: serde_json::Value,
+    ) -> (
+        Result<Answer, llmesh_sidecar::server::error::ApiError>,
+        Trace,
+    ) {
+        let (name, call) = parse_call(endpoint, body.to_string().as_bytes()).unwrap();
         let model = self.routes.model(&name).unwrap().clone();
         let mut trace = Trace::default();
         let result = dispatch(
@@ -317,6 +327,73 @@ async fn geminis_retry_delay_beyond_the_backoff_cap_ends_with_429_and_retry_afte
     assert_eq!(err.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(err.retry_after_secs, Some(3), "2.5 s, rounded up");
     assert_eq!(trace.attempts, 1);
+}
+
+/// Titan's answer to one InvokeModel call.
+const TITAN_OK: &str = r#"{"embedding": [0.6, 0.8], "inputTextTokenCount": 2}"#;
+
+/// A model of one Titan deployment at host `t`.
+fn titan_model() -> ModelSpec {
+    let mut d = DeploymentSpec::new("t", ProviderKind::Bedrock, "amazon.titan-embed-text-v2:0");
+    d.base_url = Some("http://t".into());
+    d.region = Some("us-east-1".into());
+    d.api_key = Some(SecretString::new("bedrock-api-key"));
+    let mut m = model(&[]);
+    m.deployments = vec![d];
+    m
+}
+
+fn titan_call(inputs: usize) -> serde_json::Value {
+    let input: Vec<String> = (0..inputs).map(|i| format!("text {i}")).collect();
+    serde_json::json!({"model": "chat", "input": input, "encoding_format": "float"})
+}
+
+#[tokio::test(start_paused = true)]
+async fn pieces_of_a_call_go_out_eight_at_a_time() {
+    let script = Scripted::default();
+    script.otherwise(
+        "t",
+        Step::Answer(Duration::from_secs(1), 200, vec![], TITAN_OK),
+    );
+    let h = Harness::new(&script, vec![titan_model()]);
+    let started = Instant::now();
+    let (result, trace) = h.call_with(Endpoint::Embeddings, titan_call(20)).await;
+    let Ok(Answer::Full(reply)) = result else {
+        panic!("no whole answer");
+    };
+    assert_eq!(trace.attempts, 1);
+    assert_eq!(reply.usage.unwrap().prompt_tokens, 40);
+    let out: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(out["data"].as_array().unwrap().len(), 20);
+    // 8, 8 and 4 at once, each wave as soon as one second's answers are in.
+    let waves: Vec<u64> = script
+        .calls()
+        .iter()
+        .map(|(_, at)| (*at - started).as_secs())
+        .collect();
+    assert_eq!(waves, [[0; 8].as_slice(), &[1; 8], &[2; 4]].concat());
+    assert_eq!(started.elapsed(), Duration::from_secs(3));
+    assert_eq!(
+        trace.upstream,
+        Duration::from_secs(3),
+        "one wait, not twenty"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_piece_that_never_answers_ends_the_attempt_at_the_deadline() {
+    let script = Scripted::default();
+    script.push("t", Step::Answer(Duration::ZERO, 200, vec![], TITAN_OK));
+    script.push("t", Step::Hang);
+    script.otherwise("t", Step::Answer(Duration::ZERO, 200, vec![], TITAN_OK));
+    let mut m = titan_model();
+    m.timeouts.total_ms = 5_000;
+    let h = Harness::new(&script, vec![m]);
+    let started = Instant::now();
+    let (result, _) = h.call_with(Endpoint::Embeddings, titan_call(3)).await;
+    let err = result.err().unwrap();
+    assert_eq!(err.status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(started.elapsed(), Duration::from_secs(5));
 }
 
 #[tokio::test(start_paused = true)]

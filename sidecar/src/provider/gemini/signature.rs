@@ -93,8 +93,8 @@ pub fn extra(signature: Option<&str>) -> Option<ExtraContent> {
 pub fn of_call<'a>(call: &'a crate::provider::openai_wire::ToolCall<'_>) -> Option<Cow<'a, str>> {
     call.extra_content
         .as_ref()
-        .and_then(|e| e.google.as_ref())
-        .and_then(|g| g.thought_signature.as_deref())
+        .and_then(|e| e.pointer("/google/thought_signature"))
+        .and_then(serde_json::Value::as_str)
         .filter(|s| !s.is_empty())
         .map(Cow::Borrowed)
         .or_else(|| from_id(&call.id).map(Cow::Owned))

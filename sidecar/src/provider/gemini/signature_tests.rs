@@ -134,6 +134,18 @@ fn signatures_come_back_on_their_function_call_parts() {
         sent("gemini-3-pro-preview", history(id_only))["contents"],
         expected
     );
+    // An extra_content of another shape is not ours to refuse: the id still carries it.
+    for odd in [
+        json!("x"),
+        json!({"google": 5}),
+        json!({"google": {"thought_signature": 5}}),
+    ] {
+        let call = weather_call(&id, "Paris", Some(odd));
+        assert_eq!(
+            sent("gemini-3-pro-preview", history(call))["contents"],
+            expected
+        );
+    }
     // extra_content wins over the id.
     let other = json!({"google": {"thought_signature": "b3RoZXI="}});
     let both = weather_call(&id, "Paris", Some(other));

@@ -206,8 +206,18 @@ impl Harness {
         Trace,
     ) {
         let body = serde_json::json!({"model": "chat", "stream": stream, "messages": [{"role": "user", "content": "hi"}]});
-        let (name, call) =
-            parse_call(Endpoint::ChatCompletions, body.to_string().as_bytes()).unwrap();
+        self.call_with(Endpoint::ChatCompletions, body).await
+    }
+
+    async fn call_with(
+        &self,
+        endpoint: Endpoint,
+        body: serde_json::Value,
+    ) -> (
+        Result<Answer, llmesh_sidecar::server::error::ApiError>,
+        Trace,
+    ) {
+        let (name, call) = parse_call(endpoint, body.to_string().as_bytes()).unwrap();
         let model = self.routes.model(&name).unwrap().clone();
         let mut trace = Trace::default();
         let result = dispatch(
@@ -266,6 +276,125 @@ async fn retry_after_beyond_the_backoff_cap_ends_with_429_and_retry_after() {
         "no point retrying before the upstream allows it"
     );
     assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+/// Gemini's 429: the wait is in a `google.rpc.RetryInfo` detail, not a header.
+const GEMINI_429: &str = r#"{"error": {"code": 429, "message": "You exceeded your current quota.", "status": "RESOURCE_EXHAUSTED",
+  "details": [
+    {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{"quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests"}]},
+    {"@type": "type.googleapis.com/google.rpc.Help", "links": [{"url": "https://ai.google.dev/gemini-api/docs/rate-limits"}]},
+    {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "2.500s"}]}}"#;
+const GEMINI_OK: &str = r#"{"candidates": [{"content": {"role": "model", "parts": [{"text": "hi"}]}, "finishReason": "STOP", "index": 0}],
+  "usageMetadata": {"promptTokenCount": 1, "candidatesTokenCount": 1, "totalTokenCount": 2}}"#;
+
+/// A model of one Gemini API deployment at host `g`.
+fn gemini_model() -> ModelSpec {
+    let mut d = DeploymentSpec::new("g", ProviderKind::Gemini, "gemini-2.5-flash");
+    d.base_url = Some("http://g".into());
+    d.api_key = Some(SecretString::new("AIza-test"));
+    let mut m = model(&[]);
+    m.deployments = vec![d];
+    m
+}
+
+#[tokio::test(start_paused = true)]
+async fn geminis_retry_delay_is_the_wait_before_the_retry() {
+    let script = Scripted::default();
+    script.push("g", Step::Answer(Duration::ZERO, 429, vec![], GEMINI_429));
+    script.otherwise("g", Step::Answer(Duration::ZERO, 200, vec![], GEMINI_OK));
+    let mut m = gemini_model();
+    m.retry.max_backoff_ms = 10_000;
+    let h = Harness::new(&script, vec![m]);
+    let (result, trace) = h.call(false).await;
+    assert!(result.is_ok());
+    assert_eq!(trace.attempts, 2);
+    let calls = script.calls();
+    assert_eq!(
+        calls[1].1 - calls[0].1,
+        Duration::from_millis(2500),
+        "retried exactly when Gemini allowed"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn geminis_retry_delay_beyond_the_backoff_cap_ends_with_429_and_retry_after() {
+    let script = Scripted::default();
+    script.otherwise("g", Step::Answer(Duration::ZERO, 429, vec![], GEMINI_429));
+    let mut m = gemini_model();
+    m.retry.max_backoff_ms = 1_000;
+    let h = Harness::new(&script, vec![m]);
+    let (result, trace) = h.call(false).await;
+    let err = result.err().unwrap();
+    assert_eq!(err.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(err.retry_after_secs, Some(3), "2.5 s, rounded up");
+    assert_eq!(trace.attempts, 1);
+}
+
+/// Titan's answer to one InvokeModel call.
+const TITAN_OK: &str = r#"{"embedding": [0.6, 0.8], "inputTextTokenCount": 2}"#;
+
+/// A model of one Titan deployment at host `t`.
+fn titan_model() -> ModelSpec {
+    let mut d = DeploymentSpec::new("t", ProviderKind::Bedrock, "amazon.titan-embed-text-v2:0");
+    d.base_url = Some("http://t".into());
+    d.region = Some("us-east-1".into());
+    d.api_key = Some(SecretString::new("bedrock-api-key"));
+    let mut m = model(&[]);
+    m.deployments = vec![d];
+    m
+}
+
+fn titan_call(inputs: usize) -> serde_json::Value {
+    let input: Vec<String> = (0..inputs).map(|i| format!("text {i}")).collect();
+    serde_json::json!({"model": "chat", "input": input, "encoding_format": "float"})
+}
+
+#[tokio::test(start_paused = true)]
+async fn pieces_of_a_call_go_out_eight_at_a_time() {
+    let script = Scripted::default();
+    script.otherwise(
+        "t",
+        Step::Answer(Duration::from_secs(1), 200, vec![], TITAN_OK),
+    );
+    let h = Harness::new(&script, vec![titan_model()]);
+    let started = Instant::now();
+    let (result, trace) = h.call_with(Endpoint::Embeddings, titan_call(20)).await;
+    let Ok(Answer::Full(reply)) = result else {
+        panic!("no whole answer");
+    };
+    assert_eq!(trace.attempts, 1);
+    assert_eq!(reply.usage.unwrap().prompt_tokens, 40);
+    let out: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(out["data"].as_array().unwrap().len(), 20);
+    // 8, 8 and 4 at once, each wave as soon as one second's answers are in.
+    let waves: Vec<u64> = script
+        .calls()
+        .iter()
+        .map(|(_, at)| (*at - started).as_secs())
+        .collect();
+    assert_eq!(waves, [[0; 8].as_slice(), &[1; 8], &[2; 4]].concat());
+    assert_eq!(started.elapsed(), Duration::from_secs(3));
+    assert_eq!(
+        trace.upstream,
+        Duration::from_secs(3),
+        "one wait, not twenty"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_piece_that_never_answers_ends_the_attempt_at_the_deadline() {
+    let script = Scripted::default();
+    script.push("t", Step::Answer(Duration::ZERO, 200, vec![], TITAN_OK));
+    script.push("t", Step::Hang);
+    script.otherwise("t", Step::Answer(Duration::ZERO, 200, vec![], TITAN_OK));
+    let mut m = titan_model();
+    m.timeouts.total_ms = 5_000;
+    let h = Harness::new(&script, vec![m]);
+    let started = Instant::now();
+    let (result, _) = h.call_with(Endpoint::Embeddings, titan_call(3)).await;
+    let err = result.err().unwrap();
+    assert_eq!(err.status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(started.elapsed(), Duration::from_secs(5));
 }
 
 #[tokio::test(start_paused = true)]

@@ -18,8 +18,9 @@
 //!
 //! Requests are checked as strictly as Google checks them (unknown fields, JSON-schema
 //! keywords outside Gemini's subset, turn order, function call/response pairing,
-//! base64 of inline data; see `validate`), so what passes here is what Google would
-//! accept. [`MockGemini::set_strict`] turns that off.
+//! base64 of inline data, at most 100 requests in a batch, thought signatures; see
+//! `validate` and `thought`), so what passes here is what Google would accept.
+//! [`MockGemini::set_strict`] turns that off.
 //!
 //! Tests script replies as with every mock ([`crate::mock`]; [`Reply::chunks`] streams
 //! these `GenerateContentResponse`s, framed as the request asks) or by model name, with
@@ -42,6 +43,8 @@
 //! | `mock-stream-cut` | the connection cut after two chunks (one frame for whole bodies) |
 //! | `mock-stream-error` | one chunk, then `data: {"error": {...UNAVAILABLE}}` |
 //! | `mock-slow-<ms>` | the normal answer after a wait |
+//! | `gemini-3…` | signs its answers (`thoughtSignature` on the first function call, else the last part) and refuses a current turn whose first function call is unsigned, as Gemini 3 does; `gemini-3-<name>` otherwise behaves as `<name>` |
+//! | `…mock-no-usage…` | embedding answers without `usageMetadata`, as the Gemini API's older surfaces |
 
 mod auth;
 mod behave;
@@ -49,6 +52,7 @@ mod embed;
 mod handle;
 mod oauth;
 mod render;
+mod thought;
 mod validate;
 mod wire;
 

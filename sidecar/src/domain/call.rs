@@ -62,4 +62,8 @@ pub struct Reply {
     pub body: Bytes,
     /// Tokens used, when the upstream said.
     pub usage: Option<Usage>,
+    /// The usage was estimated by the sidecar, the upstream not counting it (Gemini
+    /// embeddings from API surfaces without `usageMetadata`): the client is told so in
+    /// `x-llmesh-token-count: estimated`.
+    pub usage_estimated: bool,
 }

@@ -98,6 +98,27 @@ pub trait Dialect: Send + Sync + 'static {
     /// it reports.
     fn response(&self, call: &CallView<'_>, body: Bytes) -> Result<Reply, TranslateError>;
 
+    /// The upstream requests a whole (not streamed) call needs when the upstream takes
+    /// it only in pieces, in order: embeddings of several inputs where a model embeds
+    /// one text per request (Titan, Vertex AI's `gemini-embedding`), or more inputs than
+    /// one request holds. `None` sends the call as one request ([`request`](Self::request)).
+    /// The router sends the pieces concurrently with the deployment's credential and the
+    /// call's deadline (see `router::dispatch::fan_out`) and hands their answers to
+    /// [`merge`](Self::merge).
+    fn split(&self, call: &CallView<'_>) -> Result<Option<Vec<UnsignedRequest>>, TranslateError> {
+        let _ = call;
+        Ok(None)
+    }
+
+    /// The client's answer made of the whole answers to [`split`](Self::split)'s
+    /// requests, in their order, with the usage they add up to.
+    fn merge(&self, call: &CallView<'_>, answers: Vec<Bytes>) -> Result<Reply, TranslateError> {
+        let _ = (call, answers);
+        Err(TranslateError::malformed(
+            "answers in pieces from a provider that does not split calls",
+        ))
+    }
+
     /// Whether a 2xx answer to a streaming call is a stream (as opposed to a whole body
     /// the upstream sent despite being asked to stream).
     fn is_stream(&self, headers: &HeaderMap) -> bool {

@@ -345,6 +345,29 @@ pub fn embedding_texts<'r>(
     }
 }
 
+/// The most inputs one embeddings call may hold where the sidecar sends it in pieces:
+/// OpenAI's own limit, so no call OpenAI would take is refused, and a bound on the
+/// upstream requests one call can cost.
+pub const MAX_EMBEDDING_INPUTS: usize = 2048;
+
+/// `texts` in runs of at most `per_request` (at least 1), for an upstream that takes at
+/// most that many per request; more than [`MAX_EMBEDDING_INPUTS`] inputs are refused.
+pub fn embedding_runs<'t, 'a>(
+    texts: &'t [&'a str],
+    per_request: usize,
+) -> Result<std::slice::Chunks<'t, &'a str>, TranslateError> {
+    if texts.len() > MAX_EMBEDDING_INPUTS {
+        return Err(TranslateError::invalid(
+            "input",
+            format!(
+                "at most {MAX_EMBEDDING_INPUTS} inputs can be embedded in one request; got {}.",
+                texts.len()
+            ),
+        ));
+    }
+    Ok(texts.chunks(per_request.max(1)))
+}
+
 /// Whether the client asked for base64 embeddings.
 pub fn wants_base64(call: &CallView<'_>) -> bool {
     call.body.get("encoding_format").and_then(Value::as_str) == Some("base64")

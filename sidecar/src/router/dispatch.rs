@@ -28,6 +28,8 @@ use crate::provider::{TranslateError, UnsignedRequest};
 use crate::router::routes::{Deployment, Model, Routes};
 use crate::upstream::{TransportError, UpstreamBody};
 
+mod fan_out;
+
 /// Largest upstream response body read whole (non-streaming answers, error bodies).
 const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
 /// Largest upstream error body kept to show the client.
@@ -432,8 +434,28 @@ async fn attempt(
         Some(body) => CallView { body, ..view },
         None => view,
     };
-    let (request, trimmed) = params::request(model, deployment, &view, metrics)
-        .map_err(|e| translate_failure(e, deployment))?;
+    // A provider that takes the call only in pieces gets them sent together. Streams and
+    // calls restated as chat are never split.
+    let (pieces, trimmed) = if !call.stream && !bridged {
+        params::request(model, deployment, &view, metrics, |v| {
+            deployment.dialect.split(v)
+        })
+        .map_err(|e| translate_failure(e, deployment))?
+    } else {
+        (None, None)
+    };
+    let view = match &trimmed {
+        Some(body) => CallView { body, ..view },
+        None => view,
+    };
+    if let Some(pieces) = pieces {
+        let tokens = call.estimated_tokens;
+        return fan_out::attempt(deployment, &view, pieces, deadline, trace, metrics, tokens).await;
+    }
+    let (request, trimmed) = params::request(model, deployment, &view, metrics, |v| {
+        deployment.dialect.request(v)
+    })
+    .map_err(|e| translate_failure(e, deployment))?;
     let view = match &trimmed {
         Some(body) => CallView { body, ..view },
         None => view,

@@ -12,24 +12,26 @@ use serde_json::{Map, Value};
 
 use crate::domain::CallView;
 use crate::metrics::Metrics;
-use crate::provider::{TranslateError, UnsignedRequest};
+use crate::provider::TranslateError;
 use crate::router::routes::{Deployment, Model};
 
-/// Builds the deployment's upstream request for `view`. Under `dropUnsupportedParams`, a
-/// parameter the translation refuses as droppable is removed and the translation run
-/// again; the body without it is returned, for reading the answer with the same view.
-/// Each round removes one of the body's keys, so the loop ends.
-pub fn request(
+/// Runs the deployment's translation `build` (its request, or its pieces) for `view`.
+/// Under `dropUnsupportedParams`, a parameter the translation refuses as droppable is
+/// removed and the translation run again; the body without it is returned, for reading
+/// the answer with the same view. Each round removes one of the body's keys, so the loop
+/// ends.
+pub fn request<T>(
     model: &Model,
     deployment: &Deployment,
     view: &CallView<'_>,
     metrics: &Metrics,
-) -> Result<(UnsignedRequest, Option<Map<String, Value>>), TranslateError> {
+    build: impl Fn(&CallView<'_>) -> Result<T, TranslateError>,
+) -> Result<(T, Option<Map<String, Value>>), TranslateError> {
     let mut trimmed: Option<Map<String, Value>> = None;
     loop {
         let body = trimmed.as_ref().unwrap_or(view.body);
         let attempt = CallView { body, ..*view };
-        let err = match deployment.dialect.request(&attempt) {
+        let err = match build(&attempt) {
             Ok(request) => return Ok((request, trimmed)),
             Err(err) => err,
         };

@@ -186,11 +186,19 @@ impl Exchange {
                 if let Some(turn) = self.keep.take() {
                     kept::keep(&self.proxy, turn, reply.body.clone());
                 }
+                let estimated = reply.usage_estimated;
                 let mut response = Response::new(ProxyBody::full(reply.body));
                 response.headers_mut().insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("application/json"),
                 );
+                if estimated {
+                    // As count_tokens says of its estimates.
+                    response.headers_mut().insert(
+                        "x-llmesh-token-count",
+                        HeaderValue::from_static("estimated"),
+                    );
+                }
                 response
             }
             Answer::Stream(relay) => {

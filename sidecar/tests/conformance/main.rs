@@ -15,5 +15,7 @@ mod anthropic;
 mod bedrock;
 mod bedrock_features;
 mod cohere;
+mod embeddings;
 mod gemini;
+mod gemini_signatures;
 mod openai;

@@ -236,6 +236,18 @@ pub(crate) struct Candidate {
     pub(crate) finish: &'static str,
     /// Set for candidates blocked by safety: their ratings.
     pub(crate) safety: Option<Value>,
+    /// The part carrying a `thoughtSignature`, and the signature (see `thought`).
+    pub(crate) signed: Option<(usize, String)>,
+}
+
+impl Candidate {
+    /// The signature of part `k`, if it carries one.
+    fn signature(&self, k: usize) -> Option<&str> {
+        self.signed
+            .as_ref()
+            .filter(|(at, _)| *at == k)
+            .map(|(_, s)| s.as_str())
+    }
 }
 
 /// A planned 200 answer.
@@ -330,7 +342,12 @@ pub(crate) fn scripted_error(code: u16, model: &str) -> bytes::Bytes {
             "You exceeded your current quota, please check your plan and billing details. For \
              more information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits."
                 .to_owned(),
-            vec![wire::retry_info("1s")],
+            // As Google sends them: which quota, where to read about it, when to retry.
+            vec![
+                wire::quota_failure("generativelanguage.googleapis.com/generate_content_free_tier_requests"),
+                wire::help("https://ai.google.dev/gemini-api/docs/rate-limits"),
+                wire::retry_info("1s"),
+            ],
         ),
         500 => (
             "An internal error has occurred. Please retry or report in \
@@ -376,6 +393,7 @@ fn plan(model: &str, req: &GenerateRequest) -> Planned {
                 parts: Vec::new(),
                 finish: "SAFETY",
                 safety: Some(wire::safety_ratings("HARM_CATEGORY_DANGEROUS_CONTENT")),
+                signed: None,
             });
             return planned;
         }
@@ -421,6 +439,7 @@ fn candidate(model: &str, req: &GenerateRequest, index: u32) -> Candidate {
             // Gemini has no finish reason of its own for function calls.
             finish: "STOP",
             safety: None,
+            signed: None,
         };
     }
     let mut text = if !responses.is_empty() {
@@ -471,6 +490,7 @@ fn candidate(model: &str, req: &GenerateRequest, index: u32) -> Candidate {
         parts: vec![Out::Text(text)],
         finish,
         safety: None,
+        signed: None,
     }
 }
 
@@ -566,7 +586,15 @@ impl Planned {
             .candidates
             .iter()
             .enumerate()
-            .map(|(i, c)| candidate_json(c, &c.parts, Some(c.finish), i, vertex))
+            .map(|(i, c)| {
+                let parts: Vec<(Out, Option<&str>)> = c
+                    .parts
+                    .iter()
+                    .enumerate()
+                    .map(|(k, p)| (p.clone(), c.signature(k)))
+                    .collect();
+                candidate_json(c, &parts, Some(c.finish), i, vertex)
+            })
             .collect();
         self.envelope(candidates, self.usage.to_json(), vertex, response_id)
     }
@@ -589,16 +617,19 @@ impl Planned {
         }
         let mut emitted = 0;
         for (i, c) in self.candidates.iter().enumerate() {
-            let mut pieces: Vec<Out> = Vec::new();
-            for part in &c.parts {
+            // A part's signature comes with its last piece.
+            let mut pieces: Vec<(Out, Option<&str>)> = Vec::new();
+            for (k, part) in c.parts.iter().enumerate() {
                 match part {
                     Out::Text(t) => {
                         let words: Vec<&str> = t.split_inclusive(' ').collect();
-                        for pair in words.chunks(2) {
-                            pieces.push(Out::Text(pair.concat()));
+                        let last = words.len().div_ceil(2).saturating_sub(1);
+                        for (j, pair) in words.chunks(2).enumerate() {
+                            let signature = (j == last).then(|| c.signature(k)).flatten();
+                            pieces.push((Out::Text(pair.concat()), signature));
                         }
                     }
-                    other => pieces.push(other.clone()),
+                    other => pieces.push((other.clone(), c.signature(k))),
                 }
             }
             let last = pieces.len().saturating_sub(1);
@@ -608,7 +639,7 @@ impl Planned {
                 continue;
             }
             for (k, piece) in pieces.iter().enumerate() {
-                if let Out::Text(t) = piece {
+                if let (Out::Text(t), _) = piece {
                     emitted += words(t);
                 }
                 let finish = (k == last).then_some(c.finish);
@@ -655,7 +686,7 @@ impl Planned {
 
 fn candidate_json(
     c: &Candidate,
-    parts: &[Out],
+    parts: &[(Out, Option<&str>)],
     finish: Option<&str>,
     index: usize,
     vertex: bool,
@@ -664,12 +695,18 @@ fn candidate_json(
     if !parts.is_empty() {
         let parts: Vec<Value> = parts
             .iter()
-            .map(|p| match p {
-                Out::Thought(t) => json!({ "text": t, "thought": true }),
-                Out::Text(t) => json!({ "text": t }),
-                Out::Call { name, args } => {
-                    json!({ "functionCall": { "name": name, "args": args } })
+            .map(|(p, signature)| {
+                let mut part = match p {
+                    Out::Thought(t) => json!({ "text": t, "thought": true }),
+                    Out::Text(t) => json!({ "text": t }),
+                    Out::Call { name, args } => {
+                        json!({ "functionCall": { "name": name, "args": args } })
+                    }
+                };
+                if let Some(signature) = signature {
+                    part["thoughtSignature"] = json!(signature);
                 }
+                part
             })
             .collect();
         out.insert("content".into(), json!({ "parts": parts, "role": "model" }));

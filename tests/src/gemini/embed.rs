@@ -1,5 +1,9 @@
 //! Embedding answers: AI Studio's `embedContent` and `batchEmbedContents`, and Vertex
-//! AI's `predict` for text embedding models.
+//! AI's `predict` for text embedding models, one vector per input in input order.
+//!
+//! The Gemini API's answers carry `usageMetadata` (`EmbeddingUsageMetadata`: the
+//! prompt's tokens, about one a word here), except from models whose name holds
+//! `mock-no-usage`, which answer as the API's older surfaces do, without it.
 
 use serde_json::{Value, json};
 
@@ -36,28 +40,47 @@ fn output_dimensionality(request: &Value) -> Option<&Value> {
         .or_else(|| request.get("output_dimensionality"))
 }
 
-/// `embedContent`: `{"embedding": {"values": [...]}}`.
-pub(crate) fn single(request: &Value) -> Value {
-    let values = unit_vector(
-        content_text(request).as_bytes(),
-        dim(output_dimensionality(request)),
-    );
-    json!({ "embedding": { "values": values } })
+/// Tokens of an embedded text: one a word, at least one.
+fn tokens(text: &str) -> u64 {
+    (text.split_whitespace().count() as u64).max(1)
 }
 
-/// `batchEmbedContents`: `{"embeddings": [{"values": [...]}, ...]}`, in request order.
-pub(crate) fn batch(body: &Value) -> Value {
-    let embeddings: Vec<Value> = body
+/// `usageMetadata` for `tokens` prompt tokens, unless `model` answers without it.
+fn with_usage(mut answer: Value, model: &str, tokens: u64) -> Value {
+    if !model.contains("mock-no-usage") {
+        answer["usageMetadata"] = json!({
+            "promptTokenCount": tokens,
+            "promptTokenDetails": [{ "modality": "TEXT", "tokenCount": tokens }],
+        });
+    }
+    answer
+}
+
+/// `embedContent`: `{"embedding": {"values": [...]}, "usageMetadata": {...}}`.
+pub(crate) fn single(model: &str, request: &Value) -> Value {
+    let text = content_text(request);
+    let values = unit_vector(text.as_bytes(), dim(output_dimensionality(request)));
+    with_usage(
+        json!({ "embedding": { "values": values } }),
+        model,
+        tokens(&text),
+    )
+}
+
+/// `batchEmbedContents`: `{"embeddings": [{"values": [...]}, ...], "usageMetadata": {...}}`,
+/// in request order.
+pub(crate) fn batch(model: &str, body: &Value) -> Value {
+    let requests = body
         .get("requests")
         .and_then(Value::as_array)
-        .map(|requests| {
-            requests
-                .iter()
-                .map(|r| json!({ "values": unit_vector(content_text(r).as_bytes(), dim(output_dimensionality(r))) }))
-                .collect()
-        })
+        .cloned()
         .unwrap_or_default();
-    json!({ "embeddings": embeddings })
+    let embeddings: Vec<Value> = requests
+        .iter()
+        .map(|r| json!({ "values": unit_vector(content_text(r).as_bytes(), dim(output_dimensionality(r))) }))
+        .collect();
+    let total = requests.iter().map(|r| tokens(&content_text(r))).sum();
+    with_usage(json!({ "embeddings": embeddings }), model, total)
 }
 
 /// Vertex `predict`: one prediction per instance. The statistics keys are snake_case

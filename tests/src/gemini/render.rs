@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::behave::{self, Answer, GenerateRequest, Planned};
 use super::handle::{self, Op};
-use super::{EVENT_STREAM, JSON, embed, wire};
+use super::{EVENT_STREAM, JSON, embed, thought, wire};
 use crate::mock::Resolved;
 
 /// A scripted stream: SSE events (`data: …\r\n\r\n`) or a JSON array.
@@ -60,8 +60,8 @@ pub(super) fn healthy(
         return handle::json(code, behave::scripted_error(code, model));
     }
     match op {
-        Op::Embed => return handle::json(200, wire::pretty(&embed::single(json))),
-        Op::BatchEmbed => return handle::json(200, wire::pretty(&embed::batch(json))),
+        Op::Embed => return handle::json(200, wire::pretty(&embed::single(model, json))),
+        Op::BatchEmbed => return handle::json(200, wire::pretty(&embed::batch(model, json))),
         Op::Predict => return handle::json(200, wire::pretty(&embed::predict(json))),
         Op::Generate | Op::Stream => {}
     }
@@ -73,7 +73,11 @@ pub(super) fn healthy(
             handle::json(200, wire::pretty(&planned.whole(vertex, response_id)))
         }
     };
-    let answer = behave::answer(model, &req);
+    let answer = thought::sign(
+        model,
+        behave::answer(thought::behaviour(model), &req),
+        response_id,
+    );
     match &answer {
         Answer::Planned(planned) => render(planned),
         Answer::Error(code, body) => handle::json(*code, body.clone()),

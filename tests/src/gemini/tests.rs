@@ -464,7 +464,7 @@ async fn errors_and_broken_answers_by_model_name() {
     }
     let (_, headers, bytes) = studio(&mock, "mock-error-429:generateContent", hello()).await;
     assert!(headers.get("retry-after").is_none());
-    assert_eq!(json_of(&bytes)["error"]["details"][0]["retryDelay"], "1s");
+    assert_eq!(json_of(&bytes)["error"]["details"][2]["retryDelay"], "1s");
     let (status, _, bytes) = studio(&mock, "mock-context-length:generateContent", hello()).await;
     assert_eq!(status, 400);
     assert!(
@@ -578,6 +578,24 @@ async fn embeddings_single_batch_and_vertex_predict() {
     let embeddings = v["embeddings"].as_array().unwrap();
     assert_eq!(embeddings.len(), 2);
     assert_ne!(embeddings[0], embeddings[1]);
+    assert_eq!(v["usageMetadata"]["promptTokenCount"], 2);
+    let old = studio(
+        &mock,
+        "mock-no-usage:embedContent",
+        json!({"content": {"parts": [{"text": "a"}]}}),
+    );
+    assert!(json_of(&old.await.2).get("usageMetadata").is_none());
+    let many: Vec<Value> = (0..101)
+        .map(|_| json!({"model": "models/text-embedding-004", "content": {"parts": [{"text": "a"}]}}))
+        .collect();
+    let (status, _, bytes) = studio(
+        &mock,
+        "text-embedding-004:batchEmbedContents",
+        json!({"requests": many}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(String::from_utf8_lossy(&bytes).contains("at most 100 requests can be in one batch"));
     let mut unnamed = batch;
     unnamed["requests"][1]
         .as_object_mut()

@@ -52,7 +52,13 @@ pub(crate) fn check(api: Api, shape: Shape, model: &str, body: &Value) -> Option
         return Some(wire::error(400, &message, Vec::new()));
     };
     match shape {
-        Shape::Generate => c.generate(obj),
+        Shape::Generate => {
+            c.generate(obj);
+            if let Some(contents) = get(obj, "contents").and_then(Value::as_array) {
+                c.invalid
+                    .extend(super::thought::check(api, model, contents));
+            }
+        }
         Shape::Embed => c.embed(obj, "", None),
         Shape::BatchEmbed => c.batch_embed(obj, model),
         Shape::Predict => c.predict(obj, model),

@@ -53,6 +53,26 @@ pub(crate) fn error_info(reason: &str, service: &str) -> Value {
     })
 }
 
+/// A `google.rpc.QuotaFailure` detail naming the quota that was exceeded.
+pub(crate) fn quota_failure(metric: &str) -> Value {
+    json!({
+        "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+        "violations": [{
+            "quotaMetric": metric,
+            "quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
+            "quotaValue": "10",
+        }],
+    })
+}
+
+/// A `google.rpc.Help` detail linking to the docs.
+pub(crate) fn help(url: &str) -> Value {
+    json!({
+        "@type": "type.googleapis.com/google.rpc.Help",
+        "links": [{ "description": "Learn more about Gemini API quotas", "url": url }],
+    })
+}
+
 /// A `google.rpc.RetryInfo` detail: Gemini says when to retry a 429 here, not in a
 /// `Retry-After` header.
 pub(crate) fn retry_info(delay: &str) -> Value {

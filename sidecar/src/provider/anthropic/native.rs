@@ -24,6 +24,7 @@ pub fn reply(body: Bytes) -> Result<Reply, TranslateError> {
     Ok(Reply {
         usage: answer.usage.map(AnthropicUsage::to_usage),
         body,
+        usage_estimated: false,
     })
 }
 

@@ -54,11 +54,13 @@
 //! InvokeModel, the body passing through (see [`messages`]); on other models it goes
 //! through the chat bridge and Converse.
 //!
-//! Embeddings: Titan takes one text per call (a list of several is a 400) with
-//! `dimensions` and `normalize: true` (V2); Cohere takes the list, `input_type` (an
-//! llmesh extension field, default `search_document`) and `dimensions` →
-//! `output_dimension`. `encoding_format: base64` is encoded by the sidecar.
+//! Embeddings: Titan takes one text per call, with `dimensions` and `normalize: true`
+//! (V2), so several inputs are sent as one call each, concurrently, and merged in order
+//! (see `embed.rs`); Cohere takes the list, `input_type` (an llmesh extension field,
+//! default `search_document`) and `dimensions` → `output_dimension`.
+//! `encoding_format: base64` is encoded by the sidecar.
 
+mod embed;
 pub mod eventstream;
 pub mod messages;
 mod models;
@@ -251,6 +253,21 @@ impl Dialect for Bedrock {
 
     fn error(&self, status: StatusCode, body: &[u8]) -> UpstreamError {
         response::error(status, body)
+    }
+
+    fn split(&self, call: &CallView<'_>) -> Result<Option<Vec<UnsignedRequest>>, TranslateError> {
+        let Some(bodies) = embed::split(call)? else {
+            return Ok(None);
+        };
+        bodies
+            .into_iter()
+            .map(|body| self.request_to(call.model, "invoke", body, "application/json"))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
+    fn merge(&self, call: &CallView<'_>, answers: Vec<Bytes>) -> Result<Reply, TranslateError> {
+        embed::merge(call, &answers)
     }
 }
 

@@ -3,7 +3,7 @@
 //!
 //! - **Gemini API** (AI Studio, provider `gemini`):
 //!   `{base}/models/{model}:generateContent`, `:streamGenerateContent?alt=sse`,
-//!   `:embedContent`, `:batchEmbedContents`; base
+//!   `:embedContent`, `:batchEmbedContents` (see `embed.rs`); base
 //!   `https://generativelanguage.googleapis.com/v1beta`; the key in `x-goog-api-key`.
 //! - **Vertex AI** (provider `vertex`): the same bodies at
 //!   `https://{region}-aiplatform.googleapis.com/v1/projects/{project}/locations/{region}/publishers/google/models/{model}:generateContent`
@@ -18,8 +18,9 @@
 //!   `response` the result's text if it is a JSON object, else `{"result": …}`) in the
 //!   user turn after the calls, parallel results together, a result's images as
 //!   `inlineData`/`fileData` parts right after its `functionResponse`;
-//! - assistant `tool_calls` → `functionCall` parts (arguments parsed into `args`);
-//!   assistant `reasoning_content` is dropped (Gemini wants its own signed thoughts);
+//! - assistant `tool_calls` → `functionCall` parts (arguments parsed into `args`), with
+//!   the `thoughtSignature` the call carries back (see `signature.rs`); assistant
+//!   `reasoning_content` is dropped (Gemini wants its own signed thoughts);
 //! - `image_url` data URLs → `inlineData`; other URLs → `fileData` on Vertex (`gs://`,
 //!   http(s); the type from the extension), Files API URIs only on AI Studio; the http(s)
 //!   URLs neither takes (any on AI Studio, those without a known extension on Vertex) are
@@ -31,22 +32,27 @@
 //!   → that plus `responseSchema` (see [`schema`] for the rewriting);
 //! - `tools` → `functionDeclarations` (parameters rewritten the same way), `tool_choice`
 //!   auto/none/required/named → `AUTO`/`NONE`/`ANY`/`ANY` + `allowedFunctionNames`;
-//!   `parallel_tool_calls: false` is refused (Gemini has no such switch);
+//!   `parallel_tool_calls: false` is unsupported (Gemini has no such switch), so
+//!   `dropUnsupportedParams` may drop it;
 //! - `reasoning_effort` none/minimal/low/medium/high → `thinkingConfig` with a budget of
 //!   0/1024/1024/8192/24576 tokens and thought summaries included.
 //!
 //! Gemini → OpenAI: text parts → `content`, thought parts → `reasoning_content`,
-//! `functionCall` parts → `tool_calls` (ids made up, see [`response::call_id`]);
+//! `functionCall` parts → `tool_calls` (ids made up, see [`response::call_id`]; a part's
+//! `thoughtSignature` in the call's `extra_content` and id, see `signature.rs`);
 //! `finishReason` STOP → stop (tool_calls when the turn called functions), MAX_TOKENS →
 //! length, SAFETY/RECITATION/BLOCKLIST/PROHIBITED_CONTENT/SPII/IMAGE_* →
 //! content_filter, others → stop; a blocked prompt → one empty choice with
 //! content_filter; `usageMetadata` → usage (prompt = prompt + tool-use prompt tokens,
 //! completion = candidates + thoughts, `cached_tokens` = cached content,
-//! `reasoning_tokens` = thoughts).
+//! `reasoning_tokens` = thoughts). A 429's `RetryInfo.retryDelay` becomes the error's
+//! `retry_after`, the wait before the retry.
 
+mod embed;
 mod request;
 mod response;
 pub mod schema;
+mod signature;
 mod stream;
 mod wire;
 
@@ -64,7 +70,7 @@ use super::{
 use crate::config::snapshot::DeploymentSpec;
 use crate::domain::{CallView, Endpoint, Reply, UpstreamError};
 use crate::provider::translate::{no_completions, params};
-use request::EmbedMethod;
+use embed::Method;
 
 /// The Gemini API's base URL.
 pub const AI_STUDIO_BASE_URL: &str = "https://generativelanguage.googleapis.com";
@@ -93,6 +99,16 @@ pub enum Flavor {
     AiStudio,
     /// Vertex AI, service-account auth.
     Vertex,
+}
+
+impl Flavor {
+    /// The provider's name, as in config and metrics.
+    pub fn provider(self) -> &'static str {
+        match self {
+            Flavor::AiStudio => "gemini",
+            Flavor::Vertex => "vertex",
+        }
+    }
 }
 
 /// Dialect and `x-goog-api-key` credential for a Gemini API deployment.
@@ -206,6 +222,15 @@ impl Gemini {
         })
     }
 
+    /// The request of one embeddings piece, at its method's URL.
+    fn embed_request(&self, (method, body): embed::Piece) -> UnsignedRequest {
+        let uri = match method {
+            Method::Single => &self.embed,
+            Method::Batch | Method::Predict => &self.embed_many,
+        };
+        super::post_json(uri.clone(), body)
+    }
+
     /// The URL of one method, for tests and logs.
     pub fn uri(&self, endpoint: Endpoint, stream: bool) -> &Uri {
         match (endpoint, stream) {
@@ -243,12 +268,7 @@ impl Dialect for Gemini {
                 (uri, request::chat(call, self.flavor)?)
             }
             Endpoint::Embeddings => {
-                let (method, body) = request::embeddings(call, self.flavor)?;
-                let uri = match method {
-                    EmbedMethod::Single => &self.embed,
-                    EmbedMethod::Batch | EmbedMethod::Predict => &self.embed_many,
-                };
-                (uri, body)
+                return Ok(self.embed_request(embed::request(call, self.flavor)?));
             }
             _ => return Err(no_completions("Gemini models")),
         };
@@ -257,9 +277,21 @@ impl Dialect for Gemini {
 
     fn response(&self, call: &CallView<'_>, body: Bytes) -> Result<Reply, TranslateError> {
         match call.endpoint {
-            Endpoint::Embeddings => response::embeddings(call, &body),
+            Endpoint::Embeddings => embed::response(call, &body),
             _ => response::chat(call, &body),
         }
+    }
+
+    fn split(&self, call: &CallView<'_>) -> Result<Option<Vec<UnsignedRequest>>, TranslateError> {
+        if call.endpoint != Endpoint::Embeddings {
+            return Ok(None);
+        }
+        let pieces = embed::split(call, self.flavor)?;
+        Ok(pieces.map(|pieces| pieces.into_iter().map(|p| self.embed_request(p)).collect()))
+    }
+
+    fn merge(&self, call: &CallView<'_>, answers: Vec<Bytes>) -> Result<Reply, TranslateError> {
+        embed::merge_pieces(call, self.flavor, &answers)
     }
 
     fn is_stream(&self, headers: &HeaderMap) -> bool {
@@ -278,5 +310,7 @@ impl Dialect for Gemini {
     }
 }
 
+#[cfg(test)]
+mod signature_tests;
 #[cfg(test)]
 mod tests;

@@ -1,22 +1,21 @@
-//! OpenAI requests → Gemini's: chat completions → `GenerateContentRequest`, embeddings →
-//! `embedContent` / `batchEmbedContents` (AI Studio) or `predict` (Vertex AI).
+//! OpenAI chat requests → Gemini's `GenerateContentRequest` (embeddings: see
+//! [`embed`](super::embed)).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::Flavor;
 use super::schema;
+use super::signature;
 use super::wire::{
-    BatchEmbedRequest, Blob, Content, EmbedRequest, FileData, FunctionCall, FunctionCallingConfig,
-    FunctionDeclaration, FunctionResponse, GenerateRequest, GenerationConfig, PartOut,
-    PredictInstance, PredictParameters, PredictRequest, ThinkingConfig, Tool, ToolConfig,
+    Blob, CallPart, Content, FileData, FunctionCall, FunctionCallingConfig, FunctionDeclaration,
+    FunctionResponse, GenerateRequest, GenerationConfig, PartOut, ThinkingConfig, Tool, ToolConfig,
 };
 use crate::domain::CallView;
 use crate::provider::TranslateError;
-use crate::provider::openai_wire::{self, ChatRequest, EmbeddingsRequest, ResponseFormat};
+use crate::provider::openai_wire::{self, ChatRequest, ResponseFormat};
 use crate::provider::translate::{self, Said, ToolMode, TurnBuilder, UserPart};
 
 /// Gemini takes at most this many stop sequences.
@@ -25,7 +24,10 @@ const MAX_STOPS: usize = 5;
 /// The `generateContent` body for a chat call.
 pub fn chat(call: &CallView<'_>, flavor: Flavor) -> Result<Vec<u8>, TranslateError> {
     let req = translate::chat_request(call)?;
-    let (system, contents) = turns(&req.messages, flavor)?;
+    let (system, mut contents) = turns(&req.messages, flavor)?;
+    if signature::validated(call.model) {
+        signature::fill_current_turn(&mut contents);
+    }
     if contents.is_empty() {
         return Err(TranslateError::invalid(
             "messages",
@@ -43,10 +45,11 @@ pub fn chat(call: &CallView<'_>, flavor: Flavor) -> Result<Vec<u8>, TranslateErr
         generation_config: generation_config(&req)?,
     };
     if req.parallel_tool_calls == Some(false) {
-        return Err(TranslateError::invalid(
-            "parallel_tool_calls",
-            "Gemini cannot be told to call at most one function at a time.",
-        ));
+        // Gemini has no switch for it; dropUnsupportedParams may drop it.
+        return Err(TranslateError::Unsupported {
+            param: "parallel_tool_calls".into(),
+            provider: flavor.provider(),
+        });
     }
     let declarations: Vec<FunctionDeclaration<'_>> = translate::functions(&req)?
         .into_iter()
@@ -188,9 +191,12 @@ impl<'a> TurnBuilder<'a> for Turns<'a> {
                 for call in message.tool_calls.iter().flatten() {
                     self.called
                         .insert(call.id.as_ref(), call.function.name.as_ref());
-                    out.push(PartOut::FunctionCall(FunctionCall {
-                        name: call.function.name.clone(),
-                        args: arguments(call)?,
+                    out.push(PartOut::Call(CallPart {
+                        function_call: FunctionCall {
+                            name: call.function.name.clone(),
+                            args: arguments(call)?,
+                        },
+                        thought_signature: signature::of_call(call),
                     }));
                 }
                 Ok(())
@@ -323,85 +329,4 @@ pub(super) fn mime_of(url: &str) -> Option<&'static str> {
         "pdf" => "application/pdf",
         _ => return None,
     })
-}
-
-/// Which embeddings method a call needs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EmbedMethod {
-    /// AI Studio `embedContent`.
-    Single,
-    /// AI Studio `batchEmbedContents`.
-    Batch,
-    /// Vertex `predict`.
-    Predict,
-}
-
-/// The embeddings body and the method it goes to.
-pub fn embeddings(
-    call: &CallView<'_>,
-    flavor: Flavor,
-) -> Result<(EmbedMethod, Vec<u8>), TranslateError> {
-    // Any `encoding_format` but base64 gets floats, as from OpenAI.
-    let req = EmbeddingsRequest::deserialize(call.body)
-        .map_err(|e| TranslateError::invalid("input", e.to_string()))?;
-    let inputs = translate::embedding_texts(&req, "Gemini")?;
-    if inputs.is_empty() || inputs.iter().any(|t| t.is_empty()) {
-        return Err(TranslateError::invalid(
-            "input",
-            "every input must be a non-empty string.",
-        ));
-    }
-    match flavor {
-        Flavor::Vertex => {
-            // Documented: gemini-embedding models take one instance per request.
-            if call.model.starts_with("gemini-embedding") && inputs.len() > 1 {
-                return Err(TranslateError::invalid(
-                    "input",
-                    format!(
-                        "{} on Vertex AI embeds one input per request; send inputs one at a time.",
-                        call.model
-                    ),
-                ));
-            }
-            let body = PredictRequest {
-                instances: inputs
-                    .iter()
-                    .map(|content| PredictInstance { content })
-                    .collect(),
-                parameters: req.dimensions.map(|d| PredictParameters {
-                    output_dimensionality: d,
-                }),
-            };
-            Ok((EmbedMethod::Predict, encode(&body)?))
-        }
-        Flavor::AiStudio => {
-            if let [text] = inputs.as_slice() {
-                let body = embed_request(None, text, req.dimensions);
-                return Ok((EmbedMethod::Single, encode(&body)?));
-            }
-            let model = format!("models/{}", call.model);
-            let body = BatchEmbedRequest {
-                requests: inputs
-                    .iter()
-                    .map(|text| embed_request(Some(&model), text, req.dimensions))
-                    .collect(),
-            };
-            Ok((EmbedMethod::Batch, encode(&body)?))
-        }
-    }
-}
-
-fn embed_request<'a>(model: Option<&'a str>, text: &'a str, dims: Option<u32>) -> EmbedRequest<'a> {
-    EmbedRequest {
-        model,
-        content: Content {
-            role: None,
-            parts: vec![PartOut::Text(Cow::Borrowed(text))],
-        },
-        output_dimensionality: dims,
-    }
-}
-
-fn encode(body: &impl serde::Serialize) -> Result<Vec<u8>, TranslateError> {
-    translate::encode(body, "input")
 }

@@ -1,18 +1,18 @@
-//! Gemini answers → OpenAI's: `GenerateContentResponse` → `chat.completion`, the three
-//! embeddings answers → an embeddings list, Google's errors → OpenAI's error shape.
+//! Gemini answers → OpenAI's: `GenerateContentResponse` → `chat.completion`, Google's
+//! errors → OpenAI's error shape (embeddings: see [`embed`](super::embed)).
+
+use std::time::Duration;
 
 use http::StatusCode;
 use serde_json::Value;
 
-use super::wire::{EmbedResponse, ErrorEnvelope, GenerateResponse, finish_reason};
+use super::signature;
+use super::wire::{ErrorEnvelope, GenerateResponse, finish_reason};
 use crate::domain::CallView;
 use crate::domain::{ErrorClass, Reply, UpstreamError};
 use crate::provider::TranslateError;
 use crate::provider::excerpt;
-use crate::provider::openai_wire::{
-    AssistantMessage, Choice, EmbeddingVector, ToolCallOut, completion, embedding_list,
-};
-use crate::provider::translate::wants_base64;
+use crate::provider::openai_wire::{AssistantMessage, Choice, ToolCallOut, completion};
 
 /// The id of the `n`-th call of choice `choice`: Gemini gives calls no ids (some
 /// versions do, and those are kept), so they are made from the response id, the same
@@ -55,13 +55,16 @@ pub fn chat(call: &CallView<'_>, body: &[u8]) -> Result<Reply, TranslateError> {
         for part in candidate.content.iter().flat_map(|c| &c.parts) {
             if let Some(call) = &part.function_call {
                 let n = tool_calls.len();
-                tool_calls.push(ToolCallOut::function(
-                    call_id(call.id.as_deref(), rid, index, n),
+                let signature = part.thought_signature.as_deref();
+                let id = signature::id_with(call_id(call.id.as_deref(), rid, index, n), signature);
+                let call = ToolCallOut::function(
+                    id,
                     call.name.clone(),
                     call.args
                         .as_ref()
                         .map_or_else(|| "{}".to_owned(), Value::to_string),
-                ));
+                );
+                tool_calls.push(call.with_extra(signature::extra(signature)));
             } else if let Some(t) = &part.text {
                 if part.thought == Some(true) {
                     reasoning.push_str(t);
@@ -93,30 +96,6 @@ pub fn chat(call: &CallView<'_>, body: &[u8]) -> Result<Reply, TranslateError> {
     completion(&id, model, choices, usage)
 }
 
-/// An embeddings answer → OpenAI's list. Token counts come from Vertex's statistics;
-/// AI Studio reports none, so its usage is zero.
-pub fn embeddings(call: &CallView<'_>, body: &[u8]) -> Result<Reply, TranslateError> {
-    let response: EmbedResponse =
-        serde_json::from_slice(body).map_err(TranslateError::malformed)?;
-    let base64 = wants_base64(call);
-    let mut tokens = 0;
-    let vectors: Vec<Vec<f32>> = match response {
-        EmbedResponse::Single { embedding } => vec![embedding.values],
-        EmbedResponse::Batch { embeddings } => embeddings.into_iter().map(|e| e.values).collect(),
-        EmbedResponse::Predict { predictions } => predictions
-            .into_iter()
-            .map(|p| {
-                tokens += p.embeddings.statistics.map_or(0, |s| s.token_count);
-                p.embeddings.values
-            })
-            .collect(),
-    };
-    let vectors = vectors
-        .into_iter()
-        .map(|values| EmbeddingVector::encode(values, base64));
-    embedding_list(call.model, vectors, tokens)
-}
-
 /// Google's prompt-too-long message: "The input token count (N) exceeds the maximum
 /// number of tokens allowed (M)."
 fn over_context(message: &str) -> bool {
@@ -126,7 +105,8 @@ fn over_context(message: &str) -> bool {
 /// Reads a Google error. Statuses keep their meaning except that Google's 400 for a
 /// bad API key is an authentication failure (401). A prompt over the context window is
 /// classified as such, so context-window fallbacks apply. Gemini says when to retry a
-/// 429 in a `RetryInfo` detail, not a header: the delay is kept in the message.
+/// 429 in a `RetryInfo` detail, not a header: the delay becomes the error's
+/// `retry_after` and is kept in the message.
 pub fn error(status: StatusCode, body: &[u8]) -> UpstreamError {
     let Ok(envelope) = serde_json::from_slice::<ErrorEnvelope>(body) else {
         // Google's front end answers unknown URLs with an HTML page.
@@ -147,10 +127,38 @@ pub fn error(status: StatusCode, body: &[u8]) -> UpstreamError {
     if let Some(google_status) = &error.status {
         message = format!("{message} ({google_status})");
     }
-    if let Some(delay) = error.retry_delay() {
+    let delay = error.retry_delay();
+    if let Some(delay) = delay {
         message = format!("{message} Retry after {delay}.");
     }
     // Google's reasons (`API_KEY_INVALID`) are not OpenAI codes: the class's code is
     // what clients get.
-    UpstreamError::answered(class, status, message)
+    let mut failure = UpstreamError::answered(class, status, message);
+    // The router rests the deployment this long and waits it out before retrying there
+    // when the model's maxBackoff allows, as for a Retry-After header.
+    failure.retry_after = delay.and_then(duration);
+    failure
+}
+
+/// The longest wait Google can ask for, as the router caps `Retry-After`: longer means
+/// "not soon", and must not bench a deployment for ever.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(3600);
+
+/// A protobuf `Duration` in its JSON form (`34s`, `1.5s`, `0.000340s`: seconds with up
+/// to nine fractional digits), capped at [`MAX_RETRY_DELAY`]; `None` for anything else,
+/// negative durations included.
+fn duration(text: &str) -> Option<Duration> {
+    let number = text.trim().strip_suffix('s')?;
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || !digits(whole) || !digits(fraction) || fraction.len() > 9 {
+        return None;
+    }
+    // Digits beyond u64 are still "a very long time", not junk.
+    let secs = whole.parse::<u64>().unwrap_or(u64::MAX);
+    if secs >= MAX_RETRY_DELAY.as_secs() {
+        return Some(MAX_RETRY_DELAY);
+    }
+    let nanos = format!("{fraction:0<9}").parse::<u32>().unwrap_or(0);
+    Some(Duration::new(secs, nanos))
 }

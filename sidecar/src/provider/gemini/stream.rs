@@ -6,7 +6,8 @@
 //! choice): the first piece opens the choice with a role chunk; text becomes `content`
 //! deltas, thought parts `reasoning_content` deltas; every `functionCall` part (Gemini
 //! sends each call whole, never split) becomes one tool call delta with the next index
-//! of its choice, its id, name and complete arguments. Usage comes as running totals on
+//! of its choice, its id, name and complete arguments, and a signed part's
+//! `thoughtSignature` in `extra_content` (and the id, see `signature`). Usage comes as running totals on
 //! every event: the last one is kept and sent in the usage chunk when the client asked
 //! for it. A stream that ends before every candidate finished was cut off and is
 //! reported as an error, never passed off as complete; an `{"error": ...}` event is
@@ -16,6 +17,7 @@ use bytes::BytesMut;
 use serde_json::Value;
 
 use super::response::{call_id, completion_id};
+use super::signature;
 use super::wire::{ErrorEnvelope, GenerateResponse, UsageMetadata, finish_reason};
 use crate::domain::{CallView, Usage};
 use crate::provider::StreamError;
@@ -116,12 +118,16 @@ impl SseHandler for Handler {
                         .args
                         .as_ref()
                         .map_or_else(|| "{}".to_owned(), Value::to_string);
+                    let signature = part.thought_signature.as_deref();
+                    let id =
+                        signature::id_with(call_id(call.id.as_deref(), rid, index, n), signature);
                     let delta = Delta::tool_call(
                         u32::try_from(n).unwrap_or(u32::MAX),
-                        Some(call_id(call.id.as_deref(), rid, index, n)),
+                        Some(id),
                         Some(call.name.clone()),
                         arguments,
                     );
+                    let delta = delta.with_extra(signature::extra(signature));
                     self.chunk(out, index, delta, None);
                 } else if let Some(text) = part.text.as_ref().filter(|t| !t.is_empty()) {
                     let delta = if part.thought == Some(true) {

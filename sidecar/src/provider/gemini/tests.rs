@@ -258,9 +258,18 @@ fn requests_gemini_cannot_take_are_refused_with_reasons() {
         refused(json!({"messages": [user, {"role": "tool", "tool_call_id": "x", "content": "1"}]}))
             .contains("answers no tool call")
     );
-    assert!(
-        refused(json!({"messages": [user], "parallel_tool_calls": false}))
-            .contains("parallel_tool_calls")
+    let parallel = object(&json!({"messages": [user], "parallel_tool_calls": false}));
+    assert_eq!(
+        test_support::sent(
+            &studio(),
+            &view(&parallel, Endpoint::ChatCompletions, false)
+        )
+        .unwrap_err(),
+        TranslateError::Unsupported {
+            param: "parallel_tool_calls".into(),
+            provider: "gemini"
+        },
+        "dropUnsupportedParams may drop it"
     );
     assert!(
         refused(json!({"messages": [user], "stop": ["a", "b", "c", "d", "e", "f"]}))
@@ -562,6 +571,32 @@ fn google_errors_are_read_and_classified() {
         e.message,
         "Quota exceeded. (RESOURCE_EXHAUSTED) Retry after 34s."
     );
+    assert_eq!(e.retry_after, Some(std::time::Duration::from_secs(34)));
+    // RetryInfo among Google's other details; protobuf Duration forms, capped at an hour.
+    let delay = |retry_delay: &str| {
+        let body = json!({"error": {"code": 429, "message": "Quota exceeded.", "status": "RESOURCE_EXHAUSTED",
+            "details": [
+                {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": []},
+                {"@type": "type.googleapis.com/google.rpc.Help", "links": []},
+                {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": retry_delay}]}});
+        error_of(429, &body.to_string()).retry_after
+    };
+    let ms = std::time::Duration::from_millis;
+    assert_eq!(delay("0.5s"), Some(ms(500)));
+    assert_eq!(
+        delay("12.000340s"),
+        Some(std::time::Duration::new(12, 340_000))
+    );
+    assert_eq!(delay("99999999999999999999999s"), Some(ms(3_600_000)));
+    for junk in ["-3s", "34", "s", "1.2.3s", "1.1234567891s", "soon"] {
+        assert_eq!(delay(junk), None, "{junk}");
+    }
+    // A retryDelay outside a RetryInfo detail is not one.
+    let e = error_of(
+        429,
+        r#"{"error": {"code": 429, "message": "m", "details": [{"@type": "x.Other", "retryDelay": "9s"}]}}"#,
+    );
+    assert_eq!(e.retry_after, None);
     for (code, class) in [
         (401, ErrorClass::Auth),
         (403, ErrorClass::Auth),
@@ -665,13 +700,9 @@ fn embeddings_use_the_right_method_and_come_back_as_a_list() {
         model: "gemini-embedding-001",
         ..call
     };
-    assert!(
-        g.dialect
-            .request(&call)
-            .unwrap_err()
-            .to_string()
-            .contains("one input per request")
-    );
+    // One input per request: the call is sent in pieces (see embed.rs).
+    assert!(g.dialect.request(&call).is_err());
+    assert_eq!(g.dialect.split(&call).unwrap().unwrap().len(), 2);
 }
 
 #[test]

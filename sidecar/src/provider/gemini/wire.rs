@@ -40,8 +40,20 @@ pub enum PartOut<'a> {
     Text(Cow<'a, str>),
     InlineData(Blob<'a>),
     FileData(FileData<'a>),
-    FunctionCall(FunctionCall<'a>),
     FunctionResponse(FunctionResponse<'a>),
+    /// `{"functionCall": …, "thoughtSignature": …}`: the signature is the part's, not
+    /// the call's.
+    #[serde(untagged)]
+    Call(CallPart<'a>),
+}
+
+/// A `functionCall` part, with the thought signature it was answered with.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallPart<'a> {
+    pub function_call: FunctionCall<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thought_signature: Option<Cow<'a, str>>,
 }
 
 /// Inline bytes, base64 in JSON.
@@ -202,6 +214,8 @@ pub struct ResponsePart {
     /// Set on thought-summary parts.
     pub thought: Option<bool>,
     pub function_call: Option<FunctionCallIn>,
+    /// Opaque; to be sent back on the same part (see `signature`).
+    pub thought_signature: Option<String>,
 }
 
 /// A function call the model made; Gemini gives ids only in some versions.
@@ -320,11 +334,27 @@ pub struct PredictParameters {
 #[serde(untagged)]
 pub enum EmbedResponse {
     /// `embedContent`.
-    Single { embedding: Values },
+    Single {
+        embedding: Values,
+        #[serde(default, rename = "usageMetadata")]
+        usage_metadata: Option<EmbedUsage>,
+    },
     /// `batchEmbedContents`.
-    Batch { embeddings: Vec<Values> },
+    Batch {
+        embeddings: Vec<Values>,
+        #[serde(default, rename = "usageMetadata")]
+        usage_metadata: Option<EmbedUsage>,
+    },
     /// Vertex `predict`.
     Predict { predictions: Vec<Prediction> },
+}
+
+/// `EmbeddingUsageMetadata` of the Gemini API's embedding answers; older API surfaces
+/// leave it out.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EmbedUsage {
+    pub prompt_token_count: Option<u64>,
 }
 
 /// An embedding vector.
@@ -381,10 +411,16 @@ impl GoogleError {
             .find_map(|d| d.get("reason").and_then(Value::as_str))
     }
 
-    /// The `retryDelay` of a `RetryInfo` detail, e.g. `34s`.
+    /// The `retryDelay` of the `google.rpc.RetryInfo` detail, a protobuf `Duration`
+    /// in its JSON form (`34s`, `0.5s`).
     pub fn retry_delay(&self) -> Option<&str> {
-        self.details
-            .iter()
-            .find_map(|d| d.get("retryDelay").and_then(Value::as_str))
+        self.details.iter().find_map(|d| {
+            let info = d
+                .get("@type")
+                .and_then(Value::as_str)
+                .is_some_and(|t| t.ends_with("/google.rpc.RetryInfo"));
+            info.then(|| d.get("retryDelay").and_then(Value::as_str))
+                .flatten()
+        })
     }
 }

@@ -133,6 +133,7 @@ impl Dialect for OpenAiCompat {
         Ok(Reply {
             usage: answer.usage.map(Into::into),
             body,
+            usage_estimated: false,
         })
     }
 

@@ -57,6 +57,7 @@ pub fn reply(body: Bytes) -> Result<Reply, TranslateError> {
     Ok(Reply {
         usage: answer.usage.map(Into::into),
         body,
+        usage_estimated: false,
     })
 }
 

@@ -267,6 +267,11 @@ pub struct ToolCall<'a> {
     /// The function called.
     #[serde(borrow)]
     pub function: FunctionCall<'a>,
+    /// What the provider asked to get back with the call (Google's OpenAI-compatible
+    /// shape, `{"google": {"thought_signature": …}}`). Kept unparsed: it is an
+    /// extension, and a shape no provider reads must not fail the request.
+    #[serde(default)]
+    pub extra_content: Option<Value>,
 }
 
 /// The function part of a tool call.

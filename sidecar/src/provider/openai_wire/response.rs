@@ -68,6 +68,37 @@ pub struct ToolCallOut {
     pub kind: &'static str,
     /// The function and its arguments.
     pub function: FunctionOut,
+    /// What a provider needs back with the call on the next turn, as Google's own
+    /// OpenAI-compatible API writes it: `{"google": {"thought_signature": …}}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extra_content: Option<ExtraContent>,
+}
+
+/// A tool call's `extra_content`, in the shape of Google's OpenAI-compatible API.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtraContent {
+    /// Gemini's part of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub google: Option<GoogleExtra>,
+}
+
+/// Gemini's `extra_content` of a tool call.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GoogleExtra {
+    /// The `thoughtSignature` of the `functionCall` part the call came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thought_signature: Option<String>,
+}
+
+impl ExtraContent {
+    /// `extra_content` carrying a Gemini thought signature.
+    pub fn thought_signature(signature: String) -> Self {
+        ExtraContent {
+            google: Some(GoogleExtra {
+                thought_signature: Some(signature),
+            }),
+        }
+    }
 }
 
 /// The function of a tool call.
@@ -120,7 +151,14 @@ impl ToolCallOut {
             id,
             kind: "function",
             function: FunctionOut { name, arguments },
+            extra_content: None,
         }
+    }
+
+    /// The call with the `extra_content` a provider needs back with it.
+    pub fn with_extra(mut self, extra: Option<ExtraContent>) -> Self {
+        self.extra_content = extra;
+        self
     }
 }
 
@@ -248,6 +286,7 @@ pub fn reply(answer: &impl Serialize, usage: Option<Usage>) -> Result<Reply, Tra
     Ok(Reply {
         body: Bytes::from(body),
         usage,
+        usage_estimated: false,
     })
 }
 

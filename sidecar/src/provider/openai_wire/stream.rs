@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
 
-use super::{ThinkingBlock, WireUsage, unix_now};
+use super::{ExtraContent, ThinkingBlock, WireUsage, unix_now};
 use crate::domain::Usage;
 
 /// `chat.completion.chunk`.
@@ -74,6 +74,10 @@ pub struct ToolCallDelta {
     pub kind: Option<&'static str>,
     /// Name and argument text.
     pub function: FunctionDelta,
+    /// What the provider needs back with the call, on the first piece (see
+    /// [`ToolCallOut::extra_content`](super::ToolCallOut::extra_content)).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extra_content: Option<ExtraContent>,
 }
 
 /// The function piece of a tool call delta.
@@ -137,7 +141,16 @@ impl Delta {
                 name,
                 arguments: Some(arguments),
             },
+            extra_content: None,
         })
+    }
+
+    /// The delta with `extra` on its tool call pieces.
+    pub fn with_extra(mut self, extra: Option<ExtraContent>) -> Delta {
+        for piece in &mut self.tool_calls {
+            piece.extra_content.clone_from(&extra);
+        }
+        self
     }
 
     /// More argument text of tool call `index`.
@@ -150,6 +163,7 @@ impl Delta {
                 name: None,
                 arguments: Some(arguments),
             },
+            extra_content: None,
         })
     }
 

@@ -182,6 +182,12 @@ impl Checker {
             self.invalid
                 .push("* BatchEmbedContentsRequest.requests: requests is required".into());
         }
+        if requests.len() > 100 {
+            self.invalid.push(
+                "* BatchEmbedContentsRequest.requests: at most 100 requests can be in one batch"
+                    .into(),
+            );
+        }
         for (i, request) in requests.iter().enumerate() {
             let path = format!("requests[{i}]");
             if let Some(request) = self.object(request, &path, "EmbedContentRequest") {

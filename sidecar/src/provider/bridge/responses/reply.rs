@@ -88,6 +88,7 @@ pub fn reply(call: &CallView<'_>, chat: Reply) -> Result<Reply, TranslateError> 
     Ok(Reply {
         body: Bytes::from(body),
         usage,
+        usage_estimated: chat.usage_estimated,
     })
 }
 

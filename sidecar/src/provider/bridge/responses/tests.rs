@@ -391,6 +391,7 @@ fn respond(request: Value, completion: Value, usage: Option<Usage>) -> Value {
     let chat = Reply {
         body: Bytes::from(completion.to_string()),
         usage,
+        usage_estimated: false,
     };
     let reply = reply(&call_of(&body, false), chat).unwrap();
     if usage.is_some() {
@@ -501,6 +502,7 @@ fn reply_marks_truncated_and_filtered_answers_incomplete_and_keeps_refusals() {
         let chat = Reply {
             body: Bytes::from_static(bad),
             usage: None,
+            usage_estimated: false,
         };
         assert!(matches!(
             reply(&call_of(&body, false), chat),

@@ -16,6 +16,7 @@ fn answer(completion: Value, usage: Option<Usage>) -> Value {
     let chat = Reply {
         body: Bytes::from(completion.to_string()),
         usage,
+        usage_estimated: false,
     };
     let reply = reply(&view(&request, false), chat).unwrap();
     assert_eq!(reply.usage, usage, "the metered usage is the chat answer's");
@@ -165,6 +166,7 @@ fn reply_ids_refusals_and_malformed_answers() {
         let chat = Reply {
             body: Bytes::from(body),
             usage: None,
+            usage_estimated: false,
         };
         assert!(
             matches!(

@@ -186,6 +186,8 @@ pub const LOCAL: Spec = Spec {
         SERVE_FLAGS[5],
         SERVE_FLAGS[6],
         SERVE_FLAGS[7],
+        SERVE_FLAGS[8],
+        SERVE_FLAGS[9],
     ],
     vars: &[SERVE_VARS[0]],
 };

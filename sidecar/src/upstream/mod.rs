@@ -1,8 +1,12 @@
 //! How requests reach an upstream: a [`Transport`] turns a ready-made HTTP request into
-//! a streaming response. The real one is a pooled hyper client; the demo provider and
-//! tests supply in-process ones.
+//! a streaming response. The real one is a pooled hyper client, one per set of trusted
+//! CAs ([`tls`], [`transports`], [`ca_files`]); the demo provider and tests supply
+//! in-process ones.
 
+pub mod ca_files;
 mod client;
+pub mod tls;
+pub mod transports;
 
 use std::future::Future;
 use std::pin::Pin;

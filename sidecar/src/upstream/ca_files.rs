@@ -143,3 +143,74 @@ async fn read(path: &Path) -> Result<Vec<u8>, CaFileError> {
             source,
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::demo::DemoTransport;
+
+    fn ca_pem(name: &str) -> String {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let key = rcgen::KeyPair::generate().unwrap();
+        params.self_signed(&key).unwrap().pem()
+    }
+
+    fn temp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("llmesh-ca-files-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join(name)
+    }
+
+    #[tokio::test]
+    async fn a_change_is_seen_once_and_a_bad_one_is_reported_once() {
+        let (a, b) = (temp("a.pem"), temp("b.pem"));
+        std::fs::write(&a, ca_pem("a")).unwrap();
+        std::fs::write(&b, format!("{}{}", ca_pem("b1"), ca_pem("b2"))).unwrap();
+        let (mut files, trust) = CaFiles::load(vec![a.clone(), b.clone()], true).unwrap();
+        assert_eq!(trust.extra.len(), 3);
+        assert!(trust.system_roots);
+        assert!(files.changed().await.unwrap().is_none());
+
+        std::fs::write(&a, ca_pem("a2")).unwrap();
+        let changed = files.changed().await.unwrap().unwrap();
+        assert_eq!(changed.extra.len(), 3);
+        assert_ne!(changed, trust);
+        assert!(files.changed().await.unwrap().is_none());
+
+        std::fs::write(&b, "garbage").unwrap();
+        let err = files.changed().await.unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with(&format!("--ca-file {}: holds no PEM", b.display())),
+            "{err}"
+        );
+        assert!(files.changed().await.unwrap().is_none(), "reported once");
+        std::fs::remove_file(&b).unwrap();
+        assert!(matches!(
+            files.changed().await,
+            Err(CaFileError::Read { .. })
+        ));
+        assert!(matches!(
+            CaFiles::load(vec![b], false),
+            Err(CaFileError::Read { .. })
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_good_change_becomes_the_base_of_every_client() {
+        let path = temp("base.pem");
+        std::fs::write(&path, ca_pem("first")).unwrap();
+        let (mut files, trust) = CaFiles::load(vec![path.clone()], false).unwrap();
+        let transports =
+            Transports::with_default(std::sync::Arc::new(DemoTransport), trust.clone());
+        std::fs::write(&path, ca_pem("second")).unwrap();
+        files.next_change(&transports).await;
+        let base = transports.base();
+        assert_eq!(base.extra.len(), 1);
+        assert_ne!(base, trust);
+    }
+}

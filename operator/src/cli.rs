@@ -176,7 +176,7 @@ pub const LOCAL: Spec = Spec {
             value: "DIR",
             env: ENV_MANIFESTS,
             default: "",
-            help: "The directory of LLMModel, VirtualKey, Budget and Secret manifests (YAML); polled, edits apply live. Required.",
+            help: "The directory of LLMModel, VirtualKey, Budget, Secret and ConfigMap manifests (YAML); polled, edits apply live. Required.",
         },
         SERVE_FLAGS[0],
         SERVE_FLAGS[1],

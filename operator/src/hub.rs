@@ -377,7 +377,10 @@ fn slot<'a>(
 
 /// Runs a reflector for `K`, marking each changed object's namespace as changed (once
 /// the cache holds the change) and dirty; with `by_generation`, an update that leaves
-/// the object's generation (a status write) is no change.
+/// the object's generation (a status write) is no change. Without it (the metadata-only
+/// caches of Secrets and ConfigMaps, read for names and resourceVersions alone), the
+/// cached metadata drops annotations and managed fields: `kubectl apply`'s
+/// last-applied-configuration annotation holds a whole object, values included.
 fn reflect<K>(api: Api<K>, (dirty, changes): (Dirty, Arc<Changes>), by_generation: bool) -> Store<K>
 where
     K: Resource<DynamicType = ()>
@@ -389,8 +392,14 @@ where
         + 'static,
 {
     let (reader, writer) = reflector::store();
-    let stream =
-        reflector::reflector(writer, watcher(api, watcher::Config::default())).default_backoff();
+    let events = watcher(api, watcher::Config::default()).modify(move |obj: &mut K| {
+        if !by_generation {
+            let meta = obj.meta_mut();
+            meta.annotations = None;
+            meta.managed_fields = None;
+        }
+    });
+    let stream = reflector::reflector(writer, events).default_backoff();
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         // Each object's generation as last seen: a status write (the controllers' own,

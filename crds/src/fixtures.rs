@@ -9,8 +9,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use crate::{
     Budget, BudgetSpec, LlmModel, LlmModelSpec, VirtualKey, VirtualKeySpec,
     budget::{BudgetAction, BudgetActionType, BudgetSelector},
-    llm_model::{ModelDeployment, ModelPricing, Provider, RoutingStrategy},
-    shared::{HumanDuration, PeriodSpec, SecretKeyRef, UsdAmount},
+    llm_model::{ModelDeployment, ModelPricing, Provider, RoutingStrategy, UpstreamTls},
+    shared::{ConfigMapKeyRef, HumanDuration, PeriodSpec, SecretKeyRef, UsdAmount},
     virtual_key::KeyLimits,
 };
 
@@ -99,6 +99,20 @@ impl ModelDeployment {
     /// Sets the base URL.
     pub fn with_base_url(mut self, url: &str) -> Self {
         self.base_url = Some(url.to_owned());
+        self
+    }
+
+    /// Trusts the PEM CA certificates in `key` of ConfigMap `name`.
+    pub fn with_ca_config_map(mut self, name: &str, key: &str) -> Self {
+        let tls = self.tls.get_or_insert_with(UpstreamTls::default);
+        tls.ca_config_map_ref = Some(ConfigMapKeyRef::new(name, key));
+        self
+    }
+
+    /// Trusts the PEM CA certificates in `key` of Secret `name`.
+    pub fn with_ca_secret(mut self, name: &str, key: &str) -> Self {
+        let tls = self.tls.get_or_insert_with(UpstreamTls::default);
+        tls.ca_secret_ref = Some(SecretKeyRef::new(name, key));
         self
     }
 }

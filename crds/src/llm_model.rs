@@ -6,7 +6,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::shared::{
-    DNS_LABEL_PATTERN, DNS_SUBDOMAIN_PATTERN, HumanDuration, SecretKeyRef, UsdAmount,
+    ConfigMapKeyRef, DNS_LABEL_PATTERN, DNS_SUBDOMAIN_PATTERN, HumanDuration, SecretKeyRef,
+    UsdAmount,
 };
 
 /// A logical model: the name clients send as `model`, served by one or more
@@ -339,6 +340,35 @@ pub struct ModelDeployment {
     #[schemars(length(min = 1, max = 2048))]
     #[x_kube(validation = Rule::new("isURL(self) && url(self).getScheme() in ['http', 'https']").message("must be an http or https URL"))]
     pub token_url: Option<String>,
+
+    /// What the deployment's TLS trusts besides the public web roots: a private CA
+    /// (e.g. of a self-hosted vLLM behind internal TLS) and the system store. Default:
+    /// the web roots and the sidecar's own `--ca-file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<UpstreamTls>,
+}
+
+/// Extra trust for a deployment's TLS. The CA text is PEM (one certificate or a bundle);
+/// a Secret or ConfigMap key the operator cannot read, or whose text holds no usable
+/// certificate, keeps the model from being served and is reported in its status.
+#[derive(KubeSchema, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.caSecretRef) || has(self.caConfigMapRef) || (has(self.systemRoots) && self.systemRoots)").message("tls needs caSecretRef, caConfigMapRef or systemRoots: true"))]
+pub struct UpstreamTls {
+    /// The Secret key holding PEM CA certificates, in the same namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret_ref: Option<SecretKeyRef>,
+
+    /// The ConfigMap key holding PEM CA certificates, in the same namespace (as
+    /// trust-manager's bundles are).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_config_map_ref: Option<ConfigMapKeyRef>,
+
+    /// Also trust the sidecar container's system CA store (`SSL_CERT_FILE` /
+    /// `SSL_CERT_DIR`, else the OS's usual files; the distroless image has none unless
+    /// mounted). Default: false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub system_roots: bool,
 }
 
 /// Where AWS credentials live: keys of one Secret.
@@ -393,6 +423,7 @@ impl ModelDeployment {
             aws_credentials_secret_ref: None,
             service_account_secret_ref: None,
             token_url: None,
+            tls: None,
         }
     }
 }
@@ -635,6 +666,60 @@ mod tests {
         )
         .with_base_url("ftp://x")]);
         assert_eq!(cel_failures(&model), ["must be an http or https URL"]);
+    }
+
+    #[test]
+    fn tls_names_a_ca_or_the_system_store() {
+        let vllm = || {
+            ModelDeployment::new("a", Provider::Vllm, "m").with_base_url("https://vllm.internal")
+        };
+        let with = |tls: UpstreamTls| {
+            let mut d = vllm();
+            d.tls = Some(tls);
+            LlmModel::test("chat").with_deployments([d])
+        };
+        assert_eq!(
+            cel_failures(&with(UpstreamTls::default())),
+            ["tls needs caSecretRef, caConfigMapRef or systemRoots: true"]
+        );
+        for tls in [
+            UpstreamTls {
+                ca_config_map_ref: Some(ConfigMapKeyRef::new("internal-ca", "ca.crt")),
+                ..UpstreamTls::default()
+            },
+            UpstreamTls {
+                ca_secret_ref: Some(SecretKeyRef::new("internal-ca", "ca.crt")),
+                ..UpstreamTls::default()
+            },
+            UpstreamTls {
+                system_roots: true,
+                ..UpstreamTls::default()
+            },
+        ] {
+            let model = with(tls);
+            assert_eq!(cel_failures(&model), Vec::<String>::new());
+            assert_eq!(round_trip(&model), model);
+        }
+        let yaml = "
+apiVersion: llmesh.io/v1alpha1
+kind: LLMModel
+metadata: {name: m}
+spec:
+  deployments:
+  - name: d
+    provider: vllm
+    model: x
+    baseUrl: https://vllm.internal/v1
+    tls:
+      caConfigMapRef: {name: internal-ca, key: ca.crt}
+";
+        let parsed: LlmModel = serde_saphyr::from_str(yaml).unwrap();
+        let tls = parsed.spec.deployments[0].tls.clone().unwrap();
+        assert_eq!(
+            tls.ca_config_map_ref,
+            Some(ConfigMapKeyRef::new("internal-ca", "ca.crt"))
+        );
+        assert!(!tls.system_roots);
     }
 
     #[test]

@@ -99,6 +99,28 @@ impl SecretKeyRef {
     }
 }
 
+/// A reference to one key of a ConfigMap in the resource's namespace.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigMapKeyRef {
+    /// Name of the ConfigMap, in the same namespace as the resource.
+    #[schemars(length(min = 1, max = 253), regex(pattern = DNS_SUBDOMAIN_PATTERN))]
+    pub name: String,
+    /// Key within the ConfigMap's data.
+    #[schemars(length(min = 1, max = 253), regex(pattern = "^[-._a-zA-Z0-9]+$"))]
+    pub key: String,
+}
+
+impl ConfigMapKeyRef {
+    /// A reference to `key` in ConfigMap `name`.
+    pub fn new(name: impl Into<String>, key: impl Into<String>) -> Self {
+        ConfigMapKeyRef {
+            name: name.into(),
+            key: key.into(),
+        }
+    }
+}
+
 /// A duration written like Go's: `250ms`, `30s`, `5m`, `1h30m`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]

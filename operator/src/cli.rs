@@ -143,6 +143,31 @@ pub const OPERATOR: Spec = Spec {
             help: "The ConfigMap (key `ca.crt`) published into every served namespace for the sidecars.",
         },
         Var {
+            name: ENV_SIDECAR_UPSTREAM_CA_CONFIGMAP,
+            default: "",
+            help: "A ConfigMap of PEM CA certificates every injected sidecar trusts for its upstreams (projected into its volume, passed as `--ca-file`); it must exist in each namespace with injected pods, or they wait for it.",
+        },
+        Var {
+            name: ENV_SIDECAR_UPSTREAM_CA_CONFIGMAP_KEY,
+            default: DEFAULT_UPSTREAM_CA_KEY,
+            help: "The key of that ConfigMap holding the certificates.",
+        },
+        Var {
+            name: ENV_SIDECAR_UPSTREAM_CA_SECRET,
+            default: "",
+            help: "As the ConfigMap above, from a Secret of each pod's namespace.",
+        },
+        Var {
+            name: ENV_SIDECAR_UPSTREAM_CA_SECRET_KEY,
+            default: DEFAULT_UPSTREAM_CA_KEY,
+            help: "The key of that Secret holding the certificates.",
+        },
+        Var {
+            name: ENV_SIDECAR_SYSTEM_ROOTS,
+            default: "false",
+            help: "`true`: every injected sidecar also trusts its system CA store (`--system-roots`).",
+        },
+        Var {
             name: ENV_TLS_DIR,
             default: "",
             help: "cert-manager mode: the directory with `tls.crt`, `tls.key` and `ca.crt`; unset: self-managed certificates.",
@@ -176,7 +201,7 @@ pub const LOCAL: Spec = Spec {
             value: "DIR",
             env: ENV_MANIFESTS,
             default: "",
-            help: "The directory of LLMModel, VirtualKey, Budget and Secret manifests (YAML); polled, edits apply live. Required.",
+            help: "The directory of LLMModel, VirtualKey, Budget, Secret and ConfigMap manifests (YAML); polled, edits apply live. Required.",
         },
         SERVE_FLAGS[0],
         SERVE_FLAGS[1],
@@ -186,6 +211,8 @@ pub const LOCAL: Spec = Spec {
         SERVE_FLAGS[5],
         SERVE_FLAGS[6],
         SERVE_FLAGS[7],
+        SERVE_FLAGS[8],
+        SERVE_FLAGS[9],
     ],
     vars: &[SERVE_VARS[0]],
 };

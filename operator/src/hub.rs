@@ -1,7 +1,8 @@
 //! The snapshot hub: caches every LLMModel, VirtualKey and Budget (kube-runtime
-//! reflectors) and only the *metadata* of Secrets: a Secret's value is read (and kept)
-//! only when a resource references it, and read again when its resourceVersion moves,
-//! so the operator never holds the other Secrets of the namespaces it serves. It
+//! reflectors) and only the *metadata* of Secrets and ConfigMaps: a Secret's or
+//! ConfigMap's value is read (and kept) only when a resource references it, and read
+//! again when its resourceVersion moves ([`Referenced`]), so the operator never holds
+//! the other Secrets and ConfigMaps of the namespaces it serves. It
 //! recompiles a namespace's snapshot within moments of any change to it,
 //! and publishes each namespace's snapshot on a `watch` channel that config-push
 //! connections subscribe to. Controllers read the same caches to write status, and are
@@ -14,9 +15,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::core::PartialObjectMeta;
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use llmesh_crds::{Budget, LlmModel, VirtualKey};
@@ -26,6 +27,7 @@ use tokio::time::Instant;
 
 use crate::compile::{Compiled, Inputs, compile};
 use crate::metrics::Metrics;
+use crate::referenced::Referenced;
 
 /// How long a burst of changes is collected before recompiling.
 const DEBOUNCE: Duration = Duration::from_millis(50);
@@ -38,10 +40,10 @@ pub struct Hub {
     pub keys: Store<VirtualKey>,
     /// Budgets.
     pub budgets: Store<Budget>,
-    /// Secrets' metadata: which exist, at which resourceVersion.
-    pub secrets: Store<PartialObjectMeta<Secret>>,
-    /// Values of the referenced Secrets, by namespace and name.
-    values: Mutex<HashMap<(String, String), Secret>>,
+    /// Secrets: which exist, and the values of the referenced ones.
+    pub secrets: Referenced<Secret>,
+    /// ConfigMaps (CA bundles): which exist, and the values of the referenced ones.
+    pub config_maps: Referenced<ConfigMap>,
     client: Client,
     dirty: Dirty,
     namespaces: Mutex<HashMap<String, Namespace>>,
@@ -99,7 +101,7 @@ struct Namespace {
 }
 
 impl Hub {
-    /// Starts the four reflectors (over one namespace, or all) and the recompile loop.
+    /// Starts the five reflectors (over one namespace, or all) and the recompile loop.
     pub fn start(client: Client, namespace: Option<&str>, metrics: Metrics) -> Arc<Hub> {
         let (dirty_tx, dirty_rx) = mpsc::unbounded_channel();
         let changes = Arc::new(Changes::default());
@@ -109,15 +111,18 @@ impl Hub {
         let keys = reflect::<VirtualKey>(scoped(&client, namespace), dirty.clone(), true);
         let budgets = reflect::<Budget>(scoped(&client, namespace), dirty.clone(), true);
         // `Api<PartialObjectMeta<_>>` lists and watches metadata only: no values. A
-        // Secret's generation does not follow its data, so every change counts.
+        // Secret's or ConfigMap's generation does not follow its data, so every change
+        // counts.
         let secrets =
-            reflect::<PartialObjectMeta<Secret>>(scoped(&client, namespace), dirty, false);
+            reflect::<PartialObjectMeta<Secret>>(scoped(&client, namespace), dirty.clone(), false);
+        let config_maps =
+            reflect::<PartialObjectMeta<ConfigMap>>(scoped(&client, namespace), dirty, false);
         let hub = Arc::new(Hub {
             models,
             keys,
             budgets,
-            secrets,
-            values: Mutex::new(HashMap::new()),
+            secrets: Referenced::new(secrets),
+            config_maps: Referenced::new(config_maps),
             client,
             dirty: dirty_tx,
             namespaces: Mutex::new(HashMap::new()),
@@ -142,7 +147,8 @@ impl Hub {
         let _ = self.models.wait_until_ready().await;
         let _ = self.keys.wait_until_ready().await;
         let _ = self.budgets.wait_until_ready().await;
-        let _ = self.secrets.wait_until_ready().await;
+        let _ = self.secrets.meta.wait_until_ready().await;
+        let _ = self.config_maps.meta.wait_until_ready().await;
     }
 
     /// One namespace's resources from the caches.
@@ -155,87 +161,68 @@ impl Hub {
                 .map(|o| (*o).clone())
                 .collect()
         }
-        // The values read, while their resourceVersion is still the current one.
-        let secrets = lock(&self.values)
-            .iter()
-            .filter(|((ns, _), _)| ns == namespace)
-            .filter(|(_, secret)| self.is_current(secret))
-            .map(|(_, secret)| secret.clone())
-            .collect();
         Inputs {
             models: of(&self.models, namespace),
             keys: of(&self.keys, namespace),
             budgets: of(&self.budgets, namespace),
-            secrets,
+            // The values read, while their resourceVersion is still the current one.
+            secrets: self.secrets.current(namespace),
+            config_maps: self.config_maps.current(namespace),
         }
     }
 
     /// The names of the namespace's Secrets whose values the operator holds: only
     /// referenced ones.
     pub fn secrets_held(&self, namespace: &str) -> Vec<String> {
-        let mut names: Vec<String> = lock(&self.values)
-            .keys()
-            .filter(|(ns, _)| ns == namespace)
-            .map(|(_, name)| name.clone())
-            .collect();
-        names.sort();
-        names
+        self.secrets.held(namespace)
     }
 
-    /// Whether a Secret read earlier is still the one the metadata cache holds.
-    fn is_current(&self, secret: &Secret) -> bool {
-        let (Some(name), Some(ns)) = (&secret.metadata.name, &secret.metadata.namespace) else {
-            return false;
-        };
-        self.secrets
-            .get(&ObjectRef::new(name).within(ns))
-            .is_some_and(|meta| meta.metadata.resource_version == secret.metadata.resource_version)
+    /// The names of the namespace's ConfigMaps whose values the operator holds: only
+    /// referenced ones.
+    pub fn config_maps_held(&self, namespace: &str) -> Vec<String> {
+        self.config_maps.held(namespace)
     }
 
-    /// Reads the Secrets the namespace's resources reference whose value is missing or
-    /// stale, and forgets the values of Secrets no longer referenced or gone.
+    /// Reads the Secrets and ConfigMaps the namespace's resources reference whose value
+    /// is missing or stale, and forgets the values of those no longer referenced or gone.
     async fn read_referenced(&self, namespace: &str) {
-        let used = self.compiled(namespace).secrets_used.clone();
-        let forgotten = {
-            let mut values = lock(&self.values);
-            let before = values.len();
-            values.retain(|(ns, name), _| ns != namespace || used.contains(name));
-            before != values.len()
-        };
+        let compiled = self.compiled(namespace);
+        let forgotten = self
+            .secrets
+            .forget_unused(namespace, &compiled.secrets_used)
+            | self
+                .config_maps
+                .forget_unused(namespace, &compiled.config_maps_used);
         if forgotten {
             self.changes.touch(namespace);
         }
-        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
-        for name in self.unread(namespace, used) {
-            match api.get_opt(&name).await {
-                Ok(Some(secret)) => {
-                    lock(&self.values).insert((namespace.to_owned(), name), secret);
-                    // A value read is an input the last compile did not have.
-                    self.changes.touch(namespace);
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!(namespace, secret = %name, error = %e, "cannot read a referenced Secret; retrying at the next change")
-                }
-            }
+        let secrets = self
+            .secrets
+            .unread(namespace, compiled.secrets_used.iter().cloned());
+        let config_maps = self
+            .config_maps
+            .unread(namespace, compiled.config_maps_used.iter().cloned());
+        let read = self.secrets.read(&self.client, namespace, secrets).await
+            | self
+                .config_maps
+                .read(&self.client, namespace, config_maps)
+                .await;
+        if read {
+            // A value read is an input the last compile did not have.
+            self.changes.touch(namespace);
         }
     }
 
-    /// Of the Secrets `used`, those that exist but whose current value the hub has not
-    /// read.
-    fn unread(&self, namespace: &str, used: impl IntoIterator<Item = String>) -> Vec<String> {
-        used.into_iter()
-            .filter(|name| {
-                let exists = self
-                    .secrets
-                    .get(&ObjectRef::new(name).within(namespace))
-                    .is_some();
-                let fresh = lock(&self.values)
-                    .get(&(namespace.to_owned(), name.clone()))
-                    .is_some_and(|s| self.is_current(s));
-                exists && !fresh
-            })
-            .collect()
+    /// Whether every value the namespace's resources reference and that exists is held.
+    fn all_read(&self, namespace: &str) -> bool {
+        let compiled = self.compiled(namespace);
+        self.secrets
+            .unread(namespace, compiled.secrets_used.iter().cloned())
+            .is_empty()
+            && self
+                .config_maps
+                .unread(namespace, compiled.config_maps_used.iter().cloned())
+                .is_empty()
     }
 
     /// The namespace's compiled resources: the result the hub holds while none of the
@@ -267,11 +254,10 @@ impl Hub {
             return ns.tx.subscribe();
         }
         if *self.synced.borrow() {
-            // Published at once only when every referenced Secret's value is held: a
-            // snapshot compiled before they are read would leave out the models that
-            // use them, and its sidecars would answer 404 until the whole one came.
-            let used = self.compiled(namespace).secrets_used.clone();
-            if self.unread(namespace, used).is_empty() {
+            // Published at once only when every referenced value is held: a snapshot
+            // compiled before they are read would leave out the models that use them,
+            // and its sidecars would answer 404 until the whole one came.
+            if self.all_read(namespace) {
                 self.recompile(namespace, Instant::now());
             }
             // The loop reads what is missing and publishes.
@@ -391,7 +377,10 @@ fn slot<'a>(
 
 /// Runs a reflector for `K`, marking each changed object's namespace as changed (once
 /// the cache holds the change) and dirty; with `by_generation`, an update that leaves
-/// the object's generation (a status write) is no change.
+/// the object's generation (a status write) is no change. Without it (the metadata-only
+/// caches of Secrets and ConfigMaps, read for names and resourceVersions alone), the
+/// cached metadata drops annotations and managed fields: `kubectl apply`'s
+/// last-applied-configuration annotation holds a whole object, values included.
 fn reflect<K>(api: Api<K>, (dirty, changes): (Dirty, Arc<Changes>), by_generation: bool) -> Store<K>
 where
     K: Resource<DynamicType = ()>
@@ -403,8 +392,14 @@ where
         + 'static,
 {
     let (reader, writer) = reflector::store();
-    let stream =
-        reflector::reflector(writer, watcher(api, watcher::Config::default())).default_backoff();
+    let events = watcher(api, watcher::Config::default()).modify(move |obj: &mut K| {
+        if !by_generation {
+            let meta = obj.meta_mut();
+            meta.annotations = None;
+            meta.managed_fields = None;
+        }
+    });
+    let stream = reflector::reflector(writer, events).default_backoff();
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         // Each object's generation as last seen: a status write (the controllers' own,

@@ -17,6 +17,7 @@ pub mod manifests;
 pub mod metrics;
 pub mod period;
 pub mod push;
+pub mod referenced;
 pub mod run;
 pub mod serving;
 pub mod settings;

@@ -1,6 +1,6 @@
 //! Loads a directory of the manifests a user would `kubectl apply` (`LLMModel`,
-//! `VirtualKey`, `Budget` and `Secret` documents in `*.yaml`/`*.yml` files) into
-//! [`Inputs`], and compiles them.
+//! `VirtualKey`, `Budget`, `Secret` and `ConfigMap` documents in `*.yaml`/`*.yml` files)
+//! into [`Inputs`], and compiles them.
 //!
 //! Errors name the file, the document and the field, e.g.
 //! `models.yaml: document 2 (LLMModel "chat"): spec.deployments[0].weight: invalid type:
@@ -12,7 +12,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use llmesh_crds::{API_VERSION, Budget, GROUP, LlmModel, VirtualKey};
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
@@ -206,12 +206,14 @@ impl Loader {
             "VirtualKey" => "VirtualKey",
             "Budget" => "Budget",
             "Secret" if api_version == "v1" => "Secret",
+            "ConfigMap" if api_version == "v1" => "ConfigMap",
             _ => {
                 tracing::debug!(file = %file.display(), document, kind, api_version, "skipping a document of a kind llmesh does not read");
                 return Ok(());
             }
         };
-        if kind != "Secret" && api_version != API_VERSION {
+        let core = kind == "Secret" || kind == "ConfigMap";
+        if !core && api_version != API_VERSION {
             // Same-named kinds of other API groups are someone else's business.
             let ours = api_version.is_empty() || api_version.split('/').next() == Some(GROUP);
             if !ours {
@@ -230,6 +232,7 @@ impl Loader {
             "LLMModel" => Object::Model(typed(value, &invalid)?),
             "VirtualKey" => Object::Key(typed(value, &invalid)?),
             "Budget" => Object::Budget(typed(value, &invalid)?),
+            "ConfigMap" => Object::ConfigMap(typed(value, &invalid)?),
             _ => Object::Secret(typed(value, &invalid)?),
         };
         if let Some((_, _, first)) = self.seen.iter().find(|(k, n, _)| *k == kind && *n == name) {
@@ -245,6 +248,7 @@ impl Loader {
             Object::Key(key) => self.inputs.keys.push(key),
             Object::Budget(budget) => self.inputs.budgets.push(budget),
             Object::Secret(secret) => self.inputs.secrets.push(secret),
+            Object::ConfigMap(config_map) => self.inputs.config_maps.push(config_map),
         }
         self.seen.push((kind, name, file.to_path_buf()));
         Ok(())
@@ -257,6 +261,7 @@ enum Object {
     Key(VirtualKey),
     Budget(Budget),
     Secret(Secret),
+    ConfigMap(ConfigMap),
 }
 
 /// Deserializes `value` as `T`, naming the failing field, then refuses fields `T` does
@@ -464,6 +469,27 @@ spec:
         let err = parse(&text.replace("c2stZGF0YQ==", "not base64!")).unwrap_err();
         assert!(
             err.to_string().contains("(Secret \"s\"): data.a: "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn config_maps_are_read_with_data_and_binary_data() {
+        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: internal-ca}\n\
+                    data:\n  ca.crt: |\n    -----BEGIN CERTIFICATE-----\n\
+                    binaryData: {ca.der: MII=}\n";
+        let inputs = parse(text).unwrap();
+        let map = &inputs.config_maps[0];
+        assert_eq!(map.metadata.name.as_deref(), Some("internal-ca"));
+        assert_eq!(
+            map.data.as_ref().unwrap()["ca.crt"],
+            "-----BEGIN CERTIFICATE-----\n"
+        );
+        assert_eq!(map.binary_data.as_ref().unwrap()["ca.der"].0, [0x30, 0x82]);
+        let err = parse(&text.replace("\ndata:", "\ndta:")).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("(ConfigMap \"internal-ca\"): dta: unknown field"),
             "{err}"
         );
     }

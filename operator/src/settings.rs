@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use crate::webhook::inject::{Config, Resources};
+use crate::webhook::inject::{Config, Resources, UpstreamCa};
 use crate::webhook::quantity::{Quantity, Resource};
 
 /// `--push-listen`.
@@ -66,6 +66,20 @@ pub const ENV_WEBHOOK_CONFIG: &str = "LLMESH_WEBHOOK_CONFIG";
 pub const ENV_SIDECAR_VIRTUAL_KEY: &str = "LLMESH_VIRTUAL_KEY";
 /// The injected sidecar's runtime threads (`llmesh.io/sidecar-worker-threads`).
 pub const ENV_SIDECAR_WORKER_THREADS: &str = "LLMESH_WORKER_THREADS";
+/// A ConfigMap (in each pod's namespace) of CA certificates injected sidecars trust for
+/// their upstreams.
+pub const ENV_SIDECAR_UPSTREAM_CA_CONFIGMAP: &str = "LLMESH_SIDECAR_UPSTREAM_CA_CONFIGMAP";
+/// Its key.
+pub const ENV_SIDECAR_UPSTREAM_CA_CONFIGMAP_KEY: &str = "LLMESH_SIDECAR_UPSTREAM_CA_CONFIGMAP_KEY";
+/// A Secret (in each pod's namespace) of CA certificates injected sidecars trust for
+/// their upstreams.
+pub const ENV_SIDECAR_UPSTREAM_CA_SECRET: &str = "LLMESH_SIDECAR_UPSTREAM_CA_SECRET";
+/// Its key.
+pub const ENV_SIDECAR_UPSTREAM_CA_SECRET_KEY: &str = "LLMESH_SIDECAR_UPSTREAM_CA_SECRET_KEY";
+/// Injected sidecars also trust their system CA store.
+pub const ENV_SIDECAR_SYSTEM_ROOTS: &str = "LLMESH_SIDECAR_SYSTEM_ROOTS";
+/// The key of an upstream CA ConfigMap or Secret when its variable is unset.
+pub const DEFAULT_UPSTREAM_CA_KEY: &str = "ca.crt";
 
 /// The operator's namespace when [`ENV_POD_NAMESPACE`] is unset.
 pub const DEFAULT_NAMESPACE: &str = "llmesh-system";
@@ -202,6 +216,7 @@ impl Webhook {
                 memory_limit: resource(ENV_SIDECAR_MEMORY_LIMIT, Resource::Memory, Some("256Mi"))?,
             },
             log_format,
+            upstream_ca: upstream_ca(&get)?,
         };
         // Every injected pod starts from these: a default request above its default
         // limit would make every pod without annotations invalid, so it stops the start.
@@ -259,6 +274,65 @@ impl Webhook {
             watch_namespace: get(ENV_WATCH_NAMESPACE),
         }))
     }
+}
+
+/// The upstream CAs of every injected sidecar, their names and keys checked so a typo
+/// stops the operator rather than every pod it injects.
+fn upstream_ca(get: &dyn Fn(&str) -> Option<String>) -> Result<UpstreamCa, String> {
+    let reference = |name_var: &str, key_var: &str| -> Result<Option<(String, String)>, String> {
+        let Some(name) = get(name_var) else {
+            return Ok(None);
+        };
+        let name = name.trim().to_owned();
+        if !is_dns_subdomain(&name) {
+            return Err(format!(
+                "{name_var}: {name:?} is not a Kubernetes object name (a DNS subdomain)"
+            ));
+        }
+        let key = get(key_var).map_or_else(
+            || DEFAULT_UPSTREAM_CA_KEY.to_owned(),
+            |k| k.trim().to_owned(),
+        );
+        let key_chars = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+        if key.len() > 253 || !key.chars().all(key_chars) {
+            return Err(format!(
+                "{key_var}: {key:?} is not a ConfigMap or Secret key (letters, digits, '-', '_', '.')"
+            ));
+        }
+        Ok(Some((name, key)))
+    };
+    let system_roots = match get(ENV_SIDECAR_SYSTEM_ROOTS).as_deref().map(str::trim) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(format!(
+                "{ENV_SIDECAR_SYSTEM_ROOTS}: {other:?} is not true or false"
+            ));
+        }
+    };
+    Ok(UpstreamCa {
+        config_map: reference(
+            ENV_SIDECAR_UPSTREAM_CA_CONFIGMAP,
+            ENV_SIDECAR_UPSTREAM_CA_CONFIGMAP_KEY,
+        )?,
+        secret: reference(
+            ENV_SIDECAR_UPSTREAM_CA_SECRET,
+            ENV_SIDECAR_UPSTREAM_CA_SECRET_KEY,
+        )?,
+        system_roots,
+    })
+}
+
+/// A DNS subdomain (RFC 1123), as Kubernetes names most objects.
+fn is_dns_subdomain(name: &str) -> bool {
+    let label = |l: &str| {
+        !l.is_empty()
+            && l.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    !name.is_empty() && name.len() <= 253 && name.split('.').all(label)
 }
 
 #[cfg(test)]

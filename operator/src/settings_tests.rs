@@ -116,3 +116,61 @@ fn the_process_settings_have_their_defaults() {
     assert_eq!(set.watch_namespace.as_deref(), Some("apps"));
     assert!(set.allow_unbound_tokens);
 }
+
+#[test]
+fn upstream_cas_of_injected_sidecars_are_named_and_checked() {
+    let with = |pairs: &[(&str, &str)]| {
+        let mut all = vec![
+            ("LLMESH_WEBHOOK_LISTEN", "0.0.0.0:9443"),
+            ("LLMESH_SIDECAR_IMAGE", "img:1"),
+        ];
+        all.extend_from_slice(pairs);
+        Webhook::from_lookup(env(&all)).map(|w| w.unwrap().inject.upstream_ca)
+    };
+    assert_eq!(with(&[]).unwrap(), UpstreamCa::default());
+    // The chart passes every variable, empty when unset.
+    let none = with(&[
+        ("LLMESH_SIDECAR_UPSTREAM_CA_CONFIGMAP", ""),
+        ("LLMESH_SIDECAR_UPSTREAM_CA_CONFIGMAP_KEY", "ca.crt"),
+        ("LLMESH_SIDECAR_UPSTREAM_CA_SECRET", ""),
+        ("LLMESH_SIDECAR_SYSTEM_ROOTS", "false"),
+    ]);
+    assert_eq!(none.unwrap(), UpstreamCa::default());
+    let all = with(&[
+        ("LLMESH_SIDECAR_UPSTREAM_CA_CONFIGMAP", "internal-ca"),
+        ("LLMESH_SIDECAR_UPSTREAM_CA_SECRET", "vault.ca"),
+        ("LLMESH_SIDECAR_UPSTREAM_CA_SECRET_KEY", "bundle.pem"),
+        ("LLMESH_SIDECAR_SYSTEM_ROOTS", "true"),
+    ])
+    .unwrap();
+    assert_eq!(
+        all,
+        UpstreamCa {
+            config_map: Some(("internal-ca".into(), "ca.crt".into())),
+            secret: Some(("vault.ca".into(), "bundle.pem".into())),
+            system_roots: true,
+        }
+    );
+    for (var, value, said) in [
+        (
+            "LLMESH_SIDECAR_UPSTREAM_CA_CONFIGMAP",
+            "Internal_CA",
+            "not a Kubernetes object name",
+        ),
+        (
+            "LLMESH_SIDECAR_UPSTREAM_CA_SECRET",
+            "-ca",
+            "not a Kubernetes object name",
+        ),
+        ("LLMESH_SIDECAR_SYSTEM_ROOTS", "yes", "not true or false"),
+    ] {
+        let err = with(&[(var, value)]).unwrap_err();
+        assert!(err.starts_with(var) && err.contains(said), "{err}");
+    }
+    let err = with(&[
+        ("LLMESH_SIDECAR_UPSTREAM_CA_CONFIGMAP", "ca"),
+        ("LLMESH_SIDECAR_UPSTREAM_CA_CONFIGMAP_KEY", "ca/crt"),
+    ])
+    .unwrap_err();
+    assert!(err.contains("not a ConfigMap or Secret key"), "{err}");
+}

@@ -6,6 +6,9 @@
 //! injected `llmesh-sidecar` container is run the same way: it connects to the operator
 //! with its projected token and CA, and serves a chat call made to the app's
 //! `OPENAI_BASE_URL` with the app's injected `OPENAI_API_KEY`, metered into a Budget.
+//! Where the scenario gives sidecars an upstream CA ConfigMap (`sidecar.tls`), the
+//! upstream serves HTTPS under that CA, so the call proves the rendered values reach
+//! the sidecar as a trusted `--ca-file`.
 //!
 //! What the test adds to the chart's values: `operator.watchNamespace`, so the operator
 //! leaves other tests' namespaces alone. What it changes in rendered objects: the webhook
@@ -28,10 +31,12 @@ use kube::Api;
 use kube::api::{DeleteParams, ObjectMeta, PostParams};
 use llmesh_crds::llm_model::{ModelDeployment, Provider};
 use llmesh_crds::{Budget, LlmModel, VirtualKey};
+use llmesh_tests::MockConfig;
 use llmesh_tests::apiserver::{TestEnv, apply_crds};
 use llmesh_tests::eventually;
 use llmesh_tests::openai::MockOpenAi;
 use llmesh_tests::pod::{self, Node, Service};
+use llmesh_tests::tls::TestCa;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -151,6 +156,8 @@ struct Running {
     service: Service,
     /// The rendered webhook configuration as created (so it can be deleted), if any.
     webhook: Option<String>,
+    /// The ConfigMap (name, key) of upstream CAs the chart has injected sidecars trust.
+    upstream_ca: Option<(String, String)>,
 }
 
 /// Renders the chart, starts scenario `name`'s operator exactly as its Deployment says,
@@ -168,6 +175,20 @@ async fn start_operator(env: &TestEnv, name: &str, apps: &str, webhook: bool) ->
     let deployment = of_kind(&docs, "Deployment")[0];
     let pod = pod::from_deployment(deployment, "operator-0", &env.namespace);
     let container = &pod["spec"]["containers"][0];
+    let rendered_env = |name: &str| {
+        container["env"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|e| e["name"] == name)
+            .and_then(|e| e["value"].as_str())
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let upstream_ca = rendered_env("LLMESH_SIDECAR_UPSTREAM_CA_CONFIGMAP").map(|name| {
+        let key = rendered_env("LLMESH_SIDECAR_UPSTREAM_CA_CONFIGMAP_KEY").unwrap();
+        (name, key)
+    });
     let ports: Vec<(u16, u16)> = container["ports"]
         .as_array()
         .unwrap()
@@ -291,6 +312,7 @@ async fn start_operator(env: &TestEnv, name: &str, apps: &str, webhook: bool) ->
         operator,
         service,
         webhook,
+        upstream_ca,
     })
 }
 
@@ -324,7 +346,32 @@ async fn install_inject_and_call(name: &str) {
     let pp = PostParams::default();
 
     // What a team applies: an upstream Secret, a model on the mock, a key with a Budget.
-    let mock = MockOpenAi::start().await;
+    // Where the chart gives sidecars an upstream CA ConfigMap, the mock serves HTTPS
+    // under that CA, as a self-hosted model behind internal TLS does, and the team
+    // keeps the CA in that ConfigMap of its namespace.
+    let private_ca = running.upstream_ca.as_ref().map(|(name, key)| {
+        let ca = TestCa::new("internal CA");
+        let data: BTreeMap<String, String> = [(key.clone(), ca.pem().to_owned())].into();
+        (ca, name.clone(), data)
+    });
+    let mock = match &private_ca {
+        Some((ca, name, data)) => {
+            let config_map: ConfigMap = serde_json::from_value(json!({
+                "metadata": {"name": name}, "data": data
+            }))
+            .unwrap();
+            Api::<ConfigMap>::namespaced(client.clone(), &apps)
+                .create(&pp, &config_map)
+                .await
+                .unwrap();
+            let config = MockConfig {
+                tls: Some(ca.server_config(&["127.0.0.1"])),
+                ..MockConfig::default()
+            };
+            MockOpenAi::serve(Default::default(), config).await.unwrap()
+        }
+        None => MockOpenAi::start().await,
+    };
     let upstream = Secret {
         metadata: ObjectMeta {
             name: Some("upstream".into()),
@@ -432,6 +479,20 @@ async fn install_inject_and_call(name: &str) {
         "app",
         created.metadata.uid.as_deref().unwrap(),
     );
+    let mut config_maps: BTreeMap<String, BTreeMap<String, String>> =
+        [(ca_name.clone(), ca.data.clone().unwrap_or_default())].into();
+    if let Some((_, name, data)) = &private_ca {
+        let sidecar = pod::container(&pod, "llmesh-sidecar").unwrap();
+        assert!(
+            sidecar["args"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a == "--ca-file"),
+            "the injected sidecar is given the upstream CA: {sidecar:#}"
+        );
+        config_maps.insert(name.clone(), data.clone());
+    }
     let node = Node {
         dir: Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("pods-{}/app", env.namespace)),
         binaries: vec![(
@@ -441,7 +502,7 @@ async fn install_inject_and_call(name: &str) {
         services: vec![running.service.clone()],
         ports: vec![(4000, free_port()), (4001, free_port())],
         secrets: [(key_secret.clone(), secret_data(&key))].into(),
-        config_maps: [(ca_name.clone(), ca.data.clone().unwrap_or_default())].into(),
+        config_maps,
         token: Some(token),
         ..Node::default()
     };
@@ -510,7 +571,8 @@ async fn default_install_injects_a_pod_whose_sidecar_serves_a_call() {
     install_inject_and_call("default").await;
 }
 
-/// cert-manager certificates, a name override, text logs, a watched namespace.
+/// cert-manager certificates, a name override, text logs, a watched namespace, an
+/// upstream behind a private CA the chart has sidecars trust.
 #[tokio::test]
 async fn full_install_injects_a_pod_whose_sidecar_serves_a_call() {
     install_inject_and_call("full").await;

@@ -1,6 +1,7 @@
 //! `llmesh-local` as a real process on a copy of the quickstart manifests: serves the
 //! demo models, applies a manifest edit live, refuses a broken edit naming the file and
-//! field while the last good config keeps serving, and exits cleanly on SIGTERM.
+//! field while the last good config keeps serving, and exits cleanly on SIGTERM; with
+//! `--ca-file`, trusts an upstream behind a private CA.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -261,4 +262,54 @@ fn operator_and_local_speak_like_command_line_tools() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(wanted) && err.contains("usage:"), "{err}");
     }
+}
+
+/// `llmesh-local --ca-file`: the manifests name a self-hosted upstream behind a private
+/// CA and nothing else; the flag makes every deployment trust it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ca_file_makes_a_private_upstream_trusted() {
+    let ca = llmesh_tests::tls::TestCa::new("internal CA");
+    let upstream = llmesh_tests::MockOpenAi::serve(
+        Default::default(),
+        llmesh_tests::MockConfig {
+            tls: Some(ca.server_config(&["127.0.0.1"])),
+            ..llmesh_tests::MockConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let dir: PathBuf =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("local-ca-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("manifests")).unwrap();
+    std::fs::write(
+        dir.join("manifests/chat.yaml"),
+        format!(
+            "apiVersion: llmesh.io/v1alpha1\nkind: LLMModel\nmetadata: {{name: chat}}\nspec:\n  \
+             deployments:\n  - {{name: vllm, provider: vllm, model: llama, baseUrl: '{}'}}\n",
+            upstream.base_url()
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    let (api, admin) = (free_port(), free_port());
+    let _child = Proc(
+        Command::new(BIN)
+            .arg(format!("--manifests={}", dir.join("manifests").display()))
+            .arg(format!("--ca-file={}", dir.join("ca.pem").display()))
+            .arg(format!("--listen={api}"))
+            .arg(format!("--admin-listen={admin}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("readiness", || {
+        http(admin, "GET", "/readyz", "").is_some_and(|r| r.0 == 200)
+    });
+    let (status, _, body) = chat(api);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("mock reply to: hi"), "{body}");
+    assert_eq!(upstream.requests().len(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -264,7 +264,7 @@ pub fn usage_error(spec: &Spec, err: &str) -> std::process::ExitCode {
 }
 
 /// The flags every binary that serves the API shares.
-pub const SERVE_FLAGS: [Flag; 8] = [
+pub const SERVE_FLAGS: [Flag; 10] = [
     Flag {
         name: "listen",
         value: "ADDR",
@@ -320,6 +320,20 @@ pub const SERVE_FLAGS: [Flag; 8] = [
         env: "LLMESH_RESPONSES_MAX_BYTES",
         default: "67108864",
         help: "Memory for stored responses; the oldest are forgotten first.",
+    },
+    Flag {
+        name: "ca-file",
+        value: "FILES",
+        env: "LLMESH_CA_FILE",
+        default: "",
+        help: "PEM files (comma-separated; each may be a bundle) of CA certificates every upstream is trusted by besides the web roots, e.g. a private CA of self-hosted models. Read at start (a bad file stops it) and every 10 s after: a change applies to new connections, a bad one is logged and the last good CAs stay.",
+    },
+    Flag {
+        name: "system-roots",
+        value: "true|false",
+        env: "LLMESH_SYSTEM_ROOTS",
+        default: "false",
+        help: "Also trust the system CA store for every upstream: `SSL_CERT_FILE` / `SSL_CERT_DIR` when set, else the OS's usual files (none in the distroless image: mount them).",
     },
 ];
 
@@ -399,6 +413,8 @@ pub const SIDECAR: Spec = Spec {
         SERVE_FLAGS[5],
         SERVE_FLAGS[6],
         SERVE_FLAGS[7],
+        SERVE_FLAGS[8],
+        SERVE_FLAGS[9],
     ],
     vars: &SERVE_VARS,
 };
@@ -443,6 +459,19 @@ pub fn serve_settings(values: &Values) -> Result<(Settings, LogFormat), String> 
     if let Some(v) = values.get("responses-max-bytes") {
         settings.responses_max_bytes = positive("--responses-max-bytes", v)?;
     }
+    if let Some(v) = values.get("ca-file") {
+        settings.ca_files = v
+            .split(',')
+            .map(str::trim)
+            .filter(|f| !f.is_empty())
+            .map(std::path::PathBuf::from)
+            .collect();
+    }
+    settings.system_roots = match values.get("system-roots") {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => return Err(format!("--system-roots: {other:?} is not true or false")),
+    };
     settings.bound_key = values.get("virtual-key").map(str::to_owned);
     let log_format = log_format(values.get("log-format"))?;
     Ok((settings, log_format))
@@ -530,6 +559,35 @@ mod tests {
             panic!("the sidecar's flags did not parse");
         };
         assert!(serve_settings(&values).is_err());
+    }
+
+    #[test]
+    fn upstream_trust_is_read_from_flags_or_variables() {
+        let env = |k: &str| (k == "LLMESH_SYSTEM_ROOTS").then(|| "true".to_owned());
+        let Ok(Invocation::Run(values)) =
+            SIDECAR.parse(args(&["--ca-file=/etc/a.pem, /etc/b.pem,"]), env)
+        else {
+            panic!("the sidecar's flags did not parse");
+        };
+        let (settings, _) = serve_settings(&values).unwrap();
+        assert_eq!(
+            settings.ca_files,
+            [
+                std::path::PathBuf::from("/etc/a.pem"),
+                std::path::PathBuf::from("/etc/b.pem")
+            ]
+        );
+        assert!(settings.system_roots);
+        let (settings, _) = serve_settings(&Values::default()).unwrap();
+        assert!(settings.ca_files.is_empty() && !settings.system_roots);
+        let Ok(Invocation::Run(values)) = SIDECAR.parse(args(&["--system-roots=yes"]), none) else {
+            panic!("the sidecar's flags did not parse");
+        };
+        assert!(
+            serve_settings(&values)
+                .unwrap_err()
+                .contains("true or false")
+        );
     }
 
     #[test]

@@ -65,7 +65,8 @@ SCENARIOS: dict[str, dict] = {
                      "nodeSelector": {"kubernetes.io/os": "linux"}},
         "webhook": {"failurePolicy": "Ignore", "annotationOptIn": True,
                     "certs": {"mode": "certManager"}},
-        "sidecar": {"resources": {"limits": {"cpu": "500m", "memory": "128Mi"}}},
+        "sidecar": {"resources": {"limits": {"cpu": "500m", "memory": "128Mi"}},
+                    "tls": {"caConfigMap": {"name": "internal-ca", "key": "bundle.pem"}}},
         "metrics": {"serviceMonitor": {"enabled": True}, "podMonitor": {"enabled": True},
                     "prometheusRule": {"enabled": True, "budgetThreshold": 0.8}},
         "networkPolicy": {"enabled": True, "apiServerCIDRs": ["10.0.0.1/32"]},
@@ -84,6 +85,8 @@ BAD_VALUES = {
     "sidecar quantity": {"sidecar": {"resources": {"requests": {"memory": "lots"}}}},
     "unknown key": {"operator": {"replica": 2}},
     "zero replicas": {"operator": {"replicas": 0}},
+    "upstream CA name": {"sidecar": {"tls": {"caConfigMap": {"name": "Internal_CA"}}}},
+    "upstream CA key": {"sidecar": {"tls": {"caSecret": {"name": "ca", "key": "a/b"}}}},
 }
 
 # Kinds from other projects' CRDs: kubernetes-validate has no schema for them.
@@ -248,6 +251,9 @@ def check_default(docs: list[dict]) -> None:
           "[default] sidecar resources passed to the operator")
     check(env["LLMESH_CERT_SECRET"] == "llmesh-operator-tls" and env["LLMESH_WEBHOOK_CONFIG"] == mwc["metadata"]["name"],
           "[default] self-managed certificates name the Secret and the webhook")
+    check((env["LLMESH_SIDECAR_UPSTREAM_CA_CONFIGMAP"], env["LLMESH_SIDECAR_UPSTREAM_CA_SECRET"],
+           env["LLMESH_SIDECAR_SYSTEM_ROOTS"]) == ("", "", "false"),
+          "[default] injected sidecars trust the web roots only")
     role = one(docs, "ClusterRole")
     mwc_rule = [r for r in role["rules"] if r["apiGroups"] == ["admissionregistration.k8s.io"]]
     check(mwc_rule and mwc_rule[0]["resourceNames"] == [mwc["metadata"]["name"]],
@@ -264,6 +270,8 @@ def check_full(docs: list[dict]) -> None:
           "[full] cert-manager's Secret serves the push and the webhook")
     check(env["LLMESH_WATCH_NAMESPACE"] == "team-a" and env["LLMESH_SIDECAR_CPU_LIMIT"] == "500m"
           and env["LLMESH_SIDECAR_IMAGE"] == "registry.example/llmesh-sidecar:1.2.3", "[full] values reach the operator")
+    check((env["LLMESH_SIDECAR_UPSTREAM_CA_CONFIGMAP"], env["LLMESH_SIDECAR_UPSTREAM_CA_CONFIGMAP_KEY"])
+          == ("internal-ca", "bundle.pem"), "[full] the sidecars' upstream CA ConfigMap reaches the operator")
     mwc = one(docs, "MutatingWebhookConfiguration")
     check(mwc["metadata"]["annotations"].get("cert-manager.io/inject-ca-from", "").endswith("/gw-operator-tls"),
           "[full] cert-manager injects the caBundle")

@@ -1,6 +1,7 @@
 //! Test support shared by llmesh's crates: mock upstream providers speaking each
-//! provider's exact wire format, all on one core ([`mock`]), and, with the `apiserver`
-//! feature, a real Kubernetes API server.
+//! provider's exact wire format, all on one core ([`mock`]) which also serves HTTPS
+//! under a test CA ([`tls`]), and, with the `apiserver` feature, a real Kubernetes API
+//! server.
 
 pub mod anthropic;
 #[cfg(feature = "apiserver")]
@@ -13,6 +14,7 @@ pub mod gemini;
 pub mod mock;
 pub mod openai;
 pub mod pod;
+pub mod tls;
 pub mod wait;
 
 pub use anthropic::MockAnthropic;

@@ -1,5 +1,5 @@
 //! `llmesh-local`: runs a sidecar on this machine from a directory of Kubernetes
-//! manifests — the same LLMModel, VirtualKey, Budget and Secret files you would
+//! manifests — the same LLMModel, VirtualKey, Budget, Secret and ConfigMap files you would
 //! `kubectl apply`. The directory is polled: a good edit applies live, a broken one is
 //! logged with its file and field while the last good config keeps serving.
 //!

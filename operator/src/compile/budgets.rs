@@ -108,6 +108,7 @@ mod tests {
                 secret("k1-key", &[], &[("key", "sk-llmesh-k1-0000000000")]),
                 secret("k2-key", &[], &[("key", "sk-llmesh-k2-0000000000")]),
             ],
+            config_maps: vec![],
         });
         let budgets = &compiled.snapshot.budgets;
         assert_eq!(budgets.len(), 2);

@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::{
-    ByteString, api::core::v1::Secret, apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    ByteString,
+    api::core::v1::{ConfigMap, Secret},
+    apimachinery::pkg::apis::meta::v1::ObjectMeta,
 };
 use llmesh_crds::llm_model::{ModelDeployment, Provider};
 
@@ -27,6 +29,21 @@ pub(crate) fn secret(name: &str, data: &[(&str, &str)], string_data: &[(&str, &s
                 .collect::<BTreeMap<_, _>>()
         }),
         ..Secret::default()
+    }
+}
+
+pub(crate) fn config_map(name: &str, data: &[(&str, &str)]) -> ConfigMap {
+    ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            ..ObjectMeta::default()
+        },
+        data: (!data.is_empty()).then(|| {
+            data.iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect::<BTreeMap<_, _>>()
+        }),
+        ..ConfigMap::default()
     }
 }
 

@@ -6,12 +6,12 @@ use std::collections::BTreeSet;
 use llmesh_crds::{VirtualKey, virtual_key::SECRET_KEY_FIELD};
 use llmesh_sidecar::config::snapshot::KeySpec;
 
-use super::{Reason, Report, secrets::Secrets};
+use super::{Reason, Report, lookup::Lookup};
 
 pub(super) fn compile_key(
     name: &str,
     key: &VirtualKey,
-    secrets: &Secrets<'_>,
+    secrets: &Lookup<'_>,
     models: &BTreeSet<String>,
     budgets: &BTreeSet<&str>,
     report: &mut Report<'_>,
@@ -113,6 +113,7 @@ mod tests {
             keys: vec![key, VirtualKey::test("abc").with_secret_name("abc-secret")],
             budgets: vec![Budget::test("monthly", "50", ["team-a"])],
             secrets: vec![key_secret, secret("abc-secret", &[("key", "abc")], &[])],
+            config_maps: vec![],
         });
         assert_eq!(compiled.problems, []);
         let keys = &compiled.snapshot.keys;

@@ -1,4 +1,4 @@
-//! Compiles one namespace's `LLMModel`s, `VirtualKey`s, `Budget`s and Secrets into the
+//! Compiles one namespace's `LLMModel`s, `VirtualKey`s, `Budget`s, Secrets and ConfigMaps into the
 //! sidecar's [`Snapshot`]: a pure function, no I/O, shared by the operator and the local
 //! runner.
 //!
@@ -8,30 +8,32 @@
 //! dropped and reported as a warning, because the sidecar refuses a whole snapshot with a
 //! dangling reference.
 //!
-//! One file per thing compiled: [`models`] (with its [`image_fetch`]), [`keys`],
-//! [`budgets`]; [`secrets`] resolves the Secrets they reference, [`units`] parses
-//! durations, prices and URLs, and [`problems`] holds what is reported.
+//! One file per thing compiled: [`models`] (with its [`image_fetch`], and a deployment's
+//! [`tls`]), [`keys`], [`budgets`]; [`lookup`] resolves the Secrets and ConfigMaps they
+//! reference, [`units`] parses durations, prices and URLs, and [`problems`] holds what is
+//! reported.
 
 mod budgets;
 #[cfg(test)]
 mod fixtures;
 mod image_fetch;
 mod keys;
+mod lookup;
 mod models;
 pub mod problems;
-mod secrets;
+mod tls;
 mod units;
 
 use std::collections::BTreeSet;
 
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use llmesh_crds::{Budget, LlmModel, VirtualKey};
 use llmesh_sidecar::config::snapshot::{self, BudgetSpec, KeySpec, ModelSpec, Snapshot};
 use sha2::{Digest, Sha256};
 
+use lookup::Lookup;
 use problems::Report;
 pub use problems::{Kind, Problem, Reason, Severity};
-use secrets::Secrets;
 
 /// One namespace's resources, as read from the API server or from manifest files.
 #[derive(Clone, Debug, Default)]
@@ -44,6 +46,8 @@ pub struct Inputs {
     pub budgets: Vec<Budget>,
     /// The Secrets the resources may reference; others are ignored.
     pub secrets: Vec<Secret>,
+    /// The ConfigMaps the resources may reference (CA bundles); others are ignored.
+    pub config_maps: Vec<ConfigMap>,
 }
 
 /// The compiled snapshot and what had to be left out of it.
@@ -56,6 +60,8 @@ pub struct Compiled {
     /// The Secrets the resources referenced, found or not: the only ones whose values
     /// the operator needs (the hub reads no others).
     pub secrets_used: BTreeSet<String>,
+    /// The ConfigMaps the resources referenced, found or not (likewise).
+    pub config_maps_used: BTreeSet<String>,
 }
 
 impl Compiled {
@@ -74,14 +80,15 @@ impl Compiled {
 /// Compiles one namespace's resources into a snapshot. Pure: equal inputs give equal
 /// outputs, including the snapshot's `version`.
 pub fn compile(input: &Inputs) -> Compiled {
-    let secrets = Secrets::new(&input.secrets);
+    let secrets = Lookup::secrets(&input.secrets);
+    let config_maps = Lookup::config_maps(&input.config_maps);
     let mut problems = Vec::new();
 
     let mut models: Vec<ModelSpec> = compile_each(
         &input.models,
         Kind::LlmModel,
         &mut problems,
-        |name, model, report| models::compile_model(name, model, &secrets, report),
+        |name, model, report| models::compile_model(name, model, &secrets, &config_maps, report),
     );
     let model_names: BTreeSet<String> = models.iter().map(|m| m.name.clone()).collect();
     let declared_models = declared(&input.models);
@@ -136,11 +143,11 @@ pub fn compile(input: &Inputs) -> Compiled {
         budgets,
     };
     snapshot.version = content_version(&snapshot);
-    let secrets_used = secrets.into_used();
     Compiled {
         snapshot,
         problems,
-        secrets_used,
+        secrets_used: secrets.into_used(),
+        config_maps_used: config_maps.into_used(),
     }
 }
 

@@ -1,5 +1,5 @@
-//! Compiles an `LLMModel`: its deployments (credentials resolved from Secrets, provider
-//! requirements checked), retry, timeout and cooldown policies in milliseconds, prices in
+//! Compiles an `LLMModel`: its deployments (credentials resolved from Secrets, CAs from
+//! Secrets and ConfigMaps, provider requirements checked), retry, timeout and cooldown policies in milliseconds, prices in
 //! micro-dollars, and its fallbacks pruned to models the sidecar can follow.
 
 use std::collections::BTreeSet;
@@ -16,12 +16,13 @@ use llmesh_sidecar::config::snapshot::{
 
 use super::image_fetch::image_fetch;
 use super::units::{is_http_url, millis, nonzero, pricing};
-use super::{Reason, Report, secrets::Secrets};
+use super::{Reason, Report, lookup::Lookup, tls::compile_tls};
 
 pub(super) fn compile_model(
     name: &str,
     model: &LlmModel,
-    secrets: &Secrets<'_>,
+    secrets: &Lookup<'_>,
+    config_maps: &Lookup<'_>,
     report: &mut Report<'_>,
 ) -> ModelSpec {
     let spec = &model.spec;
@@ -52,7 +53,7 @@ pub(super) fn compile_model(
                     format!("deployment name {:?} is used twice", d.name),
                 );
             }
-            compile_deployment(&at, d, pricing, secrets, report)
+            compile_deployment(&at, d, pricing, (secrets, config_maps), report)
         })
         .collect();
 
@@ -84,7 +85,7 @@ pub(super) fn compile_deployment(
     at: &str,
     d: &ModelDeployment,
     model_pricing: Pricing,
-    secrets: &Secrets<'_>,
+    (secrets, config_maps): (&Lookup<'_>, &Lookup<'_>),
     report: &mut Report<'_>,
 ) -> DeploymentSpec {
     if d.weight == 0 {
@@ -178,6 +179,10 @@ pub(super) fn compile_deployment(
         ),
         _ => {}
     }
+    let tls = d
+        .tls
+        .as_ref()
+        .map(|tls| compile_tls(at, tls, secrets, config_maps, report));
     DeploymentSpec {
         name: d.name.clone(),
         provider: provider(d.provider),
@@ -194,6 +199,7 @@ pub(super) fn compile_deployment(
         aws,
         gcp_service_account,
         token_url: d.token_url.clone(),
+        tls,
     }
 }
 

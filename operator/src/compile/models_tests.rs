@@ -327,3 +327,56 @@ fn every_provider_maps_to_the_kind_of_its_name() {
         );
     }
 }
+
+#[test]
+fn a_deployments_ca_is_resolved_into_the_snapshot_or_keeps_the_model_out() {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = params
+        .self_signed(&rcgen::KeyPair::generate().unwrap())
+        .unwrap()
+        .pem();
+    let vllm = |model: &str| {
+        LlmModel::test(model).with_deployments([ModelDeployment::new(
+            "internal",
+            Provider::Vllm,
+            "llama",
+        )
+        .with_base_url("https://vllm.internal/v1")
+        .with_ca_config_map("internal-ca", "ca.crt")])
+    };
+    let mut broken = vllm("broken");
+    broken.spec.deployments[0] = broken.spec.deployments[0]
+        .clone()
+        .with_ca_secret("not-a-ca", "ca.crt");
+    let compiled = compile(&Inputs {
+        models: vec![vllm("chat"), broken],
+        secrets: vec![secret("not-a-ca", &[("ca.crt", "hello")], &[])],
+        config_maps: vec![crate::compile::fixtures::config_map(
+            "internal-ca",
+            &[("ca.crt", &ca)],
+        )],
+        ..Inputs::default()
+    });
+    assert_eq!(model_names(&compiled), ["chat"]);
+    let tls = compiled.snapshot.models[0].deployments[0]
+        .tls
+        .clone()
+        .unwrap();
+    assert_eq!(tls.ca_certificates.len(), 1);
+    assert!(tls.ca_certificates[0].starts_with("-----BEGIN CERTIFICATE-----\n"));
+    assert_eq!(
+        reasons(&compiled),
+        [(
+            "broken".to_owned(),
+            "spec.deployments[0].tls.caSecretRef",
+            Reason::InvalidCaCertificate,
+            Severity::Error
+        )]
+    );
+    assert_eq!(
+        compiled.config_maps_used.iter().collect::<Vec<_>>(),
+        ["internal-ca"]
+    );
+    assert!(compiled.secrets_used.contains("not-a-ca"));
+}

@@ -72,6 +72,12 @@ reasons! {
     SecretKeyMissing,
     /// The Secret value is empty, not UTF-8, or holds control characters.
     InvalidSecretValue,
+    /// A referenced ConfigMap does not exist.
+    ConfigMapNotFound,
+    /// The ConfigMap exists but lacks the key.
+    ConfigMapKeyMissing,
+    /// A deployment's `tls` CA text holds no usable CA certificate (or holds a key).
+    InvalidCaCertificate,
     /// A hosted provider's deployment has no `apiKeySecretRef` (or, for bedrock and
     /// vertex, none of the credentials they take).
     MissingApiKey,

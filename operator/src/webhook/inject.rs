@@ -5,8 +5,8 @@
 //!
 //! The patch only ever *adds*: the sidecar as a native sidecar (the first init container,
 //! `restartPolicy: Always`, so it starts before the app and does not keep a Job from
-//! completing), one projected volume (the service-account token for audience `llmesh`
-//! and the operator's CA), and the base URLs of the OpenAI and Anthropic SDKs
+//! completing), one projected volume (the service-account token for audience `llmesh`,
+//! the operator's CA and, when the chart names them, the upstreams' CAs), and the base URLs of the OpenAI and Anthropic SDKs
 //! (`OPENAI_BASE_URL`, `ANTHROPIC_BASE_URL`, plus `OPENAI_API_KEY` and
 //! `ANTHROPIC_API_KEY` from a VirtualKey's Secret) in the app containers, so OpenAI
 //! clients, Anthropic clients and Claude Code reach the sidecar unchanged. Each piece is
@@ -105,7 +105,54 @@ pub struct Config {
     pub resources: Resources,
     /// `text` or `json` logs from the sidecar.
     pub log_format: String,
+    /// What every injected sidecar trusts for its upstreams besides the web roots.
+    pub upstream_ca: UpstreamCa,
 }
+
+/// CA certificates for every injected sidecar's upstreams: keys of a ConfigMap and a
+/// Secret of the pod's namespace, projected into the sidecar's volume and named by
+/// `--ca-file`, and the system store (`--system-roots`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UpstreamCa {
+    /// ConfigMap name and key.
+    pub config_map: Option<(String, String)>,
+    /// Secret name and key.
+    pub secret: Option<(String, String)>,
+    /// Also the system store.
+    pub system_roots: bool,
+}
+
+impl UpstreamCa {
+    /// The files the CAs are projected to, under [`MOUNT_PATH`], with the source each
+    /// comes from.
+    fn files(&self) -> Vec<(String, Value)> {
+        let mut files = Vec::new();
+        if let Some((name, key)) = &self.config_map {
+            files.push((
+                UPSTREAM_CA_CONFIGMAP_FILE.to_owned(),
+                json!({"configMap": {
+                    "name": name,
+                    "items": [{"key": key, "path": UPSTREAM_CA_CONFIGMAP_FILE}],
+                }}),
+            ));
+        }
+        if let Some((name, key)) = &self.secret {
+            files.push((
+                UPSTREAM_CA_SECRET_FILE.to_owned(),
+                json!({"secret": {
+                    "name": name,
+                    "items": [{"key": key, "path": UPSTREAM_CA_SECRET_FILE}],
+                }}),
+            ));
+        }
+        files
+    }
+}
+
+/// Where [`UpstreamCa::config_map`] is projected, relative to [`MOUNT_PATH`].
+pub const UPSTREAM_CA_CONFIGMAP_FILE: &str = "upstream-ca/configmap.crt";
+/// Where [`UpstreamCa::secret`] is projected, relative to [`MOUNT_PATH`].
+pub const UPSTREAM_CA_SECRET_FILE: &str = "upstream-ca/secret.crt";
 
 /// What the server looked up for this pod.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -491,6 +538,32 @@ fn sidecar(
             "timeoutSeconds": 1,
         })
     };
+    let mut args = vec![
+        "--operator".to_owned(),
+        config.operator_url.clone(),
+        "--operator-ca".to_owned(),
+        format!("{MOUNT_PATH}/ca.crt"),
+        "--token-file".to_owned(),
+        format!("{MOUNT_PATH}/token"),
+        "--listen".to_owned(),
+        format!("127.0.0.1:{API_PORT}"),
+        "--admin-listen".to_owned(),
+        format!("0.0.0.0:{ADMIN_PORT}"),
+        "--log-format".to_owned(),
+        config.log_format.clone(),
+    ];
+    let ca_files: Vec<String> = config
+        .upstream_ca
+        .files()
+        .into_iter()
+        .map(|(path, _)| format!("{MOUNT_PATH}/{path}"))
+        .collect();
+    if !ca_files.is_empty() {
+        args.extend(["--ca-file".to_owned(), ca_files.join(",")]);
+    }
+    if config.upstream_ca.system_roots {
+        args.extend(["--system-roots".to_owned(), "true".to_owned()]);
+    }
     json!({
         "name": SIDECAR_NAME,
         "image": config.image,
@@ -498,14 +571,7 @@ fn sidecar(
         // A native sidecar: started before the app containers, stopped after them, and
         // not waited for by a Job.
         "restartPolicy": "Always",
-        "args": [
-            "--operator", config.operator_url,
-            "--operator-ca", format!("{MOUNT_PATH}/ca.crt"),
-            "--token-file", format!("{MOUNT_PATH}/token"),
-            "--listen", format!("127.0.0.1:{API_PORT}"),
-            "--admin-listen", format!("0.0.0.0:{ADMIN_PORT}"),
-            "--log-format", config.log_format,
-        ],
+        "args": args,
         "env": env,
         "ports": [{"name": "llmesh-admin", "containerPort": ADMIN_PORT, "protocol": "TCP"}],
         // The app starts once the sidecar listens; the pod is Ready once the sidecar has
@@ -530,21 +596,31 @@ fn sidecar(
 }
 
 fn volume(config: &Config) -> Value {
+    let mut sources = vec![
+        json!({"serviceAccountToken": {
+            "audience": llmesh_sidecar::config::push::AUDIENCE,
+            "expirationSeconds": TOKEN_SECONDS,
+            "path": "token",
+        }}),
+        json!({"configMap": {
+            "name": config.ca_config_map,
+            "items": [{"key": "ca.crt", "path": "ca.crt"}],
+        }}),
+    ];
+    // A missing upstream CA object keeps the pod from starting (the kubelet says which),
+    // rather than starting a sidecar that cannot reach its upstreams.
+    sources.extend(
+        config
+            .upstream_ca
+            .files()
+            .into_iter()
+            .map(|(_, source)| source),
+    );
     json!({
         "name": VOLUME_NAME,
         "projected": {
             "defaultMode": 0o444,
-            "sources": [
-                {"serviceAccountToken": {
-                    "audience": llmesh_sidecar::config::push::AUDIENCE,
-                    "expirationSeconds": TOKEN_SECONDS,
-                    "path": "token",
-                }},
-                {"configMap": {
-                    "name": config.ca_config_map,
-                    "items": [{"key": "ca.crt", "path": "ca.crt"}],
-                }},
-            ],
+            "sources": sources,
         },
     })
 }

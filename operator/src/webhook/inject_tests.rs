@@ -17,6 +17,7 @@ fn config() -> Config {
             memory_limit: Some("256Mi".into()),
         },
         log_format: "json".into(),
+        upstream_ca: UpstreamCa::default(),
     }
 }
 
@@ -552,4 +553,69 @@ fn reinvocation_repeats_no_resource_warning() {
         .push(json!({"name": "added", "image": "x"}));
     let (_, warnings) = apply(grown, &enabled());
     assert!(warnings.is_empty(), "{warnings:?}");
+}
+
+#[test]
+fn upstream_cas_are_projected_and_passed_as_ca_files() {
+    let (p, mut raw) = pod(app());
+    let mut config = config();
+    config.upstream_ca = UpstreamCa {
+        config_map: Some(("internal-ca".into(), "bundle.pem".into())),
+        secret: Some(("vault-ca".into(), "ca.crt".into())),
+        system_roots: true,
+    };
+    let Outcome::Patch(patch, _) = inject(&p, &config, &enabled()) else {
+        panic!("expected a patch");
+    };
+    json_patch::patch(&mut raw, &patch).unwrap();
+    let _: Pod = serde_json::from_value(raw.clone()).unwrap();
+    let args: Vec<&str> = raw["spec"]["initContainers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        args[args.len() - 4..],
+        [
+            "--ca-file",
+            "/var/run/secrets/llmesh/upstream-ca/configmap.crt,/var/run/secrets/llmesh/upstream-ca/secret.crt",
+            "--system-roots",
+            "true"
+        ]
+    );
+    let sources = &raw["spec"]["volumes"][0]["projected"]["sources"];
+    assert_eq!(
+        sources[2],
+        json!({"configMap": {"name": "internal-ca",
+            "items": [{"key": "bundle.pem", "path": "upstream-ca/configmap.crt"}]}})
+    );
+    assert_eq!(
+        sources[3],
+        json!({"secret": {"name": "vault-ca",
+            "items": [{"key": "ca.crt", "path": "upstream-ca/secret.crt"}]}})
+    );
+    // The ConfigMap alone: one file, no system store.
+    config.upstream_ca.secret = None;
+    config.upstream_ca.system_roots = false;
+    let Outcome::Patch(patch, _) = inject(&p, &config, &enabled()) else {
+        panic!("expected a patch");
+    };
+    let (_, mut raw) = pod(app());
+    json_patch::patch(&mut raw, &patch).unwrap();
+    let args = raw["spec"]["initContainers"][0]["args"].as_array().unwrap();
+    assert_eq!(
+        args[args.len() - 2..],
+        [
+            json!("--ca-file"),
+            json!("/var/run/secrets/llmesh/upstream-ca/configmap.crt")
+        ]
+    );
+    assert_eq!(
+        raw["spec"]["volumes"][0]["projected"]["sources"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
 }

@@ -256,6 +256,21 @@ pub struct DeploymentSpec {
     /// Overrides the OAuth2 token endpoint (Vertex AI), e.g. for tests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_url: Option<String>,
+    /// What the deployment's TLS trusts beyond the web roots and the sidecar's own CAs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSpec>,
+}
+
+/// A deployment's upstream TLS trust, its CAs resolved from their Secret or ConfigMap.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TlsSpec {
+    /// PEM texts of CA certificates (each may be a bundle), trusted besides the web roots.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ca_certificates: Vec<String>,
+    /// Also trust the sidecar's system CA store.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub system_roots: bool,
 }
 
 /// AWS credentials, resolved from a Secret.
@@ -301,6 +316,7 @@ impl DeploymentSpec {
             aws: None,
             gcp_service_account: None,
             token_url: None,
+            tls: None,
         }
     }
 }

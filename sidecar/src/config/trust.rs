@@ -113,24 +113,9 @@ impl std::fmt::Display for TlsFailure {
     }
 }
 
-/// The `rustls::Error` somewhere in `err`'s cause chain. `io::Error`'s `source()` skips
-/// the error it wraps, so wrapped errors are looked into with `get_ref()`.
-pub fn rustls_cause<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a rustls::Error> {
-    let mut next = Some(err);
-    while let Some(e) = next {
-        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-            return Some(tls);
-        }
-        next = match e
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-        {
-            Some(inner) => Some(inner as &(dyn StdError + 'static)),
-            None => e.source(),
-        };
-    }
-    None
-}
+/// The `rustls::Error` in a cause chain: one walker for the operator's and the
+/// upstreams' TLS failures.
+pub use crate::upstream::tls::rustls_cause;
 
 /// `err` and its causes, `: `-separated, each once (wrappers often repeat their cause).
 pub fn chain(err: &(dyn StdError + 'static)) -> String {

@@ -1,14 +1,15 @@
 //! The routing table: the validated, ready-to-use form of a [`Snapshot`]. Built once per
 //! config change; requests only read it. Deployment state lives outside the table and is
 //! carried over to the next one, so a reload keeps cooldowns, latency averages and
-//! minute counters.
+//! minute counters; so do the upstream clients ([`Transports`]), so it keeps pooled
+//! connections, those of deployments whose `tls` adds CAs included.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::config::snapshot::{
-    CooldownSpec, FORMAT, ModelSpec, Pricing, ProviderKind, RetrySpec, Snapshot, Strategy,
+    CooldownSpec, FORMAT, ModelSpec, Pricing, ProviderKind, RetrySpec, Snapshot, Strategy, TlsSpec,
 };
 use crate::meter::keys::{Key, KeyTable, limits_of};
 use crate::meter::limiter::KeyLimiter;
@@ -18,6 +19,8 @@ use crate::router::images::ImagePolicy;
 use crate::router::state::DeploymentState;
 use crate::upstream::Transport;
 use crate::upstream::fetch::ImageFetcher;
+use crate::upstream::tls::{Trust, parse_pem};
+use crate::upstream::transports::Transports;
 
 /// The longest timeout, backoff or cooldown a snapshot may set (a week). Longer values
 /// are clamped here, at the boundary, so the request path can add any of them to an
@@ -181,22 +184,31 @@ impl Model {
 
 type StateKey = (String, String, ProviderKind, String);
 
-/// Builds [`Routes`] from snapshots, carrying deployment state from one to the next.
+/// Builds [`Routes`] from snapshots, carrying deployment state and upstream clients
+/// from one to the next.
 pub struct RoutesBuilder {
     providers: ProviderContext,
     demo: Arc<dyn Transport>,
+    transports: Arc<Transports>,
     states: Mutex<HashMap<StateKey, Arc<DeploymentState>>>,
     limiters: Mutex<HashMap<String, Arc<KeyLimiter>>>,
     fetcher: Arc<ImageFetcher>,
 }
 
 impl RoutesBuilder {
-    /// A builder sending HTTP deployments through `http`, fetching images through the
-    /// system resolver and the network.
+    /// A builder sending HTTP deployments through `http` (but those whose `tls` adds CAs,
+    /// which get real clients trusting them), fetching images through the system resolver
+    /// and the network.
     pub fn new(http: Arc<dyn Transport>) -> Self {
+        Self::with_transports(Arc::new(Transports::with_default(http, Trust::default())))
+    }
+
+    /// A builder taking each deployment's client from `transports`.
+    pub fn with_transports(transports: Arc<Transports>) -> Self {
         RoutesBuilder {
-            providers: ProviderContext::new(http),
+            providers: ProviderContext::new(transports.default_transport()),
             demo: Arc::new(DemoTransport),
+            transports,
             states: Mutex::new(HashMap::new()),
             limiters: Mutex::new(HashMap::new()),
             fetcher: Arc::new(ImageFetcher::default()),
@@ -207,6 +219,11 @@ impl RoutesBuilder {
     pub fn with_image_fetcher(mut self, fetcher: ImageFetcher) -> Self {
         self.fetcher = Arc::new(fetcher);
         self
+    }
+
+    /// The upstream clients, whose sidecar-wide trust may change between builds.
+    pub fn transports(&self) -> &Arc<Transports> {
+        &self.transports
     }
 
     /// Validates a snapshot and builds its routing table.
@@ -230,11 +247,12 @@ impl RoutesBuilder {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut states = HashMap::new();
         let mut models = HashMap::with_capacity(snapshot.models.len());
+        self.transports.begin();
         for spec in &snapshot.models {
             let model = self.model(spec, &names, &mut previous, &mut states)?;
             models.insert(spec.name.clone(), Arc::new(model));
         }
-        // Only deployments still configured keep their state.
+        // Only deployments still configured keep their state, and their clients.
         *previous = states;
         let mut sorted: Vec<String> = models.keys().cloned().collect();
         sorted.sort();
@@ -259,6 +277,7 @@ impl RoutesBuilder {
                 ));
             }
         }
+        self.transports.sweep();
         Ok(Routes {
             version: snapshot.version.clone(),
             keys: self.keys(snapshot),
@@ -359,9 +378,15 @@ impl RoutesBuilder {
             );
             let state = previous.remove(&key).unwrap_or_default();
             states.insert(key, state.clone());
-            let transport = match d.provider {
-                ProviderKind::Demo => self.demo.clone(),
-                _ => self.providers.http.clone(),
+            let transport = match (d.provider, &d.tls) {
+                (ProviderKind::Demo, _) => self.demo.clone(),
+                (_, None) => self.transports.default_transport(),
+                (_, Some(tls)) => {
+                    let trust = deployment_trust(tls).map_err(|e| invalid(&dat("tls"), e))?;
+                    self.transports
+                        .get(&trust)
+                        .map_err(|e| invalid(&dat("tls"), e.to_string()))?
+                }
             };
             deployments.push(Deployment {
                 name: d.name.clone(),
@@ -417,6 +442,22 @@ impl RoutesBuilder {
             image_fetch: Arc::new(image_fetch),
         })
     }
+}
+
+/// What a deployment's `tls` adds to the sidecar's trust.
+fn deployment_trust(tls: &TlsSpec) -> Result<Trust, String> {
+    let mut trust = Trust {
+        extra: Vec::new(),
+        system_roots: tls.system_roots,
+    };
+    for (i, pem) in tls.ca_certificates.iter().enumerate() {
+        let certs = parse_pem(pem.as_bytes()).map_err(|e| format!("caCertificates[{i}] {e}"))?;
+        trust = trust.with(&Trust {
+            extra: certs,
+            system_roots: false,
+        });
+    }
+    Ok(trust)
 }
 
 /// The provider's name as used in config and metrics.
@@ -521,6 +562,66 @@ mod tests {
         let mut wrong_format = snapshot(vec![]);
         wrong_format.format = 99;
         assert!(b.build(&wrong_format).is_err());
+    }
+
+    /// A deployment of a self-hosted server at `https://vllm.internal`, with `tls`.
+    fn self_hosted(name: &str, tls: Option<TlsSpec>) -> DeploymentSpec {
+        DeploymentSpec {
+            base_url: Some("https://vllm.internal/v1".into()),
+            tls,
+            ..DeploymentSpec::new(name, ProviderKind::Vllm, "llama")
+        }
+    }
+
+    fn ca_pem(name: &str) -> String {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let key = rcgen::KeyPair::generate().unwrap();
+        params.self_signed(&key).unwrap().pem()
+    }
+
+    #[test]
+    fn deployments_adding_cas_get_a_client_trusting_them_kept_across_reloads() {
+        let b = builder();
+        let tls = |pems: Vec<String>| {
+            Some(TlsSpec {
+                ca_certificates: pems,
+                system_roots: false,
+            })
+        };
+        let (a, other) = (ca_pem("a"), ca_pem("other"));
+        let mut m = model("m", &[]);
+        m.deployments = vec![
+            self_hosted("plain", None),
+            self_hosted("one", tls(vec![a.clone()])),
+            self_hosted("same", tls(vec![a.clone()])),
+            self_hosted("other", tls(vec![other])),
+        ];
+        let first = b.build(&snapshot(vec![m.clone()])).unwrap();
+        let d = &first.model("m").unwrap().deployments;
+        assert!(Arc::ptr_eq(
+            &d[0].transport,
+            &b.transports().default_transport()
+        ));
+        assert!(!Arc::ptr_eq(&d[1].transport, &d[0].transport));
+        assert!(Arc::ptr_eq(&d[1].transport, &d[2].transport), "shared");
+        assert!(!Arc::ptr_eq(&d[1].transport, &d[3].transport));
+        // A reload keeping `a` keeps its client (and its pooled connections).
+        m.deployments.truncate(2);
+        let second = b.build(&snapshot(vec![m.clone()])).unwrap();
+        assert!(Arc::ptr_eq(
+            &second.model("m").unwrap().deployments[1].transport,
+            &d[1].transport
+        ));
+        assert_eq!(b.transports().own_clients(), 1);
+        // A CA the sidecar cannot use refuses the snapshot, naming the field.
+        m.deployments[1].tls = tls(vec!["not a certificate".into()]);
+        let err = b.build(&snapshot(vec![m])).unwrap_err();
+        assert_eq!(err.path, "models[m].deployments[one].tls");
+        assert!(err.message.contains("caCertificates[0]"), "{err}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod store;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,7 +35,8 @@ use crate::router::routes::{Routes, RoutesBuilder};
 
 /// How long shutdown keeps trying to report usage.
 const FLUSH_LIMIT: Duration = Duration::from_secs(10);
-use crate::upstream::HttpTransport;
+use crate::upstream::ca_files::{CaFileError, CaFiles};
+use crate::upstream::transports::Transports;
 
 /// Listener addresses and limits.
 #[derive(Clone, Debug)]
@@ -60,6 +62,10 @@ pub struct Settings {
     pub responses_ttl: Duration,
     /// How many bytes of stored responses are kept.
     pub responses_max_bytes: usize,
+    /// PEM files of CA certificates every upstream is trusted by, besides the web roots.
+    pub ca_files: Vec<PathBuf>,
+    /// Also trust the system CA store for every upstream.
+    pub system_roots: bool,
 }
 
 /// A reporter id unique to this process: the pod's name (or host name) and a random
@@ -84,6 +90,8 @@ impl Default for Settings {
             reporter_id: default_reporter_id(),
             responses_ttl: store::DEFAULT_TTL,
             responses_max_bytes: store::DEFAULT_MAX_BYTES,
+            ca_files: Vec::new(),
+            system_roots: false,
         }
     }
 }
@@ -103,6 +111,9 @@ pub enum Error {
     /// The TLS client could not be set up.
     #[error("cannot set up TLS: {0}")]
     Tls(#[from] rustls::Error),
+    /// A `--ca-file` cannot be used.
+    #[error(transparent)]
+    CaFile(#[from] CaFileError),
     /// Metrics could not be registered.
     #[error("cannot register metrics: {0}")]
     Metrics(#[from] prometheus::Error),
@@ -120,13 +131,19 @@ pub struct Sidecar {
     local: Option<Arc<LocalAuthority>>,
     /// The links to the operator, for `/readyz`.
     link: Option<Arc<Link>>,
+    /// The sidecar-wide CA files, polled for changes.
+    ca_files: Option<CaFiles>,
 }
 
 impl Sidecar {
-    /// Binds both listeners, with the real upstream HTTP client.
+    /// Binds both listeners, with the real upstream HTTP clients trusting the web roots
+    /// and what the settings add (`--ca-file`, read now: a bad file is an error).
     pub async fn bind(settings: Settings) -> Result<Sidecar, Error> {
-        let builder = RoutesBuilder::new(Arc::new(HttpTransport::new()?));
-        Self::bind_with(settings, builder).await
+        let (ca_files, trust) = CaFiles::load(settings.ca_files.clone(), settings.system_roots)?;
+        let builder = RoutesBuilder::with_transports(Arc::new(Transports::new(trust)?));
+        let mut sidecar = Self::bind_with(settings, builder).await?;
+        sidecar.ca_files = Some(ca_files);
+        Ok(sidecar)
     }
 
     /// Binds both listeners, routing through `builder` (tests supply transports here).
@@ -148,6 +165,7 @@ impl Sidecar {
             authority: local.clone(),
             local: Some(local),
             link: None,
+            ca_files: None,
         })
     }
 
@@ -190,6 +208,7 @@ impl Sidecar {
         let config_task = tokio::spawn(apply_config(
             snapshots,
             self.builder,
+            self.ca_files,
             routes_tx,
             self.metrics.clone(),
         ));
@@ -361,14 +380,17 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 }
 
 /// Turns each new snapshot into routes; a snapshot that fails validation is logged and
-/// the last good routes stay in use.
+/// the last good routes stay in use. A change of the CA files rebuilds the routes of
+/// the current snapshot with clients that trust the new CAs.
 async fn apply_config(
     mut snapshots: watch::Receiver<Option<Arc<Snapshot>>>,
     builder: RoutesBuilder,
+    mut ca_files: Option<CaFiles>,
     routes: watch::Sender<Option<Arc<Routes>>>,
     metrics: Arc<Metrics>,
 ) {
     let mut applied: Option<String> = None;
+    let mut source_open = true;
     loop {
         let snapshot = snapshots.borrow_and_update().clone();
         // Equal versions mean equal content: nothing to rebuild.
@@ -387,9 +409,21 @@ async fn apply_config(
                 }
             }
         }
-        if snapshots.changed().await.is_err() {
-            // The source is gone; keep serving the last config until shutdown.
-            std::future::pending::<()>().await;
+        let ca_change = async {
+            match ca_files.as_mut() {
+                Some(files) => files.next_change(builder.transports()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            changed = snapshots.changed(), if source_open => {
+                // The source is gone: keep serving the last config until shutdown.
+                source_open = changed.is_ok();
+            }
+            () = ca_change => {
+                // The same snapshot again, with the clients of the new trust.
+                applied = None;
+            }
         }
     }
 }

@@ -1,11 +1,15 @@
 //! How requests reach an upstream: a [`Transport`] turns a ready-made HTTP request into
-//! a streaming response. The real one is a pooled hyper client; the demo provider and
-//! tests supply in-process ones. Images a client names by URL are fetched by
-//! [`fetch`], behind the SSRF [`guard`].
+//! a streaming response. The real one is a pooled hyper client, one per set of trusted
+//! CAs ([`tls`], [`transports`], [`ca_files`]); the demo provider and tests supply
+//! in-process ones. Images a client names by URL are fetched by [`fetch`], behind the
+//! SSRF [`guard`].
 
+pub mod ca_files;
 mod client;
 pub mod fetch;
 pub mod guard;
+pub mod tls;
+pub mod transports;
 
 use std::future::Future;
 use std::pin::Pin;

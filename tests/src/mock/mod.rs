@@ -9,7 +9,8 @@
 //! including the behaviours its `mock-*` model names ask for.
 //!
 //! Dropping a mock stops it and cuts every connection, including requests held by
-//! [`Reply::hang`].
+//! [`Reply::hang`]. With [`MockConfig::tls`] it serves HTTPS (HTTP/2 or HTTP/1.1 by
+//! ALPN), as a self-hosted server behind a private CA does.
 
 mod codec;
 mod plain;
@@ -56,6 +57,9 @@ pub struct MockConfig {
     pub record_requests: bool,
     /// Added before the response headers of every answer.
     pub latency: Duration,
+    /// Serve HTTPS with this config (e.g. [`crate::tls::TestCa::server_config`])
+    /// instead of plain HTTP; [`Mock::base_url`] then starts with `https://`.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for MockConfig {
@@ -64,6 +68,7 @@ impl Default for MockConfig {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             record_requests: true,
             latency: Duration::ZERO,
+            tls: None,
         }
     }
 }
@@ -206,10 +211,14 @@ impl<P: Provider> Mock<P> {
         self.addr
     }
 
-    /// `http://127.0.0.1:PORT` followed by the provider's base path: what its clients
-    /// take as base URL.
+    /// `http://127.0.0.1:PORT` (`https://` when serving TLS) followed by the
+    /// provider's base path: what its clients take as base URL.
     pub fn base_url(&self) -> String {
-        format!("http://{}{}", self.addr, P::BASE_PATH)
+        let scheme = match self.shared.config.tls {
+            Some(_) => "https",
+            None => "http",
+        };
+        format!("{scheme}://{}{}", self.addr, P::BASE_PATH)
     }
 
     /// Queues `reply` for a future request the provider does not refuse; queued
@@ -281,6 +290,11 @@ async fn accept<P: Provider>(
     shutdown: watch::Receiver<bool>,
 ) {
     let builder = auto::Builder::new(TokioExecutor::new());
+    let tls = shared
+        .config
+        .tls
+        .clone()
+        .map(tokio_rustls::TlsAcceptor::from);
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -292,12 +306,22 @@ async fn accept<P: Provider>(
                     let builder = builder.clone();
                     let shared = Arc::clone(&shared);
                     let shutdown = shutdown.clone();
+                    let tls = tls.clone();
                     connections.spawn(async move {
                         let service = hyper::service::service_fn(move |req| {
                             answer_unless_stopped(Arc::clone(&shared), shutdown.clone(), req)
                         });
-                        // Clients hanging up and our own cuts are part of the job.
-                        let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+                        // Clients hanging up, refusing our certificate, and our own cuts
+                        // are part of the job.
+                        let _ = match tls {
+                            Some(acceptor) => match acceptor.accept(stream).await {
+                                Ok(stream) => {
+                                    builder.serve_connection(TokioIo::new(stream), service).await
+                                }
+                                Err(_) => return,
+                            },
+                            None => builder.serve_connection(TokioIo::new(stream), service).await,
+                        };
                     });
                 }
                 // Typically EMFILE under load; pausing lets connections close instead

@@ -155,6 +155,7 @@ pub async fn start(settings: MockSettings) -> io::Result<Mock<Bench>> {
         // Nobody reads them, and they would grow without bound.
         record_requests: false,
         latency: settings.latency,
+        tls: None,
     };
     let chunk_delay = settings.chunk_delay;
     let mock = Mock::serve(Bench(Canned::new(settings)), config).await?;

@@ -155,6 +155,7 @@ fn deployment(host: &str) -> DeploymentSpec {
         aws: None,
         gcp_service_account: None,
         token_url: None,
+        workload_identity: None,
     }
 }
 

@@ -499,39 +499,56 @@ impl Clock<'_> {
 }
 
 /// Builds, authenticates and sends the upstream request; the answer's head must arrive
-/// by `deadline`.
+/// by `deadline`. An upstream that refuses a fetched credential (a 401, an expired AWS
+/// session) gets the call once more with a fresh one, within the same attempt: not a
+/// retry, as nothing was wrong with the deployment.
 async fn send(
     deployment: &Deployment,
     view: &CallView<'_>,
     deadline: Instant,
 ) -> Result<(http::response::Parts, UpstreamBody), UpstreamError> {
-    let mut request = deployment
-        .dialect
-        .request(view)
-        .map_err(|e| translate_failure(e, deployment))?;
-    deployment
-        .credential
-        .apply(&mut request)
-        .await
-        .map_err(|e| failed(ErrorClass::Connect, deployment, &e.to_string()))?;
-    let sent = deployment.transport.send(request.map(Full::new));
-    match tokio::time::timeout_at(deadline, sent).await {
-        Err(_) => Err(failed(
-            ErrorClass::Timeout,
-            deployment,
-            "did not answer in time",
-        )),
-        Ok(Err(TransportError::Connect(e))) => Err(failed(
-            ErrorClass::Connect,
-            deployment,
-            &format!("is unreachable: {e}"),
-        )),
-        Ok(Err(TransportError::Io(e))) => Err(failed(
-            ErrorClass::Connect,
-            deployment,
-            &format!("dropped the connection: {e}"),
-        )),
-        Ok(Ok(response)) => Ok(response.into_parts()),
+    let mut refreshed = false;
+    loop {
+        let mut request = deployment
+            .dialect
+            .request(view)
+            .map_err(|e| translate_failure(e, deployment))?;
+        let used = deployment
+            .credential
+            .apply(&mut request)
+            .await
+            .map_err(|e| failed(ErrorClass::Connect, deployment, &e.to_string()))?;
+        let sent = deployment.transport.send(request.map(Full::new));
+        let (parts, body) = match tokio::time::timeout_at(deadline, sent).await {
+            Err(_) => {
+                return Err(failed(
+                    ErrorClass::Timeout,
+                    deployment,
+                    "did not answer in time",
+                ));
+            }
+            Ok(Err(TransportError::Connect(e))) => {
+                return Err(failed(
+                    ErrorClass::Connect,
+                    deployment,
+                    &format!("is unreachable: {e}"),
+                ));
+            }
+            Ok(Err(TransportError::Io(e))) => {
+                return Err(failed(
+                    ErrorClass::Connect,
+                    deployment,
+                    &format!("dropped the connection: {e}"),
+                ));
+            }
+            Ok(Ok(response)) => response.into_parts(),
+        };
+        if !refreshed && deployment.credential.refused(used, &parts) {
+            refreshed = true;
+            tracing::info!(deployment = %deployment.name, status = parts.status.as_u16(), "the upstream refused the credential: sending again with a fresh one");
+            continue;
+        }
+        return Ok((parts, body));
     }
 }
 

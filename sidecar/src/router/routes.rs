@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::config::snapshot::{
     CooldownSpec, FORMAT, ModelSpec, Pricing, ProviderKind, RetrySpec, Snapshot, Strategy,
+    WorkloadIdentity,
 };
 use crate::meter::keys::{Key, KeyTable, limits_of};
 use crate::meter::limiter::KeyLimiter;
@@ -184,14 +185,40 @@ pub struct RoutesBuilder {
 }
 
 impl RoutesBuilder {
-    /// A builder sending HTTP deployments through `http`.
+    /// A builder sending HTTP deployments through `http`, with the process environment.
     pub fn new(http: Arc<dyn Transport>) -> Self {
+        RoutesBuilder::with_env(http, Arc::new(crate::provider::identity::ProcessEnv))
+    }
+
+    /// A builder sending HTTP deployments through `http`, reading the cloud identity
+    /// variables from `env` (tests give their own).
+    pub fn with_env(http: Arc<dyn Transport>, env: Arc<dyn crate::provider::identity::Env>) -> Self {
         RoutesBuilder {
-            providers: ProviderContext::new(http),
+            providers: ProviderContext::with_env(http, env),
             demo: Arc::new(DemoTransport),
             states: Mutex::new(HashMap::new()),
             limiters: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Learns what building `snapshot` needs from the pod's environment and is not in
+    /// it: the Google Cloud project of `vertex` deployments on GKE Workload Identity
+    /// that name none, from the metadata server (once per sidecar). Says what it could
+    /// not learn; [`build`](Self::build) then refuses those deployments.
+    pub async fn discover(&self, snapshot: &Snapshot) -> Result<(), String> {
+        let needs_project = snapshot.models.iter().flat_map(|m| &m.deployments).any(|d| {
+            d.provider == ProviderKind::Vertex
+                && d.project.is_none()
+                && d.workload_identity == Some(WorkloadIdentity::GcpMetadata)
+        });
+        if needs_project {
+            let ctx = &self.providers;
+            ctx.gcp_project
+                .discover(&*ctx.env, &*ctx.http)
+                .await
+                .map(drop)?;
+        }
+        Ok(())
     }
 
     /// Validates a snapshot and builds its routing table.

@@ -371,8 +371,14 @@ async fn apply_config(
     let mut applied: Option<String> = None;
     loop {
         let snapshot = snapshots.borrow_and_update().clone();
+        // Set when the pod's environment did not say what the snapshot needs.
+        let mut again = false;
         // Equal versions mean equal content: nothing to rebuild.
         if let Some(snapshot) = snapshot.filter(|s| applied.as_ref() != Some(&s.version)) {
+            if let Err(why) = builder.discover(&snapshot).await {
+                tracing::warn!(version = %snapshot.version, "{why}; trying again in {REDISCOVER:?}");
+                again = true;
+            }
             match builder.build(&snapshot) {
                 Ok(built) => {
                     tracing::info!(version = %built.version, models = built.names().len(), "config applied");
@@ -387,9 +393,21 @@ async fn apply_config(
                 }
             }
         }
-        if snapshots.changed().await.is_err() {
-            // The source is gone; keep serving the last config until shutdown.
-            std::future::pending::<()>().await;
+        let changed = async {
+            if snapshots.changed().await.is_err() {
+                // The source is gone; keep serving the last config until shutdown.
+                std::future::pending::<()>().await;
+            }
+        };
+        if again {
+            // The snapshot was refused for what the environment did not say yet (it is
+            // not `applied`): tried again after a while, or when a new one arrives.
+            let _ = tokio::time::timeout(REDISCOVER, changed).await;
+        } else {
+            changed.await;
         }
     }
 }
+
+/// How long a snapshot whose discovery failed waits before it is applied again.
+const REDISCOVER: std::time::Duration = std::time::Duration::from_secs(30);

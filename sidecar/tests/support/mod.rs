@@ -35,6 +35,7 @@ pub fn deployment(name: &str, base_url: &str, model: &str) -> DeploymentSpec {
         aws: None,
         gcp_service_account: None,
         token_url: None,
+        workload_identity: None,
     }
 }
 

@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use crate::{
     Budget, BudgetSpec, LlmModel, LlmModelSpec, VirtualKey, VirtualKeySpec,
     budget::{BudgetAction, BudgetActionType, BudgetSelector},
-    llm_model::{ModelDeployment, ModelPricing, Provider, RoutingStrategy},
+    llm_model::{ModelDeployment, ModelPricing, Provider, RoutingStrategy, WorkloadIdentity},
     shared::{HumanDuration, PeriodSpec, SecretKeyRef, UsdAmount},
     virtual_key::KeyLimits,
 };
@@ -98,6 +98,18 @@ impl ModelDeployment {
     /// Sets the base URL.
     pub fn with_base_url(mut self, url: &str) -> Self {
         self.base_url = Some(url.to_owned());
+        self
+    }
+
+    /// Sets the region.
+    pub fn with_region(mut self, region: &str) -> Self {
+        self.region = Some(region.to_owned());
+        self
+    }
+
+    /// Authenticates with the pod's cloud identity.
+    pub fn with_workload_identity(mut self, identity: WorkloadIdentity) -> Self {
+        self.workload_identity = Some(identity);
         self
     }
 }

@@ -103,9 +103,21 @@ mod tests {
     fn requires_base_url_and_key() {
         let mut s = spec(ProviderKind::Azure);
         let ctx = offline();
-        assert!(build(&s, &ctx).err().unwrap().to_string().contains("baseUrl"));
+        assert!(
+            build(&s, &ctx)
+                .err()
+                .unwrap()
+                .to_string()
+                .contains("baseUrl")
+        );
         s.base_url = Some("https://res.openai.azure.com".into());
-        assert!(build(&s, &ctx).err().unwrap().to_string().contains("apiKey"));
+        assert!(
+            build(&s, &ctx)
+                .err()
+                .unwrap()
+                .to_string()
+                .contains("apiKey")
+        );
         s.api_key = Some(SecretString::new("k"));
         s.api_version = Some("2024-10-21&x=1".into());
         assert!(build(&s, &ctx).is_err());

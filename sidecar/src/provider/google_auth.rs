@@ -88,9 +88,11 @@ impl ServiceAccount {
             kind: String,
         }
         if serde_json::from_str::<Kind>(json).is_ok_and(|k| k.kind == "external_account") {
-            return Err("the key is an external_account credential configuration: set \
+            return Err(
+                "the key is an external_account credential configuration: set \
                         workloadIdentity: gcp-external-account on the deployment to use it"
-                .into());
+                    .into(),
+            );
         }
         let file: KeyFile = serde_json::from_str(json).map_err(|e| {
             format!(
@@ -190,8 +192,7 @@ impl ServiceAccountFlow {
         let token_url: Uri = url
             .parse()
             .map_err(|_| format!("tokenUrl {url:?} is not a valid URL"))?;
-        if !matches!(token_url.scheme_str(), Some("http" | "https")) || token_url.host().is_none()
-        {
+        if !matches!(token_url.scheme_str(), Some("http" | "https")) || token_url.host().is_none() {
             return Err(format!("tokenUrl {url:?} must be an absolute http(s) URL"));
         }
         Ok(ServiceAccountFlow {

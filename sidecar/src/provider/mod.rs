@@ -230,7 +230,10 @@ pub enum Credential {
     Bearer(Arc<dyn identity::Source<HeaderValue>>),
     /// AWS Signature Version 4 over the whole request (Bedrock), with keys from a
     /// Secret or temporary ones from the pod's AWS identity.
-    SigV4(Arc<bedrock::sigv4::Signer>, Arc<dyn identity::Source<Arc<bedrock::sigv4::Keys>>>),
+    SigV4(
+        Arc<bedrock::sigv4::Signer>,
+        Arc<dyn identity::Source<Arc<bedrock::sigv4::Keys>>>,
+    ),
 }
 
 impl std::fmt::Debug for Credential {
@@ -309,7 +312,10 @@ impl Credential {
                     .and_then(|v| v.to_str().ok())
                     .map(|v| v.split(':').next().unwrap_or(v))
                     .is_some_and(|name| {
-                        matches!(name, "ExpiredTokenException" | "UnrecognizedClientException")
+                        matches!(
+                            name,
+                            "ExpiredTokenException" | "UnrecognizedClientException"
+                        )
                     })
         };
         match self {

@@ -144,10 +144,11 @@ pub fn first_message<'v>(
 pub fn offline() -> super::ProviderContext {
     struct Offline;
     impl crate::upstream::Transport for Offline {
-        fn send(&self, _request: crate::upstream::UpstreamRequest) -> crate::upstream::ResponseFuture {
-            Box::pin(async {
-                Err(crate::upstream::TransportError::Connect("offline".into()))
-            })
+        fn send(
+            &self,
+            _request: crate::upstream::UpstreamRequest,
+        ) -> crate::upstream::ResponseFuture {
+            Box::pin(async { Err(crate::upstream::TransportError::Connect("offline".into())) })
         }
     }
     let env: std::collections::HashMap<String, String> = std::collections::HashMap::new();

@@ -192,7 +192,10 @@ impl RoutesBuilder {
 
     /// A builder sending HTTP deployments through `http`, reading the cloud identity
     /// variables from `env` (tests give their own).
-    pub fn with_env(http: Arc<dyn Transport>, env: Arc<dyn crate::provider::identity::Env>) -> Self {
+    pub fn with_env(
+        http: Arc<dyn Transport>,
+        env: Arc<dyn crate::provider::identity::Env>,
+    ) -> Self {
         RoutesBuilder {
             providers: ProviderContext::with_env(http, env),
             demo: Arc::new(DemoTransport),
@@ -206,11 +209,15 @@ impl RoutesBuilder {
     /// that name none, from the metadata server (once per sidecar). Says what it could
     /// not learn; [`build`](Self::build) then refuses those deployments.
     pub async fn discover(&self, snapshot: &Snapshot) -> Result<(), String> {
-        let needs_project = snapshot.models.iter().flat_map(|m| &m.deployments).any(|d| {
-            d.provider == ProviderKind::Vertex
-                && d.project.is_none()
-                && d.workload_identity == Some(WorkloadIdentity::GcpMetadata)
-        });
+        let needs_project = snapshot
+            .models
+            .iter()
+            .flat_map(|m| &m.deployments)
+            .any(|d| {
+                d.provider == ProviderKind::Vertex
+                    && d.project.is_none()
+                    && d.workload_identity == Some(WorkloadIdentity::GcpMetadata)
+            });
         if needs_project {
             let ctx = &self.providers;
             ctx.gcp_project

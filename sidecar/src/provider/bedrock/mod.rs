@@ -109,9 +109,10 @@ pub fn build(spec: &DeploymentSpec, ctx: &ProviderContext) -> Result<Prepared, B
     join(&base, "/model/m/converse", None)?;
     let signer = || Arc::new(sigv4::Signer::new(region, SERVICE));
     let credential = match (spec.workload_identity, &spec.aws, &spec.api_key) {
-        (Some(identity), None, None) => {
-            Credential::SigV4(signer(), super::identity::aws::source(identity, region, ctx)?)
-        }
+        (Some(identity), None, None) => Credential::SigV4(
+            signer(),
+            super::identity::aws::source(identity, region, ctx)?,
+        ),
         (Some(_), _, _) => {
             return Err(
                 "workloadIdentity replaces awsCredentialsSecretRef and apiKeySecretRef: set one"

@@ -42,13 +42,25 @@ fn refused(endpoint: Endpoint, body: Value, model: &str) -> TranslateError {
 fn build_needs_a_region_and_credentials() {
     let mut s = spec();
     s.region = None;
-    assert!(build(&s, &offline()).err().unwrap().to_string().contains("region"));
+    assert!(
+        build(&s, &offline())
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("region")
+    );
     let mut s = spec();
     s.region = Some("EU west".into());
     assert!(build(&s, &offline()).is_err());
     let mut s = spec();
     s.aws = None;
-    assert!(build(&s, &offline()).err().unwrap().to_string().contains("credentials"));
+    assert!(
+        build(&s, &offline())
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("credentials")
+    );
     s.api_key = Some(SecretString::new("ABSK-key"));
     assert!(matches!(
         build(&s, &offline()).unwrap().credential,

@@ -123,10 +123,13 @@ pub fn build_vertex(spec: &DeploymentSpec, ctx: &ProviderContext) -> Result<Prep
     }
     let (tokens, learnt) = match spec.workload_identity {
         None => {
-            let key_file = spec.gcp_service_account.as_ref().ok_or(BuildError::Missing(
-                "a service-account key (serviceAccountSecretRef) or workloadIdentity is \
+            let key_file = spec
+                .gcp_service_account
+                .as_ref()
+                .ok_or(BuildError::Missing(
+                    "a service-account key (serviceAccountSecretRef) or workloadIdentity is \
                  required for vertex",
-            ))?;
+                ))?;
             super::google_auth::source(key_file.expose(), spec.token_url.as_deref(), ctx)?
         }
         Some(identity) => {
@@ -135,7 +138,8 @@ pub fn build_vertex(spec: &DeploymentSpec, ctx: &ProviderContext) -> Result<Prep
             }
             if identity == WorkloadIdentity::GcpMetadata && spec.gcp_service_account.is_some() {
                 return Err(
-                    "workloadIdentity gcp-metadata replaces serviceAccountSecretRef: set one".into(),
+                    "workloadIdentity gcp-metadata replaces serviceAccountSecretRef: set one"
+                        .into(),
                 );
             }
             let learnt = match identity {

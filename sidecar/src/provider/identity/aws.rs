@@ -351,7 +351,9 @@ fn keys(
 
 /// The first 300 characters of what a service said.
 fn clip(text: &str) -> &str {
-    text.char_indices().nth(300).map_or(text, |(at, _)| &text[..at])
+    text.char_indices()
+        .nth(300)
+        .map_or(text, |(at, _)| &text[..at])
 }
 
 /// Whether plain http may carry the agent token to `host`: loopback or an agent address.

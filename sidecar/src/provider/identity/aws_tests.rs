@@ -22,11 +22,19 @@ fn token_file(name: &str, contents: &str) -> String {
 
 /// A time an hour from now, as STS writes it.
 fn in_an_hour() -> String {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() + 3600;
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
     let days = (secs / 86_400) as i64;
     let (mut y, mut doy) = (1970i64, days);
     loop {
-        let len = if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 { 366 } else { 365 };
+        let len = if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 {
+            366
+        } else {
+            365
+        };
         if doy < len {
             break;
         }
@@ -34,7 +42,20 @@ fn in_an_hour() -> String {
         y += 1;
     }
     let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let months = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let months = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
     let mut m = 0;
     while doy >= months[m] {
         doy -= months[m];
@@ -78,7 +99,10 @@ fn sts_answer(expiration: &str) -> String {
 
 fn irsa_env(file: &str) -> HashMap<String, String> {
     env(&[
-        ("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/bedrock-caller"),
+        (
+            "AWS_ROLE_ARN",
+            "arn:aws:iam::123456789012:role/bedrock-caller",
+        ),
         ("AWS_WEB_IDENTITY_TOKEN_FILE", file),
         ("AWS_ROLE_SESSION_NAME", "llmesh-test"),
         ("AWS_REGION", "eu-west-1"),
@@ -107,9 +131,15 @@ async fn web_identity_posts_the_query_form_and_reads_the_xml() {
     let form = seen.form();
     assert_eq!(form["Action"], "AssumeRoleWithWebIdentity");
     assert_eq!(form["Version"], "2011-06-15");
-    assert_eq!(form["RoleArn"], "arn:aws:iam::123456789012:role/bedrock-caller");
+    assert_eq!(
+        form["RoleArn"],
+        "arn:aws:iam::123456789012:role/bedrock-caller"
+    );
     assert_eq!(form["RoleSessionName"], "llmesh-test");
-    assert_eq!(form["WebIdentityToken"], "eyJhbGciOiJSUzI1NiJ9.projected.sig");
+    assert_eq!(
+        form["WebIdentityToken"],
+        "eyJhbGciOiJSUzI1NiJ9.projected.sig"
+    );
     assert_eq!(form.len(), 5);
 }
 
@@ -152,7 +182,8 @@ async fn expired_or_partial_sts_credentials_are_refused() {
     let cached = Cached::new(flow);
     let err = cached.lease().await.unwrap_err().to_string();
     assert!(err.contains("already expired"), "{err}");
-    let partial = sts_answer("2099-01-01T00:00:00Z").replace("<AccessKeyId>ASIAIOSFODNN7EXAMPLE</AccessKeyId>", "");
+    let partial = sts_answer("2099-01-01T00:00:00Z")
+        .replace("<AccessKeyId>ASIAIOSFODNN7EXAMPLE</AccessKeyId>", "");
     let fields = xml::children(&partial, &RESULT).unwrap().unwrap();
     let err = keys(&fields, "SessionToken", "STS").unwrap_err();
     assert!(err.contains("no AccessKeyId"), "{err}");
@@ -180,9 +211,15 @@ fn sts_endpoints_are_found_as_the_sdks_find_them() {
         at(&[("AWS_STS_REGIONAL_ENDPOINTS", "legacy")], "af-south-1"),
         "https://sts.af-south-1.amazonaws.com/"
     );
-    assert_eq!(at(&[], "cn-north-1"), "https://sts.cn-north-1.amazonaws.com.cn/");
     assert_eq!(
-        at(&[("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9/")], "us-east-1"),
+        at(&[], "cn-north-1"),
+        "https://sts.cn-north-1.amazonaws.com.cn/"
+    );
+    assert_eq!(
+        at(
+            &[("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9/")],
+            "us-east-1"
+        ),
         "http://127.0.0.1:9/"
     );
     assert!(sts_endpoint(&env(&[("AWS_REGION", "us-east-1.evil.com/")]), "x").is_err());
@@ -205,12 +242,21 @@ fn missing_or_bad_variables_say_what_to_do() {
     let err = PodIdentity::from_env(&env(&[]), &http).err().unwrap();
     assert!(err.contains("create-pod-identity-association"), "{err}");
     let remote = env(&[
-        ("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://evil.example/creds"),
+        (
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            "http://evil.example/creds",
+        ),
         ("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "/t"),
     ]);
     let err = PodIdentity::from_env(&remote, &http).err().unwrap();
     assert!(err.contains("plain http"), "{err}");
-    for ok in ["127.0.0.1:80", "169.254.170.23", "[fd00:ec2::23]", "localhost:1", "[::1]:2"] {
+    for ok in [
+        "127.0.0.1:80",
+        "169.254.170.23",
+        "[fd00:ec2::23]",
+        "localhost:1",
+        "[::1]:2",
+    ] {
         let uri = format!("http://{ok}/v1/credentials");
         let pairs = env(&[
             ("AWS_CONTAINER_CREDENTIALS_FULL_URI", &uri),
@@ -219,7 +265,10 @@ fn missing_or_bad_variables_say_what_to_do() {
         assert!(PodIdentity::from_env(&pairs, &http).is_ok(), "{ok}");
     }
     let https = env(&[
-        ("AWS_CONTAINER_CREDENTIALS_FULL_URI", "https://agent.example/creds"),
+        (
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            "https://agent.example/creds",
+        ),
         ("AWS_CONTAINER_AUTHORIZATION_TOKEN", "tok"),
     ]);
     assert!(PodIdentity::from_env(&https, &http).is_ok());
@@ -239,7 +288,10 @@ async fn pod_identity_sends_the_file_token_read_anew_and_reads_the_json() {
     fake.answer(200, answer.to_string());
     let http: Arc<dyn Transport> = fake.clone();
     let pairs = env(&[
-        ("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://169.254.170.23/v1/credentials"),
+        (
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            "http://169.254.170.23/v1/credentials",
+        ),
         ("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", &file),
     ]);
     let flow = PodIdentity::from_env(&pairs, &http).unwrap();

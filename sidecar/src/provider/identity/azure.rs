@@ -20,7 +20,9 @@ use http::header::HeaderValue;
 use http::{Method, Uri};
 
 use super::cache::{Fetch, Fetched};
-use super::net::{FORM, error_said, exchange, form, http_url, oauth_token, read_token_file, request};
+use super::net::{
+    FORM, error_said, exchange, form, http_url, oauth_token, read_token_file, request,
+};
 use super::{Env, Source, required, shared, unavailable};
 use crate::provider::ProviderContext;
 use crate::upstream::Transport;
@@ -54,7 +56,11 @@ impl Entra {
         let [client_id, tenant_id, token_file] = required(
             env,
             "azure-workload-identity",
-            ["AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_FEDERATED_TOKEN_FILE"],
+            [
+                "AZURE_CLIENT_ID",
+                "AZURE_TENANT_ID",
+                "AZURE_FEDERATED_TOKEN_FILE",
+            ],
             "label the pod azure.workload.identity/use: \"true\" and annotate its \
              ServiceAccount with azure.workload.identity/client-id",
         )?;
@@ -64,7 +70,9 @@ impl Entra {
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
         };
         if !safe(&tenant_id) {
-            return Err(format!("AZURE_TENANT_ID {tenant_id:?} is not a tenant id or domain"));
+            return Err(format!(
+                "AZURE_TENANT_ID {tenant_id:?} is not a tenant id or domain"
+            ));
         }
         if !safe(&client_id) {
             return Err(format!("AZURE_CLIENT_ID {client_id:?} is not a client id"));
@@ -177,7 +185,10 @@ mod tests {
             "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
         );
         assert_eq!(form["client_assertion"], "eyJ.azure.federated");
-        assert_eq!(form["scope"], "https://cognitiveservices.azure.com/.default");
+        assert_eq!(
+            form["scope"],
+            "https://cognitiveservices.azure.com/.default"
+        );
         fake.set(
             401,
             r#"{"error":"invalid_client","error_description":"AADSTS700211: No matching federated identity record found for presented assertion issuer.","error_codes":[700211]}"#,
@@ -200,8 +211,15 @@ mod tests {
         bad.insert("AZURE_TENANT_ID".into(), "../evil".into());
         assert!(Entra::from_env(&bad, &http).is_err());
         let mut sovereign = env("/t");
-        sovereign.insert("AZURE_AUTHORITY_HOST".into(), "https://login.microsoftonline.us".into());
+        sovereign.insert(
+            "AZURE_AUTHORITY_HOST".into(),
+            "https://login.microsoftonline.us".into(),
+        );
         let flow = Entra::from_env(&sovereign, &http).unwrap();
-        assert!(flow.token_url.to_string().starts_with("https://login.microsoftonline.us/72f9"));
+        assert!(
+            flow.token_url
+                .to_string()
+                .starts_with("https://login.microsoftonline.us/72f9")
+        );
     }
 }

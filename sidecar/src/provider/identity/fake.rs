@@ -103,7 +103,10 @@ impl Transport for Fake {
             if answers.len() > 1 {
                 answers.pop_front().unwrap()
             } else {
-                answers.front().cloned().unwrap_or((500, vec![], String::new()))
+                answers
+                    .front()
+                    .cloned()
+                    .unwrap_or((500, vec![], String::new()))
             }
         };
         let (parts, body_in) = request.into_parts();

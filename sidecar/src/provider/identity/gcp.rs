@@ -110,9 +110,12 @@ fn config_from_env(env: &dyn Env) -> Result<String, String> {
         .map_err(|e| format!("GOOGLE_APPLICATION_CREDENTIALS {path}: {e}"))?
         .len();
     if size > MAX_CONFIG {
-        return Err(format!("GOOGLE_APPLICATION_CREDENTIALS {path} is larger than 64 KiB"));
+        return Err(format!(
+            "GOOGLE_APPLICATION_CREDENTIALS {path} is larger than 64 KiB"
+        ));
     }
-    std::fs::read_to_string(&path).map_err(|e| format!("GOOGLE_APPLICATION_CREDENTIALS {path}: {e}"))
+    std::fs::read_to_string(&path)
+        .map_err(|e| format!("GOOGLE_APPLICATION_CREDENTIALS {path}: {e}"))
 }
 
 /// The metadata server's address, `http://host[:port]`.
@@ -208,12 +211,16 @@ impl ProjectCache {
             return Ok(project);
         }
         let uri = http_url(
-            &format!("{}/computeMetadata/v1/project/project-id", metadata_base(env)?),
+            &format!(
+                "{}/computeMetadata/v1/project/project-id",
+                metadata_base(env)?
+            ),
             "the metadata project URL",
         )?;
         let mut waits = PROJECT_RETRIES.iter();
         loop {
-            let failure = match exchange_within(http, metadata_request(&uri), PROJECT_TIMEOUT).await {
+            let failure = match exchange_within(http, metadata_request(&uri), PROJECT_TIMEOUT).await
+            {
                 Ok(answer) if answer.status.is_success() => {
                     let project = String::from_utf8_lossy(&answer.body).trim().to_owned();
                     if project.is_empty() || project.contains(['/', '?', '#', ' ']) {
@@ -230,7 +237,11 @@ impl ProjectCache {
             };
             match waits.next() {
                 Some(wait) => tokio::time::sleep(*wait).await,
-                None => return Err(format!("cannot learn the project from the metadata server: {failure}")),
+                None => {
+                    return Err(format!(
+                        "cannot learn the project from the metadata server: {failure}"
+                    ));
+                }
             }
         }
     }
@@ -250,8 +261,15 @@ pub struct ExternalAccount {
 
 /// Where the subject token is.
 enum Subject {
-    File { path: String, format: Format },
-    Url { uri: Uri, headers: Vec<(HeaderName, HeaderValue)>, format: Format },
+    File {
+        path: String,
+        format: Format,
+    },
+    Url {
+        uri: Uri,
+        headers: Vec<(HeaderName, HeaderValue)>,
+        format: Format,
+    },
 }
 
 /// How the subject token is written.
@@ -330,12 +348,18 @@ impl ExternalAccount {
                 config.kind
             ));
         }
-        let refuse = |what: &str| Err(format!("the credential configuration's {what} is not supported"));
+        let refuse = |what: &str| {
+            Err(format!(
+                "the credential configuration's {what} is not supported"
+            ))
+        };
         if config.workforce_pool_user_project.is_some() || config.client_secret.is_some() {
             return refuse("workforce pool settings (workforce_pool_user_project, client_secret)");
         }
         if config.quota_project_id.is_some() {
-            return refuse("quota_project_id (remove it: Vertex AI bills the deployment's project)");
+            return refuse(
+                "quota_project_id (remove it: Vertex AI bills the deployment's project)",
+            );
         }
         if config
             .universe_domain
@@ -354,10 +378,16 @@ impl ExternalAccount {
         let format = match source.format {
             None => Format::Text,
             Some(f) if f.kind == "text" => Format::Text,
-            Some(f) if f.kind == "json" => Format::Json(f.subject_token_field_name.ok_or(
-                "credential_source.format json needs subject_token_field_name",
-            )?),
-            Some(f) => return Err(format!("credential_source.format type {:?} is not text or json", f.kind)),
+            Some(f) if f.kind == "json" => Format::Json(
+                f.subject_token_field_name
+                    .ok_or("credential_source.format json needs subject_token_field_name")?,
+            ),
+            Some(f) => {
+                return Err(format!(
+                    "credential_source.format type {:?} is not text or json",
+                    f.kind
+                ));
+            }
         };
         let subject = match (source.file, source.url) {
             (Some(path), None) => Subject::File { path, format },
@@ -366,10 +396,12 @@ impl ExternalAccount {
                     .headers
                     .iter()
                     .map(|(name, value)| {
-                        let name = HeaderName::from_bytes(name.as_bytes())
-                            .map_err(|_| format!("credential_source.headers: {name:?} is not a header name"))?;
-                        let value = secret_header(value)
-                            .map_err(|_| format!("credential_source.headers: {name} is not a header value"))?;
+                        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                            format!("credential_source.headers: {name:?} is not a header name")
+                        })?;
+                        let value = secret_header(value).map_err(|_| {
+                            format!("credential_source.headers: {name} is not a header value")
+                        })?;
                         Ok((name, value))
                     })
                     .collect::<Result<_, String>>()?;
@@ -389,7 +421,10 @@ impl ExternalAccount {
                     .and_then(|i| i.token_lifetime_seconds)
                     .unwrap_or(DEFAULT_IMPERSONATION_SECS);
                 if !(600..=43_200).contains(&secs) {
-                    return Err("service_account_impersonation.token_lifetime_seconds must be 600 to 43200".into());
+                    return Err(
+                        "service_account_impersonation.token_lifetime_seconds must be 600 to 43200"
+                            .into(),
+                    );
                 }
                 Some((http_url(&url, "service_account_impersonation_url")?, secs))
             }
@@ -416,14 +451,21 @@ impl ExternalAccount {
     async fn subject_token(&self) -> Result<String, String> {
         let (raw, format) = match &self.subject {
             Subject::File { path, format } => (read_token_file(path).await?, format),
-            Subject::Url { uri, headers, format } => {
+            Subject::Url {
+                uri,
+                headers,
+                format,
+            } => {
                 let mut sent = request(Method::GET, uri, None);
                 for (name, value) in headers {
                     sent.headers_mut().insert(name.clone(), value.clone());
                 }
                 let answer = exchange(&*self.http, sent).await?;
                 if !answer.status.is_success() {
-                    return Err(format!("the subject token URL {uri} answered {}", answer.status));
+                    return Err(format!(
+                        "the subject token URL {uri} answered {}",
+                        answer.status
+                    ));
                 }
                 let text = String::from_utf8(answer.body.to_vec())
                     .map_err(|_| format!("the subject token from {uri} is not text"))?;
@@ -447,14 +489,24 @@ impl Fetch for ExternalAccount {
     async fn fetch(&self) -> Result<Fetched<HeaderValue>, String> {
         let subject = self.subject_token().await?;
         let body = form(&[
-            ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"),
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ),
             ("audience", &self.audience),
             ("scope", SCOPE),
-            ("requested_token_type", "urn:ietf:params:oauth:token-type:access_token"),
+            (
+                "requested_token_type",
+                "urn:ietf:params:oauth:token-type:access_token",
+            ),
             ("subject_token", &subject),
             ("subject_token_type", &self.subject_token_type),
         ]);
-        let answer = exchange(&*self.http, request(Method::POST, &self.sts, Some((FORM, body)))).await?;
+        let answer = exchange(
+            &*self.http,
+            request(Method::POST, &self.sts, Some((FORM, body))),
+        )
+        .await?;
         if !answer.status.is_success() {
             return Err(format!(
                 "Google STS ({}) answered {} ({})",
@@ -468,7 +520,11 @@ impl Fetch for ExternalAccount {
             return Ok(federated);
         };
         let body = json!({"scope": [SCOPE], "lifetime": format!("{lifetime}s")}).to_string();
-        let mut sent = request(Method::POST, url, Some(("application/json", Bytes::from(body))));
+        let mut sent = request(
+            Method::POST,
+            url,
+            Some(("application/json", Bytes::from(body))),
+        );
         sent.headers_mut().insert(AUTHORIZATION, federated.value);
         sent.headers_mut()
             .insert(ACCEPT, HeaderValue::from_static("application/json"));
@@ -489,7 +545,10 @@ impl Fetch for ExternalAccount {
         let token: Impersonated = serde_json::from_slice(&answer.body)
             .map_err(|_| "the generateAccessToken answer is not an access token".to_owned())?;
         let expiry = unix_seconds(&token.expire_time).ok_or_else(|| {
-            format!("generateAccessToken gave an expireTime that is not a time: {:?}", token.expire_time)
+            format!(
+                "generateAccessToken gave an expireTime that is not a time: {:?}",
+                token.expire_time
+            )
         })?;
         Ok(Fetched {
             value: bearer(&token.access_token, "IAM Credentials")?,

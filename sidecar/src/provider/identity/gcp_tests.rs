@@ -18,8 +18,7 @@ fn file(name: &str, contents: &str) -> String {
     path.to_str().unwrap().to_owned()
 }
 
-const AUDIENCE: &str =
-    "//iam.googleapis.com/projects/123456/locations/global/workloadIdentityPools/pool/providers/k8s";
+const AUDIENCE: &str = "//iam.googleapis.com/projects/123456/locations/global/workloadIdentityPools/pool/providers/k8s";
 
 fn config(source: serde_json::Value, impersonate: bool) -> String {
     let mut config = json!({
@@ -76,12 +75,21 @@ async fn the_project_is_learnt_once_after_the_metadata_server_wakes_up() {
     let cache = ProjectCache::default();
     let pairs = env(&[("GCE_METADATA_HOST", "127.0.0.1:1")]);
     assert_eq!(cache.known(), None);
-    assert_eq!(cache.discover(&pairs, &*fake).await.unwrap(), "mock-project");
+    assert_eq!(
+        cache.discover(&pairs, &*fake).await.unwrap(),
+        "mock-project"
+    );
     assert_eq!(cache.known().as_deref(), Some("mock-project"));
-    assert_eq!(cache.discover(&pairs, &*fake).await.unwrap(), "mock-project");
+    assert_eq!(
+        cache.discover(&pairs, &*fake).await.unwrap(),
+        "mock-project"
+    );
     let seen = fake.seen();
     assert_eq!(seen.len(), 2, "asked again only after the 503");
-    assert_eq!(seen[1].uri, "http://127.0.0.1:1/computeMetadata/v1/project/project-id");
+    assert_eq!(
+        seen[1].uri,
+        "http://127.0.0.1:1/computeMetadata/v1/project/project-id"
+    );
     assert_eq!(seen[1].header("metadata-flavor"), "Google");
 
     let down = Fake::new();
@@ -113,28 +121,39 @@ async fn federation_exchanges_the_file_token_then_impersonates() {
     assert_eq!(token.value, "Bearer ya29.impersonated");
     let seen = fake.seen();
     assert_eq!(seen[0].uri, "https://sts.googleapis.com/v1/token");
-    assert_eq!(seen[0].header("content-type"), "application/x-www-form-urlencoded");
+    assert_eq!(
+        seen[0].header("content-type"),
+        "application/x-www-form-urlencoded"
+    );
     let form = seen[0].form();
     assert_eq!(
         form,
         HashMap::from([
-            ("grant_type".to_owned(), "urn:ietf:params:oauth:grant-type:token-exchange".to_owned()),
+            (
+                "grant_type".to_owned(),
+                "urn:ietf:params:oauth:grant-type:token-exchange".to_owned()
+            ),
             ("audience".to_owned(), AUDIENCE.to_owned()),
             ("scope".to_owned(), SCOPE.to_owned()),
             (
                 "requested_token_type".to_owned(),
                 "urn:ietf:params:oauth:token-type:access_token".to_owned()
             ),
-            ("subject_token".to_owned(), "eyJ.k8s-projected.token".to_owned()),
+            (
+                "subject_token".to_owned(),
+                "eyJ.k8s-projected.token".to_owned()
+            ),
             (
                 "subject_token_type".to_owned(),
                 "urn:ietf:params:oauth:token-type:jwt".to_owned()
             ),
         ])
     );
-    assert!(seen[1].uri.ends_with(
-        "/serviceAccounts/vertex@proj.iam.gserviceaccount.com:generateAccessToken"
-    ));
+    assert!(
+        seen[1]
+            .uri
+            .ends_with("/serviceAccounts/vertex@proj.iam.gserviceaccount.com:generateAccessToken")
+    );
     assert_eq!(seen[1].header("authorization"), "Bearer federated-token");
     let body: serde_json::Value = serde_json::from_str(&seen[1].body).unwrap();
     assert_eq!(body, json!({"scope": [SCOPE], "lifetime": "1800s"}));
@@ -177,7 +196,10 @@ async fn federation_errors_name_the_service_not_the_tokens() {
     let http: Arc<dyn Transport> = fake.clone();
     let flow = ExternalAccount::from_json(&json, &http).unwrap();
     let err = flow.fetch().await.unwrap_err();
-    assert!(err.contains("Google STS") && err.contains("invalid_grant"), "{err}");
+    assert!(
+        err.contains("Google STS") && err.contains("invalid_grant"),
+        "{err}"
+    );
     assert!(!err.contains("the-secret-subject-token"), "{err}");
     fake.set(
         200,
@@ -188,7 +210,10 @@ async fn federation_errors_name_the_service_not_the_tokens() {
         r#"{"error":{"code":403,"message":"Permission 'iam.serviceAccounts.getAccessToken' denied on resource (or it may not exist).","status":"PERMISSION_DENIED"}}"#,
     );
     let err = flow.fetch().await.unwrap_err();
-    assert!(err.contains("generateAccessToken") && err.contains("PERMISSION_DENIED"), "{err}");
+    assert!(
+        err.contains("generateAccessToken") && err.contains("PERMISSION_DENIED"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -203,9 +228,7 @@ fn unsupported_configurations_are_refused_by_name() {
             .unwrap()
     };
     assert!(with(&|v| v["type"] = json!("service_account")).contains("external_account"));
-    assert!(
-        with(&|v| v["credential_source"] = json!({"environment_id": "aws1"})).contains("AWS")
-    );
+    assert!(with(&|v| v["credential_source"] = json!({"environment_id": "aws1"})).contains("AWS"));
     assert!(
         with(&|v| v["credential_source"] = json!({"executable": {"command": "x"}}))
             .contains("executable")

@@ -25,11 +25,11 @@
 pub mod aws;
 pub mod azure;
 pub mod cache;
+#[cfg(test)]
+mod fake;
 pub mod gcp;
 pub(crate) mod net;
 mod xml;
-#[cfg(test)]
-mod fake;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -158,7 +158,9 @@ pub(crate) fn shared<F: cache::Fetch>(
     fetcher: F,
 ) -> Arc<dyn Source<F::Value>> {
     let made = registry.get_or_insert(key, || {
-        Ok::<_, std::convert::Infallible>(Arc::new(cache::Cached::new(fetcher)) as Arc<dyn Source<F::Value>>)
+        Ok::<_, std::convert::Infallible>(
+            Arc::new(cache::Cached::new(fetcher)) as Arc<dyn Source<F::Value>>
+        )
     });
     match made {
         Ok(source) => source,
@@ -224,14 +226,21 @@ mod tests {
         assert!(!Arc::ptr_eq(&a, &c));
         drop((a, b));
         let d = registry.get_or_insert("k".into(), make).unwrap();
-        assert_eq!(Arc::strong_count(&d), 1, "a dropped source is not kept alive");
+        assert_eq!(
+            Arc::strong_count(&d),
+            1,
+            "a dropped source is not kept alive"
+        );
     }
 
     #[test]
     fn env_maps_treat_empty_as_unset_and_name_what_is_missing() {
-        let env: HashMap<String, String> = [("A".to_owned(), "1".to_owned()), ("B".into(), String::new())]
-            .into_iter()
-            .collect();
+        let env: HashMap<String, String> = [
+            ("A".to_owned(), "1".to_owned()),
+            ("B".into(), String::new()),
+        ]
+        .into_iter()
+        .collect();
         assert_eq!(env.var("A").as_deref(), Some("1"));
         assert_eq!(env.var("B"), None);
         assert_eq!(first(&env, &["B", "A"]).as_deref(), Some("1"));

@@ -13,7 +13,10 @@ const MAX_DEPTH: usize = 32;
 /// the root), e.g. `["ErrorResponse", "Error"]` → `{"Code": …, "Message": …}`; `None`
 /// when the document has no such element. Errors say what is malformed, never quote
 /// the document.
-pub(super) fn children(xml: &str, path: &[&str]) -> Result<Option<HashMap<String, String>>, String> {
+pub(super) fn children(
+    xml: &str,
+    path: &[&str],
+) -> Result<Option<HashMap<String, String>>, String> {
     let mut stack: Vec<&str> = Vec::new();
     let mut found: Option<HashMap<String, String>> = None;
     // Set once the first element at `path` closes: later ones are not read.
@@ -105,7 +108,12 @@ fn text(
     Ok(())
 }
 
-fn push_text(found: &mut Option<HashMap<String, String>>, stack: &[&str], path: &[&str], text: &str) {
+fn push_text(
+    found: &mut Option<HashMap<String, String>>,
+    stack: &[&str],
+    path: &[&str],
+    text: &str,
+) {
     if let (Some(map), Some(child)) = (found.as_mut(), inside(stack, path)) {
         map.entry(child.to_owned()).or_default().push_str(text);
     }
@@ -228,7 +236,9 @@ mod tests {
   </Error>
   <RequestId>4a5b</RequestId>
 </ErrorResponse>"#;
-        let e = children(error, &["ErrorResponse", "Error"]).unwrap().unwrap();
+        let e = children(error, &["ErrorResponse", "Error"])
+            .unwrap()
+            .unwrap();
         assert_eq!(e["Code"], "InvalidIdentityToken");
         assert_eq!(e["Message"], "Token <expired> & AB <raw>");
         let prefixed = r#"<a:R xmlns:a="x"><a:C k='>'><a:K>v</a:K><a:E/></a:C></a:R>"#;

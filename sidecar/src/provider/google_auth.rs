@@ -30,7 +30,7 @@ use serde_json::json;
 
 use super::identity::cache::{Fetch, Fetched};
 use super::identity::net::{error_said, oauth_token};
-use super::identity::{Source, shared};
+use super::identity::{BearerSource, shared};
 use super::openai_wire::base64_encode;
 use super::{BuildError, ProviderContext};
 use crate::upstream::Transport;
@@ -276,7 +276,7 @@ pub fn source(
     key_file: &str,
     token_url: Option<&str>,
     ctx: &ProviderContext,
-) -> Result<(Arc<dyn Source<HeaderValue>>, Option<String>), BuildError> {
+) -> Result<(BearerSource, Option<String>), BuildError> {
     let account = ServiceAccount::from_json(key_file)?;
     let project = account.project_id().map(str::to_owned);
     let flow = ServiceAccountFlow::new(account, token_url, Arc::clone(&ctx.http))?;

@@ -57,10 +57,13 @@ fn decode(s: &str) -> String {
     String::from_utf8(out).unwrap()
 }
 
+/// A scripted answer: status, headers, body.
+type Answer = (u16, Vec<(&'static str, String)>, String);
+
 /// Answers `(status, headers, body)` in order, then the last one again.
 #[derive(Default)]
 pub struct Fake {
-    answers: Mutex<VecDeque<(u16, Vec<(&'static str, String)>, String)>>,
+    answers: Mutex<VecDeque<Answer>>,
     seen: Mutex<Vec<Seen>>,
 }
 

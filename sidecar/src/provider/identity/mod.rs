@@ -82,6 +82,9 @@ pub trait Source<T>: Send + Sync + 'static {
     fn invalidate(&self, generation: u64) -> bool;
 }
 
+/// Where `Authorization: Bearer` values come from.
+pub type BearerSource = Arc<dyn Source<http::HeaderValue>>;
+
 /// A value that never changes (a key from a Secret).
 pub struct Fixed<T>(pub T);
 

@@ -462,3 +462,69 @@ async fn a_pod_without_the_identity_serves_the_rest_and_says_what_is_missing() {
     );
     assert!(upstream.requests().is_empty());
 }
+
+/// The built binary reads the identity from its own environment, as the injected
+/// sidecar (and `llmesh-local`) do: nothing but the variables the webhook writes.
+#[tokio::test]
+async fn the_sidecar_process_reads_the_webhooks_variables() {
+    use std::process::{Command, Stdio};
+
+    struct Proc(std::process::Child);
+    impl Drop for Proc {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    };
+
+    let tokens = Tokens::default();
+    let upstream = Mock::start_with(OpenAi::with_entra(&tokens)).await;
+    let entra = MockEntra::start_for(&tokens).await;
+    let token = sa_token("api://AzureADTokenExchange");
+    entra.expect_assertion(&token);
+    let file = token_file("process", &token);
+    let config = file.with_file_name("snapshot.json");
+    let snap = snapshot("v1", vec![model("chat", vec![azure(&upstream)])]);
+    std::fs::write(&config, serde_json::to_vec(&*snap).unwrap()).unwrap();
+    let (api, admin) = (free(), free());
+    let mut command = Command::new(env!("CARGO_BIN_EXE_llmesh-sidecar"));
+    command
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "--listen",
+            &api.to_string(),
+        ])
+        .args(["--admin-listen", &admin.to_string()])
+        .envs(entra_env(&entra, &file))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let _child = Proc(command.spawn().unwrap());
+    let mut ready = false;
+    for _ in 0..300 {
+        if tokio::net::TcpStream::connect(admin).await.is_ok()
+            && get(admin, "/readyz").await.0 == StatusCode::OK
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(ready, "the sidecar never became ready");
+    let (status, _, body) = post(api, "/v1/chat/completions", chat("chat")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(entra.grants().len(), 1);
+    let sent = upstream.requests();
+    assert!(
+        sent[0]
+            .header("authorization")
+            .unwrap()
+            .starts_with("Bearer eyJ")
+    );
+}

@@ -499,9 +499,8 @@ fn sidecar_mounts(pod: &Pod) -> Result<Vec<Value>, String> {
         if !volumes.contains(&name) {
             return refuse(format!("the pod has no volume {name:?}"));
         }
-        let inside = |outer: &str, inner: &str| {
-            inner == outer || inner.starts_with(&format!("{outer}/"))
-        };
+        let inside =
+            |outer: &str, inner: &str| inner == outer || inner.starts_with(&format!("{outer}/"));
         if !path.starts_with('/')
             || path.split('/').any(|s| s == "..")
             || path.contains(|c: char| c.is_control())
@@ -509,7 +508,9 @@ fn sidecar_mounts(pod: &Pod) -> Result<Vec<Value>, String> {
             return refuse(format!("{path:?} is not an absolute path"));
         }
         if inside(MOUNT_PATH, path) || inside(path, MOUNT_PATH) {
-            return refuse(format!("{path:?} would meet the sidecar's own {MOUNT_PATH}"));
+            return refuse(format!(
+                "{path:?} would meet the sidecar's own {MOUNT_PATH}"
+            ));
         }
         if paths.iter().any(|p| inside(p, path) || inside(path, p)) {
             return refuse(format!("{path:?} is mounted twice"));

@@ -585,7 +585,10 @@ fn pod_volumes_named_in_the_annotation_are_mounted_into_the_sidecar() {
         ("gcp-token:relative", "is not an absolute path"),
         ("gcp-token:/a/../etc", "is not an absolute path"),
         ("gcp-token:/var/run/secrets", "would meet the sidecar's own"),
-        ("gcp-token:/var/run/secrets/llmesh/x", "would meet the sidecar's own"),
+        (
+            "gcp-token:/var/run/secrets/llmesh/x",
+            "would meet the sidecar's own",
+        ),
         ("gcp-token:/a,gcp-config:/a/b", "is mounted twice"),
     ] {
         let mut bad = pod.clone();
@@ -593,7 +596,10 @@ fn pod_volumes_named_in_the_annotation_are_mounted_into_the_sidecar() {
         let (p, _) = self::pod(bad);
         match inject(&p, &config(), &enabled()) {
             Outcome::Deny(message) => {
-                assert!(message.contains(SIDECAR_MOUNTS) && message.contains(why), "{message}")
+                assert!(
+                    message.contains(SIDECAR_MOUNTS) && message.contains(why),
+                    "{message}"
+                )
             }
             other => panic!("{value}: expected a refusal, got {other:?}"),
         }

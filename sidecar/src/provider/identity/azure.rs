@@ -132,7 +132,7 @@ impl Fetch for Entra {
     }
 
     fn describe(&self) -> String {
-        format!("an Entra ID token for client {}", self.client_id)
+        format!("Entra ID token for client {}", self.client_id)
     }
 }
 

@@ -49,7 +49,8 @@ pub trait Fetch: Send + Sync + 'static {
     /// Gets a fresh value. Errors never quote a secret.
     fn fetch(&self) -> impl Future<Output = Result<Fetched<Self::Value>, String>> + Send;
 
-    /// What this fetches, for messages: "an Entra ID token for client …".
+    /// What this fetches, for messages: "Entra ID token for client …" (errors read
+    /// "no Entra ID token for client …: why").
     fn describe(&self) -> String;
 }
 
@@ -260,7 +261,7 @@ mod tests {
         }
 
         fn describe(&self) -> String {
-            "a test token".into()
+            "test token".into()
         }
     }
 
@@ -306,7 +307,7 @@ mod tests {
         let err = source.lease().await.unwrap_err().0;
         assert_eq!(
             err,
-            "no a test token: invalid_grant: Invalid JWT Signature."
+            "no test token: invalid_grant: Invalid JWT Signature."
         );
         // Within a second of the failure, callers get it without a fetch.
         let calls = script.calls();

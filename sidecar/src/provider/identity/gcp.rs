@@ -182,7 +182,7 @@ impl Fetch for Metadata {
     }
 
     fn describe(&self) -> String {
-        "a Google access token from the metadata server (GKE Workload Identity)".to_owned()
+        "Google access token from the metadata server (GKE Workload Identity)".to_owned()
     }
 }
 
@@ -558,7 +558,7 @@ impl Fetch for ExternalAccount {
 
     fn describe(&self) -> String {
         format!(
-            "a Google access token through workload identity federation ({})",
+            "Google access token through workload identity federation ({})",
             self.audience
         )
     }

@@ -528,3 +528,48 @@ async fn the_sidecar_process_reads_the_webhooks_variables() {
             .starts_with("Bearer eyJ")
     );
 }
+
+/// A metadata server that never names the project leaves only that deployment out of
+/// service, saying why; the rest of the namespace's config serves.
+#[tokio::test]
+async fn an_unknown_project_fails_only_its_deployment() {
+    let upstream = MockGemini::start().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    let snapshot = snapshot(
+        "v1",
+        vec![
+            model(
+                "chat",
+                vec![vertex(&upstream, WorkloadIdentity::GcpMetadata)],
+            ),
+            model(
+                "echo",
+                vec![DeploymentSpec::new("demo", ProviderKind::Demo, "echo")],
+            ),
+        ],
+    );
+    let sidecar = Running::start_with_env(None, env(&[("GCE_METADATA_HOST", &host)])).await;
+    sidecar.config.send_replace(Some(snapshot));
+    // The metadata server is asked a few times over some seconds first.
+    let mut ready = false;
+    for _ in 0..300 {
+        if get(sidecar.admin, "/readyz").await.0 == StatusCode::OK {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "the config never applied");
+    let (status, _, _) = post(sidecar.api, "/v1/chat/completions", chat("echo")).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, body) = post(sidecar.api, "/v1/chat/completions", chat("chat")).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("project unknown") && message.contains("cannot learn the project"),
+        "{message}"
+    );
+    assert!(upstream.model_requests().is_empty());
+}

@@ -386,6 +386,12 @@ mod tests {
             ServiceAccount::from_json(&good).unwrap().project_id(),
             Some("mock-project")
         );
+        let federated = good.replace("\"service_account\"", "\"external_account\"");
+        assert!(
+            ServiceAccount::from_json(&federated)
+                .unwrap_err()
+                .contains("workloadIdentity: gcp-external-account")
+        );
         let user = good.replace("\"service_account\"", "\"authorized_user\"");
         assert!(
             ServiceAccount::from_json(&user)

@@ -384,7 +384,9 @@ async fn apply_config(
                     tracing::info!(version = %built.version, models = built.names().len(), "config applied");
                     metrics.set_config_version(&built.version);
                     metrics.config_reloads.with_label_values(&["ok"]).inc();
-                    applied = Some(built.version.clone());
+                    // A snapshot built without what discovery could not learn is built
+                    // again once it can.
+                    applied = (!again).then(|| built.version.clone());
                     routes.send_replace(Some(Arc::new(built)));
                 }
                 Err(err) => {
@@ -400,8 +402,8 @@ async fn apply_config(
             }
         };
         if again {
-            // The snapshot was refused for what the environment did not say yet (it is
-            // not `applied`): tried again after a while, or when a new one arrives.
+            // Built without what the environment did not say yet (it is not `applied`):
+            // tried again after a while, or when a new snapshot arrives.
             let _ = tokio::time::timeout(REDISCOVER, changed).await;
         } else {
             changed.await;

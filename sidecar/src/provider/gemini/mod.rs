@@ -106,6 +106,10 @@ pub fn build_ai_studio(spec: &DeploymentSpec) -> Result<Prepared, BuildError> {
     })
 }
 
+/// Stands in for the project of a deployment whose credential refuses every call until
+/// the metadata server names the real one: never sent.
+const UNKNOWN_PROJECT: &str = "project-not-yet-known";
+
 /// Dialect and service-account credential for a Vertex AI deployment.
 pub fn build_vertex(spec: &DeploymentSpec, ctx: &ProviderContext) -> Result<Prepared, BuildError> {
     let model = model_id(&spec.model)?;
@@ -149,16 +153,33 @@ pub fn build_vertex(spec: &DeploymentSpec, ctx: &ProviderContext) -> Result<Prep
             (super::identity::gcp::source(identity, spec, ctx)?, learnt)
         }
     };
-    let project = spec.project.clone().or(learnt).ok_or(BuildError::Missing(
-        match spec.workload_identity {
-            None => "project is required for vertex: the service-account key names none",
-            Some(WorkloadIdentity::GcpMetadata) => {
-                "project is required for vertex: the deployment names none and the metadata \
-                 server did not say"
-            }
-            Some(_) => "project is required for vertex with workload identity federation",
-        },
-    ))?;
+    let (tokens, project) = match (spec.project.clone().or(learnt), spec.workload_identity) {
+        (Some(project), _) => (tokens, project),
+        (None, Some(WorkloadIdentity::GcpMetadata)) => {
+            // The metadata server has not named the project (yet: the config is applied
+            // again until it does). The deployment's calls fail saying so, before any
+            // request is built for a project nobody chose; the other models serve.
+            let why = format!(
+                "project unknown: set project on the deployment, or let the metadata server \
+                 answer ({})",
+                ctx.gcp_project.failure()
+            );
+            (
+                super::identity::unavailable(why),
+                UNKNOWN_PROJECT.to_owned(),
+            )
+        }
+        (None, None) => {
+            return Err(BuildError::Missing(
+                "project is required for vertex: the service-account key names none",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(BuildError::Missing(
+                "project is required for vertex with workload identity federation",
+            ));
+        }
+    };
     let project = project.as_str();
     if project.is_empty() || project.contains(['/', '?', '#']) {
         return Err(format!("project {project:?} is not a Google Cloud project id").into());

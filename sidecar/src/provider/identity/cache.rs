@@ -305,10 +305,7 @@ mod tests {
         tokio::time::advance(Duration::from_secs(201)).await;
         script.then(Err("invalid_grant: Invalid JWT Signature."));
         let err = source.lease().await.unwrap_err().0;
-        assert_eq!(
-            err,
-            "no test token: invalid_grant: Invalid JWT Signature."
-        );
+        assert_eq!(err, "no test token: invalid_grant: Invalid JWT Signature.");
         // Within a second of the failure, callers get it without a fetch.
         let calls = script.calls();
         assert!(source.lease().await.is_err());

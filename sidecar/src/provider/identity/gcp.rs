@@ -190,6 +190,8 @@ impl Fetch for Metadata {
 #[derive(Default)]
 pub struct ProjectCache {
     known: Mutex<Option<String>>,
+    /// Why the last ask failed.
+    failed: Mutex<Option<String>>,
     /// Held by the one ask in flight.
     asking: tokio::sync::Mutex<()>,
 }
@@ -201,6 +203,15 @@ impl ProjectCache {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// Why the project is not known: the last ask's failure.
+    pub fn failure(&self) -> String {
+        self.failed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .unwrap_or_else(|| "the metadata server was not asked".to_owned())
     }
 
     /// Asks the metadata server for the project (retrying a few times over some
@@ -238,9 +249,10 @@ impl ProjectCache {
             match waits.next() {
                 Some(wait) => tokio::time::sleep(*wait).await,
                 None => {
-                    return Err(format!(
-                        "cannot learn the project from the metadata server: {failure}"
-                    ));
+                    let why =
+                        format!("cannot learn the project from the metadata server: {failure}");
+                    *self.failed.lock().unwrap_or_else(PoisonError::into_inner) = Some(why.clone());
+                    return Err(why);
                 }
             }
         }

@@ -94,11 +94,11 @@ async fn the_project_is_learnt_once_after_the_metadata_server_wakes_up() {
 
     let down = Fake::new();
     down.answer(500, "");
-    let err = ProjectCache::default()
-        .discover(&pairs, &*down)
-        .await
-        .unwrap_err();
+    let failing = ProjectCache::default();
+    assert_eq!(failing.failure(), "the metadata server was not asked");
+    let err = failing.discover(&pairs, &*down).await.unwrap_err();
     assert!(err.contains("cannot learn the project"), "{err}");
+    assert_eq!(failing.failure(), err);
     assert_eq!(down.seen().len(), 4, "one ask and three retries");
 }
 

@@ -18,9 +18,8 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HeaderValue, USER_AGENT};
-use http::{Method, Request, Uri};
-use http_body_util::{BodyExt, Full};
+use http::header::HeaderValue;
+use http::{Method, Uri};
 use ring::rand::SystemRandom;
 use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
 use rustls_pki_types::PrivatePkcs8KeyDer;
@@ -29,7 +28,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::identity::cache::{Fetch, Fetched};
-use super::identity::net::{error_said, oauth_token};
+use super::identity::net::{FORM, error_said, exchange, oauth_token, request};
 use super::identity::{BearerSource, shared};
 use super::openai_wire::base64_encode;
 use super::{BuildError, ProviderContext};
@@ -41,10 +40,6 @@ pub const DEFAULT_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
 pub const SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
 /// What the JWT asks for: an hour, the longest Google grants.
 const ASSERTION_LIFETIME: u64 = 3600;
-/// A token request that takes longer has failed.
-const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-/// Token answers are small; anything bigger is not one.
-const MAX_ANSWER: usize = 64 * 1024;
 
 /// A service account's identity and signing key, from its JSON key file.
 pub struct ServiceAccount {
@@ -223,39 +218,13 @@ impl Fetch for ServiceAccountFlow {
         let form = format!(
             "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion={assertion}"
         );
-        let mut request = Request::new(Full::new(Bytes::from(form)));
-        *request.method_mut() = Method::POST;
-        *request.uri_mut() = self.token_url.clone();
-        request.headers_mut().insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        let sent = request(
+            Method::POST,
+            &self.token_url,
+            Some((FORM, Bytes::from(form))),
         );
-        request.headers_mut().insert(
-            USER_AGENT,
-            HeaderValue::from_static(concat!("llmesh/", env!("CARGO_PKG_VERSION"))),
-        );
-        let exchange = async {
-            let response = self
-                .http
-                .send(request)
-                .await
-                .map_err(|e| format!("token request to {} failed: {e}", self.token_url))?;
-            let (parts, mut body) = response.into_parts();
-            let mut bytes = Vec::new();
-            while let Some(frame) = body.frame().await {
-                let frame = frame.map_err(|e| format!("reading the token answer failed: {e}"))?;
-                if let Ok(data) = frame.into_data() {
-                    if bytes.len() + data.len() > MAX_ANSWER {
-                        return Err("the token answer is too large".to_owned());
-                    }
-                    bytes.extend_from_slice(&data);
-                }
-            }
-            Ok::<_, String>((parts.status, bytes))
-        };
-        let (status, body) = tokio::time::timeout(FETCH_TIMEOUT, exchange)
-            .await
-            .map_err(|_| format!("the token endpoint did not answer within {FETCH_TIMEOUT:?}"))??;
+        let answer = exchange(&*self.http, sent).await?;
+        let (status, body) = (answer.status, answer.body);
         if !status.is_success() {
             return Err(format!(
                 "the token endpoint answered {status} ({})",
@@ -288,7 +257,8 @@ mod tests {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use http_body_util::BodyExt;
+    use http::header::CONTENT_TYPE;
+    use http_body_util::{BodyExt, Full};
 
     use super::*;
     use crate::upstream::{ResponseFuture, UpstreamRequest};

@@ -227,7 +227,7 @@ pub enum Credential {
     /// `Authorization` from a token source that fetches, caches and refreshes it: a
     /// Google service account's or workload identity's access token (Vertex AI), an
     /// Entra ID token (Azure OpenAI).
-    Bearer(Arc<dyn identity::Source<HeaderValue>>),
+    Bearer(identity::BearerSource),
     /// AWS Signature Version 4 over the whole request (Bedrock), with keys from a
     /// Secret or temporary ones from the pod's AWS identity.
     SigV4(

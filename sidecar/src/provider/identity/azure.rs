@@ -23,7 +23,7 @@ use super::cache::{Fetch, Fetched};
 use super::net::{
     FORM, error_said, exchange, form, http_url, oauth_token, read_token_file, request,
 };
-use super::{Env, Source, required, shared, unavailable};
+use super::{BearerSource, Env, required, shared, unavailable};
 use crate::provider::ProviderContext;
 use crate::upstream::Transport;
 
@@ -35,7 +35,7 @@ pub const SCOPE: &str = "https://cognitiveservices.azure.com/.default";
 /// The token source of an Azure OpenAI deployment with workload identity, shared with
 /// other deployments of the same client. A pod the webhook did not mutate gets a
 /// source that fails with the reason.
-pub fn source(ctx: &ProviderContext) -> Arc<dyn Source<HeaderValue>> {
+pub fn source(ctx: &ProviderContext) -> BearerSource {
     match Entra::from_env(&*ctx.env, &ctx.http) {
         Ok(f) => shared(&ctx.bearer, f.key(), f),
         Err(why) => unavailable(why),

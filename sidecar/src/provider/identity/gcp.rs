@@ -41,7 +41,7 @@ use super::net::{
     FORM, bearer, error_said, exchange, exchange_within, form, http_url, lifetime_until,
     oauth_token, read_token_file, request, unix_seconds,
 };
-use super::{Env, Source, shared, unavailable};
+use super::{BearerSource, Env, shared, unavailable};
 use crate::config::snapshot::{DeploymentSpec, WorkloadIdentity};
 use crate::hex::hex;
 use crate::provider::google_auth::SCOPE;
@@ -73,7 +73,7 @@ pub fn source(
     identity: WorkloadIdentity,
     spec: &DeploymentSpec,
     ctx: &ProviderContext,
-) -> Result<Arc<dyn Source<HeaderValue>>, BuildError> {
+) -> Result<BearerSource, BuildError> {
     match identity {
         WorkloadIdentity::GcpMetadata => Ok(match Metadata::from_env(&*ctx.env, &ctx.http) {
             Ok(f) => shared(&ctx.bearer, f.key(), f),

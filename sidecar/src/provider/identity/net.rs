@@ -24,14 +24,14 @@ const MAX_ANSWER: usize = 64 * 1024;
 const MAX_TOKEN_FILE: u64 = 64 * 1024;
 
 /// An answer read whole.
-pub(super) struct Answer {
+pub(crate) struct Answer {
     pub status: StatusCode,
     pub body: Bytes,
 }
 
 /// A request to `uri` with the sidecar's user agent and, if given, a body of
 /// `content_type`.
-pub(super) fn request(
+pub(crate) fn request(
     method: Method,
     uri: &Uri,
     body: Option<(&'static str, Bytes)>,
@@ -56,7 +56,7 @@ pub(super) fn request(
 
 /// Sends `request` and reads the answer, bounded in size and in [`FETCH_TIMEOUT`].
 /// Errors name the URL (which never carries a secret), not the request.
-pub(super) async fn exchange(
+pub(crate) async fn exchange(
     http: &dyn Transport,
     request: http::Request<Bytes>,
 ) -> Result<Answer, String> {
@@ -189,7 +189,7 @@ pub(super) fn form(pairs: &[(&str, &str)]) -> Bytes {
 }
 
 /// The form content type.
-pub(super) const FORM: &str = "application/x-www-form-urlencoded";
+pub(crate) const FORM: &str = "application/x-www-form-urlencoded";
 
 /// A token file's contents, trimmed, read anew on every fetch (kubelet rotates
 /// projected tokens). Errors never quote the file.

@@ -108,6 +108,8 @@ pub struct WebIdentity {
     role_arn: String,
     token_file: String,
     session_name: String,
+    /// Whether `session_name` is `AWS_ROLE_SESSION_NAME`'s (else generated).
+    named: bool,
 }
 
 impl WebIdentity {
@@ -126,7 +128,8 @@ impl WebIdentity {
         if !role_arn.starts_with("arn:") {
             return Err(format!("AWS_ROLE_ARN {role_arn:?} is not a role ARN"));
         }
-        let session_name = match env.var("AWS_ROLE_SESSION_NAME") {
+        let named = env.var("AWS_ROLE_SESSION_NAME");
+        let session_name = match named.clone() {
             Some(name) => name,
             None => {
                 let ms = SystemTime::now()
@@ -152,13 +155,21 @@ impl WebIdentity {
             role_arn,
             token_file,
             session_name,
+            named: named.is_some(),
         })
     }
 
     fn key(&self) -> String {
+        // A generated session name differs per build: it must not keep a reload from
+        // finding the cached keys.
+        let session = if self.named {
+            self.session_name.as_str()
+        } else {
+            ""
+        };
         format!(
-            "aws-web-identity|{}|{}|{}|{}",
-            self.role_arn, self.token_file, self.sts, self.session_name
+            "aws-web-identity|{}|{}|{}|{session}",
+            self.role_arn, self.token_file, self.sts
         )
     }
 }

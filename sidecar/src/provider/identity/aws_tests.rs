@@ -313,3 +313,18 @@ async fn pod_identity_sends_the_file_token_read_anew_and_reads_the_json() {
         "{err}"
     );
 }
+
+#[test]
+fn config_reloads_share_one_source_per_role() {
+    let http: Arc<dyn Transport> = Fake::new();
+    let mut pairs = irsa_env("/t");
+    pairs.remove("AWS_ROLE_SESSION_NAME");
+    let ctx = ProviderContext::with_env(http, Arc::new(pairs));
+    let a = source(WorkloadIdentity::AwsWebIdentity, "us-east-1", &ctx).unwrap();
+    let b = source(WorkloadIdentity::AwsWebIdentity, "us-east-1", &ctx).unwrap();
+    assert!(
+        Arc::ptr_eq(&a, &b),
+        "a generated session name does not split the cache"
+    );
+    assert!(source(WorkloadIdentity::GcpMetadata, "us-east-1", &ctx).is_err());
+}

@@ -9,7 +9,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use crate::{
     Budget, BudgetSpec, LlmModel, LlmModelSpec, VirtualKey, VirtualKeySpec,
     budget::{BudgetAction, BudgetActionType, BudgetSelector},
-    llm_model::{ModelDeployment, ModelPricing, Provider, RoutingStrategy, UpstreamTls},
+    llm_model::{
+        ModelDeployment, ModelPricing, Provider, RoutingStrategy, UpstreamTls, WorkloadIdentity,
+    },
     shared::{ConfigMapKeyRef, HumanDuration, PeriodSpec, SecretKeyRef, UsdAmount},
     virtual_key::KeyLimits,
 };
@@ -113,6 +115,18 @@ impl ModelDeployment {
     pub fn with_ca_secret(mut self, name: &str, key: &str) -> Self {
         let tls = self.tls.get_or_insert_with(UpstreamTls::default);
         tls.ca_secret_ref = Some(SecretKeyRef::new(name, key));
+        self
+    }
+
+    /// Sets the region.
+    pub fn with_region(mut self, region: &str) -> Self {
+        self.region = Some(region.to_owned());
+        self
+    }
+
+    /// Authenticates with the pod's cloud identity.
+    pub fn with_workload_identity(mut self, identity: WorkloadIdentity) -> Self {
+        self.workload_identity = Some(identity);
         self
     }
 }

@@ -262,7 +262,10 @@ impl Provider {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!(self.provider in ['azure', 'openai-compatible']) || has(self.baseUrl)").message("baseUrl is required for the azure and openai-compatible providers").field_path(".baseUrl"))]
 #[x_kube(validation = Rule::new("!has(self.apiVersion) || self.provider in ['azure', 'anthropic']").message("apiVersion applies to the azure and anthropic providers only").field_path(".apiVersion"))]
-#[x_kube(validation = Rule::new("has(self.apiKeySecretRef) || self.provider in ['ollama', 'vllm', 'demo', 'openai-compatible'] || (self.provider == 'bedrock' && has(self.awsCredentialsSecretRef)) || (self.provider == 'vertex' && has(self.serviceAccountSecretRef))").message("apiKeySecretRef is required for hosted providers (bedrock: or awsCredentialsSecretRef; vertex: serviceAccountSecretRef)").field_path(".apiKeySecretRef"))]
+#[x_kube(validation = Rule::new("has(self.apiKeySecretRef) || has(self.workloadIdentity) || self.provider in ['ollama', 'vllm', 'demo', 'openai-compatible'] || (self.provider == 'bedrock' && has(self.awsCredentialsSecretRef)) || (self.provider == 'vertex' && has(self.serviceAccountSecretRef))").message("apiKeySecretRef is required for hosted providers (bedrock: or awsCredentialsSecretRef; vertex: serviceAccountSecretRef; bedrock, vertex and azure: or workloadIdentity)").field_path(".apiKeySecretRef"))]
+#[x_kube(validation = Rule::new("!has(self.workloadIdentity) || (self.provider == 'bedrock' && self.workloadIdentity in ['aws-web-identity', 'aws-pod-identity']) || (self.provider == 'vertex' && self.workloadIdentity in ['gcp-metadata', 'gcp-external-account']) || (self.provider == 'azure' && self.workloadIdentity == 'azure-workload-identity')").message("workloadIdentity must suit the provider: aws-web-identity or aws-pod-identity for bedrock, gcp-metadata or gcp-external-account for vertex, azure-workload-identity for azure").field_path(".workloadIdentity"))]
+#[x_kube(validation = Rule::new("!has(self.workloadIdentity) || (!has(self.apiKeySecretRef) && !has(self.awsCredentialsSecretRef) && !has(self.tokenUrl) && (!has(self.serviceAccountSecretRef) || self.workloadIdentity == 'gcp-external-account'))").message("workloadIdentity replaces apiKeySecretRef, awsCredentialsSecretRef, tokenUrl and serviceAccountSecretRef (which, with gcp-external-account, may hold the credential configuration)").field_path(".workloadIdentity"))]
+#[x_kube(validation = Rule::new("!has(self.workloadIdentity) || self.workloadIdentity != 'gcp-external-account' || has(self.project)").message("project is required with workloadIdentity gcp-external-account").field_path(".project"))]
 #[x_kube(validation = Rule::new("!(self.provider in ['bedrock', 'vertex']) || has(self.region)").message("region is required for the bedrock and vertex providers").field_path(".region"))]
 pub struct ModelDeployment {
     /// Unique within the model (a DNS label); shown in the `x-llmesh-deployment`
@@ -330,7 +333,9 @@ pub struct ModelDeployment {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aws_credentials_secret_ref: Option<AwsCredentialsRef>,
 
-    /// The Secret key holding a Google service-account JSON key (`vertex`).
+    /// The Secret key holding a Google service-account JSON key (`vertex`); with
+    /// `workloadIdentity: gcp-external-account`, a workload identity federation
+    /// credential configuration (`"type": "external_account"`) instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_secret_ref: Option<SecretKeyRef>,
 
@@ -341,6 +346,14 @@ pub struct ModelDeployment {
     #[x_kube(validation = Rule::new("isURL(self) && url(self).getScheme() in ['http', 'https']").message("must be an http or https URL"))]
     pub token_url: Option<String>,
 
+    /// Authenticate with the cloud identity of the pod's ServiceAccount instead of a key
+    /// Secret: `aws-web-identity` (IRSA) or `aws-pod-identity` (EKS Pod Identity) for
+    /// `bedrock`, `gcp-metadata` (GKE Workload Identity) or `gcp-external-account`
+    /// (workload identity federation) for `vertex`, `azure-workload-identity` (Entra
+    /// Workload ID) for `azure`. The sidecar reads what the cloud's webhook or metadata
+    /// server gives its pod; see docs/identity.md. Default: none (a key Secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_identity: Option<WorkloadIdentity>,
     /// What the deployment's TLS trusts besides the public web roots: a private CA
     /// (e.g. of a self-hosted vLLM behind internal TLS) and the system store. Default:
     /// the web roots and the sidecar's own `--ca-file`.
@@ -369,6 +382,48 @@ pub struct UpstreamTls {
     /// mounted). Default: false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub system_roots: bool,
+}
+
+/// Where a deployment's credential comes from without a key Secret: the cloud identity
+/// of the pod's ServiceAccount. `aws-web-identity`: IRSA's web-identity token exchanged
+/// at STS. `aws-pod-identity`: the EKS Pod Identity agent. `gcp-metadata`: the GKE (or
+/// GCE) metadata server. `gcp-external-account`: workload identity federation through
+/// Google STS. `azure-workload-identity`: the projected token exchanged at Entra ID.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum WorkloadIdentity {
+    // Variant meanings live in the type's doc (structural schemas allow no `oneOf`).
+    AwsWebIdentity,
+    AwsPodIdentity,
+    GcpMetadata,
+    GcpExternalAccount,
+    AzureWorkloadIdentity,
+}
+
+impl WorkloadIdentity {
+    /// The name used in manifests.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkloadIdentity::AwsWebIdentity => "aws-web-identity",
+            WorkloadIdentity::AwsPodIdentity => "aws-pod-identity",
+            WorkloadIdentity::GcpMetadata => "gcp-metadata",
+            WorkloadIdentity::GcpExternalAccount => "gcp-external-account",
+            WorkloadIdentity::AzureWorkloadIdentity => "azure-workload-identity",
+        }
+    }
+
+    /// The provider this identity authenticates to.
+    pub fn provider(self) -> Provider {
+        match self {
+            WorkloadIdentity::AwsWebIdentity | WorkloadIdentity::AwsPodIdentity => {
+                Provider::Bedrock
+            }
+            WorkloadIdentity::GcpMetadata | WorkloadIdentity::GcpExternalAccount => {
+                Provider::Vertex
+            }
+            WorkloadIdentity::AzureWorkloadIdentity => Provider::Azure,
+        }
+    }
 }
 
 /// Where AWS credentials live: keys of one Secret.
@@ -424,6 +479,7 @@ impl ModelDeployment {
             service_account_secret_ref: None,
             token_url: None,
             tls: None,
+            workload_identity: None,
         }
     }
 }
@@ -655,7 +711,7 @@ mod tests {
         assert_eq!(
             cel_failures(&model),
             [
-                "apiKeySecretRef is required for hosted providers (bedrock: or awsCredentialsSecretRef; vertex: serviceAccountSecretRef)"
+                "apiKeySecretRef is required for hosted providers (bedrock: or awsCredentialsSecretRef; vertex: serviceAccountSecretRef; bedrock, vertex and azure: or workloadIdentity)"
             ]
         );
 
@@ -720,6 +776,66 @@ spec:
             Some(ConfigMapKeyRef::new("internal-ca", "ca.crt"))
         );
         assert!(!tls.system_roots);
+    }
+
+    #[test]
+    fn workload_identity_needs_no_secret_and_must_suit_the_provider() {
+        let with = |d: ModelDeployment| LlmModel::test("chat").with_deployments([d]);
+        let bedrock = ModelDeployment::new("b", Provider::Bedrock, "anthropic.claude")
+            .with_region("us-east-1")
+            .with_workload_identity(WorkloadIdentity::AwsWebIdentity);
+        assert_eq!(cel_failures(&with(bedrock.clone())), Vec::<String>::new());
+        let pod = bedrock
+            .clone()
+            .with_workload_identity(WorkloadIdentity::AwsPodIdentity);
+        assert_eq!(cel_failures(&with(pod)), Vec::<String>::new());
+        let vertex = ModelDeployment::new("v", Provider::Vertex, "gemini-2.5-pro")
+            .with_region("us-central1")
+            .with_workload_identity(WorkloadIdentity::GcpMetadata);
+        assert_eq!(cel_failures(&with(vertex.clone())), Vec::<String>::new());
+        let azure = ModelDeployment::new("a", Provider::Azure, "gpt4o")
+            .with_base_url("https://res.openai.azure.com")
+            .with_workload_identity(WorkloadIdentity::AzureWorkloadIdentity);
+        assert_eq!(cel_failures(&with(azure.clone())), Vec::<String>::new());
+
+        let wrong = azure
+            .clone()
+            .with_workload_identity(WorkloadIdentity::GcpMetadata);
+        assert_eq!(
+            cel_failures(&with(wrong)),
+            [
+                "workloadIdentity must suit the provider: aws-web-identity or aws-pod-identity for bedrock, gcp-metadata or gcp-external-account for vertex, azure-workload-identity for azure"
+            ]
+        );
+        let openai = ModelDeployment::new("o", Provider::Openai, "gpt-4o")
+            .with_workload_identity(WorkloadIdentity::AzureWorkloadIdentity);
+        assert_eq!(cel_failures(&with(openai)).len(), 1);
+        let both = bedrock.with_secret("aws", "key");
+        assert_eq!(
+            cel_failures(&with(both)),
+            [
+                "workloadIdentity replaces apiKeySecretRef, awsCredentialsSecretRef, tokenUrl and serviceAccountSecretRef (which, with gcp-external-account, may hold the credential configuration)"
+            ]
+        );
+        let mut keyed = vertex.clone();
+        keyed.service_account_secret_ref = Some(crate::shared::SecretKeyRef::new("sa", "key.json"));
+        assert_eq!(cel_failures(&with(keyed.clone())).len(), 1);
+        let federated = keyed.with_workload_identity(WorkloadIdentity::GcpExternalAccount);
+        assert_eq!(
+            cel_failures(&with(federated.clone())),
+            ["project is required with workloadIdentity gcp-external-account"]
+        );
+        let mut federated = federated;
+        federated.project = Some("my-project".into());
+        assert_eq!(cel_failures(&with(federated)), Vec::<String>::new());
+        assert_eq!(
+            serde_json::to_value(WorkloadIdentity::GcpExternalAccount).unwrap(),
+            serde_json::Value::from(WorkloadIdentity::GcpExternalAccount.as_str())
+        );
+        assert_eq!(
+            WorkloadIdentity::AzureWorkloadIdentity.provider(),
+            Provider::Azure
+        );
     }
 
     #[test]

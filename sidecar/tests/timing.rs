@@ -156,6 +156,7 @@ fn deployment(host: &str) -> DeploymentSpec {
         gcp_service_account: None,
         token_url: None,
         tls: None,
+        workload_identity: None,
     }
 }
 

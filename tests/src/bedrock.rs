@@ -15,7 +15,9 @@
 //! Like AWS, it authenticates every request before anything else: a SigV4 signature
 //! (service `bedrock`, the mock's region and credentials, at most five minutes of clock
 //! skew, path segments encoded twice) recomputed with [`sigv4`], or a Bedrock API key as
-//! `Authorization: Bearer`. A bad signature is a 403 `InvalidSignatureException` whose
+//! `Authorization: Bearer`. Temporary keys the identity mocks issued into its
+//! [`keyring`](MockBedrock::keyring) sign too, with their session token; once expired
+//! they get a 403 `ExpiredTokenException`, once forgotten `UnrecognizedClientException`. A bad signature is a 403 `InvalidSignatureException` whose
 //! message carries the canonical request the mock expected, as AWS's does.
 //!
 //! Scripting works as for the OpenAI mock: queue [`Reply`]s or set the default, and
@@ -63,6 +65,7 @@ use http::header::{HeaderName, HeaderValue};
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use crate::identity::aws::{Keyring, Standing};
 use crate::mock::{
     Failure, Kind, Mock, Provider, Recorded, Reply, Resolved, header_pair, percent_decode,
     uri_encode,
@@ -93,6 +96,8 @@ pub struct Bedrock {
     pub credentials: Credentials,
     /// A Bedrock API key accepted as `Authorization: Bearer`, if any.
     pub api_key: Option<String>,
+    /// Temporary keys (STS, EKS Pod Identity) whose signatures are accepted too.
+    pub keyring: Keyring,
     next_id: AtomicU64,
 }
 
@@ -109,6 +114,7 @@ impl Bedrock {
             region: REGION.into(),
             credentials,
             api_key: Some(API_KEY.into()),
+            keyring: Keyring::default(),
             next_id: AtomicU64::new(1),
         }
     }
@@ -138,6 +144,12 @@ impl Mock<Bedrock> {
     /// The credentials the mock accepts.
     pub fn credentials(&self) -> &Credentials {
         &self.provider().credentials
+    }
+
+    /// The temporary keys it accepts: give it to [`crate::MockSts`] or
+    /// [`crate::MockPodIdentity`] to have theirs accepted.
+    pub fn keyring(&self) -> &Keyring {
+        &self.provider().keyring
     }
 }
 
@@ -263,11 +275,27 @@ fn authenticate(shared: &Bedrock, req: &Recorded) -> Result<(), (Exception, Stri
             ),
         };
     }
-    let config = shared;
+    // Temporary keys are found by their access key id, as AWS finds them.
+    let temporary = auth
+        .as_deref()
+        .and_then(|a| sigv4::Authorization::parse(a).ok())
+        .filter(|a| a.access_key_id != shared.credentials.access_key_id)
+        .map(|a| shared.keyring.standing(&a.access_key_id));
+    let credentials = match temporary {
+        None => shared.credentials.clone(),
+        Some(Standing::Valid(credentials)) => credentials,
+        Some(Standing::Expired) => {
+            return fail(
+                "ExpiredTokenException",
+                "The security token included in the request is expired".into(),
+            );
+        }
+        Some(Standing::Unknown) => shared.credentials.clone(),
+    };
     match sigv4::verify(
         req,
-        &config.credentials,
-        &config.region,
+        &credentials,
+        &shared.region,
         "bedrock",
         SystemTime::now(),
     ) {

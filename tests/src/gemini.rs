@@ -11,8 +11,9 @@
 //!   [`API_KEY`];
 //! * Vertex AI: `POST /v1/projects/{project}/locations/{location}/publishers/google/models/{model}:generateContent`,
 //!   `:streamGenerateContent`, `:predict` (text embeddings), `:embedContent` —
-//!   authenticated by `Authorization: Bearer` with a token this mock issued and that
-//!   has not expired; the project must be [`PROJECT`];
+//!   authenticated by `Authorization: Bearer` with a token this mock (or an identity
+//!   mock sharing its [`tokens`](MockGemini::tokens)) issued and that has not expired;
+//!   the project must be [`PROJECT`];
 //! * `POST /token`: the service-account JWT exchange, verifying the RS256 signature
 //!   against the test key and the `iss`, `aud`, `scope`, `iat` and `exp` claims.
 //!
@@ -142,9 +143,16 @@ impl Mock<Gemini> {
         self.provider().issuer.set_failure(failure);
     }
 
-    /// How many access tokens have been issued.
+    /// How many access tokens its own token endpoint has issued.
     pub fn tokens_issued(&self) -> usize {
         self.provider().issuer.issued()
+    }
+
+    /// The tokens Vertex AI paths accept: the identity mocks ([`crate::identity`])
+    /// issue into it, so the tokens of GKE's metadata server and of workload identity
+    /// federation authenticate here too.
+    pub fn tokens(&self) -> crate::identity::Tokens {
+        self.provider().issuer.tokens.clone()
     }
 
     /// Invalidates every token issued so far.

@@ -1,7 +1,7 @@
 //! Test support shared by llmesh's crates: mock upstream providers speaking each
-//! provider's exact wire format, all on one core ([`mock`]) which also serves HTTPS
-//! under a test CA ([`tls`]), and, with the `apiserver` feature, a real Kubernetes API
-//! server.
+//! provider's exact wire format, and mocks of the clouds' identity services
+//! ([`identity`]), all on one core ([`mock`]) which also serves HTTPS under a test CA
+//! ([`tls`]), and, with the `apiserver` feature, a real Kubernetes API server.
 
 pub mod anthropic;
 #[cfg(feature = "apiserver")]
@@ -11,6 +11,7 @@ mod bins;
 pub mod chart;
 pub mod cohere;
 pub mod gemini;
+pub mod identity;
 pub mod mock;
 pub mod openai;
 pub mod pod;
@@ -22,6 +23,7 @@ pub use bedrock::MockBedrock;
 pub use bins::workspace_bin;
 pub use cohere::MockCohere;
 pub use gemini::MockGemini;
+pub use identity::{MockEntra, MockGoogleSts, MockMetadata, MockPodIdentity, MockSts};
 pub use mock::{Mock, MockConfig, MockHttp, Recorded, Reply};
 pub use openai::MockOpenAi;
 pub use wait::eventually;

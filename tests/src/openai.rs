@@ -1,6 +1,8 @@
 //! A mock of OpenAI's HTTP API, in OpenAI's exact wire format: chat completions (whole
 //! and streamed), legacy completions, embeddings, the model list, and OpenAI's error
-//! bodies. Azure OpenAI's deployment paths work too.
+//! bodies. Azure OpenAI's deployment paths work too; started with
+//! [`OpenAi::with_entra`], those paths take only `Authorization: Bearer` with an Entra ID
+//! token the mock Entra ID issued, as Azure OpenAI with keys disabled does.
 //!
 //! Tests script it as every mock ([`crate::mock`]): queue [`Reply`]s or change the
 //! default, then inspect what arrived. Callers that cannot reach the mock's API (the
@@ -65,6 +67,19 @@ pub struct OpenAi {
     next_id: AtomicU64,
     /// Responses kept for `GET /v1/responses/{id}`, by id.
     stored: Mutex<HashMap<String, Value>>,
+    /// The Entra ID tokens Azure paths require, when set.
+    entra: Option<crate::identity::Tokens>,
+}
+
+impl OpenAi {
+    /// A mock whose Azure OpenAI paths (`/openai/...`) require an Entra ID token from
+    /// `tokens`: a missing, unknown or expired one gets Azure's 401.
+    pub fn with_entra(tokens: &crate::identity::Tokens) -> OpenAi {
+        OpenAi {
+            entra: Some(tokens.clone()),
+            ..OpenAi::default()
+        }
+    }
 }
 
 /// A running mock OpenAI.
@@ -81,6 +96,21 @@ impl Provider for OpenAi {
     const BASE_PATH: &'static str = "/v1";
 
     fn screen(&self, req: &Recorded) -> Option<Resolved> {
+        if let Some(tokens) = &self.entra
+            && req.path_only().starts_with("/openai/")
+            && !tokens.bearer_valid(&req.headers)
+        {
+            // Azure OpenAI's answer to a bad bearer token.
+            let body = serde_json::json!({"error": {
+                "code": "401",
+                "message": "Unauthorized. Access token is missing, invalid, audience is \
+                            incorrect (https://cognitiveservices.azure.com), or have expired."
+            }});
+            return Some(json_answer(
+                StatusCode::UNAUTHORIZED,
+                crate::mock::to_bytes(&body),
+            ));
+        }
         responses::screen(self, req)
     }
 

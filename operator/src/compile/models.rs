@@ -6,12 +6,12 @@ use std::collections::BTreeSet;
 
 use llmesh_crds::{
     LlmModel,
-    llm_model::{ModelDeployment, Provider},
+    llm_model::{ModelDeployment, Provider, WorkloadIdentity},
     shared::HumanDuration,
 };
 use llmesh_sidecar::config::snapshot::{
-    AwsCredentials, CooldownSpec, DeploymentSpec, ModelSpec, Pricing, ProviderKind, RetrySpec,
-    SecretString, Strategy, TimeoutSpec,
+    self, AwsCredentials, CooldownSpec, DeploymentSpec, ModelSpec, Pricing, ProviderKind,
+    RetrySpec, SecretString, Strategy, TimeoutSpec,
 };
 
 use super::image_fetch::image_fetch;
@@ -116,7 +116,7 @@ pub(super) fn compile_deployment(
                 None
             }
         },
-        None if !d.provider.keyless() => {
+        None if !d.provider.keyless() && d.workload_identity.is_none() => {
             report.error(
                 format!("{at}.apiKeySecretRef"),
                 Reason::MissingApiKey,
@@ -162,7 +162,11 @@ pub(super) fn compile_deployment(
             format!("provider {} needs a region", d.provider.as_str()),
         );
     }
+    if let Some(identity) = d.workload_identity {
+        check_identity(at, d, identity, report);
+    }
     match d.provider {
+        _ if d.workload_identity.is_some() => {}
         Provider::Bedrock
             if d.aws_credentials_secret_ref.is_none() && d.api_key_secret_ref.is_none() =>
         {
@@ -200,6 +204,76 @@ pub(super) fn compile_deployment(
         gcp_service_account,
         token_url: d.token_url.clone(),
         tls,
+        workload_identity: d.workload_identity.map(workload_identity),
+    }
+}
+
+/// What the CRD's rules say of `workloadIdentity`, checked again here as for every
+/// field (a cluster may run without CEL, and `llmesh-local` has none).
+fn check_identity(
+    at: &str,
+    d: &ModelDeployment,
+    identity: WorkloadIdentity,
+    report: &mut Report<'_>,
+) {
+    let mut problem = |field: &str, message: String| {
+        report.error(
+            format!("{at}.{field}"),
+            Reason::InvalidWorkloadIdentity,
+            message,
+        );
+    };
+    if identity.provider() != d.provider {
+        problem(
+            "workloadIdentity",
+            format!(
+                "workloadIdentity {} does not apply to provider {} (it is for {})",
+                identity.as_str(),
+                d.provider.as_str(),
+                identity.provider().as_str()
+            ),
+        );
+    }
+    let config_secret = identity == WorkloadIdentity::GcpExternalAccount;
+    for (field, set) in [
+        ("apiKeySecretRef", d.api_key_secret_ref.is_some()),
+        (
+            "awsCredentialsSecretRef",
+            d.aws_credentials_secret_ref.is_some(),
+        ),
+        ("tokenUrl", d.token_url.is_some()),
+        (
+            "serviceAccountSecretRef",
+            d.service_account_secret_ref.is_some() && !config_secret,
+        ),
+    ] {
+        if set {
+            problem(
+                field,
+                format!(
+                    "{field} cannot be set with workloadIdentity {}, which replaces it",
+                    identity.as_str()
+                ),
+            );
+        }
+    }
+    if config_secret && d.project.is_none() {
+        problem(
+            "project",
+            "project is required with workloadIdentity gcp-external-account".to_owned(),
+        );
+    }
+}
+
+fn workload_identity(value: WorkloadIdentity) -> snapshot::WorkloadIdentity {
+    match value {
+        WorkloadIdentity::AwsWebIdentity => snapshot::WorkloadIdentity::AwsWebIdentity,
+        WorkloadIdentity::AwsPodIdentity => snapshot::WorkloadIdentity::AwsPodIdentity,
+        WorkloadIdentity::GcpMetadata => snapshot::WorkloadIdentity::GcpMetadata,
+        WorkloadIdentity::GcpExternalAccount => snapshot::WorkloadIdentity::GcpExternalAccount,
+        WorkloadIdentity::AzureWorkloadIdentity => {
+            snapshot::WorkloadIdentity::AzureWorkloadIdentity
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 
 use llmesh_crds::{
     llm_model::{Cooldown, ModelPricing, RetryPolicy, RoutingStrategy, Timeouts},
-    shared::{HumanDuration, UsdAmount},
+    shared::{HumanDuration, SecretKeyRef, UsdAmount},
 };
 
 use super::*;
@@ -379,4 +379,105 @@ fn a_deployments_ca_is_resolved_into_the_snapshot_or_keeps_the_model_out() {
         ["internal-ca"]
     );
     assert!(compiled.secrets_used.contains("not-a-ca"));
+}
+
+/// With `workloadIdentity`, no key Secret is needed and none may be set; the identity
+/// reaches the snapshot under the sidecar's name for it.
+#[test]
+fn workload_identity_compiles_without_a_secret() {
+    let deployments = [
+        ModelDeployment::new("b", Provider::Bedrock, "anthropic.claude")
+            .with_region("us-east-1")
+            .with_workload_identity(WorkloadIdentity::AwsWebIdentity),
+        ModelDeployment::new("p", Provider::Bedrock, "anthropic.claude")
+            .with_region("us-east-1")
+            .with_workload_identity(WorkloadIdentity::AwsPodIdentity),
+        ModelDeployment::new("v", Provider::Vertex, "gemini-2.5-pro")
+            .with_region("us-central1")
+            .with_workload_identity(WorkloadIdentity::GcpMetadata),
+        ModelDeployment::new("a", Provider::Azure, "gpt4o")
+            .with_base_url("https://res.openai.azure.com")
+            .with_workload_identity(WorkloadIdentity::AzureWorkloadIdentity),
+    ];
+    let compiled = compile(&Inputs {
+        models: vec![LlmModel::test("chat").with_deployments(deployments)],
+        ..Inputs::default()
+    });
+    assert_eq!(compiled.problems, []);
+    let identities: Vec<_> = compiled.snapshot.models[0]
+        .deployments
+        .iter()
+        .map(|d| (d.workload_identity, d.api_key.is_none() && d.aws.is_none()))
+        .collect();
+    assert_eq!(
+        identities,
+        [
+            (Some(snapshot::WorkloadIdentity::AwsWebIdentity), true),
+            (Some(snapshot::WorkloadIdentity::AwsPodIdentity), true),
+            (Some(snapshot::WorkloadIdentity::GcpMetadata), true),
+            (
+                Some(snapshot::WorkloadIdentity::AzureWorkloadIdentity),
+                true
+            ),
+        ]
+    );
+}
+
+#[test]
+fn workload_identity_refuses_other_providers_secrets_and_a_missing_project() {
+    let mut federated = ModelDeployment::new("f", Provider::Vertex, "gemini-2.5-pro")
+        .with_region("us-central1")
+        .with_workload_identity(WorkloadIdentity::GcpExternalAccount);
+    federated.service_account_secret_ref = Some(SecretKeyRef::new("wif", "config.json"));
+    let deployments = [
+        ModelDeployment::new("o", Provider::Openai, "gpt-4o")
+            .with_workload_identity(WorkloadIdentity::AzureWorkloadIdentity),
+        ModelDeployment::new("b", Provider::Bedrock, "anthropic.claude")
+            .with_region("us-east-1")
+            .with_secret("aws", "apiKey")
+            .with_workload_identity(WorkloadIdentity::AwsWebIdentity),
+        federated.clone(),
+    ];
+    let compiled = compile(&Inputs {
+        models: vec![LlmModel::test("chat").with_deployments(deployments)],
+        secrets: vec![
+            secret("aws", &[("apiKey", "k")], &[]),
+            secret("wif", &[("config.json", "{}")], &[]),
+        ],
+        ..Inputs::default()
+    });
+    let found: Vec<_> = reasons(&compiled)
+        .into_iter()
+        .map(|(_, field, reason, _)| (field.to_owned(), reason))
+        .collect();
+    let bad = Reason::InvalidWorkloadIdentity;
+    assert_eq!(
+        found,
+        [
+            ("spec.deployments[0].workloadIdentity".to_owned(), bad),
+            ("spec.deployments[1].apiKeySecretRef".to_owned(), bad),
+            ("spec.deployments[2].project".to_owned(), bad),
+        ]
+    );
+    assert!(model_names(&compiled).is_empty());
+
+    // The Secret of a gcp-external-account deployment is its credential configuration.
+    federated.project = Some("my-project".into());
+    let compiled = compile(&Inputs {
+        models: vec![LlmModel::test("chat").with_deployments([federated])],
+        secrets: vec![secret(
+            "wif",
+            &[("config.json", "{\"type\":\"external_account\"}")],
+            &[],
+        )],
+        ..Inputs::default()
+    });
+    assert_eq!(compiled.problems, []);
+    let d = &compiled.snapshot.models[0].deployments[0];
+    assert_eq!(
+        d.gcp_service_account
+            .as_ref()
+            .map(|s| s.expose().to_owned()),
+        Some("{\"type\":\"external_account\"}".to_owned())
+    );
 }

@@ -83,6 +83,9 @@ reasons! {
     MissingApiKey,
     /// A deployment of a regional provider (bedrock, vertex) has no `region`.
     MissingRegion,
+    /// A deployment's `workloadIdentity` does not suit its provider, comes with a key
+    /// Secret it replaces, or lacks what it needs (`project` for gcp-external-account).
+    InvalidWorkloadIdentity,
     /// A duration does not parse or is out of range.
     InvalidDuration,
     /// A price or amount is not a non-negative decimal with at most 6 decimals.

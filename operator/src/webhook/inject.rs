@@ -44,6 +44,12 @@ pub const CPU_LIMIT: &str = "llmesh.io/sidecar-cpu-limit";
 pub const MEMORY_LIMIT: &str = "llmesh.io/sidecar-memory-limit";
 /// The sidecar's runtime threads: a number from 0 (one per CPU it may use) to 256.
 pub const WORKER_THREADS: &str = "llmesh.io/sidecar-worker-threads";
+/// Pod volumes also mounted (read-only) into the sidecar, `volume:/path` separated by
+/// commas: for what a cloud identity needs there that no cloud webhook mounts, such as
+/// the projected token of Google workload identity federation outside GKE.
+pub const SIDECAR_MOUNTS: &str = "llmesh.io/sidecar-volume-mounts";
+/// At most this many [`SIDECAR_MOUNTS`].
+const MAX_SIDECAR_MOUNTS: usize = 8;
 
 /// The injected container's name; its presence means the pod is already injected.
 pub const SIDECAR_NAME: &str = "llmesh-sidecar";
@@ -254,6 +260,10 @@ pub fn inject(pod: &Pod, config: &Config, ctx: &Context) -> Outcome {
         Ok(threads) => threads,
         Err(e) => return Outcome::Deny(e),
     };
+    let mounts = match sidecar_mounts(pod) {
+        Ok(mounts) => mounts,
+        Err(e) => return Outcome::Deny(e),
+    };
     let key = virtual_key(pod);
     if key.is_some() && ctx.virtual_key_secret.is_none() {
         // The server always resolves a named key to a Secret name (the default name when
@@ -270,7 +280,7 @@ pub fn inject(pod: &Pod, config: &Config, ctx: &Context) -> Outcome {
     if !injected {
         // Only when the sidecar is added: a re-invocation has nothing new to say.
         warnings.extend(resource_warnings);
-        let sidecar = sidecar(config, key, threads, &resources);
+        let sidecar = sidecar(config, key, threads, &resources, mounts);
         match &spec.init_containers {
             // First, so later init containers may already call the gateway.
             Some(_) => {
@@ -509,11 +519,64 @@ fn worker_threads(pod: &Pod) -> Result<Option<u16>, String> {
     }
 }
 
+/// The pod's [`SIDECAR_MOUNTS`] as read-only volume mounts, checked here so a typo
+/// refuses the pod (naming the annotation) rather than leaving the sidecar without its
+/// file: each names a volume of the pod and an absolute path that neither hides nor sits
+/// in the sidecar's own mount.
+fn sidecar_mounts(pod: &Pod) -> Result<Vec<Value>, String> {
+    let Some(value) = annotation(pod, SIDECAR_MOUNTS) else {
+        return Ok(Vec::new());
+    };
+    let refuse = |why: String| Err(format!("llmesh: annotation {SIDECAR_MOUNTS}: {why}"));
+    let volumes: Vec<&str> = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.volumes.as_deref())
+        .unwrap_or_default()
+        .iter()
+        .map(|v| v.name.as_str())
+        .collect();
+    let mut mounts = Vec::new();
+    let mut paths: Vec<&str> = Vec::new();
+    for item in value.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let Some((name, path)) = item.split_once(':') else {
+            return refuse(format!("{item:?} is not volume:/path"));
+        };
+        let (name, path) = (name.trim(), path.trim().trim_end_matches('/'));
+        if !volumes.contains(&name) {
+            return refuse(format!("the pod has no volume {name:?}"));
+        }
+        let inside =
+            |outer: &str, inner: &str| inner == outer || inner.starts_with(&format!("{outer}/"));
+        if !path.starts_with('/')
+            || path.split('/').any(|s| s == "..")
+            || path.contains(|c: char| c.is_control())
+        {
+            return refuse(format!("{path:?} is not an absolute path"));
+        }
+        if inside(MOUNT_PATH, path) || inside(path, MOUNT_PATH) {
+            return refuse(format!(
+                "{path:?} would meet the sidecar's own {MOUNT_PATH}"
+            ));
+        }
+        if paths.iter().any(|p| inside(p, path) || inside(path, p)) {
+            return refuse(format!("{path:?} is mounted twice"));
+        }
+        paths.push(path);
+        mounts.push(json!({"name": name, "mountPath": path, "readOnly": true}));
+    }
+    if mounts.len() > MAX_SIDECAR_MOUNTS {
+        return refuse(format!("at most {MAX_SIDECAR_MOUNTS} mounts"));
+    }
+    Ok(mounts)
+}
+
 fn sidecar(
     config: &Config,
     key: Option<&str>,
     threads: Option<u16>,
     resources: &Resources,
+    mounts: Vec<Value>,
 ) -> Value {
     let pairs = |cpu: &Option<String>, memory: &Option<String>| {
         [("cpu", cpu), ("memory", memory)]
@@ -590,7 +653,11 @@ fn sidecar(
             "capabilities": {"drop": ["ALL"]},
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "volumeMounts": [{"name": VOLUME_NAME, "mountPath": MOUNT_PATH, "readOnly": true}],
+        "volumeMounts": std::iter::once(
+            json!({"name": VOLUME_NAME, "mountPath": MOUNT_PATH, "readOnly": true}),
+        )
+        .chain(mounts)
+        .collect::<Vec<_>>(),
         "terminationMessagePolicy": "FallbackToLogsOnError",
     })
 }

@@ -619,3 +619,55 @@ fn upstream_cas_are_projected_and_passed_as_ca_files() {
         3
     );
 }
+
+#[test]
+fn pod_volumes_named_in_the_annotation_are_mounted_into_the_sidecar() {
+    let mut pod = app();
+    pod["metadata"]["annotations"] = json!({
+        SIDECAR_MOUNTS: "gcp-token:/var/run/secrets/gcp/, gcp-config:/etc/gcp"
+    });
+    pod["spec"]["volumes"] = json!([
+        {"name": "gcp-token", "projected": {"sources": [{"serviceAccountToken": {
+            "audience": "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/k",
+            "path": "token"}}]}},
+        {"name": "gcp-config", "configMap": {"name": "wif"}},
+    ]);
+    let (out, _) = apply(pod.clone(), &enabled());
+    let mounts = &out["spec"]["initContainers"][0]["volumeMounts"];
+    assert_eq!(
+        mounts,
+        &json!([
+            {"name": VOLUME_NAME, "mountPath": MOUNT_PATH, "readOnly": true},
+            {"name": "gcp-token", "mountPath": "/var/run/secrets/gcp", "readOnly": true},
+            {"name": "gcp-config", "mountPath": "/etc/gcp", "readOnly": true},
+        ])
+    );
+    // The app's containers are left as they are.
+    assert!(out["spec"]["containers"][0].get("volumeMounts").is_none());
+
+    for (value, why) in [
+        ("nope:/x", "the pod has no volume \"nope\""),
+        ("gcp-token", "is not volume:/path"),
+        ("gcp-token:relative", "is not an absolute path"),
+        ("gcp-token:/a/../etc", "is not an absolute path"),
+        ("gcp-token:/var/run/secrets", "would meet the sidecar's own"),
+        (
+            "gcp-token:/var/run/secrets/llmesh/x",
+            "would meet the sidecar's own",
+        ),
+        ("gcp-token:/a,gcp-config:/a/b", "is mounted twice"),
+    ] {
+        let mut bad = pod.clone();
+        bad["metadata"]["annotations"] = json!({SIDECAR_MOUNTS: value});
+        let (p, _) = self::pod(bad);
+        match inject(&p, &config(), &enabled()) {
+            Outcome::Deny(message) => {
+                assert!(
+                    message.contains(SIDECAR_MOUNTS) && message.contains(why),
+                    "{message}"
+                )
+            }
+            other => panic!("{value}: expected a refusal, got {other:?}"),
+        }
+    }
+}

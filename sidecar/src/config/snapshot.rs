@@ -256,6 +256,10 @@ pub struct DeploymentSpec {
     /// Overrides the OAuth2 token endpoint (Vertex AI), e.g. for tests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_url: Option<String>,
+    /// Authenticate with the pod's cloud identity instead of a key (see
+    /// `provider::identity`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_identity: Option<WorkloadIdentity>,
     /// What the deployment's TLS trusts beyond the web roots and the sidecar's own CAs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsSpec>,
@@ -271,6 +275,51 @@ pub struct TlsSpec {
     /// Also trust the sidecar's system CA store.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub system_roots: bool,
+}
+
+/// Where a deployment's credential comes from when no key is given: the cloud identity
+/// of the pod's ServiceAccount, as the cloud's webhook or metadata server provides it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WorkloadIdentity {
+    /// Bedrock: IRSA, a web-identity token exchanged at STS (`AssumeRoleWithWebIdentity`).
+    AwsWebIdentity,
+    /// Bedrock: EKS Pod Identity, credentials from the node's Pod Identity agent.
+    AwsPodIdentity,
+    /// Vertex AI: GKE Workload Identity, tokens from the metadata server.
+    GcpMetadata,
+    /// Vertex AI: workload identity federation, an `external_account` credential
+    /// configuration.
+    GcpExternalAccount,
+    /// Azure OpenAI: Entra ID workload identity, a federated token exchanged for an
+    /// Entra access token.
+    AzureWorkloadIdentity,
+}
+
+impl WorkloadIdentity {
+    /// The name used in config and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkloadIdentity::AwsWebIdentity => "aws-web-identity",
+            WorkloadIdentity::AwsPodIdentity => "aws-pod-identity",
+            WorkloadIdentity::GcpMetadata => "gcp-metadata",
+            WorkloadIdentity::GcpExternalAccount => "gcp-external-account",
+            WorkloadIdentity::AzureWorkloadIdentity => "azure-workload-identity",
+        }
+    }
+
+    /// The provider this identity authenticates to.
+    pub fn provider(self) -> ProviderKind {
+        match self {
+            WorkloadIdentity::AwsWebIdentity | WorkloadIdentity::AwsPodIdentity => {
+                ProviderKind::Bedrock
+            }
+            WorkloadIdentity::GcpMetadata | WorkloadIdentity::GcpExternalAccount => {
+                ProviderKind::Vertex
+            }
+            WorkloadIdentity::AzureWorkloadIdentity => ProviderKind::Azure,
+        }
+    }
 }
 
 /// AWS credentials, resolved from a Secret.
@@ -317,6 +366,7 @@ impl DeploymentSpec {
             gcp_service_account: None,
             token_url: None,
             tls: None,
+            workload_identity: None,
         }
     }
 }

@@ -1,21 +1,23 @@
 //! Azure OpenAI: one URL per deployment
 //! (`{base}/openai/deployments/{deployment}/chat/completions?api-version=...`) and the
-//! key in an `api-key` header. Bodies are OpenAI's; Azure's content-filter answers
+//! key in an `api-key` header, or with `workloadIdentity: azure-workload-identity` an
+//! Entra ID token as `Authorization: Bearer` (see `identity::azure`). Bodies are OpenAI's; Azure's content-filter answers
 //! (`finish_reason: "content_filter"`, `content_filter_results`) pass through, and its
 //! errors (`"type": null` on content-filter refusals) are given OpenAI's shape.
 
 use std::sync::Arc;
 
 use super::openai::OpenAiCompat;
-use super::{BuildError, Credential, Prepared, api_key, join};
-use crate::config::snapshot::DeploymentSpec;
+use super::{BuildError, Credential, Prepared, ProviderContext, api_key, join};
+use crate::config::snapshot::{DeploymentSpec, WorkloadIdentity};
 use crate::domain::Endpoint;
 
 /// The GA data-plane API version used when the deployment names none.
 pub const DEFAULT_API_VERSION: &str = "2024-10-21";
 
-/// Dialect and `api-key` credential for an Azure OpenAI deployment.
-pub fn build(spec: &DeploymentSpec) -> Result<Prepared, BuildError> {
+/// Dialect and credential (`api-key`, or an Entra ID token) for an Azure OpenAI
+/// deployment.
+pub fn build(spec: &DeploymentSpec, ctx: &ProviderContext) -> Result<Prepared, BuildError> {
     let base = spec.base_url.as_deref().ok_or(BuildError::Missing(
         "baseUrl is required for azure (https://RESOURCE.openai.azure.com)",
     ))?;
@@ -42,13 +44,28 @@ pub fn build(spec: &DeploymentSpec) -> Result<Prepared, BuildError> {
         spec.model
     );
     let [a, b, c] = Endpoint::OPENAI.map(|e| join(&base, e.path(), Some(&query)));
-    let key = api_key(spec, "apiKey is required for azure")?;
+    let credential = match spec.workload_identity {
+        None => Credential::key_header("api-key", api_key(spec, "apiKey is required for azure")?)?,
+        Some(WorkloadIdentity::AzureWorkloadIdentity) if spec.api_key.is_none() => {
+            Credential::Bearer(super::identity::azure::source(ctx))
+        }
+        Some(WorkloadIdentity::AzureWorkloadIdentity) => {
+            return Err("workloadIdentity replaces apiKeySecretRef: set one".into());
+        }
+        Some(other) => {
+            return Err(format!(
+                "workloadIdentity {} does not apply to azure (azure-workload-identity does)",
+                other.as_str()
+            )
+            .into());
+        }
+    };
     Ok(Prepared {
         dialect: Arc::new(OpenAiCompat {
             uris: [a?, b?, c?],
             responses,
         }),
-        credential: Credential::key_header("api-key", key)?,
+        credential,
     })
 }
 
@@ -60,6 +77,7 @@ mod tests {
     use super::*;
     use crate::config::snapshot::{ProviderKind, SecretString};
     use crate::provider::spec;
+    use crate::provider::test_support::offline;
 
     #[test]
     fn builds_deployment_urls_with_api_version_and_api_key() {
@@ -67,7 +85,7 @@ mod tests {
         s.base_url = Some("https://res.openai.azure.com/".into());
         s.model = "gpt4o-prod".into();
         s.api_key = Some(SecretString::new("azkey"));
-        let p = build(&s).unwrap();
+        let p = build(&s, &offline()).unwrap();
         let body = Map::new();
         let call = test_support::view(Endpoint::ChatCompletions, &body, false, "gpt4o-prod");
         assert_eq!(
@@ -84,11 +102,43 @@ mod tests {
     #[test]
     fn requires_base_url_and_key() {
         let mut s = spec(ProviderKind::Azure);
-        assert!(build(&s).err().unwrap().to_string().contains("baseUrl"));
+        let ctx = offline();
+        assert!(
+            build(&s, &ctx)
+                .err()
+                .unwrap()
+                .to_string()
+                .contains("baseUrl")
+        );
         s.base_url = Some("https://res.openai.azure.com".into());
-        assert!(build(&s).err().unwrap().to_string().contains("apiKey"));
+        assert!(
+            build(&s, &ctx)
+                .err()
+                .unwrap()
+                .to_string()
+                .contains("apiKey")
+        );
         s.api_key = Some(SecretString::new("k"));
         s.api_version = Some("2024-10-21&x=1".into());
-        assert!(build(&s).is_err());
+        assert!(build(&s, &ctx).is_err());
+    }
+
+    #[tokio::test]
+    async fn workload_identity_replaces_the_key_with_an_entra_token() {
+        let mut s = spec(ProviderKind::Azure);
+        s.base_url = Some("https://res.openai.azure.com".into());
+        s.workload_identity = Some(WorkloadIdentity::AzureWorkloadIdentity);
+        // This pod has no Entra variables: the deployment builds, its calls say why not.
+        let p = build(&s, &offline()).unwrap();
+        let Credential::Bearer(tokens) = &p.credential else {
+            panic!("not a bearer credential: {:?}", p.credential)
+        };
+        let err = tokens.lease().await.unwrap_err().to_string();
+        assert!(err.contains("AZURE_CLIENT_ID"), "{err}");
+        s.api_key = Some(SecretString::new("k"));
+        assert!(build(&s, &offline()).is_err());
+        s.api_key = None;
+        s.workload_identity = Some(WorkloadIdentity::GcpMetadata);
+        assert!(build(&s, &offline()).is_err());
     }
 }

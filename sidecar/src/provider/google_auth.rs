@@ -8,31 +8,30 @@
 //! `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer&assertion=<jwt>`, to the
 //! token URL. The answer is `{"access_token", "expires_in", "token_type": "Bearer"}`.
 //!
-//! A [`TokenSource`] fetches a token on first use and again when less than five
-//! minutes (or half its lifetime, for short-lived ones) remain; one request refreshes
-//! while the others keep using the still-valid token, and a failed refresh falls back
-//! to it. Sources are shared across config reloads by [`TokenSources`], so a reload
-//! does not fetch new tokens.
+//! A [`ServiceAccountFlow`] is one [`Fetch`] of the identity module's: the one
+//! [`Cached`](super::identity::cache::Cached) type keeps its tokens and refreshes them
+//! ahead of expiry, and sources are shared across config reloads per account, key and
+//! token URL, so a reload does not fetch new tokens.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HeaderValue, USER_AGENT};
-use http::{Method, Request, Uri};
-use http_body_util::{BodyExt, Full};
+use http::header::HeaderValue;
+use http::{Method, Uri};
 use ring::rand::SystemRandom;
 use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
 use rustls_pki_types::PrivatePkcs8KeyDer;
 use rustls_pki_types::pem::PemObject;
 use serde::Deserialize;
 use serde_json::json;
-use tokio::time::Instant;
 
+use super::identity::cache::{Fetch, Fetched};
+use super::identity::net::{FORM, error_said, exchange, oauth_token, request};
+use super::identity::{BearerSource, shared};
 use super::openai_wire::base64_encode;
-use super::{CredentialError, secret_header};
+use super::{BuildError, ProviderContext};
 use crate::upstream::Transport;
 
 /// Google's token endpoint, used when neither the key file nor the deployment names one.
@@ -41,14 +40,6 @@ pub const DEFAULT_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
 pub const SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
 /// What the JWT asks for: an hour, the longest Google grants.
 const ASSERTION_LIFETIME: u64 = 3600;
-/// Refresh this long before expiry (or at half the lifetime, if that is shorter).
-const REFRESH_MARGIN: Duration = Duration::from_secs(300);
-/// A token request that takes longer has failed.
-const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
-/// The longest a fetched token is trusted, whatever the endpoint says (a day).
-const MAX_TOKEN_LIFETIME_SECS: u64 = 24 * 3600;
-/// Token answers are small; anything bigger is not one.
-const MAX_ANSWER: usize = 64 * 1024;
 
 /// A service account's identity and signing key, from its JSON key file.
 pub struct ServiceAccount {
@@ -86,6 +77,18 @@ impl ServiceAccount {
     /// Parses a key file (`"type": "service_account"`, PKCS#8 PEM `private_key`).
     /// Errors never quote the file.
     pub fn from_json(json: &str) -> Result<ServiceAccount, String> {
+        #[derive(Deserialize)]
+        struct Kind {
+            #[serde(rename = "type", default)]
+            kind: String,
+        }
+        if serde_json::from_str::<Kind>(json).is_ok_and(|k| k.kind == "external_account") {
+            return Err(
+                "the key is an external_account credential configuration: set \
+                        workloadIdentity: gcp-external-account on the deployment to use it"
+                    .into(),
+            );
+        }
         let file: KeyFile = serde_json::from_str(json).map_err(|e| {
             format!(
                 "the service-account key is not a Google JSON key file (line {}, column {})",
@@ -154,44 +157,30 @@ fn base64url(bytes: &[u8]) -> String {
         .replace('/', "_")
 }
 
-/// A cached access token.
-struct Token {
-    header: HeaderValue,
-    refresh_at: Instant,
-    expires_at: Instant,
-}
-
-/// Access tokens for one service account, fetched when needed.
-pub struct TokenSource {
+/// The service-account flow: a signed JWT exchanged at the token URL.
+pub struct ServiceAccountFlow {
     account: ServiceAccount,
     token_url: Uri,
     http: Arc<dyn Transport>,
-    cached: Mutex<Option<Token>>,
-    /// Held by the one request refreshing.
-    refresh: tokio::sync::Mutex<()>,
 }
 
-impl fmt::Debug for TokenSource {
+impl fmt::Debug for ServiceAccountFlow {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenSource")
+        f.debug_struct("ServiceAccountFlow")
             .field("account", &self.account)
             .field("token_url", &self.token_url)
             .finish_non_exhaustive()
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-impl TokenSource {
-    /// A source for `account`, asking `token_url` (the deployment's override, else the
+impl ServiceAccountFlow {
+    /// The flow for `account`, asking `token_url` (the deployment's override, else the
     /// key file's `token_uri`, else Google's) through `http`.
     pub fn new(
         account: ServiceAccount,
         token_url: Option<&str>,
         http: Arc<dyn Transport>,
-    ) -> Result<TokenSource, String> {
+    ) -> Result<ServiceAccountFlow, String> {
         let url = token_url
             .or(account.token_uri.as_deref())
             .unwrap_or(DEFAULT_TOKEN_URL);
@@ -201,65 +190,26 @@ impl TokenSource {
         if !matches!(token_url.scheme_str(), Some("http" | "https")) || token_url.host().is_none() {
             return Err(format!("tokenUrl {url:?} must be an absolute http(s) URL"));
         }
-        Ok(TokenSource {
+        Ok(ServiceAccountFlow {
             account,
             token_url,
             http,
-            cached: Mutex::new(None),
-            refresh: tokio::sync::Mutex::new(()),
         })
     }
 
-    /// The project of the service account.
-    pub fn project_id(&self) -> Option<&str> {
-        self.account.project_id()
+    /// What the flow's tokens are shared under: account, key and token URL.
+    fn key(&self) -> String {
+        format!(
+            "gcp-service-account|{}|{}|{}",
+            self.account.client_email, self.account.private_key_id, self.token_url
+        )
     }
+}
 
-    /// `Bearer <token>`, from the cache or freshly fetched.
-    pub async fn authorization(&self) -> Result<HeaderValue, CredentialError> {
-        let usable = {
-            let cached = lock(&self.cached);
-            let now = Instant::now();
-            match cached.as_ref() {
-                Some(t) if now < t.refresh_at => return Ok(t.header.clone()),
-                Some(t) if now < t.expires_at => Some(t.header.clone()),
-                _ => None,
-            }
-        };
-        // Only one request refreshes; while a valid token remains, the others use it.
-        let _guard = match (&usable, self.refresh.try_lock()) {
-            (_, Ok(guard)) => guard,
-            (Some(header), Err(_)) => return Ok(header.clone()),
-            (None, Err(_)) => self.refresh.lock().await,
-        };
-        if let Some(t) = lock(&self.cached).as_ref()
-            && Instant::now() < t.refresh_at
-        {
-            return Ok(t.header.clone());
-        }
-        match self.fetch().await {
-            Ok(token) => {
-                let header = token.header.clone();
-                *lock(&self.cached) = Some(token);
-                Ok(header)
-            }
-            Err(why) => {
-                if let Some(header) = usable {
-                    tracing::warn!(
-                        account = %self.account.client_email,
-                        "refreshing the Vertex AI access token failed, using the current one until it expires: {why}"
-                    );
-                    return Ok(header);
-                }
-                Err(CredentialError(format!(
-                    "no Vertex AI access token for {}: {why}",
-                    self.account.client_email
-                )))
-            }
-        }
-    }
+impl Fetch for ServiceAccountFlow {
+    type Value = HeaderValue;
 
-    async fn fetch(&self) -> Result<Token, String> {
+    async fn fetch(&self) -> Result<Fetched<HeaderValue>, String> {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -268,121 +218,47 @@ impl TokenSource {
         let form = format!(
             "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion={assertion}"
         );
-        let mut request = Request::new(Full::new(Bytes::from(form)));
-        *request.method_mut() = Method::POST;
-        *request.uri_mut() = self.token_url.clone();
-        request.headers_mut().insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        let sent = request(
+            Method::POST,
+            &self.token_url,
+            Some((FORM, Bytes::from(form))),
         );
-        request.headers_mut().insert(
-            USER_AGENT,
-            HeaderValue::from_static(concat!("llmesh/", env!("CARGO_PKG_VERSION"))),
-        );
-        let started = Instant::now();
-        let exchange = async {
-            let response = self
-                .http
-                .send(request)
-                .await
-                .map_err(|e| format!("token request to {} failed: {e}", self.token_url))?;
-            let (parts, mut body) = response.into_parts();
-            let mut bytes = Vec::new();
-            while let Some(frame) = body.frame().await {
-                let frame = frame.map_err(|e| format!("reading the token answer failed: {e}"))?;
-                if let Ok(data) = frame.into_data() {
-                    if bytes.len() + data.len() > MAX_ANSWER {
-                        return Err("the token answer is too large".to_owned());
-                    }
-                    bytes.extend_from_slice(&data);
-                }
-            }
-            Ok::<_, String>((parts.status, bytes))
-        };
-        let (status, body) = tokio::time::timeout(FETCH_TIMEOUT, exchange)
-            .await
-            .map_err(|_| format!("the token endpoint did not answer within {FETCH_TIMEOUT:?}"))??;
+        let answer = exchange(&*self.http, sent).await?;
+        let (status, body) = (answer.status, answer.body);
         if !status.is_success() {
-            #[derive(Deserialize)]
-            struct OauthError {
-                #[serde(default)]
-                error: String,
-                #[serde(default)]
-                error_description: String,
-            }
-            let detail = serde_json::from_slice::<OauthError>(&body)
-                .map(|e| format!("{}: {}", e.error, e.error_description))
-                .unwrap_or_else(|_| "no OAuth error body".to_owned());
-            return Err(format!("the token endpoint answered {status} ({detail})"));
+            return Err(format!(
+                "the token endpoint answered {status} ({})",
+                error_said(&body)
+            ));
         }
-        #[derive(Deserialize)]
-        struct Answer {
-            access_token: String,
-            expires_in: u64,
-            #[serde(default)]
-            token_type: Option<String>,
-        }
-        let answer: Answer = serde_json::from_slice(&body)
-            .map_err(|_| "the token endpoint's answer is not an access token".to_owned())?;
-        if answer
-            .token_type
-            .as_deref()
-            .is_some_and(|t| !t.eq_ignore_ascii_case("bearer"))
-        {
-            return Err("the token endpoint issued a token that is not a bearer token".into());
-        }
-        let header = secret_header(&format!("Bearer {}", answer.access_token))
-            .map_err(|_| "the access token is not a valid header value".to_owned())?;
-        // Google's tokens live an hour; a larger (or absurd) `expires_in` is capped so
-        // the clock arithmetic below cannot overflow.
-        let lifetime = Duration::from_secs(answer.expires_in.min(MAX_TOKEN_LIFETIME_SECS));
-        let margin = REFRESH_MARGIN.min(lifetime / 2);
-        Ok(Token {
-            header,
-            refresh_at: started + lifetime - margin,
-            expires_at: started + lifetime,
-        })
+        oauth_token(&body, "the token endpoint")
+    }
+
+    fn describe(&self) -> String {
+        format!("Vertex AI access token for {}", self.account.client_email)
     }
 }
 
-/// Token sources by service account, key and token URL, kept while any deployment
-/// uses them so config reloads reuse cached tokens.
-#[derive(Default)]
-pub struct TokenSources {
-    sources: Mutex<HashMap<(String, String, String), Weak<TokenSource>>>,
-}
-
-impl TokenSources {
-    /// The source for this key file and token URL, shared if one exists.
-    pub fn get(
-        &self,
-        key_file: &str,
-        token_url: Option<&str>,
-        http: &Arc<dyn Transport>,
-    ) -> Result<Arc<TokenSource>, String> {
-        let account = ServiceAccount::from_json(key_file)?;
-        let source = TokenSource::new(account, token_url, Arc::clone(http))?;
-        let key = (
-            source.account.client_email.clone(),
-            source.account.private_key_id.clone(),
-            source.token_url.to_string(),
-        );
-        let mut sources = lock(&self.sources);
-        sources.retain(|_, weak| weak.strong_count() > 0);
-        if let Some(existing) = sources.get(&key).and_then(Weak::upgrade) {
-            return Ok(existing);
-        }
-        let source = Arc::new(source);
-        sources.insert(key, Arc::downgrade(&source));
-        Ok(source)
-    }
+/// The token source of this key file and token URL, shared with every deployment using
+/// the same account, key and URL; and the key file's project.
+pub fn source(
+    key_file: &str,
+    token_url: Option<&str>,
+    ctx: &ProviderContext,
+) -> Result<(BearerSource, Option<String>), BuildError> {
+    let account = ServiceAccount::from_json(key_file)?;
+    let project = account.project_id().map(str::to_owned);
+    let flow = ServiceAccountFlow::new(account, token_url, Arc::clone(&ctx.http))?;
+    Ok((shared(&ctx.bearer, flow.key(), flow), project))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use http_body_util::BodyExt;
+    use http::header::CONTENT_TYPE;
+    use http_body_util::{BodyExt, Full};
 
     use super::*;
     use crate::upstream::{ResponseFuture, UpstreamRequest};
@@ -402,14 +278,14 @@ mod tests {
         }
 
         fn set(&self, status: u16, body: &str) {
-            *lock(&self.answer) = (status, body.to_owned());
+            *self.answer.lock().unwrap() = (status, body.to_owned());
         }
     }
 
     impl Transport for FakeEndpoint {
         fn send(&self, request: UpstreamRequest) -> ResponseFuture {
             let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
-            let (status, body) = lock(&self.answer).clone();
+            let (status, body) = self.answer.lock().unwrap().clone();
             let body = if body.is_empty() {
                 format!(r#"{{"access_token":"tok-{n}","expires_in":600,"token_type":"Bearer"}}"#)
             } else {
@@ -441,98 +317,36 @@ mod tests {
         llmesh_tests::gemini::service_account_json("https://oauth2.example/token")
     }
 
-    fn source(endpoint: &Arc<FakeEndpoint>) -> TokenSource {
+    fn flow(endpoint: &Arc<FakeEndpoint>) -> ServiceAccountFlow {
         let account = ServiceAccount::from_json(&key_file()).unwrap();
-        TokenSource::new(account, None, endpoint.clone()).unwrap()
+        ServiceAccountFlow::new(account, None, endpoint.clone()).unwrap()
     }
 
-    async fn bearer(source: &TokenSource) -> String {
-        source
-            .authorization()
-            .await
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .to_owned()
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn tokens_are_cached_and_refreshed_ahead_of_expiry() {
+    #[tokio::test]
+    async fn the_signed_jwt_is_exchanged_for_a_bearer_token() {
         let endpoint = FakeEndpoint::new();
-        let source = source(&endpoint);
-        assert_eq!(source.token_url.to_string(), "https://oauth2.example/token");
-        assert_eq!(bearer(&source).await, "Bearer tok-1");
-        tokio::time::advance(Duration::from_secs(299)).await;
-        assert_eq!(bearer(&source).await, "Bearer tok-1", "cached");
-        // 600 s tokens are refreshed 300 s before they expire.
-        tokio::time::advance(Duration::from_secs(2)).await;
-        assert_eq!(bearer(&source).await, "Bearer tok-2");
-        assert_eq!(endpoint.calls.load(Ordering::SeqCst), 2);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_failed_refresh_keeps_the_valid_token_until_it_expires() {
-        let endpoint = FakeEndpoint::new();
-        let source = source(&endpoint);
-        assert_eq!(bearer(&source).await, "Bearer tok-1");
+        let flow = flow(&endpoint);
+        assert_eq!(flow.token_url.to_string(), "https://oauth2.example/token");
+        let token = flow.fetch().await.unwrap();
+        assert_eq!(token.value, "Bearer tok-1");
+        assert!(token.value.is_sensitive());
+        assert_eq!(token.lifetime.as_secs(), 600);
         endpoint.set(
             400,
             r#"{"error":"invalid_grant","error_description":"Invalid JWT Signature."}"#,
         );
-        tokio::time::advance(Duration::from_secs(400)).await;
-        assert_eq!(bearer(&source).await, "Bearer tok-1");
-        tokio::time::advance(Duration::from_secs(201)).await;
-        let err = source.authorization().await.unwrap_err().to_string();
+        let err = flow.fetch().await.unwrap_err();
         assert!(
             err.contains("400 Bad Request (invalid_grant: Invalid JWT Signature.)"),
             "{err}"
         );
-        endpoint.set(200, "");
-        assert!(bearer(&source).await.starts_with("Bearer tok-"));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn concurrent_requests_share_one_fetch() {
-        let endpoint = FakeEndpoint::new();
-        let source = Arc::new(source(&endpoint));
-        let tasks: Vec<_> = (0..8)
-            .map(|_| {
-                let source = source.clone();
-                tokio::spawn(async move { bearer(&source).await })
-            })
-            .collect();
-        for task in tasks {
-            assert_eq!(task.await.unwrap(), "Bearer tok-1");
-        }
-        assert_eq!(endpoint.calls.load(Ordering::SeqCst), 1);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn an_absurd_expires_in_is_capped_not_a_panic() {
-        let endpoint = FakeEndpoint::new();
-        let source = source(&endpoint);
-        endpoint.set(
-            200,
-            r#"{"access_token":"t","expires_in":18446744073709551615,"token_type":"Bearer"}"#,
-        );
-        assert_eq!(source.authorization().await.unwrap(), "Bearer t");
-        // Refreshed within the cap, not in 584 billion years.
-        tokio::time::advance(Duration::from_secs(MAX_TOKEN_LIFETIME_SECS)).await;
-        endpoint.set(200, "");
-        assert_eq!(source.authorization().await.unwrap(), "Bearer tok-2");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn odd_answers_are_errors() {
-        let endpoint = FakeEndpoint::new();
-        let source = source(&endpoint);
         endpoint.set(
             200,
             r#"{"access_token":"t","expires_in":60,"token_type":"MAC"}"#,
         );
-        assert!(source.authorization().await.is_err());
+        assert!(flow.fetch().await.is_err());
         endpoint.set(200, "<html>");
-        assert!(source.authorization().await.is_err());
+        assert!(flow.fetch().await.is_err());
     }
 
     #[test]
@@ -541,6 +355,12 @@ mod tests {
         assert_eq!(
             ServiceAccount::from_json(&good).unwrap().project_id(),
             Some("mock-project")
+        );
+        let federated = good.replace("\"service_account\"", "\"external_account\"");
+        assert!(
+            ServiceAccount::from_json(&federated)
+                .unwrap_err()
+                .contains("workloadIdentity: gcp-external-account")
         );
         let user = good.replace("\"service_account\"", "\"authorized_user\"");
         assert!(
@@ -560,27 +380,14 @@ mod tests {
 
     #[test]
     fn sources_are_shared_per_account_key_and_url() {
-        let sources = TokenSources::default();
-        let http: Arc<dyn Transport> = FakeEndpoint::new();
-        let a = sources.get(&key_file(), None, &http).unwrap();
-        let b = sources.get(&key_file(), None, &http).unwrap();
+        let ctx = ProviderContext::new(FakeEndpoint::new());
+        let (a, project) = source(&key_file(), None, &ctx).unwrap();
+        assert_eq!(project.as_deref(), Some("mock-project"));
+        let (b, _) = source(&key_file(), None, &ctx).unwrap();
         assert!(Arc::ptr_eq(&a, &b));
-        let c = sources
-            .get(&key_file(), Some("http://127.0.0.1:1/token"), &http)
-            .unwrap();
+        let (c, _) = source(&key_file(), Some("http://127.0.0.1:1/token"), &ctx).unwrap();
         assert!(!Arc::ptr_eq(&a, &c));
-        assert!(
-            sources
-                .get(&key_file(), Some("ftp://x/token"), &http)
-                .is_err()
-        );
-        drop((a, b));
-        let d = sources.get(&key_file(), None, &http).unwrap();
-        assert_eq!(
-            Arc::strong_count(&d),
-            1,
-            "a dropped source is not kept alive"
-        );
+        assert!(source(&key_file(), Some("ftp://x/token"), &ctx).is_err());
     }
 
     #[test]

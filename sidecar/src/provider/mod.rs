@@ -36,6 +36,7 @@ pub mod cohere;
 pub mod demo;
 pub mod gemini;
 pub mod google_auth;
+pub mod identity;
 pub mod json_mode;
 pub mod openai;
 pub mod openai_wire;
@@ -278,24 +279,45 @@ impl TranslateError {
 }
 
 /// How requests to a deployment are authenticated.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub enum Credential {
     /// No credential (local servers, the demo provider).
     #[default]
     None,
     /// A fixed header, e.g. `Authorization: Bearer ...` or `x-api-key`.
     Header(HeaderName, HeaderValue),
-    /// A Google service account's OAuth 2.0 access token (Vertex AI), fetched and
-    /// cached by its token source.
-    Google(Arc<google_auth::TokenSource>),
-    /// AWS Signature Version 4 over the whole request (Bedrock).
-    SigV4(Arc<bedrock::sigv4::Signer>),
+    /// `Authorization` from a token source that fetches, caches and refreshes it: a
+    /// Google service account's or workload identity's access token (Vertex AI), an
+    /// Entra ID token (Azure OpenAI).
+    Bearer(identity::BearerSource),
+    /// AWS Signature Version 4 over the whole request (Bedrock), with keys from a
+    /// Secret or temporary ones from the pod's AWS identity.
+    SigV4(
+        Arc<bedrock::sigv4::Signer>,
+        Arc<dyn identity::Source<Arc<bedrock::sigv4::Keys>>>,
+    ),
+}
+
+impl std::fmt::Debug for Credential {
+    // Never prints a key or token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Credential::None => "Credential::None",
+            Credential::Header(..) => "Credential::Header",
+            Credential::Bearer(_) => "Credential::Bearer",
+            Credential::SigV4(..) => "Credential::SigV4",
+        })
+    }
 }
 
 /// Why a credential could not be applied.
 #[derive(Clone, Debug, thiserror::Error)]
 #[error("cannot authenticate to the upstream: {0}")]
 pub struct CredentialError(pub String);
+
+/// Which fetched credential authenticated a request, for [`Credential::refused`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Used(u64);
 
 impl Credential {
     /// A bearer token.
@@ -314,22 +336,67 @@ impl Credential {
         ))
     }
 
-    /// Authenticates a built request.
-    pub async fn apply(&self, request: &mut UnsignedRequest) -> Result<(), CredentialError> {
+    /// Whether the credential is fetched (and so may be refreshed when an upstream
+    /// refuses it), as opposed to fixed.
+    pub fn refreshable(&self) -> bool {
+        matches!(self, Credential::Bearer(_) | Credential::SigV4(..))
+    }
+
+    /// Authenticates a built request; says which credential it used.
+    pub async fn apply(&self, request: &mut UnsignedRequest) -> Result<Used, CredentialError> {
         match self {
-            Credential::None => {}
+            Credential::None => Ok(Used::default()),
             Credential::Header(name, value) => {
                 request.headers_mut().insert(name.clone(), value.clone());
+                Ok(Used::default())
             }
-            Credential::Google(tokens) => {
-                let value = tokens.authorization().await?;
+            Credential::Bearer(tokens) => {
+                let lease = tokens.lease().await?;
                 request
                     .headers_mut()
-                    .insert(http::header::AUTHORIZATION, value);
+                    .insert(http::header::AUTHORIZATION, lease.value);
+                Ok(Used(lease.generation))
             }
-            Credential::SigV4(signer) => signer.sign(request, std::time::SystemTime::now())?,
+            Credential::SigV4(signer, keys) => {
+                let lease = keys.lease().await?;
+                signer.sign(request, &lease.value, std::time::SystemTime::now())?;
+                Ok(Used(lease.generation))
+            }
         }
-        Ok(())
+    }
+
+    /// Whether the upstream's answer `head` refused the credential `used` in a way a
+    /// fresh one may cure, and one can be fetched; if so, the refused one is forgotten
+    /// so the next [`apply`](Self::apply) fetches anew. A 401 refuses any credential;
+    /// AWS also answers an expired or unknown session with a 403 whose
+    /// `x-amzn-ErrorType` is `ExpiredTokenException` or `UnrecognizedClientException`.
+    /// Fixed keys have nothing to refresh.
+    pub fn refused(&self, used: Used, head: &http::response::Parts) -> bool {
+        let aws_token_refused = || {
+            head.status == StatusCode::FORBIDDEN
+                && head
+                    .headers
+                    .get("x-amzn-errortype")
+                    .and_then(|v| v.to_str().ok())
+                    .map(|v| v.split(':').next().unwrap_or(v))
+                    .is_some_and(|name| {
+                        matches!(
+                            name,
+                            "ExpiredTokenException" | "UnrecognizedClientException"
+                        )
+                    })
+        };
+        match self {
+            Credential::Bearer(tokens) if head.status == StatusCode::UNAUTHORIZED => {
+                tokens.invalidate(used.0)
+            }
+            Credential::SigV4(_, keys)
+                if head.status == StatusCode::UNAUTHORIZED || aws_token_refused() =>
+            {
+                keys.invalidate(used.0)
+            }
+            _ => false,
+        }
     }
 }
 
@@ -337,16 +404,30 @@ impl Credential {
 pub struct ProviderContext {
     /// The upstream HTTP client, for providers that fetch tokens.
     pub http: Arc<dyn Transport>,
-    /// Google access-token sources, shared across reloads so tokens stay cached.
-    pub google_tokens: google_auth::TokenSources,
+    /// The sidecar's environment, where the cloud's webhook put its identity.
+    pub env: Arc<dyn identity::Env>,
+    /// Token sources (Google, Entra ID), shared across reloads so tokens stay cached.
+    pub bearer: identity::Registry<dyn identity::Source<HeaderValue>>,
+    /// AWS key sources, shared across reloads so temporary keys stay cached.
+    pub aws: identity::Registry<dyn identity::Source<Arc<bedrock::sigv4::Keys>>>,
+    /// The project the GCE metadata server named, once asked.
+    pub gcp_project: identity::gcp::ProjectCache,
 }
 
 impl ProviderContext {
-    /// A context sending through `http`.
+    /// A context sending through `http`, reading the process environment.
     pub fn new(http: Arc<dyn Transport>) -> Self {
+        ProviderContext::with_env(http, Arc::new(identity::ProcessEnv))
+    }
+
+    /// A context sending through `http`, reading `env`.
+    pub fn with_env(http: Arc<dyn Transport>, env: Arc<dyn identity::Env>) -> Self {
         ProviderContext {
             http,
-            google_tokens: google_auth::TokenSources::default(),
+            env,
+            bearer: identity::Registry::default(),
+            aws: identity::Registry::default(),
+            gcp_project: identity::gcp::ProjectCache::default(),
         }
     }
 }
@@ -385,12 +466,12 @@ impl From<&str> for BuildError {
 /// Builds the dialect and credential for a deployment, or says what is wrong.
 pub fn build(spec: &DeploymentSpec, ctx: &ProviderContext) -> Result<Prepared, BuildError> {
     match spec.provider {
-        ProviderKind::Azure => azure::build(spec),
+        ProviderKind::Azure => azure::build(spec, ctx),
         ProviderKind::Demo => demo::build(),
         ProviderKind::Anthropic => anthropic::build(spec),
         ProviderKind::Gemini => gemini::build_ai_studio(spec),
         ProviderKind::Vertex => gemini::build_vertex(spec, ctx),
-        ProviderKind::Bedrock => bedrock::build(spec),
+        ProviderKind::Bedrock => bedrock::build(spec, ctx),
         ProviderKind::Cohere => cohere::build(spec),
         kind => openai::build(kind, spec),
     }

@@ -138,3 +138,19 @@ pub fn first_message<'v>(
     assert_eq!(choice["message"]["reasoning_content"], reasoning);
     &choice["message"]
 }
+
+/// A provider context whose transport reaches nothing and whose environment is empty,
+/// so a build never depends on the machine the tests run on.
+pub fn offline() -> super::ProviderContext {
+    struct Offline;
+    impl crate::upstream::Transport for Offline {
+        fn send(
+            &self,
+            _request: crate::upstream::UpstreamRequest,
+        ) -> crate::upstream::ResponseFuture {
+            Box::pin(async { Err(crate::upstream::TransportError::Connect("offline".into())) })
+        }
+    }
+    let env: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    super::ProviderContext::with_env(std::sync::Arc::new(Offline), std::sync::Arc::new(env))
+}

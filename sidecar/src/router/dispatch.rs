@@ -549,36 +549,67 @@ impl Clock<'_> {
 }
 
 /// Authenticates and sends the upstream request; the answer's head must arrive by
-/// `deadline`.
+/// `deadline`. An upstream that refuses a fetched credential (a 401, an expired AWS
+/// session) gets the call once more with a fresh one, within the same attempt: not a
+/// retry, as nothing was wrong with the deployment.
 async fn send(
     deployment: &Deployment,
     mut request: UnsignedRequest,
     deadline: Instant,
 ) -> Result<(http::response::Parts, UpstreamBody), UpstreamError> {
-    deployment
-        .credential
-        .apply(&mut request)
-        .await
-        .map_err(|e| failed(ErrorClass::Connect, deployment, &e.to_string()))?;
-    let sent = deployment.transport.send(request.map(Full::new));
-    match tokio::time::timeout_at(deadline, sent).await {
-        Err(_) => Err(failed(
-            ErrorClass::Timeout,
-            deployment,
-            "did not answer in time",
-        )),
-        Ok(Err(TransportError::Connect(e))) => Err(failed(
-            ErrorClass::Connect,
-            deployment,
-            &format!("is unreachable: {e}"),
-        )),
-        Ok(Err(TransportError::Io(e))) => Err(failed(
-            ErrorClass::Connect,
-            deployment,
-            &format!("dropped the connection: {e}"),
-        )),
-        Ok(Ok(response)) => Ok(response.into_parts()),
+    let mut refreshed = false;
+    loop {
+        // The unsigned request, kept while a refused credential may still be refreshed.
+        let spare = (!refreshed && deployment.credential.refreshable()).then(|| copy(&request));
+        let used = deployment
+            .credential
+            .apply(&mut request)
+            .await
+            .map_err(|e| failed(ErrorClass::Connect, deployment, &e.to_string()))?;
+        let sent = deployment.transport.send(request.map(Full::new));
+        let (parts, body) = match tokio::time::timeout_at(deadline, sent).await {
+            Err(_) => {
+                return Err(failed(
+                    ErrorClass::Timeout,
+                    deployment,
+                    "did not answer in time",
+                ));
+            }
+            Ok(Err(TransportError::Connect(e))) => {
+                return Err(failed(
+                    ErrorClass::Connect,
+                    deployment,
+                    &format!("is unreachable: {e}"),
+                ));
+            }
+            Ok(Err(TransportError::Io(e))) => {
+                return Err(failed(
+                    ErrorClass::Connect,
+                    deployment,
+                    &format!("dropped the connection: {e}"),
+                ));
+            }
+            Ok(Ok(response)) => response.into_parts(),
+        };
+        match spare {
+            Some(unsigned) if deployment.credential.refused(used, &parts) => {
+                refreshed = true;
+                request = unsigned;
+                tracing::info!(deployment = %deployment.name, status = parts.status.as_u16(), "the upstream refused the credential: sending again with a fresh one");
+            }
+            _ => return Ok((parts, body)),
+        }
     }
+}
+
+/// A copy of an unsigned request (its body is shared, not copied).
+fn copy(request: &UnsignedRequest) -> UnsignedRequest {
+    let mut copy = http::Request::new(request.body().clone());
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.version_mut() = request.version();
+    *copy.headers_mut() = request.headers().clone();
+    copy
 }
 
 /// Reads an error answer (bounded) and has the provider, which knows its wire, say what

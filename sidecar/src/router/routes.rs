@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::config::snapshot::{
     CooldownSpec, FORMAT, ModelSpec, Pricing, ProviderKind, RetrySpec, Snapshot, Strategy, TlsSpec,
+    WorkloadIdentity,
 };
 use crate::meter::keys::{Key, KeyTable, limits_of};
 use crate::meter::limiter::KeyLimiter;
@@ -198,15 +199,32 @@ pub struct RoutesBuilder {
 impl RoutesBuilder {
     /// A builder sending HTTP deployments through `http` (but those whose `tls` adds CAs,
     /// which get real clients trusting them), fetching images through the system resolver
-    /// and the network.
+    /// and the network, reading the cloud identity variables from the process.
     pub fn new(http: Arc<dyn Transport>) -> Self {
-        Self::with_transports(Arc::new(Transports::with_default(http, Trust::default())))
+        Self::with_env(http, Arc::new(crate::provider::identity::ProcessEnv))
+    }
+
+    /// As [`new`](Self::new), reading the cloud identity variables from `env` (tests
+    /// give their own).
+    pub fn with_env(
+        http: Arc<dyn Transport>,
+        env: Arc<dyn crate::provider::identity::Env>,
+    ) -> Self {
+        let transports = Arc::new(Transports::with_default(http, Trust::default()));
+        Self::with_transports_and_env(transports, env)
     }
 
     /// A builder taking each deployment's client from `transports`.
     pub fn with_transports(transports: Arc<Transports>) -> Self {
+        Self::with_transports_and_env(transports, Arc::new(crate::provider::identity::ProcessEnv))
+    }
+
+    fn with_transports_and_env(
+        transports: Arc<Transports>,
+        env: Arc<dyn crate::provider::identity::Env>,
+    ) -> Self {
         RoutesBuilder {
-            providers: ProviderContext::new(transports.default_transport()),
+            providers: ProviderContext::with_env(transports.default_transport(), env),
             demo: Arc::new(DemoTransport),
             transports,
             states: Mutex::new(HashMap::new()),
@@ -224,6 +242,30 @@ impl RoutesBuilder {
     /// The upstream clients, whose sidecar-wide trust may change between builds.
     pub fn transports(&self) -> &Arc<Transports> {
         &self.transports
+    }
+
+    /// Learns what building `snapshot` needs from the pod's environment and is not in
+    /// it: the Google Cloud project of `vertex` deployments on GKE Workload Identity
+    /// that name none, from the metadata server (once per sidecar). Says what it could
+    /// not learn; [`build`](Self::build) then refuses those deployments.
+    pub async fn discover(&self, snapshot: &Snapshot) -> Result<(), String> {
+        let needs_project = snapshot
+            .models
+            .iter()
+            .flat_map(|m| &m.deployments)
+            .any(|d| {
+                d.provider == ProviderKind::Vertex
+                    && d.project.is_none()
+                    && d.workload_identity == Some(WorkloadIdentity::GcpMetadata)
+            });
+        if needs_project {
+            let ctx = &self.providers;
+            ctx.gcp_project
+                .discover(&*ctx.env, &*ctx.http)
+                .await
+                .map(drop)?;
+        }
+        Ok(())
     }
 
     /// Validates a snapshot and builds its routing table.

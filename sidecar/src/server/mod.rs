@@ -393,14 +393,22 @@ async fn apply_config(
     let mut source_open = true;
     loop {
         let snapshot = snapshots.borrow_and_update().clone();
+        // Set when the pod's environment did not say what the snapshot needs.
+        let mut again = false;
         // Equal versions mean equal content: nothing to rebuild.
         if let Some(snapshot) = snapshot.filter(|s| applied.as_ref() != Some(&s.version)) {
+            if let Err(why) = builder.discover(&snapshot).await {
+                tracing::warn!(version = %snapshot.version, "{why}; trying again in {REDISCOVER:?}");
+                again = true;
+            }
             match builder.build(&snapshot) {
                 Ok(built) => {
                     tracing::info!(version = %built.version, models = built.names().len(), "config applied");
                     metrics.set_config_version(&built.version);
                     metrics.config_reloads.with_label_values(&["ok"]).inc();
-                    applied = Some(built.version.clone());
+                    // A snapshot built without what discovery could not learn is built
+                    // again once it can.
+                    applied = (!again).then(|| built.version.clone());
                     routes.send_replace(Some(Arc::new(built)));
                 }
                 Err(err) => {
@@ -415,6 +423,15 @@ async fn apply_config(
                 None => std::future::pending().await,
             }
         };
+        // A snapshot built without what the environment did not say yet (it is not
+        // `applied`) is tried again after a while, or when a new snapshot arrives.
+        let rediscover = async {
+            if again {
+                tokio::time::sleep(REDISCOVER).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
         tokio::select! {
             changed = snapshots.changed(), if source_open => {
                 // The source is gone: keep serving the last config until shutdown.
@@ -424,6 +441,10 @@ async fn apply_config(
                 // The same snapshot again, with the clients of the new trust.
                 applied = None;
             }
+            () = rediscover => {}
         }
     }
 }
+
+/// How long a snapshot whose discovery failed waits before it is applied again.
+const REDISCOVER: std::time::Duration = std::time::Duration::from_secs(30);

@@ -36,6 +36,7 @@ pub fn deployment(name: &str, base_url: &str, model: &str) -> DeploymentSpec {
         gcp_service_account: None,
         token_url: None,
         tls: None,
+        workload_identity: None,
     }
 }
 
@@ -93,6 +94,26 @@ impl Running {
         snapshot: Option<Arc<Snapshot>>,
         adjust: impl FnOnce(&mut Settings),
     ) -> Running {
+        Running::launch(snapshot, adjust, None).await
+    }
+
+    /// Starts a sidecar whose deployments read the cloud identity variables from `env`
+    /// instead of the process environment.
+    pub async fn start_with_env(
+        snapshot: Option<Arc<Snapshot>>,
+        env: std::collections::HashMap<String, String>,
+    ) -> Running {
+        let transport = llmesh_sidecar::upstream::HttpTransport::new().unwrap();
+        let builder =
+            llmesh_sidecar::router::RoutesBuilder::with_env(Arc::new(transport), Arc::new(env));
+        Running::launch(snapshot, |_| {}, Some(builder)).await
+    }
+
+    async fn launch(
+        snapshot: Option<Arc<Snapshot>>,
+        adjust: impl FnOnce(&mut Settings),
+        builder: Option<llmesh_sidecar::router::RoutesBuilder>,
+    ) -> Running {
         let mut settings = Settings {
             api_addr: "127.0.0.1:0".parse().unwrap(),
             admin_addr: "127.0.0.1:0".parse().unwrap(),
@@ -101,7 +122,10 @@ impl Running {
             ..Settings::default()
         };
         adjust(&mut settings);
-        let sidecar = Sidecar::bind(settings).await.unwrap();
+        let sidecar = match builder {
+            Some(builder) => Sidecar::bind_with(settings, builder).await.unwrap(),
+            None => Sidecar::bind(settings).await.unwrap(),
+        };
         let (api, admin) = (sidecar.api_addr(), sidecar.admin_addr());
         let (config, rx) = watch::channel(snapshot);
         let (stop, stopped) = oneshot::channel::<()>();

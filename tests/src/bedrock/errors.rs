@@ -59,6 +59,12 @@ pub const EXCEPTIONS: &[Exception] = &[
         coral: true,
     },
     Exception {
+        name: "ExpiredTokenException",
+        status: 403,
+        message: "The security token included in the request is expired",
+        coral: true,
+    },
+    Exception {
         name: "InvalidSignatureException",
         status: 403,
         message: "The request signature we calculated does not match the signature you \

@@ -193,7 +193,8 @@ pub fn parse_amz_date(text: &str) -> Option<u64> {
 }
 
 // Howard Hinnant's civil-calendar algorithms (public domain).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
+/// Year, month and day of a count of days since 1970-01-01.
+pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);

@@ -297,3 +297,32 @@ async fn invoke_model_embeds_with_token_count_header() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["response_type"], "embeddings_floats");
 }
+
+#[tokio::test]
+async fn temporary_keys_from_the_keyring_sign_until_they_expire() {
+    let mock = MockBedrock::start().await;
+    let model = "anthropic.claude-3-haiku-20240307-v1:0";
+    let (temporary, _) = mock.keyring().issue(Duration::from_secs(60));
+    let (status, _, body) =
+        json_of(call_as(&mock, &temporary, model, "converse", &hello()).await).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Without its session token the key is not recognized.
+    let bare = Credentials::new(&temporary.access_key_id, &temporary.secret_access_key);
+    let (status, headers, _) =
+        json_of(call_as(&mock, &bare, model, "converse", &hello()).await).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(error_type(&headers).starts_with("UnrecognizedClientException:"));
+    mock.keyring().expire_all();
+    let (status, headers, body) =
+        json_of(call_as(&mock, &temporary, model, "converse", &hello()).await).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(error_type(&headers).starts_with("ExpiredTokenException:"));
+    assert_eq!(
+        body["message"],
+        "The security token included in the request is expired"
+    );
+    mock.keyring().revoke_all();
+    let (_, headers, _) =
+        json_of(call_as(&mock, &temporary, model, "converse", &hello()).await).await;
+    assert!(error_type(&headers).starts_with("UnrecognizedClientException:"));
+}

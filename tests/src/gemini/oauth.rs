@@ -8,7 +8,6 @@
 //! `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer&assertion=<jwt>` as a form
 //! to `token_uri`. The answer is `{"access_token","expires_in","token_type":"Bearer"}`.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -21,6 +20,7 @@ use rustls_pki_types::PrivatePkcs8KeyDer;
 use rustls_pki_types::pem::PemObject;
 use serde_json::{Value, json};
 
+use crate::identity::Tokens;
 use crate::mock::lock;
 
 /// The test service account's e-mail, the JWT's `iss`.
@@ -61,8 +61,11 @@ pub fn service_account_json(token_uri: &str) -> String {
 pub(crate) struct Issuer {
     /// DER `RSAPublicKey` of the test key.
     public_key: Vec<u8>,
-    tokens: Mutex<HashMap<String, SystemTime>>,
+    /// Every token Vertex AI accepts: this endpoint's, and those the identity mocks
+    /// issue into the same book.
+    pub(crate) tokens: Tokens,
     lifetime: Mutex<Duration>,
+    /// Tokens this endpoint issued.
     issued: AtomicUsize,
     /// A scripted failure for every token request, while set.
     failure: Mutex<Option<(u16, Value)>>,
@@ -85,7 +88,7 @@ impl Issuer {
             .unwrap_or_else(|e| panic!("test key fixture: {e}"));
         Issuer {
             public_key: pair.public_key().as_ref().to_vec(),
-            tokens: Mutex::new(HashMap::new()),
+            tokens: Tokens::default(),
             lifetime: Mutex::new(Duration::from_secs(3599)),
             issued: AtomicUsize::new(0),
             failure: Mutex::new(None),
@@ -106,7 +109,7 @@ impl Issuer {
 
     /// Forgets every token issued, as if they had been revoked.
     pub(crate) fn revoke_all(&self) {
-        lock(&self.tokens).clear();
+        self.tokens.revoke_all();
     }
 
     /// Answers a token request: status and JSON body. `audience` is the mock's own
@@ -152,10 +155,9 @@ impl Issuer {
                 json!({"error": "invalid_grant", "error_description": why}),
             );
         }
-        let n = self.issued.fetch_add(1, Ordering::SeqCst) + 1;
-        let token = format!("ya29.mock-access-token-{n:04}");
+        self.issued.fetch_add(1, Ordering::SeqCst);
         let lifetime = *lock(&self.lifetime);
-        lock(&self.tokens).insert(token.clone(), SystemTime::now() + lifetime);
+        let token = self.tokens.issue("ya29.mock-access-token-", lifetime);
         (
             200,
             json!({"access_token": token, "expires_in": lifetime.as_secs(), "token_type": "Bearer"}),
@@ -225,9 +227,10 @@ impl Issuer {
             .ok()
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or(Refused::Invalid)?;
-        match lock(&self.tokens).get(token) {
-            Some(expiry) if *expiry > SystemTime::now() => Ok(()),
-            _ => Err(Refused::Invalid),
+        if self.tokens.valid(token) {
+            Ok(())
+        } else {
+            Err(Refused::Invalid)
         }
     }
 }

@@ -78,7 +78,7 @@ mod tests {
         spec.model = TITAN.into();
         spec.region = Some("eu-west-1".into());
         spec.aws = Some(AwsCredentials::new("AKIAEXAMPLE", "secret"));
-        super::super::build(&spec).unwrap()
+        super::super::build(&spec, &crate::provider::test_support::offline()).unwrap()
     }
 
     #[test]

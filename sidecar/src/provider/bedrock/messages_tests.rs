@@ -19,7 +19,7 @@ fn dialect(model: &str) -> Prepared {
     spec.model = model.into();
     spec.region = Some("us-east-1".into());
     spec.aws = Some(AwsCredentials::new("AKIAEXAMPLE", "secret"));
-    build(&spec).unwrap()
+    build(&spec, &crate::provider::test_support::offline()).unwrap()
 }
 
 #[test]

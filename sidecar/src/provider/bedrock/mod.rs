@@ -4,7 +4,9 @@
 //! (`/model/{modelId}/invoke`) for Amazon Titan Text Embeddings and Cohere Embed. The
 //! model id (a foundation model, an inference profile id or an ARN) is percent-encoded
 //! as one path segment. Requests are signed with SigV4 (service `bedrock`) from the
-//! deployment's AWS credentials and region, or carry a Bedrock API key as a bearer token.
+//! deployment's AWS credentials (a Secret's keys, or with `workloadIdentity` the pod's
+//! IAM role, see `identity::aws`) and region, or carry a Bedrock API key as a bearer
+//! token.
 //!
 //! Mapping, OpenAI → Converse:
 //! - `system`/`developer` messages → `system` text blocks;
@@ -80,9 +82,10 @@ use bytes::Bytes;
 use http::HeaderValue;
 use http::StatusCode;
 
+use super::identity::Fixed;
 use super::{
-    BuildError, Credential, Dialect, Prepared, StreamTranslator, TranslateError, UnsignedRequest,
-    join,
+    BuildError, Credential, Dialect, Prepared, ProviderContext, StreamTranslator, TranslateError,
+    UnsignedRequest, join,
 };
 
 use crate::config::snapshot::DeploymentSpec;
@@ -113,7 +116,7 @@ pub fn default_base_url(region: &str) -> String {
 }
 
 /// Dialect and credential (SigV4, or a Bedrock API key) for a Bedrock deployment.
-pub fn build(spec: &DeploymentSpec) -> Result<Prepared, BuildError> {
+pub fn build(spec: &DeploymentSpec, ctx: &ProviderContext) -> Result<Prepared, BuildError> {
     let region = spec
         .region
         .as_deref()
@@ -136,13 +139,27 @@ pub fn build(spec: &DeploymentSpec) -> Result<Prepared, BuildError> {
         .unwrap_or_else(|| default_base_url(region));
     // Checked once here, so building each request's URL cannot fail later.
     join(&base, "/model/m/converse", None)?;
-    let credential = match (&spec.aws, &spec.api_key) {
-        (Some(aws), _) => Credential::SigV4(Arc::new(sigv4::Signer::new(aws, region, SERVICE)?)),
-        (None, Some(key)) => Credential::bearer(key.expose())?,
-        (None, None) => {
+    let signer = || Arc::new(sigv4::Signer::new(region, SERVICE));
+    let credential = match (spec.workload_identity, &spec.aws, &spec.api_key) {
+        (Some(identity), None, None) => Credential::SigV4(
+            signer(),
+            super::identity::aws::source(identity, region, ctx)?,
+        ),
+        (Some(_), _, _) => {
             return Err(
-                "bedrock needs AWS credentials (awsCredentialsSecretRef) or a Bedrock API key \
-                 (apiKeySecretRef)"
+                "workloadIdentity replaces awsCredentialsSecretRef and apiKeySecretRef: set one"
+                    .into(),
+            );
+        }
+        (None, Some(aws), _) => Credential::SigV4(
+            signer(),
+            Arc::new(Fixed(Arc::new(sigv4::Keys::from_secret(aws)?))),
+        ),
+        (None, None, Some(key)) => Credential::bearer(key.expose())?,
+        (None, None, None) => {
+            return Err(
+                "bedrock needs AWS credentials (awsCredentialsSecretRef), a Bedrock API key \
+                 (apiKeySecretRef) or workloadIdentity"
                     .into(),
             );
         }

@@ -22,7 +22,7 @@ fn dialect() -> Prepared {
     spec.model = CLAUDE_45.into();
     spec.region = Some("us-east-1".into());
     spec.aws = Some(AwsCredentials::new("AKIAEXAMPLE", "secret"));
-    build(&spec).unwrap()
+    build(&spec, &crate::provider::test_support::offline()).unwrap()
 }
 
 /// The Converse body for `body` sent to `model`, or the refusal.

@@ -20,59 +20,85 @@ use crate::provider::{CredentialError, UnsignedRequest};
 
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 
-/// Signs requests with one set of AWS credentials for one region and service.
+/// A set of AWS credentials: long-term keys from a Secret, or temporary ones (with a
+/// session token) from STS or the EKS Pod Identity agent.
 #[derive(Clone)]
-pub struct Signer {
+pub struct Keys {
     access_key_id: String,
     secret_access_key: String,
     session_token: Option<HeaderValue>,
-    region: String,
-    service: &'static str,
 }
 
-impl fmt::Debug for Signer {
+impl fmt::Debug for Keys {
     // Never print the secret or the token, not even in debug logs.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Signer")
+        f.debug_struct("Keys")
             .field("access_key_id", &self.access_key_id)
-            .field("region", &self.region)
-            .field("service", &self.service)
             .field("session_token", &self.session_token.is_some())
             .finish_non_exhaustive()
     }
 }
 
-impl Signer {
-    /// A signer for `service` (`bedrock`) in `region`.
+impl Keys {
+    /// Checked keys; errors never quote them.
     pub fn new(
-        credentials: &AwsCredentials,
-        region: &str,
-        service: &'static str,
-    ) -> Result<Signer, String> {
-        let access_key_id = credentials.access_key_id.expose().trim().to_owned();
-        let secret_access_key = credentials.secret_access_key.expose().trim().to_owned();
+        access_key_id: &str,
+        secret_access_key: &str,
+        session_token: Option<&str>,
+    ) -> Result<Keys, String> {
+        let access_key_id = access_key_id.trim().to_owned();
+        let secret_access_key = secret_access_key.trim().to_owned();
         if access_key_id.is_empty() || secret_access_key.is_empty() {
             return Err("aws credentials need an access key id and a secret access key".into());
         }
         if !access_key_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err("the AWS access key id must be letters and digits".into());
         }
-        let session_token = match &credentials.session_token {
+        let session_token = match session_token {
             None => None,
             Some(token) => {
-                let mut value = HeaderValue::from_str(token.expose().trim())
+                let mut value = HeaderValue::from_str(token.trim())
                     .map_err(|_| "the AWS session token has characters not allowed in a header")?;
                 value.set_sensitive(true);
                 Some(value)
             }
         };
-        Ok(Signer {
+        Ok(Keys {
             access_key_id,
             secret_access_key,
             session_token,
+        })
+    }
+
+    /// The keys of a Secret.
+    pub fn from_secret(credentials: &AwsCredentials) -> Result<Keys, String> {
+        Keys::new(
+            credentials.access_key_id.expose(),
+            credentials.secret_access_key.expose(),
+            credentials.session_token.as_ref().map(|t| t.expose()),
+        )
+    }
+
+    /// The access key id (not a secret).
+    pub fn access_key_id(&self) -> &str {
+        &self.access_key_id
+    }
+}
+
+/// Signs requests for one region and service, with the credentials each request gets.
+#[derive(Clone, Debug)]
+pub struct Signer {
+    region: String,
+    service: &'static str,
+}
+
+impl Signer {
+    /// A signer for `service` (`bedrock`) in `region`.
+    pub fn new(region: &str, service: &'static str) -> Signer {
+        Signer {
             region: region.to_owned(),
             service,
-        })
+        }
     }
 
     /// Adds `host`, `x-amz-date`, the session token if any, and `authorization` to
@@ -80,6 +106,7 @@ impl Signer {
     pub fn sign(
         &self,
         request: &mut UnsignedRequest,
+        keys: &Keys,
         at: SystemTime,
     ) -> Result<(), CredentialError> {
         let authority = request
@@ -100,7 +127,7 @@ impl Signer {
             HeaderValue::from_str(&amz_date)
                 .map_err(|_| CredentialError("bad x-amz-date".into()))?,
         );
-        if let Some(token) = &self.session_token {
+        if let Some(token) = &keys.session_token {
             headers.insert("x-amz-security-token", token.clone());
         }
         let date = &amz_date[..8];
@@ -110,11 +137,11 @@ impl Signer {
             "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
             hex(digest::digest(&digest::SHA256, canonical.as_bytes()).as_ref())
         );
-        let key = signing_key(&self.secret_access_key, date, &self.region, self.service);
+        let key = signing_key(&keys.secret_access_key, date, &self.region, self.service);
         let signature = hex(hmac::sign(&key, string_to_sign.as_bytes()).as_ref());
         let mut value = HeaderValue::from_str(&format!(
             "{ALGORITHM} Credential={}/{scope}, SignedHeaders={signed}, Signature={signature}",
-            self.access_key_id
+            keys.access_key_id
         ))
         .map_err(|_| CredentialError("the authorization header cannot be built".into()))?;
         value.set_sensitive(true);
@@ -297,13 +324,17 @@ mod tests {
     /// 2015-08-30T12:36:00Z.
     const SUITE_TIME: u64 = 1_440_938_160;
 
-    fn signer(token: Option<&str>) -> Signer {
+    fn keys(token: Option<&str>) -> Keys {
         let creds = AwsCredentials {
             access_key_id: SecretString::new(AKID),
             secret_access_key: SecretString::new(SECRET),
             session_token: token.map(SecretString::new),
         };
-        Signer::new(&creds, "us-east-1", "service").unwrap()
+        Keys::from_secret(&creds).unwrap()
+    }
+
+    fn signer() -> Signer {
+        Signer::new("us-east-1", "service")
     }
 
     fn signed(
@@ -322,8 +353,12 @@ mod tests {
                 v.parse().unwrap(),
             );
         }
-        signer(token)
-            .sign(&mut request, UNIX_EPOCH + Duration::from_secs(SUITE_TIME))
+        signer()
+            .sign(
+                &mut request,
+                &keys(token),
+                UNIX_EPOCH + Duration::from_secs(SUITE_TIME),
+            )
             .unwrap();
         assert_eq!(request.headers()["x-amz-date"], "20150830T123600Z");
         request.headers()["authorization"]
@@ -438,7 +473,7 @@ mod tests {
             amz_date(UNIX_EPOCH + Duration::from_secs(951_782_400)),
             "20000229T000000Z"
         );
-        let debug = format!("{:?}", signer(Some("tok")));
+        let debug = format!("{:?}", keys(Some("tok")));
         assert!(
             !debug.contains(SECRET) && !debug.contains("tok\""),
             "{debug}"
@@ -447,8 +482,8 @@ mod tests {
         *request.uri_mut() = "https://bedrock-runtime.us-east-1.amazonaws.com/model/x/converse"
             .parse()
             .unwrap();
-        signer(Some("tok"))
-            .sign(&mut request, SystemTime::now())
+        signer()
+            .sign(&mut request, &keys(Some("tok")), SystemTime::now())
             .unwrap();
         assert!(request.headers()["authorization"].is_sensitive());
         assert!(request.headers()["x-amz-security-token"].is_sensitive());

@@ -21,10 +21,10 @@ fn spec() -> DeploymentSpec {
 }
 
 fn dialect() -> Prepared {
-    build(&spec()).unwrap()
+    build(&spec(), &offline()).unwrap()
 }
 
-use crate::provider::test_support::{self, object, view};
+use crate::provider::test_support::{self, object, offline, view};
 
 fn chat_body(body: Value) -> (http::Uri, Value) {
     let map = object(&body);
@@ -42,19 +42,49 @@ fn refused(endpoint: Endpoint, body: Value, model: &str) -> TranslateError {
 fn build_needs_a_region_and_credentials() {
     let mut s = spec();
     s.region = None;
-    assert!(build(&s).err().unwrap().to_string().contains("region"));
+    assert!(
+        build(&s, &offline())
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("region")
+    );
     let mut s = spec();
     s.region = Some("EU west".into());
-    assert!(build(&s).is_err());
+    assert!(build(&s, &offline()).is_err());
     let mut s = spec();
     s.aws = None;
-    assert!(build(&s).err().unwrap().to_string().contains("credentials"));
+    assert!(
+        build(&s, &offline())
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("credentials")
+    );
     s.api_key = Some(SecretString::new("ABSK-key"));
     assert!(matches!(
-        build(&s).unwrap().credential,
+        build(&s, &offline()).unwrap().credential,
         Credential::Header(..)
     ));
-    assert!(matches!(dialect().credential, Credential::SigV4(_)));
+    assert!(matches!(dialect().credential, Credential::SigV4(..)));
+}
+
+#[tokio::test]
+async fn workload_identity_signs_with_the_pods_role_instead_of_a_secret() {
+    let mut s = spec();
+    s.aws = None;
+    s.workload_identity = Some(crate::config::snapshot::WorkloadIdentity::AwsWebIdentity);
+    // This pod has no IRSA variables: the deployment builds, its calls say why not.
+    let Credential::SigV4(_, keys) = build(&s, &offline()).unwrap().credential else {
+        panic!("not SigV4")
+    };
+    let err = keys.lease().await.unwrap_err().to_string();
+    assert!(err.contains("AWS_ROLE_ARN"), "{err}");
+    s.aws = Some(AwsCredentials::new("AKIAEXAMPLE", "secret"));
+    assert!(build(&s, &offline()).is_err(), "a key and an identity");
+    s.aws = None;
+    s.workload_identity = Some(crate::config::snapshot::WorkloadIdentity::GcpMetadata);
+    assert!(build(&s, &offline()).is_err());
 }
 
 #[test]

@@ -9,7 +9,8 @@
 //!   `https://{region}-aiplatform.googleapis.com/v1/projects/{project}/locations/{region}/publishers/google/models/{model}:generateContent`
 //!   (host `aiplatform.googleapis.com` for region `global`); text embeddings through
 //!   `:predict`; a service account's OAuth 2.0 access token as `Authorization: Bearer`
-//!   (see [`google_auth`](super::google_auth)).
+//!   (see [`google_auth`](super::google_auth)), or with `workloadIdentity` one from
+//!   GKE's metadata server or workload identity federation (see `identity::gcp`).
 //!
 //! Mapping, OpenAI → Gemini:
 //! - `system`/`developer` messages → `systemInstruction` text parts;
@@ -62,12 +63,11 @@ use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderMap};
 use http::{StatusCode, Uri};
 
-use super::google_auth::TokenSource;
 use super::{
     BuildError, Credential, Dialect, Prepared, ProviderContext, StreamTranslator, TranslateError,
     UnsignedRequest, api_key, join,
 };
-use crate::config::snapshot::DeploymentSpec;
+use crate::config::snapshot::{DeploymentSpec, WorkloadIdentity};
 use crate::domain::{CallView, Endpoint, Reply, UpstreamError};
 use crate::provider::translate::{no_completions, params};
 use embed::Method;
@@ -124,6 +124,10 @@ pub fn build_ai_studio(spec: &DeploymentSpec) -> Result<Prepared, BuildError> {
     })
 }
 
+/// Stands in for the project of a deployment whose credential refuses every call until
+/// the metadata server names the real one: never sent.
+const UNKNOWN_PROJECT: &str = "project-not-yet-known";
+
 /// Dialect and service-account credential for a Vertex AI deployment.
 pub fn build_vertex(spec: &DeploymentSpec, ctx: &ProviderContext) -> Result<Prepared, BuildError> {
     let model = model_id(&spec.model)?;
@@ -139,22 +143,62 @@ pub fn build_vertex(spec: &DeploymentSpec, ctx: &ProviderContext) -> Result<Prep
     {
         return Err(format!("region {region:?} is not a Google Cloud location").into());
     }
-    let key_file = spec
-        .gcp_service_account
-        .as_ref()
-        .ok_or(BuildError::Missing(
-            "a service-account key (serviceAccountSecretRef) is required for vertex",
-        ))?;
-    let tokens: Arc<TokenSource> =
-        ctx.google_tokens
-            .get(key_file.expose(), spec.token_url.as_deref(), &ctx.http)?;
-    let project = spec
-        .project
-        .as_deref()
-        .or(tokens.project_id())
-        .ok_or(BuildError::Missing(
-            "project is required for vertex: the service-account key names none",
-        ))?;
+    let (tokens, learnt) = match spec.workload_identity {
+        None => {
+            let key_file = spec
+                .gcp_service_account
+                .as_ref()
+                .ok_or(BuildError::Missing(
+                    "a service-account key (serviceAccountSecretRef) or workloadIdentity is \
+                 required for vertex",
+                ))?;
+            super::google_auth::source(key_file.expose(), spec.token_url.as_deref(), ctx)?
+        }
+        Some(identity) => {
+            if spec.token_url.is_some() {
+                return Err("tokenUrl does not apply with workloadIdentity".into());
+            }
+            if identity == WorkloadIdentity::GcpMetadata && spec.gcp_service_account.is_some() {
+                return Err(
+                    "workloadIdentity gcp-metadata replaces serviceAccountSecretRef: set one"
+                        .into(),
+                );
+            }
+            let learnt = match identity {
+                WorkloadIdentity::GcpMetadata => ctx.gcp_project.known(),
+                _ => None,
+            };
+            (super::identity::gcp::source(identity, spec, ctx)?, learnt)
+        }
+    };
+    let (tokens, project) = match (spec.project.clone().or(learnt), spec.workload_identity) {
+        (Some(project), _) => (tokens, project),
+        (None, Some(WorkloadIdentity::GcpMetadata)) => {
+            // The metadata server has not named the project (yet: the config is applied
+            // again until it does). The deployment's calls fail saying so, before any
+            // request is built for a project nobody chose; the other models serve.
+            let why = format!(
+                "project unknown: set project on the deployment, or let the metadata server \
+                 answer ({})",
+                ctx.gcp_project.failure()
+            );
+            (
+                super::identity::unavailable(why),
+                UNKNOWN_PROJECT.to_owned(),
+            )
+        }
+        (None, None) => {
+            return Err(BuildError::Missing(
+                "project is required for vertex: the service-account key names none",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(BuildError::Missing(
+                "project is required for vertex with workload identity federation",
+            ));
+        }
+    };
+    let project = project.as_str();
     if project.is_empty() || project.contains(['/', '?', '#']) {
         return Err(format!("project {project:?} is not a Google Cloud project id").into());
     }
@@ -168,14 +212,14 @@ pub fn build_vertex(spec: &DeploymentSpec, ctx: &ProviderContext) -> Result<Prep
         let base = format!(
             "{host}/{version}/projects/{project}/locations/{region}/publishers/anthropic/models/{model}"
         );
-        return super::anthropic::build_vertex(&base, Credential::Google(tokens));
+        return super::anthropic::build_vertex(&base, Credential::Bearer(tokens));
     }
     let base = format!(
         "{host}/{version}/projects/{project}/locations/{region}/publishers/google/models/{model}"
     );
     Ok(Prepared {
         dialect: Arc::new(Gemini::new(Flavor::Vertex, &base, "predict")?),
-        credential: Credential::Google(tokens),
+        credential: Credential::Bearer(tokens),
     })
 }
 

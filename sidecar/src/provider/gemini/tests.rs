@@ -99,7 +99,7 @@ fn urls_for_both_apis() {
         uri(&g, true),
         "https://aiplatform.googleapis.com/v1/projects/my-proj/locations/global/publishers/google/models/gemini-2.5-pro:streamGenerateContent?alt=sse"
     );
-    assert!(matches!(v.credential, Credential::Google(_)));
+    assert!(matches!(v.credential, Credential::Bearer(_)));
     let Credential::Header(name, value) = &p.credential else {
         panic!("AI Studio uses a key header")
     };

@@ -689,6 +689,29 @@ async fn unsupported_parameters_are_named_or_dropped(api: Api) {
     );
     assert!(last_sent(&mock).get("logprobs").is_none());
     assert!(sidecar.metrics().await.contains("logprobs"));
+    // A value Gemini cannot honour: one function call at a time. Refused by name, or
+    // dropped (and counted) like an unknown parameter.
+    let mut body = chat("strict");
+    body["tools"] = weather_tools();
+    body["parallel_tool_calls"] = json!(false);
+    let sent = mock.request_count();
+    let (status, _, out) = post(sidecar.api, "/v1/chat/completions", body.clone()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{out}");
+    assert_eq!(out["error"]["code"], "unsupported_parameter");
+    assert_eq!(out["error"]["param"], "parallel_tool_calls");
+    assert_eq!(
+        mock.request_count(),
+        sent,
+        "refused before anything is sent"
+    );
+    body["model"] = json!("lenient");
+    chat_ok(&sidecar, body).await;
+    assert_eq!(mock.request_count(), sent + 1);
+    let metrics = sidecar.metrics().await;
+    assert!(
+        metrics.contains(r#"param="parallel_tool_calls""#),
+        "{metrics}"
+    );
 }
 
 /// The representative request: system prompt, multi-turn history with an image, tool

@@ -124,7 +124,7 @@ mod tests {
         );
         assert!(matches!(
             dialect().dialect.split(&call),
-            Err(TranslateError::Invalid {
+            Err(TranslateError::UnsupportedValue {
                 param: "dimensions",
                 ..
             })

@@ -302,15 +302,15 @@ pub fn embeddings(call: &CallView<'_>) -> Result<Vec<u8>, TranslateError> {
     }
     match kind {
         EmbedKind::Titan { v2 } => {
+            // Several texts are split into one call each before this (see `embed.rs`).
             let [text] = texts[..] else {
                 return Err(TranslateError::invalid(
                     "input",
-                    "Titan embedding models embed one text per request; send a single \
-                     string, or use a Cohere embedding model for batches.",
+                    "Titan embedding models embed one text per request.",
                 ));
             };
             if !v2 && req.dimensions.is_some() {
-                return Err(TranslateError::invalid(
+                return Err(TranslateError::unsupported_value(
                     "dimensions",
                     "only Titan Text Embeddings V2 can shorten embeddings.",
                 ));

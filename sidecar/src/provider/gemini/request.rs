@@ -88,7 +88,7 @@ fn tool_config(mode: Option<ToolMode<'_>>) -> Option<ToolConfig<'_>> {
 fn generation_config(req: &ChatRequest<'_>) -> Result<GenerationConfig, TranslateError> {
     let stops = req.stop_sequences();
     if stops.len() > MAX_STOPS {
-        return Err(TranslateError::invalid(
+        return Err(TranslateError::unsupported_value(
             "stop",
             format!("Gemini takes at most {MAX_STOPS} stop sequences."),
         ));
@@ -118,7 +118,7 @@ fn generation_config(req: &ChatRequest<'_>) -> Result<GenerationConfig, Translat
             "none" => 0,
             "minimal" | "low" => 1024,
             "medium" => 8192,
-            "high" => 24576,
+            "high" | "xhigh" => 24576,
             other => {
                 return Err(TranslateError::invalid(
                     "reasoning_effort",

@@ -489,3 +489,46 @@ async fn fetching_off_refuses_urls_as_the_provider_would() {
     );
     assert_eq!(images.request_count(), 0);
 }
+
+/// An image server behind a private CA is fetched once the sidecar trusts that CA
+/// (`--ca-file`), as the model upstreams are; without it the fetch fails on TLS.
+#[tokio::test]
+async fn images_behind_the_sidecars_private_ca_are_fetched() {
+    let ca = llmesh_tests::tls::TestCa::new("llmesh image CA");
+    let images = Mock::serve(
+        Plain,
+        MockConfig {
+            tls: Some(ca.server_config(&["127.0.0.1"])),
+            ..MockConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    images.set_default(Reply::raw(200, "image/png", vec![png()]));
+    let image = format!("https://127.0.0.1:{}/cat.png", images.addr().port());
+    let allowed = ImageFetchSpec {
+        allowed_hosts: vec![format!("127.0.0.1:{}", images.addr().port())],
+        allow_private_addresses: vec!["127.0.0.1".into()],
+        ..ImageFetchSpec::default()
+    };
+    let gemini = MockGemini::start().await;
+    let mut m = model("m", vec![gemini_deployment(&gemini)]);
+    m.image_fetch = allowed;
+    let snap = snapshot("v1", vec![m]);
+
+    let untrusting = Running::start(Some(snap.clone())).await;
+    let (status, _, body) = post(untrusting.api, "/v1/chat/completions", chat_with(&image)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["code"], "image_fetch_failed", "{body}");
+    assert_eq!(gemini.request_count(), 0);
+
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("image-ca-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("ca.pem");
+    std::fs::write(&file, ca.pem()).unwrap();
+    let trusting = Running::start_with(Some(snap), |s| s.ca_files = vec![file.clone()]).await;
+    let (status, _, body) = post(trusting.api, "/v1/chat/completions", chat_with(&image)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(gemini.request_count(), 1);
+}

@@ -19,7 +19,7 @@ use crate::provider::{Credential, Dialect, ProviderContext};
 use crate::router::images::ImagePolicy;
 use crate::router::state::DeploymentState;
 use crate::upstream::Transport;
-use crate::upstream::fetch::ImageFetcher;
+use crate::upstream::fetch::{GuardedDialer, ImageFetcher, SystemLookup};
 use crate::upstream::tls::{Trust, parse_pem};
 use crate::upstream::transports::Transports;
 
@@ -223,13 +223,16 @@ impl RoutesBuilder {
         transports: Arc<Transports>,
         env: Arc<dyn crate::provider::identity::Env>,
     ) -> Self {
+        let fetcher = ImageFetcher::new(Arc::new(
+            GuardedDialer::new(Arc::new(SystemLookup)).trusting(transports.clone()),
+        ));
         RoutesBuilder {
             providers: ProviderContext::with_env(transports.default_transport(), env),
             demo: Arc::new(DemoTransport),
             transports,
             states: Mutex::new(HashMap::new()),
             limiters: Mutex::new(HashMap::new()),
-            fetcher: Arc::new(ImageFetcher::default()),
+            fetcher: Arc::new(fetcher),
         }
     }
 

@@ -18,7 +18,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -34,6 +34,7 @@ use url::Url;
 
 use super::UpstreamBody;
 use super::guard::{AddressPolicy, HostRule, Refusal, check_url};
+use super::transports::Transports;
 
 /// Redirects followed before a fetch is given up.
 pub const MAX_REDIRECTS: usize = 3;
@@ -213,37 +214,48 @@ pub trait Dialer: Send + Sync + 'static {
 /// HTTP/2 by ALPN.
 pub struct GuardedDialer {
     lookup: Arc<dyn Lookup>,
-    tls: OnceLock<Result<Arc<rustls::ClientConfig>, String>>,
+    /// Where the sidecar-wide trust (`--ca-file`, `--system-roots`) is read; none: the
+    /// web roots only.
+    transports: Option<Arc<Transports>>,
+    /// The TLS settings of the last trust seen, by its key.
+    tls: Mutex<Option<([u8; 32], Arc<rustls::ClientConfig>)>>,
 }
 
 impl GuardedDialer {
-    /// A dialer resolving names with `lookup`.
+    /// A dialer resolving names with `lookup` and trusting the web roots.
     pub fn new(lookup: Arc<dyn Lookup>) -> Self {
         GuardedDialer {
             lookup,
-            tls: OnceLock::new(),
+            transports: None,
+            tls: Mutex::new(None),
         }
     }
 
-    /// The TLS settings, made on first use (so building a dialer cannot fail).
+    /// Trusts what every upstream does, as `transports` says now: an image server
+    /// behind the same private CA as the models is fetched too.
+    pub fn trusting(mut self, transports: Arc<Transports>) -> Self {
+        self.transports = Some(transports);
+        self
+    }
+
+    /// The TLS settings, made on first use and again when the trust changes (so
+    /// building a dialer cannot fail).
     fn tls(&self) -> Result<Arc<rustls::ClientConfig>, String> {
-        self.tls
-            .get_or_init(|| {
-                rustls::ClientConfig::builder_with_provider(Arc::new(
-                    rustls::crypto::ring::default_provider(),
-                ))
-                .with_safe_default_protocol_versions()
-                .map(|b| {
-                    Arc::new(
-                        b.with_root_certificates(rustls::RootCertStore {
-                            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-                        })
-                        .with_no_client_auth(),
-                    )
-                })
-                .map_err(|e| e.to_string())
-            })
-            .clone()
+        let trust = self
+            .transports
+            .as_ref()
+            .map(|t| t.base())
+            .unwrap_or_default();
+        let key = trust.key();
+        let mut cached = self.tls.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((known, config)) = cached.as_ref()
+            && *known == key
+        {
+            return Ok(config.clone());
+        }
+        let config = Arc::new(trust.client_config().map_err(|e| e.to_string())?);
+        *cached = Some((key, config.clone()));
+        Ok(config)
     }
 }
 

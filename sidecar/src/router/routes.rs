@@ -618,15 +618,7 @@ mod tests {
         }
     }
 
-    fn ca_pem(name: &str) -> String {
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, name);
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        let key = rcgen::KeyPair::generate().unwrap();
-        params.self_signed(&key).unwrap().pem()
-    }
+    use crate::upstream::tls::test_ca_pem as ca_pem;
 
     #[test]
     fn deployments_adding_cas_get_a_client_trusting_them_kept_across_reloads() {

@@ -149,15 +149,7 @@ mod tests {
     use super::*;
     use crate::provider::demo::DemoTransport;
 
-    fn ca_pem(name: &str) -> String {
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, name);
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        let key = rcgen::KeyPair::generate().unwrap();
-        params.self_signed(&key).unwrap().pem()
-    }
+    use crate::upstream::tls::test_ca_pem as ca_pem;
 
     fn temp(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("llmesh-ca-files-{}", std::process::id()));

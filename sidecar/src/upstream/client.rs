@@ -74,7 +74,7 @@ impl Transport for HttpTransport {
 }
 
 /// The error and its causes on one line; hyper's top-level message alone is vague.
-fn error_chain(err: &dyn std::error::Error) -> String {
+pub(super) fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {

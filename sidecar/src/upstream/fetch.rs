@@ -33,6 +33,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use url::Url;
 
 use super::UpstreamBody;
+use super::client::error_chain;
 use super::guard::{AddressPolicy, HostRule, Refusal, check_url};
 use super::transports::Transports;
 
@@ -296,18 +297,6 @@ impl Dialer for GuardedDialer {
             }
         })
     }
-}
-
-/// The error and its causes on one line.
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Fetches images through a [`Dialer`]; one per sidecar, shared by every call.

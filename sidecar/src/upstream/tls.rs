@@ -271,6 +271,18 @@ pub fn describe_failure(err: &(dyn StdError + 'static), trusted: &str) -> Option
     Some(what)
 }
 
+/// A self-signed CA certificate named `name`, as PEM: the one test CA of the sidecar's
+/// unit tests.
+#[cfg(test)]
+pub(crate) fn test_ca_pem(name: &str) -> String {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let key = KeyPair::generate().unwrap();
+    params.self_signed(&key).unwrap().pem()
+}
+
 #[cfg(test)]
 #[path = "tls_tests.rs"]
 mod tests;

@@ -1,15 +1,8 @@
 //! CA texts read and refused, trust merged and keyed, TLS failures named.
 
+use super::test_ca_pem as ca_pem;
 use super::*;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-
-fn ca_pem(name: &str) -> String {
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let key = KeyPair::generate().unwrap();
-    params.self_signed(&key).unwrap().pem()
-}
+use rcgen::KeyPair;
 
 #[test]
 fn a_certificate_and_a_commented_bundle_parse() {

@@ -145,13 +145,7 @@ mod tests {
     use crate::upstream::tls::parse_pem;
 
     fn ca(name: &str) -> Trust {
-        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, name);
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        let key = rcgen::KeyPair::generate().unwrap();
-        let pem = params.self_signed(&key).unwrap().pem();
+        let pem = crate::upstream::tls::test_ca_pem(name);
         Trust {
             extra: parse_pem(pem.as_bytes()).unwrap(),
             system_roots: false,

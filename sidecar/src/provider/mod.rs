@@ -76,6 +76,14 @@ pub trait Dialect: Send + Sync + 'static {
         Endpoint::OPENAI.contains(&endpoint)
     }
 
+    /// Whether this provider may need images of a call to `endpoint` as bytes (see
+    /// [`needs_image_bytes`](Self::needs_image_bytes)); when not, the router does not
+    /// look for image URLs at all.
+    fn fetches_images(&self, endpoint: Endpoint) -> bool {
+        let _ = endpoint;
+        false
+    }
+
     /// Whether this provider needs the image at `url` (an `http(s)` URL in a call to
     /// `endpoint`) as bytes: the router then fetches it, as the model's `imageFetch`
     /// allows, and hands the call over with a data URL (chat) or a base64 source

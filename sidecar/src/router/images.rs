@@ -164,7 +164,8 @@ impl<'a> CallImages<'a> {
         metrics: &Metrics,
     ) -> Result<Option<Inlined>, UpstreamError> {
         let policy = &model.image_fetch;
-        if !policy.enabled {
+        // Most providers take URLs themselves: their calls are not even walked.
+        if !policy.enabled || !dialect.fetches_images(view.endpoint) {
             return Ok(None);
         }
         let urls = wanted(view.endpoint, view.body, |url| {

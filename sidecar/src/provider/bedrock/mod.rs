@@ -213,8 +213,12 @@ impl Dialect for Bedrock {
     }
 
     /// Converse and Claude's InvokeModel take images only as bytes.
-    fn needs_image_bytes(&self, endpoint: Endpoint, _url: &str) -> bool {
+    fn fetches_images(&self, endpoint: Endpoint) -> bool {
         matches!(endpoint, Endpoint::ChatCompletions | Endpoint::Messages)
+    }
+
+    fn needs_image_bytes(&self, endpoint: Endpoint, _url: &str) -> bool {
+        self.fetches_images(endpoint)
     }
 
     fn request(&self, call: &CallView<'_>) -> Result<UnsignedRequest, TranslateError> {

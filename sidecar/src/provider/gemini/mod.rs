@@ -293,8 +293,12 @@ impl Dialect for Gemini {
 
     /// The Gemini API fetches no URLs but its own Files API's; Vertex AI fetches URLs
     /// whose extension tells their type, and needs the others as bytes.
-    fn needs_image_bytes(&self, endpoint: Endpoint, url: &str) -> bool {
+    fn fetches_images(&self, endpoint: Endpoint) -> bool {
         endpoint == Endpoint::ChatCompletions
+    }
+
+    fn needs_image_bytes(&self, endpoint: Endpoint, url: &str) -> bool {
+        self.fetches_images(endpoint)
             && match self.flavor {
                 Flavor::AiStudio => !url.starts_with(request::FILES_API),
                 Flavor::Vertex => request::mime_of(url).is_none(),

@@ -44,6 +44,7 @@ impl LlmModel {
                 cooldown: None,
                 pricing: None,
                 cache: None,
+                telemetry: None,
                 drop_unsupported_params: false,
                 default_max_tokens: None,
                 image_fetch: None,

@@ -98,6 +98,10 @@ pub struct LlmModelSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<CacheSpec>,
 
+    /// What the model's OpenTelemetry spans may carry beyond routing facts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telemetry: Option<TelemetrySpec>,
+
     /// Drop request parameters a deployment's provider cannot honour (counted in
     /// `llmesh_dropped_params_total`) instead of refusing the request with a 400 that
     /// names the parameter. Default: false.
@@ -565,6 +569,18 @@ pub struct ModelPricing {
     /// Unset or zero: they cost the input price.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_write_input_per_million: Option<UsdAmount>,
+}
+
+/// What a model's OpenTelemetry spans may carry (see docs/observability.md).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TelemetrySpec {
+    /// Record prompts and completions on the calls' spans (`gen_ai.input.messages`,
+    /// `gen_ai.system_instructions`, `gen_ai.output.messages`), each cut at 16 KiB.
+    /// They then reach whoever can read the traces: leave it off (the default) unless
+    /// that is intended. Streamed answers are not recorded.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub capture_content: bool,
 }
 
 /// Response cache settings (reserved).

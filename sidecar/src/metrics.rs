@@ -19,9 +19,29 @@ const OVERHEAD_BUCKETS: &[f64] = &[
     0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.1,
 ];
 
+/// `gen_ai.client.token.usage` buckets, as the OpenTelemetry GenAI conventions advise.
+const TOKEN_BUCKETS: &[f64] = &[
+    1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0,
+    16777216.0, 67108864.0,
+];
+
+/// `gen_ai.client.operation.duration` buckets, as the conventions advise.
+const OPERATION_BUCKETS: &[f64] = &[
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+];
+
 /// Every data-plane metric.
 pub struct Metrics {
     registry: Registry,
+    /// The OpenTelemetry GenAI metrics, named as the conventions' Prometheus export
+    /// names them (no `llmesh_` prefix).
+    genai: Registry,
+    /// `gen_ai.client.token.usage`: tokens per call, by operation, provider, model asked
+    /// for and token type (`input`, `output`).
+    pub genai_tokens: HistogramVec,
+    /// `gen_ai.client.operation.duration`: whole-call duration, by operation, provider,
+    /// model asked for and error type (empty on success).
+    pub genai_duration: HistogramVec,
     /// Requests answered, by model, deployment, provider and HTTP status.
     pub requests: IntCounterVec,
     /// Whole-request duration (to the end of the body), by model and endpoint.
@@ -100,6 +120,33 @@ impl Metrics {
         let gauges = |name: &str, help: &str, labels: &[&str]| {
             register(&registry, IntGaugeVec::new(Opts::new(name, help), labels)?)
         };
+        let genai = Registry::new();
+        let genai_histogram = |name: &str, help: &str, labels: &[&str], buckets: &[f64]| {
+            let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+            register(&genai, HistogramVec::new(opts, labels)?)
+        };
+        let genai_tokens = genai_histogram(
+            "gen_ai_client_token_usage",
+            "Tokens used per call (OpenTelemetry gen_ai.client.token.usage).",
+            &[
+                "gen_ai_operation_name",
+                "gen_ai_provider_name",
+                "gen_ai_request_model",
+                "gen_ai_token_type",
+            ],
+            TOKEN_BUCKETS,
+        )?;
+        let genai_duration = genai_histogram(
+            "gen_ai_client_operation_duration_seconds",
+            "Whole-call duration (OpenTelemetry gen_ai.client.operation.duration).",
+            &[
+                "gen_ai_operation_name",
+                "gen_ai_provider_name",
+                "gen_ai_request_model",
+                "error_type",
+            ],
+            OPERATION_BUCKETS,
+        )?;
         let requests = counter(
             "requests_total",
             "Requests answered, by endpoint, model, deployment, provider and status.",
@@ -227,6 +274,9 @@ impl Metrics {
             usage_unacknowledged,
             budget_reserved,
             registry,
+            genai,
+            genai_tokens,
+            genai_duration,
             requests,
             request_duration,
             time_to_first_token,
@@ -267,7 +317,9 @@ impl Metrics {
         }
         let mut out = Vec::with_capacity(16 * 1024);
         // Encoding into a Vec only fails on invalid metric families, which we never build.
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        let mut families = self.registry.gather();
+        families.extend(self.genai.gather());
+        let _ = TextEncoder::new().encode(&families, &mut out);
         out
     }
 }

@@ -147,7 +147,7 @@ def known_metrics() -> set[str]:
 def known_env() -> set[str]:
     """The LLMESH_* variables the operator's code reads (a typo in the chart reads nothing)."""
     names: set[str] = set()
-    for path in list((ROOT / "operator/src").rglob("*.rs")) + [ROOT / "sidecar/src/telemetry.rs"]:
+    for path in list((ROOT / "operator/src").rglob("*.rs")) + list((ROOT / "sidecar/src/telemetry").rglob("*.rs")):
         names |= set(re.findall(r'"(LLMESH_[A-Z_]+)"', path.read_text()))
     return names
 

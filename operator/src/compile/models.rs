@@ -78,6 +78,7 @@ pub(super) fn compile_model(
         drop_unsupported_params: spec.drop_unsupported_params,
         default_max_tokens: spec.default_max_tokens,
         image_fetch: image_fetch(spec.image_fetch.as_ref(), report),
+        capture_content: spec.telemetry.as_ref().is_some_and(|t| t.capture_content),
     }
 }
 

@@ -74,6 +74,10 @@ pub struct ModelSpec {
     /// the snapshot when it is the default, so older sidecars still read it.
     #[serde(default, skip_serializing_if = "ImageFetchSpec::is_default")]
     pub image_fetch: ImageFetchSpec,
+    /// Record prompts and completions on the calls' spans (`LLMModel`
+    /// `spec.telemetry.captureContent`). Left out when off.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub capture_content: bool,
 }
 
 impl ModelSpec {
@@ -93,6 +97,7 @@ impl ModelSpec {
             drop_unsupported_params: false,
             default_max_tokens: None,
             image_fetch: ImageFetchSpec::default(),
+            capture_content: false,
         }
     }
 }

@@ -26,6 +26,7 @@ use crate::metrics::Metrics;
 use crate::provider::bridge::{self, ChatCall};
 use crate::provider::{TranslateError, UnsignedRequest};
 use crate::router::routes::{Deployment, Model, Routes};
+use crate::telemetry::spans::{AttemptSpan, AttemptStart, Finish, Propagation};
 use crate::upstream::{TransportError, UpstreamBody};
 
 mod fan_out;
@@ -51,6 +52,8 @@ pub struct Success {
     pub deployment: usize,
     /// Body.
     pub answer: Answer,
+    /// The span of the attempt that served it, ended with the call.
+    pub attempt: AttemptSpan,
 }
 
 /// What happened along the way, for headers, metrics and logs.
@@ -67,6 +70,8 @@ pub struct Trace {
     /// Where attempts and the last deployment are also published, for an exchange
     /// whose call is routed in another task (see `server::detached`).
     pub progress: Option<Arc<Progress>>,
+    /// How attempts carry the trace: spans under the call's, or the client's headers.
+    pub propagation: Propagation,
 }
 
 /// Attempts made and the last deployment tried, as a call routed in another task
@@ -293,7 +298,18 @@ async fn try_model(
         if let Some(progress) = &trace.progress {
             progress.set(trace.attempts, &trace.last);
         }
-        let failure = match attempt(model, deployment, call, once, metrics, deadline, trace).await {
+        let mut span = trace.propagation.attempt(&AttemptStart {
+            endpoint: call.endpoint,
+            provider: deployment.provider_label,
+            upstream_model: &deployment.upstream_model,
+            model: &model.name,
+            deployment: &deployment.name,
+            number: trace.attempts,
+        });
+        let tried = attempt(
+            model, deployment, call, once, metrics, deadline, trace, &mut span,
+        );
+        let failure = match tried.await {
             Ok(answer) => {
                 if picked.probe.is_some() {
                     deployment.state.recovered();
@@ -303,9 +319,17 @@ async fn try_model(
                     model: model.clone(),
                     deployment: index,
                     answer,
+                    attempt: span,
                 });
             }
-            Err(failure) => failure,
+            Err(failure) => {
+                span.finish(&Finish {
+                    status: failure.status,
+                    error: Some(failure.class.as_str()),
+                    ..Finish::default()
+                });
+                failure
+            }
         };
         drop(picked);
         let now = Instant::now();
@@ -381,7 +405,8 @@ fn unavailable(
 /// A deployment whose provider does not speak the call's API natively gets the call
 /// restated as chat, and its answer is restated back (see `provider::bridge`). A
 /// provider that takes images only as bytes gets the call's image URLs fetched and
-/// inlined (see `router::images`).
+/// inlined (see `router::images`). The request carries `span`'s trace context.
+#[allow(clippy::too_many_arguments)]
 async fn attempt(
     model: &Model,
     deployment: &Deployment,
@@ -390,6 +415,7 @@ async fn attempt(
     metrics: &Metrics,
     deadline: Instant,
     trace: &mut Trace,
+    span: &mut AttemptSpan,
 ) -> Result<Answer, UpstreamError> {
     let client = CallView {
         endpoint: call.endpoint,
@@ -448,14 +474,20 @@ async fn attempt(
         Some(body) => CallView { body, ..view },
         None => view,
     };
-    if let Some(pieces) = pieces {
+    if let Some(mut pieces) = pieces {
+        for piece in &mut pieces {
+            let uri = piece.uri().clone();
+            span.send(&uri, piece.headers_mut());
+        }
         let tokens = call.estimated_tokens;
         return fan_out::attempt(deployment, &view, pieces, deadline, trace, metrics, tokens).await;
     }
-    let (request, trimmed) = params::request(model, deployment, &view, metrics, |v| {
+    let (mut request, trimmed) = params::request(model, deployment, &view, metrics, |v| {
         deployment.dialect.request(v)
     })
     .map_err(|e| translate_failure(e, deployment))?;
+    let uri = request.uri().clone();
+    span.send(&uri, request.headers_mut());
     let view = match &trimmed {
         Some(body) => CallView { body, ..view },
         None => view,

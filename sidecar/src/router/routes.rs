@@ -76,6 +76,8 @@ pub struct Model {
     pub cooldown: CooldownSpec,
     /// Drop parameters a provider cannot honour instead of refusing the request.
     pub drop_unsupported_params: bool,
+    /// Record prompts and completions on the calls' spans.
+    pub capture_content: bool,
     /// `max_tokens` for providers that require one.
     pub default_max_tokens: Option<u32>,
     /// The dearest input and output prices among the deployments: what a call is
@@ -485,6 +487,7 @@ impl RoutesBuilder {
             default_max_tokens: spec.default_max_tokens,
             dearest,
             image_fetch: Arc::new(image_fetch),
+            capture_content: spec.capture_content,
         })
     }
 }
@@ -572,6 +575,7 @@ mod tests {
             drop_unsupported_params: false,
             default_max_tokens: None,
             image_fetch: Default::default(),
+            capture_content: false,
         }
     }
 

@@ -43,6 +43,8 @@ pub struct Proxy {
     pub detached: Arc<Detached>,
     /// The Responses API's stored responses.
     pub responses: Arc<Store>,
+    /// Makes the calls' spans, when OpenTelemetry tracing is on.
+    pub tracer: Option<opentelemetry_sdk::trace::SdkTracer>,
 }
 
 /// Handles one API request. Never fails: every error becomes an answer in the shape of
@@ -127,6 +129,7 @@ async fn complete(
     started: Instant,
 ) -> Response<ProxyBody> {
     let mut exchange = Exchange::new(proxy.clone(), endpoint, started);
+    exchange.start_span(request.headers());
     let result = serve(&proxy, &mut exchange, endpoint, request).await;
     exchange.respond(result)
 }
@@ -167,6 +170,7 @@ async fn serve(
         .cloned()
         .ok_or_else(|| ApiError::model_not_found(&model_name))?;
     exchange.set_requested(requested.clone());
+    exchange.capture_input(&call);
     let admission = proxy.meter.admit(&routes, key, requested.clone(), &call)?;
     exchange.admitted(admission);
     if call.stream {

@@ -29,8 +29,9 @@ use super::api::Proxy;
 use crate::config::snapshot::Pricing;
 use crate::domain::{ApiError, Call, ErrorKind};
 use crate::meter::{Admission, Outcome, client_closed};
-use crate::router::dispatch::{Answer, Progress, Success, Trace, dispatch};
+use crate::router::dispatch::{Answer, Success, Trace, dispatch};
 use crate::router::routes::{Model, Routes};
+use crate::telemetry::spans::Finish;
 
 /// How long shutdown waits for stopped tasks to settle.
 const STOP_WAIT: Duration = Duration::from_secs(2);
@@ -91,6 +92,7 @@ impl Detached {
 
 /// Routes `call` in a task of its own; the answer arrives on the receiver while it is
 /// held. Dropped (the client left), the task settles the call itself once it ends.
+/// `trace` starts with where to publish progress and how attempts carry the trace.
 pub fn spawn(
     proxy: &Arc<Proxy>,
     routes: Arc<Routes>,
@@ -98,7 +100,7 @@ pub fn spawn(
     call: Call,
     started: Instant,
     mut admission: Admission,
-    progress: Arc<Progress>,
+    mut trace: Trace,
 ) -> oneshot::Receiver<Routed> {
     let (tx, rx) = oneshot::channel();
     let detached = &proxy.detached;
@@ -108,10 +110,6 @@ pub fn spawn(
     let metrics = proxy.metrics.clone();
     tokio::spawn(async move {
         let _running = running;
-        let mut trace = Trace {
-            progress: Some(progress),
-            ..Trace::default()
-        };
         let routing = dispatch(
             &routes,
             &requested,
@@ -162,6 +160,7 @@ pub fn settle(routed: Routed, requested: &Model, started: Instant) {
             model,
             deployment,
             answer: Answer::Full(reply),
+            ..
         }) => (Some((model.clone(), *deployment)), reply.usage),
         // A plain call is never answered with a stream; dropping one cuts it.
         Ok(Success {
@@ -172,6 +171,16 @@ pub fn settle(routed: Routed, requested: &Model, started: Instant) {
     let served = served
         .as_ref()
         .and_then(|(m, i)| Some((m.as_ref(), m.deployments.get(*i)?)));
+    if let Ok(success) = result {
+        let provider = served.map(|(_, d)| d.provider_label);
+        success.attempt.finish(&Finish {
+            status: Some(client_closed().as_u16()),
+            error: Some("client_closed"),
+            provider,
+            usage,
+            ..Finish::default()
+        });
+    }
     tracing::debug!(
         model = %requested.name,
         usage = usage.is_some(),

@@ -9,6 +9,7 @@
 //! leaves first, the exchange still ends the request then, and leaves settling to the
 //! task, which knows what the call cost once the upstream answers.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,14 +31,21 @@ use crate::domain::{Call, Endpoint, Usage};
 use crate::meter::{Admission, Outcome, client_closed};
 use crate::router::dispatch::{Answer, Progress, Success, Trace, dispatch};
 use crate::router::relay::StreamEnd;
-use crate::router::routes::{Model, Routes};
+use crate::router::routes::{Deployment, Model, Routes};
+use crate::telemetry::content;
+use crate::telemetry::spans::{self, AttemptSpan, CallSpan, Finish, ResponseFacts};
 
 /// How the request ended, as far as is known.
 enum End {
     /// Not ended: dropped like this, the client went away (or a panic unwound).
     Open,
-    /// Answered with an error; `detail` is what the log says of it.
-    Failed { status: StatusCode, detail: String },
+    /// Answered with an error; `detail` is what the log says of it, `kind` is its
+    /// `error.type` (a code of the gateway's own, or the status: a bounded set).
+    Failed {
+        status: StatusCode,
+        detail: String,
+        kind: Cow<'static, str>,
+    },
     /// Answered by a deployment; a stream says how it ended.
     Served {
         model: Arc<Model>,
@@ -69,6 +77,12 @@ pub struct Exchange {
     /// The kept response a Responses call continued.
     pub continued: Option<String>,
     end: End,
+    /// The call's span, when tracing is on.
+    span: Option<CallSpan>,
+    /// The span of the attempt that answered, ended with the call.
+    attempt: Option<AttemptSpan>,
+    /// What a whole answer says of itself, read only for a span that records.
+    facts: Option<ResponseFacts>,
 }
 
 impl Exchange {
@@ -87,7 +101,19 @@ impl Exchange {
             keep: None,
             continued: None,
             end: End::Open,
+            span: None,
+            attempt: None,
+            facts: None,
         }
+    }
+
+    /// Starts the call's span under the client's trace context (`traceparent`), or
+    /// keeps that context to pass upstream when tracing is off.
+    pub fn start_span(&mut self, headers: &http::HeaderMap) {
+        let (span, propagation) =
+            spans::start_call(self.proxy.tracer.as_ref(), headers, self.endpoint);
+        self.span = span;
+        self.trace.propagation = propagation;
     }
 
     /// Routes a call in this task (streams: a client that leaves ends the stream).
@@ -135,7 +161,11 @@ impl Exchange {
             call,
             self.started,
             admission,
-            progress.clone(),
+            Trace {
+                progress: Some(progress.clone()),
+                propagation: self.trace.propagation.clone(),
+                ..Trace::default()
+            },
         );
         let (rx, _) = self.routing.insert((rx, progress));
         let routed = rx.await;
@@ -152,6 +182,16 @@ impl Exchange {
         }
     }
 
+    /// Records the call's prompt on its span, if its model opts in (and the span records).
+    pub fn capture_input(&mut self, call: &Call) {
+        if let (Some(span), Some(model)) = (&mut self.span, &self.requested)
+            && model.capture_content
+            && span.is_recording()
+        {
+            span.add(content::input(self.endpoint, &call.body));
+        }
+    }
+
     /// The request was admitted (for the model [`set_requested`](Self::set_requested) named): it is in flight from now on.
     pub fn admitted(&mut self, admission: Admission) {
         self.admission = Some(admission);
@@ -161,6 +201,9 @@ impl Exchange {
 
     /// The model asked for, once known.
     pub fn set_requested(&mut self, requested: Arc<Model>) {
+        if let Some(span) = &mut self.span {
+            span.requested(&requested.name);
+        }
         self.requested = Some(requested);
     }
 
@@ -177,9 +220,16 @@ impl Exchange {
             }
         };
         let (model, deployment) = (success.model, success.deployment);
+        self.attempt = Some(success.attempt);
         let mut response = match success.answer {
             Answer::Full(mut reply) => {
                 self.served(model.clone(), deployment, reply.usage);
+                if let Some(span) = self.span.as_mut().filter(|s| s.is_recording()) {
+                    self.facts = Some(ResponseFacts::read(&reply.body));
+                    if model.capture_content {
+                        span.add(content::output(self.endpoint, &reply.body));
+                    }
+                }
                 if let Some(previous) = &self.continued {
                     reply.body = kept::name_previous(reply.body, previous);
                 }
@@ -265,9 +315,14 @@ impl Exchange {
         } else {
             err.message.clone()
         };
+        let kind = match &err.code {
+            Some(Cow::Borrowed(code)) => Cow::Borrowed(*code),
+            _ => Cow::Owned(err.status.as_str().to_owned()),
+        };
         self.end = End::Failed {
             status: err.status,
             detail,
+            kind,
         };
     }
 
@@ -302,6 +357,80 @@ impl Exchange {
     }
 }
 
+impl Exchange {
+    /// The call's GenAI metrics and its spans (the call's and the answering attempt's),
+    /// at its end.
+    fn observe(
+        &self,
+        (span, attempt): (Option<CallSpan>, Option<AttemptSpan>),
+        served: Option<(&Model, &Deployment)>,
+        status: StatusCode,
+        usage: Option<Usage>,
+        elapsed: Duration,
+    ) {
+        let error: Option<Cow<'static, str>> = match &self.end {
+            End::Open
+            | End::Served {
+                stream: Some(StreamEnd::ClientGone),
+                ..
+            } => Some(Cow::Borrowed("client_closed")),
+            End::Failed { kind, .. } => Some(kind.clone()),
+            End::Served {
+                stream: Some(StreamEnd::Failed),
+                ..
+            } => Some(Cow::Borrowed("stream_failed")),
+            End::Served { .. } => None,
+        };
+        let provider = served.map(|(_, d)| d.provider_label);
+        if let Some(requested) = &self.requested {
+            let operation = spans::operation(self.endpoint);
+            let provider = provider.map_or("", spans::provider_name);
+            let model = requested.name.as_str();
+            let metrics = &self.proxy.metrics;
+            metrics
+                .genai_duration
+                .with_label_values(&[operation, provider, model, error.as_deref().unwrap_or("")])
+                .observe(elapsed.as_secs_f64());
+            if let Some(usage) = usage {
+                let tokens = [
+                    ("input", usage.prompt_tokens),
+                    ("output", usage.completion_tokens),
+                ];
+                for (kind, n) in tokens {
+                    metrics
+                        .genai_tokens
+                        .with_label_values(&[operation, provider, model, kind])
+                        .observe(n as f64);
+                }
+            }
+        }
+        let attempt_end = Finish {
+            status: Some(status.as_u16()),
+            error: error.as_deref(),
+            provider,
+            deployment: served.map(|(_, d)| d.name.as_str()),
+            usage,
+            response: self.facts.as_ref(),
+            ..Finish::default()
+        };
+        if let Some(attempt) = attempt {
+            attempt.finish(&attempt_end);
+        }
+        if let Some(span) = span {
+            let key = self.admission.as_ref().and_then(|a| a.key.as_deref());
+            span.finish(&Finish {
+                served_model: served.map(|(m, _)| m.name.as_str()),
+                cost_micros: usage
+                    .zip(served)
+                    .map(|(u, (_, d))| u.cost_micros(&d.pricing)),
+                key: key.map(|k| (k.name.as_str(), k.team.as_deref())),
+                attempts: Some(self.trace.attempts),
+                ..attempt_end
+            });
+        }
+    }
+}
+
 impl Drop for Exchange {
     fn drop(&mut self) {
         if let Some((mut rx, progress)) = self.routing.take() {
@@ -319,6 +448,7 @@ impl Drop for Exchange {
                 (self.trace.attempts, self.trace.last) = progress.get();
             }
         }
+        let spans = (self.span.take(), self.attempt.take());
         let metrics = &self.proxy.metrics;
         let elapsed = self.started.elapsed();
         let requested = self.requested.as_ref().map_or("", |m| m.name.as_str());
@@ -377,12 +507,12 @@ impl Drop for Exchange {
             ),
             // Refused before a model was known (bad input, no key): not worth a line
             // each at info, where anyone able to connect could flood the log.
-            End::Failed { status, detail } if self.requested.is_none() => tracing::debug!(
+            End::Failed { status, detail, .. } if self.requested.is_none() => tracing::debug!(
                 target: "llmesh::access",
                 endpoint = self.endpoint.as_str(), status = status.as_u16(), duration_ms,
                 error = %detail, "request refused"
             ),
-            End::Failed { status, detail } => tracing::info!(
+            End::Failed { status, detail, .. } => tracing::info!(
                 target: "llmesh::access",
                 endpoint = self.endpoint.as_str(), model = requested, served_by,
                 deployment = deployment_name, status = status.as_u16(), attempts = self.trace.attempts,
@@ -397,6 +527,13 @@ impl Drop for Exchange {
                 "client went away before the answer"
             ),
         }
+        self.observe(
+            spans,
+            served.map(|(m, d)| (m.as_ref(), d)),
+            status,
+            usage,
+            elapsed,
+        );
         if let Some(admission) = self.admission.take() {
             admission.settle(&Outcome {
                 requested,

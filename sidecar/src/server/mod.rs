@@ -32,6 +32,7 @@ use crate::meter::lease::Leases;
 use crate::meter::report::{Authority, LocalAuthority, Reporter};
 use crate::metrics::Metrics;
 use crate::router::routes::{Routes, RoutesBuilder};
+use crate::telemetry::otel::Tracing;
 
 /// How long shutdown keeps trying to report usage.
 const FLUSH_LIMIT: Duration = Duration::from_secs(10);
@@ -133,6 +134,8 @@ pub struct Sidecar {
     link: Option<Arc<Link>>,
     /// The sidecar-wide CA files, polled for changes.
     ca_files: Option<CaFiles>,
+    /// The OpenTelemetry trace pipeline, when the environment turns it on.
+    tracing: Option<Tracing>,
 }
 
 impl Sidecar {
@@ -140,9 +143,18 @@ impl Sidecar {
     /// and what the settings add (`--ca-file`, read now: a bad file is an error).
     pub async fn bind(settings: Settings) -> Result<Sidecar, Error> {
         let (ca_files, trust) = CaFiles::load(settings.ca_files.clone(), settings.system_roots)?;
-        let builder = RoutesBuilder::with_transports(Arc::new(Transports::new(trust)?));
+        let transports = Arc::new(Transports::new(trust)?);
+        let builder = RoutesBuilder::with_transports(transports.clone());
         let mut sidecar = Self::bind_with(settings, builder).await?;
         sidecar.ca_files = Some(ca_files);
+        // A bad OTLP setting is worth a warning, not an outage: serve without traces.
+        sidecar.tracing = Tracing::from_env(transports).unwrap_or_else(|err| {
+            tracing::warn!("{err}");
+            None
+        });
+        if sidecar.tracing.is_some() {
+            tracing::info!("OpenTelemetry tracing on: spans are exported over OTLP/HTTP");
+        }
         Ok(sidecar)
     }
 
@@ -166,6 +178,7 @@ impl Sidecar {
             local: Some(local),
             link: None,
             ca_files: None,
+            tracing: None,
         })
     }
 
@@ -264,6 +277,7 @@ impl Sidecar {
                 self.settings.responses_ttl,
                 self.settings.responses_max_bytes,
             )),
+            tracer: self.tracing.as_ref().map(|t| t.tracer().clone()),
         });
         let last_routes = routes_rx.clone();
         let admin = Arc::new(admin::Admin {
@@ -323,6 +337,10 @@ impl Sidecar {
             tracing::info!("usage reported; exiting");
         }
         config_task.abort();
+        if let Some(pipeline) = self.tracing {
+            // Its batch thread sends on this runtime: wait for it from another thread.
+            let _ = tokio::task::spawn_blocking(move || pipeline.shutdown()).await;
+        }
     }
 }
 

@@ -1,8 +1,14 @@
-//! Logging setup: `tracing` to stderr as text or JSON, filtered by `LLMESH_LOG` (or
-//! `RUST_LOG`), `info` by default. Request logs carry routing facts only, never prompts,
-//! completions or credentials.
+//! What the sidecar tells about itself besides metrics: logs (here: `tracing` to stderr
+//! as text or JSON, filtered by `LLMESH_LOG` or `RUST_LOG`, `info` by default) and
+//! OpenTelemetry traces ([`otel`] exports them, [`spans`] makes them). Request logs and
+//! spans carry routing facts only, never prompts, completions or credentials, unless a
+//! model opts in to content capture ([`content`]).
 
 use tracing_subscriber::EnvFilter;
+
+pub mod content;
+pub mod otel;
+pub mod spans;
 
 /// Log output format.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

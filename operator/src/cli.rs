@@ -168,6 +168,21 @@ pub const OPERATOR: Spec = Spec {
             help: "`true`: every injected sidecar also trusts its system CA store (`--system-roots`).",
         },
         Var {
+            name: ENV_SIDECAR_OTLP_ENDPOINT,
+            default: "",
+            help: "An OTLP/HTTP endpoint (e.g. `http://otel-collector.observability:4318`) every injected sidecar exports its OpenTelemetry GenAI spans to, as its `OTEL_EXPORTER_OTLP_ENDPOINT`; empty: no tracing.",
+        },
+        Var {
+            name: ENV_SIDECAR_TRACES_SAMPLER,
+            default: "",
+            help: "Their `OTEL_TRACES_SAMPLER` (`parentbased_always_on` when empty, the SDK's default; `parentbased_traceidratio` with a ratio below keeps a share).",
+        },
+        Var {
+            name: ENV_SIDECAR_TRACES_SAMPLER_ARG,
+            default: "",
+            help: "Their `OTEL_TRACES_SAMPLER_ARG`: the ratio (0 to 1) of the ratio samplers.",
+        },
+        Var {
             name: ENV_TLS_DIR,
             default: "",
             help: "cert-manager mode: the directory with `tls.crt`, `tls.key` and `ca.crt`; unset: self-managed certificates.",

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use crate::webhook::inject::{Config, Resources, UpstreamCa};
+use crate::webhook::inject::{Config, Resources, SidecarTracing, UpstreamCa};
 use crate::webhook::quantity::{Quantity, Resource};
 
 /// `--push-listen`.
@@ -78,6 +78,22 @@ pub const ENV_SIDECAR_UPSTREAM_CA_SECRET: &str = "LLMESH_SIDECAR_UPSTREAM_CA_SEC
 pub const ENV_SIDECAR_UPSTREAM_CA_SECRET_KEY: &str = "LLMESH_SIDECAR_UPSTREAM_CA_SECRET_KEY";
 /// Injected sidecars also trust their system CA store.
 pub const ENV_SIDECAR_SYSTEM_ROOTS: &str = "LLMESH_SIDECAR_SYSTEM_ROOTS";
+/// The OTLP/HTTP endpoint injected sidecars export their traces to (their
+/// `OTEL_EXPORTER_OTLP_ENDPOINT`); unset: no tracing.
+pub const ENV_SIDECAR_OTLP_ENDPOINT: &str = "LLMESH_SIDECAR_OTLP_ENDPOINT";
+/// Their trace sampler (`OTEL_TRACES_SAMPLER`).
+pub const ENV_SIDECAR_TRACES_SAMPLER: &str = "LLMESH_SIDECAR_TRACES_SAMPLER";
+/// Its argument (`OTEL_TRACES_SAMPLER_ARG`), a ratio for the ratio samplers.
+pub const ENV_SIDECAR_TRACES_SAMPLER_ARG: &str = "LLMESH_SIDECAR_TRACES_SAMPLER_ARG";
+/// The samplers the OpenTelemetry SDK's `OTEL_TRACES_SAMPLER` takes.
+const SAMPLERS: [&str; 6] = [
+    "always_on",
+    "always_off",
+    "traceidratio",
+    "parentbased_always_on",
+    "parentbased_always_off",
+    "parentbased_traceidratio",
+];
 /// The key of an upstream CA ConfigMap or Secret when its variable is unset.
 pub const DEFAULT_UPSTREAM_CA_KEY: &str = "ca.crt";
 
@@ -217,6 +233,7 @@ impl Webhook {
             },
             log_format,
             upstream_ca: upstream_ca(&get)?,
+            tracing: sidecar_tracing(&get)?,
         };
         // Every injected pod starts from these: a default request above its default
         // limit would make every pod without annotations invalid, so it stops the start.
@@ -320,6 +337,50 @@ fn upstream_ca(get: &dyn Fn(&str) -> Option<String>) -> Result<UpstreamCa, Strin
             ENV_SIDECAR_UPSTREAM_CA_SECRET_KEY,
         )?,
         system_roots,
+    })
+}
+
+/// Where injected sidecars send traces, checked here: a typo would otherwise surface as
+/// a warning in every sidecar's log and no traces.
+fn sidecar_tracing(get: &dyn Fn(&str) -> Option<String>) -> Result<SidecarTracing, String> {
+    let set = |name: &str| {
+        get(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let endpoint = set(ENV_SIDECAR_OTLP_ENDPOINT);
+    if let Some(endpoint) = &endpoint {
+        let uri: Option<http::Uri> = endpoint.parse().ok();
+        let usable = uri.is_some_and(|u| {
+            matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some()
+        });
+        if !usable {
+            return Err(format!(
+                "{ENV_SIDECAR_OTLP_ENDPOINT}: {endpoint:?} is not an http(s) URL such as http://otel-collector.observability:4318"
+            ));
+        }
+    }
+    let sampler = set(ENV_SIDECAR_TRACES_SAMPLER);
+    if let Some(sampler) = &sampler
+        && !SAMPLERS.contains(&sampler.as_str())
+    {
+        return Err(format!(
+            "{ENV_SIDECAR_TRACES_SAMPLER}: {sampler:?} is not one of {}",
+            SAMPLERS.join(", ")
+        ));
+    }
+    let sampler_arg = set(ENV_SIDECAR_TRACES_SAMPLER_ARG);
+    if let Some(arg) = &sampler_arg
+        && !arg.parse::<f64>().is_ok_and(|r| (0.0..=1.0).contains(&r))
+    {
+        return Err(format!(
+            "{ENV_SIDECAR_TRACES_SAMPLER_ARG}: {arg:?} is not a ratio from 0 to 1"
+        ));
+    }
+    Ok(SidecarTracing {
+        endpoint,
+        sampler,
+        sampler_arg,
     })
 }
 

@@ -174,3 +174,49 @@ fn upstream_cas_of_injected_sidecars_are_named_and_checked() {
     .unwrap_err();
     assert!(err.contains("not a ConfigMap or Secret key"), "{err}");
 }
+
+#[test]
+fn injected_sidecars_tracing_is_checked() {
+    let with = |pairs: &[(&str, &str)]| {
+        let mut all = vec![
+            ("LLMESH_WEBHOOK_LISTEN", "0.0.0.0:9443"),
+            ("LLMESH_SIDECAR_IMAGE", "img:1"),
+        ];
+        all.extend_from_slice(pairs);
+        Webhook::from_lookup(env(&all)).map(|w| w.unwrap().inject.tracing)
+    };
+    assert_eq!(with(&[]).unwrap(), SidecarTracing::default());
+    // The chart passes every variable, empty when unset.
+    let off = with(&[
+        ("LLMESH_SIDECAR_OTLP_ENDPOINT", ""),
+        ("LLMESH_SIDECAR_TRACES_SAMPLER", ""),
+        ("LLMESH_SIDECAR_TRACES_SAMPLER_ARG", ""),
+    ]);
+    assert_eq!(off.unwrap(), SidecarTracing::default());
+    let on = with(&[
+        (
+            "LLMESH_SIDECAR_OTLP_ENDPOINT",
+            " http://otel-collector.observability:4318 ",
+        ),
+        ("LLMESH_SIDECAR_TRACES_SAMPLER", "parentbased_traceidratio"),
+        ("LLMESH_SIDECAR_TRACES_SAMPLER_ARG", "0.25"),
+    ]);
+    assert_eq!(
+        on.unwrap(),
+        SidecarTracing {
+            endpoint: Some("http://otel-collector.observability:4318".into()),
+            sampler: Some("parentbased_traceidratio".into()),
+            sampler_arg: Some("0.25".into()),
+        }
+    );
+    for (var, bad) in [
+        ("LLMESH_SIDECAR_OTLP_ENDPOINT", "otel-collector:4318"),
+        ("LLMESH_SIDECAR_OTLP_ENDPOINT", "grpc://collector:4317"),
+        ("LLMESH_SIDECAR_TRACES_SAMPLER", "sometimes"),
+        ("LLMESH_SIDECAR_TRACES_SAMPLER_ARG", "1.5"),
+        ("LLMESH_SIDECAR_TRACES_SAMPLER_ARG", "half"),
+    ] {
+        let err = with(&[(var, bad)]).unwrap_err();
+        assert!(err.starts_with(var), "{var}={bad}: {err}");
+    }
+}

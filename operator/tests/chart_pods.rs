@@ -8,7 +8,8 @@
 //! `OPENAI_BASE_URL` with the app's injected `OPENAI_API_KEY`, metered into a Budget.
 //! Where the scenario gives sidecars an upstream CA ConfigMap (`sidecar.tls`), the
 //! upstream serves HTTPS under that CA, so the call proves the rendered values reach
-//! the sidecar as a trusted `--ca-file`.
+//! the sidecar as a trusted `--ca-file`. Where it gives them an OTLP endpoint
+//! (`sidecar.tracing`), the test's OTLP receiver stands there and gets the calls' spans.
 //!
 //! What the test adds to the chart's values: `operator.watchNamespace`, so the operator
 //! leaves other tests' namespaces alone. What it changes in rendered objects: the webhook
@@ -32,9 +33,11 @@ use kube::api::{DeleteParams, ObjectMeta, PostParams};
 use llmesh_crds::llm_model::{ModelDeployment, Provider};
 use llmesh_crds::{Budget, LlmModel, VirtualKey};
 use llmesh_tests::MockConfig;
+use llmesh_tests::MockOtlp;
 use llmesh_tests::apiserver::{TestEnv, apply_crds};
 use llmesh_tests::eventually;
 use llmesh_tests::openai::MockOpenAi;
+use llmesh_tests::otlp::kind;
 use llmesh_tests::pod::{self, Node, Service};
 use llmesh_tests::tls::TestCa;
 use serde_json::{Value, json};
@@ -163,10 +166,20 @@ struct Running {
 /// Renders the chart, starts scenario `name`'s operator exactly as its Deployment says,
 /// and waits for its readiness probe. With `webhook`, the rendered webhook configuration
 /// is created first (its name is the chart's, so one test per name).
-async fn start_operator(env: &TestEnv, name: &str, apps: &str, webhook: bool) -> Option<Running> {
+async fn start_operator(
+    env: &TestEnv,
+    name: &str,
+    apps: &str,
+    webhook: bool,
+    otlp: Option<String>,
+) -> Option<Running> {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("pods-{}", env.namespace));
     std::fs::create_dir_all(&dir).unwrap();
-    let extra = json!({"operator": {"watchNamespace": apps}});
+    let mut extra = json!({"operator": {"watchNamespace": apps}});
+    if let Some(endpoint) = otlp {
+        // Every span sampled, so the test can count them.
+        extra["sidecar"] = json!({"tracing": {"otlpEndpoint": endpoint, "samplerArg": "1"}});
+    }
     let scenarios = llmesh_tests::chart::render(&env.namespace, &extra, &dir.join("rendered"))?;
     let (_, docs) = scenarios
         .into_iter()
@@ -339,7 +352,13 @@ async fn install_inject_and_call(name: &str) {
     };
     apply_crds(&env.client, &llmesh_crds::crds()).await;
     let apps = apps_namespace(&env).await;
-    let Some(mut running) = start_operator(&env, name, &apps, true).await else {
+    // Where the scenario traces, its sidecars export to a receiver of the test's.
+    let otlp = match name {
+        "full" => Some(MockOtlp::start().await),
+        _ => None,
+    };
+    let endpoint = otlp.as_ref().map(MockOtlp::base_url);
+    let Some(mut running) = start_operator(&env, name, &apps, true, endpoint).await else {
         return;
     };
     let client = env.client.clone();
@@ -558,6 +577,23 @@ async fn install_inject_and_call(name: &str) {
         (spent > 0).then_some(())
     })
     .await;
+    // Both calls' spans reached the chart's OTLP endpoint, naming the pod they came from.
+    if let Some(otlp) = &otlp {
+        let spans = otlp.wait_for_spans(4, Duration::from_secs(30)).await;
+        let servers: Vec<_> = spans.iter().filter(|s| s.kind == kind::SERVER).collect();
+        assert_eq!(servers.len(), 2, "{spans:#?}");
+        let endpoints: Vec<_> = servers.iter().map(|s| s.attr("llmesh.endpoint")).collect();
+        assert!(
+            endpoints.contains(&&json!("chat_completions"))
+                && endpoints.contains(&&json!("messages"))
+        );
+        for span in servers {
+            assert_eq!(span.attr("gen_ai.request.model"), "chat");
+            assert_eq!(span.resource["service.name"], "llmesh-sidecar");
+            assert_eq!(span.resource["k8s.namespace.name"], json!(apps));
+            assert_eq!(span.resource["k8s.pod.name"], pod["metadata"]["name"]);
+        }
+    }
     running.operator.alive("the operator");
     sidecar.alive("the sidecar");
     if let Some(config) = running.webhook.take() {
@@ -587,7 +623,7 @@ async fn every_other_rendered_operator_becomes_ready() {
         };
         apply_crds(&env.client, &llmesh_crds::crds()).await;
         let apps = apps_namespace(&env).await;
-        let Some(mut running) = start_operator(&env, name, &apps, false).await else {
+        let Some(mut running) = start_operator(&env, name, &apps, false, None).await else {
             return;
         };
         running.operator.alive(name);

@@ -66,7 +66,9 @@ SCENARIOS: dict[str, dict] = {
         "webhook": {"failurePolicy": "Ignore", "annotationOptIn": True,
                     "certs": {"mode": "certManager"}},
         "sidecar": {"resources": {"limits": {"cpu": "500m", "memory": "128Mi"}},
-                    "tls": {"caConfigMap": {"name": "internal-ca", "key": "bundle.pem"}}},
+                    "tls": {"caConfigMap": {"name": "internal-ca", "key": "bundle.pem"}},
+                    "tracing": {"otlpEndpoint": "http://otel-collector.observability:4318",
+                                "sampler": "parentbased_traceidratio", "samplerArg": "0.5"}},
         "metrics": {"serviceMonitor": {"enabled": True}, "podMonitor": {"enabled": True},
                     "prometheusRule": {"enabled": True, "budgetThreshold": 0.8}},
         "networkPolicy": {"enabled": True, "apiServerCIDRs": ["10.0.0.1/32"]},
@@ -87,6 +89,9 @@ BAD_VALUES = {
     "zero replicas": {"operator": {"replicas": 0}},
     "upstream CA name": {"sidecar": {"tls": {"caConfigMap": {"name": "Internal_CA"}}}},
     "upstream CA key": {"sidecar": {"tls": {"caSecret": {"name": "ca", "key": "a/b"}}}},
+    "OTLP endpoint": {"sidecar": {"tracing": {"otlpEndpoint": "otel-collector:4318"}}},
+    "trace sampler": {"sidecar": {"tracing": {"sampler": "sometimes"}}},
+    "sampler ratio": {"sidecar": {"tracing": {"samplerArg": "2"}}},
 }
 
 # Kinds from other projects' CRDs: kubernetes-validate has no schema for them.
@@ -272,6 +277,9 @@ def check_full(docs: list[dict]) -> None:
           and env["LLMESH_SIDECAR_IMAGE"] == "registry.example/llmesh-sidecar:1.2.3", "[full] values reach the operator")
     check((env["LLMESH_SIDECAR_UPSTREAM_CA_CONFIGMAP"], env["LLMESH_SIDECAR_UPSTREAM_CA_CONFIGMAP_KEY"])
           == ("internal-ca", "bundle.pem"), "[full] the sidecars' upstream CA ConfigMap reaches the operator")
+    check((env["LLMESH_SIDECAR_OTLP_ENDPOINT"], env["LLMESH_SIDECAR_TRACES_SAMPLER"], env["LLMESH_SIDECAR_TRACES_SAMPLER_ARG"])
+          == ("http://otel-collector.observability:4318", "parentbased_traceidratio", "0.5"),
+          "[full] the sidecars' tracing reaches the operator")
     mwc = one(docs, "MutatingWebhookConfiguration")
     check(mwc["metadata"]["annotations"].get("cert-manager.io/inject-ca-from", "").endswith("/gw-operator-tls"),
           "[full] cert-manager injects the caBundle")

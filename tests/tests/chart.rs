@@ -83,10 +83,10 @@ async fn the_rendered_chart_applies_to_the_api_server() {
     for scenario in ["default", "full"] {
         let docs = objects(&out.join(format!("{scenario}.json")));
         for doc in crds.iter().chain(&docs) {
-            let obj: DynamicObject = serde_json::from_value(doc.clone()).unwrap();
+            let mut obj: DynamicObject = serde_json::from_value(doc.clone()).unwrap();
             let types = obj.types.clone().unwrap();
             let gvk = GroupVersionKind::try_from(&types).unwrap();
-            let name = obj.metadata.name.clone().unwrap();
+            let mut name = obj.metadata.name.clone().unwrap();
             let what = format!("{}/{name}", types.kind);
             let Some((resource, caps)) = discovery.resolve_gvk(&gvk) else {
                 not_served.push(format!("{scenario}: {what}"));
@@ -100,6 +100,12 @@ async fn the_rendered_chart_applies_to_the_api_server() {
             };
             // The CRDs for real (the same ones every test applies); the rest dry-run.
             let real = types.kind == "CustomResourceDefinition";
+            if matches!(caps.scope, Scope::Cluster) && !real {
+                // Other tests on this API server run the same chart for real: a dry run
+                // onto their cluster-wide objects would merge with them.
+                name = format!("{name}-{}", env.namespace);
+                obj.metadata.name = Some(name.clone());
+            }
             api.patch(&name, &apply(!real), &Patch::Apply(&obj))
                 .await
                 .unwrap_or_else(|e| panic!("{scenario}: apply {what}: {e}"));

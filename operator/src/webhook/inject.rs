@@ -113,6 +113,42 @@ pub struct Config {
     pub log_format: String,
     /// What every injected sidecar trusts for its upstreams besides the web roots.
     pub upstream_ca: UpstreamCa,
+    /// Where injected sidecars send their traces.
+    pub tracing: SidecarTracing,
+}
+
+/// OpenTelemetry tracing for every injected sidecar: the standard `OTEL_*` variables
+/// it reads, and the pod's name and namespace for the spans' resource.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SidecarTracing {
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`; none: tracing off.
+    pub endpoint: Option<String>,
+    /// `OTEL_TRACES_SAMPLER`.
+    pub sampler: Option<String>,
+    /// `OTEL_TRACES_SAMPLER_ARG`.
+    pub sampler_arg: Option<String>,
+}
+
+impl SidecarTracing {
+    /// The sidecar container's variables (none with tracing off).
+    fn env(&self) -> Vec<Value> {
+        let Some(endpoint) = &self.endpoint else {
+            return Vec::new();
+        };
+        let field = |name: &str, path: &str| json!({"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}});
+        let mut env = vec![
+            json!({"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": endpoint}),
+            field("POD_NAME", "metadata.name"),
+            field("POD_NAMESPACE", "metadata.namespace"),
+        ];
+        if let Some(sampler) = &self.sampler {
+            env.push(json!({"name": "OTEL_TRACES_SAMPLER", "value": sampler}));
+        }
+        if let Some(arg) = &self.sampler_arg {
+            env.push(json!({"name": "OTEL_TRACES_SAMPLER_ARG", "value": arg}));
+        }
+        env
+    }
 }
 
 /// CA certificates for every injected sidecar's upstreams: keys of a ConfigMap and a
@@ -593,6 +629,7 @@ fn sidecar(
     if let Some(threads) = threads {
         env.push(json!({"name": SIDECAR_THREADS_ENV, "value": threads.to_string()}));
     }
+    env.extend(config.tracing.env());
     let probe = |path: &str, period: u32, failures: u32| {
         json!({
             "httpGet": {"path": path, "port": ADMIN_PORT},

@@ -18,6 +18,7 @@ fn config() -> Config {
         },
         log_format: "json".into(),
         upstream_ca: UpstreamCa::default(),
+        tracing: SidecarTracing::default(),
     }
 }
 
@@ -669,5 +670,42 @@ fn pod_volumes_named_in_the_annotation_are_mounted_into_the_sidecar() {
             }
             other => panic!("{value}: expected a refusal, got {other:?}"),
         }
+    }
+}
+
+#[test]
+fn tracing_gives_the_sidecar_the_standard_otel_variables_and_its_pod() {
+    let (p, mut raw) = pod(app());
+    let mut config = config();
+    let env_of = |raw: &Value| raw["spec"]["initContainers"][0]["env"].clone();
+    let Outcome::Patch(patch, _) = inject(&p, &config, &enabled()) else {
+        panic!("expected a patch");
+    };
+    let mut off = raw.clone();
+    json_patch::patch(&mut off, &patch).unwrap();
+    let off = env_of(&off);
+    assert!(
+        !off.to_string().contains("OTEL_"),
+        "tracing is off unless the chart names an endpoint: {off}"
+    );
+    config.tracing = SidecarTracing {
+        endpoint: Some("http://otel-collector.observability:4318".into()),
+        sampler: Some("parentbased_traceidratio".into()),
+        sampler_arg: Some("0.1".into()),
+    };
+    let Outcome::Patch(patch, _) = inject(&p, &config, &enabled()) else {
+        panic!("expected a patch");
+    };
+    json_patch::patch(&mut raw, &patch).unwrap();
+    let _: Pod = serde_json::from_value(raw.clone()).unwrap();
+    let env = env_of(&raw);
+    for want in [
+        json!({"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": "http://otel-collector.observability:4318"}),
+        json!({"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}),
+        json!({"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}),
+        json!({"name": "OTEL_TRACES_SAMPLER", "value": "parentbased_traceidratio"}),
+        json!({"name": "OTEL_TRACES_SAMPLER_ARG", "value": "0.1"}),
+    ] {
+        assert!(env.as_array().unwrap().contains(&want), "{want} in {env}");
     }
 }

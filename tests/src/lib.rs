@@ -15,6 +15,7 @@ pub mod identity;
 pub mod mock;
 pub mod openai;
 pub mod pod;
+pub mod promql;
 pub mod tls;
 pub mod wait;
 

@@ -10,6 +10,7 @@ pub mod bedrock;
 mod bins;
 pub mod chart;
 pub mod cohere;
+pub mod dashboard;
 pub mod gemini;
 pub mod identity;
 pub mod mock;

@@ -144,8 +144,7 @@ fn number_or_duration(chars: &[char], start: usize) -> Result<(Token, usize), St
     }
     if unit_at(i).is_some() {
         // A duration: (digits unit)+.
-        loop {
-            let Some(width) = unit_at(i) else { break };
+        while let Some(width) = unit_at(i) {
             text.extend(&chars[i..i + width]);
             i += width;
             if !chars.get(i).is_some_and(char::is_ascii_digit) {

@@ -16,11 +16,11 @@ use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{Encoder, TextEncoder};
 
-/// A registry with a name prefix (`<prefix>_<name>`), rendering every family.
+/// A registry, with or without a name prefix (`<prefix>_<name>`), rendering every family.
 #[derive(Clone)]
 pub struct Registry {
     inner: prometheus::Registry,
-    prefix: String,
+    prefix: Option<String>,
     /// Everything registered, to list the families `inner.gather()` prunes.
     collectors: Arc<Mutex<Vec<Arc<dyn Collector>>>>,
 }
@@ -51,9 +51,19 @@ impl Registry {
     pub fn new(prefix: &str) -> Result<Self, prometheus::Error> {
         Ok(Registry {
             inner: prometheus::Registry::new_custom(Some(prefix.to_owned()), None)?,
-            prefix: prefix.to_owned(),
+            prefix: Some(prefix.to_owned()),
             collectors: Arc::default(),
         })
+    }
+
+    /// An empty registry whose names are used as registered (for names a convention
+    /// fixes, such as OpenTelemetry's).
+    pub fn unprefixed() -> Self {
+        Registry {
+            inner: prometheus::Registry::new(),
+            prefix: None,
+            collectors: Arc::default(),
+        }
     }
 
     /// Registers `collector`; a name already registered is an error, as in
@@ -85,7 +95,10 @@ impl Registry {
         // left for the next scrape rather than described twice.
         let mut empty = BTreeMap::new();
         for family in collectors.iter().flat_map(|c| c.collect()) {
-            let name = format!("{}_{}", self.prefix, family.name());
+            let name = match &self.prefix {
+                Some(prefix) => format!("{prefix}_{}", family.name()),
+                None => family.name().to_owned(),
+            };
             if family.get_metric().is_empty() && !present.contains(name.as_str()) {
                 let kind = format!("{:?}", family.get_field_type()).to_lowercase();
                 empty.insert(name, (escape_help(family.help()), kind));
@@ -136,6 +149,22 @@ mod tests {
         assert_eq!(text.matches("# TYPE x_calls_total counter").count(), 1);
         assert!(text.contains("x_calls_total{model=\"chat\"} 1\n"));
         assert_eq!(text.matches("# TYPE x_wait_seconds histogram").count(), 1);
+    }
+
+    #[test]
+    fn an_unprefixed_registry_lists_names_as_registered() {
+        let registry = Registry::unprefixed();
+        let histogram = HistogramVec::new(
+            HistogramOpts::new("gen_ai_client_token_usage", "Tokens."),
+            &["gen_ai_token_type"],
+        )
+        .unwrap();
+        registry.register(Box::new(histogram.clone())).unwrap();
+        let text = String::from_utf8(registry.render()).unwrap();
+        assert!(text.contains("# TYPE gen_ai_client_token_usage histogram\n"));
+        histogram.with_label_values(&["input"]).observe(3.0);
+        let text = String::from_utf8(registry.render()).unwrap();
+        assert!(text.contains("gen_ai_client_token_usage_count{gen_ai_token_type=\"input\"} 1\n"));
     }
 
     #[test]

@@ -115,6 +115,10 @@ mod tests {
     fn gauges_follow_the_status() {
         let metrics = Metrics::new().unwrap();
         let gauges = BudgetGauges::register(&metrics).unwrap();
+        // Described before any budget is seen (the dashboard test reads this).
+        let text = String::from_utf8(metrics.render()).unwrap();
+        assert!(text.contains("# TYPE llmesh_operator_budget_remaining_micros gauge\n"));
+        assert!(text.contains("# TYPE llmesh_operator_push_latency_seconds histogram\n"));
         let mut budget = Budget::test("team", "10", ["k"]);
         budget.metadata.namespace = Some("a".into());
         budget.status = Some(BudgetStatus {

@@ -1,13 +1,15 @@
 //! Prometheus metrics of the control plane.
 
+use llmesh_sidecar::exposition::Registry;
 use prometheus::{
-    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
 };
 
 /// Every operator metric.
 #[derive(Clone)]
 pub struct Metrics {
-    /// The registry served on `/metrics`.
+    /// The registry served on `/metrics`, listing every family (those without samples
+    /// too: see [`llmesh_sidecar::exposition`]).
     pub registry: Registry,
     /// Reconciles by controller.
     pub reconciles: IntCounterVec,
@@ -34,7 +36,7 @@ pub struct Metrics {
 impl Metrics {
     /// Creates and registers the metrics.
     pub fn new() -> Result<Self, prometheus::Error> {
-        let registry = Registry::new_custom(Some("llmesh_operator".into()), None)?;
+        let registry = Registry::new("llmesh_operator")?;
         let reconciles = IntCounterVec::new(
             Opts::new("reconciles_total", "Reconciles by controller."),
             &["controller"],
@@ -115,9 +117,6 @@ impl Metrics {
 
     /// The text exposition.
     pub fn render(&self) -> Vec<u8> {
-        use prometheus::Encoder;
-        let mut out = Vec::new();
-        let _ = prometheus::TextEncoder::new().encode(&self.registry.gather(), &mut out);
-        out
+        self.registry.render()
     }
 }

@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod exposition;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod hex;

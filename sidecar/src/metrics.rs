@@ -3,10 +3,10 @@
 
 use prometheus::core::Collector;
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
 };
 
+use crate::exposition::Registry;
 use crate::router::routes::Routes;
 
 /// Latency buckets from 1 ms to 5 minutes: LLM calls span that whole range.
@@ -105,7 +105,7 @@ fn register<M: Collector + Clone + 'static>(
 impl Metrics {
     /// Creates and registers every metric.
     pub fn new() -> Result<Self, prometheus::Error> {
-        let registry = Registry::new_custom(Some("llmesh".into()), None)?;
+        let registry = Registry::new("llmesh")?;
         let counter = |name: &str, help: &str, labels: &[&str]| {
             register(
                 &registry,
@@ -120,7 +120,7 @@ impl Metrics {
         let gauges = |name: &str, help: &str, labels: &[&str]| {
             register(&registry, IntGaugeVec::new(Opts::new(name, help), labels)?)
         };
-        let genai = Registry::new();
+        let genai = Registry::unprefixed();
         let genai_histogram = |name: &str, help: &str, labels: &[&str], buckets: &[f64]| {
             let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
             register(&genai, HistogramVec::new(opts, labels)?)
@@ -301,7 +301,8 @@ impl Metrics {
         self.config_info.with_label_values(&[version]).set(1);
     }
 
-    /// Renders the text exposition, refreshing the cooldown gauges from `routes`.
+    /// Renders the text exposition (every family, those without samples too: see
+    /// [`crate::exposition`]), refreshing the cooldown gauges from `routes`.
     pub fn render(&self, routes: Option<&Routes>) -> Vec<u8> {
         if let Some(routes) = routes {
             self.in_cooldown.reset();
@@ -315,11 +316,8 @@ impl Metrics {
                 }
             }
         }
-        let mut out = Vec::with_capacity(16 * 1024);
-        // Encoding into a Vec only fails on invalid metric families, which we never build.
-        let mut families = self.registry.gather();
-        families.extend(self.genai.gather());
-        let _ = TextEncoder::new().encode(&families, &mut out);
+        let mut out = self.registry.render();
+        out.extend(self.genai.render());
         out
     }
 }
@@ -342,5 +340,8 @@ mod tests {
         ));
         assert!(text.contains(r#"llmesh_config_info{version="def"} 1"#));
         assert!(!text.contains(r#"version="abc""#));
+        // Listed before their first sample.
+        assert!(text.contains("# TYPE llmesh_fallbacks_total counter\n"));
+        assert!(text.contains("# TYPE llmesh_time_to_first_token_seconds histogram\n"));
     }
 }

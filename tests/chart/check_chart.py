@@ -72,6 +72,12 @@ SCENARIOS: dict[str, dict] = {
         "metrics": {"serviceMonitor": {"enabled": True}, "podMonitor": {"enabled": True},
                     "prometheusRule": {"enabled": True, "budgetThreshold": 0.8}},
         "networkPolicy": {"enabled": True, "apiServerCIDRs": ["10.0.0.1/32"]},
+        "dashboards": {"enabled": True},
+    },
+    "dashboards": {
+        "dashboards": {"enabled": True, "namespace": "monitoring",
+                       "label": "dashboards.grafana.example/load", "labelValue": "yes",
+                       "labels": {"team": "platform"}, "annotations": {"grafana_folder": "LLMesh"}},
     },
     "issuer": {
         "webhook": {"certs": {"mode": "certManager",
@@ -92,6 +98,9 @@ BAD_VALUES = {
     "OTLP endpoint": {"sidecar": {"tracing": {"otlpEndpoint": "otel-collector:4318"}}},
     "trace sampler": {"sidecar": {"tracing": {"sampler": "sometimes"}}},
     "sampler ratio": {"sidecar": {"tracing": {"samplerArg": "2"}}},
+    "dashboard label": {"dashboards": {"label": "grafana dashboard"}},
+    "dashboard label value": {"dashboards": {"labelValue": "-1-"}},
+    "dashboard namespace": {"dashboards": {"namespace": "Monitoring"}},
 }
 
 # Kinds from other projects' CRDs: kubernetes-validate has no schema for them.
@@ -263,10 +272,18 @@ def check_default(docs: list[dict]) -> None:
     mwc_rule = [r for r in role["rules"] if r["apiGroups"] == ["admissionregistration.k8s.io"]]
     check(mwc_rule and mwc_rule[0]["resourceNames"] == [mwc["metadata"]["name"]],
           "[default] the operator may update only its own webhook configuration")
-    check(not by_kind(docs, "NetworkPolicy") and not by_kind(docs, "PrometheusRule"), "[default] optional objects off")
+    check(not by_kind(docs, "NetworkPolicy") and not by_kind(docs, "PrometheusRule") and not dashboard_maps(docs),
+          "[default] optional objects off")
 
 
-def check_full(docs: list[dict]) -> None:
+def check_dashboards(docs: list[dict]) -> None:
+    cm = check_dashboard("dashboards", docs, "monitoring", ("dashboards.grafana.example/load", "yes"))
+    meta = cm.get("metadata", {})
+    check(meta.get("labels", {}).get("team") == "platform" and meta.get("annotations", {}).get("grafana_folder") == "LLMesh",
+          "[dashboards] extra labels and the folder annotation")
+
+
+def check_full(docs: list[dict], namespace: str) -> None:
     deploy = one(docs, "Deployment")
     container = deploy["spec"]["template"]["spec"]["containers"][0]
     env = env_of(container)
@@ -298,8 +315,36 @@ def check_full(docs: list[dict]) -> None:
         unknown = used - known
         check(used and not unknown, f"[full] {alert} uses exported metrics {sorted(used)} (unknown: {sorted(unknown)})")
     check(len(by_kind(docs, "ServiceMonitor")) == 1 and len(by_kind(docs, "PodMonitor")) == 1, "[full] monitors")
+    endpoint = one(docs, "ServiceMonitor")["spec"]["endpoints"][0]
+    check(endpoint.get("honorLabels") is True,
+          "[full] the ServiceMonitor keeps the operator's own namespace label (honorLabels)")
+    cm = check_dashboard("full", docs, namespace, ("grafana_dashboard", "1"))
+    check(cm.get("metadata", {}).get("name") == "gw-dashboard", "[full] dashboard ConfigMap named after the release")
     pol = one(docs, "NetworkPolicy")
     check(pol["spec"]["policyTypes"] == ["Ingress", "Egress"], "[full] NetworkPolicy limits both ways")
+
+
+def dashboard_maps(docs: list[dict]) -> list[dict]:
+    return [d for d in by_kind(docs, "ConfigMap") if "llmesh.json" in d.get("data", {})]
+
+
+def check_dashboard(name: str, docs: list[dict], namespace: str, label: tuple[str, str]) -> dict:
+    """The dashboard ConfigMap: where the Grafana sidecar looks, with its label, holding
+    the chart's dashboards/llmesh.json as it is (the Rust test checks its queries)."""
+    maps = dashboard_maps(docs)
+    check(len(maps) == 1, f"[{name}] one dashboard ConfigMap")
+    if not maps:
+        return {}
+    cm = maps[0]
+    meta = cm["metadata"]
+    check(meta["namespace"] == namespace, f"[{name}] dashboard ConfigMap in {namespace}")
+    check(meta["labels"].get(label[0]) == label[1], f"[{name}] dashboard ConfigMap labelled {label[0]}={label[1]}")
+    text = cm["data"]["llmesh.json"]
+    shipped = (CHART / "dashboards" / "llmesh.json").read_text()
+    check(text.strip() == shipped.strip(), f"[{name}] the ConfigMap holds dashboards/llmesh.json unchanged")
+    board = json.loads(text)
+    check(board.get("uid") == "llmesh-overview" and board.get("panels"), f"[{name}] the dashboard parses, uid llmesh-overview")
+    return cm
 
 
 def check_issuer(docs: list[dict]) -> None:
@@ -361,7 +406,8 @@ def main() -> int:
         docs = render(values, args.namespace)
         validate(name, docs)
         check_common(name, docs, values, args.namespace)
-        {"default": check_default, "full": check_full, "issuer": check_issuer}.get(name, lambda d: None)(docs)
+        {"default": check_default, "full": lambda d: check_full(d, args.namespace), "issuer": check_issuer,
+         "dashboards": check_dashboards}.get(name, lambda d: None)(docs)
         if args.out:
             (args.out / f"{name}.json").write_text(json.dumps(docs))
 

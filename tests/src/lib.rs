@@ -1,7 +1,9 @@
 //! Test support shared by llmesh's crates: mock upstream providers speaking each
 //! provider's exact wire format, and mocks of the clouds' identity services
 //! ([`identity`]), all on one core ([`mock`]) which also serves HTTPS under a test CA
-//! ([`tls`]), and, with the `apiserver` feature, a real Kubernetes API server.
+//! ([`tls`]), and, with the `apiserver` feature, a real Kubernetes API server. Also the
+//! chart's tools ([`chart`]) and the checks of its Grafana dashboard ([`dashboard`]), whose
+//! PromQL is read and checked against what `/metrics` exports by [`promql`].
 
 pub mod anthropic;
 #[cfg(feature = "apiserver")]
@@ -10,12 +12,14 @@ pub mod bedrock;
 mod bins;
 pub mod chart;
 pub mod cohere;
+pub mod dashboard;
 pub mod gemini;
 pub mod identity;
 pub mod mock;
 pub mod openai;
 pub mod otlp;
 pub mod pod;
+pub mod promql;
 pub mod tls;
 pub mod wait;
 

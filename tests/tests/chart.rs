@@ -121,6 +121,7 @@ async fn the_rendered_chart_applies_to_the_api_server() {
         "default: Service/llmesh-operator",
         "default: MutatingWebhookConfiguration/llmesh-sidecar-injector",
         "full: MutatingWebhookConfiguration/gw-sidecar-injector",
+        "full: ConfigMap/gw-dashboard",
     ] {
         assert!(
             applied.iter().any(|a| a == wanted),

@@ -100,6 +100,8 @@ pub struct Fleet {
     pub push: SocketAddr,
     pub mock: MockOpenAi,
     pub operator: Option<Proc>,
+    /// The running operator's admin address (`/metrics`), a new one each start.
+    pub operator_admin: SocketAddr,
     pub tls: Tls,
     /// Where [`Tls::Files`] takes `tls.crt` and `tls.key` from (`dir` unless a test
     /// gives the operator a new certificate before its sidecars' CA file changes).
@@ -203,6 +205,7 @@ impl Fleet {
             push: free_port(),
             mock,
             operator: None,
+            operator_admin: free_port(),
             tls,
         };
         fleet.start_operator().await;
@@ -210,16 +213,20 @@ impl Fleet {
     }
 
     pub async fn start_operator(&mut self) {
-        self.operator = Some(self.operator_at(self.push, &self.ca_file()).await);
+        self.operator_admin = free_port();
+        self.operator = Some(
+            self.operator_at(self.push, self.operator_admin, &self.ca_file())
+                .await,
+        );
     }
 
-    /// Starts an operator process pushing on `push` (with `--ca-out ca_out` in
-    /// [`Tls::Stored`] mode); returns once it listens.
-    pub async fn operator_at(&self, push: SocketAddr, ca_out: &Path) -> Proc {
+    /// Starts an operator process pushing on `push`, its admin server on `admin` (with
+    /// `--ca-out ca_out` in [`Tls::Stored`] mode); returns once it listens.
+    pub async fn operator_at(&self, push: SocketAddr, admin: SocketAddr, ca_out: &Path) -> Proc {
         let mut command = Command::new(OPERATOR);
         command
             .args(["--push-listen", &push.to_string()])
-            .args(["--admin-listen", &free_port().to_string()]);
+            .args(["--admin-listen", &admin.to_string()]);
         match self.tls {
             Tls::Files => {
                 command
@@ -397,13 +404,7 @@ impl Sidecar {
 
     /// A GET on the admin port: status and body, `None` if it cannot be reached.
     pub async fn admin_get(&self, path: &str) -> Option<(u16, String)> {
-        let mut stream = tokio::net::TcpStream::connect(self.admin).await.ok()?;
-        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.ok()?;
-        let mut text = String::new();
-        stream.read_to_string(&mut text).await.ok()?;
-        let (head, body) = text.split_once("\r\n\r\n")?;
-        Some((head.split(' ').nth(1)?.parse().ok()?, body.to_owned()))
+        http_get(self.admin, path).await
     }
 
     /// The value of the metric line starting with `series` (name and labels).
@@ -412,6 +413,17 @@ impl Sidecar {
         text.lines()
             .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
     }
+}
+
+/// A plain HTTP GET of `path` at `addr`: status and body, `None` if it cannot be reached.
+pub async fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).await.ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    Some((head.split(' ').nth(1)?.parse().ok()?, body.to_owned()))
 }
 
 pub fn called((status, body): (u16, Value)) -> Called {

@@ -14,7 +14,10 @@
 # skips), BENCH_RATE_DURATION (10), BENCH_CONCURRENCY (1,16,64), BENCH_KINDS
 # (chat,stream,embed; also messages: a streamed /v1/messages call), BENCH_UPSTREAMS (openai,anthropic), MOCK_LATENCY_MS (0),
 # LITELLM=1 (same as --litellm), LITELLM_VERSION (1.106.2), SIDECAR_BIN (a sidecar
-# binary to measure instead of building one, e.g. an older build to compare against).
+# binary to measure instead of building one, e.g. an older build to compare against),
+# BENCH_TRACING=1 (the sidecar exports OpenTelemetry spans of every call to the mock,
+# which answers as an OTLP collector; no client sends a traceparent, so each call is a
+# new sampled trace: the most tracing can cost).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,7 +28,7 @@ for arg in "$@"; do
   case "$arg" in
     --litellm) litellm=1 ;;
     --quick) duration=2; rate_duration=3 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown argument $arg" >&2; exit 2 ;;
   esac
 done
@@ -107,7 +110,11 @@ EOF
 api_port="$("$bin/llmesh-bench" free-port)"
 admin_port="$("$bin/llmesh-bench" free-port)"
 # Logs as in production (info, one access line per request), to a file.
-"$sidecar_bin" --config "$bench_dir/snapshot.json" \
+tracing_env=()
+if [ "${BENCH_TRACING:-0}" = 1 ]; then
+  tracing_env=(OTEL_EXPORTER_OTLP_ENDPOINT="http://$mock_addr" OTEL_SERVICE_NAME=llmesh-bench)
+fi
+env "${tracing_env[@]}" "$sidecar_bin" --config "$bench_dir/snapshot.json" \
   --listen "127.0.0.1:$api_port" --admin-listen "127.0.0.1:$admin_port" \
   2>"$bench_dir/sidecar.log" &
 sidecar_pid=$!

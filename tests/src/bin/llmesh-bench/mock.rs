@@ -189,6 +189,13 @@ impl Provider for Bench {
         let path = path.strip_prefix("/v1").unwrap_or(path);
         match path {
             "/chat/completions" | "/embeddings" | "/messages" => None,
+            // An OTLP/HTTP trace sink, for the sidecar measured with tracing on: a
+            // collector's answer to an export (an empty ExportTraceServiceResponse).
+            "/traces" => Some(Resolved::whole(
+                StatusCode::OK,
+                "application/x-protobuf",
+                Bytes::new(),
+            )),
             _ => Some(text(StatusCode::NOT_FOUND, "unknown path")),
         }
     }

@@ -175,6 +175,7 @@ fn model(hosts: &[&str]) -> ModelSpec {
         drop_unsupported_params: false,
         default_max_tokens: None,
         image_fetch: ImageFetchSpec::default(),
+        cache: None,
     }
 }
 

@@ -74,6 +74,10 @@ pub struct ModelSpec {
     /// the snapshot when it is the default, so older sidecars still read it.
     #[serde(default, skip_serializing_if = "ImageFetchSpec::is_default")]
     pub image_fetch: ImageFetchSpec,
+    /// The model's response cache (see `crate::cache`); none when unset. Left out of
+    /// the snapshot when unset, so older sidecars still read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheSpec>,
 }
 
 impl ModelSpec {
@@ -93,7 +97,91 @@ impl ModelSpec {
             drop_unsupported_params: false,
             default_max_tokens: None,
             image_fetch: ImageFetchSpec::default(),
+            cache: None,
         }
+    }
+}
+
+/// A model's response cache: how long answers are served, and the memory they may take
+/// in each sidecar.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CacheSpec {
+    /// How long an answer is served after it was stored; 1 ms to [`CacheSpec::MAX_TTL_MS`].
+    pub ttl_ms: u64,
+    /// Most answers kept; at least 1.
+    #[serde(default = "CacheSpec::default_max_entries")]
+    pub max_entries: u32,
+    /// Most bytes of answers kept; 1 to [`CacheSpec::MAX_BYTES`].
+    #[serde(default = "CacheSpec::default_max_bytes")]
+    pub max_bytes: u64,
+    /// Largest answer kept; 1 to `max_bytes`.
+    #[serde(default = "CacheSpec::default_max_entry_bytes")]
+    pub max_entry_bytes: u64,
+}
+
+impl CacheSpec {
+    /// The longest `ttl_ms`: a week.
+    pub const MAX_TTL_MS: u64 = 7 * 24 * 3600 * 1000;
+    /// The largest `max_bytes`: 1 GiB.
+    pub const MAX_BYTES: u64 = 1 << 30;
+    /// The default `max_entries`.
+    pub const DEFAULT_MAX_ENTRIES: u32 = 1024;
+    /// The default `max_bytes`: 16 MiB.
+    pub const DEFAULT_MAX_BYTES: u64 = 16 << 20;
+    /// The default `max_entry_bytes` (or `max_bytes`, when smaller): 1 MiB.
+    pub const DEFAULT_MAX_ENTRY_BYTES: u64 = 1 << 20;
+
+    /// A cache serving answers for `ttl_ms`, with the default limits.
+    pub fn new(ttl_ms: u64) -> Self {
+        CacheSpec {
+            ttl_ms,
+            max_entries: Self::DEFAULT_MAX_ENTRIES,
+            max_bytes: Self::DEFAULT_MAX_BYTES,
+            max_entry_bytes: Self::DEFAULT_MAX_ENTRY_BYTES,
+        }
+    }
+
+    fn default_max_entries() -> u32 {
+        Self::DEFAULT_MAX_ENTRIES
+    }
+
+    fn default_max_bytes() -> u64 {
+        Self::DEFAULT_MAX_BYTES
+    }
+
+    fn default_max_entry_bytes() -> u64 {
+        Self::DEFAULT_MAX_ENTRY_BYTES
+    }
+
+    /// Checks the limits: the field at fault (its manifest name) and why. The operator
+    /// compiles with this check, so what it accepts the sidecar accepts.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        if self.ttl_ms == 0 || self.ttl_ms > Self::MAX_TTL_MS {
+            return Err((
+                "ttl",
+                "ttl must be more than 0s and at most 168h".to_owned(),
+            ));
+        }
+        if self.max_entries == 0 {
+            return Err(("maxEntries", "maxEntries must be at least 1".to_owned()));
+        }
+        if self.max_bytes == 0 || self.max_bytes > Self::MAX_BYTES {
+            return Err((
+                "maxBytes",
+                format!("maxBytes must be between 1 and {}", Self::MAX_BYTES),
+            ));
+        }
+        if self.max_entry_bytes == 0 || self.max_entry_bytes > self.max_bytes {
+            return Err((
+                "maxEntryBytes",
+                format!(
+                    "maxEntryBytes must be between 1 and maxBytes ({})",
+                    self.max_bytes
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -572,6 +572,7 @@ mod tests {
             drop_unsupported_params: false,
             default_max_tokens: None,
             image_fetch: Default::default(),
+            cache: None,
         }
     }
 

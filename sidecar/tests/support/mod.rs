@@ -60,6 +60,7 @@ pub fn model(name: &str, deployments: Vec<DeploymentSpec>) -> ModelSpec {
         drop_unsupported_params: false,
         default_max_tokens: None,
         image_fetch: ImageFetchSpec::default(),
+        cache: None,
     }
 }
 

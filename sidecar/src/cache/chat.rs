@@ -11,7 +11,8 @@
 //! reason per choice, then the usage chunk and `[DONE]` likewise.
 //!
 //! Folding applies each chunk's delta to its choice as OpenAI's SDKs accumulate
-//! streams: strings append (but `role`, `id`, `type` and `index`, which are replaced), objects merge, list entries with an `index` merge into the
+//! streams: strings append (but `role`, `id`, `type` and `index` are replaced, as some
+//! servers repeat them), objects merge, list entries with an `index` merge into the
 //! entry at that index (tool calls) and others append, `thinking_blocks` pieces
 //! continue the open thinking block until its signature; the finish reason and the
 //! other fields of a chunk take the latest value. The stream's usage chunk is the

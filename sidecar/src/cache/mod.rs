@@ -12,6 +12,7 @@
 //! This module knows formats and memory, not requests: the server decides when to look
 //! up and store (`server::cached`), and the meter charges a hit nothing.
 
+pub mod carry;
 pub mod chat;
 pub mod control;
 pub mod key;
@@ -20,6 +21,7 @@ pub mod replay;
 pub mod responses;
 pub mod store;
 
+pub use carry::Caches;
 pub use key::{Key, Uncacheable};
 pub use store::{Entry, Store};
 

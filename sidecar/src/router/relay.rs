@@ -52,6 +52,8 @@ pub struct Relay {
     yield_once: bool,
     deadline: Pin<Box<Sleep>>,
     done: bool,
+    /// How the stream ended, once it did.
+    ended: Option<StreamEnd>,
     state: Arc<DeploymentState>,
     cooldown: CooldownSpec,
     on_end: Option<OnEnd>,
@@ -153,6 +155,7 @@ impl Relay {
             yield_once: false,
             deadline: Box::pin(tokio::time::sleep_until(deadline)),
             done: false,
+            ended: None,
             state,
             cooldown,
             on_end: None,
@@ -209,8 +212,19 @@ impl Relay {
         }
     }
 
+    /// How the stream ended, once it did: set before its last frame is handed out.
+    pub fn ended(&self) -> Option<StreamEnd> {
+        self.ended
+    }
+
+    /// The usage the stream reported so far (all of it once it ended).
+    pub fn usage(&self) -> Option<Usage> {
+        self.translator.usage()
+    }
+
     fn finish(&mut self, end: StreamEnd) {
         self.done = true;
+        self.ended.get_or_insert(end);
         if let Some(on_end) = self.on_end.take() {
             let answer = match end {
                 StreamEnd::Complete => self.translator.answer(),
@@ -268,7 +282,13 @@ impl Body for Relay {
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
         if let Some(first) = this.first.take() {
-            this.yield_once = true;
+            if this.done {
+                // The whole stream was its first event: it ends with it, as hyper may
+                // not poll a body again once it says it has ended.
+                this.finish(StreamEnd::Complete);
+            } else {
+                this.yield_once = true;
+            }
             return Poll::Ready(Some(Ok(Frame::data(first))));
         }
         if std::mem::take(&mut this.yield_once) {

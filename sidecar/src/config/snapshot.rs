@@ -109,13 +109,13 @@ impl ModelSpec {
 pub struct CacheSpec {
     /// How long an answer is served after it was stored; 1 ms to [`CacheSpec::MAX_TTL_MS`].
     pub ttl_ms: u64,
-    /// Most answers kept; at least 1.
+    /// Most answers kept; 1 to [`CacheSpec::MAX_ENTRIES`].
     #[serde(default = "CacheSpec::default_max_entries")]
     pub max_entries: u32,
-    /// Most bytes of answers kept; 1 to [`CacheSpec::MAX_BYTES`].
+    /// Most bytes of answers kept; [`CacheSpec::MIN_BYTES`] to [`CacheSpec::MAX_BYTES`].
     #[serde(default = "CacheSpec::default_max_bytes")]
     pub max_bytes: u64,
-    /// Largest answer kept; 1 to `max_bytes`.
+    /// Largest answer kept; 1 to `max_bytes` and [`CacheSpec::MAX_ENTRY_BYTES`].
     #[serde(default = "CacheSpec::default_max_entry_bytes")]
     pub max_entry_bytes: u64,
 }
@@ -123,8 +123,14 @@ pub struct CacheSpec {
 impl CacheSpec {
     /// The longest `ttl_ms`: a week.
     pub const MAX_TTL_MS: u64 = 7 * 24 * 3600 * 1000;
+    /// The smallest `max_bytes`: 1 KiB.
+    pub const MIN_BYTES: u64 = 1 << 10;
     /// The largest `max_bytes`: 1 GiB.
     pub const MAX_BYTES: u64 = 1 << 30;
+    /// The largest `max_entries`.
+    pub const MAX_ENTRIES: u32 = 1_000_000;
+    /// The largest `max_entry_bytes` (and at most `max_bytes`): 64 MiB.
+    pub const MAX_ENTRY_BYTES: u64 = 64 << 20;
     /// The default `max_entries`.
     pub const DEFAULT_MAX_ENTRIES: u32 = 1024;
     /// The default `max_bytes`: 16 MiB.
@@ -163,22 +169,27 @@ impl CacheSpec {
                 "ttl must be more than 0s and at most 168h".to_owned(),
             ));
         }
-        if self.max_entries == 0 {
-            return Err(("maxEntries", "maxEntries must be at least 1".to_owned()));
-        }
-        if self.max_bytes == 0 || self.max_bytes > Self::MAX_BYTES {
+        if self.max_entries == 0 || self.max_entries > Self::MAX_ENTRIES {
             return Err((
-                "maxBytes",
-                format!("maxBytes must be between 1 and {}", Self::MAX_BYTES),
+                "maxEntries",
+                format!("maxEntries must be between 1 and {}", Self::MAX_ENTRIES),
             ));
         }
-        if self.max_entry_bytes == 0 || self.max_entry_bytes > self.max_bytes {
+        if self.max_bytes < Self::MIN_BYTES || self.max_bytes > Self::MAX_BYTES {
+            return Err((
+                "maxBytes",
+                format!(
+                    "maxBytes must be between {} and {}",
+                    Self::MIN_BYTES,
+                    Self::MAX_BYTES
+                ),
+            ));
+        }
+        let most = self.max_bytes.min(Self::MAX_ENTRY_BYTES);
+        if self.max_entry_bytes == 0 || self.max_entry_bytes > most {
             return Err((
                 "maxEntryBytes",
-                format!(
-                    "maxEntryBytes must be between 1 and maxBytes ({})",
-                    self.max_bytes
-                ),
+                format!("maxEntryBytes must be between 1 and {most} (maxBytes, at most 64 MiB)"),
             ));
         }
         Ok(())

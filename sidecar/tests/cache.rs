@@ -264,6 +264,53 @@ async fn hits_still_pass_the_key_check_and_the_request_limits() {
 }
 
 #[tokio::test]
+async fn an_exhausted_budget_still_gets_answers_already_in_the_cache() {
+    let mock = MockOpenAi::start().await;
+    // A dear model: a call reserves tens of thousands of micro-dollars and spends some.
+    let mut dear = cached("chat", &mock, 600_000);
+    dear.pricing.input_micros_per_million = 1_000_000_000;
+    dear.pricing.output_micros_per_million = 2_000_000_000;
+    let mut keyed = key("a", SECRET_A);
+    keyed.budget = Some("small".into());
+    let budget = BudgetSpec {
+        name: "small".into(),
+        limit_micros: 50_000,
+        keys: vec!["a".into()],
+        models: vec![],
+        downgrade_to: None,
+    };
+    let sidecar = Running::start(Some(with(vec![dear], vec![keyed], vec![budget]))).await;
+    let auth = format!("Bearer {SECRET_A}");
+    let ask = |n: usize| {
+        let mut body = question(&format!("question {n}"));
+        body["max_tokens"] = json!(10);
+        body
+    };
+    let mut refused = None;
+    for n in 0..10 {
+        let (status, headers, bytes) =
+            chat_call(sidecar.api, &ask(n), &[("authorization", &auth)]).await;
+        if status != StatusCode::OK {
+            refused = Some((status, json_of(&bytes), headers));
+            break;
+        }
+    }
+    let (status, error, headers) = refused.expect("the budget never ran out");
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(error["error"]["code"], "budget_exceeded");
+    assert_eq!(cache_header(&headers), "miss");
+    let upstream = mock.request_count();
+    let (status, headers, _) = chat_call(sidecar.api, &ask(0), &[("authorization", &auth)]).await;
+    assert_eq!(status, StatusCode::OK, "a hit spends nothing");
+    assert_eq!(cache_header(&headers), "hit");
+    assert_eq!(mock.request_count(), upstream);
+    assert_eq!(
+        metric(&sidecar.metrics().await, "llmesh_budget_reserved_micros"),
+        0
+    );
+}
+
+#[tokio::test]
 async fn answers_expire_after_the_ttl() {
     let mock = MockOpenAi::start().await;
     let sidecar = Running::start(Some(snapshot("v1", vec![cached("chat", &mock, 300)]))).await;

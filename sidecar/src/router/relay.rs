@@ -672,6 +672,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_stream_that_is_all_its_first_event_ends_with_it() {
+        // The upstream ends before a blank line closes its one event: the translator
+        // releases it at the end, so the first event is the whole stream.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut r = relay(vec![Ok("data: 1\n")]);
+        r.deliver(Box::new(move |end, _, _| tx.send(end).unwrap()), render);
+        r.first_event().await.unwrap();
+        let frame = r.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(frame, "data: 1\n\n");
+        assert!(r.is_end_stream());
+        assert_eq!(r.ended(), Some(StreamEnd::Complete));
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            StreamEnd::Complete,
+            "ended before hyper would poll again"
+        );
+    }
+
+    #[tokio::test]
     async fn reports_how_the_stream_ended() {
         let (tx, rx) = std::sync::mpsc::channel();
         let mut r = relay(vec![Ok("data: 1\n\n"), Ok("data: 2\n\n")]);

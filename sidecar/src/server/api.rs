@@ -189,19 +189,25 @@ async fn serve(
         &parts.headers,
         stateful,
     );
-    if let Lookup::Hit(hit) = lookup {
+    if let Lookup::Hit(_) = lookup {
+        // A hit takes no tokens: the key's rpm and parallel limits count it, its tpm
+        // does not.
         call.estimated_tokens = 0;
-        let mut admission = proxy.meter.admit(&routes, key, requested.clone(), &call)?;
-        admission.set_cache(Outcome::Hit, hit.saved_micros);
-        cached::count(&proxy.metrics, &requested, Outcome::Hit);
-        exchange.admitted(admission);
-        return Ok(Served::Cached(hit));
     }
     let mut admission = proxy.meter.admit(&routes, key, requested.clone(), &call)?;
-    if let Lookup::Routed(outcome, pending) = lookup {
-        admission.set_cache(outcome, 0);
-        cached::count(&proxy.metrics, &requested, outcome);
-        exchange.cache = Some((outcome, pending));
+    match lookup {
+        Lookup::Off => {}
+        Lookup::Hit(hit) => {
+            admission.set_cache(Outcome::Hit, hit.saved_micros);
+            cached::count(&proxy.metrics, &requested, Outcome::Hit);
+            exchange.admitted(admission);
+            return Ok(Served::Cached(hit));
+        }
+        Lookup::Routed(outcome, pending) => {
+            admission.set_cache(outcome, 0);
+            cached::count(&proxy.metrics, &requested, outcome);
+            exchange.cache = Some((outcome, pending));
+        }
     }
     exchange.admitted(admission);
     let success = if call.stream {

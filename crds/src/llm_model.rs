@@ -94,9 +94,9 @@ pub struct LlmModelSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pricing: Option<ModelPricing>,
 
-    /// An exact-match response cache in each sidecar: a call repeating an earlier one
-    /// word for word (same key, model, messages, tools and parameters) is answered from
-    /// memory, at no cost, for `ttl`. Off unless set; see docs/cache.md.
+    /// An exact-match response cache in each sidecar: a call repeating an earlier call
+    /// of the same virtual key exactly (same API, model, messages, tools and parameters)
+    /// is answered from memory, at no cost, for `ttl`. Off unless set; see docs/cache.md.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<CacheSpec>,
 

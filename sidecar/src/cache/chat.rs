@@ -214,6 +214,8 @@ impl Collect {
             }
             if index == self.choices.len() {
                 self.choices.push((index.into(), Map::new()));
+                // What an empty choice takes, so a stream of new choices is bounded too.
+                added += 64;
             }
             let (_, acc) = &mut self.choices[index];
             if let Some(finish) = choice.remove("finish_reason").filter(|v| !v.is_null()) {

@@ -199,6 +199,11 @@ impl Collect {
                     .message
                     .as_mut()
                     .ok_or(Malformed("message_delta before message_start"))?;
+                let added = ["delta", "usage"]
+                    .iter()
+                    .filter_map(|f| event.get(*f))
+                    .map(weight)
+                    .sum();
                 if let Some(Value::Object(delta)) = event.remove("delta") {
                     message.extend(delta);
                 }
@@ -210,7 +215,7 @@ impl Collect {
                         into.extend(usage.into_iter().filter(|(_, v)| !v.is_null()));
                     }
                 }
-                Ok(0)
+                Ok(added)
             }
             "message_stop" => {
                 self.done = true;

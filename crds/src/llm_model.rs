@@ -94,7 +94,9 @@ pub struct LlmModelSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pricing: Option<ModelPricing>,
 
-    /// Response cache settings. Reserved: accepted but not applied yet.
+    /// An exact-match response cache in each sidecar: a call repeating an earlier call
+    /// of the same virtual key exactly (same API, model, messages, tools and parameters)
+    /// is answered from memory, at no cost, for `ttl`. Off unless set; see docs/cache.md.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<CacheSpec>,
 
@@ -583,13 +585,40 @@ pub struct TelemetrySpec {
     pub capture_content: bool,
 }
 
-/// Response cache settings (reserved).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+/// The model's response cache: answers kept in each sidecar's memory, per virtual key,
+/// least recently used forgotten first once `maxEntries` or `maxBytes` is reached, each
+/// for at most `ttl`. A call is answered from it when it repeats an earlier call of the
+/// same key exactly: the same API, model, messages, tools and every parameter that can
+/// change the answer (`user`, `metadata` and `stream` excepted). Errors and streams cut
+/// short are never kept. Clients skip it with `Cache-Control: no-cache` (a fresh answer,
+/// kept) or `no-store` (neither read nor kept). See docs/cache.md.
+#[derive(KubeSchema, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.ttl)").message("cache needs a ttl").field_path(".ttl"))]
+#[x_kube(validation = Rule::new("!has(self.ttl) || (duration(self.ttl) > duration('0s') && duration(self.ttl) <= duration('168h'))").message("ttl must be more than 0s and at most 168h").field_path(".ttl"))]
+#[x_kube(validation = Rule::new("!has(self.maxEntryBytes) || self.maxEntryBytes <= (has(self.maxBytes) ? self.maxBytes : 16777216)").message("maxEntryBytes must not exceed maxBytes (default 16777216)").field_path(".maxEntryBytes"))]
 pub struct CacheSpec {
-    /// How long a cached response is served. Default: caching off.
+    /// How long an answer is served from the cache after it was stored; required, more
+    /// than 0s and at most `168h`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl: Option<HumanDuration>,
+
+    /// Most answers kept for the model in each sidecar. Default: 1024.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1_000_000))]
+    pub max_entries: Option<u32>,
+
+    /// Most bytes of answers kept for the model in each sidecar (count it in the
+    /// sidecar's memory limit); at most 1 GiB. Default: 16777216 (16 MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1024, max = 1_073_741_824))]
+    pub max_bytes: Option<u64>,
+
+    /// Largest answer kept, in bytes, at most `maxBytes`; a larger one is served but
+    /// not kept. Default: 1048576 (1 MiB), or `maxBytes` when that is smaller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 67_108_864))]
+    pub max_entry_bytes: Option<u64>,
 }
 
 /// What the operator last observed and compiled.

@@ -312,3 +312,54 @@ fn provider_names_match_serde() {
         );
     }
 }
+
+#[test]
+fn cel_checks_the_cache_limits() {
+    let with = |cache: CacheSpec| {
+        let mut model = LlmModel::test("chat");
+        model.spec.cache = Some(cache);
+        cel_failures(&model)
+    };
+    let ttl = |t: &str| Some(HumanDuration::new(t));
+    assert_eq!(
+        with(CacheSpec {
+            ttl: ttl("10m"),
+            max_entries: Some(100),
+            max_bytes: Some(1 << 20),
+            max_entry_bytes: Some(1 << 20),
+        }),
+        Vec::<String>::new()
+    );
+    assert_eq!(with(CacheSpec::default()), ["cache needs a ttl"]);
+    assert_eq!(
+        with(CacheSpec {
+            ttl: ttl("169h"),
+            ..CacheSpec::default()
+        }),
+        ["ttl must be more than 0s and at most 168h"]
+    );
+    assert_eq!(
+        with(CacheSpec {
+            ttl: ttl("0s"),
+            ..CacheSpec::default()
+        }),
+        ["ttl must be more than 0s and at most 168h"]
+    );
+    assert_eq!(
+        with(CacheSpec {
+            ttl: ttl("1h"),
+            max_bytes: Some(4096),
+            max_entry_bytes: Some(8192),
+            ..CacheSpec::default()
+        }),
+        ["maxEntryBytes must not exceed maxBytes (default 16777216)"]
+    );
+    assert_eq!(
+        with(CacheSpec {
+            ttl: ttl("1h"),
+            max_entry_bytes: Some(16_777_217),
+            ..CacheSpec::default()
+        }),
+        ["maxEntryBytes must not exceed maxBytes (default 16777216)"]
+    );
+}

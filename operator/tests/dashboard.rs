@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use fleet::{Fleet, eventually, http_get, key, secret_of};
 use kube::api::PostParams;
-use llmesh_crds::llm_model::{Cooldown, ModelDeployment, Provider, RetryPolicy};
+use llmesh_crds::llm_model::{CacheSpec, Cooldown, ModelDeployment, Provider, RetryPolicy};
 use llmesh_crds::shared::HumanDuration;
 use llmesh_crds::{Budget, LlmModel, VirtualKey};
 use llmesh_tests::dashboard::{self, QueryKind};
@@ -112,6 +112,11 @@ async fn every_dashboard_query_names_what_the_binaries_export() {
     flaky.spec.cooldown = Some(Cooldown {
         allowed_fails: Some(1),
         ..Cooldown::default()
+    });
+    // Its cache misses (a fallback's answer is not kept) give the cache panels samples.
+    flaky.spec.cache = Some(CacheSpec {
+        ttl: Some(HumanDuration::new("1m")),
+        ..CacheSpec::default()
     });
     flaky.metadata.namespace = Some(fleet.env.namespace.clone());
     fleet

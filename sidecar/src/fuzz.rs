@@ -37,6 +37,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("stream_bedrock", stream_bedrock),
     ("retry_after", retry_after),
     ("snapshot", snapshot),
+    ("cache_fold", cache_fold),
 ];
 
 /// A transport that never connects: building dialects must not need the network.
@@ -444,6 +445,40 @@ pub fn retry_after(data: &[u8]) {
     let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
     if let Some(wait) = crate::router::retry::retry_after(&headers, now) {
         assert!(wait <= crate::router::retry::MAX_RETRY_AFTER, "{wait:?}");
+    }
+}
+
+/// A stream a client was sent, folded into the whole answer the response cache keeps
+/// (`cache::replay::Collector`), the first byte picking the API: the answer must not
+/// depend on how the bytes were split, and replaying it as a stream must not panic.
+pub fn cache_fold(data: &[u8]) {
+    use crate::cache::replay::{Collector, replay};
+    const APIS: [Endpoint; 4] = [
+        Endpoint::ChatCompletions,
+        Endpoint::Completions,
+        Endpoint::Messages,
+        Endpoint::Responses,
+    ];
+    let Some((&pick, rest)) = data.split_first() else {
+        return;
+    };
+    let endpoint = APIS[usize::from(pick) % APIS.len()];
+    let (step, input) = chunked(rest);
+    let fold = |chunks: &mut dyn Iterator<Item = &[u8]>| {
+        let mut collector = Collector::new(endpoint, 1 << 20)?;
+        for chunk in chunks {
+            collector.feed(chunk);
+        }
+        collector.finish(None)
+    };
+    let whole = fold(&mut std::iter::once(input));
+    let split = fold(&mut input.chunks(step));
+    assert_eq!(
+        whole, split,
+        "the answer depends on how the stream was split"
+    );
+    if let Some(body) = whole {
+        let _ = replay(endpoint, &body, true);
     }
 }
 

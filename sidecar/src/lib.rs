@@ -6,6 +6,7 @@
 //! dependency; the operator, or the local runner, compiles resources into snapshots and
 //! feeds them to [`server::Sidecar::serve`] through a `watch` channel.
 
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod domain;

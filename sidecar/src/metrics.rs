@@ -91,6 +91,16 @@ pub struct Metrics {
     pub operator_reachable: IntGaugeVec,
     /// When a channel to the operator last worked, Unix seconds.
     pub operator_last_success: GaugeVec,
+    /// Calls to models with a response cache, by model and what the cache did (`hit`,
+    /// `miss`, `refresh`, `bypass`: see `cache::Outcome`).
+    pub cache_requests: IntCounterVec,
+    /// What cache hits saved: the cost, micro-dollars, of the calls whose answers they
+    /// served, by key, team and model.
+    pub cache_saved: IntCounterVec,
+    /// Answers held by a model's cache (refreshed on scrape).
+    pub cache_entries: IntGaugeVec,
+    /// Bytes held by a model's cache (refreshed on scrape).
+    pub cache_bytes: IntGaugeVec,
 }
 
 /// Registers `metric` with `registry`, handing it back.
@@ -264,7 +274,31 @@ impl Metrics {
                 &["channel"],
             )?,
         )?;
+        let cache_requests = counter(
+            "cache_requests_total",
+            "Calls to models with a response cache, by model and result (hit, miss, refresh, bypass).",
+            &["model", "result"],
+        )?;
+        let cache_saved = counter(
+            "cache_saved_micros_total",
+            "Spend saved by response cache hits, micro-dollars, by key, team and model.",
+            &["key", "team", "model"],
+        )?;
+        let cache_entries = gauges(
+            "cache_entries",
+            "Answers held in a model's response cache.",
+            &["model"],
+        )?;
+        let cache_bytes = gauges(
+            "cache_bytes",
+            "Bytes held in a model's response cache.",
+            &["model"],
+        )?;
         Ok(Metrics {
+            cache_requests,
+            cache_saved,
+            cache_entries,
+            cache_bytes,
             operator_reachable,
             operator_last_success,
             config_connected,
@@ -302,12 +336,23 @@ impl Metrics {
     }
 
     /// Renders the text exposition (every family, those without samples too: see
-    /// [`crate::exposition`]), refreshing the cooldown gauges from `routes`.
+    /// [`crate::exposition`]), refreshing the cooldown and cache gauges from `routes`.
     pub fn render(&self, routes: Option<&Routes>) -> Vec<u8> {
         if let Some(routes) = routes {
             self.in_cooldown.reset();
+            self.cache_entries.reset();
+            self.cache_bytes.reset();
             let now = tokio::time::Instant::now();
             for model in routes.models() {
+                if let Some(cache) = &model.cache {
+                    let (entries, bytes) = cache.size();
+                    let name = [model.name.as_str()];
+                    let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+                    self.cache_entries
+                        .with_label_values(&name)
+                        .set(count(entries as u64));
+                    self.cache_bytes.with_label_values(&name).set(count(bytes));
+                }
                 for d in &model.deployments {
                     let resting = i64::from(d.state.is_resting(now));
                     self.in_cooldown

@@ -176,6 +176,7 @@ fn model(hosts: &[&str]) -> ModelSpec {
         default_max_tokens: None,
         image_fetch: ImageFetchSpec::default(),
         capture_content: false,
+        cache: None,
     }
 }
 

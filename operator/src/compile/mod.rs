@@ -14,6 +14,7 @@
 //! reported.
 
 mod budgets;
+mod cache;
 #[cfg(test)]
 mod fixtures;
 mod image_fetch;

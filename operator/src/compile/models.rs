@@ -1,6 +1,7 @@
 //! Compiles an `LLMModel`: its deployments (credentials resolved from Secrets, CAs from
 //! Secrets and ConfigMaps, provider requirements checked), retry, timeout and cooldown policies in milliseconds, prices in
-//! micro-dollars, and its fallbacks pruned to models the sidecar can follow.
+//! micro-dollars, its response cache, and its fallbacks pruned to models the sidecar can
+//! follow.
 
 use std::collections::BTreeSet;
 
@@ -14,6 +15,7 @@ use llmesh_sidecar::config::snapshot::{
     RetrySpec, SecretString, Strategy, TimeoutSpec,
 };
 
+use super::cache::cache;
 use super::image_fetch::image_fetch;
 use super::units::{is_http_url, millis, nonzero, pricing};
 use super::{Reason, Report, lookup::Lookup, tls::compile_tls};
@@ -59,11 +61,6 @@ pub(super) fn compile_model(
 
     let (retry, timeouts, cooldown) = policies(spec, report);
 
-    if let Some(ttl) = spec.cache.as_ref().and_then(|c| c.ttl.as_ref()) {
-        // Reserved: not in the snapshot yet, but a typo should not wait until it is.
-        millis("spec.cache.ttl", Some(ttl), 0, report);
-    }
-
     ModelSpec {
         name: name.to_owned(),
         strategy: strategy(spec.strategy),
@@ -79,6 +76,7 @@ pub(super) fn compile_model(
         default_max_tokens: spec.default_max_tokens,
         image_fetch: image_fetch(spec.image_fetch.as_ref(), report),
         capture_content: spec.telemetry.as_ref().is_some_and(|t| t.capture_content),
+        cache: cache(spec.cache.as_ref(), report),
     }
 }
 

@@ -119,6 +119,8 @@ reasons! {
     /// A model's `imageFetch` has a host rule, address range or limit the sidecar
     /// cannot use.
     InvalidImageFetch,
+    /// A model's `cache` has no ttl, or a ttl or limit out of range.
+    InvalidCache,
 }
 
 impl fmt::Display for Reason {

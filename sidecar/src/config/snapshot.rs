@@ -78,6 +78,10 @@ pub struct ModelSpec {
     /// `spec.telemetry.captureContent`). Left out when off.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub capture_content: bool,
+    /// The model's response cache (see `crate::cache`); none when unset. Left out of
+    /// the snapshot when unset, so older sidecars still read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheSpec>,
 }
 
 impl ModelSpec {
@@ -98,7 +102,102 @@ impl ModelSpec {
             default_max_tokens: None,
             image_fetch: ImageFetchSpec::default(),
             capture_content: false,
+            cache: None,
         }
+    }
+}
+
+/// A model's response cache: how long answers are served, and the memory they may take
+/// in each sidecar.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CacheSpec {
+    /// How long an answer is served after it was stored; 1 ms to [`CacheSpec::MAX_TTL_MS`].
+    pub ttl_ms: u64,
+    /// Most answers kept; 1 to [`CacheSpec::MAX_ENTRIES`].
+    #[serde(default = "CacheSpec::default_max_entries")]
+    pub max_entries: u32,
+    /// Most bytes of answers kept; [`CacheSpec::MIN_BYTES`] to [`CacheSpec::MAX_BYTES`].
+    #[serde(default = "CacheSpec::default_max_bytes")]
+    pub max_bytes: u64,
+    /// Largest answer kept; 1 to `max_bytes` and [`CacheSpec::MAX_ENTRY_BYTES`].
+    #[serde(default = "CacheSpec::default_max_entry_bytes")]
+    pub max_entry_bytes: u64,
+}
+
+impl CacheSpec {
+    /// The longest `ttl_ms`: a week.
+    pub const MAX_TTL_MS: u64 = 7 * 24 * 3600 * 1000;
+    /// The smallest `max_bytes`: 1 KiB.
+    pub const MIN_BYTES: u64 = 1 << 10;
+    /// The largest `max_bytes`: 1 GiB.
+    pub const MAX_BYTES: u64 = 1 << 30;
+    /// The largest `max_entries`.
+    pub const MAX_ENTRIES: u32 = 1_000_000;
+    /// The largest `max_entry_bytes` (and at most `max_bytes`): 64 MiB.
+    pub const MAX_ENTRY_BYTES: u64 = 64 << 20;
+    /// The default `max_entries`.
+    pub const DEFAULT_MAX_ENTRIES: u32 = 1024;
+    /// The default `max_bytes`: 16 MiB.
+    pub const DEFAULT_MAX_BYTES: u64 = 16 << 20;
+    /// The default `max_entry_bytes` (or `max_bytes`, when smaller): 1 MiB.
+    pub const DEFAULT_MAX_ENTRY_BYTES: u64 = 1 << 20;
+
+    /// A cache serving answers for `ttl_ms`, with the default limits.
+    pub fn new(ttl_ms: u64) -> Self {
+        CacheSpec {
+            ttl_ms,
+            max_entries: Self::DEFAULT_MAX_ENTRIES,
+            max_bytes: Self::DEFAULT_MAX_BYTES,
+            max_entry_bytes: Self::DEFAULT_MAX_ENTRY_BYTES,
+        }
+    }
+
+    fn default_max_entries() -> u32 {
+        Self::DEFAULT_MAX_ENTRIES
+    }
+
+    fn default_max_bytes() -> u64 {
+        Self::DEFAULT_MAX_BYTES
+    }
+
+    fn default_max_entry_bytes() -> u64 {
+        Self::DEFAULT_MAX_ENTRY_BYTES
+    }
+
+    /// Checks the limits: the field at fault (its manifest name) and why. The operator
+    /// compiles with this check, so what it accepts the sidecar accepts.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        if self.ttl_ms == 0 || self.ttl_ms > Self::MAX_TTL_MS {
+            return Err((
+                "ttl",
+                "ttl must be more than 0s and at most 168h".to_owned(),
+            ));
+        }
+        if self.max_entries == 0 || self.max_entries > Self::MAX_ENTRIES {
+            return Err((
+                "maxEntries",
+                format!("maxEntries must be between 1 and {}", Self::MAX_ENTRIES),
+            ));
+        }
+        if self.max_bytes < Self::MIN_BYTES || self.max_bytes > Self::MAX_BYTES {
+            return Err((
+                "maxBytes",
+                format!(
+                    "maxBytes must be between {} and {}",
+                    Self::MIN_BYTES,
+                    Self::MAX_BYTES
+                ),
+            ));
+        }
+        let most = self.max_bytes.min(Self::MAX_ENTRY_BYTES);
+        if self.max_entry_bytes == 0 || self.max_entry_bytes > most {
+            return Err((
+                "maxEntryBytes",
+                format!("maxEntryBytes must be between 1 and {most} (maxBytes, at most 64 MiB)"),
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -243,9 +243,10 @@ impl KeyLimiter {
                 return Err(Refused::Rpm(b.wait_for(1, per)));
             }
         }
-        // A call bigger than the whole bucket needs only a bucket out of debt.
+        // A call bigger than the whole bucket needs only a bucket out of debt; a call
+        // that takes no tokens (answered from the response cache) needs nothing of it.
         let charge = tpm.map_or(0, |per| tokens.min(per));
-        if let (Some(per), Some(b)) = (tpm, s.tpm.as_mut()) {
+        if let (Some(per), Some(b), true) = (tpm, s.tpm.as_mut(), tokens > 0) {
             b.refill(per, now);
             if !b.has(charge) {
                 return Err(Refused::Tpm(b.wait_for(charge, per)));
@@ -338,6 +339,8 @@ mod tests {
         p.settle(2000);
         drop(p);
         assert!(matches!(l.acquire(1, now), Err(Refused::Tpm(_))));
+        // A call that takes no tokens (a cache hit) is not held back by the debt.
+        assert!(l.acquire(0, now).is_ok());
     }
 
     #[tokio::test(start_paused = true)]

@@ -10,6 +10,10 @@
 //! reservation becomes the actual cost, and one [`UsageRecord`](report::UsageRecord)
 //! goes to the log, the metrics and the report to the operator. An admission is a
 //! guard: dropped unsettled, it settles itself.
+//!
+//! A call answered from the response cache is admitted (key, model access, rpm and
+//! parallel limits) with no tokens and enters no model: it reserves nothing, is charged
+//! nothing, and its usage line says `cache="hit"`.
 
 pub mod keys;
 pub mod lease;
@@ -32,6 +36,7 @@ use self::lease::{Leases, Short};
 use self::limiter::{Permit, Refused};
 use self::report::{Reporter, UsageRecord};
 use self::usage::{Usage, worst_case_micros};
+use crate::cache::Outcome as CacheOutcome;
 use crate::config::snapshot::Pricing;
 use crate::domain::Call;
 use crate::domain::Endpoint;
@@ -83,6 +88,8 @@ pub struct Admission {
     /// charge of a call that may have been billed without a usage report.
     reserved: u64,
     estimated_tokens: u64,
+    /// What the response cache did for the call, and what a hit saved (micro-dollars).
+    cache: Option<(CacheOutcome, u64)>,
     settled: bool,
 }
 
@@ -190,6 +197,7 @@ impl Meter {
             charged_only: Vec::new(),
             reserved: 0,
             estimated_tokens: call.estimated_tokens,
+            cache: None,
             settled: false,
         })
     }
@@ -313,6 +321,12 @@ impl Admission {
         self.reserved = 0;
     }
 
+    /// Says what the response cache did for the call (for its usage line), and for a
+    /// hit, what the answer had cost when it was stored: the spend the hit saved.
+    pub fn set_cache(&mut self, outcome: CacheOutcome, saved_micros: u64) {
+        self.cache = Some((outcome, saved_micros));
+    }
+
     /// Settles the call: the reservation becomes its cost, and its record is logged,
     /// counted and queued for the operator.
     pub fn settle(mut self, outcome: &Outcome<'_>) {
@@ -376,6 +390,14 @@ impl Admission {
                 .with_label_values(&[key_label, team_label, outcome.requested])
                 .inc_by(cost);
         }
+        if let Some((CacheOutcome::Hit, saved)) = self.cache {
+            meter
+                .metrics
+                .cache_saved
+                .with_label_values(&[key_label, team_label, outcome.requested])
+                .inc_by(saved);
+        }
+        let cache = self.cache.map_or("none", |(c, _)| c.as_str());
         let latency_ms = u64::try_from(outcome.latency.as_millis()).unwrap_or(u64::MAX);
         tracing::info!(
             target: "llmesh::usage",
@@ -383,7 +405,7 @@ impl Admission {
             deployment, provider, status = outcome.status.as_u16(),
             prompt_tokens = usage.prompt_tokens, completion_tokens = usage.completion_tokens,
             cached_tokens = usage.cached_tokens, reasoning_tokens = usage.reasoning_tokens,
-            cost_micros = cost, estimated, latency_ms,
+            cost_micros = cost, estimated, latency_ms, cache,
             "call metered"
         );
         // The operator folds spend into budgets only: a call no budget pays for is

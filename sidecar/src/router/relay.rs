@@ -52,6 +52,8 @@ pub struct Relay {
     yield_once: bool,
     deadline: Pin<Box<Sleep>>,
     done: bool,
+    /// How the stream ended, once it did.
+    ended: Option<StreamEnd>,
     state: Arc<DeploymentState>,
     cooldown: CooldownSpec,
     on_end: Option<OnEnd>,
@@ -153,6 +155,7 @@ impl Relay {
             yield_once: false,
             deadline: Box::pin(tokio::time::sleep_until(deadline)),
             done: false,
+            ended: None,
             state,
             cooldown,
             on_end: None,
@@ -209,8 +212,19 @@ impl Relay {
         }
     }
 
+    /// How the stream ended, once it did: set before its last frame is handed out.
+    pub fn ended(&self) -> Option<StreamEnd> {
+        self.ended
+    }
+
+    /// The usage the stream reported so far (all of it once it ended).
+    pub fn usage(&self) -> Option<Usage> {
+        self.translator.usage()
+    }
+
     fn finish(&mut self, end: StreamEnd) {
         self.done = true;
+        self.ended.get_or_insert(end);
         if let Some(on_end) = self.on_end.take() {
             let answer = match end {
                 StreamEnd::Complete => self.translator.answer(),
@@ -268,7 +282,13 @@ impl Body for Relay {
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
         if let Some(first) = this.first.take() {
-            this.yield_once = true;
+            if this.done {
+                // The whole stream was its first event: it ends with it, as hyper may
+                // not poll a body again once it says it has ended.
+                this.finish(StreamEnd::Complete);
+            } else {
+                this.yield_once = true;
+            }
             return Poll::Ready(Some(Ok(Frame::data(first))));
         }
         if std::mem::take(&mut this.yield_once) {
@@ -649,6 +669,25 @@ mod tests {
         assert!(matches!(r.first_event().await, Err(EarlyEnd::Error(_))));
         let mut empty = relay(vec![]);
         assert!(matches!(empty.first_event().await, Err(EarlyEnd::Empty)));
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_is_all_its_first_event_ends_with_it() {
+        // The upstream ends before a blank line closes its one event: the translator
+        // releases it at the end, so the first event is the whole stream.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut r = relay(vec![Ok("data: 1\n")]);
+        r.deliver(Box::new(move |end, _, _| tx.send(end).unwrap()), render);
+        r.first_event().await.unwrap();
+        let frame = r.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(frame, "data: 1\n\n");
+        assert!(r.is_end_stream());
+        assert_eq!(r.ended(), Some(StreamEnd::Complete));
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            StreamEnd::Complete,
+            "ended before hyper would poll again"
+        );
     }
 
     #[tokio::test]

@@ -8,6 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::cache::{Caches, Store};
 use crate::config::snapshot::{
     CooldownSpec, FORMAT, ModelSpec, Pricing, ProviderKind, RetrySpec, Snapshot, Strategy, TlsSpec,
     WorkloadIdentity,
@@ -85,6 +86,8 @@ pub struct Model {
     pub dearest: Pricing,
     /// How image URLs are fetched for deployments whose provider takes only bytes.
     pub image_fetch: Arc<ImagePolicy>,
+    /// The model's response cache, when it has one; carried across reloads.
+    pub cache: Option<Arc<Store>>,
 }
 
 /// One deployment of a model.
@@ -195,6 +198,8 @@ pub struct RoutesBuilder {
     transports: Arc<Transports>,
     states: Mutex<HashMap<StateKey, Arc<DeploymentState>>>,
     limiters: Mutex<HashMap<String, Arc<KeyLimiter>>>,
+    /// Each model's response cache, carried across reloads.
+    caches: Caches,
     fetcher: Arc<ImageFetcher>,
 }
 
@@ -234,6 +239,7 @@ impl RoutesBuilder {
             transports,
             states: Mutex::new(HashMap::new()),
             limiters: Mutex::new(HashMap::new()),
+            caches: Caches::default(),
             fetcher: Arc::new(fetcher),
         }
     }
@@ -294,9 +300,13 @@ impl RoutesBuilder {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut states = HashMap::new();
         let mut models = HashMap::with_capacity(snapshot.models.len());
+        let mut caches = self.caches.rebuild();
         self.transports.begin();
         for spec in &snapshot.models {
-            let model = self.model(spec, &names, &mut previous, &mut states)?;
+            let mut model = self.model(spec, &names, &mut previous, &mut states)?;
+            model.cache = caches.model(spec).map_err(|(field, message)| {
+                invalid(&format!("models[{}].cache.{field}", spec.name), message)
+            })?;
             models.insert(spec.name.clone(), Arc::new(model));
         }
         // Only deployments still configured keep their state, and their clients.
@@ -325,6 +335,7 @@ impl RoutesBuilder {
             }
         }
         self.transports.sweep();
+        caches.commit();
         Ok(Routes {
             version: snapshot.version.clone(),
             keys: self.keys(snapshot),
@@ -488,6 +499,7 @@ impl RoutesBuilder {
             dearest,
             image_fetch: Arc::new(image_fetch),
             capture_content: spec.capture_content,
+            cache: None,
         })
     }
 }
@@ -576,6 +588,7 @@ mod tests {
             default_max_tokens: None,
             image_fetch: Default::default(),
             capture_content: false,
+            cache: None,
         }
     }
 

@@ -157,6 +157,7 @@ mod tests {
             default_max_tokens: None,
             image_fetch: Default::default(),
             capture_content: false,
+            cache: None,
         };
         let snap = Snapshot {
             format: FORMAT,

@@ -12,12 +12,14 @@ use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 
 use super::body::ProxyBody;
+use super::cached::{self, Hit, Lookup};
 use super::detached::Detached;
 use super::error::{ApiError, Render, status_and_body};
 use super::exchange::Exchange;
 use super::request::{parse_call, read_limited};
 use super::store::Store;
 use super::{count, kept};
+use crate::cache::Outcome;
 use crate::domain::{Api, Endpoint};
 use crate::meter::Meter;
 use crate::meter::keys::Key;
@@ -130,17 +132,28 @@ async fn complete(
 ) -> Response<ProxyBody> {
     let mut exchange = Exchange::new(proxy.clone(), endpoint, started);
     exchange.start_span(request.headers());
-    let result = serve(&proxy, &mut exchange, endpoint, request).await;
-    exchange.respond(result)
+    match serve(&proxy, &mut exchange, endpoint, request).await {
+        Ok(Served::Cached(hit)) => exchange.respond_hit(hit),
+        Ok(Served::Routed(success)) => exchange.respond(Ok(success)),
+        Err(err) => exchange.respond(Err(err)),
+    }
 }
 
-/// Authenticates, reads, validates, admits and routes one call.
+/// How a call was answered: by an upstream, or from the response cache.
+enum Served {
+    Routed(Success),
+    Cached(Hit),
+}
+
+/// Authenticates, reads, validates, admits and routes one call, or answers it from the
+/// response cache: a hit is admitted like any call (key, model, rpm and parallel
+/// limits) but with no tokens, and enters no model, so it reserves and spends nothing.
 async fn serve(
     proxy: &Proxy,
     exchange: &mut Exchange,
     endpoint: Endpoint,
     request: Request<Incoming>,
-) -> Result<Success, ApiError> {
+) -> Result<Served, ApiError> {
     let routes = proxy
         .routes
         .borrow()
@@ -171,16 +184,45 @@ async fn serve(
         .ok_or_else(|| ApiError::model_not_found(&model_name))?;
     exchange.set_requested(requested.clone());
     exchange.capture_input(&call);
-    let admission = proxy.meter.admit(&routes, key, requested.clone(), &call)?;
+    let scope = key.as_ref().map(|k| k.name.clone());
+    let stateful = exchange.continued.is_some();
+    let lookup = cached::lookup(
+        &requested,
+        &call,
+        scope.as_deref(),
+        &parts.headers,
+        stateful,
+    );
+    if let Lookup::Hit(_) = lookup {
+        // A hit takes no tokens: the key's rpm and parallel limits count it, its tpm
+        // does not.
+        call.estimated_tokens = 0;
+    }
+    let mut admission = proxy.meter.admit(&routes, key, requested.clone(), &call)?;
+    match lookup {
+        Lookup::Off => {}
+        Lookup::Hit(hit) => {
+            admission.set_cache(Outcome::Hit, hit.saved_micros);
+            cached::count(&proxy.metrics, &requested, Outcome::Hit);
+            exchange.admitted(admission);
+            return Ok(Served::Cached(hit));
+        }
+        Lookup::Routed(outcome, pending) => {
+            admission.set_cache(outcome, 0);
+            cached::count(&proxy.metrics, &requested, outcome);
+            exchange.cache = Some((outcome, pending));
+        }
+    }
     exchange.admitted(admission);
-    if call.stream {
+    let success = if call.stream {
         // A stream is relayed by this task: a client that leaves ends it.
         exchange.route(&routes, &requested, &call).await
     } else {
         // A whole answer is routed in its own task, which finishes (and is metered)
         // even if the client leaves (see `detached`).
         exchange.route_detached(routes, requested, call).await
-    }
+    };
+    success.map(Served::Routed)
 }
 
 pub(super) fn trace_headers(headers: &mut http::HeaderMap, trace: &Trace, overhead: Duration) {

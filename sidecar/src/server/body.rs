@@ -1,4 +1,5 @@
-//! The response body type of the API server: a whole buffer or a relayed stream.
+//! The response body type of the API server: a whole buffer or a relayed stream (kept in
+//! the response cache as it goes, for models with one).
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -8,6 +9,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 
+use super::cached::Storing;
 use crate::router::relay::Relay;
 
 /// A response body.
@@ -16,6 +18,8 @@ pub enum ProxyBody {
     Full(Full<Bytes>),
     /// Streamed from upstream.
     Stream(Box<Relay>),
+    /// Streamed from upstream, and kept in the response cache once complete.
+    Storing(Box<Storing>),
 }
 
 impl ProxyBody {
@@ -36,6 +40,7 @@ impl Body for ProxyBody {
         match self.get_mut() {
             ProxyBody::Full(full) => Pin::new(full).poll_frame(cx),
             ProxyBody::Stream(relay) => Pin::new(relay.as_mut()).poll_frame(cx),
+            ProxyBody::Storing(storing) => Pin::new(storing.as_mut()).poll_frame(cx),
         }
     }
 
@@ -43,6 +48,7 @@ impl Body for ProxyBody {
         match self {
             ProxyBody::Full(full) => full.is_end_stream(),
             ProxyBody::Stream(relay) => relay.is_end_stream(),
+            ProxyBody::Storing(storing) => storing.is_end_stream(),
         }
     }
 
@@ -50,6 +56,7 @@ impl Body for ProxyBody {
         match self {
             ProxyBody::Full(full) => full.size_hint(),
             ProxyBody::Stream(relay) => relay.size_hint(),
+            ProxyBody::Storing(storing) => storing.size_hint(),
         }
     }
 }

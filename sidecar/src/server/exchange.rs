@@ -22,10 +22,12 @@ use tokio::time::Instant;
 
 use super::api::{Proxy, error_response, trace_headers};
 use super::body::ProxyBody;
+use super::cached::{self, Hit, Pending};
 use super::detached::{self, Routed};
 use super::error::{self as render, ApiError};
 use super::kept;
 use super::store::Turn;
+use crate::cache::Outcome as CacheOutcome;
 use crate::config::snapshot::Pricing;
 use crate::domain::{Call, Endpoint, Usage};
 use crate::meter::{Admission, Outcome, client_closed};
@@ -53,6 +55,8 @@ enum End {
         usage: Option<Usage>,
         stream: Option<StreamEnd>,
     },
+    /// Answered from the response cache: no deployment served, nothing is charged.
+    Cached,
 }
 
 /// A request in progress; see the module doc.
@@ -76,6 +80,9 @@ pub struct Exchange {
     pub keep: Option<Turn>,
     /// The kept response a Responses call continued.
     pub continued: Option<String>,
+    /// What the response cache did for a call to a model with one, and where the
+    /// answer is to be kept (see `cached`).
+    pub cache: Option<(CacheOutcome, Option<Pending>)>,
     end: End,
     /// The call's span, when tracing is on.
     span: Option<CallSpan>,
@@ -100,6 +107,7 @@ impl Exchange {
             dispatched: false,
             keep: None,
             continued: None,
+            cache: None,
             end: End::Open,
             span: None,
             attempt: None,
@@ -207,20 +215,64 @@ impl Exchange {
         self.requested = Some(requested);
     }
 
+    /// The answer to a call the response cache answered (its exchange admitted).
+    pub fn respond_hit(mut self, hit: Hit) -> Response<ProxyBody> {
+        self.end = End::Cached;
+        self.mark_cache(CacheOutcome::Hit);
+        let mut response = cached::hit_response(hit);
+        if let Some(Ok(value)) = self
+            .requested
+            .as_ref()
+            .map(|m| HeaderValue::from_str(&m.name))
+        {
+            response.headers_mut().insert("x-llmesh-model", value);
+        }
+        response
+    }
+
+    /// Says on the call's span how the response cache took it.
+    fn mark_cache(&mut self, outcome: CacheOutcome) {
+        if let Some(span) = &mut self.span {
+            span.add([opentelemetry::KeyValue::new(
+                "llmesh.cache",
+                outcome.as_str(),
+            )]);
+        }
+    }
+
     /// The one place a call's answer is made: the error, the whole body, or the stream
     /// (which ends the exchange when it ends), with the headers that say how it went.
     pub fn respond(mut self, result: Result<Success, ApiError>) -> Response<ProxyBody> {
         let overhead = self.dispatched.then(|| self.overhead());
+        let (cached, pending) = match self.cache.take() {
+            Some((outcome, pending)) => (Some(outcome), pending),
+            None => (None, None),
+        };
+        if let Some(outcome) = cached {
+            self.mark_cache(outcome);
+        }
         let success = match result {
             Ok(success) => success,
             Err(err) => {
                 self.failed(&err);
                 let trace = overhead.map(|o| (&self.trace, o));
-                return error_response(self.endpoint.api(), &err, trace);
+                let mut response = error_response(self.endpoint.api(), &err, trace);
+                if let Some(outcome) = cached {
+                    let value = HeaderValue::from_static(outcome.header());
+                    response.headers_mut().insert(cached::HEADER, value);
+                }
+                return response;
             }
         };
         let (model, deployment) = (success.model, success.deployment);
         self.attempt = Some(success.attempt);
+        // Only the model asked for has its answers kept (see `cached`).
+        let pending = pending.filter(|_| {
+            self.requested
+                .as_ref()
+                .is_some_and(|r| r.name == model.name)
+        });
+        let pricing = model.deployments[deployment].pricing;
         let mut response = match success.answer {
             Answer::Full(mut reply) => {
                 self.served(model.clone(), deployment, reply.usage);
@@ -229,6 +281,9 @@ impl Exchange {
                     if model.capture_content {
                         span.add(content::output(self.endpoint, &reply.body));
                     }
+                }
+                if let Some(pending) = &pending {
+                    pending.keep(&reply, &pricing);
                 }
                 if let Some(previous) = &self.continued {
                     reply.body = kept::name_previous(reply.body, previous);
@@ -279,6 +334,9 @@ impl Exchange {
         if let Some(overhead) = overhead {
             trace_headers(headers, &self.trace, overhead);
         }
+        if let Some(outcome) = cached {
+            headers.insert(cached::HEADER, HeaderValue::from_static(outcome.header()));
+        }
         if let ProxyBody::Stream(relay) = response.body_mut() {
             let render = render::stream_renderer(self.endpoint);
             relay.deliver(
@@ -288,7 +346,10 @@ impl Exchange {
                 render,
             );
         }
-        response
+        match pending {
+            Some(pending) => response.map(|body| cached::storing(body, pending, pricing)),
+            None => response,
+        }
     }
 
     /// The time the sidecar added: all but the upstream's and the waits'. Observed once.
@@ -379,7 +440,7 @@ impl Exchange {
                 stream: Some(StreamEnd::Failed),
                 ..
             } => Some(Cow::Borrowed("stream_failed")),
-            End::Served { .. } => None,
+            End::Served { .. } | End::Cached => None,
         };
         let provider = served.map(|(_, d)| d.provider_label);
         if let Some(requested) = &self.requested {
@@ -457,6 +518,7 @@ impl Drop for Exchange {
             End::Served {
                 model, deployment, ..
             } => (Some(model), *deployment),
+            End::Cached => (None, 0),
             _ => match &self.trace.last {
                 Some((model, index)) => (Some(model), *index),
                 None => (None, 0),
@@ -473,6 +535,7 @@ impl Drop for Exchange {
             End::Served { usage, stream, .. } => {
                 (StatusCode::OK, *usage, stream.is_some() && usage.is_none())
             }
+            End::Cached => (StatusCode::OK, None, false),
         };
         metrics
             .requests
@@ -504,6 +567,11 @@ impl Drop for Exchange {
                     StreamEnd::ClientGone => "client_gone",
                 }),
                 "request served"
+            ),
+            End::Cached => tracing::debug!(
+                target: "llmesh::access",
+                endpoint = self.endpoint.as_str(), model = requested, duration_ms,
+                "request served from the response cache"
             ),
             // Refused before a model was known (bad input, no key): not worth a line
             // each at info, where anyone able to connect could flood the log.

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod api;
 pub mod body;
+pub mod cached;
 pub mod count;
 pub mod detached;
 pub mod error;

@@ -327,7 +327,9 @@ impl ResponseFacts {
 /// request carries.
 #[derive(Default)]
 pub struct AttemptSpan {
-    span: Option<Span>,
+    /// Boxed: an SDK span is some 400 bytes, and the served attempt's rides along with
+    /// the answer.
+    span: Option<Box<Span>>,
     headers: Option<HeaderMap>,
 }
 
@@ -375,7 +377,7 @@ impl Propagation {
                 TraceContextPropagator::new()
                     .inject_context(&context, &mut HeaderInjector(&mut headers));
                 AttemptSpan {
-                    span: Some(span),
+                    span: Some(Box::new(span)),
                     headers: Some(headers),
                 }
             }

@@ -61,6 +61,7 @@ pub fn model(name: &str, deployments: Vec<DeploymentSpec>) -> ModelSpec {
         default_max_tokens: None,
         image_fetch: ImageFetchSpec::default(),
         capture_content: false,
+        cache: None,
     }
 }
 

@@ -2,8 +2,8 @@
 //! standard `OTEL_*` variables, at a real OTLP/HTTP receiver (`llmesh_tests::otlp`):
 //! GenAI spans for a chat call, a streamed call that falls back, an error, a parent the
 //! client did not sample, and a model that opts in to content capture; the client's
-//! `traceparent` continued upstream; the GenAI histograms. And with tracing off, the
-//! client's trace context passed upstream unchanged.
+//! `traceparent` continued upstream; the GenAI histograms; OTLP/JSON when asked for. And
+//! with tracing off, the client's trace context passed upstream unchanged.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -48,7 +48,12 @@ fn of_trace<'a>(spans: &'a [Span], trace: &str) -> Vec<&'a Span> {
 }
 
 /// The sidecar process with OTLP export to `otlp`, serving `snapshot`.
-async fn start(dir: &std::path::Path, otlp: &MockOtlp, snapshot: &Value) -> (Proc, SocketAddr) {
+async fn start(
+    dir: &std::path::Path,
+    otlp: &MockOtlp,
+    snapshot: &Value,
+    env: &[(&str, &str)],
+) -> (Proc, SocketAddr) {
     let config = dir.join("snapshot.json");
     std::fs::write(&config, serde_json::to_vec(snapshot).unwrap()).unwrap();
     let (api, admin) = (free_port(), free_port());
@@ -66,6 +71,7 @@ async fn start(dir: &std::path::Path, otlp: &MockOtlp, snapshot: &Value) -> (Pro
             .env("OTEL_TRACES_SAMPLER", "parentbased_always_on")
             .env("OTEL_BSP_SCHEDULE_DELAY", "50")
             .env("POD_NAME", "checkout-7d9f")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -161,7 +167,7 @@ async fn calls_make_genai_spans_at_the_otlp_endpoint_the_environment_names() {
     );
     let dir = std::env::temp_dir().join(format!("llmesh-otel-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let (_sidecar, api) = start(&dir, &otlp, &serde_json::to_value(&*snapshot).unwrap()).await;
+    let (_sidecar, api) = start(&dir, &otlp, &serde_json::to_value(&*snapshot).unwrap(), &[]).await;
 
     // 1. A chat call, under the client's trace.
     let t1 = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -348,6 +354,42 @@ async fn calls_make_genai_spans_at_the_otlp_endpoint_the_environment_names() {
             .all(|s| s.attr("gen_ai.input.messages").is_null()
                 || s.attr("gen_ai.request.model") == "logged")
     );
+}
+
+#[tokio::test]
+async fn spans_go_as_otlp_json_when_the_protocol_says_so() {
+    let otlp = MockOtlp::start().await;
+    let upstream = MockOpenAi::start().await;
+    let chat = model(
+        "chat",
+        vec![deployment("a", &upstream.base_url(), "gpt-4o-mini")],
+    );
+    let snapshot = with(vec![chat], vec![key("app", SECRET)], vec![]);
+    let dir = std::env::temp_dir().join(format!("llmesh-otel-json-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = [("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/json")];
+    let (_sidecar, api) = start(
+        &dir,
+        &otlp,
+        &serde_json::to_value(&*snapshot).unwrap(),
+        &json,
+    )
+    .await;
+    let trace = "8bf92f3577b34da6a3ce929d0e0e4730";
+    let parent = traceparent(trace, "00f067aa0ba902b7", true);
+    let (status, _, _) = post_with(api, chat_body("chat"), Some(&parent)).await;
+    assert_eq!(status, StatusCode::OK);
+    let spans = otlp.wait_for_spans(2, Duration::from_secs(20)).await;
+    assert!(
+        otlp.requests()
+            .iter()
+            .all(|r| r.header("content-type") == Some("application/json")),
+        "every export is OTLP/JSON"
+    );
+    let server = spans.iter().find(|s| s.kind == kind::SERVER).unwrap();
+    assert_eq!(server.trace_id, trace);
+    assert_eq!(server.attr("gen_ai.request.model"), "chat");
+    assert!(server.attr("gen_ai.usage.output_tokens").as_i64() > Some(0));
 }
 
 fn chat_body(model: &str) -> Value {

@@ -1,7 +1,8 @@
 //! An OpenTelemetry collector's OTLP/HTTP trace receiver, on the mock core: it takes
 //! `POST /v1/traces` in protobuf (`application/x-protobuf`, the exporters' default) or
-//! JSON (`application/json`), answers as a collector does (an empty
-//! `ExportTraceServiceResponse`), and hands the spans it got to the test, decoded.
+//! OTLP/JSON (`application/json`), refuses what it cannot decode (400), answers as a
+//! collector does (an empty `ExportTraceServiceResponse`), and hands the spans it got to
+//! the test, decoded.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -78,11 +79,7 @@ impl Provider for Otlp {
         let json = req
             .header("content-type")
             .is_some_and(|t| t.starts_with("application/json"));
-        let decoded = if json {
-            serde_json::from_slice::<Value>(&req.body).is_ok()
-        } else {
-            ExportTraceServiceRequest::decode(req.body.as_ref()).is_ok()
-        };
+        let decoded = decode(req).is_some();
         Some(match (decoded, json) {
             (false, _) => Resolved::whole(
                 StatusCode::BAD_REQUEST,
@@ -110,11 +107,11 @@ impl Provider for Otlp {
 }
 
 impl Mock<Otlp> {
-    /// Every span received so far (protobuf exports; JSON ones are skipped).
+    /// Every span received so far, from protobuf and JSON exports alike.
     pub fn spans(&self) -> Vec<Span> {
         let mut spans = Vec::new();
         for req in self.requests() {
-            let Ok(export) = ExportTraceServiceRequest::decode(req.body.as_ref()) else {
+            let Some(export) = decode(&req) else {
                 continue;
             };
             for resource_spans in export.resource_spans {
@@ -151,6 +148,18 @@ impl Mock<Otlp> {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+}
+
+/// An export request, by its content type: OTLP/JSON (ids in hex) or protobuf.
+fn decode(req: &Recorded) -> Option<ExportTraceServiceRequest> {
+    let json = req
+        .header("content-type")
+        .is_some_and(|t| t.starts_with("application/json"));
+    if json {
+        serde_json::from_slice(&req.body).ok()
+    } else {
+        ExportTraceServiceRequest::decode(req.body.as_ref()).ok()
     }
 }
 

@@ -263,6 +263,11 @@ pub struct ResponseFacts {
     pub finish_reasons: Vec<String>,
 }
 
+/// The longest `gen_ai.response.*` value kept.
+const MAX_FACT_BYTES: usize = 256;
+/// The most finish reasons kept (one per choice).
+const MAX_FINISH_REASONS: usize = 16;
+
 /// The fields of a whole answer, in any client API, that say what it is.
 #[derive(serde::Deserialize)]
 struct Answer {
@@ -289,15 +294,28 @@ impl ResponseFacts {
         let Ok(answer) = serde_json::from_slice::<Answer>(body) else {
             return ResponseFacts::default();
         };
-        let mut finish_reasons: Vec<String> = answer
+        // What an upstream says is bounded before it becomes an attribute.
+        let cut = |mut text: String| {
+            if text.len() > MAX_FACT_BYTES {
+                let mut end = MAX_FACT_BYTES;
+                while !text.is_char_boundary(end) {
+                    end -= 1;
+                }
+                text.truncate(end);
+            }
+            text
+        };
+        let finish_reasons: Vec<String> = answer
             .choices
             .into_iter()
             .filter_map(|c| c.finish_reason)
+            .chain(answer.stop_reason.or(answer.status))
+            .take(MAX_FINISH_REASONS)
+            .map(cut)
             .collect();
-        finish_reasons.extend(answer.stop_reason.or(answer.status));
         ResponseFacts {
-            id: answer.id,
-            model: answer.model,
+            id: answer.id.map(cut),
+            model: answer.model.map(cut),
             finish_reasons,
         }
     }
@@ -421,5 +439,33 @@ impl AttemptSpan {
             }
             span.end();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn response_facts_come_from_each_api_and_are_bounded() {
+        let chat = br#"{"id":"chatcmpl-1","model":"gpt-4o","choices":[{"finish_reason":"stop"},{"finish_reason":"length"}]}"#;
+        let facts = ResponseFacts::read(chat);
+        assert_eq!(facts.id.as_deref(), Some("chatcmpl-1"));
+        assert_eq!(facts.finish_reasons, ["stop", "length"]);
+        let messages = br#"{"id":"msg_1","model":"claude","stop_reason":"tool_use","content":[]}"#;
+        assert_eq!(ResponseFacts::read(messages).finish_reasons, ["tool_use"]);
+        let responses = br#"{"id":"resp_1","model":"gpt-5","status":"incomplete","output":[]}"#;
+        assert_eq!(
+            ResponseFacts::read(responses).finish_reasons,
+            ["incomplete"]
+        );
+        assert_eq!(ResponseFacts::read(b"not json"), ResponseFacts::default());
+        let huge = serde_json::json!({
+            "id": "x".repeat(10_000),
+            "choices": vec![serde_json::json!({"finish_reason": "stop"}); 1000],
+        });
+        let facts = ResponseFacts::read(huge.to_string().as_bytes());
+        assert_eq!(facts.id.map(|id| id.len()), Some(MAX_FACT_BYTES));
+        assert_eq!(facts.finish_reasons.len(), MAX_FINISH_REASONS);
     }
 }

@@ -515,7 +515,7 @@ async fn the_total_timeout_ends_a_stream_with_an_error_event() {
     let Ok(Answer::Stream(mut relay)) = result else {
         panic!("expected a stream")
     };
-    relay.deliver(Box::new(|_, _, _| {}), |e, _| sse_event(e));
+    relay.deliver(Box::new(|_, _, _, _| {}), |e, _| sse_event(e));
     let bytes = relay.collect().await.unwrap().to_bytes();
     let text = String::from_utf8(bytes.to_vec()).unwrap();
     assert!(text.starts_with("data: {\"n\":1}\n\n"), "{text}");
@@ -537,7 +537,7 @@ async fn the_total_timeout_ends_a_stream_that_never_pauses() {
     let Ok(Answer::Stream(mut relay)) = result else {
         panic!("expected a stream")
     };
-    relay.deliver(Box::new(|_, _, _| {}), |e, _| sse_event(e));
+    relay.deliver(Box::new(|_, _, _, _| {}), |e, _| sse_event(e));
     // Paused time only moves when told: one second per frame read.
     for _ in 0..100 {
         let frame = relay.frame().await.unwrap().unwrap().into_data().unwrap();

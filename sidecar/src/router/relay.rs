@@ -18,6 +18,7 @@ use crate::config::snapshot::CooldownSpec;
 use crate::domain::{ApiError, ErrorKind, Usage};
 use crate::provider::{StreamError, StreamTranslator};
 use crate::router::state::{DeploymentState, InFlight};
+use crate::telemetry::spans::{ResponseFacts, StreamFacts};
 use crate::upstream::UpstreamBody;
 
 /// How a relayed stream ended.
@@ -32,9 +33,11 @@ pub enum StreamEnd {
 }
 
 /// Called once when the stream ends, with the usage the stream reported, for metering,
-/// metrics and logs, and, for a stream that completed, the whole answer it amounted to
-/// where the client's API keeps answers (see [`StreamTranslator::answer`]).
-pub type OnEnd = Box<dyn FnOnce(StreamEnd, Option<Usage>, Option<Bytes>) + Send + Sync>;
+/// metrics and logs; for a stream that completed, the whole answer it amounted to where
+/// the client's API keeps answers (see [`StreamTranslator::answer`]); and what its
+/// events said of the answer, if asked for ([`Relay::watch_facts`]).
+pub type OnEnd =
+    Box<dyn FnOnce(StreamEnd, Option<Usage>, Option<Bytes>, Option<ResponseFacts>) + Send + Sync>;
 
 /// Renders the error event a stream that fails mid-way ends with, in the client's API,
 /// with the sequence number it takes where the API numbers its events (see
@@ -58,6 +61,8 @@ pub struct Relay {
     cooldown: CooldownSpec,
     on_end: Option<OnEnd>,
     render: Option<RenderError>,
+    /// What the events say of the answer, gathered for a span that records.
+    facts: Option<Box<StreamFacts>>,
     /// What ended the upstream behind the last batch, delivered on the next poll.
     held: Option<Held>,
     /// Events read but not yet handed out, while the upstream's connection gets a turn
@@ -159,6 +164,7 @@ impl Relay {
             state,
             cooldown,
             on_end: None,
+            facts: None,
             render: None,
             held: None,
             gathered: Batch::default(),
@@ -173,6 +179,23 @@ impl Relay {
     pub fn deliver(&mut self, on_end: OnEnd, render: RenderError) {
         self.on_end = Some(on_end);
         self.render = Some(render);
+    }
+
+    /// Gathers what the events say of the answer (id, model, finish reasons) for the
+    /// end's callback: a byte search of each batch, paid only when asked for.
+    pub fn watch_facts(&mut self) {
+        let mut facts = StreamFacts::default();
+        if let Some(first) = &self.first {
+            facts.scan(first);
+        }
+        self.facts = Some(Box::new(facts));
+    }
+
+    /// Events the translator made, on their way to the client.
+    fn seen(&mut self, events: &Bytes) {
+        if let Some(facts) = &mut self.facts {
+            facts.scan(events);
+        }
     }
 
     /// Reads until the first whole event and keeps it for the client. Callers bound this
@@ -230,7 +253,8 @@ impl Relay {
                 StreamEnd::Complete => self.translator.answer(),
                 _ => None,
             };
-            on_end(end, self.translator.usage(), answer);
+            let facts = self.facts.take().map(|f| f.into_facts());
+            on_end(end, self.translator.usage(), answer, facts);
         }
     }
 
@@ -238,6 +262,9 @@ impl Relay {
     fn end(&mut self) -> Poll<Option<Result<Frame<Bytes>, std::convert::Infallible>>> {
         match self.translator.finish() {
             Ok(rest) => {
+                if let Some(rest) = &rest {
+                    self.seen(rest);
+                }
                 self.finish(StreamEnd::Complete);
                 Poll::Ready(rest.map(|b| Ok(Frame::data(b))))
             }
@@ -341,6 +368,7 @@ impl Body for Relay {
                     };
                     match this.translator.feed(data) {
                         Ok(Some(events)) => {
+                            this.seen(&events);
                             batch.push(events);
                             if batch.len() >= COALESCE_BYTES {
                                 break;
@@ -435,7 +463,7 @@ mod tests {
             state,
             CooldownSpec::default(),
         );
-        relay.deliver(Box::new(|_, _, _| {}), render);
+        relay.deliver(Box::new(|_, _, _, _| {}), render);
         relay
     }
 
@@ -549,7 +577,7 @@ mod tests {
             state,
             CooldownSpec::default(),
         );
-        relay.deliver(Box::new(|_, _, _| {}), render);
+        relay.deliver(Box::new(|_, _, _, _| {}), render);
         relay
     }
 
@@ -647,7 +675,7 @@ mod tests {
             state,
             CooldownSpec::default(),
         );
-        r.deliver(Box::new(|_, _, _| {}), render);
+        r.deliver(Box::new(|_, _, _, _| {}), render);
         r.first_event().await.unwrap();
         for _ in 0..100 {
             let frame = r.frame().await.unwrap().unwrap().into_data().unwrap();
@@ -677,7 +705,7 @@ mod tests {
         // releases it at the end, so the first event is the whole stream.
         let (tx, rx) = std::sync::mpsc::channel();
         let mut r = relay(vec![Ok("data: 1\n")]);
-        r.deliver(Box::new(move |end, _, _| tx.send(end).unwrap()), render);
+        r.deliver(Box::new(move |end, _, _, _| tx.send(end).unwrap()), render);
         r.first_event().await.unwrap();
         let frame = r.frame().await.unwrap().unwrap().into_data().unwrap();
         assert_eq!(frame, "data: 1\n\n");
@@ -694,14 +722,14 @@ mod tests {
     async fn reports_how_the_stream_ended() {
         let (tx, rx) = std::sync::mpsc::channel();
         let mut r = relay(vec![Ok("data: 1\n\n"), Ok("data: 2\n\n")]);
-        r.deliver(Box::new(move |end, _, _| tx.send(end).unwrap()), render);
+        r.deliver(Box::new(move |end, _, _, _| tx.send(end).unwrap()), render);
         r.first_event().await.unwrap();
         drop(r);
         assert_eq!(rx.recv().unwrap(), StreamEnd::ClientGone);
 
         let (tx, rx) = std::sync::mpsc::channel();
         let mut r = relay(vec![Ok("data: 1\n\n")]);
-        r.deliver(Box::new(move |end, _, _| tx.send(end).unwrap()), render);
+        r.deliver(Box::new(move |end, _, _, _| tx.send(end).unwrap()), render);
         collect(r).await;
         assert_eq!(rx.recv().unwrap(), StreamEnd::Complete);
     }

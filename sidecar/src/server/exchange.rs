@@ -338,9 +338,13 @@ impl Exchange {
             headers.insert(cached::HEADER, HeaderValue::from_static(outcome.header()));
         }
         if let ProxyBody::Stream(relay) = response.body_mut() {
+            if self.span.as_ref().is_some_and(CallSpan::is_recording) {
+                relay.watch_facts();
+            }
             let render = render::stream_renderer(self.endpoint);
             relay.deliver(
-                Box::new(move |end, usage, answer| {
+                Box::new(move |end, usage, answer, facts| {
+                    self.facts = facts;
                     self.streamed(model, deployment, end, usage, answer)
                 }),
                 render,

@@ -341,6 +341,68 @@ impl ResponseFacts {
     }
 }
 
+/// [`ResponseFacts`] of a stream, gathered from the events the client gets, in any of
+/// the three APIs: the first `"id"` and `"model"` (the opening event carries both), and
+/// each `"finish_reason"` (chat), `"stop_reason"` (Messages) or terminal
+/// `response.*` event (Responses). A byte search, not a parse: a JSON string cannot hold
+/// an unescaped `":"`, so a match is never inside content. Only a span that records
+/// asks for it.
+#[derive(Debug, Default)]
+pub struct StreamFacts(ResponseFacts);
+
+impl StreamFacts {
+    /// Looks at events on their way to the client.
+    pub fn scan(&mut self, events: &[u8]) {
+        let facts = &mut self.0;
+        if facts.id.is_none() {
+            facts.id = value_after(events, b"\"id\":\"");
+        }
+        if facts.model.is_none() {
+            facts.model = value_after(events, b"\"model\":\"");
+        }
+        for key in [&b"\"finish_reason\":\""[..], b"\"stop_reason\":\""] {
+            let mut rest = events;
+            while let Some(at) = memchr::memmem::find(rest, key) {
+                rest = &rest[at + key.len()..];
+                if facts.finish_reasons.len() < MAX_FINISH_REASONS
+                    && let Some(reason) = value_after(rest, b"")
+                {
+                    facts.finish_reasons.push(reason);
+                }
+            }
+        }
+        for (event, status) in [
+            (&b"\"type\":\"response.completed\""[..], "completed"),
+            (b"\"type\":\"response.incomplete\"", "incomplete"),
+            (b"\"type\":\"response.failed\"", "failed"),
+        ] {
+            if facts.finish_reasons.len() < MAX_FINISH_REASONS
+                && memchr::memmem::find(events, event).is_some()
+            {
+                facts.finish_reasons.push(status.to_owned());
+            }
+        }
+    }
+
+    /// What was gathered.
+    pub fn into_facts(self) -> ResponseFacts {
+        self.0
+    }
+}
+
+/// The string value that starts right after `key` (its closing quote excluded), cut at
+/// [`MAX_FACT_BYTES`]; `None` when `key` is absent or the value is not plain text.
+fn value_after(bytes: &[u8], key: &[u8]) -> Option<String> {
+    let start = memchr::memmem::find(bytes, key)? + key.len();
+    let rest = &bytes[start..];
+    let end = memchr::memchr(b'"', rest)?;
+    let value = &rest[..end.min(MAX_FACT_BYTES)];
+    if value.contains(&b'\\') {
+        return None;
+    }
+    std::str::from_utf8(value).ok().map(str::to_owned)
+}
+
 /// One upstream attempt's span (none when tracing is off) and the trace headers its
 /// request carries.
 #[derive(Default)]
@@ -445,6 +507,33 @@ impl AttemptSpan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_facts_come_from_the_events_of_each_api() {
+        let mut chat = StreamFacts::default();
+        chat.scan(b"data: {\"id\":\"chatcmpl-9\",\"object\":\"chat.completion.chunk\",\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"say \\\"finish_reason\\\":\\\"x\\\"\"},\"finish_reason\":null}]}\n\n");
+        chat.scan(b"data: {\"id\":\"chatcmpl-9\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\ndata: [DONE]\n\n");
+        let facts = chat.into_facts();
+        assert_eq!(facts.id.as_deref(), Some("chatcmpl-9"));
+        assert_eq!(facts.model.as_deref(), Some("gpt-4o"));
+        assert_eq!(
+            facts.finish_reasons,
+            ["tool_calls"],
+            "content quoting the key is not a match"
+        );
+        let mut messages = StreamFacts::default();
+        messages.scan(b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-sonnet-4-5\",\"stop_reason\":null}}\n\n");
+        messages.scan(b"event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"}}\n\n");
+        let facts = messages.into_facts();
+        assert_eq!(facts.model.as_deref(), Some("claude-sonnet-4-5"));
+        assert_eq!(facts.finish_reasons, ["end_turn"]);
+        let mut responses = StreamFacts::default();
+        responses.scan(b"event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"id\":\"resp_1\",\"object\":\"response\",\"model\":\"gpt-5\"}}\n\n");
+        responses.scan(b"event: response.incomplete\ndata: {\"type\":\"response.incomplete\",\"sequence_number\":9}\n\n");
+        let facts = responses.into_facts();
+        assert_eq!(facts.id.as_deref(), Some("resp_1"));
+        assert_eq!(facts.finish_reasons, ["incomplete"]);
+    }
 
     #[test]
     fn response_facts_come_from_each_api_and_are_bounded() {

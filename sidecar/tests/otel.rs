@@ -301,9 +301,16 @@ async fn calls_make_genai_spans_at_the_otlp_endpoint_the_environment_names() {
     assert!(attempts[1].attr("gen_ai.usage.output_tokens").as_i64() > Some(0));
     // What the stream's events said of the answer, on the call and the attempt.
     for span in [server, attempts[1]] {
-        assert_eq!(span.attr("gen_ai.response.finish_reasons"), &json!(["stop"]));
+        assert_eq!(
+            span.attr("gen_ai.response.finish_reasons"),
+            &json!(["stop"])
+        );
         assert_eq!(span.attr("gen_ai.response.model"), "gpt-4o-mini");
-        assert!(span.attr("gen_ai.response.id").as_str().is_some_and(|id| !id.is_empty()));
+        assert!(
+            span.attr("gen_ai.response.id")
+                .as_str()
+                .is_some_and(|id| !id.is_empty())
+        );
     }
     assert_eq!(server.attr("llmesh.served_model"), "backup");
     assert_eq!(server.attr("llmesh.attempts"), 2);

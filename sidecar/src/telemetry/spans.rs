@@ -9,7 +9,10 @@
 
 use std::borrow::Cow;
 
+use std::sync::LazyLock;
+
 use http::HeaderMap;
+use memchr::memmem;
 use opentelemetry::propagation::TextMapPropagator as _;
 use opentelemetry::trace::{
     Span as _, SpanContext, SpanKind, Status, TraceContextExt as _, Tracer as _,
@@ -350,36 +353,62 @@ impl ResponseFacts {
 #[derive(Debug, Default)]
 pub struct StreamFacts(ResponseFacts);
 
+/// The searches [`StreamFacts::scan`] makes, built once.
+struct Needles {
+    id: memmem::Finder<'static>,
+    model: memmem::Finder<'static>,
+    /// Ends both `"finish_reason":"` and `"stop_reason":"`.
+    reason: memmem::Finder<'static>,
+    /// Starts every Responses event name.
+    response_event: memmem::Finder<'static>,
+}
+
+static NEEDLES: LazyLock<Needles> = LazyLock::new(|| Needles {
+    id: memmem::Finder::new(b"\"id\":\""),
+    model: memmem::Finder::new(b"\"model\":\""),
+    reason: memmem::Finder::new(b"_reason\":\""),
+    response_event: memmem::Finder::new(b"\"type\":\"response."),
+});
+
 impl StreamFacts {
     /// Looks at events on their way to the client.
     pub fn scan(&mut self, events: &[u8]) {
+        let needles = &*NEEDLES;
         let facts = &mut self.0;
         if facts.id.is_none() {
-            facts.id = value_after(events, b"\"id\":\"");
+            facts.id = needles
+                .id
+                .find(events)
+                .and_then(|at| value_at(events, at + needles.id.needle().len()));
         }
         if facts.model.is_none() {
-            facts.model = value_after(events, b"\"model\":\"");
+            facts.model = needles
+                .model
+                .find(events)
+                .and_then(|at| value_at(events, at + needles.model.needle().len()));
         }
-        for key in [&b"\"finish_reason\":\""[..], b"\"stop_reason\":\""] {
-            let mut rest = events;
-            while let Some(at) = memchr::memmem::find(rest, key) {
-                rest = &rest[at + key.len()..];
-                if facts.finish_reasons.len() < MAX_FINISH_REASONS
-                    && let Some(reason) = value_after(rest, b"")
-                {
-                    facts.finish_reasons.push(reason);
-                }
+        for at in needles.reason.find_iter(events) {
+            let key = &events[..at];
+            let named = key.ends_with(b"\"finish") || key.ends_with(b"\"stop");
+            if named
+                && facts.finish_reasons.len() < MAX_FINISH_REASONS
+                && let Some(reason) = value_at(events, at + needles.reason.needle().len())
+            {
+                facts.finish_reasons.push(reason);
             }
         }
-        for (event, status) in [
-            (&b"\"type\":\"response.completed\""[..], "completed"),
-            (b"\"type\":\"response.incomplete\"", "incomplete"),
-            (b"\"type\":\"response.failed\"", "failed"),
-        ] {
-            if facts.finish_reasons.len() < MAX_FINISH_REASONS
-                && memchr::memmem::find(events, event).is_some()
+        for at in needles.response_event.find_iter(events) {
+            let name = &events[at + needles.response_event.needle().len()..];
+            let status = [&b"completed\""[..], b"incomplete\"", b"failed\""]
+                .into_iter()
+                .find(|s| name.starts_with(s));
+            if let Some(status) = status
+                && facts.finish_reasons.len() < MAX_FINISH_REASONS
             {
-                facts.finish_reasons.push(status.to_owned());
+                let status = &status[..status.len() - 1];
+                facts
+                    .finish_reasons
+                    .push(String::from_utf8_lossy(status).into_owned());
             }
         }
     }
@@ -390,11 +419,10 @@ impl StreamFacts {
     }
 }
 
-/// The string value that starts right after `key` (its closing quote excluded), cut at
-/// [`MAX_FACT_BYTES`]; `None` when `key` is absent or the value is not plain text.
-fn value_after(bytes: &[u8], key: &[u8]) -> Option<String> {
-    let start = memchr::memmem::find(bytes, key)? + key.len();
-    let rest = &bytes[start..];
+/// The string value starting at `start` (up to its closing quote), cut at
+/// [`MAX_FACT_BYTES`]; `None` when it does not end or is not plain text.
+fn value_at(bytes: &[u8], start: usize) -> Option<String> {
+    let rest = bytes.get(start..)?;
     let end = memchr::memchr(b'"', rest)?;
     let value = &rest[..end.min(MAX_FACT_BYTES)];
     if value.contains(&b'\\') {

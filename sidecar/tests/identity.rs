@@ -469,19 +469,7 @@ async fn a_pod_without_the_identity_serves_the_rest_and_says_what_is_missing() {
 async fn the_sidecar_process_reads_the_webhooks_variables() {
     use std::process::{Command, Stdio};
 
-    struct Proc(std::process::Child);
-    impl Drop for Proc {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let free = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-    };
+    let free = free_port;
 
     let tokens = Tokens::default();
     let upstream = Mock::start_with(OpenAi::with_entra(&tokens)).await;

@@ -10,7 +10,7 @@ mod support;
 use std::io::Read;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use http::StatusCode;
@@ -18,13 +18,6 @@ use llmesh_tests::MockOpenAi;
 use support::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_llmesh-sidecar");
-
-fn free_port() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
 
 fn write_snapshot(path: &Path, version: &str, base_url: &str, deployment_name: &str) {
     let snap = snapshot(
@@ -35,15 +28,6 @@ fn write_snapshot(path: &Path, version: &str, base_url: &str, deployment_name: &
         )],
     );
     std::fs::write(path, serde_json::to_vec_pretty(&*snap).unwrap()).unwrap();
-}
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 async fn wait_until<F: AsyncFnMut() -> bool>(mut check: F, what: &str) {

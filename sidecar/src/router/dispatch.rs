@@ -476,8 +476,7 @@ async fn attempt(
     };
     if let Some(mut pieces) = pieces {
         for piece in &mut pieces {
-            let uri = piece.uri().clone();
-            span.send(&uri, piece.headers_mut());
+            span.send(&trace.propagation, piece);
         }
         let tokens = call.estimated_tokens;
         return fan_out::attempt(deployment, &view, pieces, deadline, trace, metrics, tokens).await;
@@ -486,8 +485,7 @@ async fn attempt(
         deployment.dialect.request(v)
     })
     .map_err(|e| translate_failure(e, deployment))?;
-    let uri = request.uri().clone();
-    span.send(&uri, request.headers_mut());
+    span.send(&trace.propagation, &mut request);
     let view = match &trimmed {
         Some(body) => CallView { body, ..view },
         None => view,

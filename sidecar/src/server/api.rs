@@ -184,15 +184,9 @@ async fn serve(
         .ok_or_else(|| ApiError::model_not_found(&model_name))?;
     exchange.set_requested(requested.clone());
     exchange.capture_input(&call);
-    let scope = key.as_ref().map(|k| k.name.clone());
+    let scope = key.as_deref().map(|k| k.name.as_str());
     let stateful = exchange.continued.is_some();
-    let lookup = cached::lookup(
-        &requested,
-        &call,
-        scope.as_deref(),
-        &parts.headers,
-        stateful,
-    );
+    let lookup = cached::lookup(&requested, &call, scope, &parts.headers, stateful);
     if let Lookup::Hit(_) = lookup {
         // A hit takes no tokens: the key's rpm and parallel limits count it, its tpm
         // does not.

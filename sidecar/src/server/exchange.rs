@@ -41,12 +41,13 @@ use crate::telemetry::spans::{self, AttemptSpan, CallSpan, Finish, ResponseFacts
 enum End {
     /// Not ended: dropped like this, the client went away (or a panic unwound).
     Open,
-    /// Answered with an error; `detail` is what the log says of it, `kind` is its
-    /// `error.type` (a code of the gateway's own, or the status: a bounded set).
+    /// Answered with an error; `detail` is what the log says of it, `code` the
+    /// gateway's own error code, if it is one (an upstream's code is not: its
+    /// `error.type` is then the status, so the set stays bounded).
     Failed {
         status: StatusCode,
         detail: String,
-        kind: Cow<'static, str>,
+        code: Option<&'static str>,
     },
     /// Answered by a deployment; a stream says how it ended.
     Served {
@@ -171,7 +172,8 @@ impl Exchange {
             admission,
             Trace {
                 progress: Some(progress.clone()),
-                propagation: self.trace.propagation.clone(),
+                // The task's trace replaces this one when it answers.
+                propagation: std::mem::take(&mut self.trace.propagation),
                 ..Trace::default()
             },
         );
@@ -380,14 +382,14 @@ impl Exchange {
         } else {
             err.message.clone()
         };
-        let kind = match &err.code {
-            Some(Cow::Borrowed(code)) => Cow::Borrowed(*code),
-            _ => Cow::Owned(err.status.as_str().to_owned()),
+        let code = match &err.code {
+            Some(Cow::Borrowed(code)) => Some(*code),
+            _ => None,
         };
         self.end = End::Failed {
             status: err.status,
             detail,
-            kind,
+            code,
         };
     }
 
@@ -433,17 +435,17 @@ impl Exchange {
         usage: Option<Usage>,
         elapsed: Duration,
     ) {
-        let error: Option<Cow<'static, str>> = match &self.end {
+        let error: Option<&str> = match &self.end {
             End::Open
             | End::Served {
                 stream: Some(StreamEnd::ClientGone),
                 ..
-            } => Some(Cow::Borrowed("client_closed")),
-            End::Failed { kind, .. } => Some(kind.clone()),
+            } => Some("client_closed"),
+            End::Failed { status, code, .. } => Some(code.unwrap_or_else(|| status.as_str())),
             End::Served {
                 stream: Some(StreamEnd::Failed),
                 ..
-            } => Some(Cow::Borrowed("stream_failed")),
+            } => Some("stream_failed"),
             End::Served { .. } | End::Cached => None,
         };
         let provider = served.map(|(_, d)| d.provider_label);
@@ -454,7 +456,7 @@ impl Exchange {
             let metrics = &self.proxy.metrics;
             metrics
                 .genai_duration
-                .with_label_values(&[operation, provider, model, error.as_deref().unwrap_or("")])
+                .with_label_values(&[operation, provider, model, error.unwrap_or("")])
                 .observe(elapsed.as_secs_f64());
             if let Some(usage) = usage {
                 let tokens = [
@@ -471,7 +473,7 @@ impl Exchange {
         }
         let attempt_end = Finish {
             status: Some(status.as_u16()),
-            error: error.as_deref(),
+            error,
             provider,
             deployment: served.map(|(_, d)| d.name.as_str()),
             usage,

@@ -96,12 +96,9 @@ pub fn output(endpoint: Endpoint, body: &[u8]) -> Vec<KeyValue> {
 
 fn attribute(name: &'static str, value: &Value, kv: &mut Vec<KeyValue>) {
     let mut text = value.to_string();
-    if text.len() > MAX_ATTRIBUTE_BYTES {
-        let mut cut = MAX_ATTRIBUTE_BYTES;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        text.truncate(cut);
+    let kept = super::spans::prefix(&text, MAX_ATTRIBUTE_BYTES).len();
+    if kept < text.len() {
+        text.truncate(kept);
         kv.push(KeyValue::new("llmesh.content_truncated", true));
     }
     kv.push(KeyValue::new(name, text));

@@ -47,7 +47,7 @@ pub fn provider_name(label: &'static str) -> &'static str {
 }
 
 /// How a call's upstream requests carry the trace.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub enum Propagation {
     /// Nothing to send: tracing is off and the client sent no trace context.
     #[default]
@@ -266,6 +266,15 @@ pub struct ResponseFacts {
     pub finish_reasons: Vec<String>,
 }
 
+/// The longest prefix of `text` within `max` bytes that ends on a character boundary.
+pub(super) fn prefix(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// The longest `gen_ai.response.*` value kept.
 const MAX_FACT_BYTES: usize = 256;
 /// The most finish reasons kept (one per choice).
@@ -299,13 +308,7 @@ impl ResponseFacts {
         };
         // What an upstream says is bounded before it becomes an attribute.
         let cut = |mut text: String| {
-            if text.len() > MAX_FACT_BYTES {
-                let mut end = MAX_FACT_BYTES;
-                while !text.is_char_boundary(end) {
-                    end -= 1;
-                }
-                text.truncate(end);
-            }
+            text.truncate(prefix(&text, MAX_FACT_BYTES).len());
             text
         };
         let finish_reasons: Vec<String> = answer
@@ -424,21 +427,19 @@ impl StreamFacts {
 fn value_at(bytes: &[u8], start: usize) -> Option<String> {
     let rest = bytes.get(start..)?;
     let end = memchr::memchr(b'"', rest)?;
-    let value = &rest[..end.min(MAX_FACT_BYTES)];
-    if value.contains(&b'\\') {
+    let value = std::str::from_utf8(&rest[..end]).ok()?;
+    if value.contains('\\') {
         return None;
     }
-    std::str::from_utf8(value).ok().map(str::to_owned)
+    Some(prefix(value, MAX_FACT_BYTES).to_owned())
 }
 
-/// One upstream attempt's span (none when tracing is off) and the trace headers its
-/// request carries.
+/// One upstream attempt's span; none when tracing is off.
 #[derive(Default)]
 pub struct AttemptSpan {
     /// Boxed: an SDK span is some 400 bytes, and the served attempt's rides along with
     /// the answer.
     span: Option<Box<Span>>,
-    headers: Option<HeaderMap>,
 }
 
 /// Facts of an attempt known when it starts.
@@ -458,61 +459,61 @@ pub struct AttemptStart<'a> {
 }
 
 impl Propagation {
-    /// Starts an attempt: its span under the call's, or the client's headers to pass on.
+    /// Starts an attempt: its span under the call's, when tracing is on.
     pub fn attempt(&self, start: &AttemptStart<'_>) -> AttemptSpan {
-        match self {
-            Propagation::None => AttemptSpan::default(),
-            Propagation::Forward(headers) => AttemptSpan {
-                span: None,
-                headers: Some(headers.clone()),
-            },
-            Propagation::Traced { tracer, parent } => {
-                let operation = operation(start.endpoint);
-                let span = tracer
-                    .span_builder(format!("{operation} {}", start.upstream_model))
-                    .with_kind(SpanKind::Client)
-                    .with_attributes([
-                        KeyValue::new("gen_ai.operation.name", operation),
-                        KeyValue::new("gen_ai.provider.name", provider_name(start.provider)),
-                        KeyValue::new("gen_ai.request.model", start.upstream_model.to_owned()),
-                        KeyValue::new("llmesh.model", start.model.to_owned()),
-                        KeyValue::new("llmesh.deployment", start.deployment.to_owned()),
-                        KeyValue::new("llmesh.attempt", i64::from(start.number)),
-                    ])
-                    .start_with_context(tracer, parent);
-                let context = Context::new().with_remote_span_context(span.span_context().clone());
-                let mut headers = HeaderMap::new();
-                TraceContextPropagator::new()
-                    .inject_context(&context, &mut HeaderInjector(&mut headers));
-                AttemptSpan {
-                    span: Some(Box::new(span)),
-                    headers: Some(headers),
-                }
-            }
+        let Propagation::Traced { tracer, parent } = self else {
+            return AttemptSpan::default();
+        };
+        let operation = operation(start.endpoint);
+        let span = tracer
+            .span_builder(format!("{operation} {}", start.upstream_model))
+            .with_kind(SpanKind::Client)
+            .with_attributes([
+                KeyValue::new("gen_ai.operation.name", operation),
+                KeyValue::new("gen_ai.provider.name", provider_name(start.provider)),
+                KeyValue::new("gen_ai.request.model", start.upstream_model.to_owned()),
+                KeyValue::new("llmesh.model", start.model.to_owned()),
+                KeyValue::new("llmesh.deployment", start.deployment.to_owned()),
+                KeyValue::new("llmesh.attempt", i64::from(start.number)),
+            ])
+            .start_with_context(tracer, parent);
+        AttemptSpan {
+            span: Some(Box::new(span)),
         }
     }
 }
 
 impl AttemptSpan {
-    /// Puts the trace context on an upstream request, and its address on the span.
-    pub fn send(&mut self, uri: &http::Uri, headers: &mut HeaderMap) {
-        if let Some(trace) = &self.headers {
-            for (name, value) in trace {
-                headers.insert(name.clone(), value.clone());
+    /// Puts the trace context on an upstream request (the attempt's, or the client's as
+    /// it came when tracing is off), and the request's address on the span.
+    pub fn send<B>(&mut self, propagation: &Propagation, request: &mut http::Request<B>) {
+        match (propagation, &mut self.span) {
+            (Propagation::None, _) => {}
+            (Propagation::Forward(trace), _) => {
+                for (name, value) in trace {
+                    request.headers_mut().insert(name.clone(), value.clone());
+                }
             }
-        }
-        if let Some(span) = self.span.as_mut().filter(|s| s.is_recording()) {
-            if let Some(host) = uri.host() {
-                span.set_attribute(KeyValue::new("server.address", host.to_owned()));
+            (Propagation::Traced { .. }, Some(span)) => {
+                let context = Context::new().with_remote_span_context(span.span_context().clone());
+                TraceContextPropagator::new()
+                    .inject_context(&context, &mut HeaderInjector(request.headers_mut()));
+                if span.is_recording() {
+                    let uri = request.uri();
+                    if let Some(host) = uri.host() {
+                        span.set_attribute(KeyValue::new("server.address", host.to_owned()));
+                    }
+                    let port = uri.port_u16().or(match uri.scheme_str() {
+                        Some("https") => Some(443),
+                        Some("http") => Some(80),
+                        _ => None,
+                    });
+                    if let Some(port) = port {
+                        span.set_attribute(KeyValue::new("server.port", i64::from(port)));
+                    }
+                }
             }
-            let port = uri.port_u16().or(match uri.scheme_str() {
-                Some("https") => Some(443),
-                Some("http") => Some(80),
-                _ => None,
-            });
-            if let Some(port) = port {
-                span.set_attribute(KeyValue::new("server.port", i64::from(port)));
-            }
+            (Propagation::Traced { .. }, None) => {}
         }
     }
 

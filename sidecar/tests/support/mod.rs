@@ -76,6 +76,24 @@ pub fn snapshot(version: &str, models: Vec<ModelSpec>) -> Arc<Snapshot> {
     })
 }
 
+/// A child process (the built binary), killed and reaped when dropped.
+pub struct Proc(pub std::process::Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A loopback address with a free port, for a process to listen on.
+pub fn free_port() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
 /// A sidecar serving on ephemeral loopback ports.
 pub struct Running {
     pub api: SocketAddr,
